@@ -1,0 +1,5 @@
+"""``python -m gpuseg``."""
+
+from .cli import main
+
+raise SystemExit(main())

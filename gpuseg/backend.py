@@ -1,0 +1,317 @@
+"""Device detection and the array/frame namespaces: the only importer of GPU libraries.
+
+Nothing in this module touches CUDA at import time. :func:`select` probes the machine when
+a run starts; everything downstream either receives the chosen :class:`Backend` or derives
+the namespace from its input with :func:`array_namespace` / :func:`frame_namespace`, so the
+same numeric code runs on NumPy and CuPy.
+
+Examples
+--------
+>>> from gpuseg import backend
+>>> be = backend.select("cpu")
+>>> be.name, be.xp.__name__, be.frame.__name__
+('cpu', 'numpy', 'pandas')
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import platform
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DeviceError
+
+__all__ = [
+    "Backend",
+    "GpuProbe",
+    "select",
+    "probe_gpu",
+    "import_optional",
+    "gpu_module",
+    "array_namespace",
+    "frame_namespace",
+    "is_gpu_array",
+    "is_gpu_frame",
+    "to_host",
+    "to_namespace",
+    "frame_to_array",
+    "synchronize",
+    "series_values",
+    "index_values",
+    "library_versions",
+]
+
+#: The extra that installs the GPU stack, named in install hints.
+GPU_EXTRA_HINT = "pip install 'gpuseg[gpu-cu13]' (or gpu-cu12 for CUDA 12)"
+
+_GPU_PACKAGES = {
+    "cupy": "cupy",
+    "cudf": "cudf",
+    "cuml": "cuml",
+    "dask_cuda": "dask-cuda",
+    "rmm": "rmm",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a run computes.
+
+    Attributes
+    ----------
+    name : {"gpu", "cpu"}
+    xp : module
+        ``cupy`` or ``numpy``.
+    frame : module
+        ``cudf`` or ``pandas``.
+    torch_device : {"cuda", "cpu"}
+    device_label : str
+        Human-readable device, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"CPU, 16 cores"``.
+    """
+
+    name: str
+    xp: ModuleType
+    frame: ModuleType
+    torch_device: str
+    device_label: str
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "gpu"
+
+
+@dataclass(frozen=True)
+class GpuProbe:
+    """Result of probing for a usable GPU stack."""
+
+    available: bool
+    reason: str
+    label: str = ""
+
+
+def import_optional(name: str, hint: str | None = None) -> ModuleType:
+    """Import an optional package or raise :class:`DeviceError` with an install hint.
+
+    Parameters
+    ----------
+    name : str
+        Module name, e.g. ``"cuml"``.
+    hint : str, optional
+        What to install; defaults to the GPU extra.
+
+    Returns
+    -------
+    module
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pkg = _GPU_PACKAGES.get(name.split(".")[0], name)
+        raise DeviceError(
+            f"{pkg} is needed for this but could not be imported ({exc}); "
+            f"install it with: {hint or GPU_EXTRA_HINT}"
+        ) from None
+
+
+def gpu_module(name: str) -> ModuleType:
+    """Return a GPU library (``cupy``, ``cudf``, ``cuml``, ``rmm``, ``dask_cuda``, or a submodule).
+
+    The single doorway through which the rest of gpuseg reaches RAPIDS and CuPy.
+    """
+    if name.split(".")[0] not in _GPU_PACKAGES:
+        raise ValueError(f"{name!r} is not a GPU library gpuseg uses")
+    return import_optional(name)
+
+
+@functools.lru_cache(maxsize=1)
+def probe_gpu() -> GpuProbe:
+    """Probe for a CUDA device and the RAPIDS stack (cached per process).
+
+    Counts devices through CuPy inside ``try`` (as cuML does), then checks that cuDF and
+    cuML import. The reason names the missing part.
+    """
+    if os.environ.get("GPUSEG_DISABLE_GPU"):
+        return GpuProbe(False, "GPU disabled by GPUSEG_DISABLE_GPU")
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError:
+        return GpuProbe(False, f"cupy is not installed; {GPU_EXTRA_HINT}")
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # CUDARuntimeError, driver missing, ...
+        return GpuProbe(False, f"no usable CUDA device ({type(exc).__name__}: {exc})")
+    if count == 0:
+        return GpuProbe(False, "no CUDA device found")
+    try:
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        label = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        mem_gib = props.get("totalGlobalMem", 0) / 2**30
+        if mem_gib:
+            label = f"{label} ({mem_gib:.0f} GiB)"
+        if count > 1:
+            label = f"{label} x{count}"
+    except Exception:  # pragma: no cover - label is cosmetic
+        label = f"{count} CUDA device(s)"
+    for mod in ("cudf", "cuml"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            return GpuProbe(False, f"CUDA device found but {mod} is not installed: {GPU_EXTRA_HINT}", label)
+        except Exception as exc:  # a broken install: CUDA version mismatch, ...
+            return GpuProbe(False, f"CUDA device found but {mod} failed to import: {exc}", label)
+    return GpuProbe(True, "CUDA device and RAPIDS found", label)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_label() -> str:
+    """A short CPU description such as ``"CPU, AMD EPYC 7B13, 2 cores"``."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        model = platform.processor()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ", ".join(p for p in ("CPU", model, f"{cores} cores") if p)
+
+
+def select(device: str = "auto") -> Backend:
+    """Choose where to compute.
+
+    Parameters
+    ----------
+    device : {"auto", "gpu", "cpu"}, default="auto"
+        ``auto`` takes the GPU when a CUDA device and RAPIDS are importable, else the CPU.
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    DeviceError
+        ``device="gpu"`` and no usable GPU stack; the message says which part is missing.
+    """
+    if device not in ("auto", "gpu", "cpu"):
+        raise DeviceError(f"--device must be auto, gpu or cpu, not {device!r}")
+    if device in ("auto", "gpu"):
+        probe = probe_gpu()
+        if probe.available:
+            return Backend(
+                name="gpu",
+                xp=importlib.import_module("cupy"),
+                frame=importlib.import_module("cudf"),
+                torch_device="cuda",
+                device_label=probe.label,
+            )
+        if device == "gpu":
+            raise DeviceError(f"--device gpu was requested but {probe.reason}")
+    return Backend(name="cpu", xp=np, frame=pd, torch_device="cpu", device_label=cpu_label())
+
+
+def _module_root(obj: Any) -> str:
+    return type(obj).__module__.split(".")[0]
+
+
+def is_gpu_array(x: Any) -> bool:
+    """True for CuPy arrays (checked without importing CuPy)."""
+    return _module_root(x) == "cupy"
+
+
+def is_gpu_frame(df: Any) -> bool:
+    """True for cuDF DataFrames and Series (checked without importing cuDF)."""
+    return _module_root(df) == "cudf"
+
+
+def array_namespace(*arrays: Any) -> ModuleType:
+    """The array module (``numpy`` or ``cupy``) of the inputs.
+
+    Mixing host and device arrays is a bug and raises ``TypeError``.
+    """
+    gpu = {is_gpu_array(a) for a in arrays if a is not None}
+    if gpu == {True}:
+        return importlib.import_module("cupy")
+    if len(gpu) > 1:
+        raise TypeError("inputs mix NumPy and CuPy arrays; move them to one device first")
+    return np
+
+
+def frame_namespace(df: Any) -> ModuleType:
+    """The frame module (``pandas`` or ``cudf``) of a DataFrame or Series."""
+    return importlib.import_module("cudf") if is_gpu_frame(df) else pd
+
+
+def to_host(x: Any) -> Any:
+    """NumPy array (or pandas object) from a CuPy array / cuDF object; host data unchanged."""
+    if is_gpu_array(x):
+        return x.get()
+    if is_gpu_frame(x):
+        return x.to_pandas()
+    return x
+
+
+def to_namespace(x: Any, xp: ModuleType) -> Any:
+    """Move an array to ``xp`` (``numpy`` or ``cupy``); no copy when it is already there."""
+    if xp is np:
+        return to_host(x)
+    return xp.asarray(x)
+
+
+def frame_to_array(df: Any, dtype: Any = np.float32) -> Any:
+    """Numeric DataFrame -> C-contiguous 2-D array on the frame's device.
+
+    cuDF hands out Fortran-order arrays; DLPack consumers and row-wise kernels want C order.
+    """
+    if is_gpu_frame(df):
+        cupy = importlib.import_module("cupy")
+        return cupy.ascontiguousarray(df.to_cupy(dtype=dtype))
+    return np.ascontiguousarray(df.to_numpy(dtype=dtype))
+
+
+def series_values(s: Any) -> Any:
+    """A Series' values as an array on its device (NumPy for pandas, CuPy for cuDF)."""
+    if is_gpu_frame(s):
+        return s.values
+    return s.to_numpy()
+
+
+def index_values(index: Any) -> list:
+    """A (small) Index as a host list, e.g. the categories of a categorical column."""
+    if is_gpu_frame(index):
+        index = index.to_pandas()
+    return list(index)
+
+
+def synchronize(x: Any = None) -> None:
+    """Wait for queued GPU work (for honest stage timings); a no-op on the CPU."""
+    if x is None or is_gpu_array(x) or is_gpu_frame(x):
+        mod = importlib.import_module("sys").modules.get("cupy")
+        if mod is not None:
+            try:
+                mod.cuda.get_current_stream().synchronize()
+            except Exception:  # pragma: no cover - no device initialised yet
+                pass
+
+
+def library_versions(backend: Backend) -> dict[str, str]:
+    """Versions of the libraries a run used (for metrics.json)."""
+    names = ["numpy", "pandas", "sklearn", "pyarrow"]
+    if backend.is_gpu:
+        names += ["cupy", "cudf", "cuml"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except Exception:
+            continue
+    return out

@@ -1,0 +1,349 @@
+"""Run configuration: one frozen :class:`RunConfig`, built from a TOML file and CLI options.
+
+A config file holds the same keys as the command line plus the stage sections::
+
+    input = "events/*.parquet"     # omit for the built-in synthetic data set
+    format = "events"              # events | orders | auto
+    out = "gpuseg-out"
+    device = "auto"                # auto | gpu | cpu
+    methods = ["kmeans"]
+    k = "2-10"                     # or 6, or [2, 10]
+    seed = 0
+
+    [rename]                       # source column -> gpuseg column
+    CustomerID = "customer_id"
+
+    [clean]
+    drop_duplicates = true
+    price_outliers = true          # IQR fence on prices / amounts
+    iqr_factor = 3.0
+    iqr_on_log = true              # fence on log1p(price): prices are log-normal
+    fill_missing = "unknown"       # unknown | mode (category_code, brand)
+    timestamp_format = ""          # strptime format; empty = detect
+
+    [features]
+    groups = ["rfm", "funnel", "sessions", "time", "category", "price"]
+    top_categories = 8
+    clv_horizon_days = 365
+    utc_offset_hours = 0
+    log_skewed = true
+    skew_threshold = 1.0
+
+    [evaluate]
+    silhouette_exact_max = 10000   # exact silhouette up to this many customers
+    silhouette_sample = 10000      # fixed-seed sample size above it
+
+Values given on the command line override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "RunConfig",
+    "CleanConfig",
+    "FeatureConfig",
+    "ClusterConfig",
+    "EvaluateConfig",
+    "FEATURE_GROUPS",
+    "K_LIMIT",
+    "parse_k",
+    "load_config_file",
+    "build_config",
+]
+
+#: Feature groups a user can switch on and off (``[features] groups``).
+FEATURE_GROUPS = ("rfm", "funnel", "sessions", "time", "category", "price")
+
+#: Largest k the sweep accepts; more segments than this are not a segmentation.
+K_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """Cleaning settings (see :mod:`gpuseg.prep.clean`)."""
+
+    drop_duplicates: bool = True
+    price_outliers: bool = True
+    iqr_factor: float = 3.0
+    iqr_on_log: bool = True
+    fill_missing: str = "unknown"
+    timestamp_format: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Feature-engineering settings (see :mod:`gpuseg.prep.features`)."""
+
+    groups: tuple[str, ...] = FEATURE_GROUPS
+    top_categories: int = 8
+    clv_horizon_days: float = 365.0
+    utc_offset_hours: float = 0.0
+    log_skewed: bool = True
+    skew_threshold: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Which methods run over which k."""
+
+    methods: tuple[str, ...] = ()
+    k_min: int = 2
+    k_max: int = 10
+    max_iter: int = 300
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation settings (see :mod:`gpuseg.evaluate`)."""
+
+    silhouette_exact_max: int = 10_000
+    silhouette_sample: int = 10_000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``gpuseg run`` needs.
+
+    Attributes
+    ----------
+    input : str or None
+        File, glob or folder; None runs on the built-in synthetic data set.
+    format : {"auto", "events", "orders"}
+    rename : tuple of (str, str)
+        Source column -> gpuseg column.
+    out : str
+        Output folder.
+    device : {"auto", "gpu", "cpu"}
+    seed : int
+    truth : str or None
+        File with the known segment of each customer (ARI/NMI are added).
+    synthetic_customers : int
+        Size of the built-in data set.
+    """
+
+    input: str | None = None
+    format: str = "auto"
+    rename: tuple[tuple[str, str], ...] = ()
+    out: str = "gpuseg-out"
+    device: str = "auto"
+    seed: int = 0
+    truth: str | None = None
+    synthetic_customers: int = 20_000
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def k_values(self) -> list[int]:
+        return list(range(self.cluster.k_min, self.cluster.k_max + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view (for metrics.json)."""
+        d = dataclasses.asdict(self)
+        d["rename"] = dict(self.rename)
+        return d
+
+
+_K_RE = re.compile(r"^\s*(\d+)\s*(?:(?:-|\.\.|:)\s*(\d+)\s*)?$")
+
+
+def parse_k(value: Any, option: str = "--k") -> tuple[int, int]:
+    """Parse ``"2-10"``, ``"6"``, ``6`` or ``[2, 10]`` into an inclusive (k_min, k_max).
+
+    Raises
+    ------
+    ConfigError
+        Malformed, k < 2, k_min > k_max or k above :data:`K_LIMIT`.
+    """
+    lo = hi = None
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        lo = hi = value
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        lo, hi = value
+    elif isinstance(value, str):
+        m = _K_RE.match(value)
+        if m:
+            lo = int(m.group(1))
+            hi = int(m.group(2)) if m.group(2) else lo
+    if lo is None or hi is None:
+        raise ConfigError(f"{option} expects a number of segments like 6 or a range like 2-10, not {value!r}")
+    if lo < 2:
+        raise ConfigError(f"{option} {value}: k must be at least 2 (one segment is no segmentation)")
+    if hi > K_LIMIT:
+        raise ConfigError(f"{option} {value}: k must be at most {K_LIMIT}")
+    if lo > hi:
+        raise ConfigError(f"{option} {value}: the range start must not exceed its end")
+    return lo, hi
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a plain dict (validated by :func:`build_config`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
+
+
+_TOP_KEYS = {"input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers"}
+_SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
+
+
+def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config [{name}] must be a table of settings")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, val in values.items():
+        if key not in known:
+            raise ConfigError(f"config [{name}]: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        default = known[key].default
+        if isinstance(default, bool):
+            if not isinstance(val, bool):
+                raise ConfigError(f"config [{name}] {key} must be true or false, not {val!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise ConfigError(f"config [{name}] {key} must be a number, not {val!r}")
+            val = type(default)(val) if isinstance(default, float) or float(val).is_integer() else val
+        elif isinstance(default, str):
+            if not isinstance(val, str):
+                raise ConfigError(f"config [{name}] {key} must be a string, not {val!r}")
+        elif isinstance(default, tuple):
+            if isinstance(val, str):
+                val = [v.strip() for v in val.split(",") if v.strip()]
+            if not isinstance(val, (list, tuple)) or not all(isinstance(v, str) for v in val):
+                raise ConfigError(f"config [{name}] {key} must be a list of names, not {val!r}")
+            val = tuple(val)
+        kwargs[key] = val
+    return cls(**kwargs)
+
+
+def _validate(cfg: RunConfig) -> None:
+    if cfg.format not in ("auto", "events", "orders"):
+        raise ConfigError(f"--format must be auto, events or orders, not {cfg.format!r}")
+    if cfg.device not in ("auto", "gpu", "cpu"):
+        raise ConfigError(f"--device must be auto, gpu or cpu, not {cfg.device!r}")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not (0 <= cfg.seed < 2**32):
+        raise ConfigError(f"--seed must be an integer in [0, 2**32), not {cfg.seed!r}")
+    if not isinstance(cfg.synthetic_customers, int) or cfg.synthetic_customers < 100:
+        raise ConfigError(f"synthetic_customers must be an integer >= 100, not {cfg.synthetic_customers!r}")
+    c = cfg.clean
+    if c.fill_missing not in ("unknown", "mode"):
+        raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
+    if not c.iqr_factor > 0:
+        raise ConfigError(f"config [clean] iqr_factor must be positive, not {c.iqr_factor!r}")
+    f = cfg.features
+    bad = [g for g in f.groups if g not in FEATURE_GROUPS]
+    if bad or not f.groups:
+        raise ConfigError(
+            f"config [features] groups: unknown {bad or 'empty list'}; choose from {', '.join(FEATURE_GROUPS)}"
+        )
+    if not isinstance(f.top_categories, int) or not 0 <= f.top_categories <= 50:
+        raise ConfigError(f"config [features] top_categories must be an integer in [0, 50], not {f.top_categories!r}")
+    if not f.clv_horizon_days > 0:
+        raise ConfigError(f"config [features] clv_horizon_days must be positive, not {f.clv_horizon_days!r}")
+    if not -14 <= f.utc_offset_hours <= 14:
+        raise ConfigError(f"config [features] utc_offset_hours must be within [-14, 14], not {f.utc_offset_hours!r}")
+    if not f.skew_threshold >= 0:
+        raise ConfigError(f"config [features] skew_threshold must be >= 0, not {f.skew_threshold!r}")
+    e = cfg.evaluate
+    for key in ("silhouette_exact_max", "silhouette_sample"):
+        v = getattr(e, key)
+        if not isinstance(v, int) or v < 100:
+            raise ConfigError(f"config [evaluate] {key} must be an integer >= 100, not {v!r}")
+
+
+def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
+    """Merge config-file values and command-line overrides into a validated :class:`RunConfig`.
+
+    Parameters
+    ----------
+    file_values : mapping, optional
+        As returned by :func:`load_config_file`.
+    **overrides
+        Command-line values; ``None`` means "not given". ``k`` accepts what
+        :func:`parse_k` accepts, ``methods`` a list or comma-separated string, ``rename`` a
+        mapping or a list of ``"OLD=NEW"`` strings.
+
+    Raises
+    ------
+    ConfigError
+    """
+    values: dict[str, Any] = dict(file_values or {})
+    for key in values:
+        if key not in _TOP_KEYS and key not in _SECTIONS:
+            raise ConfigError(
+                f"config: unknown setting {key!r}; known: {', '.join(sorted(_TOP_KEYS | set(_SECTIONS)))}"
+            )
+    sections = {name: values.pop(name, {}) for name in _SECTIONS}
+    for key, val in overrides.items():
+        if val is not None:
+            values[key] = val
+
+    kwargs: dict[str, Any] = {}
+    for key in ("input", "format", "out", "device", "truth"):
+        if key in values:
+            val = values[key]
+            if val is not None and not isinstance(val, str):
+                raise ConfigError(f"{key} must be a string, not {val!r}")
+            kwargs[key] = val
+    for key in ("seed", "synthetic_customers"):
+        if key in values:
+            kwargs[key] = values[key]
+    kwargs["rename"] = _parse_rename(values.get("rename", {}))
+
+    k_min, k_max = parse_k(values["k"]) if "k" in values else (ClusterConfig.k_min, ClusterConfig.k_max)
+    methods = values.get("methods", ())
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
+        raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
+    kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
+    for name, cls in _SECTIONS.items():
+        kwargs[name] = _section(name, cls, sections[name])
+    cfg = RunConfig(**kwargs)
+    _validate(cfg)
+    return cfg
+
+
+def _parse_rename(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        items = []
+        for item in value:
+            if not isinstance(item, str) or item.count("=") != 1 or item.startswith("=") or item.endswith("="):
+                raise ConfigError(f"--rename expects OLD=NEW, not {item!r}")
+            old, new = item.split("=")
+            items.append((old.strip(), new.strip()))
+    else:
+        raise ConfigError(f"rename must be a table of OLD = NEW names, not {value!r}")
+    for old, new in items:
+        if not isinstance(new, str) or not new:
+            raise ConfigError(f"rename {old!r}: the new name must be a non-empty string")
+        pairs.append((str(old), new))
+    news = [n for _, n in pairs]
+    dup = {n for n in news if news.count(n) > 1}
+    if dup:
+        raise ConfigError(f"--rename maps more than one column to {sorted(dup)[0]!r}")
+    return tuple(pairs)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg import backend
+from gpuseg.errors import DeviceError
+
+
+def test_import_touches_no_gpu_library():
+    code = (
+        "import sys, gpuseg, gpuseg.pipeline, gpuseg.cli, gpuseg.cluster, gpuseg.evaluate.metrics;"
+        "bad = [m for m in ('cupy', 'cudf', 'cuml', 'dask_cuda', 'rmm', 'torch') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_cpu_backend():
+    be = backend.select("cpu")
+    assert be.name == "cpu" and be.xp is np and be.frame is pd and be.torch_device == "cpu"
+    assert "cores" in be.device_label and not be.is_gpu
+
+
+def test_gpu_requested_without_gpu(monkeypatch):
+    monkeypatch.setattr(backend, "probe_gpu", lambda: backend.GpuProbe(False, "no CUDA device found"))
+    with pytest.raises(DeviceError, match="--device gpu was requested but no CUDA device found"):
+        backend.select("gpu")
+    assert backend.select("auto").name == "cpu"
+
+
+def test_probe_names_the_missing_part():
+    probe = backend.probe_gpu()
+    if not probe.available:
+        assert probe.reason and ("cupy" in probe.reason or "CUDA" in probe.reason or "disabled" in probe.reason)
+
+
+def test_bad_device_name():
+    with pytest.raises(DeviceError, match="auto, gpu or cpu"):
+        backend.select("tpu")
+
+
+def test_import_optional_gives_install_hint():
+    with pytest.raises(DeviceError, match="pip install"):
+        backend.import_optional("cuml_that_does_not_exist")
+    with pytest.raises(ValueError):
+        backend.gpu_module("numpy")
+
+
+def test_namespaces_and_moves():
+    x = np.arange(6.0).reshape(2, 3)
+    assert backend.array_namespace(x) is np and backend.array_namespace(x, None) is np
+    assert backend.to_host(x) is x and backend.to_namespace(x, np) is x
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    arr = backend.frame_to_array(df, np.float32)
+    assert arr.dtype == np.float32 and arr.flags.c_contiguous and arr.tolist() == [[1, 3], [2, 4]]
+    assert backend.frame_namespace(df) is pd
+
+
+@pytest.mark.gpu
+def test_gpu_arrays_round_trip():
+    probe = backend.probe_gpu()
+    if not probe.available:
+        pytest.skip(probe.reason)
+    be = backend.select("gpu")
+    x = be.xp.arange(6.0).reshape(2, 3)
+    assert backend.array_namespace(x) is be.xp and backend.is_gpu_array(x)
+    with pytest.raises(TypeError, match="mix"):
+        backend.array_namespace(x, np.zeros(2))
+    df = be.frame.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    arr = backend.frame_to_array(df, np.float32)
+    assert arr.flags.c_contiguous and backend.to_host(arr).tolist() == [[1, 3], [2, 4]]

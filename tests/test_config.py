@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+
+from gpuseg.config import K_LIMIT, build_config, load_config_file, parse_k
+from gpuseg.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("2-10", (2, 10)), ("6", (6, 6)), (6, (6, 6)), ([3, 5], (3, 5)), (" 4 .. 8 ", (4, 8)), ("2:3", (2, 3))],
+    ids=["range", "one", "int", "list", "dots", "colon"],
+)
+def test_parse_k(value, expected):
+    assert parse_k(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [("1-5", "at least 2"), ("8-4", "must not exceed"), (f"2-{K_LIMIT + 1}", "at most"), ("six", "expects"),
+     (True, "expects"), ("2-", "expects")],
+    ids=["k1", "reversed", "too-big", "word", "bool", "open"],
+)
+def test_parse_k_rejects(value, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_k(value)
+
+
+def test_file_values_and_overrides(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(
+        'input = "a.csv"\nk = "3-5"\nmethods = ["kmeans_random"]\nseed = 4\n'
+        '[rename]\nCustomerID = "customer_id"\n'
+        '[clean]\niqr_factor = 2\nfill_missing = "mode"\n'
+        '[features]\ngroups = ["rfm", "time"]\ntop_categories = 3\n'
+    )
+    cfg = build_config(load_config_file(p), seed=9, k=None)
+    assert cfg.input == "a.csv" and cfg.seed == 9
+    assert (cfg.cluster.k_min, cfg.cluster.k_max) == (3, 5) and cfg.k_values == [3, 4, 5]
+    assert cfg.cluster.methods == ("kmeans_random",)
+    assert cfg.rename == (("CustomerID", "customer_id"),)
+    assert cfg.clean.iqr_factor == 2.0 and cfg.clean.fill_missing == "mode"
+    assert cfg.features.groups == ("rfm", "time") and cfg.features.top_categories == 3
+    assert cfg.to_dict()["rename"] == {"CustomerID": "customer_id"}
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("colour = 1", "unknown setting 'colour'"),
+        ("[clean]\nfence = 1", r"\[clean\]: unknown setting 'fence'"),
+        ("[clean]\niqr_factor = 'big'", "must be a number"),
+        ("[clean]\nprice_outliers = 1", "true or false"),
+        ("[features]\ngroups = ['rfm', 'astrology']", "astrology"),
+        ("[clean]\nfill_missing = 'zero'", "fill_missing"),
+        ("device = 'tpu'", "--device"),
+        ("k = [2, 3, 4]", "--k"),
+        ("[evaluate]\nsilhouette_sample = 5", "silhouette_sample"),
+        ("this is not toml", "not valid TOML"),
+    ],
+    ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "group", "fill", "device", "k-list", "sample", "toml"],
+)
+def test_config_errors(tmp_path, text, match):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        build_config(load_config_file(p))
+
+
+@pytest.mark.parametrize(
+    "rename, match",
+    [(["a"], "OLD=NEW"), (["a=b=c"], "OLD=NEW"), (["a=x", "b=x"], "more than one column")],
+    ids=["no-equals", "two-equals", "duplicate-target"],
+)
+def test_rename_errors(rename, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(rename=rename)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config_file(tmp_path / "nope.toml")
+
+
+def test_defaults():
+    cfg = build_config()
+    assert cfg.input is None and cfg.out == "gpuseg-out" and cfg.device == "auto" and cfg.k_values == list(range(2, 11))
