@@ -1,0 +1,563 @@
+"""Read event or order logs (CSV, gzip CSV, Parquet; a file, a glob or a folder of parts).
+
+On the GPU backend files are read by cuDF straight into device memory; on the CPU by
+PyArrow's multi-threaded readers into pandas. Both paths end in the same canonical frame
+(:func:`load`), which :mod:`gpuseg.prep.clean` takes from there:
+
+- the schema's column names (``--rename`` and case-insensitive matching applied);
+- the timestamp column parsed to ``datetime64`` (UTC, no zone), unparseable values ``NaT``;
+- numeric columns as floats, non-numbers ``NaN``;
+- text columns of the schema as categories.
+
+Bad values are not dropped here: cleaning counts them per reason. A whole column of the
+wrong type is an error (:class:`~gpuseg.errors.SchemaError`).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob as _glob
+import gzip
+import io as _io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..backend import Backend, gpu_module, is_gpu_frame
+from ..errors import DataError, SchemaError
+from .schemas import Schema, detect_format
+
+__all__ = ["LoadedData", "resolve_paths", "read_header", "load", "from_frame", "TIMESTAMP_FORMATS"]
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+#: Formats tried, in order, when the timestamp column is text and no format is configured.
+TIMESTAMP_FORMATS = (
+    "%Y-%m-%d %H:%M:%S UTC",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%Y%m%d",
+)
+_TIME_SAMPLE = 2000
+#: Share of non-empty values that must convert for a column to count as the right type.
+_MIN_VALID_SHARE = 0.5
+
+
+@dataclass
+class LoadedData:
+    """A canonical input frame and where it came from.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame or cudf.DataFrame
+    schema : Schema
+    files : list of str
+    rows_read : int
+    column_map : dict
+        Source column -> schema column.
+    timestamp_format : str
+        The format used (or ``"native"`` for typed timestamp columns).
+    rows_malformed : int
+        CSV rows with the wrong number of fields, skipped while reading.
+    """
+
+    frame: Any
+    schema: Schema
+    files: list[str]
+    rows_read: int
+    column_map: dict[str, str]
+    timestamp_format: str = ""
+    rows_malformed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_csv(name: str) -> bool:
+    return name.lower().endswith(_CSV_SUFFIXES)
+
+
+def _is_parquet(name: str) -> bool:
+    return name.lower().endswith(_PARQUET_SUFFIXES)
+
+
+def resolve_paths(spec: str) -> tuple[list[Path], str]:
+    """Expand a file, glob or folder into data files.
+
+    Returns
+    -------
+    (list of Path, {"csv", "parquet"})
+
+    Raises
+    ------
+    DataError
+        Nothing found, an unsupported suffix, or CSV and Parquet mixed.
+    """
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        files = sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file()
+            and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
+            and (_is_csv(f.name) or _is_parquet(f.name))
+        )
+        if not files:
+            raise DataError(f"{spec}: folder holds no .csv, .csv.gz or .parquet files")
+    elif p.is_file():
+        files = [p]
+    elif any(ch in spec for ch in "*?["):
+        files = sorted(Path(f) for f in _glob.glob(os.path.expanduser(spec), recursive=True) if Path(f).is_file())
+        if not files:
+            raise DataError(f"{spec}: no file matches this pattern")
+    else:
+        raise DataError(f"{spec}: no such file or folder")
+    kinds = {"csv" if _is_csv(f.name) else "parquet" if _is_parquet(f.name) else None for f in files}
+    if None in kinds:
+        bad = next(f for f in files if not (_is_csv(f.name) or _is_parquet(f.name)))
+        raise DataError(f"{bad}: unsupported file type; expected .csv, .csv.gz or .parquet")
+    if len(kinds) > 1:
+        raise DataError(f"{spec}: mixes CSV and Parquet files; point --input at one kind")
+    return files, kinds.pop()
+
+
+def _open_text(path: Path):
+    if path.name.lower().endswith(".gz"):
+        return _io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if ".tsv" in path.name.lower() else ","
+
+
+def read_header(path: Path, kind: str) -> list[str]:
+    """Column names of a CSV or Parquet file.
+
+    Raises
+    ------
+    DataError
+        Empty or unreadable file.
+    """
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: file is empty")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    try:
+        with _open_text(path) as fh:
+            row = next(csv.reader(fh, delimiter=_delimiter(path)), None)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot be read as CSV ({_first_line(exc)})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a CSV file ({exc})") from None
+    if not row or all(not c.strip() for c in row):
+        raise DataError(f"{path}: file is empty (no header row)")
+    if "\x00" in "".join(row):
+        raise DataError(f"{path}: not a text CSV file (binary content)")
+    return [c.strip().lstrip("\ufeff") for c in row]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def load(
+    spec: str,
+    backend: Backend,
+    fmt: str = "auto",
+    rename: dict[str, str] | None = None,
+    timestamp_format: str = "",
+) -> LoadedData:
+    """Read input files into one canonical frame on the backend's device.
+
+    Parameters
+    ----------
+    spec : str
+        File, glob or folder.
+    backend : Backend
+    fmt : {"auto", "events", "orders"}
+    rename : dict, optional
+        Source column -> schema column.
+    timestamp_format : str, optional
+        strptime format for text timestamps; detected when empty.
+
+    Returns
+    -------
+    LoadedData
+
+    Raises
+    ------
+    DataError, SchemaError
+    """
+    files, kind = resolve_paths(spec)
+    headers = [read_header(f, kind) for f in files]
+    first = headers[0]
+    schema, mapping = detect_format(first, fmt, rename, source=str(files[0]))
+    for f, h in zip(files[1:], headers[1:]):
+        lacking = [src for src in mapping if src not in h]
+        if lacking:
+            raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
+    if backend.is_gpu:
+        frame, malformed = _read_gpu(files, kind, list(mapping))
+    else:
+        frame, malformed = _read_cpu(files, kind, list(mapping))
+    rows = len(frame)
+    if rows == 0:
+        raise DataError(f"{spec}: no data rows (only a header)")
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=str(spec))
+    return LoadedData(
+        frame=frame,
+        schema=schema,
+        files=[str(f) for f in files],
+        rows_read=rows + malformed,
+        column_map=mapping,
+        timestamp_format=used_fmt,
+        rows_malformed=malformed,
+    )
+
+
+def from_frame(
+    df: pd.DataFrame,
+    backend: Backend,
+    fmt: str = "auto",
+    rename: dict[str, str] | None = None,
+    timestamp_format: str = "",
+    source: str = "data frame",
+) -> LoadedData:
+    """Canonicalise an in-memory pandas frame (e.g. generated data) like a file's contents.
+
+    On the GPU backend the frame is moved to the device once, here.
+    """
+    if len(df) == 0:
+        raise DataError(f"{source}: no rows")
+    schema, mapping = detect_format([str(c) for c in df.columns], fmt, rename, source=source)
+    frame = df[list(mapping)]
+    if backend.is_gpu:
+        frame = backend.frame.from_pandas(frame)
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source)
+    return LoadedData(
+        frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt
+    )
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def _read_cpu(files: list[Path], kind: str, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    import pyarrow as pa
+
+    tables = []
+    malformed = 0
+    for f in files:
+        if kind == "parquet":
+            tables.append(_read_parquet_cpu(f, columns))
+        else:
+            table, bad = _read_csv_cpu(f, columns)
+            tables.append(table)
+            malformed += bad
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
+    return table.to_pandas(split_blocks=True, self_destruct=True), malformed
+
+
+def _read_parquet_cpu(path: Path, columns: list[str]):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _read_csv_cpu(path: Path, columns: list[str]):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    bad_rows = [0]
+
+    def skip(row) -> str:  # rows with the wrong number of fields
+        bad_rows[0] += 1
+        return "skip"
+
+    def attempt(encoding: str, as_text: bool):
+        bad_rows[0] = 0
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns,
+                strings_can_be_null=True,
+                # Types are decided here, not inferred: an inference from the first block
+                # fails on a later block's odd value, and bad values are counted later.
+                column_types={c: pa.string() for c in columns} if as_text else None,
+            ),
+        )
+
+    encoding = "utf8"
+    for as_text in (False, True):
+        try:
+            table = attempt(encoding, as_text)
+            if any(pa.types.is_binary(f.type) for f in table.schema):
+                # Arrow keeps text that is not UTF-8 as bytes: a Latin-1 file (UCI Online Retail)
+                encoding = "latin-1"
+                table = attempt(encoding, as_text)
+            return table, bad_rows[0]
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            if "UTF8" in msg or "UTF-8" in msg:
+                encoding = "latin-1"  # e.g. UCI Online Retail
+                try:
+                    return attempt(encoding, as_text), bad_rows[0]
+                except pa.ArrowInvalid as exc2:
+                    msg = str(exc2)
+            if "conversion error" in msg.lower() or "In CSV column" in msg:
+                continue  # a later block broke type inference: read as text and coerce
+            raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)})") from None
+        except OSError as exc:
+            raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from None
+    raise DataError(f"{path}: cannot be parsed as CSV")  # pragma: no cover
+
+
+def _read_gpu(files: list[Path], kind: str, columns: list[str]):
+    cudf = gpu_module("cudf")
+    parts = []
+    for f in files:
+        try:
+            if kind == "parquet":
+                parts.append(cudf.read_parquet(str(f), columns=columns))
+            else:
+                parts.append(cudf.read_csv(str(f), usecols=columns, sep=_delimiter(f), compression="infer"))
+        except (MemoryError, RuntimeError) as exc:
+            if "out of memory" in str(exc).lower():
+                raise DataError(
+                    f"{f}: does not fit in GPU memory ({_first_line(exc)}); use fewer files or --device cpu"
+                ) from None
+            raise DataError(f"{f}: cannot be read by cuDF ({_first_line(exc)})") from None
+        except Exception as exc:
+            raise DataError(f"{f}: cannot be read by cuDF ({_first_line(exc)})") from None
+    frame = parts[0] if len(parts) == 1 else cudf.concat(parts, ignore_index=True)
+    return frame, 0
+
+
+# --- canonical columns -------------------------------------------------------------------
+
+
+def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str):
+    frame = frame.rename(columns=mapping)[[mapping[c] for c in mapping]]
+    frame, used = _parse_time(frame, schema.time, backend, ts_format, source)
+    for col in schema.numeric:
+        if col in frame.columns:
+            frame[col] = _to_float(frame[col], col, backend, source)
+    for col in schema.categorical:
+        if col in frame.columns and str(frame[col].dtype) != "category":
+            frame[col] = frame[col].astype("category")
+    return frame, used
+
+
+def _to_float(s, col: str, backend: Backend, source: str):
+    kind = s.dtype.kind
+    if kind in "fiub":
+        return s.astype("float64")
+    xf = backend.frame
+    nonnull = int(s.notna().sum())
+    out = xf.to_numeric(s.astype("str") if str(s.dtype) == "category" else s, errors="coerce")
+    valid = int(out.notna().sum())
+    if nonnull and valid < _MIN_VALID_SHARE * nonnull:
+        example = _example_invalid(s, out)
+        raise SchemaError(f"{source}: column {col!r} should hold numbers, found text such as {example!r}")
+    return out.astype("float64")
+
+
+def _example_invalid(raw, parsed) -> str:
+    bad = raw[parsed.isna() & raw.notna()].head(1)
+    if is_gpu_frame(bad):
+        bad = bad.to_pandas()
+    return str(bad.iloc[0]) if len(bad) else "?"
+
+
+def _host_sample(s, n: int = _TIME_SAMPLE) -> list[str]:
+    nn = s[s.notna()].head(n)
+    if is_gpu_frame(nn):
+        nn = nn.to_pandas()
+    return [str(v) for v in nn.tolist()]
+
+
+def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
+    """The format of :data:`TIMESTAMP_FORMATS` that parses most of ``sample``, and its share."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not sample:
+        return None, 0.0
+    arr = pa.array(sample, type=pa.string())
+    best, best_share = None, 0.0
+    for fmt in TIMESTAMP_FORMATS:
+        share = 1.0 - pc.strptime(arr, format=fmt, unit="s", error_is_null=True).null_count / len(sample)
+        if share > best_share:
+            best, best_share = fmt, share
+        if share == 1.0:
+            break
+    return best, best_share
+
+
+def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
+    s = frame[col]
+    kind = s.dtype.kind
+    if kind == "M":  # typed timestamps (Parquet, generated data)
+        tz = getattr(s.dtype, "tz", None)
+        if tz is not None:
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        frame[col] = s.astype("datetime64[s]")
+        return frame, "native"
+    if kind in "iuf":
+        frame[col] = _numeric_time(s, col, backend, source)
+        return frame, "numeric"
+    if str(s.dtype) == "category":
+        s = s.astype("str")
+    nonnull = int(s.notna().sum())
+    if nonnull == 0:
+        raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
+    fmt = ts_format
+    if not fmt:
+        fmt, share = detect_timestamp_format(_host_sample(s))
+        if fmt is None or share < _MIN_VALID_SHARE:
+            fmt = "ISO8601"
+    if backend.is_gpu:
+        parsed = _parse_time_gpu(s, fmt)
+    else:
+        parsed = _parse_time_cpu(s, fmt)
+    valid = int(parsed.notna().sum())
+    if valid < _MIN_VALID_SHARE * nonnull:
+        example = _example_invalid(s, parsed)
+        hint = f"format {ts_format!r}" if ts_format else "timestamps like '2019-10-01 00:00:00 UTC'"
+        raise SchemaError(f"{source}: column {col!r} should hold {hint}, found values such as {example!r}")
+    frame[col] = parsed
+    return frame, fmt
+
+
+def _parse_time_cpu(s: pd.Series, fmt: str) -> pd.Series:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if fmt == "ISO8601":
+        out = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
+        return out.dt.tz_localize(None).astype("datetime64[s]")
+    arr = pa.array(s, type=pa.string(), from_pandas=True)
+    parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+    if parsed.type.tz is not None:
+        parsed = parsed.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index, name=s.name).astype("datetime64[s]")
+
+
+def _parse_time_gpu(s, fmt: str):
+    cudf = gpu_module("cudf")
+    # cuDF parses neither zones nor errors="coerce" on columns: strip literal zone
+    # suffixes, mark what does not match the format, parse the rest.
+    base = fmt
+    for suffix in (" UTC", "Z"):
+        if base.endswith(suffix) and "%" not in suffix:
+            s = s.str.replace(suffix, "", regex=False)
+            base = base[: -len(suffix)]
+    if "%z" in base or base == "ISO8601":
+        parsed = _parse_time_cpu(s.to_pandas(), fmt)
+        return cudf.from_pandas(parsed)
+    ok = s.str.istimestamp(base)
+    s = s.where(ok)
+    return cudf.to_datetime(s, format=base).astype("datetime64[s]")
+
+
+def _numeric_time(s, col: str, backend: Backend, source: str):
+    """Integer timestamps: YYYYMMDD (CDNOW) or Unix seconds / milliseconds."""
+    xf = backend.frame
+    nn = s[s.notna()]
+    if len(nn) == 0:
+        raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
+    lo, hi = float(nn.min()), float(nn.max())
+    if 19000101 <= lo and hi <= 21001231:
+        text = s.astype("float64").round().astype("Int64").astype("str") if not backend.is_gpu else (
+            s.astype("int64").astype("str")
+        )
+        if backend.is_gpu:
+            return _parse_time_gpu(text, "%Y%m%d")
+        return _parse_time_cpu(text, "%Y%m%d")
+    unit = "ms" if hi > 1e11 else "s"
+    if not (0 <= lo and hi < (4e12 if unit == "ms" else 4e9)):
+        raise SchemaError(
+            f"{source}: column {col!r} holds numbers that are neither YYYYMMDD dates nor Unix times (e.g. {hi:.0f})"
+        )
+    return xf.to_datetime(s.astype("int64"), unit=unit).astype("datetime64[s]")
+
+
+_TRUTH_ID = ("customer_id", "user_id", "customer", "id")
+_TRUTH_LABEL = ("persona", "segment", "label", "truth", "class", "cluster")
+
+
+def read_truth(path: str | os.PathLike) -> pd.Series:
+    """Known segment per customer, for ARI/NMI (``--truth``).
+
+    The file (CSV or Parquet) needs a customer column (``customer_id`` or ``user_id``, else
+    the first column) and a label column (``persona``, ``segment`` or ``label``, else the
+    second column).
+
+    Returns
+    -------
+    pandas.Series
+        Labels indexed by customer id.
+
+    Raises
+    ------
+    DataError, SchemaError
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"--truth {path}: no such file")
+    kind = "parquet" if _is_parquet(p.name) else "csv" if _is_csv(p.name) else None
+    if kind is None:
+        raise DataError(f"--truth {path}: unsupported file type; expected .csv or .parquet")
+    read_header(p, kind)
+    try:
+        df = pd.read_parquet(p) if kind == "parquet" else pd.read_csv(p)
+    except Exception as exc:
+        raise DataError(f"--truth {path}: cannot be read ({_first_line(exc)})") from None
+    if df.shape[1] < 2:
+        raise SchemaError(f"--truth {path}: needs a customer column and a label column, found {list(df.columns)}")
+    lower = {str(c).lower(): c for c in df.columns}
+    id_col = next((lower[c] for c in _TRUTH_ID if c in lower), df.columns[0])
+    label_col = next((lower[c] for c in _TRUTH_LABEL if c in lower and lower[c] != id_col), None)
+    if label_col is None:
+        label_col = next(c for c in df.columns if c != id_col)
+    df = df.dropna(subset=[id_col, label_col])
+    if len(df) == 0:
+        raise DataError(f"--truth {path}: no rows with both a customer and a label")
+    if df[id_col].dtype.kind == "f" and bool((df[id_col] % 1 == 0).all()):
+        df[id_col] = df[id_col].astype("int64")
+    s = df.drop_duplicates(subset=[id_col], keep="last").set_index(id_col)[label_col]
+    s.index.name = "customer_id"
+    return s.rename("truth")

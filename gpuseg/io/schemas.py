@@ -1,0 +1,207 @@
+"""The two input shapes gpuseg understands and how a file's columns are matched to them.
+
+``events``
+    REES46 / Open CDP event logs: ``event_time, event_type, product_id, category_id,
+    category_code, brand, price, user_id, user_session``.
+``orders``
+    One row per order or order line: ``customer_id, timestamp, amount`` and optionally
+    ``order_id, quantity, unit_price, product_id, category`` (UCI Online Retail, CDNOW).
+    When ``amount`` is absent it is ``quantity * unit_price``.
+
+Column names match exactly, after ``--rename``, or ignoring case and punctuation
+(``CustomerID`` matches ``customer_id``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import SchemaError
+
+__all__ = ["Schema", "EVENTS", "ORDERS", "SCHEMAS", "EVENT_TYPES", "match_columns", "detect_format"]
+
+#: Event types of the REES46 schema, in funnel order; their codes are the positions.
+EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Columns of one input format.
+
+    Attributes
+    ----------
+    name : str
+    required : tuple of str
+        Columns that must be present.
+    optional : tuple of str
+        Columns used when present.
+    customer : str
+        The customer-id column.
+    time : str
+        The timestamp column.
+    numeric : tuple of str
+        Columns that must hold numbers.
+    categorical : tuple of str
+        Text columns kept as categories.
+    """
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    customer: str
+    time: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+    def describe(self) -> str:
+        return f"{self.name} need {', '.join(self.required)}" + (
+            "".join(f" (or {' and '.join(alt)} instead of {col})" for col, alt in self.alternatives)
+        )
+
+
+EVENTS = Schema(
+    name="events",
+    required=("event_time", "event_type", "user_id", "price"),
+    optional=("product_id", "category_id", "category_code", "brand", "user_session"),
+    customer="user_id",
+    time="event_time",
+    numeric=("price",),
+    categorical=("event_type", "category_code", "brand", "user_session"),
+)
+
+ORDERS = Schema(
+    name="orders",
+    required=("customer_id", "timestamp", "amount"),
+    optional=("order_id", "quantity", "unit_price", "product_id", "category"),
+    customer="customer_id",
+    time="timestamp",
+    numeric=("amount", "quantity", "unit_price"),
+    categorical=("category",),
+    alternatives=(("amount", ("quantity", "unit_price")),),
+)
+
+SCHEMAS = {"events": EVENTS, "orders": ORDERS}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def match_columns(
+    columns: list[str], schema: Schema, rename: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Map source column names to the schema's names.
+
+    Parameters
+    ----------
+    columns : list of str
+        The file's columns.
+    schema : Schema
+    rename : dict, optional
+        Explicit source -> schema names; they win over automatic matching.
+
+    Returns
+    -------
+    dict
+        ``{source_name: schema_name}`` for every schema column found.
+    """
+    rename = dict(rename or {})
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for src, dst in rename.items():
+        if src in columns:
+            mapping[src] = dst
+            taken.add(dst)
+    # exact names, then case/punctuation-insensitive ones
+    for target in schema.columns:
+        if target in taken:
+            continue
+        if target in columns and target not in mapping:
+            mapping[target] = target
+            taken.add(target)
+    wanted = {_norm(t): t for t in schema.columns if t not in taken}
+    for src in columns:
+        if src in mapping:
+            continue
+        t = wanted.get(_norm(src))
+        if t is not None and t not in taken:
+            mapping[src] = t
+            taken.add(t)
+    return {s: d for s, d in mapping.items() if d in schema.columns}
+
+
+def _missing(found: set[str], schema: Schema) -> list[str]:
+    missing = [c for c in schema.required if c not in found]
+    for col, alt in schema.alternatives:
+        if col in missing and all(a in found for a in alt):
+            missing.remove(col)
+    return missing
+
+
+def detect_format(
+    columns: list[str], fmt: str = "auto", rename: dict[str, str] | None = None, source: str = "input"
+) -> tuple[Schema, dict[str, str]]:
+    """Decide whether columns are events or orders and map them.
+
+    Parameters
+    ----------
+    columns : list of str
+    fmt : {"auto", "events", "orders"}
+    rename : dict, optional
+    source : str
+        File name for messages.
+
+    Returns
+    -------
+    (Schema, dict)
+        The schema and ``{source_name: schema_name}``.
+
+    Raises
+    ------
+    SchemaError
+        Required columns are missing; the message lists what each format needs and what
+        the file has.
+    """
+    rename = dict(rename or {})
+    unknown = [old for old in rename if old not in columns]
+    if unknown:
+        raise SchemaError(
+            f"--rename {unknown[0]}=...: {source} has no column {unknown[0]!r} (columns: {_list(columns)})"
+        )
+    candidates = [SCHEMAS[fmt]] if fmt != "auto" else [EVENTS, ORDERS]
+    results = []
+    for schema in candidates:
+        mapping = match_columns(columns, schema, rename)
+        missing = _missing(set(mapping.values()), schema)
+        if not missing:
+            return schema, mapping
+        results.append((schema, missing, mapping))
+    if fmt != "auto":
+        schema, missing, _ = results[0]
+        raise SchemaError(
+            f"{source} lacks column(s) {', '.join(missing)} needed for {schema.name} input "
+            f"(columns: {_list(columns)}); map yours with --rename OLD=NEW"
+        )
+    # auto: explain both, nearest first
+    results.sort(key=lambda r: len(r[1]))
+    schema, missing, mapping = results[0]
+    if mapping and len(missing) < len(schema.required):
+        raise SchemaError(
+            f"{source} looks like {schema.name} input but lacks {', '.join(missing)} "
+            f"(columns: {_list(columns)}); map yours with --rename OLD=NEW or choose --format"
+        )
+    raise SchemaError(
+        f"{source} has none of the expected columns: {EVENTS.describe()}; {ORDERS.describe()} "
+        f"(columns: {_list(columns)}); map yours with --rename OLD=NEW"
+    )
+
+
+def _list(columns: list[str], limit: int = 12) -> str:
+    shown = ", ".join(map(str, columns[:limit]))
+    return shown + (f", ... ({len(columns)} in all)" if len(columns) > limit else "") if columns else "none"

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg.errors import DataError, SchemaError
+from gpuseg.io.readers import detect_timestamp_format, from_frame, load, read_truth, resolve_paths
+from gpuseg.io.schemas import detect_format
+
+REES = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+    "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde\n"
+    "2019-10-01 00:00:01 UTC,cart,1307067,2053013558920217191,computers.notebook,lenovo,251.74,550050854,7c90fc70\n"
+    "2019-10-01 00:00:04 UTC,purchase,1307067,2053013558920217191,computers.notebook,lenovo,251.74,550050854,7c90fc70\n"
+)
+
+
+def write(path, text, gz=False):
+    if gz:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz"], ids=["csv", "gzip-csv"])
+def test_reads_rees46_csv(tmp_path, backend, suffix):
+    p = write(tmp_path / f"e.{suffix}", REES, gz=suffix.endswith("gz"))
+    d = load(str(p), backend)
+    assert d.schema.name == "events"
+    assert d.rows_read == 3
+    assert d.timestamp_format == "%Y-%m-%d %H:%M:%S UTC"
+    f = d.frame
+    assert str(f["event_time"].dtype) == "datetime64[s]"
+    assert int(f["event_time"].astype("int64").iloc[2]) == 1569888004
+    assert str(f["event_type"].dtype) == "category"
+    assert float(f["price"].sum()) == pytest.approx(539.27)
+
+
+def test_parquet_folder_glob_and_parts_agree(tmp_path, cpu, small_events):
+    events, _ = small_events
+    part = tmp_path / "parts"
+    part.mkdir()
+    half = len(events) // 2
+    events.iloc[:half].to_parquet(part / "part-0.parquet")
+    events.iloc[half:].to_parquet(part / "part-1.parquet")
+    (part / "_SUCCESS").write_text("")
+    by_folder = load(str(part), cpu)
+    by_glob = load(str(part / "*.parquet"), cpu)
+    assert by_folder.rows_read == by_glob.rows_read == len(events)
+    assert len(by_folder.files) == 2
+    pd.testing.assert_frame_equal(by_folder.frame, by_glob.frame)
+
+
+def test_orders_autodetect_with_case_insensitive_names(tmp_path, cpu):
+    p = write(
+        tmp_path / "orders.csv",
+        "CustomerID,Timestamp,Amount,Order_ID\n17850,2010-12-01 08:26:00,15.3,536365\n17850,2010-12-02 08:26:00,20,536366\n",
+    )
+    d = load(str(p), cpu)
+    assert d.schema.name == "orders"
+    assert d.column_map == {"CustomerID": "customer_id", "Timestamp": "timestamp", "Amount": "amount",
+                            "Order_ID": "order_id"}
+
+
+def test_rename_maps_uci_online_retail(tmp_path, cpu):
+    p = write(
+        tmp_path / "uci.csv",
+        "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
+        "536366,71053,2,12/13/2010 9:01,3.39,,United Kingdom\n",
+    )
+    d = load(str(p), cpu, rename={"InvoiceDate": "timestamp", "InvoiceNo": "order_id", "StockCode": "product_id"})
+    assert d.schema.name == "orders"
+    assert d.timestamp_format == "%m/%d/%Y %H:%M"
+    assert d.frame["timestamp"].iloc[1] == pd.Timestamp("2010-12-13 09:01")
+    assert {"quantity", "unit_price"} <= set(d.frame.columns) and "amount" not in d.frame.columns
+
+
+def test_cdnow_integer_dates(tmp_path, cpu):
+    p = write(tmp_path / "cdnow.csv", "customer_id,date,n,amount\n1,19970101,1,11.77\n2,19970112,1,12.0\n")
+    d = load(str(p), cpu, rename={"date": "timestamp", "n": "quantity"})
+    assert d.timestamp_format == "numeric"
+    assert list(d.frame["timestamp"]) == [pd.Timestamp("1997-01-01"), pd.Timestamp("1997-01-12")]
+
+
+def test_latin1_file_is_read(tmp_path, cpu):
+    p = tmp_path / "latin.csv"
+    p.write_bytes("customer_id,timestamp,amount,category\n1,2011-01-01,3.5,caf\xe9\n".encode("latin-1"))
+    d = load(str(p), cpu)
+    assert list(d.frame["category"].astype(str)) == ["caf\xe9"]
+
+
+def test_malformed_rows_are_counted_not_fatal(tmp_path, cpu):
+    p = write(tmp_path / "m.csv", REES + "2019-10-01 00:00:05 UTC,view,1\n")
+    d = load(str(p), cpu)
+    assert d.rows_malformed == 1 and d.rows_read == 4 and len(d.frame) == 3
+
+
+def test_bad_values_become_missing_not_errors(tmp_path, cpu):
+    text = REES + "not a time,view,1,2,,b,abc,541312140,s1\n"
+    d = load(str(write(tmp_path / "b.csv", text)), cpu)
+    f = d.frame
+    assert int(f["event_time"].isna().sum()) == 1
+    assert int(f["price"].isna().sum()) == 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "file is empty"),
+        ("a,b,c\n1,2,3\n", "none of the expected columns"),
+        ("event_time,event_type,user_id,price\n", "no data rows"),
+        ("event_time,event_type,user_id,price\n2019-10-01 00:00:00 UTC,view,1,cheap\n2019-10-01 00:00:00 UTC,view,1,dear\n",
+         "column 'price' should hold numbers"),
+        ("event_time,event_type,user_id,price\nmonday,view,1,3\ntuesday,view,1,3\n", "column 'event_time' should hold"),
+        ("event_time,event_type,price\n2019-10-01 00:00:00 UTC,view,3\n", "lacks user_id"),
+    ],
+    ids=["empty", "no-expected-columns", "header-only", "price-is-text", "time-is-text", "missing-user"],
+)
+def test_bad_files_raise_one_clear_error(tmp_path, cpu, text, expected):
+    p = write(tmp_path / "bad.csv", text)
+    with pytest.raises((DataError, SchemaError), match=expected) as info:
+        load(str(p), cpu)
+    assert "bad.csv" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [("missing.csv", "no such file"), ("*.nothing", "no file matches"), ("notes.txt", "unsupported file type")],
+    ids=["missing", "empty-glob", "suffix"],
+)
+def test_paths_that_are_not_data(tmp_path, monkeypatch, spec, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DataError, match=expected):
+        resolve_paths(spec)
+
+
+def test_mixed_folder_is_refused(tmp_path):
+    (tmp_path / "a.csv").write_text(REES)
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(DataError, match="mixes CSV and Parquet"):
+        resolve_paths(str(tmp_path))
+
+
+def test_corrupt_parquet(tmp_path, cpu):
+    (tmp_path / "x.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        load(str(tmp_path / "x.parquet"), cpu)
+
+
+def test_rename_of_absent_column(tmp_path, cpu):
+    p = write(tmp_path / "e.csv", REES)
+    with pytest.raises(SchemaError, match="has no column 'Nope'"):
+        load(str(p), cpu, rename={"Nope": "user_id"})
+
+
+def test_forced_format_reports_missing_columns():
+    with pytest.raises(SchemaError, match="lacks column.*amount"):
+        detect_format(["customer_id", "timestamp"], "orders")
+
+
+@pytest.mark.parametrize(
+    "values, fmt",
+    [
+        (["2019-10-01 00:00:04 UTC"], "%Y-%m-%d %H:%M:%S UTC"),
+        (["2019-10-01T00:00:04Z"], "%Y-%m-%dT%H:%M:%SZ"),
+        (["12/1/2010 8:26", "12/31/2010 8:26"], "%m/%d/%Y %H:%M"),
+        (["31/12/2010 8:26", "1/12/2010 8:26"], "%d/%m/%Y %H:%M"),
+        (["2019-10-01"], "%Y-%m-%d"),
+    ],
+    ids=["rees46", "iso-z", "us", "european", "date"],
+)
+def test_timestamp_format_detection(values, fmt):
+    assert detect_timestamp_format(values)[0] == fmt
+
+
+def test_from_frame_matches_file(tmp_path, cpu, small_events):
+    events, _ = small_events
+    a = from_frame(events, cpu)
+    events.to_parquet(tmp_path / "e.parquet")
+    b = load(str(tmp_path / "e.parquet"), cpu)
+    pd.testing.assert_frame_equal(a.frame.reset_index(drop=True), b.frame.reset_index(drop=True), check_categorical=False)
+
+
+@pytest.mark.parametrize("text", ["user_id,persona\n1,a\n2,b\n", "id;x\n"], ids=["good", "one-column"])
+def test_read_truth(tmp_path, text):
+    p = write(tmp_path / "t.csv", text)
+    if "persona" in text:
+        s = read_truth(p)
+        assert s.to_dict() == {1: "a", 2: "b"}
+    else:
+        with pytest.raises(SchemaError):
+            read_truth(p)
+
+
+def test_csv_read_matches_pandas(tmp_path, cpu, events_csv):
+    d = load(str(events_csv), cpu)
+    ref = pd.read_csv(events_csv)
+    assert len(d.frame) == len(ref)
+    np.testing.assert_allclose(d.frame["price"].to_numpy(), ref["price"].to_numpy())
+    assert (d.frame["user_id"].to_numpy() == ref["user_id"].to_numpy()).all()
