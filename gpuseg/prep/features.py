@@ -1,0 +1,354 @@
+"""Per-customer features from a cleaned event or order log.
+
+Every feature comes from decomposable aggregations (sums, counts, min, max; means as
+sum/count; distinct sessions and brands as distinct pairs), written once against the
+pandas API subset that cuDF shares, so the same code runs on the CPU, on the GPU and
+(later) per Dask partition.
+
+Feature groups (``[features] groups``) and what they hold for **events** input:
+
+``rfm``
+    ``recency_days`` (since last activity), ``frequency`` (orders: sessions with a
+    purchase), ``monetary`` (spend), ``tenure_days`` (first to last activity),
+    ``avg_order_value``, ``clv`` (spend rate since first seen, at least 30 days, times
+    ``clv_horizon_days``).
+``funnel``
+    ``views``, ``carts``, ``removals``, ``purchases``, ``view_to_cart`` (carts / views),
+    ``cart_to_purchase`` (purchases / carts), ``cart_abandonment`` (share of sessions with
+    a cart and no purchase); rates are 0 without a denominator and capped at 1.
+``sessions``
+    ``sessions``, ``events_per_session``, ``session_minutes`` (mean length).
+``time``
+    Share of activity in the ``midnight`` (0-6 h), ``morning`` (6-12), ``afternoon``
+    (12-17), ``evening`` (17-21) and ``night`` (21-24) hours and on weekends, after
+    ``utc_offset_hours``.
+``category``
+    ``cat_<name>``: share of activity in each of the ``top_categories`` most active main
+    categories (first token of ``category_code``); ``brands``: distinct brands.
+``price``
+    ``avg_price_viewed``, ``avg_price_paid`` (0 without purchases) and ``price_index``:
+    mean of price / median price of the same category (``category_id``), over purchases
+    when there are any, else over all events; below 1 is the deal-seeker signal.
+
+**Orders** input gets what its columns allow: ``rfm``, ``time``, ``category`` (with a
+``category`` column), ``price`` (``avg_unit_price``, ``price_index``) and, with
+``quantity``, ``items_per_order``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import FeatureConfig
+from ..errors import DataError
+from .clean import CleanedData
+
+__all__ = ["CustomerFeatures", "customer_features", "DAYPARTS"]
+
+#: (name, first hour, end hour) of the parts of the day.
+DAYPARTS = (
+    ("midnight", 0, 6),
+    ("morning", 6, 12),
+    ("afternoon", 12, 17),
+    ("evening", 17, 21),
+    ("night", 21, 24),
+)
+
+_DAY = 86400.0
+_MIN_CLV_DAYS = 30.0
+
+
+@dataclass
+class CustomerFeatures:
+    """One row per customer.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        Index ``customer_id``; float64 feature columns (pandas or cuDF).
+    groups : dict
+        Feature name -> group.
+    bounded : set of str
+        Features that are shares or rates in [0, 1] (never log-transformed).
+    reference_time : int
+        Unix seconds that recency is measured from (the last event in the data).
+    top_categories : list of str
+    """
+
+    frame: Any
+    groups: dict[str, str]
+    bounded: set[str] = field(default_factory=set)
+    reference_time: int = 0
+    top_categories: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+    """Aggregate a cleaned log into per-customer features.
+
+    Parameters
+    ----------
+    data : CleanedData
+    config : FeatureConfig
+
+    Returns
+    -------
+    CustomerFeatures
+
+    Raises
+    ------
+    DataError
+        Fewer than 3 customers, or the chosen groups yield no feature for this input.
+    """
+    if data.kind == "events":
+        out = _event_features(data, config)
+    else:
+        out = _order_features(data, config)
+    if len(out.frame) < 3:
+        raise DataError(f"only {len(out.frame)} customer(s) left after cleaning; segmentation needs at least 3")
+    if not out.groups:
+        raise DataError(
+            f"the feature groups {', '.join(config.groups)} give no features for {data.kind} input; "
+            "add groups in [features] groups"
+        )
+    return out
+
+
+def _time_columns(f, config: FeatureConfig, weight=None) -> dict[str, Any]:
+    """Per-row indicator columns of the day parts and weekends (weight: rows count as this)."""
+    local = f["ts"] + int(round(config.utc_offset_hours * 3600))
+    hour = (local // 3600) % 24
+    weekday = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    cols = {}
+    for name, lo, hi in DAYPARTS:
+        cols[f"t_{name}"] = ((hour >= lo) & (hour < hi)).astype("int32")
+    cols["t_weekend"] = (weekday >= 5).astype("int32")
+    return cols
+
+
+def _category_columns(f, top: list[int]) -> dict[str, Any]:
+    return {f"c_{i}": (f["main_cat"] == code).astype("int32") for i, code in enumerate(top)}
+
+
+def _top_categories(f, names: list[str], n: int) -> list[int]:
+    if n == 0 or not names:
+        return []
+    counts = f.loc[f["main_cat"] >= 0, "main_cat"].value_counts()
+    if hasattr(counts, "to_pandas"):
+        counts = counts.to_pandas()
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+    return [int(c) for c in counts.index[:n]]
+
+
+def _safe_div(num, den, cap: float | None = None):
+    out = (num / den.where(den > 0)).fillna(0.0)
+    return out.clip(upper=cap) if cap is not None else out
+
+
+def _price_ratio(f):
+    """price / median price of the row's price group."""
+    med = f.groupby("price_key")["price"].median()
+    ref = f["price_key"].map(med)
+    return _safe_div(f["price"], ref)
+
+
+def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+    f = data.frame
+    groups_on = set(config.groups)
+    ref = data.reference_time
+    et = f["etype"]
+    work = f[["customer_id", "ts"]].copy()
+    work["is_view"] = (et == 0).astype("int32")
+    work["is_cart"] = (et == 1).astype("int32")
+    work["is_remove"] = (et == 2).astype("int32")
+    work["is_purchase"] = (et == 3).astype("int32")
+    work["revenue"] = f["price"] * work["is_purchase"]
+    work["view_price"] = f["price"] * work["is_view"]
+    aggs: dict[str, tuple[str, str]] = {
+        "first_ts": ("ts", "min"),
+        "last_ts": ("ts", "max"),
+        "events": ("ts", "size"),
+        "views": ("is_view", "sum"),
+        "carts": ("is_cart", "sum"),
+        "removals": ("is_remove", "sum"),
+        "purchases": ("is_purchase", "sum"),
+        "revenue": ("revenue", "sum"),
+        "view_price_sum": ("view_price", "sum"),
+    }
+    if "time" in groups_on:
+        for name, col in _time_columns(f, config).items():
+            work[name] = col
+            aggs[name] = (name, "sum")
+    top: list[int] = []
+    if "category" in groups_on:
+        top = _top_categories(f, data.main_categories, config.top_categories)
+        for name, col in _category_columns(f, top).items():
+            work[name] = col
+            aggs[name] = (name, "sum")
+    if "price" in groups_on:
+        ratio = _price_ratio(f)
+        work["ratio"] = ratio
+        work["ratio_paid"] = ratio * work["is_purchase"]
+        aggs["ratio_sum"] = ("ratio", "sum")
+        aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
+    a = work.groupby("customer_id", sort=True).agg(**aggs)
+
+    # session level: one row per (customer, session), then per customer
+    sess = (
+        work.assign(session=f["session"])
+        .groupby(["customer_id", "session"], sort=False)
+        .agg(start=("ts", "min"), end=("ts", "max"), has_cart=("is_cart", "max"), has_purchase=("is_purchase", "max"))
+        .reset_index()
+    )
+    sess["minutes"] = (sess["end"] - sess["start"]) / 60.0
+    sess["abandoned"] = ((sess["has_cart"] > 0) & (sess["has_purchase"] == 0)).astype("int32")
+    s = sess.groupby("customer_id", sort=True).agg(
+        sessions=("start", "size"),
+        minutes=("minutes", "sum"),
+        cart_sessions=("has_cart", "sum"),
+        abandoned=("abandoned", "sum"),
+        orders=("has_purchase", "sum"),
+    )
+    a = a.join(s, how="left")
+
+    out = a[[]].copy()
+    groups: dict[str, str] = {}
+    bounded: set[str] = set()
+
+    def put(name: str, values, group: str, is_bounded: bool = False) -> None:
+        out[name] = values.astype("float64")
+        groups[name] = group
+        if is_bounded:
+            bounded.add(name)
+
+    if "rfm" in groups_on:
+        put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
+        put("frequency", a["orders"], "rfm")
+        put("monetary", a["revenue"], "rfm")
+        put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
+        put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
+        put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
+    if "funnel" in groups_on:
+        put("views", a["views"], "funnel")
+        put("carts", a["carts"], "funnel")
+        put("removals", a["removals"], "funnel")
+        put("purchases", a["purchases"], "funnel")
+        put("view_to_cart", _safe_div(a["carts"], a["views"], 1.0), "funnel", True)
+        put("cart_to_purchase", _safe_div(a["purchases"], a["carts"], 1.0), "funnel", True)
+        put("cart_abandonment", _safe_div(a["abandoned"], a["cart_sessions"], 1.0), "funnel", True)
+    if "sessions" in groups_on:
+        put("sessions", a["sessions"], "sessions")
+        put("events_per_session", _safe_div(a["events"], a["sessions"]), "sessions")
+        put("session_minutes", _safe_div(a["minutes"], a["sessions"]), "sessions")
+    if "time" in groups_on:
+        for name, _, _ in DAYPARTS:
+            put(f"share_{name}", _safe_div(a[f"t_{name}"], a["events"]), "time", True)
+        put("share_weekend", _safe_div(a["t_weekend"], a["events"]), "time", True)
+    top_names: list[str] = []
+    if "category" in groups_on:
+        for i, code in enumerate(top):
+            name = "cat_" + _slug(data.main_categories[code])
+            top_names.append(data.main_categories[code])
+            put(name, _safe_div(a[f"c_{i}"], a["events"]), "category", True)
+        if "brand" in data.columns and bool((f["brand"] >= 0).any()):
+            b = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates()
+            brands = b.groupby("customer_id", sort=True).size()
+            put("brands", brands.reindex(out.index).fillna(0), "category")
+    if "price" in groups_on:
+        put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
+        put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
+        paid = a["purchases"] > 0
+        idx_paid = _safe_div(a["ratio_paid_sum"], a["purchases"])
+        idx_all = _safe_div(a["ratio_sum"], a["events"])
+        put("price_index", idx_paid.where(paid, idx_all), "price")
+    out.index.name = "customer_id"
+    return CustomerFeatures(out, groups, bounded, ref, top_names)
+
+
+def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+    f = data.frame
+    groups_on = set(config.groups)
+    ref = data.reference_time
+    work = f[["customer_id", "ts", "amount", "quantity"]].copy()
+    aggs: dict[str, tuple[str, str]] = {
+        "first_ts": ("ts", "min"),
+        "last_ts": ("ts", "max"),
+        "lines": ("ts", "size"),
+        "revenue": ("amount", "sum"),
+        "items": ("quantity", "sum"),
+    }
+    if "time" in groups_on:
+        for name, col in _time_columns(f, config).items():
+            work[name] = col
+            aggs[name] = (name, "sum")
+    top: list[int] = []
+    if "category" in groups_on and data.main_categories:
+        top = _top_categories(f, data.main_categories, config.top_categories)
+        for name, col in _category_columns(f, top).items():
+            work[name] = col
+            aggs[name] = (name, "sum")
+    use_price_index = "price" in groups_on and data.price_group is not None
+    if "price" in groups_on:
+        work["unit_price"] = f["price"]
+        aggs["unit_price_sum"] = ("unit_price", "sum")
+        if use_price_index:
+            work["ratio"] = _price_ratio(f)
+            aggs["ratio_sum"] = ("ratio", "sum")
+    a = work.groupby("customer_id", sort=True).agg(**aggs)
+    orders = (
+        f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size().rename("orders")
+    )
+    a = a.join(orders, how="left")
+
+    out = a[[]].copy()
+    groups: dict[str, str] = {}
+    bounded: set[str] = set()
+
+    def put(name: str, values, group: str, is_bounded: bool = False) -> None:
+        out[name] = values.astype("float64")
+        groups[name] = group
+        if is_bounded:
+            bounded.add(name)
+
+    if "rfm" in groups_on:
+        put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
+        put("frequency", a["orders"], "rfm")
+        put("monetary", a["revenue"], "rfm")
+        put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
+        put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
+        put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
+        if "quantity" in data.columns and float(f["quantity"].max()) != 1.0:
+            put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
+    if "time" in groups_on:
+        for name, _, _ in DAYPARTS:
+            put(f"share_{name}", _safe_div(a[f"t_{name}"], a["lines"]), "time", True)
+        put("share_weekend", _safe_div(a["t_weekend"], a["lines"]), "time", True)
+    top_names: list[str] = []
+    if top:
+        for i, code in enumerate(top):
+            top_names.append(data.main_categories[code])
+            put("cat_" + _slug(data.main_categories[code]), _safe_div(a[f"c_{i}"], a["lines"]), "category", True)
+    if "price" in groups_on:
+        put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
+        if use_price_index:
+            put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
+    out.index.name = "customer_id"
+    return CustomerFeatures(out, groups, bounded, ref, top_names)
+
+
+def _clv(revenue, first_ts, ref: int, config: FeatureConfig):
+    """Spend rate since first seen (over at least 30 days) projected over the horizon."""
+    days = ((ref - first_ts) / _DAY).clip(lower=_MIN_CLV_DAYS)
+    return revenue / days * config.clv_horizon_days
+
+
+def _slug(name: str) -> str:
+    out = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+    return out or "unnamed"

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg.backend import to_host
+from gpuseg.config import CleanConfig
+from gpuseg.errors import DataError
+from gpuseg.io.readers import from_frame
+from gpuseg.prep.clean import DROP_REASONS, SESSION_GAP_SECONDS, clean
+
+T = "2019-10-01 10:00:00 UTC"
+
+
+def rows_with_every_problem():
+    good = [(f"2019-10-01 10:00:{i:02d} UTC", "view", 1, 10, "electronics.phone", "apple", 100.0 + i, 1, "s1")
+            for i in range(20)]
+    bad = [
+        good[0],                                                        # duplicate
+        (T, "view", 1, 10, "electronics.phone", "apple", 5.0, None, "s1"),   # missing customer
+        ("yesterday", "view", 1, 10, "electronics.phone", "apple", 5.0, 2, "s2"),  # bad timestamp
+        (T, "click", 1, 10, "electronics.phone", "apple", 5.0, 2, "s2"),      # unknown event type
+        (T, "view", 1, 10, "electronics.phone", "apple", -1.0, 2, "s2"),      # negative price
+        (T, "view", 1, 10, "electronics.phone", "apple", np.inf, 2, "s3"),    # infinite price
+        (T, "view", 1, 10, "electronics.phone", "apple", None, 2, "s3"),      # missing price
+        (T, "view", 1, 10, "electronics.phone", "apple", 5.0, 2, None),       # missing session
+        (T, "view", 1, 10, "electronics.phone", "apple", 1e9, 2, "s3"),       # price outlier
+        (T, " Purchase ", 1, 10, None, None, 120.0, 3, "s4"),                 # kept: type normalised, gaps filled
+    ]
+    return good + bad
+
+
+def test_every_reason_counted_once(make_log, backend):
+    data = from_frame(make_log(rows_with_every_problem()), backend)
+    c = clean(data, CleanConfig(), backend)
+    assert list(c.dropped) == list(DROP_REASONS)
+    assert c.dropped == {
+        "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1,
+        "unknown_event_type": 1, "bad_price": 3, "bad_quantity": 0, "missing_session": 1, "price_outlier": 1,
+    }
+    assert c.rows_in == 30 and c.rows_out == 21
+    assert c.filled == {"category_code": 1, "brand": 1}
+    f = to_host(c.frame)
+    assert sorted(f["etype"].unique().tolist()) == [0, 3]
+    assert f.loc[f["customer_id"] == 3, "main_cat"].tolist() == [-1]  # filled as unknown
+
+
+def test_outlier_fence_can_be_switched_off(make_log, cpu):
+    data = from_frame(make_log(rows_with_every_problem()), cpu)
+    c = clean(data, CleanConfig(price_outliers=False), cpu)
+    assert c.dropped["price_outlier"] == 0 and c.outlier_fence is None
+    assert c.rows_out == 22
+
+
+def test_iqr_factor_controls_the_fence(make_log, cpu):
+    rows = [(T, "view", 1, 10, "a.b", "x", float(p), 1, "s") for p in [10, 11, 12, 13, 14, 15, 16, 17, 40, 400]]
+    tight = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=0.5), cpu)
+    loose = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=20.0), cpu)
+    assert tight.dropped["price_outlier"] > loose.dropped["price_outlier"] == 0
+    assert tight.outlier_fence[1] < 400
+
+
+def test_fill_with_mode(make_log, cpu):
+    rows = [
+        (T, "view", 1, 10, "electronics.phone", "apple", 10.0, 1, "s"),
+        (T, "view", 2, 10, "electronics.tv", "apple", 11.0, 2, "s2"),
+        (T, "view", 3, 11, "kids.toys", "lego", 12.0, 3, "s3"),
+        (T, "view", 4, 11, None, None, 13.0, 4, "s4"),
+    ]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(fill_missing="mode"), cpu)
+    f = c.frame
+    electronics = c.main_categories.index("electronics")
+    assert int(f.loc[f["customer_id"] == 4, "main_cat"].iloc[0]) == electronics
+    assert int(f.loc[f["customer_id"] == 4, "brand"].iloc[0]) == int(f.loc[f["customer_id"] == 1, "brand"].iloc[0])
+
+
+def test_nothing_left_is_an_error(make_log, cpu):
+    rows = [(T, "click", 1, 10, "a", "b", 1.0, 1, "s"), (T, "tap", 1, 10, "a", "b", 1.0, 2, "s")]
+    with pytest.raises(DataError, match="no usable rows.*unknown_event_type"):
+        clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+
+
+def test_sessions_from_inactivity_gaps(cpu):
+    t0 = pd.Timestamp("2019-10-01")
+    gap = pd.Timedelta(seconds=SESSION_GAP_SECONDS + 1)
+    df = pd.DataFrame({
+        "event_time": [t0, t0 + pd.Timedelta(minutes=5), t0 + pd.Timedelta(minutes=5) + gap, t0],
+        "event_type": ["view", "view", "view", "view"],
+        "user_id": [1, 1, 1, 2],
+        "price": [1.0, 1.0, 1.0, 1.0],
+    })
+    c = clean(from_frame(df, cpu), CleanConfig(), cpu)
+    assert c.sessions_derived
+    sess = c.frame.groupby("customer_id")["session"].nunique().to_dict()
+    assert sess == {1: 2, 2: 1}
+
+
+def test_orders_amount_from_quantity_and_unit_price(cpu):
+    df = pd.DataFrame({
+        "customer_id": [1.0, 1.0, 2.0, np.nan],
+        "timestamp": ["2010-12-01 08:26", "2010-12-01 08:26", "2010-12-02 10:00", "2010-12-02 10:00"],
+        "order_id": ["536365", "536365", "C536379", "536380"],
+        "quantity": [6, 2, -1, 3],
+        "unit_price": [2.55, 3.39, 27.5, 1.0],
+    })
+    c = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
+    assert c.dropped["missing_customer_id"] == 1
+    assert c.dropped["bad_price"] == 1  # the cancellation's negative amount
+    f = c.frame
+    assert f["customer_id"].dtype == np.int64
+    np.testing.assert_allclose(f["amount"], [15.3, 6.78])
+    np.testing.assert_allclose(f["price"], [2.55, 3.39])
+    assert f["order"].nunique() == 1

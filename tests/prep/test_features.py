@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg.backend import to_host
+from gpuseg.config import CleanConfig, FeatureConfig
+from gpuseg.errors import DataError
+from gpuseg.io.readers import from_frame
+from gpuseg.prep.clean import clean
+from gpuseg.prep.features import customer_features
+
+A = (1, 10, "electronics.smartphone", "apple", 100.0)
+B = (2, 20, "appliances.kitchen.kettle", "bosch", 50.0)
+C = (3, 10, "electronics.smartphone", "samsung", 300.0)
+
+
+def ev(t, kind, item, user, session):
+    return (t + " UTC", kind, *item, user, session)
+
+
+# 2019-10-01 was a Tuesday, 2019-10-05 a Saturday.
+LOG = [
+    ev("2019-10-01 10:00:00", "view", A, 1, "s1"),
+    ev("2019-10-01 10:05:00", "cart", A, 1, "s1"),
+    ev("2019-10-01 10:10:00", "purchase", A, 1, "s1"),
+    ev("2019-10-05 20:00:00", "view", B, 1, "s2"),
+    ev("2019-10-05 20:01:00", "cart", B, 1, "s2"),
+    ev("2019-10-02 23:00:00", "view", A, 2, "s3"),
+    ev("2019-10-02 23:30:00", "view", C, 2, "s3"),
+    ev("2019-10-02 23:40:00", "cart", C, 2, "s3"),
+    ev("2019-10-02 23:45:00", "remove_from_cart", C, 2, "s3"),
+    ev("2019-10-03 03:00:00", "view", B, 3, "s4"),
+    ev("2019-10-03 03:10:00", "purchase", B, 3, "s4"),
+]
+
+DAY = 86400.0
+EXPECTED = {
+    1: dict(recency_days=0.0, frequency=1, monetary=100.0, tenure_days=(4 * DAY + 10 * 3600 + 60) / DAY,
+            avg_order_value=100.0, clv=100.0 / 30 * 365, views=2, carts=2, removals=0, purchases=1,
+            view_to_cart=1.0, cart_to_purchase=0.5, cart_abandonment=0.5, sessions=2, events_per_session=2.5,
+            session_minutes=5.5, share_midnight=0, share_morning=0.6, share_afternoon=0, share_evening=0.4,
+            share_night=0, share_weekend=0.4, cat_electronics=0.6, cat_appliances=0.4, brands=2,
+            avg_price_viewed=75.0, avg_price_paid=100.0, price_index=1.0),
+    2: dict(recency_days=(2 * DAY + 20 * 3600 + 16 * 60) / DAY, frequency=0, monetary=0.0, tenure_days=45 / 1440,
+            avg_order_value=0.0, clv=0.0, views=2, carts=1, removals=1, purchases=0, view_to_cart=0.5,
+            cart_to_purchase=0.0, cart_abandonment=1.0, sessions=1, events_per_session=4.0, session_minutes=45.0,
+            share_midnight=0, share_morning=0, share_afternoon=0, share_evening=0, share_night=1.0, share_weekend=0,
+            cat_electronics=1.0, cat_appliances=0.0, brands=2, avg_price_viewed=200.0, avg_price_paid=0.0,
+            price_index=(1 + 3 + 3 + 3) / 4),
+    3: dict(recency_days=(2 * DAY + 17 * 3600 - 9 * 60) / DAY, frequency=1, monetary=50.0, tenure_days=10 / 1440,
+            avg_order_value=50.0, clv=50.0 / 30 * 365, views=1, carts=0, removals=0, purchases=1, view_to_cart=0.0,
+            cart_to_purchase=0.0, cart_abandonment=0.0, sessions=1, events_per_session=2.0, session_minutes=10.0,
+            share_midnight=1.0, share_morning=0, share_afternoon=0, share_evening=0, share_night=0, share_weekend=0,
+            cat_electronics=0.0, cat_appliances=1.0, brands=1, avg_price_viewed=50.0, avg_price_paid=50.0,
+            price_index=1.0),
+}
+
+
+@pytest.fixture
+def feats(make_log, backend):
+    data = from_frame(make_log(LOG), backend)
+    return customer_features(clean(data, CleanConfig(price_outliers=False), backend), FeatureConfig())
+
+
+def test_hand_computed_event_features(feats):
+    got = to_host(feats.frame)
+    expected = pd.DataFrame.from_dict(EXPECTED, orient="index")
+    expected.index.name = "customer_id"
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected.astype("float64"), check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_groups_and_bounded_flags(feats):
+    assert feats.groups["recency_days"] == "rfm"
+    assert feats.groups["cart_abandonment"] == "funnel"
+    assert feats.groups["price_index"] == "price"
+    assert {"view_to_cart", "share_weekend", "cat_electronics"} <= feats.bounded
+    assert "monetary" not in feats.bounded
+    assert feats.top_categories == ["electronics", "appliances"]
+
+
+@pytest.mark.parametrize("groups", [("rfm",), ("funnel", "time"), ("price", "category")], ids=str)
+def test_only_chosen_groups(make_log, cpu, groups):
+    data = clean(from_frame(make_log(LOG), cpu), CleanConfig(price_outliers=False), cpu)
+    f = customer_features(data, FeatureConfig(groups=groups))
+    assert set(f.groups.values()) == set(groups)
+    full = to_host(customer_features(data, FeatureConfig()).frame)
+    pd.testing.assert_frame_equal(to_host(f.frame), full[f.names])
+
+
+def test_utc_offset_shifts_hours(make_log, cpu):
+    data = clean(from_frame(make_log(LOG), cpu), CleanConfig(price_outliers=False), cpu)
+    f = customer_features(data, FeatureConfig(utc_offset_hours=3)).frame
+    assert f.loc[2, "share_midnight"] == 1.0  # 23:00 UTC is 02:00 at UTC+3
+    assert f.loc[2, "share_weekend"] == 0.0
+
+
+def test_top_categories_limit(make_log, cpu):
+    data = clean(from_frame(make_log(LOG), cpu), CleanConfig(price_outliers=False), cpu)
+    f = customer_features(data, FeatureConfig(top_categories=1))
+    assert [c for c in f.names if c.startswith("cat_")] == ["cat_electronics"]
+
+
+def test_order_features(cpu):
+    df = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2, 3],
+        "timestamp": pd.to_datetime(["2020-01-01 10:00", "2020-01-01 10:00", "2020-01-11 10:00",
+                                     "2020-01-05 22:00", "2020-01-04 13:00"]),
+        "order_id": ["a", "a", "b", "c", "d"],
+        "amount": [10.0, 20.0, 30.0, 5.0, 100.0],
+        "quantity": [1, 2, 3, 1, 4],
+        "category": ["toys", "toys.lego", "books", "toys", "books"],
+    })
+    data = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
+    f = customer_features(data, FeatureConfig())
+    got = f.frame
+    assert got.loc[1, "frequency"] == 2 and got.loc[1, "monetary"] == 60.0
+    assert got.loc[1, "avg_order_value"] == 30.0 and got.loc[1, "items_per_order"] == 3.0
+    assert got.loc[1, "recency_days"] == 0.0 and got.loc[2, "recency_days"] == 5.5
+    assert got.loc[1, "tenure_days"] == 10.0
+    assert got.loc[1, "cat_toys"] == pytest.approx(2 / 3)
+    assert got.loc[2, "share_night"] == 1.0 and got.loc[3, "share_weekend"] == 1.0
+    # unit prices by category: toys 10, 5 (median 7.5); toys.lego 10; books 10, 25 (median 17.5)
+    assert got.loc[2, "price_index"] == pytest.approx(5 / 7.5)
+    assert got.loc[3, "price_index"] == pytest.approx(25 / 17.5)
+    assert "views" not in got.columns and "sessions" not in got.columns
+
+
+def test_too_few_customers(make_log, cpu):
+    data = clean(from_frame(make_log(LOG[:5]), cpu), CleanConfig(price_outliers=False), cpu)
+    with pytest.raises(DataError, match="only 1 customer"):
+        customer_features(data, FeatureConfig())
+
+
+def test_features_on_generated_data_are_finite(cpu, small_events):
+    events, truth = small_events
+    data = clean(from_frame(events, cpu), CleanConfig(), cpu)
+    f = customer_features(data, FeatureConfig())
+    assert len(f) == truth["user_id"].nunique()
+    assert np.isfinite(f.frame.to_numpy()).all()
+    for col in f.bounded:
+        assert f.frame[col].between(0, 1).all(), col
