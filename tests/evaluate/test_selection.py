@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpuseg.evaluate.selection import choose_k, composite_scores, knee_point
+
+KS = list(range(2, 11))
+
+
+def elbow_curve(knee: int) -> list[float]:
+    # steep fall until the knee, flat after
+    return [1000.0 - 200.0 * min(k, knee) - 5.0 * max(k - knee, 0) for k in KS]
+
+
+@pytest.mark.parametrize("knee", [3, 4, 6, 8])
+def test_knee_found(knee):
+    assert knee_point(KS, elbow_curve(knee)) == knee
+
+
+@pytest.mark.parametrize("curve", [[10.0] * 9, [100 - 10 * k for k in KS]], ids=["flat", "straight"])
+def test_no_knee(curve):
+    assert knee_point(KS, curve) is None
+
+
+def test_composite_prefers_good_scores():
+    comp = composite_scores([2, 3, 4], [0.1, 0.5, 0.3], [2.0, 0.5, 1.25], [10.0, 50.0, 30.0])
+    assert comp == {2: 0.0, 3: 1.0, 4: 0.5}
+
+
+def test_choice_stays_near_the_elbow_even_when_silhouette_prefers_two():
+    sil = [0.40, 0.20, 0.25, 0.30, 0.28, 0.2, 0.18, 0.17, 0.16]  # k=2 best silhouette
+    db = [1.0, 1.6, 1.4, 1.1, 1.2, 1.5, 1.6, 1.7, 1.8]
+    ch = [900, 600, 700, 800, 750, 600, 550, 500, 480]
+    c = choose_k(KS, elbow_curve(5), sil, db, ch)
+    assert c.knee == 5 and c.k == 5
+    assert "elbow at k=5" in c.reason
+
+
+def test_window_is_used_without_elbow_too():
+    sil = [0.1, 0.2, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+    c = choose_k(KS, [100 - 10 * k for k in KS], sil, [1.0] * 9, [1.0] * 9)
+    assert c.knee is None and c.k == 4
+
+
+def test_single_k():
+    c = choose_k([6], [10.0], [0.3], [1.0], [5.0])
+    assert c.k == 6 and "given" in c.reason
+
+
+def test_nan_scores_are_worst():
+    comp = composite_scores([2, 3], [np.nan, 0.2], [np.nan, 1.0], [np.nan, 3.0])
+    assert comp[2] < comp[3]
+
+
+def test_never_below_the_elbow():
+    sil = [0.30, 0.28, 0.40, 0.20, 0.21, 0.2, 0.18, 0.17, 0.16]  # best silhouette at k=4, knee at 5
+    c = choose_k(KS, elbow_curve(5), sil, [1.0] * 9, [900 - 50 * i for i in range(9)])
+    assert c.knee == 5 and c.k >= 5
