@@ -1,0 +1,283 @@
+"""Command line: ``python -m gpuseg run | generate``.
+
+Argument parsing, the progress display and turning user errors into one line on stderr
+with exit code 2. No computation happens here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from . import __version__
+from .errors import GpusegError
+
+__all__ = ["main", "ConsoleProgress"]
+
+_STAGE_WIDTH = 9
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="gpuseg",
+        description="Customer segmentation for e-commerce event and order logs, on GPU (RAPIDS) or CPU.",
+    )
+    p.add_argument("--version", action="version", version=f"gpuseg {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser(
+        "run",
+        help="segment customers (no arguments: the built-in synthetic data set)",
+        description="Load logs, clean, engineer per-customer features, cluster over a k range, "
+        "evaluate, and write segments.parquet, features.parquet, profiles.csv and metrics.json.",
+    )
+    r.add_argument("--input", metavar="PATH", help="CSV/Parquet file, glob or folder of parts (gzip CSV too); "
+                   "omit for the built-in synthetic data set")
+    r.add_argument("--format", choices=["auto", "events", "orders"], default=None,
+                   help="input shape (default: auto, from the columns)")
+    r.add_argument("--rename", metavar="OLD=NEW", nargs="+", action="extend", default=None,
+                   help="map your column names to gpuseg's, e.g. CustomerID=customer_id")
+    r.add_argument("--out", metavar="DIR", default=None, help="output folder (default: gpuseg-out)")
+    r.add_argument("--device", choices=["auto", "gpu", "cpu"], default=None,
+                   help="where to compute (default: auto: the GPU when CUDA and RAPIDS are there)")
+    r.add_argument("--methods", metavar="LIST", default=None,
+                   help="comma-separated clustering methods, or all (default: kmeans)")
+    r.add_argument("--k", metavar="K", default=None, help="segments: a range like 2-10 (default) or one k like 6")
+    r.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    r.add_argument("--config", metavar="FILE", help="TOML config file; command-line options override it")
+    r.add_argument("--truth", metavar="FILE", help="known segment per customer (CSV/Parquet): adds ARI and NMI")
+    r.add_argument("--customers", type=int, default=None, metavar="N",
+                   help="size of the built-in synthetic data set (default: 20000)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+    g = sub.add_parser(
+        "generate",
+        help="write synthetic REES46-schema event logs with planted personas",
+        description="Synthetic e-commerce events in the REES46 / Open CDP schema, with the planted persona "
+        "of every customer in the truth file.",
+    )
+    g.add_argument("--customers", type=int, required=True, metavar="N")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--days", type=int, default=61, help="length of the time window (default: 61)")
+    g.add_argument("--start", default="2019-10-01", help="first day (default: 2019-10-01)")
+    g.add_argument("--out", required=True, metavar="FILE", help=".csv, .csv.gz or .parquet")
+    g.add_argument("--truth", metavar="FILE", help="where to write user_id,persona (.csv or .parquet)")
+    g.add_argument("--force", action="store_true", help="replace existing files")
+    return p
+
+
+class ConsoleProgress:
+    """Stage-by-stage progress on a stream (live on a terminal, one line per stage otherwise)."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._t0 = time.perf_counter()
+        self._last = 0.0
+
+    def _write(self, text: str) -> None:
+        if not self.quiet:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def run_started(self, backend: Any, config: Any, methods: tuple[str, ...]) -> None:
+        where = "GPU" if backend.is_gpu else "CPU"
+        self._write(f"gpuseg {__version__} running on {where}: {backend.device_label}\n")
+
+    def stage_started(self, stage: str, detail: str = "") -> None:
+        if self.live:
+            self._write(f"\r  {stage:<{_STAGE_WIDTH}} ...")
+
+    def stage_progress(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        if not self.live or total <= 0:
+            return
+        now = time.perf_counter()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 20
+        filled = int(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        self._write(f"\r  {stage:<{_STAGE_WIDTH}} [{bar}] {done}/{total} {detail:<24}")
+
+    def stage_finished(self, stage: str, seconds: float, detail: str = "") -> None:
+        prefix = "\r\033[K" if self.live else ""
+        self._write(f"{prefix}  {stage:<{_STAGE_WIDTH}} {seconds:7.2f} s  {detail}\n")
+
+    def clear_line(self) -> None:
+        """Erase a live progress line (before an error message, say)."""
+        if self.live:
+            self._write("\r\033[K")
+
+    def note(self, text: str) -> None:
+        prefix = "\r\033[K" if self.live else ""
+        self._write(f"{prefix}  note: {text}\n")
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1e5:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def print_summary(result: Any, out: TextIO) -> None:
+    """k-vs-scores table per method, the chosen segmentation, segment sizes, output folder."""
+    m = result.metrics
+    has_truth = m["evaluation"].get("truth") is not None
+    chosen = m["chosen"]
+    for method, mm in m["methods"].items():
+        headers = ["k", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "composite", "fit_s"]
+        if has_truth:
+            headers += ["ari", "nmi"]
+        rows = []
+        for r in mm["sweep"]:
+            mark = "*" if r["k"] == mm["k"] else " "
+            cells = [
+                f"{mark}{r['k']}",
+                _fmt(r["silhouette"]),
+                _fmt(r["davies_bouldin"]),
+                _fmt(r["calinski_harabasz"], 1),
+                _fmt(r["inertia"], 1),
+                _fmt(r.get("composite")),
+                _fmt(r["fit_seconds"], 2),
+            ]
+            if has_truth:
+                cells += [_fmt(r.get("ari")), _fmt(r.get("nmi"))]
+            rows.append(cells)
+        out.write(f"\nScores by k for {method} (* = chosen; {mm['k_choice']['reason']}):\n")
+        out.write(_table(headers, rows) + "\n")
+    ev = m["evaluation"]["silhouette"]
+    if not ev["exact"]:
+        out.write(f"(silhouette on a fixed-seed sample of {ev['sample_size']:,} customers)\n")
+    best = m["methods"][chosen["method"]]
+    extra = f", ARI {best['ari']:.3f} against --truth" if has_truth and best.get("ari") is not None else ""
+    out.write(
+        f"\nChosen: {chosen['method']} with k={chosen['k']} (silhouette {best['silhouette']:.3f}, "
+        f"Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
+    )
+    prof = result.profiles
+    show = [c for c in ("recency_days", "frequency", "monetary", "views", "cart_abandonment", "price_index")
+            if c in prof.columns]
+    headers = ["segment", "customers", "share"] + show
+    rows = [
+        [str(r["segment_name"]), f"{int(r['size']):,}", f"{r['share']:.1%}"] + [_fmt(float(r[c]), 2) for c in show]
+        for _, r in prof.iterrows()
+    ]
+    out.write("\nSegments (feature means):\n" + _table(headers, rows) + "\n")
+    t = m["timings"]
+    out.write(
+        f"\nRan on {m['device']['label']} ({m['device']['backend'].upper()}) in {t['total']:.1f} s; "
+        f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers.\n"
+    )
+    out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import build_config, load_config_file
+    from .pipeline import run
+
+    file_values = load_config_file(args.config) if args.config else None
+    config = build_config(
+        file_values,
+        input=args.input,
+        format=args.format,
+        rename=args.rename,
+        out=args.out,
+        device=args.device,
+        methods=args.methods,
+        k=args.k,
+        seed=args.seed,
+        truth=args.truth,
+        synthetic_customers=args.customers,
+    )
+    progress = ConsoleProgress(quiet=args.quiet)
+    try:
+        result = run(config, progress)
+    finally:
+        progress.clear_line()
+    print_summary(result, sys.stdout)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .io.synthetic import generate_events, write_events, write_truth
+
+    targets = [Path(args.out)] + ([Path(args.truth)] if args.truth else [])
+    for t in targets:
+        if t.exists() and not args.force:
+            raise ConfigError(f"{t} exists; use --force to replace it")
+        if t.parent and not t.parent.exists():
+            raise ConfigError(f"{t}: folder {t.parent} does not exist")
+    if args.truth and Path(args.truth).resolve() == Path(args.out).resolve():
+        raise ConfigError("--truth and --out must be different files")
+    t0 = time.perf_counter()
+    events, truth = generate_events(args.customers, seed=args.seed, start=args.start, days=args.days)
+    gen_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    write_events(events, args.out)
+    if args.truth:
+        write_truth(truth, args.truth)
+    write_s = time.perf_counter() - t1
+    n = len(events)
+    print(
+        f"generated {n:,} events for {args.customers:,} customers in {gen_s:.2f} s "
+        f"({n / max(gen_s, 1e-9):,.0f} events/s); wrote {args.out} in {write_s:.2f} s"
+        + (f" and {args.truth}" if args.truth else "")
+    )
+    counts = truth["persona"].value_counts()
+    print("personas: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m gpuseg`` and the ``gpuseg`` script; returns the exit code."""
+    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "generate":
+            return _cmd_generate(args)
+        parser.print_help()
+        return 0
+    except GpusegError as exc:
+        msg = " ".join(str(exc).split())
+        sys.stderr.write(f"gpuseg: error: {msg}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("\ngpuseg: interrupted\n")
+        return 130
+    except MemoryError:
+        sys.stderr.write("gpuseg: error: out of memory; try fewer input files, a smaller --k range or --device cpu\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

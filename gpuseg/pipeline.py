@@ -1,0 +1,377 @@
+"""``run(config) -> RunResult``: the stages in order, each timed.
+
+load -> clean -> features -> scale -> cluster -> evaluate -> segments -> write
+
+The data stays on the backend's device from file to labels; only small results (scores,
+profiles) come to the host before the write stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import __version__, backend as _backend
+from .cluster import make_estimator, resolve_methods
+from .config import RunConfig
+from .errors import ConfigError
+from .evaluate import metrics as _m
+from .evaluate.selection import choose_k
+from .io.readers import from_frame, load, read_truth, resolve_paths
+from .prep import FeatureScaler, clean, customer_features
+from .report.files import check_out_dir, to_json, write_outputs
+from .segments import order_by_size, placeholder_names, segment_profiles
+
+__all__ = ["Progress", "RunResult", "run", "STAGES"]
+
+STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "segments", "write")
+
+
+class Progress:
+    """Receives progress events from :func:`run`; the default ignores them.
+
+    ``gpuseg.cli`` subclasses it to draw the console display.
+    """
+
+    def run_started(self, backend: _backend.Backend, config: RunConfig, methods: tuple[str, ...]) -> None:
+        """The run starts on ``backend``."""
+
+    def stage_started(self, stage: str, detail: str = "") -> None:
+        """A stage starts."""
+
+    def stage_progress(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        """``done`` of ``total`` steps of a stage are finished."""
+
+    def stage_finished(self, stage: str, seconds: float, detail: str = "") -> None:
+        """A stage ended after ``seconds``."""
+
+    def note(self, text: str) -> None:
+        """Something the user should know (a fallback, a sample)."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced.
+
+    Attributes
+    ----------
+    out_dir : Path
+    metrics : dict
+        The content of ``metrics.json``.
+    segments : DataFrame
+        customer_id, segment, segment_name, confidence, label_<method> (on the device).
+    profiles : pandas.DataFrame
+    features : DataFrame
+        Unscaled features indexed by customer_id (on the device).
+    backend : Backend
+    files : list of Path
+    """
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    segments: Any
+    profiles: pd.DataFrame
+    features: Any
+    backend: _backend.Backend
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> dict[str, Any]:
+        return self.metrics["chosen"]
+
+
+class _Timer:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.detail: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[dict[str, str]]:
+        info = {"detail": ""}
+        self.progress.stage_started(name, detail)
+        t0 = time.perf_counter()
+        yield info
+        _backend.synchronize()
+        dt = time.perf_counter() - t0
+        self.timings[name] = self.timings.get(name, 0.0) + dt
+        self.progress.stage_finished(name, dt, info["detail"])
+
+
+def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+    """Run the whole pipeline.
+
+    Parameters
+    ----------
+    config : RunConfig
+    progress : Progress, optional
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    GpusegError
+        Any problem with the user's input, options or device.
+    """
+    progress = progress or Progress()
+    t_start = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    methods = resolve_methods(config.cluster.methods)
+    input_files = [str(p) for p in resolve_paths(config.input)[0]] if config.input else []
+    out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
+    be = _backend.select(config.device)
+    progress.run_started(be, config, methods)
+    timer = _Timer(progress)
+    rename = dict(config.rename)
+
+    # -- load ------------------------------------------------------------------------------
+    truth = None
+    with timer.stage("load") as st:
+        if config.input is None:
+            from .io.synthetic import generate_events
+
+            events, truth_frame = generate_events(config.synthetic_customers, seed=config.seed)
+            data = from_frame(events, be, "events", source="built-in synthetic data")
+            truth = truth_frame.set_index("user_id")["persona"]
+            source = f"built-in synthetic data ({config.synthetic_customers:,} customers, seed {config.seed})"
+        else:
+            data = load(config.input, be, config.format, rename, config.clean.timestamp_format)
+            source = config.input
+        if config.truth:
+            truth = read_truth(config.truth)
+        st["detail"] = f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
+
+    # -- clean -----------------------------------------------------------------------------
+    with timer.stage("clean") as st:
+        cleaned = clean(data, config.clean, be)
+        column_map, ts_format = data.column_map, data.timestamp_format
+        del data
+        st["detail"] = f"{cleaned.rows_out:,} rows kept, {cleaned.rows_in - cleaned.rows_out:,} dropped"
+
+    # -- features --------------------------------------------------------------------------
+    with timer.stage("features") as st:
+        feats = customer_features(cleaned, config.features)
+        n_customers = len(feats)
+        st["detail"] = f"{n_customers:,} customers x {len(feats.names)} features"
+    if config.cluster.k_max >= n_customers:
+        raise ConfigError(
+            f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {n_customers} customers; "
+            f"k must be below that"
+        )
+
+    # -- scale -----------------------------------------------------------------------------
+    with timer.stage("scale") as st:
+        raw = _backend.frame_to_array(feats.frame, dtype=np.float64)
+        bounded = [i for i, n in enumerate(feats.names) if n in feats.bounded]
+        scaler = FeatureScaler(
+            log_skewed=config.features.log_skewed,
+            skew_threshold=config.features.skew_threshold,
+            bounded=bounded,
+        ).fit(raw)
+        X = scaler.transform(raw)
+        del raw
+        st["detail"] = f"log1p on {int(scaler.log_mask_.sum())} skewed features, standardised to float32"
+
+    # -- cluster ---------------------------------------------------------------------------
+    ks = config.k_values
+    fits: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
+    total = len(methods) * len(ks)
+    with timer.stage("cluster") as st:
+        done = 0
+        for method in methods:
+            for k in ks:
+                progress.stage_progress("cluster", done, total, f"{method} k={k}")
+                est = make_estimator(method, k, config.seed)
+                t0 = time.perf_counter()
+                est.fit(X)
+                _backend.synchronize(X)
+                fits[method][k] = {
+                    "labels": est.labels_,
+                    "inertia": getattr(est, "inertia_", None),
+                    "fit_seconds": time.perf_counter() - t0,
+                    "n_iter": getattr(est, "n_iter_", None),
+                }
+                done += 1
+        progress.stage_progress("cluster", done, total, "")
+        st["detail"] = f"{total} fits: {', '.join(methods)} over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else (
+            f"{total} fit(s): {', '.join(methods)} at k={ks[0]}"
+        )
+
+    # -- evaluate --------------------------------------------------------------------------
+    sample_size = None
+    if n_customers > config.evaluate.silhouette_exact_max:
+        sample_size = config.evaluate.silhouette_sample
+        progress.note(
+            f"silhouette on a fixed-seed sample of {sample_size:,} of {n_customers:,} customers "
+            f"(exact up to {config.evaluate.silhouette_exact_max:,}; [evaluate] in the config)"
+        )
+    truth_codes, truth_mask, truth_info = _align_truth(truth, feats.frame.index, be)
+    method_metrics: dict[str, Any] = {}
+    with timer.stage("evaluate") as st:
+        done = 0
+        for method in methods:
+            sweep = []
+            for k in ks:
+                progress.stage_progress("evaluate", done, total, f"{method} k={k}")
+                fit = fits[method][k]
+                row = _score(X, fit, k, sample_size, config.seed, truth_codes, truth_mask)
+                sweep.append(row)
+                done += 1
+            choice = choose_k(
+                [r["k"] for r in sweep],
+                [r["inertia"] for r in sweep],
+                [r["silhouette"] for r in sweep],
+                [r["davies_bouldin"] for r in sweep],
+                [r["calinski_harabasz"] for r in sweep],
+            )
+            for r in sweep:
+                r["composite"] = choice.composite[r["k"]]
+            best = next(r for r in sweep if r["k"] == choice.k)
+            method_metrics[method] = {
+                **{key: best[key] for key in best if key != "composite"},
+                "composite": best["composite"],
+                "k_choice": {"knee": choice.knee, "reason": choice.reason},
+                "sweep": sweep,
+            }
+        progress.stage_progress("evaluate", done, total, "")
+        chosen_method = max(methods, key=lambda m: (method_metrics[m]["silhouette"], -methods.index(m)))
+        chosen_k = method_metrics[chosen_method]["k"]
+        st["detail"] = f"chose {chosen_method} with k={chosen_k}"
+
+    # -- segments --------------------------------------------------------------------------
+    with timer.stage("segments") as st:
+        labels = order_by_size(fits[chosen_method][chosen_k]["labels"])
+        names = placeholder_names(list(range(chosen_k)))
+        segments = feats.frame[[]].reset_index()
+        segments["segment"] = labels
+        segments["segment_name"] = segments["segment"].map(names)
+        segments["confidence"] = be.xp.ones(n_customers, dtype=be.xp.float32)
+        for method in methods:
+            segments[f"label_{method}"] = fits[method][method_metrics[method]["k"]]["labels"]
+        cat_cols = {
+            n: feats.top_categories[i] for i, n in enumerate(c for c in feats.names if feats.groups[c] == "category" and c.startswith("cat_"))
+        }
+        profiles = segment_profiles(feats.frame, labels, names, cat_cols)
+        st["detail"] = ", ".join(f"{int(r.segment)}: {int(r.size):,}" for r in profiles.itertuples())
+
+    metrics: dict[str, Any] = {
+        "gpuseg_version": __version__,
+        "started_at": started.isoformat(timespec="seconds"),
+        "device": {
+            "backend": be.name,
+            "label": be.device_label,
+            "libraries": _backend.library_versions(be),
+        },
+        "data": {
+            "source": source,
+            "format": cleaned.kind,
+            "files": input_files,
+            "column_map": column_map,
+            "timestamp_format": ts_format,
+            "rows_read": cleaned.rows_in,
+            "rows_used": cleaned.rows_out,
+            "rows_dropped": cleaned.dropped,
+            **{k: v for k, v in cleaned.summary().items() if k not in ("rows_in", "rows_used", "rows_dropped")},
+            "customers": n_customers,
+            "features": feats.names,
+            "feature_groups": feats.groups,
+            "top_categories": feats.top_categories,
+            "reference_time": _dt.datetime.fromtimestamp(feats.reference_time, _dt.timezone.utc).isoformat(),
+        },
+        "scaling": scaler.params(feats.names),
+        "evaluation": {
+            "silhouette": (
+                {"exact": False, "sample_size": sample_size, "sample_seed": config.seed}
+                if sample_size
+                else {"exact": True, "sample_size": n_customers}
+            ),
+            "k_range": [ks[0], ks[-1]],
+            "k_rule": "elbow of inertia (Kneedle) + best composite of silhouette, Davies-Bouldin, "
+            "Calinski-Harabasz in k = knee..knee+2",
+            "method_rule": "highest silhouette at each method's chosen k",
+            "truth": truth_info,
+        },
+        "methods": method_metrics,
+        "chosen": {"method": chosen_method, "k": chosen_k},
+        "config": config.to_dict(),
+        "timings": {},
+    }
+
+    # -- write -----------------------------------------------------------------------------
+    with timer.stage("write") as st:
+        feature_out = feats.frame.reset_index()
+
+        def write_metrics(path: Path) -> None:
+            metrics["timings"] = {**{k: round(v, 4) for k, v in timer.timings.items()}}
+            metrics["timings"]["write"] = round(time.perf_counter() - t_write, 4)
+            metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
+            path.write_text(to_json(metrics))
+
+        t_write = time.perf_counter()
+        files = write_outputs(
+            out_dir,
+            {
+                "segments.parquet": lambda p: segments.to_parquet(p, index=False),
+                "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
+                "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
+                "metrics.json": write_metrics,
+            },
+        )
+        st["detail"] = str(out_dir)
+    metrics["timings"]["write"] = round(timer.timings["write"], 4)
+    metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
+    return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+
+
+def _files_label(files: list[str], source: str) -> str:
+    if not files:
+        return source
+    return files[0] if len(files) == 1 else f"{len(files)} files"
+
+
+def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
+    """Truth labels as integer codes aligned to the feature rows, and a mask of known rows."""
+    if truth is None:
+        return None, None, None
+    ids = _backend.to_host(index)
+    aligned = truth.reindex(pd.Index(ids))
+    known = aligned.notna().to_numpy()
+    if known.sum() < 2:
+        raise ConfigError("--truth: fewer than 2 customers of the data are in the truth file")
+    codes, uniques = pd.factorize(aligned)
+    info = {
+        "customers_matched": int(known.sum()),
+        "customers_unmatched": int((~known).sum()),
+        "classes": int(len(uniques)),
+    }
+    xp = be.xp
+    return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
+
+
+def _score(X, fit, k, sample_size, seed, truth_codes, truth_mask) -> dict[str, Any]:
+    labels = fit["labels"]
+    n_labels = int(len(np.unique(_backend.to_host(labels))))
+    row: dict[str, Any] = {"k": k, "clusters_found": n_labels}
+    if n_labels >= 2:
+        row["silhouette"] = _m.silhouette_score(X, labels, sample_size=sample_size, random_state=seed)
+        row["davies_bouldin"] = _m.davies_bouldin_score(X, labels)
+        row["calinski_harabasz"] = _m.calinski_harabasz_score(X, labels)
+    else:
+        row["silhouette"] = row["davies_bouldin"] = row["calinski_harabasz"] = float("nan")
+    row["inertia"] = float(fit["inertia"]) if fit["inertia"] is not None else _m.inertia(X, labels)
+    row["fit_seconds"] = round(fit["fit_seconds"], 4)
+    if fit.get("n_iter") is not None:
+        row["n_iter"] = int(fit["n_iter"])
+    if truth_codes is not None:
+        row["ari"] = _m.adjusted_rand_score(truth_codes[truth_mask], labels[truth_mask])
+        row["nmi"] = _m.normalized_mutual_info_score(truth_codes[truth_mask], labels[truth_mask])
+    return row

@@ -1,0 +1,101 @@
+"""Writing a run's output files without destroying anything the user owns.
+
+Files are written into a temporary folder inside the output folder and moved into place
+only when all of them are written, so a failed run leaves the previous run's files as they
+were. Only gpuseg's own file names are ever replaced; other files in the folder are left
+alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["OUTPUT_FILES", "check_out_dir", "write_outputs", "to_json"]
+
+#: The files a run writes (later versions add report.html and model/).
+OUTPUT_FILES = ("segments.parquet", "features.parquet", "profiles.csv", "metrics.json")
+
+
+def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
+    """Validate the output folder before any work is done.
+
+    Raises
+    ------
+    ConfigError
+        The path is a file, is not writable, or an output file would overwrite an input.
+    """
+    p = Path(out).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: {probe} is not writable")
+    targets = {(p / name).resolve() for name in OUTPUT_FILES}
+    for inp in inputs:
+        if Path(inp).resolve() in targets:
+            raise ConfigError(f"--out {out}: would overwrite the input file {inp}; choose another folder")
+    return p
+
+
+def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]]) -> list[Path]:
+    """Write every file with its writer, then move them all into ``out``.
+
+    Parameters
+    ----------
+    out : path
+        Output folder; created when missing.
+    writers : mapping
+        File name -> function writing that file to the path it is given.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".gpuseg-tmp-", dir=out))
+    try:
+        for name, write in writers.items():
+            write(tmp / name)
+        done = []
+        for name in writers:
+            target = out / name
+            os.replace(tmp / name, target)
+            done.append(target)
+        return done
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    """JSON text of plain data with NumPy scalars converted and NaN/inf as null."""
+    return json.dumps(_plain(obj), indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from gpuseg import backend
+from gpuseg.cli import main
+
+REES_HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    """An output folder holding a user's file that no failure may touch."""
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "keep.txt").write_text("user data")
+    (d / "segments.parquet").write_text("previous run")
+    return d
+
+
+def assert_untouched(d):
+    assert sorted(p.name for p in d.iterdir()) == ["keep.txt", "segments.parquet"]
+    assert (d / "segments.parquet").read_text() == "previous run"
+
+
+def bad_cases(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "cols.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "type.csv").write_text(REES_HEADER + "2019-10-01 00:00:00 UTC,view,1,2,a.b,x,cheap,5,s\n" * 3)
+    (tmp_path / "good.csv").write_text(REES_HEADER + "".join(
+        f"2019-10-01 00:00:0{i} UTC,view,1,2,a.b,x,{i + 1},{i},s{i}\n" for i in range(6)))
+    return {
+        "missing-file": (["--input", str(tmp_path / "nope.csv")], "nope.csv: no such file"),
+        "empty-file": (["--input", str(tmp_path / "empty.csv")], "empty.csv: file is empty"),
+        "no-columns": (["--input", str(tmp_path / "cols.csv")], "none of the expected columns"),
+        "wrong-type": (["--input", str(tmp_path / "type.csv")], "column 'price' should hold numbers"),
+        "k-range": (["--input", str(tmp_path / "good.csv"), "--k", "1-4"], "--k 1-4: k must be at least 2"),
+        "k-above-customers": (["--input", str(tmp_path / "good.csv"), "--k", "2-10"], "the data has 6 customers"),
+        "method": (["--methods", "kmeans,astrology"], "unknown method 'astrology'"),
+        "format": (["--input", str(tmp_path / "good.csv"), "--format", "orders"], "lacks column(s) customer_id"),
+        "config": (["--config", str(tmp_path / "none.toml")], "no such file"),
+    }
+
+
+CASES = ["missing-file", "empty-file", "no-columns", "wrong-type", "k-range", "k-above-customers", "method",
+         "format", "config"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_user_errors_are_one_line_exit_2(tmp_path, out_dir, capsys, case):
+    args, expected = bad_cases(tmp_path)[case]
+    code = main(["run", "--device", "cpu", "-q", "--out", str(out_dir), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gpuseg: error: "), err
+    assert expected in lines[0]
+    assert "Traceback" not in err
+    assert_untouched(out_dir)
+
+
+def test_gpu_requested_on_cpu_machine(tmp_path, out_dir, capsys, monkeypatch):
+    monkeypatch.setattr(backend, "probe_gpu", lambda: backend.GpuProbe(False, "no CUDA device found"))
+    code = main(["run", "--device", "gpu", "--out", str(out_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "gpuseg: error: --device gpu was requested but no CUDA device found"
+    assert_untouched(out_dir)
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["run", "--out", str(f)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("args", [["run", "--device", "tpu"], ["run", "--seed", "x"], ["bogus"]],
+                         ids=["device", "seed", "command"])
+def test_argument_errors_are_one_line(capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0]
+
+
+def test_run_prints_where_scores_choice_and_folder(tmp_path, events_csv, capsys):
+    out = tmp_path / "o"
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-5", "--device", "cpu",
+                 "--truth", str(events_csv.parent / "truth.csv")])
+    cap = capsys.readouterr()
+    assert code == 0
+    assert "running on CPU" in cap.err
+    for stage in ("load", "clean", "features", "scale", "cluster", "evaluate", "segments", "write"):
+        assert f"  {stage} " in cap.err
+    assert "Scores by k for kmeans" in cap.out and "ari" in cap.out
+    assert "Chosen: kmeans with k=" in cap.out
+    assert f"Output: {out}/" in cap.out
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["chosen"]["k"] in (3, 4, 5)
+
+
+def test_generate_command(tmp_path, capsys):
+    out, truth = tmp_path / "ev.csv.gz", tmp_path / "truth.parquet"
+    assert main(["generate", "--customers", "300", "--seed", "2", "--out", str(out), "--truth", str(truth)]) == 0
+    msg = capsys.readouterr().out
+    assert "events/s" in msg and "personas:" in msg
+    ev = pd.read_csv(out)
+    assert list(ev.columns) == REES_HEADER.strip().split(",")
+    assert pd.read_parquet(truth)["user_id"].nunique() == 300
+    # existing files are not replaced without --force
+    assert main(["generate", "--customers", "300", "--out", str(out)]) == 2
+    assert "use --force" in capsys.readouterr().err
+    assert main(["generate", "--customers", "300", "--out", str(out), "--force"]) == 0
+
+
+def test_module_entry_point_end_to_end(tmp_path):
+    """`python -m gpuseg` in a fresh process: exit codes and no traceback."""
+    bad = subprocess.run([sys.executable, "-m", "gpuseg", "run", "--input", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "gpuseg", "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("gpuseg ")

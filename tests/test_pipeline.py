@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg.backend import to_host
+from gpuseg.config import build_config
+from gpuseg.errors import ConfigError
+from gpuseg.io.synthetic import write_events, write_truth
+from gpuseg.pipeline import STAGES, Progress, run
+
+
+class Recorder(Progress):
+    def __init__(self):
+        self.events = []
+
+    def run_started(self, backend, config, methods):
+        self.events.append(("run", backend.name))
+
+    def stage_finished(self, stage, seconds, detail=""):
+        self.events.append(("stage", stage))
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rec = Recorder()
+    cfg = build_config(out=str(out), synthetic_customers=1500, k="3-6", methods="kmeans,kmeans_random", device="cpu")
+    return run(cfg, rec), rec
+
+
+def test_outputs_and_metrics(synthetic_run):
+    result, rec = synthetic_run
+    assert [e[1] for e in rec.events if e[0] == "stage"] == list(STAGES)
+    names = sorted(p.name for p in result.out_dir.iterdir())
+    assert names == ["features.parquet", "metrics.json", "profiles.csv", "segments.parquet"]
+    m = json.loads((result.out_dir / "metrics.json").read_text())
+    assert m["device"]["backend"] == "cpu"
+    assert set(m["timings"]) == set(STAGES) | {"total"}
+    assert m["data"]["customers"] == 1500
+    assert m["data"]["rows_used"] + sum(m["data"]["rows_dropped"].values()) == m["data"]["rows_read"]
+    assert set(m["methods"]) == {"kmeans", "kmeans_random"}
+    for mm in m["methods"].values():
+        assert 3 <= mm["k"] <= 6 and [r["k"] for r in mm["sweep"]] == [3, 4, 5, 6]
+        for key in ("silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "fit_seconds", "ari", "nmi"):
+            assert np.isfinite(mm[key]), key
+    assert m["chosen"]["method"] in m["methods"]
+    assert m["evaluation"]["truth"]["customers_matched"] == 1500
+
+
+def test_segments_file(synthetic_run):
+    result, _ = synthetic_run
+    seg = pd.read_parquet(result.out_dir / "segments.parquet")
+    assert list(seg.columns) == ["customer_id", "segment", "segment_name", "confidence", "label_kmeans",
+                                 "label_kmeans_random"]
+    k = result.chosen["k"]
+    assert sorted(seg["segment"].unique()) == list(range(k))
+    sizes = seg["segment"].value_counts().sort_index().to_numpy()
+    assert (np.diff(sizes) <= 0).all()  # segment 0 is the largest
+    assert (seg["confidence"] == 1.0).all()
+    assert seg["segment_name"].iloc[0].startswith("segment ")
+    chosen = seg[f"label_{result.chosen['method']}"]
+    # segment is the chosen method's labelling, renumbered by size
+    assert pd.crosstab(seg["segment"], chosen).gt(0).sum(axis=1).eq(1).all()
+
+
+def test_profiles_and_features_files(synthetic_run):
+    result, _ = synthetic_run
+    prof = pd.read_csv(result.out_dir / "profiles.csv")
+    feats = pd.read_parquet(result.out_dir / "features.parquet")
+    seg = pd.read_parquet(result.out_dir / "segments.parquet")
+    assert prof["size"].sum() == len(feats) == len(seg)
+    assert prof["share"].sum() == pytest.approx(1.0)
+    merged = feats.merge(seg[["customer_id", "segment"]], on="customer_id")
+    np.testing.assert_allclose(
+        merged.groupby("segment")["monetary"].mean().to_numpy(), prof["monetary"].to_numpy(), rtol=1e-5
+    )
+    assert "top_category" in prof.columns
+
+
+def test_planted_personas_are_found(synthetic_run):
+    result, _ = synthetic_run
+    # chance level is ARI ~ 0; 1,500 customers give about 0.3, the default 20,000 about 0.45
+    best_ari = max(r["ari"] for r in result.metrics["methods"]["kmeans"]["sweep"])
+    assert best_ari > 0.2
+
+
+def test_rerun_replaces_only_own_files(tmp_path, events_csv):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "segments.parquet").write_text("old")
+    cfg = build_config(input=str(events_csv), out=str(out), k="3", device="cpu")
+    run(cfg)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert pd.read_parquet(out / "segments.parquet")["segment"].nunique() == 3
+    assert not [p for p in out.iterdir() if p.name.startswith(".gpuseg-tmp")]
+
+
+def test_failed_write_keeps_previous_files(tmp_path, events_csv, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "segments.parquet").write_text("previous run")
+    import gpuseg.pipeline as pl
+
+    def boom(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pl, "to_json", lambda obj: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        run(build_config(input=str(events_csv), out=str(out), k="3", device="cpu"))
+    assert (out / "segments.parquet").read_text() == "previous run"
+    assert sorted(p.name for p in out.iterdir()) == ["segments.parquet"]
+
+
+def test_k_larger_than_customers(tmp_path, make_log):
+    rows = [(f"2019-10-01 10:00:0{i} UTC", "view", 1, 10, "a.b", "x", 10.0 + i, i, f"s{i}") for i in range(5)]
+    p = tmp_path / "few.csv"
+    make_log(rows).to_csv(p, index=False)
+    with pytest.raises(ConfigError, match="5 customers"):
+        run(build_config(input=str(p), out=str(tmp_path / "o"), device="cpu"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_must_not_overwrite_input(tmp_path, small_events):
+    out = tmp_path / "o"
+    out.mkdir()
+    write_events(small_events[0], out / "features.parquet")
+    with pytest.raises(ConfigError, match="overwrite the input"):
+        run(build_config(input=str(out / "features.parquet"), out=str(out), device="cpu"))
+
+
+def test_truth_file_and_orders_input(tmp_path, small_events):
+    events, truth = small_events
+    purchases = events[events["event_type"] == "purchase"]
+    orders = pd.DataFrame({
+        "Customer": purchases["user_id"], "When": purchases["event_time"], "Value": purchases["price"],
+        "Basket": purchases["user_session"].astype(str),
+    })
+    orders.to_csv(tmp_path / "orders.csv", index=False)
+    write_truth(truth, tmp_path / "truth.csv")
+    cfg = build_config(
+        input=str(tmp_path / "orders.csv"), rename=["Customer=customer_id", "When=timestamp", "Value=amount",
+                                                    "Basket=order_id"],
+        truth=str(tmp_path / "truth.csv"), out=str(tmp_path / "o"), k="2-4", device="cpu",
+    )
+    result = run(cfg)
+    m = result.metrics
+    assert m["data"]["format"] == "orders"
+    assert m["data"]["customers"] == orders["Customer"].nunique()
+    assert m["evaluation"]["truth"]["customers_matched"] == m["data"]["customers"]
+    assert "views" not in m["data"]["features"] and "frequency" in m["data"]["features"]
+    assert m["methods"]["kmeans"]["ari"] is not None
+
+
+def test_same_seed_same_segments(tmp_path, events_csv):
+    a = run(build_config(input=str(events_csv), out=str(tmp_path / "a"), k="4", device="cpu", seed=3))
+    b = run(build_config(input=str(events_csv), out=str(tmp_path / "b"), k="4", device="cpu", seed=3))
+    np.testing.assert_array_equal(to_host(a.segments["segment"]), to_host(b.segments["segment"]))
