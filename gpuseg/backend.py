@@ -46,6 +46,7 @@ __all__ = [
     "series_values",
     "index_values",
     "library_versions",
+    "warm_up",
 ]
 
 #: The extra that installs the GPU stack, named in install hints.
@@ -301,6 +302,18 @@ def synchronize(x: Any = None) -> None:
                 mod.cuda.get_current_stream().synchronize()
             except Exception:  # pragma: no cover - no device initialised yet
                 pass
+
+
+def warm_up(backend: Backend) -> None:
+    """Import the libraries the backend's estimators use (scikit-learn or cuML).
+
+    Their imports take a second or more; doing it once before the stages start keeps the
+    stage timings about the stages.
+    """
+    if backend.is_gpu:
+        gpu_module("cuml.cluster")
+    else:
+        importlib.import_module("sklearn.cluster")
 
 
 def library_versions(backend: Backend) -> dict[str, str]:

@@ -130,6 +130,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
     be = _backend.select(config.device)
     progress.run_started(be, config, methods)
+    _backend.warm_up(be)
     timer = _Timer(progress)
     rename = dict(config.rename)
 

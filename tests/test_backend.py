@@ -21,6 +21,13 @@ def test_import_touches_no_gpu_library():
     assert out.stdout.strip() == ""
 
 
+def test_estimator_modules_import_without_scikit_learn():
+    """scikit-learn's import costs over a second; the GPU path never needs it."""
+    code = "import sys, gpuseg.cluster, gpuseg.pipeline; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_cpu_backend():
     be = backend.select("cpu")
     assert be.name == "cpu" and be.xp is np and be.frame is pd and be.torch_device == "cpu"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
 
 from ..backend import array_namespace, gpu_module, is_gpu_array, to_host
+from ._base import EstimatorMixin
 
 __all__ = ["KMeans", "check_random_state", "seed_from", "squared_distances", "nearest_center"]
 
@@ -53,7 +53,7 @@ def nearest_center(X: Any, centers: Any, chunk_size: int = 65536) -> tuple[Any, 
     return labels, dist
 
 
-class KMeans(ClusterMixin, BaseEstimator):
+class KMeans(EstimatorMixin):
     """K-means clustering (Lloyd) with k-means++ or random initialisation.
 
     On CuPy input the fit runs in cuML (``scalable-k-means++``, i.e. k-means||, for
@@ -183,9 +183,6 @@ class KMeans(ClusterMixin, BaseEstimator):
         xp = array_namespace(X)
         centers = xp.asarray(self.cluster_centers_, dtype=X.dtype)
         return nearest_center(X, centers)[0]
-
-    def fit_predict(self, X: Any, y: Any = None) -> Any:
-        return self.fit(X).labels_
 
     def transform(self, X: Any) -> Any:
         """Euclidean distances to every centre, shape (n_samples, n_clusters)."""

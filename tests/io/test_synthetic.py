@@ -347,6 +347,19 @@ def test_deal_seekers_shop_on_weekends(by_persona):
     assert weekend["deal_seeker"] > weekend["window_shopper"] + 0.1
 
 
+@pytest.mark.parametrize(
+    "persona, main",
+    [("loyal_high_spender", "computers"), ("deal_seeker", "kids"), ("cart_abandoner", "sport"),
+     ("lapsed", "country_yard"), ("window_shopper", "furniture")],
+)
+def test_personas_favour_their_categories(events, truth, persona, main):
+    who = events["user_id"].map(truth.set_index("user_id")["persona"])
+    mains = events["category_code"].astype(str).str.split(".").str[0]
+    share = pd.crosstab(who, mains == main, normalize="index")[True]
+    others = share.drop(persona)
+    assert share[persona] > 1.5 * others.median(), share.to_dict()
+
+
 # -------------------------------------------------------------------- determinism
 
 

@@ -112,3 +112,13 @@ def test_orders_amount_from_quantity_and_unit_price(cpu):
     np.testing.assert_allclose(f["amount"], [15.3, 6.78])
     np.testing.assert_allclose(f["price"], [2.55, 3.39])
     assert f["order"].nunique() == 1
+
+
+def test_duplicates_need_every_column_equal(make_log, cpu, monkeypatch):
+    """Rows are dropped only when exactly equal, even if their row hashes collide."""
+    rows = [(T, "view", 1, 10, "a.b", "x", 10.0, 1, "s"), (T, "view", 1, 10, "a.b", "x", 10.0, 1, "s"),
+            (T, "view", 1, 10, "a.b", "x", 11.0, 1, "s")]
+    frame = make_log(rows)
+    monkeypatch.setattr(pd.util, "hash_pandas_object", lambda f, index=False: pd.Series(0, index=f.index))
+    c = clean(from_frame(frame, cpu), CleanConfig(price_outliers=False), cpu)
+    assert c.dropped["duplicate"] == 1 and c.rows_out == 2

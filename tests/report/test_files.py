@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from gpuseg.errors import ConfigError
+from gpuseg.report.files import check_out_dir, to_json, write_outputs
+
+
+def test_write_outputs_moves_files_into_place(tmp_path):
+    out = tmp_path / "new" / "out"
+    files = write_outputs(out, {"a.txt": lambda p: p.write_text("A"), "b.txt": lambda p: p.write_text("B")})
+    assert [f.name for f in files] == ["a.txt", "b.txt"]
+    assert (out / "a.txt").read_text() == "A" and sorted(os.listdir(out)) == ["a.txt", "b.txt"]
+
+
+def test_failure_leaves_previous_files(tmp_path):
+    (tmp_path / "a.txt").write_text("old")
+
+    def fail(p):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_outputs(tmp_path, {"a.txt": lambda p: p.write_text("new"), "b.txt": fail})
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+def test_check_out_dir(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        check_out_dir(tmp_path / "f")
+    with pytest.raises(ConfigError, match="overwrite the input"):
+        check_out_dir(tmp_path, [tmp_path / "metrics.json"])
+    assert check_out_dir(tmp_path / "later") == tmp_path / "later"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_out_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(ConfigError, match="not writable"):
+        check_out_dir(ro / "out")
+
+
+def test_to_json_plain_and_strict():
+    text = to_json({"a": np.float32(1.5), "b": np.arange(3), "c": math.nan, 4: (np.int64(2),)})
+    assert json.loads(text) == {"a": 1.5, "b": [0, 1, 2], "c": None, "4": [2]}
