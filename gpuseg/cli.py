@@ -223,10 +223,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .io.synthetic import generate_events, write_events, write_truth
+    from .io.synthetic import file_kind, generate_events, write_events, write_truth
 
     targets = [Path(args.out)] + ([Path(args.truth)] if args.truth else [])
     for t in targets:
+        file_kind(t)  # an unsupported suffix fails before anything is written
         if t.exists() and not args.force:
             raise ConfigError(f"{t} exists; use --force to replace it")
         if t.parent and not t.parent.exists():

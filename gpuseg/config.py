@@ -98,7 +98,6 @@ class ClusterConfig:
     methods: tuple[str, ...] = ()
     k_min: int = 2
     k_max: int = 10
-    max_iter: int = 300
 
 
 @dataclass(frozen=True)
@@ -249,7 +248,7 @@ def _validate(cfg: RunConfig) -> None:
     c = cfg.clean
     if c.fill_missing not in ("unknown", "mode"):
         raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
-    if not c.iqr_factor > 0:
+    if not 0 < c.iqr_factor < float("inf"):
         raise ConfigError(f"config [clean] iqr_factor must be positive, not {c.iqr_factor!r}")
     f = cfg.features
     bad = [g for g in f.groups if g not in FEATURE_GROUPS]
@@ -259,8 +258,8 @@ def _validate(cfg: RunConfig) -> None:
         )
     if not isinstance(f.top_categories, int) or not 0 <= f.top_categories <= 50:
         raise ConfigError(f"config [features] top_categories must be an integer in [0, 50], not {f.top_categories!r}")
-    if not f.clv_horizon_days > 0:
-        raise ConfigError(f"config [features] clv_horizon_days must be positive, not {f.clv_horizon_days!r}")
+    if not 0 < f.clv_horizon_days < 1e6:
+        raise ConfigError(f"config [features] clv_horizon_days must be a positive number of days, not {f.clv_horizon_days!r}")
     if not -14 <= f.utc_offset_hours <= 14:
         raise ConfigError(f"config [features] utc_offset_hours must be within [-14, 14], not {f.utc_offset_hours!r}")
     if not f.skew_threshold >= 0:

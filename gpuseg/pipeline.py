@@ -24,7 +24,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .evaluate import metrics as _m
 from .evaluate.selection import choose_k
-from .io.readers import from_frame, load, read_truth, resolve_paths
+from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .prep import FeatureScaler, clean, customer_features
 from .report.files import check_out_dir, to_json, write_outputs
 from .segments import order_by_size, placeholder_names, segment_profiles
@@ -126,7 +126,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     methods = resolve_methods(config.cluster.methods)
-    input_files = [str(p) for p in resolve_paths(config.input)[0]] if config.input else []
+    files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
+    input_files = [str(p) for p in files]
     out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
     be = _backend.select(config.device)
     progress.run_started(be, config, methods)
@@ -145,7 +146,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             truth = truth_frame.set_index("user_id")["persona"]
             source = f"built-in synthetic data ({config.synthetic_customers:,} customers, seed {config.seed})"
         else:
-            data = load(config.input, be, config.format, rename, config.clean.timestamp_format)
+            data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
             source = config.input
         if config.truth:
             truth = read_truth(config.truth)
@@ -244,24 +245,23 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                 "sweep": sweep,
             }
         progress.stage_progress("evaluate", done, total, "")
-        chosen_method = max(methods, key=lambda m: (method_metrics[m]["silhouette"], -methods.index(m)))
+        chosen_method = max(methods, key=lambda m: (_finite(method_metrics[m]["silhouette"]), -methods.index(m)))
         chosen_k = method_metrics[chosen_method]["k"]
         st["detail"] = f"chose {chosen_method} with k={chosen_k}"
 
     # -- segments --------------------------------------------------------------------------
     with timer.stage("segments") as st:
-        labels = order_by_size(fits[chosen_method][chosen_k]["labels"])
+        # every labelling numbered by size, so segment and label_<chosen> agree
+        labels = {m: order_by_size(fits[m][method_metrics[m]["k"]]["labels"]) for m in methods}
+        chosen_labels = labels[chosen_method]
         names = placeholder_names(list(range(chosen_k)))
         segments = feats.frame[[]].reset_index()
-        segments["segment"] = labels
+        segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
         segments["confidence"] = be.xp.ones(n_customers, dtype=be.xp.float32)
         for method in methods:
-            segments[f"label_{method}"] = fits[method][method_metrics[method]["k"]]["labels"]
-        cat_cols = {
-            n: feats.top_categories[i] for i, n in enumerate(c for c in feats.names if feats.groups[c] == "category" and c.startswith("cat_"))
-        }
-        profiles = segment_profiles(feats.frame, labels, names, cat_cols)
+            segments[f"label_{method}"] = labels[method]
+        profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
         st["detail"] = ", ".join(f"{int(r.segment)}: {int(r.size):,}" for r in profiles.itertuples())
 
     metrics: dict[str, Any] = {
@@ -310,14 +310,15 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     # -- write -----------------------------------------------------------------------------
     with timer.stage("write") as st:
         feature_out = feats.frame.reset_index()
+        t_write = time.perf_counter()
 
         def write_metrics(path: Path) -> None:
-            metrics["timings"] = {**{k: round(v, 4) for k, v in timer.timings.items()}}
+            # written last: its timings cover everything but moving the files into place
+            metrics["timings"] = {k: round(v, 4) for k, v in timer.timings.items()}
             metrics["timings"]["write"] = round(time.perf_counter() - t_write, 4)
             metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
             path.write_text(to_json(metrics))
 
-        t_write = time.perf_counter()
         files = write_outputs(
             out_dir,
             {
@@ -328,8 +329,6 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             },
         )
         st["detail"] = str(out_dir)
-    metrics["timings"]["write"] = round(timer.timings["write"], 4)
-    metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
 
 
@@ -358,12 +357,19 @@ def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
 
 
+def _finite(v: float) -> float:
+    return v if np.isfinite(v) else -np.inf
+
+
 def _score(X, fit, k, sample_size, seed, truth_codes, truth_mask) -> dict[str, Any]:
     labels = fit["labels"]
     n_labels = int(len(np.unique(_backend.to_host(labels))))
     row: dict[str, Any] = {"k": k, "clusters_found": n_labels}
     if n_labels >= 2:
-        row["silhouette"] = _m.silhouette_score(X, labels, sample_size=sample_size, random_state=seed)
+        try:
+            row["silhouette"] = _m.silhouette_score(X, labels, sample_size=sample_size, random_state=seed)
+        except ValueError:  # the sample holds one cluster only (the others are tiny)
+            row["silhouette"] = float("nan")
         row["davies_bouldin"] = _m.davies_bouldin_score(X, labels)
         row["calinski_harabasz"] = _m.calinski_harabasz_score(X, labels)
     else:

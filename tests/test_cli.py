@@ -20,11 +20,12 @@ def out_dir(tmp_path):
     d.mkdir()
     (d / "keep.txt").write_text("user data")
     (d / "segments.parquet").write_text("previous run")
+    (d / "metrics.json").write_text('{"gpuseg_version": "0.1.0"}')
     return d
 
 
 def assert_untouched(d):
-    assert sorted(p.name for p in d.iterdir()) == ["keep.txt", "segments.parquet"]
+    assert sorted(p.name for p in d.iterdir()) == ["keep.txt", "metrics.json", "segments.parquet"]
     assert (d / "segments.parquet").read_text() == "previous run"
 
 
@@ -127,3 +128,10 @@ def test_module_entry_point_end_to_end(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     ok = subprocess.run([sys.executable, "-m", "gpuseg", "--version"], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("gpuseg ")
+
+
+def test_generate_checks_every_suffix_before_writing(tmp_path, capsys):
+    out = tmp_path / "ev.csv"
+    assert main(["generate", "--customers", "100", "--out", str(out), "--truth", str(tmp_path / "t.txt")]) == 2
+    assert "unknown file type" in capsys.readouterr().err
+    assert not out.exists()

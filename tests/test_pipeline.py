@@ -62,9 +62,11 @@ def test_segments_file(synthetic_run):
     assert (np.diff(sizes) <= 0).all()  # segment 0 is the largest
     assert (seg["confidence"] == 1.0).all()
     assert seg["segment_name"].iloc[0].startswith("segment ")
-    chosen = seg[f"label_{result.chosen['method']}"]
-    # segment is the chosen method's labelling, renumbered by size
-    assert pd.crosstab(seg["segment"], chosen).gt(0).sum(axis=1).eq(1).all()
+    # every label column is numbered by size like segment; the chosen one is segment
+    assert (seg[f"label_{result.chosen['method']}"] == seg["segment"]).all()
+    other = next(m for m in ("kmeans", "kmeans_random") if m != result.chosen["method"])
+    sizes = seg[f"label_{other}"].value_counts().sort_index().to_numpy()
+    assert (np.diff(sizes) <= 0).all()
 
 
 def test_profiles_and_features_files(synthetic_run):
@@ -93,6 +95,7 @@ def test_rerun_replaces_only_own_files(tmp_path, events_csv):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "segments.parquet").write_text("old")
+    (out / "metrics.json").write_text('{"gpuseg_version": "0.0.1"}')
     cfg = build_config(input=str(events_csv), out=str(out), k="3", device="cpu")
     run(cfg)
     assert (out / "notes.txt").read_text() == "mine"
@@ -104,16 +107,14 @@ def test_failed_write_keeps_previous_files(tmp_path, events_csv, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "segments.parquet").write_text("previous run")
+    (out / "metrics.json").write_text('{"gpuseg_version": "0.0.1"}')
     import gpuseg.pipeline as pl
-
-    def boom(path):
-        raise OSError("disk full")
 
     monkeypatch.setattr(pl, "to_json", lambda obj: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         run(build_config(input=str(events_csv), out=str(out), k="3", device="cpu"))
     assert (out / "segments.parquet").read_text() == "previous run"
-    assert sorted(p.name for p in out.iterdir()) == ["segments.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "segments.parquet"]
 
 
 def test_k_larger_than_customers(tmp_path, make_log):
@@ -160,3 +161,14 @@ def test_same_seed_same_segments(tmp_path, events_csv):
     a = run(build_config(input=str(events_csv), out=str(tmp_path / "a"), k="4", device="cpu", seed=3))
     b = run(build_config(input=str(events_csv), out=str(tmp_path / "b"), k="4", device="cpu", seed=3))
     np.testing.assert_array_equal(to_host(a.segments["segment"]), to_host(b.segments["segment"]))
+
+
+def test_silhouette_sample_without_a_second_cluster_is_nan():
+    from gpuseg.pipeline import _score
+
+    X = np.random.default_rng(0).normal(size=(5000, 3)).astype(np.float32)
+    labels = np.zeros(5000, dtype=np.int32)
+    labels[0] = 1  # one tiny cluster that a 100-row sample may miss
+    fit = {"labels": labels, "inertia": 1.0, "fit_seconds": 0.1}
+    row = _score(X, fit, 2, 100, 3, None, None)
+    assert np.isnan(row["silhouette"]) and np.isfinite(row["davies_bouldin"])

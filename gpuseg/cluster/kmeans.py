@@ -56,8 +56,8 @@ def nearest_center(X: Any, centers: Any, chunk_size: int = 65536) -> tuple[Any, 
 class KMeans(EstimatorMixin):
     """K-means clustering (Lloyd) with k-means++ or random initialisation.
 
-    On CuPy input the fit runs in cuML (``scalable-k-means++``, i.e. k-means||, for
-    ``init="k-means++"``); on NumPy input in scikit-learn. Outputs follow the input's type.
+    On CuPy input the fit runs in cuML, on NumPy input in scikit-learn, with the same
+    initialisation (k-means++ or random). Outputs follow the input's type.
 
     Parameters
     ----------
@@ -68,7 +68,8 @@ class KMeans(EstimatorMixin):
         for random (scikit-learn's rule).
     max_iter : int, default=300
     tol : float, default=1e-4
-        Relative tolerance on centre movement (scikit-learn's definition).
+        Stopping tolerance on centre movement: scikit-learn's (relative to the data's
+        variance) on the CPU, cuML's on the GPU.
     random_state : int, RandomState or None, default=None
 
     Attributes
@@ -156,7 +157,7 @@ class KMeans(EstimatorMixin):
         cuml_cluster = gpu_module("cuml.cluster")
         cp = array_namespace(X)
         if isinstance(self.init, str):
-            init = "scalable-k-means++" if self.init == "k-means++" else "random"
+            init = self.init  # cuML takes "k-means++" (k-means|| with no oversampling) and "random"
         else:
             init = cp.asarray(self.init, dtype=X.dtype)
         km = cuml_cluster.KMeans(

@@ -20,10 +20,11 @@ import glob as _glob
 import gzip
 import io as _io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..backend import Backend, gpu_module, is_gpu_frame
@@ -85,7 +86,6 @@ class LoadedData:
     column_map: dict[str, str]
     timestamp_format: str = ""
     rows_malformed: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def _is_csv(name: str) -> bool:
@@ -96,8 +96,14 @@ def _is_parquet(name: str) -> bool:
     return name.lower().endswith(_PARQUET_SUFFIXES)
 
 
-def resolve_paths(spec: str) -> tuple[list[Path], str]:
+def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[list[Path], str]:
     """Expand a file, glob or folder into data files.
+
+    Parameters
+    ----------
+    spec : str
+    exclude : path, optional
+        A folder whose files are never inputs (the output folder).
 
     Returns
     -------
@@ -108,7 +114,14 @@ def resolve_paths(spec: str) -> tuple[list[Path], str]:
     DataError
         Nothing found, an unsupported suffix, or CSV and Parquet mixed.
     """
+    if not str(spec).strip():
+        raise DataError("--input is empty; give a file, a glob or a folder")
     p = Path(spec).expanduser()
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+
+    def wanted(f: Path) -> bool:
+        return skip is None or not f.resolve().is_relative_to(skip)
+
     if p.is_dir():
         files = sorted(
             f
@@ -116,13 +129,16 @@ def resolve_paths(spec: str) -> tuple[list[Path], str]:
             if f.is_file()
             and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
             and (_is_csv(f.name) or _is_parquet(f.name))
+            and wanted(f)
         )
         if not files:
             raise DataError(f"{spec}: folder holds no .csv, .csv.gz or .parquet files")
     elif p.is_file():
         files = [p]
     elif any(ch in spec for ch in "*?["):
-        files = sorted(Path(f) for f in _glob.glob(os.path.expanduser(spec), recursive=True) if Path(f).is_file())
+        files = sorted(
+            Path(f) for f in _glob.glob(os.path.expanduser(spec), recursive=True) if Path(f).is_file() and wanted(Path(f))
+        )
         if not files:
             raise DataError(f"{spec}: no file matches this pattern")
     else:
@@ -214,22 +230,40 @@ def load(
     DataError, SchemaError
     """
     files, kind = resolve_paths(spec)
+    return load_files(files, kind, backend, fmt, rename, timestamp_format, source=str(spec))
+
+
+def load_files(
+    files: list[Path],
+    kind: str,
+    backend: Backend,
+    fmt: str = "auto",
+    rename: dict[str, str] | None = None,
+    timestamp_format: str = "",
+    source: str = "",
+) -> LoadedData:
+    """:func:`load` for files already found by :func:`resolve_paths`."""
     headers = [read_header(f, kind) for f in files]
     first = headers[0]
     schema, mapping = detect_format(first, fmt, rename, source=str(files[0]))
+    repeated = sorted({c for c in mapping if first.count(c) > 1})
+    if repeated:
+        raise SchemaError(f"{files[0]}: column {repeated[0]!r} appears more than once in the header")
     for f, h in zip(files[1:], headers[1:]):
         lacking = [src for src in mapping if src not in h]
         if lacking:
             raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
+    # ids are read as text: Arrow and cuDF would turn "000027" into 27
+    ids = [src for src, dst in mapping.items() if dst in schema.ids]
     if backend.is_gpu:
-        frame, malformed = _read_gpu(files, kind, list(mapping))
+        frame, malformed = _read_gpu(files, kind, list(mapping), ids)
     else:
         categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
-        frame, malformed = _read_cpu(files, kind, list(mapping), categorical)
+        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids)
     rows = len(frame)
     if rows == 0:
-        raise DataError(f"{spec}: no data rows (only a header)")
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=str(spec))
+        raise DataError(f"{source or files[0]}: no data rows (only a header)")
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]))
     return LoadedData(
         frame=frame,
         schema=schema,
@@ -269,7 +303,7 @@ def from_frame(
 
 
 def _read_cpu(
-    files: list[Path], kind: str, columns: list[str], categorical: list[str] = ()
+    files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = ()
 ) -> tuple[pd.DataFrame, int]:
     import pyarrow as pa
 
@@ -279,10 +313,10 @@ def _read_cpu(
         if kind == "parquet":
             tables.append(_read_parquet_cpu(f, columns))
         else:
-            table, bad = _read_csv_cpu(f, columns)
+            table, bad = _read_csv_cpu(f, columns, ids)
             tables.append(table)
             malformed += bad
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    table = tables[0] if len(tables) == 1 else _concat_tables(tables)
     for i, fld in enumerate(table.schema):
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
@@ -291,6 +325,29 @@ def _read_cpu(
             # than pandas' astype("category")
             table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
     return table.to_pandas(split_blocks=True, self_destruct=True), malformed
+
+
+def _concat_tables(tables):
+    """Concatenate parts; a column typed differently across parts becomes text (and is
+    coerced like any text column later)."""
+    import pyarrow as pa
+
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    names = tables[0].column_names
+    mixed = {n for n in names if len({str(t.schema.field(n).type) for t in tables}) > 1}
+    fixed = []
+    for t in tables:
+        for n in mixed:
+            i = t.schema.get_field_index(n)
+            col = t.column(i)
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            t = t.set_column(i, n, col.cast(pa.string()))
+        fixed.append(t)
+    return pa.concat_tables(fixed, promote_options="permissive")
 
 
 def _read_parquet_cpu(path: Path, columns: list[str]):
@@ -302,7 +359,7 @@ def _read_parquet_cpu(path: Path, columns: list[str]):
         raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
-def _read_csv_cpu(path: Path, columns: list[str]):
+def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -314,17 +371,14 @@ def _read_csv_cpu(path: Path, columns: list[str]):
 
     def attempt(encoding: str, as_text: bool):
         bad_rows[0] = 0
+        # Types are inferred except for ids; when a later block breaks the inference, the
+        # file is read again as text and bad values are counted while cleaning.
+        types = {c: pa.string() for c in (columns if as_text else ids)}
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns,
-                strings_can_be_null=True,
-                # Types are decided here, not inferred: an inference from the first block
-                # fails on a later block's odd value, and bad values are counted later.
-                column_types={c: pa.string() for c in columns} if as_text else None,
-            ),
+            convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types),
         )
 
     encoding = "utf8"
@@ -339,20 +393,20 @@ def _read_csv_cpu(path: Path, columns: list[str]):
         except pa.ArrowInvalid as exc:
             msg = str(exc)
             if "UTF8" in msg or "UTF-8" in msg:
-                encoding = "latin-1"  # e.g. UCI Online Retail
+                encoding = "latin-1"
                 try:
                     return attempt(encoding, as_text), bad_rows[0]
                 except pa.ArrowInvalid as exc2:
                     msg = str(exc2)
             if "conversion error" in msg.lower() or "In CSV column" in msg:
-                continue  # a later block broke type inference: read as text and coerce
+                continue
             raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)})") from None
         except OSError as exc:
             raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from None
     raise DataError(f"{path}: cannot be parsed as CSV")  # pragma: no cover
 
 
-def _read_gpu(files: list[Path], kind: str, columns: list[str]):
+def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] = ()):
     cudf = gpu_module("cudf")
     parts = []
     for f in files:
@@ -360,7 +414,11 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str]):
             if kind == "parquet":
                 parts.append(cudf.read_parquet(str(f), columns=columns))
             else:
-                parts.append(cudf.read_csv(str(f), usecols=columns, sep=_delimiter(f), compression="infer"))
+                parts.append(
+                    cudf.read_csv(
+                        str(f), usecols=columns, sep=_delimiter(f), compression="infer", dtype={c: "str" for c in ids}
+                    )
+                )
         except (MemoryError, RuntimeError) as exc:
             if "out of memory" in str(exc).lower():
                 raise DataError(
@@ -369,8 +427,15 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str]):
             raise DataError(f"{f}: cannot be read by cuDF ({_first_line(exc)})") from None
         except Exception as exc:
             raise DataError(f"{f}: cannot be read by cuDF ({_first_line(exc)})") from None
-    frame = parts[0] if len(parts) == 1 else cudf.concat(parts, ignore_index=True)
-    return frame, 0
+    if len(parts) == 1:
+        return parts[0], 0
+    mixed = [c for c in columns if len({str(p[c].dtype) for p in parts}) > 1]
+    for c in mixed:  # typed differently across parts: text, coerced like any text column later
+        parts = [p.assign(**{c: p[c].astype("str")}) for p in parts]
+    try:
+        return cudf.concat(parts, ignore_index=True), 0
+    except Exception as exc:
+        raise SchemaError(f"{files[0].parent}: the parts cannot be combined ({_first_line(exc)})") from None
 
 
 # --- canonical columns -------------------------------------------------------------------
@@ -410,28 +475,40 @@ def _example_invalid(raw, parsed) -> str:
 
 
 def _host_sample(s, n: int = _TIME_SAMPLE) -> list[str]:
-    nn = s[s.notna()].head(n)
+    """Up to ``n`` non-missing values spread over the whole column, as host strings.
+
+    Spread, not the first rows: a log sorted by time starts with days 1-12 only, where
+    day/month and month/day formats cannot be told apart.
+    """
+    nn = s[s.notna()]
+    if len(nn) > n:
+        nn = nn.iloc[np.linspace(0, len(nn) - 1, n).astype(np.int64)]
     if is_gpu_frame(nn):
         nn = nn.to_pandas()
     return [str(v) for v in nn.tolist()]
 
 
-def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
-    """The format of :data:`TIMESTAMP_FORMATS` that parses most of ``sample``, and its share."""
+def rank_timestamp_formats(sample: list[str]) -> list[tuple[str, float]]:
+    """Share of ``sample`` each of :data:`TIMESTAMP_FORMATS` parses, best first (stable)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not sample:
-        return None, 0.0
+        return []
     arr = pa.array(sample, type=pa.string())
-    best, best_share = None, 0.0
-    for fmt in TIMESTAMP_FORMATS:
-        share = 1.0 - pc.strptime(arr, format=fmt, unit="s", error_is_null=True).null_count / len(sample)
-        if share > best_share:
-            best, best_share = fmt, share
-        if share == 1.0:
-            break
-    return best, best_share
+    shares = [
+        (fmt, 1.0 - pc.strptime(arr, format=fmt, unit="s", error_is_null=True).null_count / len(sample))
+        for fmt in TIMESTAMP_FORMATS
+    ]
+    return sorted(shares, key=lambda t: -t[1])
+
+
+def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
+    """The format of :data:`TIMESTAMP_FORMATS` that parses most of ``sample``, and its share."""
+    ranked = rank_timestamp_formats(sample)
+    if not ranked or ranked[0][1] == 0:
+        return None, 0.0
+    return ranked[0]
 
 
 def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
@@ -453,13 +530,15 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
         raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
     fmt = ts_format
     if not fmt:
-        fmt, share = detect_timestamp_format(_host_sample(s))
-        if fmt is None or share < _MIN_VALID_SHARE:
+        ranked = rank_timestamp_formats(_host_sample(s))
+        tied = [f for f, share in ranked if share == ranked[0][1] and share >= _MIN_VALID_SHARE]
+        if not tied:
             fmt = "ISO8601"
-    if backend.is_gpu:
-        parsed = _parse_time_gpu(s, fmt)
-    else:
-        parsed = _parse_time_cpu(s, fmt)
+        elif len(tied) == 1:
+            fmt = tied[0]
+        else:  # e.g. day/month vs month/day on a sample: decide on the whole column
+            fmt = max(tied, key=lambda f: (int(_parse_time_on(s, f, backend).notna().sum()), -tied.index(f)))
+    parsed = _parse_time_on(s, fmt, backend)
     valid = int(parsed.notna().sum())
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
@@ -467,6 +546,10 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
         raise SchemaError(f"{source}: column {col!r} should hold {hint}, found values such as {example!r}")
     frame[col] = parsed
     return frame, fmt
+
+
+def _parse_time_on(s, fmt: str, backend: Backend):
+    return _parse_time_gpu(s, fmt) if backend.is_gpu else _parse_time_cpu(s, fmt)
 
 
 def _parse_time_cpu(s: pd.Series, fmt: str) -> pd.Series:
@@ -485,41 +568,35 @@ def _parse_time_cpu(s: pd.Series, fmt: str) -> pd.Series:
 
 def _parse_time_gpu(s, fmt: str):
     cudf = gpu_module("cudf")
-    # cuDF parses neither zones nor errors="coerce" on columns: strip literal zone
-    # suffixes, mark what does not match the format, parse the rest.
+    # cuDF parses neither zones nor errors="coerce", and only strings of one length
+    # ("12/1/2010 8:26" next to "12/13/2010 9:01" is refused): those go through the host.
     base = fmt
     for suffix in (" UTC", "Z"):
-        if base.endswith(suffix) and "%" not in suffix:
+        if base.endswith(suffix) and not base.endswith("%" + suffix[-1]):
             s = s.str.replace(suffix, "", regex=False)
             base = base[: -len(suffix)]
-    if "%z" in base or base == "ISO8601":
-        parsed = _parse_time_cpu(s.to_pandas(), fmt)
-        return cudf.from_pandas(parsed)
+    lengths = s.str.len()
+    if "%z" in base or "%Z" in base or base == "ISO8601" or int(lengths.nunique()) > 1:
+        return cudf.from_pandas(_parse_time_cpu(s.to_pandas(), fmt))
     ok = s.str.istimestamp(base)
-    s = s.where(ok)
-    return cudf.to_datetime(s, format=base).astype("datetime64[s]")
+    return cudf.to_datetime(s.where(ok), format=base).astype("datetime64[s]")
 
 
 def _numeric_time(s, col: str, backend: Backend, source: str):
-    """Integer timestamps: YYYYMMDD (CDNOW) or Unix seconds / milliseconds."""
-    xf = backend.frame
+    """Integer timestamps: YYYYMMDD (CDNOW) or Unix seconds / milliseconds; missing stay NaT."""
     nn = s[s.notna()]
     if len(nn) == 0:
         raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
     lo, hi = float(nn.min()), float(nn.max())
     if 19000101 <= lo and hi <= 21001231:
-        text = s.astype("float64").round().astype("Int64").astype("str") if not backend.is_gpu else (
-            s.astype("int64").astype("str")
-        )
-        if backend.is_gpu:
-            return _parse_time_gpu(text, "%Y%m%d")
-        return _parse_time_cpu(text, "%Y%m%d")
+        ints = s.astype("int64") if backend.is_gpu else s.astype("Int64")  # nullable on both
+        return _parse_time_on(ints.astype("str"), "%Y%m%d", backend)
     unit = "ms" if hi > 1e11 else "s"
     if not (0 <= lo and hi < (4e12 if unit == "ms" else 4e9)):
         raise SchemaError(
             f"{source}: column {col!r} holds numbers that are neither YYYYMMDD dates nor Unix times (e.g. {hi:.0f})"
         )
-    return xf.to_datetime(s.astype("int64"), unit=unit).astype("datetime64[s]")
+    return backend.frame.to_datetime(s.astype("float64"), unit=unit).astype("datetime64[s]")
 
 
 _TRUTH_ID = ("customer_id", "user_id", "customer", "id")

@@ -44,6 +44,10 @@ class Schema:
         Columns that must hold numbers.
     categorical : tuple of str
         Text columns kept as categories.
+    ids : tuple of str
+        Identifier columns, read as text so that "000027" stays "000027".
+    alternatives : tuple
+        (column, columns that can stand in for it).
     """
 
     name: str
@@ -53,6 +57,7 @@ class Schema:
     time: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    ids: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
@@ -73,6 +78,7 @@ EVENTS = Schema(
     time="event_time",
     numeric=("price",),
     categorical=("event_type", "category_code", "brand", "user_session"),
+    ids=("user_id", "user_session", "product_id"),
 )
 
 ORDERS = Schema(
@@ -83,6 +89,7 @@ ORDERS = Schema(
     time="timestamp",
     numeric=("amount", "quantity", "unit_price"),
     categorical=("category",),
+    ids=("customer_id", "order_id", "product_id"),
     alternatives=(("amount", ("quantity", "unit_price")),),
 )
 

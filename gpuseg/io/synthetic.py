@@ -34,6 +34,7 @@ __all__ = [
     "EVENT_TYPES",
     "PERSONAS",
     "generate_events",
+    "file_kind",
     "write_events",
     "write_truth",
 ]
@@ -312,7 +313,7 @@ def write_events(events: pd.DataFrame, path: str | os.PathLike) -> None:
         If the suffix is not one of the accepted ones or the file cannot be written.
     """
     path = Path(path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise SchemaError(f"cannot write {path}: events lack column(s) {', '.join(missing)}")
@@ -341,7 +342,7 @@ def write_truth(truth: pd.DataFrame, path: str | os.PathLike) -> None:
         If the suffix is not one of the accepted ones or the file cannot be written.
     """
     path = Path(path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     missing = [c for c in ("user_id", "persona") if c not in truth.columns]
     if missing:
         raise SchemaError(f"cannot write {path}: truth lacks column(s) {', '.join(missing)}")
@@ -356,7 +357,15 @@ def write_truth(truth: pd.DataFrame, path: str | os.PathLike) -> None:
 _SUFFIXES = {".csv": "csv", ".csv.gz": "csv.gz", ".parquet": "parquet"}
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: str | os.PathLike) -> str:
+    """``csv``, ``csv.gz`` or ``parquet`` by the suffix of a path to write.
+
+    Raises
+    ------
+    DataError
+        Any other suffix.
+    """
+    path = Path(path)
     name = path.name.lower()
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):

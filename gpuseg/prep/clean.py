@@ -15,13 +15,13 @@ order           orders: int64 order code (``order_id``, or one order per row)
 main_cat        int32 index into ``main_categories`` (first token of category_code), -1 none
 brand           events: int32 brand code, -1 unknown
 price_key       int64 key of the price-comparison group (category_id, category, product)
-product_id      where present
 ==============  ========================================================================
 
 Every dropped row is counted once, under the first reason that applies, in this order:
 ``duplicate``, ``missing_customer_id``, ``bad_timestamp``, ``unknown_event_type``,
-``bad_price`` (missing, non-numeric, negative or infinite), ``bad_quantity``,
-``missing_session``, ``price_outlier``.
+``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
+(price or amount missing, non-numeric, negative or infinite), ``missing_session``,
+``price_outlier`` (outside the IQR fence; no fence when the prices have no spread).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ DROP_REASONS = (
     "missing_customer_id",
     "bad_timestamp",
     "unknown_event_type",
-    "bad_price",
     "bad_quantity",
+    "bad_price",
     "missing_session",
     "price_outlier",
 )
@@ -140,54 +140,48 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         dropped["duplicate"] = before - len(frame)
 
     cols: dict[str, Any] = {}
-    bad = _false(frame)
+    bad = frame.iloc[:, 0].isna() & False
 
     def drop(reason: str, mask) -> None:
         nonlocal bad
-        mask = mask.fillna(True) if hasattr(mask, "fillna") else mask
-        new = mask & ~bad
-        dropped[reason] += int(new.sum())
+        mask = mask.fillna(True)
+        dropped[reason] += int((mask & ~bad).sum())
         bad = bad | mask
 
-    cust = data.schema.customer
-    drop("missing_customer_id", frame[cust].isna())
+    drop("missing_customer_id", frame[data.schema.customer].isna())
     drop("bad_timestamp", frame[data.schema.time].isna())
 
     if kind == "events":
-        etype = _event_type_codes(frame["event_type"], backend)
+        etype = _lookup_categories(
+            frame["event_type"], lambda c: EVENT_TYPES.index(c) if c in EVENT_TYPES else -1, -1, backend,
+            normalise=lambda c: str(c).strip().lower(),
+        )
         drop("unknown_event_type", etype < 0)
         cols["etype"] = etype.astype("int8")
-        price = frame["price"]
-        drop("bad_price", price.isna() | (price < 0) | ~_isfinite(price, backend))
-        cols["price"] = price
+        cols["price"] = frame["price"]
+        drop("bad_price", _not_a_price(frame["price"]))
     else:
-        amount, qty, unit = _order_values(frame)
-        drop("bad_price", amount.isna() | (amount < 0) | ~_isfinite(amount, backend))
-        if qty is not None:
-            drop("bad_quantity", qty.isna() | (qty <= 0))
+        qty = frame["quantity"] if "quantity" in frame.columns else None
+        if qty is not None:  # returns and cancellations: negative quantities, before their amounts
+            drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
+        amount, unit = _order_values(frame)
+        drop("bad_price", _not_a_price(amount))
         cols["amount"] = amount
-        cols["quantity"] = qty.fillna(1.0) if qty is not None else None
+        cols["quantity"] = qty
         cols["price"] = unit
 
-    if kind == "events" and "user_session" in frame.columns:
+    sessions_derived = kind == "events" and (
+        "user_session" not in frame.columns or int(frame["user_session"].notna().sum()) == 0
+    )
+    if kind == "events" and not sessions_derived:
         drop("missing_session", frame["user_session"].isna())
 
     fence = None
     if config.price_outliers:
-        price = cols["price"]
-        ok = price[~bad]
-        values = ok.clip(lower=0)
-        if config.iqr_on_log:
-            values = _log1p(values, backend)
-        q1, q3 = float(values.quantile(0.25)), float(values.quantile(0.75))
-        iqr = q3 - q1
-        lo, hi = q1 - config.iqr_factor * iqr, q3 + config.iqr_factor * iqr
-        scaled = _log1p(price.clip(lower=0), backend) if config.iqr_on_log else price
-        drop("price_outlier", (scaled < lo) | (scaled > hi))
-        if config.iqr_on_log:
-            fence = (float(np.expm1(max(lo, 0.0))), float(np.expm1(hi)))
-        else:
-            fence = (max(lo, 0.0), hi)
+        fence = _price_fence(cols["price"][~bad], config, backend)
+        if fence is not None:
+            price = cols["price"]
+            drop("price_outlier", (price < fence[0]) | (price > fence[1]))
 
     keep = ~bad
     rows_out = int(keep.sum())
@@ -199,62 +193,43 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
 
     frame = frame[keep].reset_index(drop=True)
     cols = {k: (v[keep].reset_index(drop=True) if v is not None else None) for k, v in cols.items()}
-    result = frame[[cust]].rename(columns={cust: "customer_id"})
-    result["customer_id"] = _integral_ids(result["customer_id"])
+    result = frame[[data.schema.customer]].rename(columns={data.schema.customer: "customer_id"})
+    result["customer_id"] = _plain_ids(result["customer_id"])
     result["ts"] = frame[data.schema.time].astype("int64")
+    result["price"] = cols["price"].astype("float64")
 
     filled: dict[str, int] = {}
     main_categories: list[str] = []
-    price_group = None
-    sessions_derived = False
+    category_col = "category_code" if kind == "events" else "category"
+    if category_col in frame.columns:
+        result["main_cat"], main_categories, filled[category_col] = _main_category(
+            frame[category_col], config.fill_missing, backend
+        )
+    else:
+        result["main_cat"] = -1
 
     if kind == "events":
         result["etype"] = cols["etype"]
-        result["price"] = cols["price"].astype("float64")
-        if "user_session" in frame.columns:
-            result["session"] = frame["user_session"].cat.codes.astype("int64")
-        else:
-            result["session"] = 0
-            sessions_derived = True
-        if "category_code" in frame.columns:
-            result["main_cat"], main_categories, filled["category_code"] = _main_category(
-                frame["category_code"], config.fill_missing, backend
-            )
-        else:
-            result["main_cat"] = -1
+        result["session"] = 0 if sessions_derived else _category_codes(frame["user_session"])
         if "brand" in frame.columns:
             result["brand"], filled["brand"] = _brand_codes(frame["brand"], config.fill_missing)
         else:
             result["brand"] = -1
-        for col in ("category_id", "category_code", "product_id"):
-            if col in frame.columns:
-                price_group = col
-                break
+        groups = ("category_id", "category_code", "product_id")
     else:
         result["amount"] = cols["amount"].astype("float64")
         result["quantity"] = cols["quantity"].astype("float64") if cols["quantity"] is not None else 1.0
-        result["price"] = cols["price"].astype("float64")
+        rows = _like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
         if "order_id" in frame.columns:
-            result["order"] = _codes(frame["order_id"])
+            # a line without an order id is an order of its own
+            code = _key_codes(frame["order_id"])
+            result["order"] = code.where(frame["order_id"].notna(), -1 - rows)
         else:
-            result["order"] = _like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
-        if "category" in frame.columns:
-            result["main_cat"], main_categories, filled["category"] = _main_category(
-                frame["category"], config.fill_missing, backend
-            )
-        else:
-            result["main_cat"] = -1
-        for col in ("category", "product_id"):
-            if col in frame.columns:
-                price_group = col
-                break
+            result["order"] = rows
+        groups = ("category", "product_id")
 
-    if price_group is not None:
-        result["price_key"] = _codes(frame[price_group])
-    else:
-        result["price_key"] = 0
-    if "product_id" in frame.columns:
-        result["product_id"] = frame["product_id"]
+    price_group = next((c for c in groups if c in frame.columns), None)
+    result["price_key"] = _key_codes(frame[price_group]) if price_group else 0
 
     if sessions_derived:
         result = _sessions_from_gaps(result)
@@ -296,13 +271,26 @@ def _drop_duplicates(frame, backend: Backend):
     return frame[keep].reset_index(drop=True)
 
 
-def _false(frame):
-    return frame.iloc[:, 0].isna() & False
+def _not_a_price(s):
+    """Missing, non-numeric (already NaN), negative or infinite."""
+    return s.isna() | (s < 0) | (s == float("inf"))
 
 
-def _isfinite(s, backend: Backend):
-    # NaN counts as "finite" here so that the missing-value reason, checked first, names it
-    return (s.abs() != float("inf")) | s.isna()
+def _price_fence(price, config: CleanConfig, backend: Backend) -> tuple[float, float] | None:
+    """IQR fence on (log1p) prices; None when the prices have no spread (IQR = 0)."""
+    values = price.clip(lower=0)
+    if config.iqr_on_log:
+        values = _like(values, backend.xp.log1p(series_values(values)))
+    if len(values) == 0:
+        return None
+    q1, q3 = float(values.quantile(0.25)), float(values.quantile(0.75))
+    iqr = q3 - q1
+    if not iqr > 1e-12 * max(1.0, abs(q3)):  # fixed-price catalogues: no fence
+        return None
+    lo, hi = q1 - config.iqr_factor * iqr, q3 + config.iqr_factor * iqr
+    if config.iqr_on_log:
+        return float(np.expm1(max(lo, 0.0))), float(np.expm1(hi))
+    return max(lo, 0.0), hi
 
 
 def _like(s, values):
@@ -310,27 +298,25 @@ def _like(s, values):
     return type(s)(values, index=s.index)
 
 
-def _log1p(s, backend: Backend):
-    return _like(s, backend.xp.log1p(series_values(s)))
-
-
-def _lookup(codes, table: list[int], backend: Backend, dtype: str):
-    """Map category codes (-1 = missing) through a small host table; missing -> table[-1]."""
-    xp = backend.xp
-    lut = xp.asarray(np.asarray(table, dtype=np.int64))
-    # code -1 picks the last entry: the value for missing
-    return _like(codes, lut[series_values(codes.astype("int64"))]).astype(dtype)
-
-
-def _event_type_codes(s, backend: Backend):
+def _category_codes(s):
+    """int64 category codes with -1 for missing (cuDF gives nulls where pandas gives -1)."""
     if str(s.dtype) != "category":
         s = s.astype("category")
-    cats = [str(c).strip().lower() for c in index_values(s.cat.categories)]
-    table = [EVENT_TYPES.index(c) if c in EVENT_TYPES else -1 for c in cats] + [-1]
-    return _lookup(s.cat.codes, table, backend, "int64")
+    return s.cat.codes.astype("int64").fillna(-1)
+
+
+def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=str):
+    """Map each row's category through ``value_of(normalise(category))`` via the (few) categories."""
+    if str(s.dtype) != "category":
+        s = s.astype("category")
+    table = [value_of(normalise(c)) for c in index_values(s.cat.categories)] + [missing]
+    lut = backend.xp.asarray(np.asarray(table, dtype=np.int64))
+    codes = _category_codes(s)
+    return _like(codes, lut[series_values(codes)])  # code -1 picks the last entry: missing
 
 
 def _order_values(frame):
+    """Line amount and unit price of orders (amount = quantity * unit_price when absent)."""
     qty = frame["quantity"] if "quantity" in frame.columns else None
     if "amount" in frame.columns:
         amount = frame["amount"]
@@ -340,56 +326,70 @@ def _order_values(frame):
             unit = frame["unit_price"].fillna(amount)
         else:
             unit = amount
-    else:  # amount = quantity * unit_price (UCI Online Retail)
+    else:  # UCI Online Retail: Quantity and UnitPrice
         unit = frame["unit_price"]
         amount = qty * unit
-    return amount, qty, unit
+    return amount, unit
+
+
+def _mode_code(codes) -> int | None:
+    present = codes[codes >= 0]
+    if len(present) == 0:
+        return None
+    return int(present.value_counts().index[0])
 
 
 def _main_category(s, fill: str, backend: Backend):
     """Main category codes from a dotted taxonomy column, with missing values filled."""
     if str(s.dtype) != "category":
         s = s.astype("category")
-    codes = s.cat.codes
-    missing = int((codes < 0).sum())
     cats = [str(c) for c in index_values(s.cat.categories)]
     mains = [c.split(".", 1)[0].strip().lower() or _UNKNOWN for c in cats]
     names = sorted(set(mains) - {_UNKNOWN})
     index = {n: i for i, n in enumerate(names)}
-    table = [index.get(m, -1) for m in mains]
+    codes = _category_codes(s)
+    missing = int((codes < 0).sum())
     fill_value = -1
-    if fill == "mode" and missing and len(cats):
-        top = int(codes[codes >= 0].value_counts().index[0]) if missing < len(codes) else -1
-        fill_value = table[top] if top >= 0 else -1
-    return _lookup(codes, table + [fill_value], backend, "int32"), names, missing
+    if fill == "mode" and missing:
+        top = _mode_code(codes)
+        fill_value = index.get(mains[top], -1) if top is not None else -1
+    out = _lookup_categories(s, lambda m: index.get(m, -1), fill_value, backend,
+                             normalise=lambda c: str(c).split(".", 1)[0].strip().lower() or _UNKNOWN)
+    return out.astype("int32"), names, missing
 
 
 def _brand_codes(s, fill: str):
-    if str(s.dtype) != "category":
-        s = s.astype("category")
-    codes = s.cat.codes.astype("int32")
+    codes = _category_codes(s)
     missing = int((codes < 0).sum())
-    if fill == "mode" and 0 < missing < len(codes):
-        top = int(codes[codes >= 0].value_counts().index[0])
-        codes = codes.where(codes >= 0, top)
-    return codes, missing
+    if fill == "mode" and missing:
+        top = _mode_code(codes)
+        if top is not None:
+            codes = codes.where(codes >= 0, top)
+    return codes.astype("int32"), missing
 
 
-def _codes(s):
-    """Integer codes for any key column (ids stay as they are when already integral)."""
+def _key_codes(s):
+    """Integer codes for a key column (integral ids stay as they are); missing -> -1."""
     if s.dtype.kind in "iu":
         return s.astype("int64")
-    if str(s.dtype) != "category":
-        s = s.astype("category")
-    return s.cat.codes.astype("int64")
+    return _category_codes(s)
 
 
-def _integral_ids(s):
-    """Float ids such as 17850.0 (pandas reads integer ids with gaps as floats) -> int64."""
-    if s.dtype.kind == "f":
-        if bool(((s % 1) == 0).all()):
-            return s.astype("int64")
-    return s
+def _plain_ids(s):
+    """Ids as int64 where that loses nothing, else as they are.
+
+    Text ids (CSV ids are read as text) become integers when every one is a plain number
+    of at most 18 digits without a leading zero, so "000027" stays "000027"; float ids such
+    as 17850.0 (integer ids with gaps, as pandas stores them) become integers when whole.
+    """
+    kind = s.dtype.kind
+    if kind == "f":
+        return s.astype("int64") if bool(((s % 1) == 0).all()) else s
+    if kind in "iu" or str(s.dtype) == "category" or len(s) == 0:
+        return s
+    text = s.astype("str")
+    plain = text.str.isdigit() & (text.str.len() <= 18) & ~(text.str.startswith("0") & (text.str.len() > 1))
+    return text.astype("int64") if bool(plain.all()) else text
 
 
 def _sessions_from_gaps(frame):

@@ -73,21 +73,55 @@ class CustomerFeatures:
         Features that are shares or rates in [0, 1] (never log-transformed).
     reference_time : int
         Unix seconds that recency is measured from (the last event in the data).
-    top_categories : list of str
+    category_columns : dict
+        ``cat_*`` column -> the main category it measures.
     """
 
     frame: Any
     groups: dict[str, str]
     bounded: set[str] = field(default_factory=set)
     reference_time: int = 0
-    top_categories: list[str] = field(default_factory=list)
+    category_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return list(self.frame.columns)
 
+    @property
+    def top_categories(self) -> list[str]:
+        return list(self.category_columns.values())
+
     def __len__(self) -> int:
         return len(self.frame)
+
+
+class _Builder:
+    """Collects feature columns with their group, boundedness and category names."""
+
+    def __init__(self, index_frame: Any) -> None:
+        self.out = index_frame[[]].copy()
+        self.groups: dict[str, str] = {}
+        self.bounded: set[str] = set()
+        self.category_columns: dict[str, str] = {}
+
+    def put(self, name: str, values: Any, group: str, bounded: bool = False) -> None:
+        self.out[name] = values.astype("float64")
+        self.groups[name] = group
+        if bounded:
+            self.bounded.add(name)
+
+    def put_category(self, category: str, values: Any) -> None:
+        name = "cat_" + _slug(category)
+        n = 2
+        while name in self.groups:  # "auto-moto" and "auto moto" both slug to auto_moto
+            name = f"cat_{_slug(category)}_{n}"
+            n += 1
+        self.put(name, values, "category", bounded=True)
+        self.category_columns[name] = category
+
+    def done(self, reference_time: int) -> CustomerFeatures:
+        self.out.index.name = "customer_id"
+        return CustomerFeatures(self.out, self.groups, self.bounded, reference_time, self.category_columns)
 
 
 def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
@@ -105,12 +139,10 @@ def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatu
     Raises
     ------
     DataError
-        Fewer than 3 customers, or the chosen groups yield no feature for this input.
+        Fewer than 3 customers, the chosen groups yield no feature for this input, or a
+        feature is not finite (values too large for float64).
     """
-    if data.kind == "events":
-        out = _event_features(data, config)
-    else:
-        out = _order_features(data, config)
+    out = _event_features(data, config) if data.kind == "events" else _order_features(data, config)
     if len(out.frame) < 3:
         raise DataError(f"only {len(out.frame)} customer(s) left after cleaning; segmentation needs at least 3")
     if not out.groups:
@@ -118,11 +150,17 @@ def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatu
             f"the feature groups {', '.join(config.groups)} give no features for {data.kind} input; "
             "add groups in [features] groups"
         )
+    finite = out.frame.abs().max() < float("inf")
+    if hasattr(finite, "to_pandas"):
+        finite = finite.to_pandas()
+    if not bool(finite.all()):
+        bad = finite[~finite].index[0]
+        raise DataError(f"feature {bad!r} is not finite for some customers (values too large); check the input's amounts")
     return out
 
 
-def _time_columns(f, config: FeatureConfig, weight=None) -> dict[str, Any]:
-    """Per-row indicator columns of the day parts and weekends (weight: rows count as this)."""
+def _time_columns(f, config: FeatureConfig) -> dict[str, Any]:
+    """Per-row indicator columns of the day parts and weekends."""
     local = f["ts"] + int(round(config.utc_offset_hours * 3600))
     hour = (local // 3600) % 24
     weekday = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
@@ -133,18 +171,52 @@ def _time_columns(f, config: FeatureConfig, weight=None) -> dict[str, Any]:
     return cols
 
 
-def _category_columns(f, top: list[int]) -> dict[str, Any]:
-    return {f"c_{i}": (f["main_cat"] == code).astype("int32") for i, code in enumerate(top)}
-
-
-def _top_categories(f, names: list[str], n: int) -> list[int]:
-    if n == 0 or not names:
+def _top_categories(f, n: int) -> list[int]:
+    """Codes of the ``n`` most active main categories (ties by code)."""
+    if n == 0:
         return []
     counts = f.loc[f["main_cat"] >= 0, "main_cat"].value_counts()
     if hasattr(counts, "to_pandas"):
         counts = counts.to_pandas()
     counts = counts.sort_index().sort_values(ascending=False, kind="stable")
     return [int(c) for c in counts.index[:n]]
+
+
+def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs: dict) -> list[int]:
+    """Time and top-category indicator columns to sum per customer; returns the category codes."""
+    groups_on = set(config.groups)
+    if "time" in groups_on:
+        for name, col in _time_columns(f, config).items():
+            work[name] = col
+            aggs[name] = (name, "sum")
+    top: list[int] = []
+    if "category" in groups_on and data.main_categories:
+        top = _top_categories(f, config.top_categories)
+        for i, code in enumerate(top):
+            work[f"c_{i}"] = (f["main_cat"] == code).astype("int32")
+            aggs[f"c_{i}"] = (f"c_{i}", "sum")
+    return top
+
+
+def _put_rfm(b: _Builder, a, data: CleanedData, config: FeatureConfig) -> None:
+    ref = data.reference_time
+    b.put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
+    b.put("frequency", a["orders"], "rfm")
+    b.put("monetary", a["revenue"], "rfm")
+    b.put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
+    b.put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
+    b.put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
+
+
+def _put_time(b: _Builder, a, count: str) -> None:
+    for name, _, _ in DAYPARTS:
+        b.put(f"share_{name}", _safe_div(a[f"t_{name}"], a[count]), "time", True)
+    b.put("share_weekend", _safe_div(a["t_weekend"], a[count]), "time", True)
+
+
+def _put_categories(b: _Builder, a, data: CleanedData, top: list[int], count: str) -> None:
+    for i, code in enumerate(top):
+        b.put_category(data.main_categories[code], _safe_div(a[f"c_{i}"], a[count]))
 
 
 def _safe_div(num, den, cap: float | None = None):
@@ -162,7 +234,6 @@ def _price_ratio(f):
 def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
     f = data.frame
     groups_on = set(config.groups)
-    ref = data.reference_time
     et = f["etype"]
     work = f[["customer_id", "ts"]].copy()
     work["is_view"] = (et == 0).astype("int32")
@@ -182,16 +253,7 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         "revenue": ("revenue", "sum"),
         "view_price_sum": ("view_price", "sum"),
     }
-    if "time" in groups_on:
-        for name, col in _time_columns(f, config).items():
-            work[name] = col
-            aggs[name] = (name, "sum")
-    top: list[int] = []
-    if "category" in groups_on:
-        top = _top_categories(f, data.main_categories, config.top_categories)
-        for name, col in _category_columns(f, top).items():
-            work[name] = col
-            aggs[name] = (name, "sum")
+    top = _add_row_indicators(work, f, data, config, aggs)
     if "price" in groups_on:
         ratio = _price_ratio(f)
         work["ratio"] = ratio
@@ -218,64 +280,40 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
     )
     a = a.join(s, how="left")
 
-    out = a[[]].copy()
-    groups: dict[str, str] = {}
-    bounded: set[str] = set()
-
-    def put(name: str, values, group: str, is_bounded: bool = False) -> None:
-        out[name] = values.astype("float64")
-        groups[name] = group
-        if is_bounded:
-            bounded.add(name)
-
+    b = _Builder(a)
     if "rfm" in groups_on:
-        put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
-        put("frequency", a["orders"], "rfm")
-        put("monetary", a["revenue"], "rfm")
-        put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
-        put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
-        put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
+        _put_rfm(b, a, data, config)
     if "funnel" in groups_on:
-        put("views", a["views"], "funnel")
-        put("carts", a["carts"], "funnel")
-        put("removals", a["removals"], "funnel")
-        put("purchases", a["purchases"], "funnel")
-        put("view_to_cart", _safe_div(a["carts"], a["views"], 1.0), "funnel", True)
-        put("cart_to_purchase", _safe_div(a["purchases"], a["carts"], 1.0), "funnel", True)
-        put("cart_abandonment", _safe_div(a["abandoned"], a["cart_sessions"], 1.0), "funnel", True)
+        b.put("views", a["views"], "funnel")
+        b.put("carts", a["carts"], "funnel")
+        b.put("removals", a["removals"], "funnel")
+        b.put("purchases", a["purchases"], "funnel")
+        b.put("view_to_cart", _safe_div(a["carts"], a["views"], 1.0), "funnel", True)
+        b.put("cart_to_purchase", _safe_div(a["purchases"], a["carts"], 1.0), "funnel", True)
+        b.put("cart_abandonment", _safe_div(a["abandoned"], a["cart_sessions"], 1.0), "funnel", True)
     if "sessions" in groups_on:
-        put("sessions", a["sessions"], "sessions")
-        put("events_per_session", _safe_div(a["events"], a["sessions"]), "sessions")
-        put("session_minutes", _safe_div(a["minutes"], a["sessions"]), "sessions")
+        b.put("sessions", a["sessions"], "sessions")
+        b.put("events_per_session", _safe_div(a["events"], a["sessions"]), "sessions")
+        b.put("session_minutes", _safe_div(a["minutes"], a["sessions"]), "sessions")
     if "time" in groups_on:
-        for name, _, _ in DAYPARTS:
-            put(f"share_{name}", _safe_div(a[f"t_{name}"], a["events"]), "time", True)
-        put("share_weekend", _safe_div(a["t_weekend"], a["events"]), "time", True)
-    top_names: list[str] = []
-    if "category" in groups_on:
-        for i, code in enumerate(top):
-            name = "cat_" + _slug(data.main_categories[code])
-            top_names.append(data.main_categories[code])
-            put(name, _safe_div(a[f"c_{i}"], a["events"]), "category", True)
-        if "brand" in data.columns and bool((f["brand"] >= 0).any()):
-            b = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates()
-            brands = b.groupby("customer_id", sort=True).size()
-            put("brands", brands.reindex(out.index).fillna(0), "category")
+        _put_time(b, a, "events")
+    _put_categories(b, a, data, top, "events")
+    if "category" in groups_on and bool((f["brand"] >= 0).any()):
+        brands = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates().groupby("customer_id").size()
+        b.put("brands", brands.reindex(b.out.index).fillna(0), "category")
     if "price" in groups_on:
-        put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
-        put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
+        b.put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
+        b.put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
         paid = a["purchases"] > 0
         idx_paid = _safe_div(a["ratio_paid_sum"], a["purchases"])
         idx_all = _safe_div(a["ratio_sum"], a["events"])
-        put("price_index", idx_paid.where(paid, idx_all), "price")
-    out.index.name = "customer_id"
-    return CustomerFeatures(out, groups, bounded, ref, top_names)
+        b.put("price_index", idx_paid.where(paid, idx_all), "price")
+    return b.done(data.reference_time)
 
 
 def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
     f = data.frame
     groups_on = set(config.groups)
-    ref = data.reference_time
     work = f[["customer_id", "ts", "amount", "quantity"]].copy()
     aggs: dict[str, tuple[str, str]] = {
         "first_ts": ("ts", "min"),
@@ -284,16 +322,7 @@ def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         "revenue": ("amount", "sum"),
         "items": ("quantity", "sum"),
     }
-    if "time" in groups_on:
-        for name, col in _time_columns(f, config).items():
-            work[name] = col
-            aggs[name] = (name, "sum")
-    top: list[int] = []
-    if "category" in groups_on and data.main_categories:
-        top = _top_categories(f, data.main_categories, config.top_categories)
-        for name, col in _category_columns(f, top).items():
-            work[name] = col
-            aggs[name] = (name, "sum")
+    top = _add_row_indicators(work, f, data, config, aggs)
     use_price_index = "price" in groups_on and data.price_group is not None
     if "price" in groups_on:
         work["unit_price"] = f["price"]
@@ -302,45 +331,23 @@ def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
             work["ratio"] = _price_ratio(f)
             aggs["ratio_sum"] = ("ratio", "sum")
     a = work.groupby("customer_id", sort=True).agg(**aggs)
-    orders = (
-        f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size().rename("orders")
-    )
-    a = a.join(orders, how="left")
+    a["orders"] = f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size()
 
-    out = a[[]].copy()
-    groups: dict[str, str] = {}
-    bounded: set[str] = set()
-
-    def put(name: str, values, group: str, is_bounded: bool = False) -> None:
-        out[name] = values.astype("float64")
-        groups[name] = group
-        if is_bounded:
-            bounded.add(name)
-
+    b = _Builder(a)
     if "rfm" in groups_on:
-        put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
-        put("frequency", a["orders"], "rfm")
-        put("monetary", a["revenue"], "rfm")
-        put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
-        put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
-        put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
-        if "quantity" in data.columns and float(f["quantity"].max()) != 1.0:
-            put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
+        _put_rfm(b, a, data, config)
+        if bool((f["quantity"] != 1.0).any()):
+            b.put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
     if "time" in groups_on:
-        for name, _, _ in DAYPARTS:
-            put(f"share_{name}", _safe_div(a[f"t_{name}"], a["lines"]), "time", True)
-        put("share_weekend", _safe_div(a["t_weekend"], a["lines"]), "time", True)
-    top_names: list[str] = []
-    if top:
-        for i, code in enumerate(top):
-            top_names.append(data.main_categories[code])
-            put("cat_" + _slug(data.main_categories[code]), _safe_div(a[f"c_{i}"], a["lines"]), "category", True)
+        _put_time(b, a, "lines")
+    _put_categories(b, a, data, top, "lines")
     if "price" in groups_on:
-        put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
+        # a unit price other than the line amount exists only with quantities or unit prices
+        if bool((f["price"] != f["amount"]).any()):
+            b.put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
         if use_price_index:
-            put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
-    out.index.name = "customer_id"
-    return CustomerFeatures(out, groups, bounded, ref, top_names)
+            b.put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
+    return b.done(data.reference_time)
 
 
 def _clv(revenue, first_ts, ref: int, config: FeatureConfig):

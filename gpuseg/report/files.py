@@ -32,8 +32,12 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     Raises
     ------
     ConfigError
-        The path is a file, is not writable, or an output file would overwrite an input.
+        The path is a file or not writable; an output name is taken by a folder; the folder
+        holds files of gpuseg's names that an earlier gpuseg run did not write; or an output
+        file would overwrite an input.
     """
+    if not str(out).strip():
+        raise ConfigError("--out is empty; give an output folder")
     p = Path(out).expanduser()
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
@@ -46,11 +50,32 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     for inp in inputs:
         if Path(inp).resolve() in targets:
             raise ConfigError(f"--out {out}: would overwrite the input file {inp}; choose another folder")
+    if p.is_dir():
+        present = [name for name in OUTPUT_FILES if (p / name).exists() or (p / name).is_symlink()]
+        for name in present:
+            if (p / name).is_dir():
+                raise ConfigError(f"--out {out}: {name} is a folder; gpuseg writes a file of that name")
+        if present and not _written_by_gpuseg(p):
+            raise ConfigError(
+                f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
+            )
     return p
+
+
+def _written_by_gpuseg(folder: Path) -> bool:
+    """True when the folder's metrics.json is one a gpuseg run wrote."""
+    try:
+        return "gpuseg_version" in json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]]) -> list[Path]:
     """Write every file with its writer, then move them all into ``out``.
+
+    All files are written into a temporary folder first. The previous versions are moved
+    aside while the new ones are moved in, and put back if anything fails, so the folder
+    ends with either every new file or every old one.
 
     Parameters
     ----------
@@ -70,12 +95,24 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     try:
         for name, write in writers.items():
             write(tmp / name)
-        done = []
-        for name in writers:
-            target = out / name
-            os.replace(tmp / name, target)
-            done.append(target)
-        return done
+        moved: list[tuple[Path, Path | None]] = []
+        try:
+            for name in writers:
+                target = out / name
+                backup = None
+                if target.exists() or target.is_symlink():
+                    backup = tmp / f".previous-{name}"
+                    os.replace(target, backup)
+                moved.append((target, backup))
+                os.replace(tmp / name, target)
+        except BaseException:
+            for target, backup in reversed(moved):
+                if not (tmp / target.name).exists():  # the new file went in: take it out
+                    target.unlink(missing_ok=True)
+                if backup is not None:
+                    os.replace(backup, target)
+            raise
+        return [target for target, _ in moved]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

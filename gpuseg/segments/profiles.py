@@ -72,7 +72,8 @@ def segment_profiles(
     means = to_host(g.mean())
     sizes = to_host(g.size())
     prof = pd.DataFrame(index=means.index)
-    prof["segment_name"] = [(names or {}).get(int(s), f"segment {int(s)}") for s in means.index]
+    names = {**placeholder_names(list(means.index)), **(names or {})}
+    prof["segment_name"] = [names[int(s)] for s in means.index]
     prof["size"] = sizes.reindex(means.index).astype("int64")
     prof["share"] = prof["size"] / prof["size"].sum()
     if top_categories:

@@ -205,4 +205,50 @@ def test_csv_read_matches_pandas(tmp_path, cpu, events_csv):
     ref = pd.read_csv(events_csv)
     assert len(d.frame) == len(ref)
     np.testing.assert_allclose(d.frame["price"].to_numpy(), ref["price"].to_numpy())
-    assert (d.frame["user_id"].to_numpy() == ref["user_id"].to_numpy()).all()
+    assert (d.frame["user_id"].to_numpy() == ref["user_id"].astype(str).to_numpy()).all()  # ids stay text here
+
+
+def test_day_month_order_decided_on_the_whole_column(tmp_path, cpu):
+    # sorted by time: the first rows all have day <= 12 and parse either way
+    days = pd.date_range("2020-01-01", "2020-02-09", freq="D")
+    text = "customer_id,timestamp,amount\n" + "".join(
+        f"{i % 7},{d.day}/{d.month}/{d.year} 10:00,5\n" for i, d in enumerate(days) for _ in range(100)
+    )
+    d = load(str(write(tmp_path / "dmy.csv", text)), cpu)
+    assert d.timestamp_format == "%d/%m/%Y %H:%M"
+    assert d.frame["timestamp"].notna().all()
+    assert d.frame["timestamp"].max() == pd.Timestamp("2020-02-09 10:00")
+
+
+def test_unix_times_with_gaps(tmp_path, cpu):
+    p = write(tmp_path / "u.csv", "customer_id,timestamp,amount\n1,1570000000,3\n2,,4\n3,1570086400,5\n")
+    d = load(str(p), cpu)
+    assert d.timestamp_format == "numeric"
+    assert d.frame["timestamp"].isna().tolist() == [False, True, False]
+    assert d.frame["timestamp"].iloc[0] == pd.Timestamp("2019-10-02 07:06:40")
+
+
+def test_parts_typed_differently_are_combined(tmp_path, cpu):
+    part = tmp_path / "parts"
+    part.mkdir()
+    write(part / "a.csv", "customer_id,timestamp,amount\n1,2020-01-01,3\n2,2020-01-02,4\n")
+    write(part / "b.csv", "customer_id,timestamp,amount\nC7,2020-01-03,five\nC8,2020-01-04,6\n")
+    d = load(str(part), cpu)
+    assert d.rows_read == 4
+    assert d.frame["amount"].tolist()[:2] == [3.0, 4.0] and np.isnan(d.frame["amount"].iloc[2])
+
+
+def test_repeated_header_is_refused(tmp_path, cpu):
+    p = write(tmp_path / "r.csv", "customer_id,timestamp,amount,amount\n1,2020-01-01,3,4\n")
+    with pytest.raises(SchemaError, match="'amount' appears more than once"):
+        load(str(p), cpu)
+
+
+def test_output_folder_inside_the_input_folder_is_not_read(tmp_path):
+    write(tmp_path / "a.csv", REES)
+    (tmp_path / "out").mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "out" / "features.parquet")
+    files, kind = resolve_paths(str(tmp_path), exclude=tmp_path / "out")
+    assert [f.name for f in files] == ["a.csv"] and kind == "csv"
+    with pytest.raises(DataError, match="--input is empty"):
+        resolve_paths("  ")

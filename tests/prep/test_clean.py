@@ -106,7 +106,7 @@ def test_orders_amount_from_quantity_and_unit_price(cpu):
     })
     c = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
     assert c.dropped["missing_customer_id"] == 1
-    assert c.dropped["bad_price"] == 1  # the cancellation's negative amount
+    assert c.dropped["bad_quantity"] == 1 and c.dropped["bad_price"] == 0  # the cancellation
     f = c.frame
     assert f["customer_id"].dtype == np.int64
     np.testing.assert_allclose(f["amount"], [15.3, 6.78])
@@ -122,3 +122,44 @@ def test_duplicates_need_every_column_equal(make_log, cpu, monkeypatch):
     monkeypatch.setattr(pd.util, "hash_pandas_object", lambda f, index=False: pd.Series(0, index=f.index))
     c = clean(from_frame(frame, cpu), CleanConfig(price_outliers=False), cpu)
     assert c.dropped["duplicate"] == 1 and c.rows_out == 2
+
+
+def test_fixed_prices_have_no_fence(make_log, cpu):
+    rows = [(f"2019-10-01 10:00:{i:02d} UTC", "view", 1, 10, "a.b", "x", 10.0 if i % 5 else 12.0, i % 3, "s")
+            for i in range(40)]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+    assert c.outlier_fence is None and c.dropped["price_outlier"] == 0 and c.rows_out == 40
+
+
+def test_orders_bad_quantities_and_missing_order_ids(cpu):
+    df = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2, 2],
+        "timestamp": ["2010-12-01"] * 5,
+        "order_id": ["a", None, None, "b", "c"],
+        "quantity": [1.0, 2.0, 3.0, np.inf, 0.0],
+        "amount": [5.0, 6.0, 7.0, 8.0, 9.0],
+    })
+    c = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
+    assert c.dropped["bad_quantity"] == 2
+    assert c.frame["order"].nunique() == 3  # lines without an order id are orders of their own
+
+
+def test_all_empty_session_column_derives_sessions(make_log, cpu):
+    rows = [(f"2019-10-01 1{i}:00:00 UTC", "view", 1, 10, "a.b", "x", 10.0, 1, None) for i in range(3)]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+    assert c.sessions_derived and c.rows_out == 3 and c.frame["session"].nunique() == 3
+
+
+@pytest.mark.parametrize(
+    "ids, expected",
+    [(["17", "5", "17"], [17, 5, 17]), (["000027", "5", "000027"], ["000027", "5", "000027"]),
+     (["C1", "C2", "C1"], ["C1", "C2", "C1"])],
+    ids=["plain-numbers", "leading-zeros", "text"],
+)
+def test_customer_ids_keep_their_identity(tmp_path, cpu, ids, expected):
+    from gpuseg.io.readers import load
+
+    p = tmp_path / "o.csv"
+    p.write_text("customer_id,timestamp,amount\n" + "".join(f"{i},2020-01-0{n + 1},3\n" for n, i in enumerate(ids)))
+    c = clean(load(str(p), cpu), CleanConfig(), cpu)
+    assert c.frame["customer_id"].tolist() == expected

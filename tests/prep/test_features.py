@@ -142,3 +142,30 @@ def test_features_on_generated_data_are_finite(cpu, small_events):
     assert np.isfinite(f.frame.to_numpy()).all()
     for col in f.bounded:
         assert f.frame[col].between(0, 1).all(), col
+
+
+def test_category_names_that_slug_alike_keep_both_columns(make_log, cpu):
+    rows = [(f"2019-10-01 10:00:0{i} UTC", "view", 1, 10 + i % 2, ["auto-moto.x", "auto moto.y"][i % 2], "b", 10.0,
+             i % 3, f"s{i}") for i in range(6)]
+    data = clean(from_frame(make_log(rows), cpu), CleanConfig(price_outliers=False), cpu)
+    f = customer_features(data, FeatureConfig())
+    assert f.category_columns == {"cat_auto_moto": "auto moto", "cat_auto_moto_2": "auto-moto"}
+    assert f.frame[["cat_auto_moto", "cat_auto_moto_2"]].sum(axis=1).eq(1.0).all()
+
+
+def test_orders_with_amounts_only(cpu):
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": pd.to_datetime(["2020-01-01"] * 3),
+                       "amount": [1.0, 2.0, 3.0]})
+    f = customer_features(clean(from_frame(df, cpu), CleanConfig(), cpu), FeatureConfig())
+    assert "avg_unit_price" not in f.names and "items_per_order" not in f.names
+    assert f.names == ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value", "clv",
+                       "share_midnight", "share_morning", "share_afternoon", "share_evening", "share_night",
+                       "share_weekend"]
+
+
+def test_infinite_features_are_a_clear_error(cpu):
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": pd.to_datetime(["2020-01-01"] * 3),
+                       "amount": [1e308, 1e308, 3.0]})
+    with pytest.raises(DataError, match="feature 'clv' is not finite"):
+        customer_features(clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu),
+                          FeatureConfig(groups=("rfm",)))

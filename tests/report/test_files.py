@@ -51,3 +51,35 @@ def test_unwritable_out_dir(tmp_path):
 def test_to_json_plain_and_strict():
     text = to_json({"a": np.float32(1.5), "b": np.arange(3), "c": math.nan, 4: (np.int64(2),)})
     assert json.loads(text) == {"a": 1.5, "b": [0, 1, 2], "c": None, "4": [2]}
+
+
+def test_failure_while_moving_restores_every_old_file(tmp_path, monkeypatch):
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("old " + name)
+    real_replace = os.replace
+
+    def flaky(src, dst):
+        if str(dst).endswith("b.txt") and ".gpuseg-tmp" in str(src) and "previous" not in str(src):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        write_outputs(tmp_path, {"a.txt": lambda p: p.write_text("new"), "b.txt": lambda p: p.write_text("new")})
+    assert (tmp_path / "a.txt").read_text() == "old a.txt"
+    assert (tmp_path / "b.txt").read_text() == "old b.txt"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+
+
+def test_out_dir_with_foreign_files_is_refused(tmp_path):
+    (tmp_path / "profiles.csv").write_text("my own profiles")
+    with pytest.raises(ConfigError, match="holds profiles.csv that gpuseg did not write"):
+        check_out_dir(tmp_path)
+    (tmp_path / "metrics.json").write_text('{"gpuseg_version": "0.1.0"}')
+    assert check_out_dir(tmp_path) == tmp_path
+
+
+def test_output_name_taken_by_a_folder(tmp_path):
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(ConfigError, match="metrics.json is a folder"):
+        check_out_dir(tmp_path)
