@@ -93,8 +93,7 @@ class ConsoleProgress:
             self.stream.flush()
 
     def run_started(self, backend: Any, config: Any, methods: tuple[str, ...]) -> None:
-        where = "GPU" if backend.is_gpu else "CPU"
-        self._write(f"gpuseg {__version__} running on {where}: {backend.device_label}\n")
+        self._write(f"gpuseg {__version__} running on {_where({'backend': backend.name, 'label': backend.device_label})}\n")
 
     def stage_started(self, stage: str, detail: str = "") -> None:
         if self.live:
@@ -142,6 +141,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _where(device: dict) -> str:
+    label = device["label"]
+    return label if device["backend"] == "cpu" else f"GPU, {label}"
+
+
 def print_summary(result: Any, out: TextIO) -> None:
     """k-vs-scores table per method, the chosen segmentation, segment sizes, output folder."""
     m = result.metrics
@@ -172,7 +176,7 @@ def print_summary(result: Any, out: TextIO) -> None:
     if not ev["exact"]:
         out.write(f"(silhouette on a fixed-seed sample of {ev['sample_size']:,} customers)\n")
     best = m["methods"][chosen["method"]]
-    extra = f", ARI {best['ari']:.3f} against --truth" if has_truth and best.get("ari") is not None else ""
+    extra = f", ARI {best['ari']:.3f} against the known segments" if has_truth and best.get("ari") is not None else ""
     out.write(
         f"\nChosen: {chosen['method']} with k={chosen['k']} (silhouette {best['silhouette']:.3f}, "
         f"Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
@@ -188,7 +192,7 @@ def print_summary(result: Any, out: TextIO) -> None:
     out.write("\nSegments (feature means):\n" + _table(headers, rows) + "\n")
     t = m["timings"]
     out.write(
-        f"\nRan on {m['device']['label']} ({m['device']['backend'].upper()}) in {t['total']:.1f} s; "
+        f"\nRan on {_where(m['device'])} in {t['total']:.1f} s; "
         f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers.\n"
     )
     out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")

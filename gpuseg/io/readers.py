@@ -320,11 +320,29 @@ def _read_cpu(
     for i, fld in enumerate(table.schema):
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
+        elif fld.name in ids and fld.name not in categorical and _plain_integers(table.column(i)):
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.int64()))
         elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
             # text columns become categories here: Arrow encodes them several times faster
             # than pandas' astype("category")
             table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
     return table.to_pandas(split_blocks=True, self_destruct=True), malformed
+
+
+def _plain_integers(col) -> bool:
+    """A text column of ids that int64 holds exactly: no gaps, digits only, at most 18 of
+    them, no leading zero (ids with gaps or leading zeros stay text; cleaning decides)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or col.null_count or len(col) == 0:
+        return False
+    length = pc.utf8_length(col)
+    return bool(
+        pc.all(pc.utf8_is_digit(col)).as_py()
+        and pc.max(length).as_py() <= 18
+        and not pc.any(pc.and_(pc.starts_with(col, "0"), pc.greater(length, 1))).as_py()
+    )
 
 
 def _concat_tables(tables):
