@@ -11,7 +11,27 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-__all__ = ["EstimatorMixin"]
+import numpy as np
+
+__all__ = ["EstimatorMixin", "check_random_state", "seed_from"]
+
+
+def check_random_state(seed: Any) -> np.random.RandomState:
+    """``None``, an int or a RandomState -> RandomState (scikit-learn's convention)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, (int, np.integer)):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"{seed!r} cannot be used to seed a RandomState")
+
+
+def seed_from(random_state: Any) -> int:
+    """An int seed for libraries that take one (cuML, CuPy), drawn from ``random_state``."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 class EstimatorMixin:

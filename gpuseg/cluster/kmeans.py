@@ -6,58 +6,110 @@ from typing import Any
 
 import numpy as np
 
+from .._xp import cluster_sums, nearest_center, squared_distances
 from ..backend import array_namespace, gpu_module, is_gpu_array, to_host
-from ._base import EstimatorMixin
+from ._base import EstimatorMixin, check_random_state, seed_from
 
-__all__ = ["KMeans", "check_random_state", "seed_from", "squared_distances", "nearest_center"]
-
-
-def check_random_state(seed: Any) -> np.random.RandomState:
-    """``None``, an int or a RandomState -> RandomState (scikit-learn's convention)."""
-    if seed is None or seed is np.random:
-        return np.random.mtrand._rand
-    if isinstance(seed, (int, np.integer)):
-        return np.random.RandomState(int(seed))
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    raise ValueError(f"{seed!r} cannot be used to seed a RandomState")
+__all__ = ["KMeans", "kmeans_plusplus", "lloyd"]
 
 
-def seed_from(random_state: Any) -> int:
-    """An int seed for libraries that take one (cuML, CuPy), drawn from ``random_state``."""
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+def kmeans_plusplus(
+    X: Any, n_clusters: int, *, random_state: Any = None, n_local_trials: int | None = None
+) -> tuple[Any, Any]:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, scikit-learn's variant).
 
+    Written once for NumPy and CuPy: distances are computed on X's device, the random
+    draws on the host, in the same order as scikit-learn's ``kmeans_plusplus`` (on the same
+    data and ``random_state`` the two choose the same rows).
 
-def squared_distances(X: Any, centers: Any) -> Any:
-    """Squared Euclidean distances (n, k) of rows of X to centers, clipped at 0."""
-    xp = array_namespace(X, centers)
-    xx = (X * X).sum(axis=1)[:, None]
-    cc = (centers * centers).sum(axis=1)[None, :]
-    d = xx + cc - 2.0 * (X @ centers.T)
-    return xp.maximum(d, 0)
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    n_clusters : int
+    random_state : int, RandomState or None
+    n_local_trials : int, optional
+        Candidates tried per centre; default ``2 + int(log(n_clusters))``.
 
-
-def nearest_center(X: Any, centers: Any, chunk_size: int = 65536) -> tuple[Any, Any]:
-    """Index of and squared distance to the nearest center for each row (chunked)."""
-    xp = array_namespace(X, centers)
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+    indices : ndarray of shape (n_clusters,)
+        Host array of the chosen rows.
+    """
+    xp = array_namespace(X)
     n = X.shape[0]
-    labels = xp.empty(n, dtype=xp.int32)
-    dist = xp.empty(n, dtype=X.dtype)
-    for start in range(0, n, chunk_size):
-        d = squared_distances(X[start : start + chunk_size], centers)
-        idx = d.argmin(axis=1)
-        labels[start : start + chunk_size] = idx
-        dist[start : start + chunk_size] = xp.take_along_axis(d, idx[:, None], axis=1)[:, 0]
-    return labels, dist
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters={n_clusters} must be between 1 and n_samples={n}")
+    rs = check_random_state(random_state)
+    trials = n_local_trials or 2 + int(np.log(n_clusters))
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = rs.choice(n, p=np.full(n, 1.0 / n))
+    closest = squared_distances(X, X[indices[0] : indices[0] + 1])[:, 0].astype(xp.float64)
+    pot = float(closest.sum())
+    for c in range(1, n_clusters):
+        rand = xp.asarray(rs.uniform(size=trials) * pot)
+        cand = xp.minimum(xp.searchsorted(xp.cumsum(closest), rand), n - 1)
+        dist = xp.minimum(closest[None, :], squared_distances(X, X[cand]).T.astype(xp.float64))
+        pots = dist.sum(axis=1)
+        best = int(pots.argmin())
+        pot = float(pots[best])
+        closest = dist[best]
+        indices[c] = int(cand[best])
+    return X[xp.asarray(indices)], indices
+
+
+def lloyd(
+    X: Any, centers: Any, *, max_iter: int = 300, tol: float = 1e-4, sample_weight: Any = None
+) -> tuple[Any, Any, float, int]:
+    """Lloyd iterations from given centres, written once for NumPy and CuPy.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : array of shape (k, n_features)
+        Starting centres (not modified).
+    max_iter : int, default=300
+    tol : float, default=1e-4
+        Stop when the squared centre shift falls below ``tol`` times the mean feature
+        variance (scikit-learn's rule).
+    sample_weight : array of shape (n_samples,), optional
+
+    Returns
+    -------
+    centers, labels (int32), inertia (float), n_iter (int)
+
+    Notes
+    -----
+    An empty cluster takes the sample farthest from its centre, as in scikit-learn.
+    """
+    xp = array_namespace(X, centers)
+    k = centers.shape[0]
+    centers = xp.array(centers, dtype=X.dtype, copy=True)
+    var = X.astype(xp.float64).var(axis=0).mean() if X.shape[0] > 1 else 0.0
+    threshold = float(tol) * float(var)
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        labels, dist = nearest_center(X, centers)
+        sums, weight = cluster_sums(X, labels, k, sample_weight)
+        empty = to_host(weight == 0)
+        new = (sums / xp.maximum(weight, 1e-300)[:, None]).astype(X.dtype)
+        if empty.any():  # relocate to the farthest samples
+            far = xp.argsort(-dist)[: int(empty.sum())]
+            new[xp.asarray(np.flatnonzero(empty))] = X[far]
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        if shift <= threshold:
+            break
+    labels, dist = nearest_center(X, centers)
+    w = dist.astype(xp.float64) if sample_weight is None else dist.astype(xp.float64) * sample_weight
+    return centers, labels, float(w.sum()), n_iter
 
 
 class KMeans(EstimatorMixin):
     """K-means clustering (Lloyd) with k-means++ or random initialisation.
 
-    On CuPy input the fit runs in cuML, on NumPy input in scikit-learn, with the same
-    initialisation (k-means++ or random). Outputs follow the input's type.
+    On CuPy input the fit runs in cuML (k-means++ as its scalable form k-means||), on
+    NumPy input in scikit-learn. Outputs follow the input's type.
 
     Parameters
     ----------
@@ -157,7 +209,8 @@ class KMeans(EstimatorMixin):
         cuml_cluster = gpu_module("cuml.cluster")
         cp = array_namespace(X)
         if isinstance(self.init, str):
-            init = self.init  # cuML takes "k-means++" (k-means|| with no oversampling) and "random"
+            # k-means++ on the GPU is its scalable form, k-means|| (Bahmani et al. 2012)
+            init = "scalable-k-means++" if self.init == "k-means++" else "random"
         else:
             init = cp.asarray(self.init, dtype=X.dtype)
         km = cuml_cluster.KMeans(

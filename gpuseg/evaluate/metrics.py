@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from .._xp import block_rows, cluster_sums, one_hot, row_blocks
 from ..backend import array_namespace, to_host
 
 __all__ = [
@@ -53,8 +53,6 @@ __all__ = [
 # Elements per block for the O(n * d) passes (centroids, distances to centroids): on the
 # CPU the temporaries (block x d) stay in cache, which is 2x faster than whole-array
 # passes; on the GPU blocks are large enough that kernel launches do not dominate.
-_CPU_BLOCK_ELEMENTS = 1 << 18
-_GPU_BLOCK_ELEMENTS = 1 << 24
 
 # Default silhouette chunk (rows of the distance matrix at once): small on the CPU so a
 # chunk's passes stay in cache (on an idle 2-core CPU, n=10,000: 0.19 s at 512 rows vs
@@ -137,42 +135,10 @@ def _prepare(X: Any, labels: Any, *, check_k: bool) -> tuple[ModuleType, Any, An
     return xp, X, codes, k
 
 
-def _row_blocks(n_rows: int, block_rows: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n_rows, block_rows):
-        yield start, min(start + block_rows, n_rows)
-
-
-def _block_rows(xp: ModuleType, width: int) -> int:
-    elements = _CPU_BLOCK_ELEMENTS if xp is np else _GPU_BLOCK_ELEMENTS
-    return max(1, elements // max(width, 1))
-
-
-# --------------------------------------------------------------------------- centroids
-
-
-def _one_hot(xp: ModuleType, codes: Any, k: int, dtype: Any) -> Any:
-    """(n, k) indicator matrix: the one-hot matrix turns per-cluster sums into a GEMM."""
-    return (codes[:, None] == xp.arange(k)[None, :]).astype(dtype)
-
-
-def _one_hot_t(xp: ModuleType, codes: Any, k: int, dtype: Any) -> Any:
-    """(k, n) indicator matrix, C-contiguous (faster as a GEMM's left operand)."""
-    return (xp.arange(k)[:, None] == codes[None, :]).astype(dtype)
-
-
 def _cluster_sums(xp: ModuleType, X: Any, codes: Any, k: int) -> tuple[Any, Any]:
-    """Per-cluster feature sums (k, d) in float64 and sizes (k,) in int64.
-
-    Each block's sums come from a GEMM in X's dtype; blocks are accumulated in float64 so
-    float32 input with a million rows keeps ~1e-7 relative accuracy.
-    """
-    n, d = X.shape
-    sums = xp.zeros((k, d), dtype=xp.float64)
-    for start, stop in _row_blocks(n, _block_rows(xp, max(d, k))):
-        onehot_t = _one_hot_t(xp, codes[start:stop], k, X.dtype)
-        sums += (onehot_t @ X[start:stop]).astype(xp.float64)
-    counts = xp.bincount(codes, minlength=k).astype(xp.int64)
-    return sums, counts
+    """Per-cluster feature sums (k, d) in float64 and sizes (k,) in int64."""
+    sums, counts = cluster_sums(X, codes, k)
+    return sums, counts.astype(xp.int64)
 
 
 def _cluster_centers(xp: ModuleType, X: Any, codes: Any, k: int) -> tuple[Any, Any]:
@@ -192,7 +158,7 @@ def _center_distance_sums(
     n, d = X.shape
     centers = centers.astype(X.dtype)
     total = xp.zeros(k, dtype=xp.float64)
-    for start, stop in _row_blocks(n, _block_rows(xp, d)):
+    for start, stop in row_blocks(n, block_rows(xp, d)):
         block_codes = codes[start:stop]
         diff = X[start:stop] - centers[block_codes]
         dist = xp.einsum("ij,ij->i", diff, diff)
@@ -265,13 +231,13 @@ def _silhouette_samples(xp: ModuleType, X: Any, codes: Any, k: int, chunk_size: 
     left = xp.concatenate([Xc, sq_f, ones], axis=1)
     right_t = xp.ascontiguousarray(xp.concatenate([-2 * Xc, ones, sq_f], axis=1).T)
 
-    onehot = _one_hot(xp, codes, k, dtype)
+    onehot = one_hot(xp, codes, k, dtype)
     counts = xp.bincount(codes, minlength=k).astype(dtype)
 
     out = xp.empty(n, dtype=dtype)
     chunk = min(chunk_size, n)
     buf = xp.empty((chunk, n), dtype=dtype)
-    for start, stop in _row_blocks(n, chunk):
+    for start, stop in row_blocks(n, chunk):
         rows = stop - start
         dist = buf[:rows]
         xp.matmul(left[start:stop], right_t, out=dist)

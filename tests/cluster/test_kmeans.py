@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from gpuseg.backend import to_host
 from gpuseg.cluster import AVAILABLE, KMeans, make_estimator, resolve_methods
+from gpuseg.cluster.kmeans import kmeans_plusplus, lloyd
 from gpuseg.errors import ConfigError
 
 
@@ -102,3 +103,37 @@ def test_method_registry():
     with pytest.raises(ConfigError, match="not available in this version"):
         resolve_methods(["gmm"])
     assert make_estimator("kmeans_random", 3, 1).init == "random"
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_kmeans_plusplus_chooses_the_rows_scikit_learn_chooses(blobs, k):
+    from sklearn.cluster import kmeans_plusplus as sk_kpp
+
+    X = blobs[0].astype(np.float64)
+    centers, idx = kmeans_plusplus(X, k, random_state=42)
+    _, ref = sk_kpp(X, k, random_state=42)
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_array_equal(centers, X[idx])
+
+
+def test_lloyd_matches_scikit_learn_from_the_same_start(blobs):
+    X = blobs[0].astype(np.float64)
+    init, _ = kmeans_plusplus(X, 5, random_state=0)
+    centers, labels, inertia, n_iter = lloyd(X, init)
+    ref = SkKMeans(5, init=init, n_init=1).fit(X)
+    assert adjusted_rand_score(labels, ref.labels_) == 1.0
+    assert inertia == pytest.approx(ref.inertia_, rel=1e-9)
+    np.testing.assert_allclose(np.sort(centers, axis=0), np.sort(ref.cluster_centers_, axis=0), atol=1e-8)
+
+
+def test_lloyd_refills_empty_clusters():
+    X = np.array([[0.0], [0.1], [10.0], [10.1]])
+    centers, labels, _, _ = lloyd(X, np.array([[0.05], [100.0], [200.0]]))
+    assert len(np.unique(labels)) == 3
+
+
+def test_kmeans_plusplus_gpu_matches_cpu(backend, blobs):
+    X = blobs[0]
+    cpu_idx = kmeans_plusplus(X, 5, random_state=3)[1]
+    dev_idx = kmeans_plusplus(backend.xp.asarray(X), 5, random_state=3)[1]
+    np.testing.assert_array_equal(cpu_idx, dev_idx)
