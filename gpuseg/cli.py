@@ -59,6 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--truth", metavar="FILE", help="known segment per customer (CSV/Parquet): adds ARI and NMI")
     r.add_argument("--customers", type=int, default=None, metavar="N",
                    help="size of the built-in synthetic data set (default: 20000)")
+    r.add_argument("--sensitivity", action="store_true", default=None,
+                   help="also score every method across its settings (k; eps/min_samples for DBSCAN) "
+                   "into sensitivity.csv")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
     g = sub.add_parser(
@@ -147,35 +150,20 @@ def _where(device: dict) -> str:
 
 
 def print_summary(result: Any, out: TextIO) -> None:
-    """k-vs-scores table per method, the chosen segmentation, segment sizes, output folder."""
+    """Scores (per k for one method, per method for several), the choice, segment sizes, output."""
     m = result.metrics
     has_truth = m["evaluation"].get("truth") is not None
     chosen = m["chosen"]
-    for method, mm in m["methods"].items():
-        headers = ["k", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia", "composite", "fit_s"]
-        if has_truth:
-            headers += ["ari", "nmi"]
-        rows = []
-        for r in mm["sweep"]:
-            mark = "*" if r["k"] == mm["k"] else " "
-            cells = [
-                f"{mark}{r['k']}",
-                _fmt(r["silhouette"]),
-                _fmt(r["davies_bouldin"]),
-                _fmt(r["calinski_harabasz"], 1),
-                _fmt(r["inertia"], 1),
-                _fmt(r.get("composite")),
-                _fmt(r["fit_seconds"], 2),
-            ]
-            if has_truth:
-                cells += [_fmt(r.get("ari")), _fmt(r.get("nmi"))]
-            rows.append(cells)
-        out.write(f"\nScores by k for {method} (* = chosen; {mm['k_choice']['reason']}):\n")
-        out.write(_table(headers, rows) + "\n")
+    methods = m["methods"]
+    if len(methods) == 1:
+        method, mm = next(iter(methods.items()))
+        _print_sweep(method, mm, has_truth, out)
+    else:
+        _print_comparison(methods, chosen["method"], has_truth, out)
     ev = m["evaluation"]["silhouette"]
     if not ev["exact"]:
         out.write(f"(silhouette on a fixed-seed sample of {ev['sample_size']:,} customers)\n")
-    best = m["methods"][chosen["method"]]
+    best = methods[chosen["method"]]
     extra = f", ARI {best['ari']:.3f} against the known segments" if has_truth and best.get("ari") is not None else ""
     out.write(
         f"\nChosen: {chosen['method']} with k={chosen['k']} (silhouette {best['silhouette']:.3f}, "
@@ -198,6 +186,62 @@ def print_summary(result: Any, out: TextIO) -> None:
     out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")
 
 
+def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
+    if mm["status"] != "ok":
+        out.write(f"\n{method} failed: {mm['reason']}\n")
+        return
+    headers = ["k", "silhouette", "davies_bouldin", "calinski_harabasz", "inertia"]
+    if mm["k_rule"] == "elbow":
+        headers.append("composite")
+    if mm["k_rule"] == "bic":
+        headers.append("bic")
+    if mm["k_rule"] == "density":
+        headers.append("unassigned")
+    headers.append("fit_s")
+    if has_truth:
+        headers += ["ari", "nmi"]
+    rows = []
+    for i, r in enumerate(mm["sweep"]):
+        mark = "*" if i == mm["chosen_index"] else " "
+        if r["status"] != "ok":
+            rows.append([f"{mark}{r['k']}", "failed: " + r["reason"][:40]] + [""] * (len(headers) - 2))
+            continue
+        cells = [f"{mark}{r['k']}", _fmt(r["silhouette"]), _fmt(r["davies_bouldin"]), _fmt(r["calinski_harabasz"], 1),
+                 _fmt(r["inertia"], 1)]
+        if mm["k_rule"] == "elbow":
+            cells.append(_fmt(r.get("composite")))
+        if mm["k_rule"] == "bic":
+            cells.append(_fmt(r.get("bic"), 1))
+        if mm["k_rule"] == "density":
+            cells.append(f"{r['noise_share']:.1%}")
+        cells.append(_fmt(r["fit_seconds"], 2))
+        if has_truth:
+            cells += [_fmt(r.get("ari")), _fmt(r.get("nmi"))]
+        rows.append(cells)
+    out.write(f"\nScores by k for {method} (* = chosen; {mm['k_choice']['reason']}):\n")
+    out.write(_table(headers, rows) + "\n")
+
+
+def _print_comparison(methods: dict, chosen: str, has_truth: bool, out: TextIO) -> None:
+    headers = ["method", "k", "silhouette", "davies_bouldin", "calinski_harabasz", "unassigned", "fit_s"]
+    if has_truth:
+        headers += ["ari", "nmi"]
+    rows = []
+    for name, mm in methods.items():
+        mark = "*" if name == chosen else " "
+        if mm["status"] != "ok":
+            rows.append([f"{mark}{name}", "-", "failed: " + mm["reason"][:60]] + [""] * (len(headers) - 3))
+            continue
+        cells = [f"{mark}{name}", str(mm["k"]), _fmt(mm["silhouette"]), _fmt(mm["davies_bouldin"]),
+                 _fmt(mm["calinski_harabasz"], 1), f"{mm.get('noise_share', 0.0):.1%}",
+                 _fmt(mm["total_fit_seconds"], 2)]
+        if has_truth:
+            cells += [_fmt(mm.get("ari")), _fmt(mm.get("nmi"))]
+        rows.append(cells)
+    out.write("\nMethods compared (* = chosen; each at its own k; fit_s over all its fits):\n")
+    out.write(_table(headers, rows) + "\n")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import build_config, load_config_file
     from .pipeline import run
@@ -215,6 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         truth=args.truth,
         synthetic_customers=args.customers,
+        sensitivity=args.sensitivity,
     )
     progress = ConsoleProgress(quiet=args.quiet)
     try:

@@ -33,6 +33,11 @@ A config file holds the same keys as the command line plus the stage sections::
     silhouette_exact_max = 10000   # exact silhouette up to this many customers
     silhouette_sample = 10000      # fixed-seed sample size above it
 
+    [params.gmm]                   # per-method parameters ([params.<method>])
+    covariance_type = "full"
+    [params.dbscan]
+    eps = 1.5
+
 Values given on the command line override the file.
 """
 
@@ -127,6 +132,12 @@ class RunConfig:
         File with the known segment of each customer (ARI/NMI are added).
     synthetic_customers : int
         Size of the built-in data set.
+    sensitivity : bool
+        Also write ``sensitivity.csv`` (scores across k, and across eps/min_samples for
+        DBSCAN).
+    params : tuple
+        ``[params.<method>]`` settings as (method, ((name, value), ...)) pairs; see
+        :meth:`method_params`.
     """
 
     input: str | None = None
@@ -137,6 +148,8 @@ class RunConfig:
     seed: int = 0
     truth: str | None = None
     synthetic_customers: int = 20_000
+    sensitivity: bool = False
+    params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     clean: CleanConfig = field(default_factory=CleanConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -146,10 +159,17 @@ class RunConfig:
     def k_values(self) -> list[int]:
         return list(range(self.cluster.k_min, self.cluster.k_max + 1))
 
+    def method_params(self, method: str) -> dict[str, Any]:
+        """Parameters of a method: gpuseg's defaults overlaid with ``[params.<method>]``."""
+        from .cluster import method_params
+
+        return method_params(method, dict(dict(self.params).get(method, ())))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data view (for metrics.json)."""
         d = dataclasses.asdict(self)
         d["rename"] = dict(self.rename)
+        d["params"] = {m: dict(kv) for m, kv in self.params}
         return d
 
 
@@ -203,7 +223,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
 
 
-_TOP_KEYS = {"input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers"}
+_TOP_KEYS = {
+    "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
+    "sensitivity", "params",
+}
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
 
 
@@ -308,6 +331,11 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     for key in ("seed", "synthetic_customers"):
         if key in values:
             kwargs[key] = values[key]
+    if "sensitivity" in values:
+        if not isinstance(values["sensitivity"], bool):
+            raise ConfigError(f"sensitivity must be true or false, not {values['sensitivity']!r}")
+        kwargs["sensitivity"] = values["sensitivity"]
+    kwargs["params"] = _parse_params(values.get("params", {}))
     kwargs["rename"] = _parse_rename(values.get("rename", {}))
 
     k_min, k_max = parse_k(values["k"]) if "k" in values else (ClusterConfig.k_min, ClusterConfig.k_max)
@@ -322,6 +350,21 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     cfg = RunConfig(**kwargs)
     _validate(cfg)
     return cfg
+
+
+def _parse_params(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``[params.<method>]`` tables, checked against the methods' parameter names."""
+    from .cluster import method_params
+
+    if not isinstance(value, Mapping):
+        raise ConfigError("config [params] must hold one table per method, e.g. [params.gmm]")
+    out = []
+    for method, table in value.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"config [params.{method}] must be a table of settings")
+        method_params(method, table)  # unknown methods and names raise here
+        out.append((method, tuple(sorted(table.items()))))
+    return tuple(out)
 
 
 def _parse_rename(value: Any) -> tuple[tuple[str, str], ...]:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, backend as _backend
-from .cluster import make_estimator, resolve_methods
+from .cluster import METHODS, resolve_methods
 from .config import RunConfig
 from .errors import ConfigError
-from .evaluate import metrics as _m
-from .evaluate.selection import choose_k
+from .evaluate.comparison import METHOD_RULE, choose_method, sensitivity_table
+from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .prep import FeatureScaler, clean, customer_features
 from .report.files import check_out_dir, to_json, write_outputs
@@ -185,27 +185,21 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     # -- cluster ---------------------------------------------------------------------------
     ks = config.k_values
-    fits: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in methods}
-    total = len(methods) * len(ks)
+    params = {m: config.method_params(m) for m in methods}
+    total = sum(len(ks) if METHODS[m].k_param else 1 for m in methods)
+    runs: dict[str, MethodRun] = {}
     with timer.stage("cluster") as st:
-        done = 0
+        done = [0]
+
+        def on_fit(method: str, k: int | None) -> None:
+            progress.stage_progress("cluster", done[0], total, f"{method}" + (f" k={k}" if k else ""))
+            done[0] += 1
+
         for method in methods:
-            for k in ks:
-                progress.stage_progress("cluster", done, total, f"{method} k={k}")
-                est = make_estimator(method, k, config.seed)
-                t0 = time.perf_counter()
-                est.fit(X)
-                _backend.synchronize(X)
-                fits[method][k] = {
-                    "labels": est.labels_,
-                    "inertia": getattr(est, "inertia_", None),
-                    "fit_seconds": time.perf_counter() - t0,
-                    "n_iter": getattr(est, "n_iter_", None),
-                }
-                done += 1
-        progress.stage_progress("cluster", done, total, "")
-        st["detail"] = f"{total} fits: {', '.join(methods)} over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else (
-            f"{total} fit(s): {', '.join(methods)} at k={ks[0]}"
+            runs[method] = fit_method(method, X, ks, config.seed, params[method], on_fit)
+        progress.stage_progress("cluster", total, total, "")
+        st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
+            f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
         )
 
     # -- evaluate --------------------------------------------------------------------------
@@ -219,48 +213,48 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     truth_codes, truth_mask, truth_info = _align_truth(truth, feats.frame.index, be)
     method_metrics: dict[str, Any] = {}
     with timer.stage("evaluate") as st:
-        done = 0
+        done = [0]
+
+        def on_score(method: str, k: int | None) -> None:
+            progress.stage_progress("evaluate", done[0], total, f"{method}" + (f" k={k}" if k else ""))
+            done[0] += 1
+
         for method in methods:
-            sweep = []
-            for k in ks:
-                progress.stage_progress("evaluate", done, total, f"{method} k={k}")
-                fit = fits[method][k]
-                row = _score(X, fit, k, sample_size, config.seed, truth_codes, truth_mask)
-                sweep.append(row)
-                done += 1
-            choice = choose_k(
-                [r["k"] for r in sweep],
-                [r["inertia"] for r in sweep],
-                [r["silhouette"] for r in sweep],
-                [r["davies_bouldin"] for r in sweep],
-                [r["calinski_harabasz"] for r in sweep],
+            method_metrics[method] = score_method(
+                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score
             )
-            for r in sweep:
-                r["composite"] = choice.composite[r["k"]]
-            best = next(r for r in sweep if r["k"] == choice.k)
-            method_metrics[method] = {
-                **{key: best[key] for key in best if key != "composite"},
-                "composite": best["composite"],
-                "k_choice": {"knee": choice.knee, "reason": choice.reason},
-                "sweep": sweep,
-            }
-        progress.stage_progress("evaluate", done, total, "")
-        chosen_method = max(methods, key=lambda m: (_finite(method_metrics[m]["silhouette"]), -methods.index(m)))
+            if method_metrics[method]["status"] != "ok":
+                progress.note(f"{method} failed on these data: {method_metrics[method]['reason']}")
+        progress.stage_progress("evaluate", total, total, "")
+        chosen_method = choose_method(method_metrics, methods)
         chosen_k = method_metrics[chosen_method]["k"]
         st["detail"] = f"chose {chosen_method} with k={chosen_k}"
+
+    sensitivity = None
+    if config.sensitivity:
+        with timer.stage("sensitivity") as st:
+            sensitivity = sensitivity_table(
+                X, runs, method_metrics, params, config.seed, sample_size,
+                lambda done, total, detail: progress.stage_progress("sensitivity", done, total, detail),
+            )
+            st["detail"] = f"{len(sensitivity)} settings scored"
 
     # -- segments --------------------------------------------------------------------------
     with timer.stage("segments") as st:
         # every labelling numbered by size, so segment and label_<chosen> agree
-        labels = {m: order_by_size(fits[m][method_metrics[m]["k"]]["labels"]) for m in methods}
+        labels = {
+            m: order_by_size(runs[m].fits[method_metrics[m]["chosen_index"]].labels)
+            for m in methods
+            if method_metrics[m]["status"] == "ok"
+        }
         chosen_labels = labels[chosen_method]
         names = placeholder_names(list(range(chosen_k)))
         segments = feats.frame[[]].reset_index()
         segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
         segments["confidence"] = be.xp.ones(n_customers, dtype=be.xp.float32)
-        for method in methods:
-            segments[f"label_{method}"] = labels[method]
+        for method, lab in labels.items():
+            segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
         st["detail"] = ", ".join(f"{int(r.segment)}: {int(r.size):,}" for r in profiles.itertuples())
 
@@ -298,7 +292,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             "k_range": [ks[0], ks[-1]],
             "k_rule": "elbow of inertia (Kneedle) + best composite of silhouette, Davies-Bouldin, "
             "Calinski-Harabasz in k = knee..knee+2",
-            "method_rule": "highest silhouette at each method's chosen k",
+            "method_rule": METHOD_RULE,
             "truth": truth_info,
         },
         "methods": method_metrics,
@@ -325,6 +319,11 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                 "segments.parquet": lambda p: segments.to_parquet(p, index=False),
                 "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
                 "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
+                **(
+                    {"sensitivity.csv": lambda p: sensitivity.to_csv(p, index=False, float_format="%.6g")}
+                    if sensitivity is not None
+                    else {}
+                ),
                 "metrics.json": write_metrics,
             },
         )
@@ -355,30 +354,3 @@ def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     }
     xp = be.xp
     return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
-
-
-def _finite(v: float) -> float:
-    return v if np.isfinite(v) else -np.inf
-
-
-def _score(X, fit, k, sample_size, seed, truth_codes, truth_mask) -> dict[str, Any]:
-    labels = fit["labels"]
-    n_labels = int(len(np.unique(_backend.to_host(labels))))
-    row: dict[str, Any] = {"k": k, "clusters_found": n_labels}
-    if n_labels >= 2:
-        try:
-            row["silhouette"] = _m.silhouette_score(X, labels, sample_size=sample_size, random_state=seed)
-        except ValueError:  # the sample holds one cluster only (the others are tiny)
-            row["silhouette"] = float("nan")
-        row["davies_bouldin"] = _m.davies_bouldin_score(X, labels)
-        row["calinski_harabasz"] = _m.calinski_harabasz_score(X, labels)
-    else:
-        row["silhouette"] = row["davies_bouldin"] = row["calinski_harabasz"] = float("nan")
-    row["inertia"] = float(fit["inertia"]) if fit["inertia"] is not None else _m.inertia(X, labels)
-    row["fit_seconds"] = round(fit["fit_seconds"], 4)
-    if fit.get("n_iter") is not None:
-        row["n_iter"] = int(fit["n_iter"])
-    if truth_codes is not None:
-        row["ari"] = _m.adjusted_rand_score(truth_codes[truth_mask], labels[truth_mask])
-        row["nmi"] = _m.normalized_mutual_info_score(truth_codes[truth_mask], labels[truth_mask])
-    return row

@@ -1,18 +1,41 @@
 """Clustering estimators (scikit-learn API) and the registry of method names.
 
 The names in :data:`METHOD_NAMES` are what users type in ``--methods``; they key
-``metrics.json`` and the ``label_<name>`` columns of ``segments.parquet``. Only the
-methods in :data:`AVAILABLE` are implemented in this version.
+``metrics.json``, the ``label_<name>`` columns of ``segments.parquet`` and the
+``[params.<name>]`` sections of a config file. :data:`METHODS` describes the ones
+implemented in this version: the estimator behind each name, how its number of segments
+is chosen, and its default parameters.
+
+Estimator classes are imported lazily, so ``import gpuseg.cluster`` stays light.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from ..errors import ConfigError
 from .kmeans import KMeans
 
-__all__ = ["KMeans", "METHOD_NAMES", "AVAILABLE", "DEFAULT_METHODS", "make_estimator", "resolve_methods"]
+__all__ = [
+    "KMeans",
+    "MiniBatchKMeans",
+    "GaussianMixture",
+    "PSOKMeans",
+    "SelfOrganizingMap",
+    "WardClustering",
+    "DBSCAN",
+    "HDBSCAN",
+    "METHOD_NAMES",
+    "METHODS",
+    "AVAILABLE",
+    "DEFAULT_METHODS",
+    "MethodSpec",
+    "make_estimator",
+    "resolve_methods",
+    "method_params",
+]
 
 #: Every method name of the design, in the order they are listed and run.
 METHOD_NAMES = (
@@ -31,13 +54,75 @@ METHOD_NAMES = (
     "consensus",
 )
 
-_FACTORIES: dict[str, Callable[[int, int], Any]] = {
-    "kmeans": lambda k, seed: KMeans(n_clusters=k, init="k-means++", random_state=seed),
-    "kmeans_random": lambda k, seed: KMeans(n_clusters=k, init="random", random_state=seed),
+_CLASSES = {
+    "MiniBatchKMeans": ".minibatch",
+    "GaussianMixture": ".gmm",
+    "PSOKMeans": ".pso",
+    "SelfOrganizingMap": ".som",
+    "WardClustering": ".ward",
+    "DBSCAN": ".density",
+    "HDBSCAN": ".density",
 }
 
-#: Methods implemented in this version.
-AVAILABLE = tuple(m for m in METHOD_NAMES if m in _FACTORIES)
+
+def __getattr__(name: str) -> Any:  # lazy estimator classes (PEP 562)
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How a method name becomes a fitted segmentation.
+
+    Attributes
+    ----------
+    name : str
+    estimator : str
+        Class name in :mod:`gpuseg.cluster`.
+    k_param : str or None
+        The estimator's parameter for the number of segments (None: found by density).
+    k_rule : {"elbow", "bic", "density"}
+        How k is chosen: the shared elbow + scores rule over the k range, the lowest BIC
+        over the k range, or the clusters a density method finds.
+    fixed : dict
+        Parameters the method name implies (``kmeans_random``: ``init="random"``).
+    defaults : dict
+        gpuseg's defaults where they differ from the estimator's, for the built-in data.
+    """
+
+    name: str
+    estimator: str
+    k_param: str | None = "n_clusters"
+    k_rule: str = "elbow"
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def cls(self) -> type:
+        return KMeans if self.estimator == "KMeans" else __getattr__(self.estimator)
+
+    def tunable(self) -> list[str]:
+        """Parameters a user may set in ``[params.<name>]``."""
+        skip = {self.k_param, "random_state", *self.fixed}
+        return [p for p in self.cls._param_names() if p not in skip]
+
+
+METHODS: dict[str, MethodSpec] = {
+    "kmeans": MethodSpec("kmeans", "KMeans", fixed={"init": "k-means++"}),
+    "kmeans_random": MethodSpec("kmeans_random", "KMeans", fixed={"init": "random"}),
+    "minibatch_kmeans": MethodSpec("minibatch_kmeans", "MiniBatchKMeans"),
+    "gmm": MethodSpec("gmm", "GaussianMixture", k_param="n_components", k_rule="bic",
+                      defaults={"covariance_type": "diag"}),
+    "pso_kmeans": MethodSpec("pso_kmeans", "PSOKMeans"),
+    "som": MethodSpec("som", "SelfOrganizingMap"),
+    "ward": MethodSpec("ward", "WardClustering"),
+    "dbscan": MethodSpec("dbscan", "DBSCAN", k_param=None, k_rule="density", defaults={"max_points": 200_000}),
+    "hdbscan": MethodSpec("hdbscan", "HDBSCAN", k_param=None, k_rule="density"),
+}
+
+#: Methods implemented in this version, in run order.
+AVAILABLE = tuple(m for m in METHOD_NAMES if m in METHODS)
 
 #: What runs when ``--methods`` is not given: the best available method.
 DEFAULT_METHODS = ("kmeans",)
@@ -60,10 +145,8 @@ def resolve_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             out.extend(m for m in AVAILABLE if m not in out)
             continue
         if name not in METHOD_NAMES:
-            raise ConfigError(
-                f"--methods: unknown method {name!r}; choose from {', '.join(METHOD_NAMES)} or all"
-            )
-        if name not in _FACTORIES:
+            raise ConfigError(f"--methods: unknown method {name!r}; choose from {', '.join(METHOD_NAMES)} or all")
+        if name not in METHODS:
             raise ConfigError(
                 f"--methods: {name!r} is not available in this version yet; available: {', '.join(AVAILABLE)}"
             )
@@ -72,6 +155,44 @@ def resolve_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def make_estimator(method: str, n_clusters: int, random_state: int) -> Any:
-    """A fresh, unfitted estimator for a method name."""
-    return _FACTORIES[method](n_clusters, random_state)
+def method_params(method: str, user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters a method runs with: gpuseg's defaults, then the user's ``[params.<name>]``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown method or parameter name.
+    """
+    spec = METHODS.get(method)
+    if spec is None:
+        raise ConfigError(
+            f"config [params.{method}]: {method!r} is not an available method; available: {', '.join(AVAILABLE)}"
+        )
+    user = dict(user or {})
+    allowed = spec.tunable()
+    unknown = [p for p in user if p not in allowed]
+    if unknown:
+        raise ConfigError(
+            f"config [params.{method}]: unknown parameter {unknown[0]!r}; {method} takes {', '.join(allowed)}"
+        )
+    return {**spec.defaults, **user}
+
+
+def make_estimator(method: str, n_clusters: int | None, random_state: int, params: Mapping[str, Any] | None = None):
+    """A fresh, unfitted estimator for a method name.
+
+    Parameters
+    ----------
+    method : str
+    n_clusters : int or None
+        Ignored by density methods.
+    random_state : int
+    params : mapping, optional
+        From :func:`method_params`.
+    """
+    spec = METHODS[method]
+    kwargs = {**spec.fixed, **dict(params if params is not None else spec.defaults)}
+    if spec.k_param is not None:
+        kwargs[spec.k_param] = n_clusters
+    kwargs["random_state"] = random_state
+    return spec.cls(**kwargs)

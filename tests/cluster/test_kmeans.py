@@ -7,9 +7,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from gpuseg.backend import to_host
-from gpuseg.cluster import AVAILABLE, KMeans, make_estimator, resolve_methods
+from gpuseg.cluster import KMeans
 from gpuseg.cluster.kmeans import kmeans_plusplus, lloyd
-from gpuseg.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +92,6 @@ def test_gpu_parity_with_cpu(backend, blobs):
     assert adjusted_rand_score(cpu.labels_, to_host(gpu.labels_)) > 0.99
     assert gpu.inertia_ == pytest.approx(cpu.inertia_, rel=1e-3)
 
-
-def test_method_registry():
-    assert resolve_methods([]) == ("kmeans",)
-    assert resolve_methods(["all"]) == AVAILABLE
-    assert resolve_methods(["KMeans_Random", "kmeans", "kmeans"]) == ("kmeans_random", "kmeans")
-    with pytest.raises(ConfigError, match="unknown method 'kmedoids'"):
-        resolve_methods(["kmedoids"])
-    with pytest.raises(ConfigError, match="not available in this version"):
-        resolve_methods(["gmm"])
-    assert make_estimator("kmeans_random", 3, 1).init == "random"
 
 
 @pytest.mark.parametrize("k", [1, 3, 8])

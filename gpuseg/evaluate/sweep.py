@@ -1,0 +1,202 @@
+"""Fitting every method over the k range, scoring every fit, and choosing each method's k.
+
+A method's number of segments comes from its ``k_rule`` (:class:`gpuseg.cluster.MethodSpec`):
+
+``elbow``
+    the shared rule of :func:`gpuseg.evaluate.selection.choose_k` over the k range
+    (K-means, k-means with random init, mini-batch K-means, PSO K-means, SOM, Ward);
+``bic``
+    the k with the lowest Bayesian information criterion (Gaussian mixtures);
+``density``
+    one fit; k is the number of clusters the method finds (DBSCAN, HDBSCAN).
+
+Noise labels (-1, density methods) are an "unassigned" group: the internal scores are
+computed without them and the rows report how many there are. A fit that raises on the
+data, or finds fewer than two segments, is recorded as failed with the reason; the other
+methods go on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import backend as _backend
+from ..cluster import METHODS, make_estimator
+from . import metrics as _m
+from .selection import choose_k
+
+__all__ = ["Fit", "MethodRun", "fit_method", "score_method", "FIT_ERRORS"]
+
+#: Exceptions that mean "this method cannot segment these data", not a bug in gpuseg.
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, MemoryError, RuntimeError)
+
+
+@dataclass
+class Fit:
+    """One fitted estimator (or the reason it failed)."""
+
+    k: int | None
+    estimator: Any = None
+    labels: Any = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class MethodRun:
+    """All fits of one method."""
+
+    method: str
+    params: dict[str, Any]
+    fits: list[Fit] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(f.seconds for f in self.fits)
+
+
+def fit_method(
+    method: str,
+    X: Any,
+    ks: Sequence[int],
+    seed: int,
+    params: dict[str, Any],
+    on_fit: Callable[[str, int | None], None] | None = None,
+) -> MethodRun:
+    """Fit ``method`` at every k of ``ks`` (once for density methods).
+
+    Failures listed in :data:`FIT_ERRORS` are recorded in the :class:`Fit`, not raised.
+    """
+    spec = METHODS[method]
+    run = MethodRun(method, dict(params))
+    for k in ks if spec.k_param is not None else [None]:
+        if on_fit:
+            on_fit(method, k)
+        fit = Fit(k)
+        t0 = time.perf_counter()
+        try:
+            est = make_estimator(method, k, seed, params)
+            est.fit(X)
+            _backend.synchronize(X)
+            fit.estimator, fit.labels = est, est.labels_
+        except FIT_ERRORS as exc:
+            fit.error = f"{type(exc).__name__}: {_one_line(exc)}"
+        fit.seconds = time.perf_counter() - t0
+        run.fits.append(fit)
+    return run
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+def score_fit(
+    X: Any, fit: Fit, sample_size: int | None, seed: int, truth_codes: Any = None, truth_mask: Any = None
+) -> dict[str, Any]:
+    """Scores of one fit: internal scores on the non-noise rows, noise counts, ARI/NMI."""
+    row: dict[str, Any] = {"k": fit.k, "fit_seconds": round(fit.seconds, 4)}
+    if fit.error is not None:
+        row.update(status="failed", reason=fit.error)
+        return row
+    xp = _backend.array_namespace(X)
+    labels = fit.labels
+    host = np.asarray(_backend.to_host(labels))
+    assigned = host >= 0
+    found = int(len(np.unique(host[assigned])))
+    row["clusters_found"] = found
+    row["noise"] = int((~assigned).sum())
+    row["noise_share"] = float((~assigned).mean())
+    est = fit.estimator
+    if fit.k is None:
+        row["k"] = found
+    if found < 2:
+        row.update(status="failed", reason=f"found {found} segment{'s' if found != 1 else ''}")
+        return row
+    row["status"] = "ok"
+    if assigned.all():
+        Xa, la = X, labels
+    else:
+        mask = xp.asarray(assigned)
+        Xa, la = X[mask], labels[mask]
+    try:
+        row["silhouette"] = _m.silhouette_score(Xa, la, sample_size=sample_size, random_state=seed)
+    except ValueError:  # the sample holds a single cluster (the others are tiny)
+        row["silhouette"] = float("nan")
+    row["davies_bouldin"] = _m.davies_bouldin_score(Xa, la)
+    row["calinski_harabasz"] = _m.calinski_harabasz_score(Xa, la)
+    inertia = getattr(est, "inertia_", None)
+    row["inertia"] = float(inertia) if inertia is not None and assigned.all() else _m.inertia(Xa, la)
+    n_iter = getattr(est, "n_iter_", None)
+    if n_iter is not None:
+        row["n_iter"] = int(n_iter)
+    if hasattr(est, "bic"):
+        row["bic"] = float(est.bic(X))
+        row["aic"] = float(est.aic(X))
+    if truth_codes is not None:
+        # noise stays a group of its own ("unassigned") against the truth
+        row["ari"] = _m.adjusted_rand_score(truth_codes[truth_mask], labels[truth_mask])
+        row["nmi"] = _m.normalized_mutual_info_score(truth_codes[truth_mask], labels[truth_mask])
+    return row
+
+
+def score_method(
+    X: Any,
+    run: MethodRun,
+    sample_size: int | None,
+    seed: int,
+    truth_codes: Any = None,
+    truth_mask: Any = None,
+    on_score: Callable[[str, int | None], None] | None = None,
+) -> dict[str, Any]:
+    """Score every fit of a run and choose the method's k.
+
+    Returns
+    -------
+    dict
+        The method's entry of ``metrics.json``: ``status`` (ok | failed), ``reason``,
+        the chosen row's scores, ``k_choice`` and the per-k ``sweep``.
+    """
+    spec = METHODS[run.method]
+    sweep = []
+    for fit in run.fits:
+        if on_score:
+            on_score(run.method, fit.k)
+        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask))
+    ok = [i for i, r in enumerate(sweep) if r["status"] == "ok"]
+    entry: dict[str, Any] = {"params": run.params, "k_rule": spec.k_rule, "total_fit_seconds": round(run.seconds, 4)}
+    if not ok:
+        reasons = sorted({r["reason"] for r in sweep})
+        entry.update(status="failed", reason="; ".join(reasons), sweep=sweep)
+        return entry
+    if spec.k_rule == "bic":
+        best = min(ok, key=lambda i: (sweep[i]["bic"], i))
+        reason = f"lowest BIC over k={sweep[ok[0]]['k']}..{sweep[ok[-1]]['k']}: k={sweep[best]['k']}"
+        knee = None
+    elif spec.k_rule == "density":
+        best = ok[0]
+        reason = f"{sweep[best]['k']} segments found by density ({sweep[best]['noise']} unassigned)"
+        knee = None
+    else:
+        rows = [sweep[i] for i in ok]
+        choice = choose_k(
+            [r["k"] for r in rows],
+            [r["inertia"] for r in rows],
+            [r["silhouette"] for r in rows],
+            [r["davies_bouldin"] for r in rows],
+            [r["calinski_harabasz"] for r in rows],
+        )
+        for r in rows:
+            r["composite"] = choice.composite[r["k"]]
+        best = next(i for i in ok if sweep[i]["k"] == choice.k)
+        reason, knee = choice.reason, choice.knee
+    chosen = sweep[best]
+    entry.update({key: val for key, val in chosen.items() if key != "composite"})
+    entry["chosen_index"] = best
+    entry["k_choice"] = {"knee": knee, "reason": reason}
+    entry["sweep"] = sweep
+    return entry

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from gpuseg.errors import DataError
+from gpuseg.evaluate.comparison import choose_method
+from gpuseg.evaluate.sweep import Fit, fit_method, score_fit, score_method
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(1200, n_features=4, centers=4, cluster_std=0.8, random_state=1)
+    return X.astype(np.float32), y
+
+
+def test_sweep_chooses_k_and_scores_every_fit(blobs):
+    X, _ = blobs
+    run = fit_method("kmeans", X, range(2, 8), 0, {})
+    entry = score_method(X, run, None, 0)
+    assert entry["status"] == "ok" and entry["k"] == 4
+    assert [r["k"] for r in entry["sweep"]] == list(range(2, 8))
+    assert entry["k_choice"]["knee"] == 4
+    assert entry["sweep"][entry["chosen_index"]]["k"] == 4
+
+
+def test_failures_are_recorded_not_raised(blobs):
+    X, _ = blobs
+    run = fit_method("kmeans", X[:5], [2, 9], 0, {})  # k=9 > 5 samples
+    assert run.fits[0].error is None and "n_samples=5" in run.fits[1].error
+    entry = score_method(X[:5], run, None, 0)
+    assert entry["status"] == "ok" and entry["k"] == 2
+    assert entry["sweep"][1]["status"] == "failed"
+
+
+def test_a_single_cluster_is_a_failure():
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    row = score_fit(X, Fit(None, estimator=object(), labels=np.zeros(50, np.int32)), None, 0)
+    assert row["status"] == "failed" and row["reason"] == "found 1 segment"
+
+
+def test_noise_is_excluded_from_scores_and_counted(blobs):
+    X, y = blobs
+    labels = y.astype(np.int32).copy()
+    labels[:100] = -1
+    row = score_fit(X, Fit(None, estimator=object(), labels=labels), None, 0)
+    assert row["noise"] == 100 and row["noise_share"] == pytest.approx(100 / 1200)
+    assert row["k"] == row["clusters_found"] == 4
+    from sklearn.metrics import silhouette_score
+
+    ref = silhouette_score(X[100:], y[100:])
+    assert row["silhouette"] == pytest.approx(ref, rel=1e-4)
+
+
+def test_silhouette_sample_without_a_second_cluster_is_nan():
+    X = np.random.default_rng(0).normal(size=(5000, 3)).astype(np.float32)
+    labels = np.zeros(5000, dtype=np.int32)
+    labels[0] = 1  # one tiny cluster that a 100-row sample misses
+    row = score_fit(X, Fit(2, estimator=object(), labels=labels), 100, 3)
+    assert np.isnan(row["silhouette"]) and np.isfinite(row["davies_bouldin"])
+
+
+def test_choose_method_rule():
+    m = {
+        "a": {"status": "ok", "silhouette": 0.3, "noise_share": 0.0},
+        "b": {"status": "ok", "silhouette": 0.6, "noise_share": 0.5},  # too much noise
+        "c": {"status": "ok", "silhouette": float("nan"), "noise_share": 0.0},
+        "d": {"status": "failed", "reason": "found 1 segment"},
+    }
+    assert choose_method(m, ["a", "b", "c", "d"]) == "a"
+    assert choose_method({"b": m["b"]}, ["b"]) == "b"  # the only one left
+    with pytest.raises(DataError, match="d: found 1 segment"):
+        choose_method({"d": m["d"]}, ["d"])
