@@ -73,21 +73,39 @@ def fit_method(
     """
     spec = METHODS[method]
     run = MethodRun(method, dict(params))
-    for k in ks if spec.k_param is not None else [None]:
+    ks = list(ks) if spec.k_param is not None else [None]
+    # SOM and Ward build one map / tree for the whole sweep and cut it at every k: fitted
+    # at the largest k, then re-cut (the fit's time is counted at that k)
+    base = None
+    if len(ks) > 1 and hasattr(spec.cls, "recut"):
+        base = Fit(max(ks))
+        _timed(base, lambda: make_estimator(method, base.k, seed, params).fit(X), X)
+    for k in ks:
         if on_fit:
             on_fit(method, k)
         fit = Fit(k)
-        t0 = time.perf_counter()
-        try:
-            est = make_estimator(method, k, seed, params)
-            est.fit(X)
-            _backend.synchronize(X)
-            fit.estimator, fit.labels = est, est.labels_
-        except FIT_ERRORS as exc:
-            fit.error = f"{type(exc).__name__}: {_one_line(exc)}"
-        fit.seconds = time.perf_counter() - t0
+        if base is None:
+            _timed(fit, lambda: make_estimator(method, k, seed, params).fit(X), X)
+        elif base.error is not None:
+            fit.error = base.error
+        else:
+            _timed(fit, lambda: base.estimator if k == base.k else base.estimator.recut(X, k), X)
+            if k == base.k:
+                fit.seconds += base.seconds
         run.fits.append(fit)
     return run
+
+
+def _timed(fit: Fit, make: Callable[[], Any], X: Any) -> None:
+    """Run ``make`` (returning a fitted estimator) into ``fit``, timing it, recording failures."""
+    t0 = time.perf_counter()
+    try:
+        est = make()
+        _backend.synchronize(X)
+        fit.estimator, fit.labels = est, est.labels_
+    except FIT_ERRORS as exc:
+        fit.error = f"{type(exc).__name__}: {_one_line(exc)}"
+    fit.seconds = time.perf_counter() - t0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -72,3 +72,23 @@ def test_choose_method_rule():
     assert choose_method({"b": m["b"]}, ["b"]) == "b"  # the only one left
     with pytest.raises(DataError, match="d: found 1 segment"):
         choose_method({"d": m["d"]}, ["d"])
+
+
+@pytest.mark.parametrize("method", ["ward", "som"])
+def test_tree_methods_are_fitted_once_and_recut(blobs, method, monkeypatch):
+    from gpuseg.cluster import METHODS
+
+    X, _ = blobs
+    cls = METHODS[method].cls
+    calls = []
+    real_fit = cls.fit
+    monkeypatch.setattr(cls, "fit", lambda self, X, y=None: calls.append(self.n_clusters) or real_fit(self, X))
+    run = fit_method(method, X, range(2, 7), 0, {})
+    assert calls == [6]
+    found = [len(np.unique(f.labels)) for f in run.fits]
+    assert found == [2, 3, 4, 5, 6]
+    # a recut equals a fresh fit at that k
+    fresh = cls(n_clusters=3, random_state=0).fit(X)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(fresh.labels_, run.fits[1].labels) == 1.0
