@@ -35,6 +35,7 @@ __all__ = [
     "probe_gpu",
     "import_optional",
     "gpu_module",
+    "raw_kernel",
     "array_namespace",
     "frame_namespace",
     "is_gpu_array",
@@ -129,6 +130,17 @@ def gpu_module(name: str) -> ModuleType:
     if name.split(".")[0] not in _GPU_PACKAGES:
         raise ValueError(f"{name!r} is not a GPU library gpuseg uses")
     return import_optional(name)
+
+
+@functools.lru_cache(maxsize=32)
+def raw_kernel(source: str, name: str, options: tuple[str, ...] = ()) -> Any:
+    """A CuPy ``RawKernel`` for the ``extern "C"`` function ``name`` of CUDA C++ ``source``.
+
+    CuPy compiles ``source`` with NVRTC on first launch (so it must include no host
+    headers); ``options`` are NVRTC flags such as ``("-DDIM=32",)``. Cached per
+    (source, name, options), so a kernel compiles once per process and shape.
+    """
+    return gpu_module("cupy").RawKernel(source, name, options=tuple(options))
 
 
 @functools.lru_cache(maxsize=1)
