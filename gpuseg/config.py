@@ -159,11 +159,11 @@ class RunConfig:
     def k_values(self) -> list[int]:
         return list(range(self.cluster.k_min, self.cluster.k_max + 1))
 
-    def method_params(self, method: str) -> dict[str, Any]:
+    def method_params(self, method: str, gpu: bool = False) -> dict[str, Any]:
         """Parameters of a method: gpuseg's defaults overlaid with ``[params.<method>]``."""
         from .cluster import method_params
 
-        return method_params(method, dict(dict(self.params).get(method, ())))
+        return method_params(method, dict(dict(self.params).get(method, ())), gpu=gpu)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data view (for metrics.json)."""

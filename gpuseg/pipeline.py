@@ -185,7 +185,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     # -- cluster ---------------------------------------------------------------------------
     ks = config.k_values
-    params = {m: config.method_params(m) for m in methods}
+    params = {m: config.method_params(m, gpu=be.is_gpu) for m in methods}
     total = sum(len(ks) if METHODS[m].k_param else 1 for m in methods)
     runs: dict[str, MethodRun] = {}
     with timer.stage("cluster") as st:

@@ -149,6 +149,8 @@ def score_fit(
     row["calinski_harabasz"] = _m.calinski_harabasz_score(Xa, la)
     inertia = getattr(est, "inertia_", None)
     row["inertia"] = float(inertia) if inertia is not None and assigned.all() else _m.inertia(Xa, la)
+    if getattr(est, "sampled_", False):  # fitted on a sample, the rest assigned by predict
+        row["fitted_on_sample"] = True
     n_iter = getattr(est, "n_iter_", None)
     if n_iter is not None:
         row["n_iter"] = int(n_iter)
