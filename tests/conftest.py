@@ -3,6 +3,7 @@ small seeded event logs."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,6 +22,17 @@ def backend(request):
         if not probe.available:
             pytest.skip(f"no GPU backend: {probe.reason}")
     return _backend.select(request.param)
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request):
+    """The array module: NumPy always, CuPy where a GPU backend is usable."""
+    if request.param == "cupy":
+        probe = _backend.probe_gpu()
+        if not probe.available:
+            pytest.skip(f"no GPU backend: {probe.reason}")
+        return _backend.select("gpu").xp
+    return np
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EstimatorMixin", "check_random_state", "seed_from"]
+from .._xp import nearest_center, squared_distances
+from ..backend import array_namespace, frame_to_array, is_gpu_array, is_gpu_frame, to_namespace
+
+__all__ = ["EstimatorMixin", "CentroidMixin", "check_random_state", "seed_from", "as_float_array"]
 
 
 def check_random_state(seed: Any) -> np.random.RandomState:
@@ -79,3 +82,48 @@ class EstimatorMixin:
             else:
                 shown.append(f"{name}=<{type(value).__name__}>")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def as_float_array(X: Any) -> Any:
+    """NumPy/CuPy array from an array or a (pandas/cuDF) frame; dtypes other than float32
+    and float64 become float64. Arrays already in shape are returned as they are."""
+    if is_gpu_frame(X) or (not is_gpu_array(X) and hasattr(X, "to_numpy")):
+        X = frame_to_array(X, dtype=np.float64)
+    elif not is_gpu_array(X):
+        X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    return X
+
+
+class CentroidMixin:
+    """``predict``, ``transform`` and ``score`` for estimators with ``cluster_centers_``."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise AttributeError(f"this {type(self).__name__} instance is not fitted yet; call fit first")
+
+    def _centers_for(self, X: Any) -> tuple[Any, Any]:
+        """(X as a float array, the centres on its device in its dtype)."""
+        self._check_fitted()
+        X = as_float_array(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self.n_features_in_})")
+        xp = array_namespace(X)
+        return X, xp.asarray(to_namespace(self.cluster_centers_, xp), dtype=X.dtype)
+
+    def predict(self, X: Any) -> Any:
+        """Index (int32) of the closest centre for each sample."""
+        X, centers = self._centers_for(X)
+        return nearest_center(X, centers)[0]
+
+    def transform(self, X: Any) -> Any:
+        """Euclidean distances to every centre, shape (n_samples, n_clusters)."""
+        X, centers = self._centers_for(X)
+        return array_namespace(X).sqrt(squared_distances(X, centers))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Opposite of the inertia of X under the fitted centres."""
+        X, centers = self._centers_for(X)
+        _, dist = nearest_center(X, centers)
+        return -float(dist.astype(array_namespace(X).float64).sum())

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._xp import cluster_sums, nearest_center, squared_distances
 from ..backend import array_namespace, gpu_module, is_gpu_array, to_host
-from ._base import EstimatorMixin, check_random_state, seed_from
+from ._base import CentroidMixin, EstimatorMixin, as_float_array, check_random_state, seed_from
 
 __all__ = ["KMeans", "kmeans_plusplus", "lloyd"]
 
@@ -105,7 +105,7 @@ def lloyd(
     return centers, labels, float(w.sum()), n_iter
 
 
-class KMeans(EstimatorMixin):
+class KMeans(CentroidMixin, EstimatorMixin):
     """K-means clustering (Lloyd) with k-means++ or random initialisation.
 
     On CuPy input the fit runs in cuML (k-means++ as its scalable form k-means||), on
@@ -178,6 +178,7 @@ class KMeans(EstimatorMixin):
 
     def fit(self, X: Any, y: Any = None) -> "KMeans":
         """Compute the clustering."""
+        X = as_float_array(X)
         self._validate(X)
         seed = seed_from(self.random_state)
         n_init = self._resolved_n_init()
@@ -226,27 +227,3 @@ class KMeans(EstimatorMixin):
         self.labels_ = cp.asarray(km.labels_).astype(cp.int32)
         self.inertia_ = float(km.inertia_)
         self.n_iter_ = int(km.n_iter_)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise AttributeError("this KMeans instance is not fitted yet; call fit first")
-
-    def predict(self, X: Any) -> Any:
-        """Index of the closest centre for each sample."""
-        self._check_fitted()
-        xp = array_namespace(X)
-        centers = xp.asarray(self.cluster_centers_, dtype=X.dtype)
-        return nearest_center(X, centers)[0]
-
-    def transform(self, X: Any) -> Any:
-        """Euclidean distances to every centre, shape (n_samples, n_clusters)."""
-        self._check_fitted()
-        xp = array_namespace(X)
-        return xp.sqrt(squared_distances(X, xp.asarray(self.cluster_centers_, dtype=X.dtype)))
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Opposite of the inertia of X under the fitted centres."""
-        self._check_fitted()
-        xp = array_namespace(X)
-        _, d = nearest_center(X, xp.asarray(self.cluster_centers_, dtype=X.dtype))
-        return -float(d.astype(xp.float64).sum())

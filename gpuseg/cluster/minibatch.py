@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import cluster_sums, nearest_center, squared_distances
+from .._xp import cluster_sums, nearest_center
 from ..backend import array_namespace, to_host, to_namespace
-from ._base import EstimatorMixin, check_random_state
+from ._base import CentroidMixin, EstimatorMixin, check_random_state
 from .kmeans import kmeans_plusplus
 
 __all__ = ["MiniBatchKMeans"]
@@ -67,7 +67,7 @@ def _reassign_starved(X: Any, centers: Any, counts: Any, ratio: float, random_st
     return centers, xp.asarray(host_counts)
 
 
-class MiniBatchKMeans(EstimatorMixin):
+class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
     """Mini-batch k-means clustering on NumPy or CuPy arrays.
 
     Each step draws ``batch_size`` rows with replacement, assigns them to the nearest
@@ -389,29 +389,3 @@ class MiniBatchKMeans(EstimatorMixin):
         return self
 
     # ------------------------------------------------------------------ inference
-    def _centers_for(self, X: Any) -> Any:
-        if not hasattr(self, "cluster_centers_"):
-            raise AttributeError("this MiniBatchKMeans instance is not fitted yet; call fit first")
-        if getattr(X, "ndim", None) != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected a 2-D array with {self.n_features_in_} features, got shape {getattr(X, 'shape', None)}")
-        xp = array_namespace(X)
-        dtype = X.dtype if X.dtype in (xp.float32, xp.float64) else xp.float64
-        return xp.asarray(to_namespace(self.cluster_centers_, xp), dtype=dtype)
-
-    def predict(self, X: Any) -> Any:
-        """Index (int32) of the closest centre for each sample."""
-        centers = self._centers_for(X)
-        return nearest_center(X.astype(centers.dtype, copy=False), centers)[0]
-
-    def transform(self, X: Any) -> Any:
-        """Euclidean distances to every centre, shape (n_samples, n_clusters)."""
-        centers = self._centers_for(X)
-        xp = array_namespace(X)
-        return xp.sqrt(squared_distances(X.astype(centers.dtype, copy=False), centers))
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Opposite of the inertia of X under the fitted centres."""
-        centers = self._centers_for(X)
-        xp = array_namespace(X)
-        _, dist = nearest_center(X.astype(centers.dtype, copy=False), centers)
-        return -float(dist.astype(xp.float64).sum())

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import block_rows, nearest_center, row_blocks, squared_distances
-from ..backend import array_namespace, frame_to_array, is_gpu_array, is_gpu_frame, raw_kernel, to_host, to_namespace
-from ._base import EstimatorMixin, seed_from
+from .._xp import block_rows, nearest_center, row_blocks
+from ..backend import array_namespace, is_gpu_array, raw_kernel, to_host
+from ._base import CentroidMixin, EstimatorMixin, as_float_array, seed_from
 from .kmeans import kmeans_plusplus, lloyd
 
 __all__ = ["PSOKMeans", "swarm_inertia"]
@@ -234,18 +234,6 @@ def _fit_pso_centroids(
     return global_best, global_fitness, history, n_iter
 
 
-def _as_array(X: Any) -> Any:
-    """NumPy/CuPy array from an array or a (pandas/cuDF) frame; dtypes other than float32
-    and float64 become float64."""
-    if is_gpu_frame(X) or (not is_gpu_array(X) and hasattr(X, "to_numpy")):
-        X = frame_to_array(X)
-    elif not is_gpu_array(X):
-        X = np.asarray(X)
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    return X
-
-
 def _is_int(value: Any, low: int) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
 
@@ -256,7 +244,7 @@ def _is_real(value: Any, low: float, *, strict: bool = False) -> bool:
     return bool(np.isfinite(value)) and (value > low if strict else value >= low)
 
 
-class PSOKMeans(EstimatorMixin):
+class PSOKMeans(CentroidMixin, EstimatorMixin):
     """K-means by particle swarm optimisation (van der Merwe & Engelbrecht 2003), then Lloyd.
 
     Each of ``n_particles`` particles is a full set of ``n_clusters`` centroids. Particle 0
@@ -392,7 +380,7 @@ class PSOKMeans(EstimatorMixin):
 
     def fit(self, X: Any, y: Any = None) -> "PSOKMeans":
         """Compute the clustering."""
-        X = _as_array(X)
+        X = as_float_array(X)
         method = self._validate(X)
         xp = array_namespace(X)
         if method == "kernel":
@@ -442,31 +430,3 @@ class PSOKMeans(EstimatorMixin):
         self.history_ = history
         self.n_features_in_ = X.shape[1]
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise AttributeError("this PSOKMeans instance is not fitted yet; call fit first")
-
-    def _centers_for(self, X: Any) -> Any:
-        self._check_fitted()
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has shape {X.shape}; expected (n_samples, {self.n_features_in_})")
-        return to_namespace(self.cluster_centers_, array_namespace(X)).astype(X.dtype, copy=False)
-
-    def predict(self, X: Any) -> Any:
-        """Index of the closest centre for each sample."""
-        X = _as_array(X)
-        return nearest_center(X, self._centers_for(X))[0]
-
-    def transform(self, X: Any) -> Any:
-        """Euclidean distances to every centre, shape (n_samples, n_clusters)."""
-        X = _as_array(X)
-        xp = array_namespace(X)
-        return xp.sqrt(squared_distances(X, self._centers_for(X)))
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Opposite of the inertia of X under the fitted centres."""
-        X = _as_array(X)
-        xp = array_namespace(X)
-        _, d = nearest_center(X, self._centers_for(X))
-        return -float(d.astype(xp.float64).sum())

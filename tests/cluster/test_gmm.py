@@ -13,22 +13,10 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_limits
 
-from gpuseg import backend as _backend
 from gpuseg.backend import to_host
 from gpuseg.cluster.gmm import GaussianMixture
 
 COVARIANCE_TYPES = ["full", "diag"]
-
-
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    """The array module: NumPy always, CuPy where a GPU backend is usable."""
-    if request.param == "cupy":
-        probe = _backend.probe_gpu()
-        if not probe.available:
-            pytest.skip(f"no GPU backend: {probe.reason}")
-        return _backend.select("gpu").xp
-    return np
 
 
 @pytest.fixture(autouse=True)

@@ -11,20 +11,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
-from gpuseg import backend as _backend
 from gpuseg.backend import to_host
 from gpuseg.cluster.minibatch import MiniBatchKMeans
-
-
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    """The array module: NumPy always, CuPy where a GPU backend is usable."""
-    if request.param == "cupy":
-        probe = _backend.probe_gpu()
-        if not probe.available:
-            pytest.skip(f"no GPU backend: {probe.reason}")
-        return _backend.select("gpu").xp
-    return np
 
 
 def customer_like_matrix(n: int = 20_000, d: int = 30, seed: int = 0) -> np.ndarray:
@@ -243,7 +231,7 @@ def test_use_before_fit_and_wrong_width():
     with pytest.raises(AttributeError, match="not fitted"):
         MiniBatchKMeans(2).predict(np.zeros((3, 2)))
     model = MiniBatchKMeans(2, random_state=0).fit(np.arange(20.0).reshape(10, 2))
-    with pytest.raises(ValueError, match="2 features"):
+    with pytest.raises(ValueError, match=r"expected \(n_samples, 2\)"):
         model.predict(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="features"):
         model.partial_fit(np.zeros((3, 3)))

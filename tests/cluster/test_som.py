@@ -8,7 +8,6 @@ from hypothesis.extra.numpy import arrays
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from gpuseg import backend as _backend
 from gpuseg.backend import to_host
 from gpuseg.cluster import som as som_module
 from gpuseg.cluster.som import (
@@ -18,17 +17,6 @@ from gpuseg.cluster.som import (
     _neighbourhood,
     _unit_coordinates,
 )
-
-
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
-def xp(request):
-    """The array module: NumPy always, CuPy where a GPU backend is usable."""
-    if request.param == "cupy":
-        probe = _backend.probe_gpu()
-        if not probe.available:
-            pytest.skip(f"no GPU backend: {probe.reason}")
-        return _backend.select("gpu").xp
-    return np
 
 
 @pytest.fixture(scope="module")
