@@ -204,7 +204,7 @@ def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
     for i, r in enumerate(mm["sweep"]):
         mark = "*" if i == mm["chosen_index"] else " "
         if r["status"] != "ok":
-            rows.append([f"{mark}{r['k']}", "failed: " + r["reason"][:40]] + [""] * (len(headers) - 2))
+            rows.append([f"{mark}{r['k']}", "failed"] + ["-"] * (len(headers) - 2))
             continue
         cells = [f"{mark}{r['k']}", _fmt(r["silhouette"]), _fmt(r["davies_bouldin"]), _fmt(r["calinski_harabasz"], 1),
                  _fmt(r["inertia"], 1)]
@@ -227,10 +227,12 @@ def _print_comparison(methods: dict, chosen: str, has_truth: bool, out: TextIO) 
     if has_truth:
         headers += ["ari", "nmi"]
     rows = []
+    failed = []
     for name, mm in methods.items():
         mark = "*" if name == chosen else " "
         if mm["status"] != "ok":
-            rows.append([f"{mark}{name}", "-", "failed: " + mm["reason"][:60]] + [""] * (len(headers) - 3))
+            rows.append([f"{mark}{name}", "-", "failed"] + ["-"] * (len(headers) - 3))
+            failed.append(f"  {name}: {mm['reason']}")
             continue
         cells = [f"{mark}{name}", str(mm["k"]), _fmt(mm["silhouette"]), _fmt(mm["davies_bouldin"]),
                  _fmt(mm["calinski_harabasz"], 1), f"{mm.get('noise_share', 0.0):.1%}",
@@ -240,6 +242,8 @@ def _print_comparison(methods: dict, chosen: str, has_truth: bool, out: TextIO) 
         rows.append(cells)
     out.write("\nMethods compared (* = chosen; each at its own k; fit_s over all its fits):\n")
     out.write(_table(headers, rows) + "\n")
+    if failed:
+        out.write("Failed on these data:\n" + "\n".join(failed) + "\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -161,3 +161,59 @@ def test_same_seed_same_segments(tmp_path, events_csv):
     a = run(build_config(input=str(events_csv), out=str(tmp_path / "a"), k="4", device="cpu", seed=3))
     b = run(build_config(input=str(events_csv), out=str(tmp_path / "b"), k="4", device="cpu", seed=3))
     np.testing.assert_array_equal(to_host(a.segments["segment"]), to_host(b.segments["segment"]))
+
+
+@pytest.fixture(scope="module")
+def all_methods_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("all")
+    cfg = build_config(
+        {"params": {"pso_kmeans": {"n_particles": 8, "max_iter": 20}, "som": {"n_epochs": 10}}},
+        out=str(out), synthetic_customers=800, k="3-5", methods="all", device="cpu", sensitivity=True,
+    )
+    return run(cfg)
+
+
+def test_every_available_method_is_compared(all_methods_run):
+    from gpuseg.cluster import AVAILABLE
+
+    m = all_methods_run.metrics
+    assert list(m["methods"]) == list(AVAILABLE)
+    for name, mm in m["methods"].items():
+        assert mm["status"] in ("ok", "failed"), name
+        if mm["status"] == "ok":
+            assert mm["k"] >= 2 and np.isfinite(mm["davies_bouldin"]) and "ari" in mm
+        else:
+            assert mm["reason"]
+    assert m["methods"]["gmm"]["k_rule"] == "bic" and "bic" in m["methods"]["gmm"]["sweep"][0]
+    assert m["methods"]["dbscan"]["k_rule"] == "density" and len(m["methods"]["dbscan"]["sweep"]) == 1
+    assert m["methods"]["pso_kmeans"]["params"] == {"n_particles": 8, "max_iter": 20}
+    seg = pd.read_parquet(all_methods_run.out_dir / "segments.parquet")
+    ok = [n for n, mm in m["methods"].items() if mm["status"] == "ok"]
+    assert [c for c in seg.columns if c.startswith("label_")] == [f"label_{n}" for n in ok]
+
+
+def test_sensitivity_file(all_methods_run):
+    s = pd.read_csv(all_methods_run.out_dir / "sensitivity.csv")
+    assert set(s["method"]) >= {"kmeans", "gmm", "ward", "som"}
+    km = s[s["method"] == "kmeans"]
+    assert km["parameter"].eq("n_clusters").all() and sorted(km["value"].astype(int)) == [3, 4, 5]
+    if all_methods_run.metrics["methods"]["dbscan"]["status"] == "ok":
+        assert (s["parameter"] == "eps+min_samples").sum() == 18
+
+
+def test_a_method_that_fails_does_not_stop_the_run(tmp_path, events_csv, capsys):
+    from gpuseg.cli import main
+
+    code = main(["run", "--input", str(events_csv), "--out", str(tmp_path / "o"), "--k", "3", "--device", "cpu",
+                 "--methods", "kmeans,dbscan", "--config", str(_write(tmp_path / "c.toml",
+                 "[params.dbscan]\neps = 0.0001\n"))])
+    out = capsys.readouterr()
+    assert code == 0
+    assert "dbscan: found 0 segments" in out.out and "Chosen: kmeans" in out.out
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["methods"]["dbscan"]["status"] == "failed"
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

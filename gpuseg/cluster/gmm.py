@@ -53,21 +53,14 @@ def _gemm_weights(weights: Any, dtype: Any) -> Any:
     return xp.where(weights < floor, 0.0, weights).astype(dtype)
 
 
-def _weighted_sums(X: Any, weights: Any, *, squares: bool = False) -> Any:
-    """``weights.T @ X`` (m, d) in float64 (with ``squares``: ``weights.T @ X**2``).
-
-    Row blocks are multiplied in X's dtype and accumulated in float64; the squares are
-    formed from float64 blocks, so float32 data lose nothing to them.
-    """
+def _weighted_sums(X: Any, weights: Any) -> Any:
+    """``weights.T @ X`` (m, d) in float64: row blocks multiplied in X's dtype, accumulated
+    in float64."""
     xp = array_namespace(X)
     n, d = X.shape
     out = xp.zeros((weights.shape[1], d), dtype=xp.float64)
     for start, stop in row_blocks(n, block_rows(xp, max(d, weights.shape[1]))):
-        Xb = X[start:stop]
-        if squares:
-            Xb = Xb.astype(xp.float64)
-            Xb = Xb * Xb
-        out += (_gemm_weights(weights[start:stop], Xb.dtype).T @ Xb).astype(xp.float64)
+        out += (_gemm_weights(weights[start:stop], X.dtype).T @ X[start:stop]).astype(xp.float64)
     return out
 
 
@@ -75,8 +68,8 @@ def _estimate_gaussian_parameters(X: Any, resp: Any, reg_covar: float, covarianc
     """M-step statistics: component weights (unnormalised), means and covariances (float64).
 
     Full covariances are weighted sums of centred outer products ``(x - mu)(x - mu)^T`` in
-    X's dtype, accumulated in float64; diagonal ones are ``E[x^2] - mu^2`` from float64 sums.
-    Both get ``reg_covar`` on the diagonal.
+    X's dtype, accumulated in float64; diagonal ones are weighted sums of centred squares in
+    float64. Both get ``reg_covar`` on the diagonal.
     """
     xp = array_namespace(X)
     n, d = X.shape
@@ -94,8 +87,17 @@ def _estimate_gaussian_parameters(X: Any, resp: Any, reg_covar: float, covarianc
                 cov[j] += ((diff * Rb[:, j : j + 1]).T @ diff).astype(xp.float64)
         cov /= nk[:, None, None]
         cov += reg_covar * xp.eye(d, dtype=xp.float64)[None, :, :]
-    else:  # E[x^2] - mu^2 from float64 sums (scikit-learn's formula, accumulated in float64)
-        cov = _weighted_sums(X, resp, squares=True) / nk[:, None] - means**2 + reg_covar
+    else:
+        # centred squares in float64, never E[x^2] - mu^2: a feature that is constant within
+        # a component (zero-inflated customer features) would cancel to a negative variance
+        cov = xp.zeros((k, d), dtype=xp.float64)
+        for start, stop in row_blocks(n, block_rows(xp, d)):
+            Xb = X[start:stop].astype(xp.float64)
+            Rb = resp[start:stop].astype(xp.float64)
+            for j in range(k):
+                diff = Xb - means[j]
+                cov[j] += Rb[:, j] @ (diff * diff)
+        cov = cov / nk[:, None] + reg_covar
     return nk, means, cov
 
 

@@ -318,3 +318,17 @@ def test_same_result_on_every_array_module(xp, blobs, covariance_type, dtype, re
     proba = model.predict_proba(xp.asarray(X))
     np.testing.assert_allclose(to_host(proba), ref.predict_proba(X), atol=1e-3)
     assert model.bic(xp.asarray(X)) == pytest.approx(ref.bic(X), rel=rel)
+
+
+def test_diag_survives_features_constant_within_a_component():
+    """Zero-inflated customer features (e.g. spend of non-buyers) are constant inside a
+    component; E[x^2] - mu^2 in float32 cancels to a negative variance there (scikit-learn's
+    float32 diag fit fails on such data), centred squares do not."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    buyer = rng.random(n) < 0.3
+    spend = np.where(buyer, rng.lognormal(3, 1, n), 0.0)
+    X = np.column_stack([np.log1p(spend), rng.normal(size=n), np.where(buyer, rng.normal(size=n), 0.0)])
+    X = ((X - X.mean(0)) / X.std(0) * 3.7 + 11.0).astype(np.float32)  # constants far from 0
+    gm = GaussianMixture(4, covariance_type="diag", random_state=0).fit(X)
+    assert np.isfinite(gm.lower_bound_) and (gm.covariances_ > 0).all()
