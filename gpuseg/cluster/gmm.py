@@ -68,36 +68,38 @@ def _estimate_gaussian_parameters(X: Any, resp: Any, reg_covar: float, covarianc
     """M-step statistics: component weights (unnormalised), means and covariances (float64).
 
     Full covariances are weighted sums of centred outer products ``(x - mu)(x - mu)^T`` in
-    X's dtype, accumulated in float64; diagonal ones are weighted sums of centred squares in
-    float64. Both get ``reg_covar`` on the diagonal.
+    X's dtype, accumulated in float64; diagonal ones are ``E[x^2] - mu^2`` with both moments
+    from float64 blocks. Both get ``reg_covar`` on the diagonal.
     """
     xp = array_namespace(X)
     n, d = X.shape
     k = resp.shape[1]
     nk = resp.sum(axis=0) + 10 * float(np.finfo(X.dtype).eps)
+    if covariance_type == "diag":
+        # E[x^2] - mu^2 with both moments from float64 blocks: a feature constant within a
+        # component (zero-inflated customer features) cancels to ~1e-16, not to the float32
+        # rounding of the mean (which exceeds reg_covar and breaks scikit-learn's float32 fit)
+        s1 = xp.zeros((k, d), dtype=xp.float64)
+        s2 = xp.zeros((k, d), dtype=xp.float64)
+        for start, stop in row_blocks(n, block_rows(xp, max(d, k))):
+            Xb = X[start:stop].astype(xp.float64)
+            Rt = resp[start:stop].astype(xp.float64).T
+            s1 += Rt @ Xb
+            s2 += Rt @ (Xb * Xb)
+        means = s1 / nk[:, None]
+        cov = xp.maximum(s2 / nk[:, None] - means**2, 0.0) + reg_covar
+        return nk, means, cov
     means = _weighted_sums(X, resp) / nk[:, None]
     means_x = means.astype(X.dtype)
-    if covariance_type == "full":
-        cov = xp.zeros((k, d, d), dtype=xp.float64)
-        for start, stop in row_blocks(n, block_rows(xp, d)):
-            Xb = X[start:stop]
-            Rb = _gemm_weights(resp[start:stop], X.dtype)
-            for j in range(k):
-                diff = Xb - means_x[j]
-                cov[j] += ((diff * Rb[:, j : j + 1]).T @ diff).astype(xp.float64)
-        cov /= nk[:, None, None]
-        cov += reg_covar * xp.eye(d, dtype=xp.float64)[None, :, :]
-    else:
-        # centred squares in float64, never E[x^2] - mu^2: a feature that is constant within
-        # a component (zero-inflated customer features) would cancel to a negative variance
-        cov = xp.zeros((k, d), dtype=xp.float64)
-        for start, stop in row_blocks(n, block_rows(xp, d)):
-            Xb = X[start:stop].astype(xp.float64)
-            Rb = resp[start:stop].astype(xp.float64)
-            for j in range(k):
-                diff = Xb - means[j]
-                cov[j] += Rb[:, j] @ (diff * diff)
-        cov = cov / nk[:, None] + reg_covar
+    cov = xp.zeros((k, d, d), dtype=xp.float64)
+    for start, stop in row_blocks(n, block_rows(xp, d)):
+        Xb = X[start:stop]
+        Rb = _gemm_weights(resp[start:stop], X.dtype)
+        for j in range(k):
+            diff = Xb - means_x[j]
+            cov[j] += ((diff * Rb[:, j : j + 1]).T @ diff).astype(xp.float64)
+    cov /= nk[:, None, None]
+    cov += reg_covar * xp.eye(d, dtype=xp.float64)[None, :, :]
     return nk, means, cov
 
 
