@@ -48,6 +48,10 @@ __all__ = [
     "index_values",
     "library_versions",
     "warm_up",
+    "torch_module",
+    "to_torch",
+    "from_torch",
+    "share_memory_pool",
 ]
 
 #: The extra that installs the GPU stack, named in install hints.
@@ -314,6 +318,70 @@ def synchronize(x: Any = None) -> None:
                 mod.cuda.get_current_stream().synchronize()
             except Exception:  # pragma: no cover - no device initialised yet
                 pass
+
+
+TORCH_HINT = "pip install 'gpuseg[deep]' (CPU-only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+
+
+def torch_module() -> ModuleType:
+    """PyTorch, or :class:`DeviceError` with the install hint (the deep models need it)."""
+    return import_optional("torch", hint=TORCH_HINT)
+
+
+def to_torch(x: Any) -> Any:
+    """A torch tensor sharing memory with a NumPy or CuPy array (never a copy of the data).
+
+    NumPy goes through ``torch.from_numpy``, CuPy through DLPack (``torch.from_dlpack``).
+    Arrays that DLPack or ``from_numpy`` cannot export as they are (non-contiguous, e.g.
+    Fortran-ordered cuDF output, or negative strides) are made C-contiguous first; that is
+    the only case that copies.
+    """
+    torch = torch_module()
+    if is_gpu_array(x):
+        cupy = importlib.import_module("cupy")
+        if not x.flags.c_contiguous:
+            x = cupy.ascontiguousarray(x)
+        return torch.from_dlpack(x)
+    x = np.ascontiguousarray(x)
+    return torch.from_numpy(x)
+
+
+def from_torch(t: Any, like: Any = None) -> Any:
+    """The array behind a torch tensor, without a copy: NumPy for CPU tensors, CuPy (through
+    DLPack) for CUDA tensors. ``like`` is accepted for symmetry and ignored: the tensor's
+    device decides."""
+    t = t.detach()
+    if t.device.type == "cuda":
+        return gpu_module("cupy").from_dlpack(t)
+    return t.numpy()
+
+
+_POOL_SHARED = False
+
+
+def share_memory_pool() -> bool:
+    """Make torch and CuPy allocate from one RMM pool (when RAPIDS is installed).
+
+    Must run before torch's first CUDA allocation: afterwards torch keeps its own caching
+    allocator and a large run would hold two pools. Returns True when the pools are shared
+    (idempotent), False when RMM is missing or torch already allocated on the GPU.
+    """
+    global _POOL_SHARED
+    if _POOL_SHARED:
+        return True
+    try:
+        rmm_torch = importlib.import_module("rmm.allocators.torch")
+        rmm_cupy = importlib.import_module("rmm.allocators.cupy")
+    except ImportError:
+        return False
+    torch = torch_module()
+    try:
+        torch.cuda.memory.change_current_allocator(rmm_torch.rmm_torch_allocator)
+    except RuntimeError:  # torch already initialised its allocator
+        return False
+    importlib.import_module("cupy").cuda.set_allocator(rmm_cupy.rmm_cupy_allocator)
+    _POOL_SHARED = True
+    return True
 
 
 def warm_up(backend: Backend) -> None:

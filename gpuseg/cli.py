@@ -59,6 +59,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--truth", metavar="FILE", help="known segment per customer (CSV/Parquet): adds ARI and NMI")
     r.add_argument("--customers", type=int, default=None, metavar="N",
                    help="size of the built-in synthetic data set (default: 20000)")
+    r.add_argument("--embed", choices=["none", "pca", "umap", "autoencoder"], default=None,
+                   help="cluster an embedding of the scaled features (scores stay on the features; "
+                   "default: none); size and parameters in the config's [embed] table")
     r.add_argument("--sensitivity", action="store_true", default=None,
                    help="also score every method across its settings (k; eps/min_samples for DBSCAN) "
                    "into sensitivity.csv")
@@ -264,6 +267,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         truth=args.truth,
         synthetic_customers=args.customers,
         sensitivity=args.sensitivity,
+        embed=args.embed,
     )
     progress = ConsoleProgress(quiet=args.quiet)
     try:

@@ -33,6 +33,12 @@ A config file holds the same keys as the command line plus the stage sections::
     silhouette_exact_max = 10000   # exact silhouette up to this many customers
     silhouette_sample = 10000      # fixed-seed sample size above it
 
+    [embed]                        # cluster an embedding: none | pca | umap | autoencoder
+    method = "pca"
+    n_components = 8
+    [embed.params]                 # the embedder's own parameters
+    whiten = false
+
     [params.gmm]                   # per-method parameters ([params.<method>])
     covariance_type = "full"
     [params.dbscan]
@@ -54,6 +60,8 @@ from .errors import ConfigError
 
 __all__ = [
     "RunConfig",
+    "EmbedConfig",
+    "EMBEDDINGS",
     "CleanConfig",
     "FeatureConfig",
     "ClusterConfig",
@@ -106,6 +114,15 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EmbedConfig:
+    """The optional embedding the methods cluster (scores stay on the scaled features)."""
+
+    method: str = "none"
+    n_components: int = 8
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """Evaluation settings (see :mod:`gpuseg.evaluate`)."""
 
@@ -154,6 +171,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
 
     @property
     def k_values(self) -> list[int]:
@@ -170,6 +188,7 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["rename"] = dict(self.rename)
         d["params"] = {m: dict(kv) for m, kv in self.params}
+        d["embed"]["params"] = dict(self.embed.params)
         return d
 
 
@@ -225,8 +244,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params",
+    "sensitivity", "params", "embed",
 }
+EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
 
 
@@ -318,7 +338,11 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
             )
     sections = {name: values.pop(name, {}) for name in _SECTIONS}
     for key, val in overrides.items():
-        if val is not None:
+        if val is None:
+            continue
+        if key == "embed" and isinstance(val, str) and isinstance(values.get("embed"), Mapping):
+            values["embed"] = {**values["embed"], "method": val}  # --embed keeps [embed]'s settings
+        else:
             values[key] = val
 
     kwargs: dict[str, Any] = {}
@@ -336,6 +360,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
             raise ConfigError(f"sensitivity must be true or false, not {values['sensitivity']!r}")
         kwargs["sensitivity"] = values["sensitivity"]
     kwargs["params"] = _parse_params(values.get("params", {}))
+    kwargs["embed"] = _parse_embed(values.get("embed", {}))
     kwargs["rename"] = _parse_rename(values.get("rename", {}))
 
     k_min, k_max = parse_k(values["k"]) if "k" in values else (ClusterConfig.k_min, ClusterConfig.k_max)
@@ -350,6 +375,31 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     cfg = RunConfig(**kwargs)
     _validate(cfg)
     return cfg
+
+
+def _parse_embed(value: Any) -> EmbedConfig:
+    """``--embed NAME`` or an ``[embed]`` table (method, n_components, [embed.params])."""
+    if isinstance(value, str):
+        value = {"method": value}
+    if not isinstance(value, Mapping):
+        raise ConfigError("config [embed] must be a table (method, n_components, params)")
+    unknown = set(value) - {"method", "n_components", "params"}
+    if unknown:
+        raise ConfigError(f"config [embed]: unknown setting {sorted(unknown)[0]!r}; known: method, n_components, params")
+    method = value.get("method", "none")
+    if method not in EMBEDDINGS:
+        raise ConfigError(f"--embed must be one of {', '.join(EMBEDDINGS)}, not {method!r}")
+    n = value.get("n_components", EmbedConfig.n_components)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 256:
+        raise ConfigError(f"config [embed] n_components must be an integer in [1, 256], not {n!r}")
+    params = value.get("params", {})
+    if not isinstance(params, Mapping):
+        raise ConfigError("config [embed.params] must be a table of settings")
+    if method != "none":
+        from .embed.registry import embedder_params
+
+        embedder_params(method, params)  # unknown names raise here
+    return EmbedConfig(method=method, n_components=n, params=tuple(sorted(params.items())))
 
 
 def _parse_params(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:

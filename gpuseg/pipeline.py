@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, backend as _backend
-from .cluster import METHODS, resolve_methods
+from .cluster import METHODS, check_method_params, resolve_methods
 from .config import RunConfig
 from .errors import ConfigError
 from .evaluate.comparison import METHOD_RULE, choose_method, sensitivity_table
@@ -126,6 +126,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     methods = resolve_methods(config.cluster.methods)
+    for method, table in config.params:  # wrong values fail here, before the data are read
+        if method in methods:
+            check_method_params(method, dict(table), config.cluster.k_max)
     files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
     input_files = [str(p) for p in files]
     out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
@@ -183,6 +186,14 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         del raw
         st["detail"] = f"log1p on {int(scaler.log_mask_.sum())} skewed features, standardised to float32"
 
+    # -- embed -----------------------------------------------------------------------------
+    Z = X  # what the methods cluster; every score is computed on X
+    embedding = None
+    if config.embed.method != "none":
+        with timer.stage("embed") as st:
+            Z, embedding = _embed(X, config, lambda *a: progress.stage_progress("embed", *_epoch_progress(*a)))
+            st["detail"] = f"{config.embed.method}: {X.shape[1]} features -> {Z.shape[1]} dimensions"
+
     # -- cluster ---------------------------------------------------------------------------
     ks = config.k_values
     params = {m: config.method_params(m, gpu=be.is_gpu) for m in methods}
@@ -195,8 +206,11 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             progress.stage_progress("cluster", done[0], total, f"{method}" + (f" k={k}" if k else ""))
             done[0] += 1
 
+        def on_epoch(*a) -> None:
+            progress.stage_progress("cluster", *_epoch_progress(*a))
+
         for method in methods:
-            runs[method] = fit_method(method, X, ks, config.seed, params[method], on_fit)
+            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch)
         progress.stage_progress("cluster", total, total, "")
         st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
             f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
@@ -221,7 +235,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
         for method in methods:
             method_metrics[method] = score_method(
-                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score
+                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score, fitted_on_X=Z is X
             )
             if method_metrics[method]["status"] != "ok":
                 progress.note(f"{method} failed on these data: {method_metrics[method]['reason']}")
@@ -236,6 +250,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             sensitivity = sensitivity_table(
                 X, runs, method_metrics, params, config.seed, sample_size,
                 lambda done, total, detail: progress.stage_progress("sensitivity", done, total, detail),
+                Z=None if Z is X else Z,
             )
             st["detail"] = f"{len(sensitivity)} settings scored"
 
@@ -248,11 +263,13 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             if method_metrics[m]["status"] == "ok"
         }
         chosen_labels = labels[chosen_method]
-        names = placeholder_names(list(range(chosen_k)))
+        present = sorted(int(v) for v in np.unique(_backend.to_host(chosen_labels)))
+        names = placeholder_names(present)
         segments = feats.frame[[]].reset_index()
         segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
-        segments["confidence"] = be.xp.ones(n_customers, dtype=be.xp.float32)
+        # unassigned customers (density methods' noise) have no segment to be confident in
+        segments["confidence"] = (chosen_labels >= 0).astype(be.xp.float32)
         for method, lab in labels.items():
             segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
@@ -283,6 +300,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             "reference_time": _dt.datetime.fromtimestamp(feats.reference_time, _dt.timezone.utc).isoformat(),
         },
         "scaling": scaler.params(feats.names),
+        "embedding": embedding,
         "evaluation": {
             "silhouette": (
                 {"exact": False, "sample_size": sample_size, "sample_seed": config.seed}
@@ -354,3 +372,34 @@ def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     }
     xp = be.xp
     return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
+
+
+def _epoch_progress(phase: str, epoch: int, total: int, loss: float) -> tuple[int, int, str]:
+    """(done, total, detail) for the progress display from a training callback."""
+    return epoch, total, f"{phase} epoch {epoch}/{total} loss {loss:.4g}"
+
+
+def _embed(X: Any, config: RunConfig, callback: Any) -> tuple[Any, dict[str, Any]]:
+    """Fit the configured embedding on X; returns the embedding and its metrics entry."""
+    from .embed.registry import make_embedder
+
+    dim = min(config.embed.n_components, X.shape[1])
+    t0 = time.perf_counter()
+    embedder = make_embedder(config.embed.method, dim, config.seed, dict(config.embed.params), callback=callback)
+    Z = embedder.fit_transform(X)
+    _backend.synchronize(Z)
+    info: dict[str, Any] = {
+        "method": config.embed.method,
+        "n_components": int(Z.shape[1]),
+        "params": dict(config.embed.params),
+        "fit_seconds": round(time.perf_counter() - t0, 4),
+        "scores_computed_on": "scaled features",
+    }
+    ratio = getattr(embedder, "explained_variance_ratio_", None)
+    if ratio is not None:
+        info["explained_variance"] = float(np.sum(ratio))
+    for attr, key in (("reconstruction_error_", "reconstruction_loss_per_epoch"), ("n_epochs_", "epochs")):
+        value = getattr(embedder, attr, None)
+        if value is not None:
+            info[key] = [float(v) for v in value] if isinstance(value, (list, tuple)) else value
+    return Z, info

@@ -45,11 +45,19 @@ def bad_cases(tmp_path):
         "method": (["--methods", "kmeans,astrology"], "unknown method 'astrology'"),
         "format": (["--input", str(tmp_path / "good.csv"), "--format", "orders"], "lacks column(s) customer_id"),
         "config": (["--config", str(tmp_path / "none.toml")], "no such file"),
+        "param-value": (["--input", str(tmp_path / "good.csv"), "--methods", "gmm", "--config",
+                         str(_write(tmp_path / "p.toml", "[params.gmm]\ncovariance_type = 'spherical'\n"))],
+                        "config [params.gmm] covariance_type"),
     }
 
 
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
 CASES = ["missing-file", "empty-file", "no-columns", "wrong-type", "k-range", "k-above-customers", "method",
-         "format", "config"]
+         "format", "config", "param-value"]
 
 
 @pytest.mark.parametrize("case", CASES)

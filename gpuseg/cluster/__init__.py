@@ -35,6 +35,7 @@ __all__ = [
     "make_estimator",
     "resolve_methods",
     "method_params",
+    "check_method_params",
 ]
 
 #: Every method name of the design, in the order they are listed and run.
@@ -107,7 +108,9 @@ class MethodSpec:
 
     def tunable(self) -> list[str]:
         """Parameters a user may set in ``[params.<name>]``."""
-        skip = {self.k_param, "random_state", *self.fixed}
+        # initial parameters depend on k and warm starts on an earlier fit: not settable per run
+        skip = {self.k_param, "random_state", "callback", "weights_init", "means_init", "precisions_init",
+                "warm_start", *self.fixed}
         return [p for p in self.cls._param_names() if p not in skip]
 
 
@@ -184,7 +187,9 @@ def method_params(method: str, user: Mapping[str, Any] | None = None, gpu: bool 
     return {**spec.defaults, **({} if gpu else spec.cpu_defaults), **user}
 
 
-def make_estimator(method: str, n_clusters: int | None, random_state: int, params: Mapping[str, Any] | None = None):
+def make_estimator(
+    method: str, n_clusters: int | None, random_state: int, params: Mapping[str, Any] | None = None, **extra: Any
+):
     """A fresh, unfitted estimator for a method name.
 
     Parameters
@@ -195,10 +200,42 @@ def make_estimator(method: str, n_clusters: int | None, random_state: int, param
     random_state : int
     params : mapping, optional
         From :func:`method_params`.
+    **extra
+        Passed on where the estimator takes them (e.g. ``callback`` for training progress).
     """
     spec = METHODS[method]
-    kwargs = {**spec.fixed, **dict(params if params is not None else spec.defaults)}
+    kwargs = {**spec.fixed, **dict(params if params is not None else method_params(method))}
     if spec.k_param is not None:
         kwargs[spec.k_param] = n_clusters
     kwargs["random_state"] = random_state
+    names = spec.cls._param_names()
+    kwargs.update({k: v for k, v in extra.items() if k in names and v is not None})
     return spec.cls(**kwargs)
+
+
+def check_method_params(method: str, params: Mapping[str, Any], k_max: int) -> None:
+    """Fail early, as a config error, on ``[params.<method>]`` values the estimator rejects.
+
+    The estimator is fitted once on a small fixed random data set (2,000 x 6) at the largest
+    k of the run: parameter checks happen in ``fit`` (scikit-learn's convention), and a
+    wrong value should be reported before the user's data are loaded, naming the setting.
+    Only the messages that name one of the user's settings count as config errors; other
+    failures depend on the data and are left to the run.
+
+    Raises
+    ------
+    ConfigError
+    """
+    import numpy as np
+
+    if not params:
+        return
+    X = np.random.default_rng(0).normal(size=(2000, 6))
+    try:
+        make_estimator(method, min(k_max, 50), 0, method_params(method, params)).fit(X)
+    except (ValueError, TypeError) as exc:
+        message = " ".join(str(exc).split())
+        named = [p for p in params if p in message]
+        if named or isinstance(exc, TypeError):
+            key = named[0] if named else next(iter(params))
+            raise ConfigError(f"config [params.{method}] {key}: {message}") from None

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_namespace, gpu_module, is_gpu_array, to_host, to_namespace
-from ._base import EstimatorMixin, check_random_state, seed_from
+from ..backend import array_namespace, gpu_module, is_gpu_array, is_gpu_frame, to_host, to_namespace
+from ._base import EstimatorMixin, as_float_array, check_random_state, seed_from
 
 __all__ = ["DBSCAN", "HDBSCAN", "k_distances", "eps_from_k_distances"]
 
@@ -58,7 +58,9 @@ _CUML_MAX_MIN_SAMPLES = 1023
 
 def _check_X(X: Any, min_rows: int = 1) -> Any:
     """A finite 2-D float array (NumPy or CuPy); anything else NumPy can read becomes NumPy."""
-    if not is_gpu_array(X):
+    if not is_gpu_array(X) and (is_gpu_frame(X) or hasattr(X, "to_numpy")):
+        X = as_float_array(X)  # pandas / cuDF frames
+    elif not is_gpu_array(X):
         X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D array, got shape {X.shape}")
@@ -238,14 +240,16 @@ def eps_from_k_distances(k_dist: Any, *, scale: float = 1.0) -> tuple[float, int
     k_dist : array of shape (n,)
         Ascending k-distances, e.g. from :func:`k_distances`.
     scale : float, default=1.0
-        The data's magnitude (largest absolute coordinate); only used when every
-        k-distance is 0 (each point has k exact duplicates): eps is then ``1e-6 * scale``.
+        The data's magnitude (largest absolute coordinate). k-distances below
+        ``1e-3 * scale`` count as 0 (duplicates up to float32 rounding, which cuML's and
+        the expanded distance formula leave at about 1e-4 of the magnitude), and eps is at
+        least that.
 
     Returns
     -------
     eps : float
-        Always positive: a zero knee value (duplicated points) moves to the smallest
-        positive k-distance, or to ``1e-6 * scale`` when there is none.
+        At least ``1e-3 * scale``: a zero knee value (duplicated points) moves to the
+        smallest positive k-distance, or to that floor when there is none.
     knee_index : int or None
         Position of the knee in ``k_dist``; None when eps came from the quantile.
     """
@@ -256,13 +260,16 @@ def eps_from_k_distances(k_dist: Any, *, scale: float = 1.0) -> tuple[float, int
         raise ValueError("k_dist contains NaN or infinity")
     if np.any(np.diff(y) < 0):
         raise ValueError("k_dist must be sorted ascending")
+    # distances below float32 rounding of the data's magnitude are duplicates, not density
+    floor = 1e-3 * (scale if scale > 0 else 1.0)
+    y = np.where(y < floor, 0.0, y)
     knee = _knee_increasing(y)
     eps = float(y[knee]) if knee is not None else float(np.quantile(y, NO_KNEE_QUANTILE))
     if eps <= 0:
         positive = y[y > 0]
-        # every sampled point has k exact duplicates: any eps far below the data's scale joins them
-        eps = float(positive[0]) if positive.size else 1e-6 * (scale if scale > 0 else 1.0)
-    return eps, knee
+        # duplicates: any eps well above rounding and below the data's spread joins them
+        eps = float(positive[0]) if positive.size else floor
+    return max(eps, floor), knee
 
 
 def _default_min_samples(n_features: int) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._xp import block_rows, one_hot, row_blocks
 from ..backend import array_namespace, to_namespace
-from ._base import EstimatorMixin, check_random_state
+from ._base import EstimatorMixin, as_float_array, check_random_state
 from .kmeans import KMeans, kmeans_plusplus
 
 __all__ = ["GaussianMixture"]
@@ -490,6 +490,7 @@ class GaussianMixture(EstimatorMixin):
         RuntimeWarning
             When the best initialisation did not converge within ``max_iter``.
         """
+        X = as_float_array(X)
         X = self._validate(X)
         xp = array_namespace(X)
         do_init = not (self.warm_start and hasattr(self, "converged_"))

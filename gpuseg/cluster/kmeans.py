@@ -170,6 +170,10 @@ class KMeans(CentroidMixin, EstimatorMixin):
             raise ValueError(f"init must be 'k-means++', 'random' or an array, got {self.init!r}")
         if not (self.n_init == "auto" or (isinstance(self.n_init, (int, np.integer)) and self.n_init >= 1)):
             raise ValueError(f"n_init must be 'auto' or a positive integer, got {self.n_init!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float, np.number)) or not self.tol >= 0:
+            raise ValueError(f"tol must be a non-negative number, got {self.tol!r}")
 
     def _resolved_n_init(self) -> int:
         if self.n_init == "auto":

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._xp import cluster_sums, nearest_center
 from ..backend import array_namespace, to_host, to_namespace
-from ._base import CentroidMixin, EstimatorMixin, check_random_state
+from ._base import CentroidMixin, EstimatorMixin, as_float_array, check_random_state
 from .kmeans import kmeans_plusplus
 
 __all__ = ["MiniBatchKMeans"]
@@ -286,6 +286,7 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
         -------
         self
         """
+        X = as_float_array(X)
         self._validate_params()
         X = self._check_X(X)
         xp = array_namespace(X)
@@ -350,6 +351,7 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
         -------
         self
         """
+        X = as_float_array(X)
         first = not hasattr(self, "cluster_centers_")
         self._validate_params()
         if first:

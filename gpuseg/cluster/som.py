@@ -19,7 +19,7 @@ import numpy as np
 
 from .._xp import cluster_sums, nearest_center, squared_distances
 from ..backend import array_namespace, to_host, to_namespace
-from ._base import EstimatorMixin, check_random_state
+from ._base import EstimatorMixin, as_float_array, check_random_state
 from .ward import _cut_linkage, _ward_linkage
 
 __all__ = ["SelfOrganizingMap"]
@@ -295,11 +295,10 @@ class SelfOrganizingMap(EstimatorMixin):
 
     def fit(self, X: Any, y: Any = None) -> "SelfOrganizingMap":
         """Train the map and segment its units."""
+        X = as_float_array(X)
         self._validate(X)
         rs = check_random_state(self.random_state)
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         mean, axes, std = _principal_axes(X, rs)
         if self.grid is None:
             s = to_host(std)
@@ -339,10 +338,9 @@ class SelfOrganizingMap(EstimatorMixin):
         A k sweep trains the map once and only re-runs the Ward step on the units.
         ``X`` must be the training data.
         """
+        X = as_float_array(X)
         self._check_fitted()
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         new = copy.copy(self)
         new.n_clusters = int(n_clusters)
         hits = to_host(xp.bincount(self.bmu_, minlength=self.codebook_.shape[0]))
@@ -358,12 +356,11 @@ class SelfOrganizingMap(EstimatorMixin):
 
     def _codebook_for(self, X: Any) -> tuple[Any, Any]:
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         return X, to_namespace(self.codebook_, xp).astype(X.dtype)
 
     def predict(self, X: Any) -> Any:
         """Segment of each row: that of its best-matching unit."""
+        X = as_float_array(X)
         self._check_fitted()
         X, codebook = self._codebook_for(X)
         bmu, _ = nearest_center(X, codebook, chunk_size=_CHUNK_ROWS)
@@ -374,6 +371,7 @@ class SelfOrganizingMap(EstimatorMixin):
 
         The BMU's grid cell of a row is ``divmod(distances.argmin(axis=1), grid_shape_[1])``.
         """
+        X = as_float_array(X)
         self._check_fitted()
         X, codebook = self._codebook_for(X)
         return array_namespace(X).sqrt(squared_distances(X, codebook))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._xp import cluster_sums, nearest_center
 from ..backend import array_namespace, to_host, to_namespace
-from ._base import EstimatorMixin, check_random_state, seed_from
+from ._base import EstimatorMixin, as_float_array, check_random_state, seed_from
 from .kmeans import KMeans
 
 __all__ = ["WardClustering", "ward_linkage", "cut_linkage"]
@@ -312,11 +312,10 @@ class WardClustering(EstimatorMixin):
 
     def fit(self, X: Any, y: Any = None) -> "WardClustering":
         """Build the Ward tree and cut it into ``n_clusters``."""
+        X = as_float_array(X)
         self._validate(X)
         rs = check_random_state(self.random_state)
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         n_micro = self._resolved_n_micro(X.shape[0])
         if n_micro is None:
             from scipy.cluster.hierarchy import linkage
@@ -350,10 +349,9 @@ class WardClustering(EstimatorMixin):
 
         A k sweep builds the tree once. ``X`` must be the training data.
         """
+        X = as_float_array(X)
         self._check_fitted()
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         new = copy.copy(self)
         new.n_clusters = int(n_clusters)
         if self.exact_:
@@ -378,10 +376,9 @@ class WardClustering(EstimatorMixin):
         mode wherever the Ward clusters are Voronoi cells of their means (well-separated
         data).
         """
+        X = as_float_array(X)
         self._check_fitted()
         xp = array_namespace(X)
-        if X.dtype.kind != "f":
-            X = X.astype(xp.float64)
         if self.exact_:
             return nearest_center(X, to_namespace(self.cluster_centers_, xp).astype(X.dtype))[0]
         micro, _ = nearest_center(X, to_namespace(self.micro_centers_, xp).astype(X.dtype))

@@ -2,7 +2,9 @@
 
 The method rule (:data:`METHOD_RULE`) is the interim one until the consensus and the
 stability-based selection land: among the methods that succeeded and leave at most 20% of
-the customers unassigned, the one with the highest silhouette at its own k.
+the customers unassigned, the one with the highest silhouette at its own k, weighted by the
+share of customers it assigns (a density method's silhouette leaves its noise out, which
+would otherwise favour it over methods scored on everyone).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 
 from ..cluster import METHODS, make_estimator
 from ..errors import DataError
-from .sweep import Fit, MethodRun, score_fit
+from .sweep import Fit, MethodRun, timed_fit, score_fit
 
 __all__ = ["METHOD_RULE", "MAX_NOISE_SHARE", "choose_method", "sensitivity_table"]
 
@@ -22,8 +24,8 @@ __all__ = ["METHOD_RULE", "MAX_NOISE_SHARE", "choose_method", "sensitivity_table
 MAX_NOISE_SHARE = 0.2
 
 METHOD_RULE = (
-    "highest silhouette at each method's chosen k, among methods that succeeded and leave at most "
-    f"{MAX_NOISE_SHARE:.0%} of customers unassigned"
+    "highest silhouette x share of customers assigned (noise-free methods: the silhouette) at each "
+    f"method's chosen k, among methods that succeeded and leave at most {MAX_NOISE_SHARE:.0%} unassigned"
 )
 
 #: Multipliers of the chosen setting that the sensitivity analysis tries.
@@ -48,7 +50,9 @@ def choose_method(method_metrics: Mapping[str, dict[str, Any]], order: Sequence[
 
     def key(m: str) -> tuple[float, int]:
         s = method_metrics[m].get("silhouette", float("nan"))
-        return (s if s is not None and math.isfinite(s) else -math.inf, -order.index(m))
+        if s is None or not math.isfinite(s):
+            return (-math.inf, -order.index(m))
+        return (s * (1.0 - method_metrics[m].get("noise_share", 0.0)), -order.index(m))
 
     return max(eligible, key=key)
 
@@ -61,9 +65,13 @@ def sensitivity_table(
     seed: int,
     sample_size: int | None,
     progress: Callable[[int, int, str], None] | None = None,
+    Z: Any = None,
 ) -> pd.DataFrame:
     """Scores across settings: the k sweep of every k-based method, plus eps x min_samples
     around DBSCAN's chosen values and min_cluster_size around HDBSCAN's.
+
+    The extra fits run on ``Z`` (the embedding the methods were fitted on; ``X`` when
+    None); every score is computed on ``X``.
 
     Returns
     -------
@@ -84,14 +92,10 @@ def sensitivity_table(
         if progress:
             progress(i, total, f"{method} {value}")
         fit = Fit(None)
-        try:
-            est = make_estimator(method, None, seed, {**params[method], **setting})
-            est.fit(X)
-            fit.estimator, fit.labels = est, est.labels_
-        except (ValueError, ArithmeticError, MemoryError, RuntimeError) as exc:
-            fit.error = f"{type(exc).__name__}: {exc}"
+        data = X if Z is None else Z
+        timed_fit(fit, lambda: make_estimator(method, None, seed, {**params[method], **setting}).fit(data), data)
         rows.append({"method": method, "parameter": "+".join(setting), "value": value,
-                     **score_fit(X, fit, sample_size, seed)})
+                     **score_fit(X, fit, sample_size, seed, fitted_on_X=Z is None)})
     if progress:
         progress(total, total, "")
     cols = ["method", "parameter", "value", "k", "clusters_found", "noise_share", "silhouette",
@@ -106,10 +110,10 @@ def sensitivity_table(
 def _density_grids(runs, method_metrics, params) -> list[tuple[str, dict[str, Any], str]]:
     grids: list[tuple[str, dict[str, Any], str]] = []
     for method, run in runs.items():
-        m = method_metrics[method]
-        if method not in ("dbscan", "hdbscan") or m["status"] != "ok":
+        # the grid matters most when the default setting found no segmentation
+        if method not in ("dbscan", "hdbscan") or run.fits[0].error is not None:
             continue
-        est = run.fits[m["chosen_index"]].estimator
+        est = run.fits[0].estimator
         if method == "dbscan":
             eps, ms = float(est.eps_), int(est.min_samples_)
             for fe in EPS_FACTORS:
@@ -117,8 +121,8 @@ def _density_grids(runs, method_metrics, params) -> list[tuple[str, dict[str, An
                     setting = {"eps": eps * fe, "min_samples": max(2, int(round(ms * fm)))}
                     grids.append((method, setting, f"eps={setting['eps']:.4g} min_samples={setting['min_samples']}"))
         else:
-            size = int(getattr(est, "min_cluster_size_", None) or params[method].get("min_cluster_size") or 5)
-            for f in MIN_CLUSTER_SIZE_FACTORS:
-                setting = {"min_cluster_size": max(2, int(round(size * f)))}
+            size, ms = int(est.min_cluster_size_), int(est.min_samples_)
+            for f in MIN_CLUSTER_SIZE_FACTORS:  # min_samples held at its value, else it follows
+                setting = {"min_cluster_size": max(2, int(round(size * f))), "min_samples": ms}
                 grids.append((method, setting, f"min_cluster_size={setting['min_cluster_size']}"))
     return grids

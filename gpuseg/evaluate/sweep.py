@@ -19,6 +19,7 @@ methods go on.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -29,10 +30,11 @@ from ..cluster import METHODS, make_estimator
 from . import metrics as _m
 from .selection import choose_k
 
-__all__ = ["Fit", "MethodRun", "fit_method", "score_method", "FIT_ERRORS"]
+__all__ = ["Fit", "MethodRun", "fit_method", "score_fit", "score_method", "timed_fit", "FIT_ERRORS"]
 
-#: Exceptions that mean "this method cannot segment these data", not a bug in gpuseg.
-FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, MemoryError, RuntimeError)
+#: Exceptions that mean "this method cannot segment these data", not a bug in gpuseg
+#: (numpy's LinAlgError is a ValueError; device faults, RuntimeErrors, still raise).
+FIT_ERRORS = (ValueError, ArithmeticError, MemoryError)
 
 
 @dataclass
@@ -66,10 +68,12 @@ def fit_method(
     seed: int,
     params: dict[str, Any],
     on_fit: Callable[[str, int | None], None] | None = None,
+    on_epoch: Callable[[str, int, int, float], None] | None = None,
 ) -> MethodRun:
     """Fit ``method`` at every k of ``ks`` (once for density methods).
 
     Failures listed in :data:`FIT_ERRORS` are recorded in the :class:`Fit`, not raised.
+    ``on_epoch`` reaches estimators that train in epochs (their ``callback``).
     """
     spec = METHODS[method]
     run = MethodRun(method, dict(params))
@@ -79,28 +83,34 @@ def fit_method(
     base = None
     if len(ks) > 1 and hasattr(spec.cls, "recut"):
         base = Fit(max(ks))
-        _timed(base, lambda: make_estimator(method, base.k, seed, params).fit(X), X)
+        timed_fit(base, lambda: make_estimator(method, base.k, seed, params, callback=on_epoch).fit(X), X)
+        if base.error is not None:  # e.g. a SOM grid too small for the largest k: fit each k
+            base = None
     for k in ks:
         if on_fit:
             on_fit(method, k)
         fit = Fit(k)
         if base is None:
-            _timed(fit, lambda: make_estimator(method, k, seed, params).fit(X), X)
-        elif base.error is not None:
-            fit.error = base.error
+            timed_fit(fit, lambda: make_estimator(method, k, seed, params, callback=on_epoch).fit(X), X)
         else:
-            _timed(fit, lambda: base.estimator if k == base.k else base.estimator.recut(X, k), X)
+            timed_fit(fit, lambda: base.estimator if k == base.k else base.estimator.recut(X, k), X)
             if k == base.k:
                 fit.seconds += base.seconds
         run.fits.append(fit)
     return run
 
 
-def _timed(fit: Fit, make: Callable[[], Any], X: Any) -> None:
-    """Run ``make`` (returning a fitted estimator) into ``fit``, timing it, recording failures."""
+def timed_fit(fit: Fit, make: Callable[[], Any], X: Any) -> None:
+    """Run ``make`` (returning a fitted estimator) into ``fit``, timing it, recording failures.
+
+    Convergence warnings are silenced: a fit that converges to fewer segments than asked is
+    reported as such by :func:`score_fit`.
+    """
     t0 = time.perf_counter()
     try:
-        est = make()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(converge|distinct clusters).*")
+            est = make()
         _backend.synchronize(X)
         fit.estimator, fit.labels = est, est.labels_
     except FIT_ERRORS as exc:
@@ -114,9 +124,20 @@ def _one_line(exc: BaseException) -> str:
 
 
 def score_fit(
-    X: Any, fit: Fit, sample_size: int | None, seed: int, truth_codes: Any = None, truth_mask: Any = None
+    X: Any,
+    fit: Fit,
+    sample_size: int | None,
+    seed: int,
+    truth_codes: Any = None,
+    truth_mask: Any = None,
+    fitted_on_X: bool = True,
 ) -> dict[str, Any]:
-    """Scores of one fit: internal scores on the non-noise rows, noise counts, ARI/NMI."""
+    """Scores of one fit: internal scores on the non-noise rows, noise counts, ARI/NMI.
+
+    Scores are always computed on ``X`` (the scaled features), so methods fitted on an
+    embedding are compared in the same space; ``fitted_on_X=False`` says the estimator saw
+    another space, so its own ``inertia_`` is not used.
+    """
     row: dict[str, Any] = {"k": fit.k, "fit_seconds": round(fit.seconds, 4)}
     if fit.error is not None:
         row.update(status="failed", reason=fit.error)
@@ -135,6 +156,9 @@ def score_fit(
     if found < 2:
         row.update(status="failed", reason=f"found {found} segment{'s' if found != 1 else ''}")
         return row
+    if fit.k is not None and found < fit.k:  # e.g. duplicated customers: fewer distinct groups
+        row.update(status="failed", reason=f"found {found} segments for k={fit.k}")
+        return row
     row["status"] = "ok"
     if assigned.all():
         Xa, la = X, labels
@@ -147,8 +171,12 @@ def score_fit(
         row["silhouette"] = float("nan")
     row["davies_bouldin"] = _m.davies_bouldin_score(Xa, la)
     row["calinski_harabasz"] = _m.calinski_harabasz_score(Xa, la)
-    inertia = getattr(est, "inertia_", None)
+    inertia = getattr(est, "inertia_", None) if fitted_on_X else None
     row["inertia"] = float(inertia) if inertia is not None and assigned.all() else _m.inertia(Xa, la)
+    for attr, key in (("reconstruction_loss_", "reconstruction_loss"), ("n_epochs_", "epochs")):
+        value = getattr(est, attr, None)
+        if value is not None:
+            row[key] = float(value) if key == "reconstruction_loss" else int(value)
     if getattr(est, "sampled_", False):  # fitted on a sample, the rest assigned by predict
         row["fitted_on_sample"] = True
     n_iter = getattr(est, "n_iter_", None)
@@ -172,8 +200,10 @@ def score_method(
     truth_codes: Any = None,
     truth_mask: Any = None,
     on_score: Callable[[str, int | None], None] | None = None,
+    fitted_on_X: bool = True,
 ) -> dict[str, Any]:
-    """Score every fit of a run and choose the method's k.
+    """Score every fit of a run and choose the method's k (scores on ``X``; see
+    :func:`score_fit` for ``fitted_on_X``).
 
     Returns
     -------
@@ -186,7 +216,7 @@ def score_method(
     for fit in run.fits:
         if on_score:
             on_score(run.method, fit.k)
-        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask))
+        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask, fitted_on_X))
     ok = [i for i, r in enumerate(sweep) if r["status"] == "ok"]
     entry: dict[str, Any] = {"params": run.params, "k_rule": spec.k_rule, "total_fit_seconds": round(run.seconds, 4)}
     if not ok:

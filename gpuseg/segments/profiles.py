@@ -35,9 +35,13 @@ def order_by_size(labels: Any) -> Any:
     return xp.where(labels >= 0, lut_x[xp.clip(labels, 0, None)], labels).astype(xp.int32)
 
 
+#: The name of label -1: customers a density method leaves out of every segment.
+UNASSIGNED = "unassigned"
+
+
 def placeholder_names(segments: list[int]) -> dict[int, str]:
-    """``segment N`` names until segment naming lands."""
-    return {int(s): f"segment {int(s)}" for s in segments}
+    """``segment N`` names until segment naming lands; -1 is ``unassigned``."""
+    return {int(s): (UNASSIGNED if int(s) < 0 else f"segment {int(s)}") for s in segments}
 
 
 def segment_profiles(

@@ -37,3 +37,35 @@ def test_method_params_merge_and_check():
         method_params("kmeans_random", {"init": "k-means++"})
     with pytest.raises(ConfigError, match="not an available method"):
         method_params("dec", {})
+
+
+@pytest.mark.parametrize(
+    "method, params, match",
+    [
+        ("gmm", {"covariance_type": "spherical"}, r"\[params.gmm\] covariance_type"),
+        ("dbscan", {"eps": -1.0}, r"\[params.dbscan\] eps"),
+        ("kmeans", {"max_iter": "x"}, r"\[params.kmeans\] max_iter"),
+        ("som", {"grid": [1, 1]}, r"\[params.som\] grid"),
+    ],
+    ids=["gmm-covariance", "dbscan-eps", "kmeans-max-iter", "som-grid"],
+)
+def test_bad_parameter_values_are_config_errors(method, params, match):
+    from gpuseg.cluster import check_method_params
+
+    with pytest.raises(ConfigError, match=match):
+        check_method_params(method, params, 6)
+
+
+def test_initial_parameters_are_not_settable():
+    with pytest.raises(ConfigError, match="unknown parameter 'weights_init'"):
+        method_params("gmm", {"weights_init": [0.5, 0.5]})
+
+
+@pytest.mark.parametrize("method", ["minibatch_kmeans", "gmm", "som", "ward", "dbscan", "kmeans", "pso_kmeans"])
+def test_estimators_take_data_frames(method):
+    import numpy as np
+    import pandas as pd
+
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=list("abc"))
+    est = make_estimator(method, 3, 0).fit(X)
+    assert len(est.labels_) == 300

@@ -92,3 +92,27 @@ def test_tree_methods_are_fitted_once_and_recut(blobs, method, monkeypatch):
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(fresh.labels_, run.fits[1].labels) == 1.0
+
+
+def test_fewer_segments_than_k_is_not_a_k():
+    """Customers cloned from 3 templates: k=4..6 cannot be told apart and must not be chosen."""
+    X = np.repeat(np.random.default_rng(0).normal(size=(3, 5)), 100, axis=0).astype(np.float32)
+    run = fit_method("kmeans", X, range(2, 7), 0, {})
+    entry = score_method(X, run, None, 0)
+    assert entry["k"] == 3 and entry["clusters_found"] == 3
+    assert [r["status"] for r in entry["sweep"]] == ["ok", "ok", "failed", "failed", "failed"]
+    assert entry["sweep"][2]["reason"] == "found 3 segments for k=4"
+
+
+def test_som_grid_too_small_for_the_largest_k_fits_each_k(blobs):
+    X, _ = blobs
+    run = fit_method("som", X, range(2, 7), 0, {"grid": (2, 2)})
+    assert [f.error is None for f in run.fits] == [True, True, True, False, False]
+
+
+def test_noise_free_method_beats_a_noisy_one_with_a_higher_raw_silhouette():
+    m = {
+        "dbscan": {"status": "ok", "silhouette": 0.9, "noise_share": 0.15},   # 0.9 x 0.85 = 0.765
+        "kmeans": {"status": "ok", "silhouette": 0.8, "noise_share": 0.0},
+    }
+    assert choose_method(m, ["dbscan", "kmeans"]) == "kmeans"

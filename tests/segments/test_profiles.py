@@ -31,3 +31,10 @@ def test_profiles(cpu):
     assert prof["top_category"].tolist() == ["kids", "auto"]
     assert prof["segment_name"].tolist() == ["segment 0", "segment 1"]
     assert list(feats.columns) == ["monetary", "cat_kids", "cat_auto"]  # input untouched
+
+
+def test_noise_is_named_unassigned():
+    assert placeholder_names([-1, 0, 2]) == {-1: "unassigned", 0: "segment 0", 2: "segment 2"}
+    feats = pd.DataFrame({"monetary": [1.0, 2.0, 3.0]}, index=pd.Index([1, 2, 3], name="customer_id"))
+    prof = segment_profiles(feats, np.array([-1, 0, 0]), placeholder_names([-1, 0]))
+    assert prof["segment_name"].tolist() == ["unassigned", "segment 0"]

@@ -1,0 +1,184 @@
+"""Linear and non-linear projections of the scaled features: PCA and UMAP.
+
+``PCA`` is written once for NumPy and CuPy (an eigendecomposition of the d x d covariance,
+d being a few dozen customer features, so the n x d data are read twice and never copied).
+``UMAP`` dispatches to cuML on CuPy input and to umap-learn on NumPy input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_namespace, gpu_module, import_optional, is_gpu_array, to_host
+from ..cluster._base import EstimatorMixin, as_float_array, seed_from
+
+__all__ = ["PCA", "UMAP"]
+
+UMAP_HINT = "pip install 'gpuseg[umap]' (umap-learn; on the GPU cuML's UMAP is used)"
+
+
+class PCA(EstimatorMixin):
+    """Principal component analysis over NumPy or CuPy arrays.
+
+    Parameters
+    ----------
+    n_components : int or float, default=None
+        Components kept; a float in (0, 1) keeps the fewest components explaining at least
+        that share of the variance; None keeps all.
+    whiten : bool, default=False
+        Scale the components to unit variance.
+    random_state : ignored
+        Accepted for a uniform estimator API (the decomposition is exact).
+
+    Attributes
+    ----------
+    components_ : array of shape (n_components, n_features)
+        Principal axes, in X's array type; signs fixed so that each axis' largest absolute
+        loading is positive (scikit-learn's convention).
+    explained_variance_, explained_variance_ratio_ : ndarray
+        Host arrays.
+    mean_ : array of shape (n_features,)
+    n_components_ : int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(100, 5))
+    >>> PCA(2).fit_transform(X).shape
+    (100, 2)
+    """
+
+    def __init__(self, n_components: int | float | None = None, *, whiten: bool = False, random_state: Any = None):
+        self.n_components = n_components
+        self.whiten = whiten
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> "PCA":
+        """Find the principal axes."""
+        X = as_float_array(X)
+        if X.ndim != 2 or X.shape[0] < 2:
+            raise ValueError(f"PCA needs a 2-D array with at least 2 rows, got shape {X.shape}")
+        n, d = X.shape
+        nc = self.n_components
+        if nc is not None and not (
+            (isinstance(nc, (int, np.integer)) and 1 <= nc <= d) or (isinstance(nc, float) and 0 < nc < 1)
+        ):
+            raise ValueError(f"n_components must be an int in [1, {d}] or a float in (0, 1), got {nc!r}")
+        xp = array_namespace(X)
+        mean = X.astype(xp.float64).mean(axis=0)
+        cov = _covariance(X, mean)
+        evals, evecs = np.linalg.eigh(to_host(cov))  # d x d: on the host, in float64
+        order = np.argsort(evals)[::-1]
+        evals = np.clip(evals[order], 0.0, None)
+        evecs = evecs[:, order].T
+        signs = np.sign(evecs[np.arange(d), np.abs(evecs).argmax(axis=1)])
+        evecs *= np.where(signs == 0, 1.0, signs)[:, None]
+        total = evals.sum()
+        ratio = evals / total if total > 0 else np.zeros_like(evals)
+        if nc is None:
+            k = d
+        elif isinstance(nc, float):
+            k = int(np.searchsorted(np.cumsum(ratio), nc - 1e-12) + 1)
+        else:
+            k = int(nc)
+        self.n_components_ = min(k, d)
+        self.components_ = xp.asarray(evecs[: self.n_components_], dtype=X.dtype)
+        self.explained_variance_ = evals[: self.n_components_]
+        self.explained_variance_ratio_ = ratio[: self.n_components_]
+        self.mean_ = mean.astype(X.dtype)
+        self.n_features_in_ = d
+        return self
+
+    def transform(self, X: Any) -> Any:
+        """Coordinates on the principal axes, in X's array type."""
+        if not hasattr(self, "components_"):
+            raise AttributeError("this PCA instance is not fitted yet; call fit first")
+        X = as_float_array(X)
+        xp = array_namespace(X)
+        Z = (X - xp.asarray(self.mean_, dtype=X.dtype)) @ xp.asarray(self.components_, dtype=X.dtype).T
+        if self.whiten:
+            Z = Z / xp.asarray(np.sqrt(np.maximum(self.explained_variance_, 1e-300)), dtype=X.dtype)
+        return Z
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, Z: Any) -> Any:
+        """Back to the feature space (exact when all components are kept)."""
+        xp = array_namespace(Z)
+        comps = xp.asarray(self.components_, dtype=Z.dtype)
+        if self.whiten:
+            Z = Z * xp.asarray(np.sqrt(self.explained_variance_), dtype=Z.dtype)
+        return Z @ comps + xp.asarray(self.mean_, dtype=Z.dtype)
+
+
+def _covariance(X: Any, mean: Any) -> Any:
+    """Sample covariance (d, d) in float64 from row blocks of X (no centred copy of X)."""
+    from .._xp import block_rows, row_blocks
+
+    xp = array_namespace(X)
+    n, d = X.shape
+    acc = xp.zeros((d, d), dtype=xp.float64)
+    for start, stop in row_blocks(n, block_rows(xp, d)):
+        B = X[start:stop].astype(xp.float64) - mean
+        acc += B.T @ B
+    return acc / max(n - 1, 1)
+
+
+class UMAP(EstimatorMixin):
+    """UMAP embedding: cuML on CuPy input, umap-learn on NumPy input.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+    n_neighbors : int, default=15
+    min_dist : float, default=0.1
+    random_state : int or None
+        Seeds the layout (umap-learn then runs single-threaded, as it does when seeded).
+
+    Attributes
+    ----------
+    embedding_ : array of shape (n_samples, n_components)
+        In the input's array type.
+    """
+
+    def __init__(self, n_components: int = 2, *, n_neighbors: int = 15, min_dist: float = 0.1, random_state: Any = None):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> "UMAP":
+        """Learn the embedding of X."""
+        X = as_float_array(X)
+        if X.ndim != 2 or X.shape[0] <= self.n_neighbors:
+            raise ValueError(f"UMAP needs a 2-D array with more than n_neighbors={self.n_neighbors} rows")
+        if not isinstance(self.n_components, (int, np.integer)) or not 1 <= self.n_components < X.shape[1] + 1:
+            raise ValueError(f"n_components must be an int in [1, {X.shape[1]}], got {self.n_components!r}")
+        seed = None if self.random_state is None else seed_from(self.random_state)
+        kwargs = dict(n_components=int(self.n_components), n_neighbors=int(self.n_neighbors),
+                      min_dist=float(self.min_dist), random_state=seed)
+        if is_gpu_array(X):
+            model = gpu_module("cuml.manifold").UMAP(output_type="cupy", **kwargs)
+            self.embedding_ = model.fit_transform(X)
+        else:
+            umap = import_optional("umap", hint=UMAP_HINT)
+            model = umap.UMAP(**kwargs)
+            self.embedding_ = np.ascontiguousarray(model.fit_transform(X), dtype=X.dtype)
+        self._model = model
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        return self.fit(X).embedding_
+
+    def transform(self, X: Any) -> Any:
+        """Place new rows in the learned embedding."""
+        if not hasattr(self, "_model"):
+            raise AttributeError("this UMAP instance is not fitted yet; call fit first")
+        X = as_float_array(X)
+        out = self._model.transform(X)
+        return out if is_gpu_array(X) else np.asarray(out, dtype=X.dtype)
