@@ -217,3 +217,43 @@ def test_a_method_that_fails_does_not_stop_the_run(tmp_path, events_csv, capsys)
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_deep_methods_and_training_progress(tmp_path):
+    pytest.importorskip("torch")
+    seen = []
+
+    class Epochs(Progress):
+        def stage_progress(self, stage, done, total, detail=""):
+            if "epoch" in detail:
+                seen.append((stage, detail.split()[0]))
+
+    cfg = build_config(
+        {"params": {m: {"pretrain_epochs": 3} for m in ("deep_kmeans", "dec", "idec")}
+         | {"dec": {"pretrain_epochs": 3, "max_iter": 60}, "idec": {"pretrain_epochs": 3, "max_iter": 60}}},
+        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", methods="kmeans,deep_kmeans,dec,idec",
+        device="cpu",
+    )
+    m = run(cfg, Epochs()).metrics
+    for name in ("deep_kmeans", "dec", "idec"):
+        mm = m["methods"][name]
+        assert mm["status"] == "ok", mm.get("reason")
+        assert mm["epochs"] == 3 and np.isfinite(mm["reconstruction_loss"]) and "ari" in mm
+    assert ("cluster", "pretrain") in seen and ("cluster", "cluster") in seen
+
+
+@pytest.mark.parametrize("embed", ["pca", "autoencoder"])
+def test_clustering_an_embedding(tmp_path, embed):
+    if embed == "autoencoder":
+        pytest.importorskip("torch")
+    cfg = build_config(
+        {"embed": {"method": embed, "n_components": 4, "params": {"max_epochs": 3} if embed == "autoencoder" else {}}},
+        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", device="cpu",
+    )
+    m = run(cfg).metrics
+    assert m["embedding"]["method"] == embed and m["embedding"]["n_components"] == 4
+    assert "embed" in m["timings"]
+    assert m["methods"]["kmeans"]["status"] == "ok"
+    # scores are computed on the scaled features, not on the 4-d embedding
+    seg = pd.read_parquet(tmp_path / "o" / "segments.parquet")
+    assert seg["segment"].nunique() == m["chosen"]["k"]

@@ -27,6 +27,9 @@ __all__ = [
     "WardClustering",
     "DBSCAN",
     "HDBSCAN",
+    "DeepKMeans",
+    "DEC",
+    "IDEC",
     "METHOD_NAMES",
     "METHODS",
     "AVAILABLE",
@@ -63,6 +66,9 @@ _CLASSES = {
     "WardClustering": ".ward",
     "DBSCAN": ".density",
     "HDBSCAN": ".density",
+    "DeepKMeans": ".deep",
+    "DEC": ".deep",
+    "IDEC": ".deep",
 }
 
 
@@ -127,6 +133,10 @@ METHODS: dict[str, MethodSpec] = {
     # laptop: on the CPU they fit a fixed-seed sample of 20,000 and label the rest by predict
     "dbscan": MethodSpec("dbscan", "DBSCAN", k_param=None, k_rule="density", cpu_defaults={"max_points": 20_000}),
     "hdbscan": MethodSpec("hdbscan", "HDBSCAN", k_param=None, k_rule="density", cpu_defaults={"max_points": 20_000}),
+    # the autoencoder is pretrained once per run; every k re-runs only the clustering phase
+    "deep_kmeans": MethodSpec("deep_kmeans", "DeepKMeans"),
+    "dec": MethodSpec("dec", "DEC"),
+    "idec": MethodSpec("idec", "IDEC"),
 }
 
 #: Methods implemented in this version, in run order.

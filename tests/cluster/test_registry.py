@@ -13,7 +13,7 @@ def test_resolve_methods():
     with pytest.raises(ConfigError, match="unknown method 'kmedoids'"):
         resolve_methods(["kmedoids"])
     with pytest.raises(ConfigError, match="not available in this version"):
-        resolve_methods(["dec"])
+        resolve_methods(["consensus"])
 
 
 def test_every_available_method_builds_its_estimator():
@@ -36,7 +36,7 @@ def test_method_params_merge_and_check():
     with pytest.raises(ConfigError, match="init"):  # fixed by the method name, not tunable
         method_params("kmeans_random", {"init": "k-means++"})
     with pytest.raises(ConfigError, match="not an available method"):
-        method_params("dec", {})
+        method_params("consensus", {})
 
 
 @pytest.mark.parametrize(
