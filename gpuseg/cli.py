@@ -52,7 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["auto", "gpu", "cpu"], default=None,
                    help="where to compute (default: auto: the GPU when CUDA and RAPIDS are there)")
     r.add_argument("--methods", metavar="LIST", default=None,
-                   help="comma-separated clustering methods, or all (default: kmeans)")
+                   help="comma-separated clustering methods, or all (default: consensus, with its members)")
     r.add_argument("--k", metavar="K", default=None, help="segments: a range like 2-10 (default) or one k like 6")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     r.add_argument("--config", metavar="FILE", help="TOML config file; command-line options override it")
@@ -62,6 +62,10 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--embed", choices=["none", "pca", "umap", "autoencoder"], default=None,
                    help="cluster an embedding of the scaled features (scores stay on the features; "
                    "default: none); size and parameters in the config's [embed] table")
+    r.add_argument("--select", metavar="METHOD", default=None,
+                   help="use this method's segmentation whatever the ranking (it must be in --methods)")
+    r.add_argument("--stability", type=int, metavar="N", default=None,
+                   help="half-sample refits per method for the stability score (default 10; 0 skips it)")
     r.add_argument("--sensitivity", action="store_true", default=None,
                    help="also score every method across its settings (k; eps/min_samples for DBSCAN) "
                    "into sensitivity.csv")
@@ -162,16 +166,24 @@ def print_summary(result: Any, out: TextIO) -> None:
         method, mm = next(iter(methods.items()))
         _print_sweep(method, mm, has_truth, out)
     else:
-        _print_comparison(methods, chosen["method"], has_truth, out)
+        _print_comparison(m, has_truth, out)
     ev = m["evaluation"]["silhouette"]
     if not ev["exact"]:
         out.write(f"(silhouette on a fixed-seed sample of {ev['sample_size']:,} customers)\n")
     best = methods[chosen["method"]]
     extra = f", ARI {best['ari']:.3f} against the known segments" if has_truth and best.get("ari") is not None else ""
+    by = "by --select" if chosen.get("by") == "--select" else "by the ranking" if len(methods) > 1 else ""
     out.write(
-        f"\nChosen: {chosen['method']} with k={chosen['k']} (silhouette {best['silhouette']:.3f}, "
-        f"Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
+        f"\nChosen{' ' + by if by else ''}: {chosen['method']} with k={chosen['k']} "
+        f"(silhouette {best['silhouette']:.3f}, Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
     )
+    conf = chosen.get("confidence_summary")
+    if conf:
+        out.write(
+            f"Confidence ({chosen['confidence']}): mean {conf['mean']:.2f}; "
+            f"{conf['low_count']:,} customers ({conf['low_share']:.1%}) below {conf['threshold']:g} are flagged "
+            f"low_confidence\n"
+        )
     prof = result.profiles
     show = [c for c in ("recency_days", "frequency", "monetary", "views", "cart_abandonment", "price_index")
             if c in prof.columns]
@@ -225,26 +237,35 @@ def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
     out.write(_table(headers, rows) + "\n")
 
 
-def _print_comparison(methods: dict, chosen: str, has_truth: bool, out: TextIO) -> None:
-    headers = ["method", "k", "silhouette", "davies_bouldin", "calinski_harabasz", "unassigned", "fit_s"]
+def _print_comparison(m: dict, has_truth: bool, out: TextIO) -> None:
+    methods, chosen = m["methods"], m["chosen"]["method"]
+    position = {r["method"]: r for r in m.get("ranking", [])}
+    headers = ["method", "k", "silhouette", "davies_bouldin", "calinski_harabasz", "stability", "unassigned",
+               "fit_s"]
     if has_truth:
         headers += ["ari", "nmi"]
+    headers += ["mean_rank"]
     rows = []
     failed = []
-    for name, mm in methods.items():
+    for name in sorted(methods, key=lambda n: position[n]["position"] if n in position else 1e9):
+        mm = methods[name]
         mark = "*" if name == chosen else " "
         if mm["status"] != "ok":
             rows.append([f"{mark}{name}", "-", "failed"] + ["-"] * (len(headers) - 3))
             failed.append(f"  {name}: {mm['reason']}")
             continue
+        stab = mm.get("stability") or {}
+        stab_text = "-" if stab.get("mean") is None else f"{stab['mean']:.3f}\u00b1{stab['std']:.2f}"
         cells = [f"{mark}{name}", str(mm["k"]), _fmt(mm["silhouette"]), _fmt(mm["davies_bouldin"]),
-                 _fmt(mm["calinski_harabasz"], 1), f"{mm.get('noise_share', 0.0):.1%}",
+                 _fmt(mm["calinski_harabasz"], 1), stab_text, f"{mm.get('noise_share', 0.0):.1%}",
                  _fmt(mm["total_fit_seconds"], 2)]
         if has_truth:
             cells += [_fmt(mm.get("ari")), _fmt(mm.get("nmi"))]
+        cells.append(_fmt(position[name]["mean_rank"], 2) if name in position else "not ranked")
         rows.append(cells)
-    out.write("\nMethods compared (* = chosen; each at its own k; fit_s over all its fits):\n")
+    out.write("\nMethods compared, best first (* = chosen; each at its own k; fit_s over all its fits):\n")
     out.write(_table(headers, rows) + "\n")
+    out.write(f"Rule: {m['evaluation']['method_rule']}.\n")
     if failed:
         out.write("Failed on these data:\n" + "\n".join(failed) + "\n")
 
@@ -268,6 +289,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         synthetic_customers=args.customers,
         sensitivity=args.sensitivity,
         embed=args.embed,
+        select=args.select,
+        stability=args.stability,
     )
     progress = ConsoleProgress(quiet=args.quiet)
     try:

@@ -32,6 +32,9 @@ A config file holds the same keys as the command line plus the stage sections::
     [evaluate]
     silhouette_exact_max = 10000   # exact silhouette up to this many customers
     silhouette_sample = 10000      # fixed-seed sample size above it
+    stability_resamples = 10       # refits per method for stability (0: no stability)
+    stability_scheme = "half"      # half samples without replacement, or "bootstrap"
+    stability_sample = 5000        # customers per refit at most (drawn from a shared pool)
 
     [embed]                        # cluster an embedding: none | pca | umap | autoencoder
     method = "pca"
@@ -128,6 +131,9 @@ class EvaluateConfig:
 
     silhouette_exact_max: int = 10_000
     silhouette_sample: int = 10_000
+    stability_resamples: int = 10
+    stability_scheme: str = "half"
+    stability_sample: int = 5000
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,8 @@ class RunConfig:
         File with the known segment of each customer (ARI/NMI are added).
     synthetic_customers : int
         Size of the built-in data set.
+    select : str or None
+        ``--select``: use this method's segmentation whatever the ranking.
     sensitivity : bool
         Also write ``sensitivity.csv`` (scores across k, and across eps/min_samples for
         DBSCAN).
@@ -166,6 +174,7 @@ class RunConfig:
     truth: str | None = None
     synthetic_customers: int = 20_000
     sensitivity: bool = False
+    select: str | None = None
     params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     clean: CleanConfig = field(default_factory=CleanConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -244,7 +253,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params", "embed",
+    "sensitivity", "params", "embed", "select", "stability",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
@@ -308,6 +317,22 @@ def _validate(cfg: RunConfig) -> None:
     if not f.skew_threshold >= 0:
         raise ConfigError(f"config [features] skew_threshold must be >= 0, not {f.skew_threshold!r}")
     e = cfg.evaluate
+    if not isinstance(e.stability_resamples, int) or not 0 <= e.stability_resamples <= 100:
+        raise ConfigError(
+            f"stability resamples (--stability, [evaluate] stability_resamples) must be an integer in [0, 100], "
+            f"not {e.stability_resamples!r}"
+        )
+    if e.stability_resamples == 1:
+        raise ConfigError("stability needs at least 2 resamples to compare (or 0 to skip it)")
+    if e.stability_scheme not in ("half", "bootstrap"):
+        raise ConfigError(f"config [evaluate] stability_scheme must be 'half' or 'bootstrap', not {e.stability_scheme!r}")
+    if not isinstance(e.stability_sample, int) or e.stability_sample < 100:
+        raise ConfigError(f"config [evaluate] stability_sample must be an integer >= 100, not {e.stability_sample!r}")
+    if cfg.select is not None:
+        from .cluster import METHOD_NAMES
+
+        if cfg.select not in METHOD_NAMES:
+            raise ConfigError(f"--select: unknown method {cfg.select!r}; choose from {', '.join(METHOD_NAMES)}")
     for key in ("silhouette_exact_max", "silhouette_sample"):
         v = getattr(e, key)
         if not isinstance(v, int) or v < 100:
@@ -346,7 +371,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
             values[key] = val
 
     kwargs: dict[str, Any] = {}
-    for key in ("input", "format", "out", "device", "truth"):
+    for key in ("input", "format", "out", "device", "truth", "select"):
         if key in values:
             val = values[key]
             if val is not None and not isinstance(val, str):
@@ -370,6 +395,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
         raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
     kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
+    if "stability" in values:  # --stability N overrides [evaluate] stability_resamples
+        sections["evaluate"] = {**dict(sections["evaluate"]), "stability_resamples": values["stability"]}
     for name, cls in _SECTIONS.items():
         kwargs[name] = _section(name, cls, sections[name])
     cfg = RunConfig(**kwargs)

@@ -19,19 +19,20 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, backend as _backend
-from .cluster import METHODS, check_method_params, resolve_methods
+from .cluster import METHODS, check_method_params, consensus_members, resolve_methods
 from .config import RunConfig
 from .errors import ConfigError
-from .evaluate.comparison import METHOD_RULE, choose_method, sensitivity_table
+from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, sensitivity_table
+from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .prep import FeatureScaler, clean, customer_features
 from .report.files import check_out_dir, to_json, write_outputs
-from .segments import order_by_size, placeholder_names, segment_profiles
+from .segments import LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, placeholder_names, segment_confidence, segment_profiles
 
 __all__ = ["Progress", "RunResult", "run", "STAGES"]
 
-STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "segments", "write")
+STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write")
 
 
 class Progress:
@@ -125,7 +126,10 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     progress = progress or Progress()
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
-    methods = resolve_methods(config.cluster.methods)
+    consensus_params = dict(dict(config.params).get("consensus", ()))
+    methods = resolve_methods(config.cluster.methods, consensus_params, deep_available=_torch_available())
+    if config.select is not None and config.select not in methods:
+        raise ConfigError(f"--select {config.select}: that method did not run; add it to --methods")
     for method, table in config.params:  # wrong values fail here, before the data are read
         if method in methods:
             check_method_params(method, dict(table), config.cluster.k_max)
@@ -210,7 +214,10 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             progress.stage_progress("cluster", *_epoch_progress(*a))
 
         for method in methods:
-            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch)
+            member_runs = None
+            if method == "consensus":
+                member_runs = {m: runs[m] for m in consensus_members(consensus_params, _torch_available())}
+            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch, member_runs)
         progress.stage_progress("cluster", total, total, "")
         st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
             f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
@@ -226,6 +233,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         )
     truth_codes, truth_mask, truth_info = _align_truth(truth, feats.frame.index, be)
     method_metrics: dict[str, Any] = {}
+    score_cache: dict = {}
     with timer.stage("evaluate") as st:
         done = [0]
 
@@ -235,14 +243,38 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
         for method in methods:
             method_metrics[method] = score_method(
-                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score, fitted_on_X=Z is X
+                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score, fitted_on_X=Z is X,
+                cache=score_cache,
             )
             if method_metrics[method]["status"] != "ok":
                 progress.note(f"{method} failed on these data: {method_metrics[method]['reason']}")
         progress.stage_progress("evaluate", total, total, "")
-        chosen_method = choose_method(method_metrics, methods)
-        chosen_k = method_metrics[chosen_method]["k"]
-        st["detail"] = f"chose {chosen_method} with k={chosen_k}"
+        st["detail"] = f"{sum(m['status'] == 'ok' for m in method_metrics.values())} of {len(methods)} methods succeeded"
+
+    # -- stability ---------------------------------------------------------------------------
+    if config.evaluate.stability_resamples > 0:
+        ok = [m for m in methods if method_metrics[m]["status"] == "ok"]
+        with timer.stage("stability") as st:
+            chosen_ks = {m: (method_metrics[m]["k"] if METHODS[m].k_param else None) for m in ok}
+            members = {}
+            if "consensus" in ok:
+                est = runs["consensus"].fits[method_metrics["consensus"]["chosen_index"]].estimator
+                members["consensus"] = tuple(est.members)
+            ev = config.evaluate
+            stab = run_stability(
+                Z, chosen_ks, params, config.seed, ev.stability_resamples, members,
+                lambda done, total, detail: progress.stage_progress("stability", done, total, detail),
+                scheme=ev.stability_scheme, max_size=ev.stability_sample,
+            )
+            for m, value in stab.items():
+                method_metrics[m]["stability"] = value
+            per = min(n_customers // 2, ev.stability_sample) if ev.stability_scheme == "half" else None
+            st["detail"] = (f"{ev.stability_resamples} {ev.stability_scheme} samples per method"
+                            + (f" of {per:,} customers" if per else ""))
+
+    chosen_method, ranking = choose_method(method_metrics, methods, config.select)
+    chosen_k = method_metrics[chosen_method]["k"]
+    comparison = comparison_table(method_metrics, ranking, chosen_method)
 
     sensitivity = None
     if config.sensitivity:
@@ -268,8 +300,10 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         segments = feats.frame[[]].reset_index()
         segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
-        # unassigned customers (density methods' noise) have no segment to be confident in
-        segments["confidence"] = (chosen_labels >= 0).astype(be.xp.float32)
+        chosen_est = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]].estimator
+        confidence = segment_confidence(chosen_est, Z)
+        segments["confidence"] = confidence
+        segments["low_confidence"] = confidence < LOW_CONFIDENCE
         for method, lab in labels.items():
             segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
@@ -311,10 +345,24 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             "k_rule": "elbow of inertia (Kneedle) + best composite of silhouette, Davies-Bouldin, "
             "Calinski-Harabasz in k = knee..knee+2",
             "method_rule": METHOD_RULE,
+            "stability": {
+                "resamples": config.evaluate.stability_resamples,
+                "scheme": config.evaluate.stability_scheme,
+                "max_sample": config.evaluate.stability_sample,
+                "seed": config.seed,
+                "score": "mean pairwise ARI of refits on the customers they share",
+            },
             "truth": truth_info,
         },
         "methods": method_metrics,
-        "chosen": {"method": chosen_method, "k": chosen_k},
+        "ranking": ranking,
+        "chosen": {
+            "method": chosen_method,
+            "k": chosen_k,
+            "by": "--select" if config.select else "ranking",
+            "confidence": confidence_meaning(chosen_est),
+            "confidence_summary": confidence_summary(confidence),
+        },
         "config": config.to_dict(),
         "timings": {},
     }
@@ -337,6 +385,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                 "segments.parquet": lambda p: segments.to_parquet(p, index=False),
                 "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
                 "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
+                "comparison.csv": lambda p: comparison.to_csv(p, index=False, float_format="%.6g"),
                 **(
                     {"sensitivity.csv": lambda p: sensitivity.to_csv(p, index=False, float_format="%.6g")}
                     if sensitivity is not None
@@ -403,3 +452,10 @@ def _embed(X: Any, config: RunConfig, callback: Any) -> tuple[Any, dict[str, Any
         if value is not None:
             info[key] = [float(v) for v in value] if isinstance(value, (list, tuple)) else value
     return Z, info
+
+
+def _torch_available() -> bool:
+    """Whether the deep members can run (torch importable), without importing it twice."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None

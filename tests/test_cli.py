@@ -102,18 +102,61 @@ def test_argument_errors_are_one_line(capsys, args):
 def test_run_prints_where_scores_choice_and_folder(tmp_path, events_csv, capsys):
     out = tmp_path / "o"
     code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-5", "--device", "cpu",
-                 "--truth", str(events_csv.parent / "truth.csv")])
+                 "--methods", "kmeans", "--truth", str(events_csv.parent / "truth.csv")])
     cap = capsys.readouterr()
     assert code == 0
     assert "running on CPU" in cap.err
-    for stage in ("load", "clean", "features", "scale", "cluster", "evaluate", "segments", "write"):
+    for stage in ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write"):
         assert f"  {stage} " in cap.err
     assert "Scores by k for kmeans" in cap.out and "ari" in cap.out
-    assert "Chosen: kmeans with k=" in cap.out
+    assert "Chosen: kmeans with k=" in cap.out and "low_confidence" in cap.out
     assert f"Output: {out}/" in cap.out
     m = json.loads((out / "metrics.json").read_text())
     assert m["chosen"]["k"] in (3, 4, 5)
 
+
+def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_csv, capsys):
+    out = tmp_path / "o"
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu",
+                 "--stability", "3", "--truth", str(events_csv.parent / "truth.csv")])
+    cap = capsys.readouterr()
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert list(m["methods"]) == ["kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus"]
+    assert m["chosen"]["by"] == "ranking" and m["chosen"]["method"] == m["ranking"][0]["method"]
+    assert "Methods compared, best first" in cap.out and "mean_rank" in cap.out and "stability" in cap.out
+    assert f"Chosen by the ranking: {m['chosen']['method']} with k=" in cap.out
+    assert "Rule: lowest mean rank" in cap.out
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table["method"]) == list(m["methods"]) and table["chosen"].sum() == 1
+    assert table.loc[table["chosen"], "method"].item() == m["chosen"]["method"]
+    # --select overrides the ranking; the ranking itself is unchanged
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu",
+                 "--stability", "3", "--select", "minibatch_kmeans", "-q"])
+    cap2 = capsys.readouterr()
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert m2["chosen"] == {**m2["chosen"], "method": "minibatch_kmeans", "by": "--select"}
+    assert [r["method"] for r in m2["ranking"]] == [r["method"] for r in m["ranking"]]
+    assert "Chosen by --select: minibatch_kmeans" in cap2.out
+    seg = pd.read_parquet(out / "segments.parquet")
+    assert (seg["segment"] == seg["label_minibatch_kmeans"]).all()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--select", "gmm"], "--select gmm: that method did not run; add it to --methods"),
+        (["--select", "kmedoids"], "--select: unknown method 'kmedoids'"),
+        (["--stability", "1"], "at least 2 resamples"),
+        (["--stability", "-3"], "must be an integer in [0, 100]"),
+    ],
+)
+def test_selection_options_are_checked(tmp_path, events_csv, capsys, args, message):
+    code = main(["run", "--input", str(events_csv), "--out", str(tmp_path / "o"), "--k", "3", "--device", "cpu",
+                 "--methods", "kmeans", "--stability", "0", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert "Traceback" not in err
 
 def test_generate_command(tmp_path, capsys):
     out, truth = tmp_path / "ev.csv.gz", tmp_path / "truth.parquet"

@@ -36,7 +36,7 @@ def test_outputs_and_metrics(synthetic_run):
     result, rec = synthetic_run
     assert [e[1] for e in rec.events if e[0] == "stage"] == list(STAGES)
     names = sorted(p.name for p in result.out_dir.iterdir())
-    assert names == ["features.parquet", "metrics.json", "profiles.csv", "segments.parquet"]
+    assert names == ["comparison.csv", "features.parquet", "metrics.json", "profiles.csv", "segments.parquet"]
     m = json.loads((result.out_dir / "metrics.json").read_text())
     assert m["device"]["backend"] == "cpu"
     assert set(m["timings"]) == set(STAGES) | {"total"}
@@ -54,13 +54,15 @@ def test_outputs_and_metrics(synthetic_run):
 def test_segments_file(synthetic_run):
     result, _ = synthetic_run
     seg = pd.read_parquet(result.out_dir / "segments.parquet")
-    assert list(seg.columns) == ["customer_id", "segment", "segment_name", "confidence", "label_kmeans",
-                                 "label_kmeans_random"]
+    assert list(seg.columns) == ["customer_id", "segment", "segment_name", "confidence", "low_confidence",
+                                 "label_kmeans", "label_kmeans_random"]
     k = result.chosen["k"]
     assert sorted(seg["segment"].unique()) == list(range(k))
     sizes = seg["segment"].value_counts().sort_index().to_numpy()
     assert (np.diff(sizes) <= 0).all()  # segment 0 is the largest
-    assert (seg["confidence"] == 1.0).all()
+    # centroid margin: in [0, 1], most customers well inside their segment (planted personas)
+    assert seg["confidence"].between(0, 1).all() and seg["confidence"].median() > 0.5
+    assert (seg["low_confidence"] == (seg["confidence"] < 0.5)).all()
     assert seg["segment_name"].iloc[0].startswith("segment ")
     # every label column is numbered by size like segment; the chosen one is segment
     assert (seg[f"label_{result.chosen['method']}"] == seg["segment"]).all()
@@ -168,7 +170,7 @@ def all_methods_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("all")
     cfg = build_config(
         {"params": {"pso_kmeans": {"n_particles": 8, "max_iter": 20}, "som": {"n_epochs": 10}}},
-        out=str(out), synthetic_customers=800, k="3-5", methods="all", device="cpu", sensitivity=True,
+        out=str(out), synthetic_customers=800, k="3-5", methods="all", device="cpu", sensitivity=True, stability=3,
     )
     return run(cfg)
 
@@ -190,6 +192,14 @@ def test_every_available_method_is_compared(all_methods_run):
     seg = pd.read_parquet(all_methods_run.out_dir / "segments.parquet")
     ok = [n for n, mm in m["methods"].items() if mm["status"] == "ok"]
     assert [c for c in seg.columns if c.startswith("label_")] == [f"label_{n}" for n in ok]
+    # every method that succeeded has a stability and a place in the ranking
+    assert m["methods"]["consensus"]["status"] == "ok"
+    for n in ok:
+        assert m["methods"][n]["stability"]["resamples"] == 3
+    ranked = {r["method"] for r in m["ranking"]}
+    assert ranked <= set(ok) and m["chosen"]["method"] in ranked
+    table = pd.read_csv(all_methods_run.out_dir / "comparison.csv")
+    assert list(table["method"]) == list(AVAILABLE) and table["chosen"].sum() == 1
 
 
 def test_sensitivity_file(all_methods_run):
@@ -209,7 +219,7 @@ def test_a_method_that_fails_does_not_stop_the_run(tmp_path, events_csv, capsys)
                  "[params.dbscan]\neps = 0.0001\n"))])
     out = capsys.readouterr()
     assert code == 0
-    assert "dbscan: found 0 segments" in out.out and "Chosen: kmeans" in out.out
+    assert "dbscan: found 0 segments" in out.out and "Chosen by the ranking: kmeans" in out.out
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["methods"]["dbscan"]["status"] == "failed"
 
@@ -257,3 +267,21 @@ def test_clustering_an_embedding(tmp_path, embed):
     # scores are computed on the scaled features, not on the 4-d embedding
     seg = pd.read_parquet(tmp_path / "o" / "segments.parquet")
     assert seg["segment"].nunique() == m["chosen"]["k"]
+
+
+def test_stability_in_metrics_and_skipped_with_zero(tmp_path, synthetic_run):
+    result, _ = synthetic_run
+    m = result.metrics
+    for mm in m["methods"].values():
+        s = mm["stability"]
+        assert 0 <= s["mean"] <= 1 and s["resamples"] == 10 and s["pairs"] == 45 and s["failed_refits"] == 0
+    assert m["evaluation"]["stability"]["scheme"] == "half"
+    assert {r["method"] for r in m["ranking"]} == set(m["methods"]) and "rank_stability" in m["ranking"][0]
+    assert m["chosen"]["method"] == m["ranking"][0]["method"] and m["chosen"]["by"] == "ranking"
+    assert 0 <= m["chosen"]["confidence_summary"]["low_share"] <= 1
+    rec = Recorder()
+    cfg = build_config(out=str(tmp_path / "o"), synthetic_customers=600, k="3", methods="kmeans,minibatch_kmeans",
+                       device="cpu", stability=0)
+    m0 = run(cfg, rec).metrics
+    assert "stability" not in [e[1] for e in rec.events if e[0] == "stage"]
+    assert "stability" not in m0["methods"]["kmeans"] and "rank_stability" not in m0["ranking"][0]

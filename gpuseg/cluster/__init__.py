@@ -30,6 +30,7 @@ __all__ = [
     "DeepKMeans",
     "DEC",
     "IDEC",
+    "ConsensusClustering",
     "METHOD_NAMES",
     "METHODS",
     "AVAILABLE",
@@ -39,6 +40,7 @@ __all__ = [
     "resolve_methods",
     "method_params",
     "check_method_params",
+    "consensus_members",
 ]
 
 #: Every method name of the design, in the order they are listed and run.
@@ -69,6 +71,7 @@ _CLASSES = {
     "DeepKMeans": ".deep",
     "DEC": ".deep",
     "IDEC": ".deep",
+    "ConsensusClustering": ".consensus",
 }
 
 
@@ -116,7 +119,7 @@ class MethodSpec:
         """Parameters a user may set in ``[params.<name>]``."""
         # initial parameters depend on k and warm starts on an earlier fit: not settable per run
         skip = {self.k_param, "random_state", "callback", "weights_init", "means_init", "precisions_init",
-                "warm_start", *self.fixed}
+                "warm_start", "member_params", *self.fixed}
         return [p for p in self.cls._param_names() if p not in skip]
 
 
@@ -137,17 +140,52 @@ METHODS: dict[str, MethodSpec] = {
     "deep_kmeans": MethodSpec("deep_kmeans", "DeepKMeans"),
     "dec": MethodSpec("dec", "DEC"),
     "idec": MethodSpec("idec", "IDEC"),
+    # combines its members' segmentations (they run too, and are reported on their own)
+    "consensus": MethodSpec("consensus", "ConsensusClustering"),
 }
 
 #: Methods implemented in this version, in run order.
 AVAILABLE = tuple(m for m in METHOD_NAMES if m in METHODS)
 
-#: What runs when ``--methods`` is not given: the best available method.
-DEFAULT_METHODS = ("kmeans",)
+#: What runs when ``--methods`` is not given: the consensus (which brings its members).
+DEFAULT_METHODS = ("consensus",)
 
 
-def resolve_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Validate ``--methods`` names; ``all`` expands to every available method.
+def consensus_members(params: Mapping[str, Any] | None = None, deep_available: bool = True) -> tuple[str, ...]:
+    """The consensus' members: ``[params.consensus] members`` or the default hybrid, without
+    the deep members when torch is missing (only for the default).
+
+    Raises
+    ------
+    ConfigError
+        Fewer than 2 members, or a member that is unknown, the consensus itself, or a
+        density method (members are fitted at the consensus' k).
+    """
+    from .consensus import DEFAULT_MEMBERS
+
+    given = (params or {}).get("members")
+    if given is None:
+        members = DEFAULT_MEMBERS if deep_available else tuple(
+            m for m in DEFAULT_MEMBERS if m not in ("deep_kmeans", "dec", "idec"))
+        return tuple(members)
+    if isinstance(given, str) or not all(isinstance(m, str) for m in given):
+        raise ConfigError(f"config [params.consensus] members must be a list of method names, not {given!r}")
+    members = tuple(dict.fromkeys(m.strip().lower() for m in given))
+    for m in members:
+        if m not in METHODS or m == "consensus" or METHODS[m].k_param is None:
+            ok = [n for n in AVAILABLE if n != "consensus" and METHODS[n].k_param is not None]
+            raise ConfigError(f"config [params.consensus] members: {m!r} cannot be a member; choose from {', '.join(ok)}")
+    if len(members) < 2:
+        raise ConfigError(f"config [params.consensus] members needs at least 2 methods, got {list(members)}")
+    return members
+
+
+def resolve_methods(
+    names: tuple[str, ...] | list[str], consensus_params: Mapping[str, Any] | None = None,
+    deep_available: bool = True,
+) -> tuple[str, ...]:
+    """Validate ``--methods`` names; ``all`` expands to every available method; the
+    consensus brings its members (placed before it).
 
     Raises
     ------
@@ -155,7 +193,7 @@ def resolve_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         Unknown names, or names of methods not implemented yet.
     """
     if not names:
-        return DEFAULT_METHODS
+        names = DEFAULT_METHODS
     out: list[str] = []
     for name in names:
         name = name.strip().lower()
@@ -170,6 +208,11 @@ def resolve_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             )
         if name not in out:
             out.append(name)
+    if "consensus" in out:  # every member runs before the consensus, which combines them
+        at = out.index("consensus")
+        before, after = out[:at], out[at + 1:]
+        members = [m for m in consensus_members(consensus_params, deep_available) if m not in before]
+        out = before + members + ["consensus"] + [m for m in after if m not in members]
     return tuple(out)
 
 
@@ -242,7 +285,12 @@ def check_method_params(method: str, params: Mapping[str, Any], k_max: int) -> N
         return
     X = np.random.default_rng(0).normal(size=(2000, 6))
     try:
-        make_estimator(method, min(k_max, 50), 0, method_params(method, params)).fit(X)
+        est = make_estimator(method, min(k_max, 50), 0, method_params(method, params))
+        if method == "consensus":  # fitting would fit every member: check its own settings only
+            consensus_members(params)
+            est._validate()
+        else:
+            est.fit(X)
     except (ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())
         named = [p for p in params if p in message]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .. import backend as _backend
 from ..cluster import METHODS, make_estimator
@@ -69,11 +70,14 @@ def fit_method(
     params: dict[str, Any],
     on_fit: Callable[[str, int | None], None] | None = None,
     on_epoch: Callable[[str, int, int, float], None] | None = None,
+    member_runs: dict[str, "MethodRun"] | None = None,
 ) -> MethodRun:
     """Fit ``method`` at every k of ``ks`` (once for density methods).
 
     Failures listed in :data:`FIT_ERRORS` are recorded in the :class:`Fit`, not raised.
     ``on_epoch`` reaches estimators that train in epochs (their ``callback``).
+    ``member_runs`` (consensus): the members' runs over the same ``ks``, whose labels at
+    each k it combines instead of fitting its members again.
     """
     spec = METHODS[method]
     run = MethodRun(method, dict(params))
@@ -90,7 +94,10 @@ def fit_method(
         if on_fit:
             on_fit(method, k)
         fit = Fit(k)
-        if base is None:
+        if member_runs is not None:
+            given = {m: r.fits[ks.index(k)].labels for m, r in member_runs.items() if r.fits[ks.index(k)].error is None}
+            timed_fit(fit, lambda: _consensus(method, k, seed, params, X, given), X)
+        elif base is None:
             timed_fit(fit, lambda: make_estimator(method, k, seed, params, callback=on_epoch).fit(X), X)
         else:
             timed_fit(fit, lambda: base.estimator if k == base.k else base.estimator.recut(X, k), X)
@@ -98,6 +105,13 @@ def fit_method(
                 fit.seconds += base.seconds
         run.fits.append(fit)
     return run
+
+
+def _consensus(method: str, k: int, seed: int, params: dict[str, Any], X: Any, given: dict[str, Any]) -> Any:
+    if len(given) < 2:
+        raise ValueError(f"fewer than 2 members succeeded at k={k}")
+    est = make_estimator(method, k, seed, {**params, "members": tuple(given)})
+    return est.fit(X, member_labels=given)
 
 
 def timed_fit(fit: Fit, make: Callable[[], Any], X: Any) -> None:
@@ -131,8 +145,13 @@ def score_fit(
     truth_codes: Any = None,
     truth_mask: Any = None,
     fitted_on_X: bool = True,
+    cache: dict | None = None,
 ) -> dict[str, Any]:
     """Scores of one fit: internal scores on the non-noise rows, noise counts, ARI/NMI.
+
+    ``cache`` (a dict kept across calls on the same ``X``) reuses the internal scores of a
+    partition already scored: methods that agree (the consensus and its members often do)
+    are scored once.
 
     Scores are always computed on ``X`` (the scaled features), so methods fitted on an
     embedding are compared in the same space; ``fitted_on_X=False`` says the estimator saw
@@ -165,14 +184,24 @@ def score_fit(
     else:
         mask = xp.asarray(assigned)
         Xa, la = X[mask], labels[mask]
-    try:
-        row["silhouette"] = _m.silhouette_score(Xa, la, sample_size=sample_size, random_state=seed)
-    except ValueError:  # the sample holds a single cluster (the others are tiny)
-        row["silhouette"] = float("nan")
-    row["davies_bouldin"] = _m.davies_bouldin_score(Xa, la)
-    row["calinski_harabasz"] = _m.calinski_harabasz_score(Xa, la)
+    key = _partition_key(host) if cache is not None else None
+    if key is not None and key in cache:  # the same partition as an earlier fit: same scores
+        row.update(cache[key])
+    else:
+        scores: dict[str, float] = {}
+        try:
+            scores["silhouette"] = _m.silhouette_score(Xa, la, sample_size=sample_size, random_state=seed)
+        except ValueError:  # the sample holds a single cluster (the others are tiny)
+            scores["silhouette"] = float("nan")
+        scores["davies_bouldin"] = _m.davies_bouldin_score(Xa, la)
+        scores["calinski_harabasz"] = _m.calinski_harabasz_score(Xa, la)
+        scores["inertia"] = _m.inertia(Xa, la)
+        if key is not None:
+            cache[key] = scores
+        row.update(scores)
     inertia = getattr(est, "inertia_", None) if fitted_on_X else None
-    row["inertia"] = float(inertia) if inertia is not None and assigned.all() else _m.inertia(Xa, la)
+    if inertia is not None and assigned.all():
+        row["inertia"] = float(inertia)
     for attr, key in (("reconstruction_loss_", "reconstruction_loss"), ("n_epochs_", "epochs")):
         value = getattr(est, attr, None)
         if value is not None:
@@ -192,6 +221,14 @@ def score_fit(
     return row
 
 
+def _partition_key(labels: np.ndarray) -> bytes:
+    """A digest of the partition, the same for any renumbering of its labels."""
+    import hashlib
+
+    codes = pd.factorize(labels, sort=False)[0].astype(np.int32)  # numbered by first appearance
+    return hashlib.blake2b(codes.tobytes(), digest_size=16).digest()
+
+
 def score_method(
     X: Any,
     run: MethodRun,
@@ -201,6 +238,7 @@ def score_method(
     truth_mask: Any = None,
     on_score: Callable[[str, int | None], None] | None = None,
     fitted_on_X: bool = True,
+    cache: dict | None = None,
 ) -> dict[str, Any]:
     """Score every fit of a run and choose the method's k (scores on ``X``; see
     :func:`score_fit` for ``fitted_on_X``).
@@ -216,7 +254,7 @@ def score_method(
     for fit in run.fits:
         if on_score:
             on_score(run.method, fit.k)
-        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask, fitted_on_X))
+        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask, fitted_on_X, cache))
     ok = [i for i, r in enumerate(sweep) if r["status"] == "ok"]
     entry: dict[str, Any] = {"params": run.params, "k_rule": spec.k_rule, "total_fit_seconds": round(run.seconds, 4)}
     if not ok:

@@ -23,7 +23,9 @@ from ..errors import ConfigError
 __all__ = ["OUTPUT_FILES", "check_out_dir", "write_outputs", "to_json"]
 
 #: The files a run writes (later versions add report.html and model/).
-OUTPUT_FILES = ("segments.parquet", "features.parquet", "profiles.csv", "sensitivity.csv", "metrics.json")
+OUTPUT_FILES = (
+    "segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "sensitivity.csv", "metrics.json"
+)
 
 
 def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:

@@ -7,13 +7,21 @@ from gpuseg.errors import ConfigError
 
 
 def test_resolve_methods():
-    assert resolve_methods([]) == ("kmeans",)
+    # the default is the consensus, which brings its members (placed before it)
+    assert resolve_methods([]) == ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus")
+    assert resolve_methods([], deep_available=False) == ("kmeans", "minibatch_kmeans", "pso_kmeans", "consensus")
     assert resolve_methods(["all"]) == AVAILABLE
     assert resolve_methods(["KMeans_Random", "kmeans", "kmeans"]) == ("kmeans_random", "kmeans")
+    # members already listed keep their place; the rest go right before the consensus
+    assert resolve_methods(["gmm", "consensus", "ward"], {"members": ["kmeans", "gmm", "som"]}) == (
+        "gmm", "kmeans", "som", "consensus", "ward")
+    assert resolve_methods(["consensus", "kmeans"], {"members": ["kmeans", "gmm"]}) == ("kmeans", "gmm", "consensus")
+    for bad, match in (([], "at least 2"), (["kmeans"], "at least 2"), (["dbscan", "kmeans"], "'dbscan' cannot"),
+                       (["consensus", "kmeans"], "'consensus' cannot"), ("kmeans", "a list of method names")):
+        with pytest.raises(ConfigError, match=match):
+            resolve_methods(["consensus"], {"members": bad})
     with pytest.raises(ConfigError, match="unknown method 'kmedoids'"):
         resolve_methods(["kmedoids"])
-    with pytest.raises(ConfigError, match="not available in this version"):
-        resolve_methods(["consensus"])
 
 
 def test_every_available_method_builds_its_estimator():
@@ -36,7 +44,9 @@ def test_method_params_merge_and_check():
     with pytest.raises(ConfigError, match="init"):  # fixed by the method name, not tunable
         method_params("kmeans_random", {"init": "k-means++"})
     with pytest.raises(ConfigError, match="not an available method"):
-        method_params("consensus", {})
+        method_params("kmedoids", {})
+    with pytest.raises(ConfigError, match="unknown parameter 'member_params'"):  # members run as methods
+        method_params("consensus", {"member_params": {}})
 
 
 @pytest.mark.parametrize(

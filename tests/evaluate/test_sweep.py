@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from gpuseg.errors import DataError
-from gpuseg.evaluate.comparison import choose_method
 from gpuseg.evaluate.sweep import Fit, fit_method, score_fit, score_method
 
 
@@ -61,19 +59,6 @@ def test_silhouette_sample_without_a_second_cluster_is_nan():
     assert np.isnan(row["silhouette"]) and np.isfinite(row["davies_bouldin"])
 
 
-def test_choose_method_rule():
-    m = {
-        "a": {"status": "ok", "silhouette": 0.3, "noise_share": 0.0},
-        "b": {"status": "ok", "silhouette": 0.6, "noise_share": 0.5},  # too much noise
-        "c": {"status": "ok", "silhouette": float("nan"), "noise_share": 0.0},
-        "d": {"status": "failed", "reason": "found 1 segment"},
-    }
-    assert choose_method(m, ["a", "b", "c", "d"]) == "a"
-    assert choose_method({"b": m["b"]}, ["b"]) == "b"  # the only one left
-    with pytest.raises(DataError, match="d: found 1 segment"):
-        choose_method({"d": m["d"]}, ["d"])
-
-
 @pytest.mark.parametrize("method", ["ward", "som"])
 def test_tree_methods_are_fitted_once_and_recut(blobs, method, monkeypatch):
     from gpuseg.cluster import METHODS
@@ -108,11 +93,3 @@ def test_som_grid_too_small_for_the_largest_k_fits_each_k(blobs):
     X, _ = blobs
     run = fit_method("som", X, range(2, 7), 0, {"grid": (2, 2)})
     assert [f.error is None for f in run.fits] == [True, True, True, False, False]
-
-
-def test_noise_free_method_beats_a_noisy_one_with_a_higher_raw_silhouette():
-    m = {
-        "dbscan": {"status": "ok", "silhouette": 0.9, "noise_share": 0.15},   # 0.9 x 0.85 = 0.765
-        "kmeans": {"status": "ok", "silhouette": 0.8, "noise_share": 0.0},
-    }
-    assert choose_method(m, ["dbscan", "kmeans"]) == "kmeans"

@@ -1,0 +1,321 @@
+"""Consensus of several segmentations: majority vote after alignment, or evidence accumulation.
+
+``ConsensusClustering`` combines the label sets of member methods (by default K-means++,
+mini-batch K-means, PSO K-means and deep K-means, the hybrid the segmentation papers
+propose) into one segmentation with a per-customer confidence: the share of members that
+agree with the final label.
+
+Strategies
+----------
+``vote``
+    Every member is aligned to a reference partition (the best-scoring member) by the
+    Hungarian method on their contingency table; members with another number of clusters
+    are aligned many-to-one (each of their clusters to the reference cluster it overlaps
+    most). Each customer gets the label most members give it; a tie goes to the label of
+    the best-scoring member among the tied ones.
+``evidence``
+    Evidence accumulation (Fred & Jain 2005): on a fixed-seed sample of customers the
+    co-association of every pair (the share of members that put the two together) is
+    clustered by average linkage into k groups; every other customer joins the sample
+    group it is most co-associated with on average. No n x n matrix over all customers is
+    ever formed.
+
+Label arrays may be NumPy or CuPy; the alignment runs on small host contingency tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..backend import array_namespace, to_host
+from ._base import EstimatorMixin, as_float_array, seed_from
+
+__all__ = ["ConsensusClustering", "align_labels", "majority_vote", "evidence_accumulation", "DEFAULT_MEMBERS"]
+
+#: The hybrid of the segmentation literature.
+DEFAULT_MEMBERS = ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans")
+
+
+def _codes(labels: Any) -> tuple[Any, int]:
+    """Labels -> codes 0..m-1 (noise -1 stays -1) on the labels' device, and m."""
+    xp = array_namespace(labels)
+    host = np.asarray(to_host(labels))
+    values = np.unique(host[host >= 0])
+    lut = np.full(int(values.max()) + 2 if values.size else 1, -1, dtype=np.int64)
+    lut[values] = np.arange(values.size)
+    codes = xp.asarray(lut)[xp.clip(xp.asarray(labels).astype(xp.int64), -1, None)]
+    return xp.where(xp.asarray(labels) >= 0, codes, -1), int(values.size)
+
+
+def _contingency(a: Any, b: Any, ka: int, kb: int) -> np.ndarray:
+    """Host (ka, kb) counts of (a, b) label pairs over rows where both are >= 0."""
+    xp = array_namespace(a, b)
+    ok = (a >= 0) & (b >= 0)
+    flat = xp.bincount((a[ok] * kb + b[ok]).astype(xp.int64), minlength=ka * kb)
+    return np.asarray(to_host(flat)).reshape(ka, kb)
+
+
+def align_labels(labels: Any, reference: Any) -> Any:
+    """Relabel ``labels`` to agree with ``reference`` as far as possible.
+
+    With the same number of clusters, the Hungarian method on the contingency table gives
+    the one-to-one relabelling with the largest overlap; with a different number, each
+    cluster takes the reference label it overlaps most (many-to-one). Noise (-1) stays -1.
+
+    Parameters
+    ----------
+    labels, reference : array of shape (n_samples,)
+        NumPy or CuPy, same device.
+
+    Returns
+    -------
+    array
+        ``labels`` in the reference's label values, same array type.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    xp = array_namespace(labels, reference)
+    a, ka = _codes(labels)
+    r, kr = _codes(reference)
+    ref_values = np.unique(np.asarray(to_host(reference))[np.asarray(to_host(reference)) >= 0])
+    if ka == 0 or kr == 0:  # nothing to align to, or nothing to align
+        return xp.full(a.shape, -1, dtype=xp.int32)
+    table = _contingency(a, r, ka, kr)
+    mapping = np.full(ka, -1, dtype=np.int64)
+    if ka == kr:
+        rows, cols = linear_sum_assignment(-table)
+        mapping[rows] = cols
+    else:
+        mapping[:] = table.argmax(axis=1)
+        if ka < kr:  # one-to-one where possible, as the Hungarian method would
+            rows, cols = linear_sum_assignment(-table)
+            mapping[rows] = cols
+    out_values = ref_values[mapping] if kr else mapping
+    lut = xp.asarray(np.append(out_values, -1))
+    return xp.where(a >= 0, lut[xp.clip(a, 0, None)], -1).astype(xp.int32)
+
+
+def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = None) -> tuple[Any, Any]:
+    """Majority vote of aligned members.
+
+    Parameters
+    ----------
+    label_sets : sequence of arrays
+        One label array per member (any label values; -1 = noise, which votes for nothing).
+    scores : sequence of float, optional
+        Member quality (higher is better): the best member is the reference partition and
+        breaks ties. Default: the order given.
+
+    Returns
+    -------
+    labels : array, int32
+        Consensus labels in the reference member's label values, NumPy or CuPy like the
+        inputs.
+    confidence : array, float32
+        Share of members whose aligned label equals the consensus label, in [0, 1].
+    """
+    if not label_sets:
+        raise ValueError("majority_vote needs at least one label set")
+    xp = array_namespace(*label_sets)
+    m = len(label_sets)
+    order = list(np.argsort(-np.asarray(scores, dtype=float), kind="stable")) if scores is not None else list(range(m))
+    n = len(label_sets[0])
+    # the reference is the best member that assigns anybody
+    assigns = [bool((np.asarray(to_host(label_sets[i])) >= 0).any()) for i in order]
+    if not any(assigns):
+        return xp.full(n, -1, dtype=xp.int32), xp.zeros(n, dtype=xp.float32)
+    reference = label_sets[order[assigns.index(True)]]
+    aligned = [align_labels(label_sets[i], reference) for i in order]
+    values = np.unique(np.asarray(to_host(reference))[np.asarray(to_host(reference)) >= 0])
+    k = values.size
+    # votes (n, k): members in order of quality; a tie goes to the best member's label,
+    # which a tiny bonus decreasing with the member's rank encodes
+    votes = xp.zeros((n, k), dtype=xp.float64)
+    codes_of = {int(v): i for i, v in enumerate(values)}
+    lut = np.full(int(values.max()) + 2 if k else 1, -1, dtype=np.int64)
+    for v, i in codes_of.items():
+        lut[v] = i
+    lut_x = xp.asarray(lut)
+    rows = xp.arange(n)
+    for rank, lab in enumerate(aligned):
+        code = lut_x[xp.clip(lab, -1, None)]
+        ok = code >= 0
+        votes[rows[ok], code[ok]] += 1.0 + 1e-6 * (m - rank)
+    winner = votes.argmax(axis=1)
+    agree = xp.zeros(n, dtype=xp.float64)
+    for lab in aligned:
+        agree += (lut_x[xp.clip(lab, -1, None)] == winner)
+    labels = xp.asarray(values)[winner].astype(xp.int32)
+    nobody = votes.max(axis=1) == 0  # every member called it noise
+    labels = xp.where(nobody, -1, labels)
+    confidence = xp.where(nobody, 0.0, agree / m).astype(xp.float32)
+    return labels, confidence
+
+
+def evidence_accumulation(
+    label_sets: Sequence[Any], n_clusters: int, *, sample_size: int = 2000, random_state: Any = None
+) -> tuple[Any, Any]:
+    """Evidence-accumulation consensus (Fred & Jain) without an n x n matrix.
+
+    Parameters
+    ----------
+    label_sets : sequence of arrays
+    n_clusters : int
+    sample_size : int, default=2000
+        Customers whose pairwise co-association is clustered (average linkage).
+    random_state : int or None
+
+    Returns
+    -------
+    labels : array, int32 (0..n_clusters-1)
+    confidence : array, float32
+        Mean co-association of each customer with its group's sample members, in [0, 1].
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    xp = array_namespace(*label_sets)
+    n = len(label_sets[0])
+    m = len(label_sets)
+    rng = np.random.default_rng(seed_from(random_state) if random_state is not None else 0)
+    size = min(sample_size, n)
+    sample = np.sort(rng.choice(n, size=size, replace=False))
+    codes = [_codes(lab) for lab in label_sets]
+    S = np.stack([np.asarray(to_host(c[0]))[sample] for c in codes])  # (m, size) host
+    co = np.zeros((size, size))
+    for row in S:
+        co += (row[:, None] == row[None, :]) & (row[:, None] >= 0)
+    co /= m
+    dist = 1.0 - co
+    np.fill_diagonal(dist, 0.0)
+    Z = linkage(squareform(dist, checks=False), method="average")
+    groups = fcluster(Z, t=n_clusters, criterion="maxclust") - 1  # 0..g-1
+    g = int(groups.max()) + 1
+    sizes = np.bincount(groups, minlength=g).astype(np.float64)
+    # score(x, c) = mean over members of the share of c's sample members that share x's label
+    score = xp.zeros((n, g), dtype=xp.float64)
+    for (code, k), row in zip(codes, S):
+        table = np.zeros((k + 1, g))  # last row: noise shares nothing
+        ok = row >= 0
+        np.add.at(table, (row[ok], groups[ok]), 1.0)
+        table[:k] /= sizes[None, :]
+        idx = xp.where(code >= 0, code, k)
+        score += xp.asarray(table)[idx]
+    score /= m
+    labels = score.argmax(axis=1).astype(xp.int32)
+    confidence = xp.clip(score.max(axis=1), 0.0, 1.0).astype(xp.float32)
+    return labels, confidence
+
+
+class ConsensusClustering(EstimatorMixin):
+    """One segmentation out of several methods' segmentations.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Clusters of the members (each is fitted at this k) and of the consensus.
+    members : sequence of str, default=DEFAULT_MEMBERS
+        gpuseg method names.
+    strategy : {"vote", "evidence"}, default="vote"
+    sample_size : int, default=2000
+        Sample of the evidence-accumulation strategy.
+    member_params : dict, optional
+        ``{method: {param: value}}`` for the members.
+    random_state : int or None
+
+    Attributes
+    ----------
+    labels_ : array of shape (n_samples,), int32
+    confidence_ : array of shape (n_samples,), float32
+        Share of members agreeing with the final label (vote), or mean co-association with
+        the final group (evidence).
+    member_labels_ : dict
+        Method -> its labels.
+    member_scores_ : dict
+        Method -> the silhouette that ranked it (vote reference and tie-breaks).
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        members: Sequence[str] = DEFAULT_MEMBERS,
+        strategy: str = "vote",
+        sample_size: int = 2000,
+        member_params: dict | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.members = members
+        self.strategy = strategy
+        self.sample_size = sample_size
+        self.member_params = member_params
+        self.random_state = random_state
+
+    def _validate(self) -> None:
+        from . import METHODS
+
+        if self.strategy not in ("vote", "evidence"):
+            raise ValueError(f"strategy must be 'vote' or 'evidence', got {self.strategy!r}")
+        members = list(self.members)
+        if len(members) < 2:
+            raise ValueError(f"members needs at least 2 methods, got {members!r}")
+        bad = [m for m in members if m not in METHODS or m == "consensus"]
+        if bad:
+            raise ValueError(f"members: {bad[0]!r} is not an available method")
+        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
+            raise ValueError(f"n_clusters must be an integer >= 2, got {self.n_clusters!r}")
+        if not isinstance(self.sample_size, (int, np.integer)) or self.sample_size < 10:
+            raise ValueError(f"sample_size must be an integer >= 10, got {self.sample_size!r}")
+
+    def fit(
+        self, X: Any, y: Any = None, member_labels: dict[str, Any] | None = None,
+        member_scores: dict[str, float] | None = None,
+    ) -> "ConsensusClustering":
+        """Fit the members (unless their labels are given) and combine them.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+        member_labels : dict, optional
+            Method -> labels already computed on X at ``n_clusters`` (the pipeline passes
+            the members' fits from its sweep, so nothing is fitted twice).
+        member_scores : dict, optional
+            Method -> quality (higher is better) ranking the members; computed as the
+            silhouette on a 2,000-row sample when not given.
+        """
+        from . import make_estimator, method_params
+        from ..evaluate.metrics import silhouette_score
+
+        self._validate()
+        X = as_float_array(X)
+        labels = dict(member_labels or {})
+        for method in self.members:
+            if method not in labels:
+                params = method_params(method, (self.member_params or {}).get(method))
+                est = make_estimator(method, self.n_clusters, self.random_state or 0, params).fit(X)
+                labels[method] = est.labels_
+        self.member_labels_ = {m: labels[m] for m in self.members}
+        scores = dict(member_scores or {})
+        for m, lab in self.member_labels_.items():
+            if m in scores:
+                continue
+            try:
+                ok = lab >= 0
+                scores[m] = float(silhouette_score(X[ok], lab[ok], sample_size=min(2000, int(ok.sum())),
+                                                   random_state=0))
+            except ValueError:
+                scores[m] = -1.0
+        self.member_scores_ = scores
+        sets = list(self.member_labels_.values())
+        if self.strategy == "vote":
+            self.labels_, self.confidence_ = majority_vote(sets, [scores[m] for m in self.members])
+        else:
+            self.labels_, self.confidence_ = evidence_accumulation(
+                sets, self.n_clusters, sample_size=self.sample_size, random_state=self.random_state
+            )
+        self.n_features_in_ = X.shape[1]
+        return self

@@ -1,0 +1,186 @@
+"""ConsensusClustering: alignment, majority vote, evidence accumulation, confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from gpuseg.backend import to_host
+from gpuseg.cluster import ConsensusClustering
+from gpuseg.cluster.consensus import align_labels, evidence_accumulation, majority_vote
+
+
+def _h(a):
+    return np.asarray(to_host(a))
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=1500, centers=4, n_features=5, cluster_std=0.6, random_state=3)
+    return X.astype(np.float32), y
+
+
+@given(
+    labels=st.lists(st.integers(0, 5), min_size=6, max_size=200),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_alignment_recovers_a_permuted_labelling_exactly(labels, seed):
+    ref = np.asarray(labels)
+    values = np.unique(ref)
+    perm = np.random.default_rng(seed).permutation(values.size)
+    permuted = perm[np.searchsorted(values, ref)] + 10  # other label values as well
+    assert (_h(align_labels(permuted, ref)) == ref).all()
+
+
+def test_alignment_runs_on_the_array_type_given(xp):
+    ref = xp.asarray([0, 0, 1, 1, 2, 2])
+    out = align_labels(xp.asarray([5, 5, 3, 3, 4, 4]), ref)
+    assert type(out) is type(ref)
+    assert (_h(out) == [0, 0, 1, 1, 2, 2]).all()
+
+
+def test_alignment_with_more_clusters_is_many_to_one():
+    ref = np.array([0] * 6 + [1] * 6)
+    split = np.array([7, 7, 7, 8, 8, 8, 9, 9, 9, 9, 9, 9])  # the first reference cluster split in two
+    assert (align_labels(split, ref) == ref).all()
+    fewer = np.array([4] * 12)  # one cluster: it maps to the reference cluster it overlaps most
+    out = align_labels(fewer, np.array([0] * 5 + [1] * 7))
+    assert (out == 1).all()
+
+
+def test_alignment_keeps_noise():
+    ref = np.array([0, 0, 1, 1, 1])
+    out = align_labels(np.array([-1, 3, 2, 2, -1]), ref)
+    assert out.tolist() == [-1, 0, 1, 1, -1]
+
+
+@given(labels=st.lists(st.integers(0, 4), min_size=3, max_size=150), members=st.integers(1, 5))
+@settings(max_examples=50, deadline=None)
+def test_vote_of_identical_members_is_the_member(labels, members):
+    lab = np.asarray(labels)
+    out, conf = majority_vote([lab] * members)
+    assert (out == lab).all()
+    assert (conf == 1.0).all()
+
+
+@given(
+    sets=st.integers(2, 6).flatmap(
+        lambda n: st.lists(st.lists(st.integers(-1, 3), min_size=n, max_size=n), min_size=2, max_size=5)
+    ),
+)
+@settings(max_examples=80, deadline=None)
+def test_vote_confidence_is_the_agreeing_share(sets):
+    label_sets = [np.asarray(s) for s in sets]
+    out, conf = majority_vote(label_sets)
+    conf = _h(conf)
+    assert conf.dtype == np.float32
+    assert ((conf >= 0) & (conf <= 1)).all()
+    # the reference partition: the first (best) member that assigns anybody
+    ref = next((s for s in label_sets if (s >= 0).any()), label_sets[0])
+    aligned = np.stack([align_labels(s, ref) for s in label_sets])
+    for i in range(len(out)):
+        if out[i] == -1:
+            assert conf[i] == 0.0 and (aligned[:, i] == -1).all()
+            continue
+        agree = (aligned[:, i] == out[i]).mean()
+        assert conf[i] == pytest.approx(agree, abs=1e-6)
+        # the winner has the most votes
+        counts = {v: (aligned[:, i] == v).sum() for v in set(aligned[:, i].tolist()) if v >= 0}
+        assert counts[int(out[i])] == max(counts.values())
+        if (aligned[:, i] == aligned[0, i]).all():
+            assert conf[i] == 1.0
+
+
+def test_vote_tie_goes_to_the_best_member():
+    a = np.array([0, 0, 0, 1, 1, 1])
+    b = np.array([0, 0, 1, 1, 1, 1])  # disagrees with a on customer 2
+    out_a, conf = majority_vote([a, b], scores=[0.9, 0.1])
+    out_b, _ = majority_vote([a, b], scores=[0.1, 0.9])
+    assert out_a[2] == 0 and out_b[2] == 1
+    assert conf[2] == 0.5 and (np.delete(conf, 2) == 1.0).all()
+
+
+def test_vote_majority_wins_over_the_reference():
+    ref = np.array([0, 0, 0, 1, 1, 1])
+    other = np.array([0, 0, 1, 1, 1, 1])
+    out, conf = majority_vote([ref, other, other], scores=[0.9, 0.1, 0.1])
+    assert out[2] == 1 and conf[2] == pytest.approx(2 / 3)
+
+
+def test_evidence_accumulation_recovers_well_separated_blobs(blobs):
+    X, y = blobs
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(0)
+    members = []
+    for seed in range(5):  # k-means at several k, with a little label noise each
+        lab = KMeans(4 + seed % 3, n_init=1, random_state=seed).fit_predict(X)
+        flip = rng.random(len(lab)) < 0.03
+        lab[flip] = rng.integers(0, 4, flip.sum())
+        members.append(lab)
+    labels, conf = evidence_accumulation(members, 4, sample_size=400, random_state=0)
+    assert adjusted_rand_score(y, labels) > 0.97
+    assert ((conf >= 0) & (conf <= 1)).all() and np.median(conf) > 0.7
+
+
+def test_evidence_accumulation_never_builds_the_full_matrix():
+    # 60,000 customers: an n x n float64 co-association would need 28 GiB
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 60_000)
+    members = [truth.copy() for _ in range(3)]
+    members[1][:100] = (members[1][:100] + 1) % 3
+    labels, conf = evidence_accumulation(members, 3, sample_size=300, random_state=0)
+    assert adjusted_rand_score(truth, labels) > 0.99
+    assert labels.shape == (60_000,)
+
+
+def test_evidence_accumulation_is_seeded():
+    rng = np.random.default_rng(2)
+    members = [rng.integers(0, 4, 3000) for _ in range(4)]
+    a, _ = evidence_accumulation(members, 4, sample_size=200, random_state=5)
+    b, _ = evidence_accumulation(members, 4, sample_size=200, random_state=5)
+    assert (a == b).all()
+
+
+@pytest.mark.parametrize("strategy", ["vote", "evidence"])
+def test_consensus_of_members_finds_the_blobs(blobs, strategy, xp):
+    X, y = blobs
+    est = ConsensusClustering(4, members=("kmeans", "minibatch_kmeans", "pso_kmeans"), strategy=strategy,
+                              sample_size=300, random_state=0)
+    est.fit(xp.asarray(X))
+    assert adjusted_rand_score(y, _h(est.labels_)) > 0.99
+    assert set(est.member_labels_) == {"kmeans", "minibatch_kmeans", "pso_kmeans"}
+    assert type(est.labels_) is type(xp.asarray(X))
+    conf = _h(est.confidence_)
+    assert ((conf >= 0) & (conf <= 1)).all() and conf.mean() > 0.95
+
+
+def test_consensus_uses_given_member_labels_without_fitting(blobs, monkeypatch):
+    X, y = blobs
+    import gpuseg.cluster as reg
+
+    monkeypatch.setattr(reg, "make_estimator", lambda *a, **k: pytest.fail("a member was fitted again"))
+    given = {"kmeans": y, "som": (y + 1) % 4}
+    est = ConsensusClustering(4, members=("kmeans", "som"), random_state=0).fit(X, member_labels=given)
+    assert adjusted_rand_score(y, est.labels_) == 1.0
+    assert (est.confidence_ == 1.0).all()
+    assert set(est.member_scores_) == {"kmeans", "som"}
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"strategy": "median"}, "strategy"),
+        ({"members": ("kmeans",)}, "at least 2"),
+        ({"members": ("kmeans", "consensus")}, "not an available method"),
+        ({"sample_size": 3}, "sample_size"),
+    ],
+)
+def test_consensus_parameters_are_checked(blobs, params, match):
+    with pytest.raises(ValueError, match=match):
+        ConsensusClustering(3, **params).fit(blobs[0])
