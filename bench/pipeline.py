@@ -60,6 +60,7 @@ def run_gpuseg(path: str, feat_out: str, device: str) -> dict:
             {"features": {"groups": list(GROUPS)}, "evaluate": {"silhouette_exact_max": SIL_SAMPLE,
                                                                 "silhouette_sample": SIL_SAMPLE}},
             input=path, out=out, device=device, k=f"{K_RANGE[0]}-{K_RANGE[1]}", methods="kmeans", seed=0,
+            stability=0,  # the script has no stability step: like for like
         )
         t0 = time.perf_counter()
         result = run(cfg)

@@ -38,15 +38,30 @@ __all__ = ["ConsensusClustering", "align_labels", "majority_vote", "evidence_acc
 DEFAULT_MEMBERS = ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans")
 
 
+def _values(labels: Any) -> np.ndarray:
+    """Sorted distinct labels >= 0, as a small host array; counted on the labels' device
+    (only the k counts move, never the labels)."""
+    xp = array_namespace(labels)
+    lab = xp.asarray(labels)
+    kept = lab[lab >= 0]
+    if kept.size == 0:
+        return np.empty(0, dtype=np.int64)
+    top = int(kept.max())
+    if top > 4 * kept.size + 1024:  # sparse label values: sort instead of counting
+        return np.asarray(to_host(xp.unique(kept)), dtype=np.int64)
+    return np.flatnonzero(np.asarray(to_host(xp.bincount(kept.astype(xp.int64), minlength=top + 1))))
+
+
 def _codes(labels: Any) -> tuple[Any, int]:
     """Labels -> codes 0..m-1 (noise -1 stays -1) on the labels' device, and m."""
     xp = array_namespace(labels)
-    host = np.asarray(to_host(labels))
-    values = np.unique(host[host >= 0])
-    lut = np.full(int(values.max()) + 2 if values.size else 1, -1, dtype=np.int64)
+    lab = xp.asarray(labels)
+    values = _values(lab)
+    if values.size == 0:
+        return xp.full(lab.shape, -1, dtype=xp.int64), 0
+    lut = np.full(int(values.max()) + 2, -1, dtype=np.int64)  # the last entry serves -1
     lut[values] = np.arange(values.size)
-    codes = xp.asarray(lut)[xp.clip(xp.asarray(labels).astype(xp.int64), -1, None)]
-    return xp.where(xp.asarray(labels) >= 0, codes, -1), int(values.size)
+    return xp.asarray(lut)[xp.clip(lab.astype(xp.int64), -1, None)], int(values.size)
 
 
 def _contingency(a: Any, b: Any, ka: int, kb: int) -> np.ndarray:
@@ -55,6 +70,30 @@ def _contingency(a: Any, b: Any, ka: int, kb: int) -> np.ndarray:
     ok = (a >= 0) & (b >= 0)
     flat = xp.bincount((a[ok] * kb + b[ok]).astype(xp.int64), minlength=ka * kb)
     return np.asarray(to_host(flat)).reshape(ka, kb)
+
+
+def _mapping(a: Any, ka: int, r: Any, kr: int) -> np.ndarray:
+    """Host array: for each code of ``a``, the reference code it is aligned to."""
+    from scipy.optimize import linear_sum_assignment
+
+    table = _contingency(a, r, ka, kr)
+    if ka == kr:
+        mapping = np.empty(ka, dtype=np.int64)
+        rows, cols = linear_sum_assignment(-table)
+        mapping[rows] = cols
+        return mapping
+    mapping = table.argmax(axis=1).astype(np.int64)
+    if ka < kr:  # one-to-one where possible, as the Hungarian method would
+        rows, cols = linear_sum_assignment(-table)
+        mapping[rows] = cols
+    return mapping
+
+
+def _apply(codes: Any, mapping: np.ndarray) -> Any:
+    """Codes through a host lookup table; -1 stays -1."""
+    xp = array_namespace(codes)
+    lut = xp.asarray(np.append(mapping, -1))  # the last entry serves -1
+    return lut[codes]
 
 
 def align_labels(labels: Any, reference: Any) -> Any:
@@ -74,27 +113,13 @@ def align_labels(labels: Any, reference: Any) -> Any:
     array
         ``labels`` in the reference's label values, same array type.
     """
-    from scipy.optimize import linear_sum_assignment
-
     xp = array_namespace(labels, reference)
     a, ka = _codes(labels)
     r, kr = _codes(reference)
-    ref_values = np.unique(np.asarray(to_host(reference))[np.asarray(to_host(reference)) >= 0])
     if ka == 0 or kr == 0:  # nothing to align to, or nothing to align
         return xp.full(a.shape, -1, dtype=xp.int32)
-    table = _contingency(a, r, ka, kr)
-    mapping = np.full(ka, -1, dtype=np.int64)
-    if ka == kr:
-        rows, cols = linear_sum_assignment(-table)
-        mapping[rows] = cols
-    else:
-        mapping[:] = table.argmax(axis=1)
-        if ka < kr:  # one-to-one where possible, as the Hungarian method would
-            rows, cols = linear_sum_assignment(-table)
-            mapping[rows] = cols
-    out_values = ref_values[mapping] if kr else mapping
-    lut = xp.asarray(np.append(out_values, -1))
-    return xp.where(a >= 0, lut[xp.clip(a, 0, None)], -1).astype(xp.int32)
+    ref_values = _values(reference)
+    return _apply(a, ref_values[_mapping(a, ka, r, kr)]).astype(xp.int32)
 
 
 def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = None) -> tuple[Any, Any]:
@@ -122,34 +147,29 @@ def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = No
     m = len(label_sets)
     order = list(np.argsort(-np.asarray(scores, dtype=float), kind="stable")) if scores is not None else list(range(m))
     n = len(label_sets[0])
+    coded = {i: _codes(label_sets[i]) for i in order}
     # the reference is the best member that assigns anybody
-    assigns = [bool((np.asarray(to_host(label_sets[i])) >= 0).any()) for i in order]
-    if not any(assigns):
+    ref_at = next((i for i in order if coded[i][1] > 0), None)
+    if ref_at is None:
         return xp.full(n, -1, dtype=xp.int32), xp.zeros(n, dtype=xp.float32)
-    reference = label_sets[order[assigns.index(True)]]
-    aligned = [align_labels(label_sets[i], reference) for i in order]
-    values = np.unique(np.asarray(to_host(reference))[np.asarray(to_host(reference)) >= 0])
-    k = values.size
-    # votes (n, k): members in order of quality; a tie goes to the best member's label,
-    # which a tiny bonus decreasing with the member's rank encodes
-    votes = xp.zeros((n, k), dtype=xp.float64)
-    codes_of = {int(v): i for i, v in enumerate(values)}
-    lut = np.full(int(values.max()) + 2 if k else 1, -1, dtype=np.int64)
-    for v, i in codes_of.items():
-        lut[v] = i
-    lut_x = xp.asarray(lut)
-    rows = xp.arange(n)
-    for rank, lab in enumerate(aligned):
-        code = lut_x[xp.clip(lab, -1, None)]
-        ok = code >= 0
-        votes[rows[ok], code[ok]] += 1.0 + 1e-6 * (m - rank)
+    r, k = coded[ref_at]
+    # votes (n, k) flat, plus one slot that collects noise: members in order of quality; a
+    # tie goes to the best member's label, which a tiny bonus falling with rank encodes
+    votes = xp.zeros(n * k + 1, dtype=xp.float64)
+    base = xp.arange(n, dtype=xp.int64) * k
+    aligned = []
+    for rank, i in enumerate(order):
+        a, ka = coded[i]
+        c = _apply(a, _mapping(a, ka, r, k)) if ka else a
+        aligned.append(c)
+        votes[xp.where(c >= 0, base + c, n * k)] += 1.0 + 1e-6 * (m - rank)
+    votes = votes[: n * k].reshape(n, k)
     winner = votes.argmax(axis=1)
-    agree = xp.zeros(n, dtype=xp.float64)
-    for lab in aligned:
-        agree += (lut_x[xp.clip(lab, -1, None)] == winner)
-    labels = xp.asarray(values)[winner].astype(xp.int32)
+    agree = xp.zeros(n, dtype=xp.float32)
+    for c in aligned:
+        agree += c == winner
     nobody = votes.max(axis=1) == 0  # every member called it noise
-    labels = xp.where(nobody, -1, labels)
+    labels = xp.where(nobody, -1, xp.asarray(_values(label_sets[ref_at]))[winner]).astype(xp.int32)
     confidence = xp.where(nobody, 0.0, agree / m).astype(xp.float32)
     return labels, confidence
 
@@ -183,7 +203,8 @@ def evidence_accumulation(
     size = min(sample_size, n)
     sample = np.sort(rng.choice(n, size=size, replace=False))
     codes = [_codes(lab) for lab in label_sets]
-    S = np.stack([np.asarray(to_host(c[0]))[sample] for c in codes])  # (m, size) host
+    sample_x = xp.asarray(sample)
+    S = np.stack([np.asarray(to_host(c[0][sample_x])) for c in codes])  # (m, size) host
     co = np.zeros((size, size))
     for row in S:
         co += (row[:, None] == row[None, :]) & (row[:, None] >= 0)
@@ -234,7 +255,8 @@ class ConsensusClustering(EstimatorMixin):
     member_labels_ : dict
         Method -> its labels.
     member_scores_ : dict
-        Method -> the silhouette that ranked it (vote reference and tie-breaks).
+        Member -> the silhouette on a fixed 2,000-customer sample that ranked it (vote
+        reference and tie-breaks), or the given ``member_scores``.
     n_features_in_ : int
     """
 
@@ -255,7 +277,7 @@ class ConsensusClustering(EstimatorMixin):
         self.member_params = member_params
         self.random_state = random_state
 
-    def _validate(self) -> None:
+    def _validate(self, given: Any = ()) -> None:
         from . import METHODS
 
         if self.strategy not in ("vote", "evidence"):
@@ -263,7 +285,8 @@ class ConsensusClustering(EstimatorMixin):
         members = list(self.members)
         if len(members) < 2:
             raise ValueError(f"members needs at least 2 methods, got {members!r}")
-        bad = [m for m in members if m not in METHODS or m == "consensus"]
+        # a member whose labels are given may have any name; the others are fitted here
+        bad = [m for m in members if m not in given and (m not in METHODS or m == "consensus")]
         if bad:
             raise ValueError(f"members: {bad[0]!r} is not an available method")
         if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
@@ -281,8 +304,9 @@ class ConsensusClustering(EstimatorMixin):
         ----------
         X : array of shape (n_samples, n_features)
         member_labels : dict, optional
-            Method -> labels already computed on X at ``n_clusters`` (the pipeline passes
-            the members' fits from its sweep, so nothing is fitted twice).
+            Member name -> labels already computed on X (the pipeline passes the members'
+            fits from its sweep, so nothing is fitted twice). Members with given labels
+            may have any name and any number of clusters.
         member_scores : dict, optional
             Method -> quality (higher is better) ranking the members; computed as the
             silhouette on a 2,000-row sample when not given.
@@ -290,9 +314,9 @@ class ConsensusClustering(EstimatorMixin):
         from . import make_estimator, method_params
         from ..evaluate.metrics import silhouette_score
 
-        self._validate()
-        X = as_float_array(X)
         labels = dict(member_labels or {})
+        self._validate(labels)
+        X = as_float_array(X)
         for method in self.members:
             if method not in labels:
                 params = method_params(method, (self.member_params or {}).get(method))
@@ -300,14 +324,21 @@ class ConsensusClustering(EstimatorMixin):
                 labels[method] = est.labels_
         self.member_labels_ = {m: labels[m] for m in self.members}
         scores = dict(member_scores or {})
+        xp = array_namespace(X)
+        n = X.shape[0]
+        # members ranked by their silhouette on one fixed sample of customers (the same
+        # customers for every member; rows are gathered once, never the whole of X)
+        rng = np.random.default_rng(seed_from(self.random_state) if self.random_state is not None else 0)
+        sample = xp.asarray(np.sort(rng.choice(n, size=min(n, 2000), replace=False)))
+        Xs = X[sample]
         for m, lab in self.member_labels_.items():
             if m in scores:
                 continue
+            ls = xp.asarray(lab)[sample]
+            ok = ls >= 0
             try:
-                ok = lab >= 0
-                scores[m] = float(silhouette_score(X[ok], lab[ok], sample_size=min(2000, int(ok.sum())),
-                                                   random_state=0))
-            except ValueError:
+                scores[m] = float(silhouette_score(Xs[ok], ls[ok]))
+            except ValueError:  # fewer than 2 segments in the sample
                 scores[m] = -1.0
         self.member_scores_ = scores
         sets = list(self.member_labels_.values())
