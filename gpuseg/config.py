@@ -376,7 +376,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
             val = values[key]
             if val is not None and not isinstance(val, str):
                 raise ConfigError(f"{key} must be a string, not {val!r}")
-            kwargs[key] = val
+            kwargs[key] = val.strip().lower() if key == "select" and val is not None else val
     for key in ("seed", "synthetic_customers"):
         if key in values:
             kwargs[key] = values[key]

@@ -147,6 +147,7 @@ def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_c
     [
         (["--select", "gmm"], "--select gmm: that method did not run; add it to --methods"),
         (["--select", "kmedoids"], "--select: unknown method 'kmedoids'"),
+        (["--select", " GMM "], "--select gmm: that method did not run"),
         (["--stability", "1"], "at least 2 resamples"),
         (["--stability", "-3"], "must be an integer in [0, 100]"),
     ],

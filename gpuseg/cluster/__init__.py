@@ -285,12 +285,12 @@ def check_method_params(method: str, params: Mapping[str, Any], k_max: int) -> N
         return
     X = np.random.default_rng(0).normal(size=(2000, 6))
     try:
-        est = make_estimator(method, min(k_max, 50), 0, method_params(method, params))
         if method == "consensus":  # fitting would fit every member: check its own settings only
-            consensus_members(params)
+            members = consensus_members(params)
+            est = make_estimator(method, min(k_max, 50), 0, {**method_params(method, params), "members": members})
             est._validate()
-        else:
-            est.fit(X)
+            return
+        make_estimator(method, min(k_max, 50), 0, method_params(method, params)).fit(X)
     except (ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())
         named = [p for p in params if p in message]

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..backend import array_namespace, to_host
+from ..backend import array_namespace, to_host, to_namespace
 from ._base import EstimatorMixin, as_float_array, seed_from
 
 __all__ = ["ConsensusClustering", "align_labels", "majority_vote", "evidence_accumulation", "DEFAULT_MEMBERS"]
@@ -39,8 +39,8 @@ DEFAULT_MEMBERS = ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans")
 
 
 def _values(labels: Any) -> np.ndarray:
-    """Sorted distinct labels >= 0, as a small host array; counted on the labels' device
-    (only the k counts move, never the labels)."""
+    """Sorted distinct labels >= 0, as a small host array; found on the labels' device
+    (only the k values move, never the labels)."""
     xp = array_namespace(labels)
     lab = xp.asarray(labels)
     kept = lab[lab >= 0]
@@ -49,19 +49,32 @@ def _values(labels: Any) -> np.ndarray:
     top = int(kept.max())
     if top > 4 * kept.size + 1024:  # sparse label values: sort instead of counting
         return np.asarray(to_host(xp.unique(kept)), dtype=np.int64)
-    return np.flatnonzero(np.asarray(to_host(xp.bincount(kept.astype(xp.int64), minlength=top + 1))))
+    counts = xp.bincount(kept.astype(xp.int64), minlength=top + 1)
+    return np.asarray(to_host(xp.flatnonzero(counts)), dtype=np.int64)
 
 
 def _codes(labels: Any) -> tuple[Any, int]:
     """Labels -> codes 0..m-1 (noise -1 stays -1) on the labels' device, and m."""
     xp = array_namespace(labels)
-    lab = xp.asarray(labels)
+    lab = xp.asarray(labels).astype(xp.int64)
     values = _values(lab)
     if values.size == 0:
         return xp.full(lab.shape, -1, dtype=xp.int64), 0
-    lut = np.full(int(values.max()) + 2, -1, dtype=np.int64)  # the last entry serves -1
-    lut[values] = np.arange(values.size)
-    return xp.asarray(lut)[xp.clip(lab.astype(xp.int64), -1, None)], int(values.size)
+    codes = xp.searchsorted(xp.asarray(values), lab)  # exact for every label >= 0
+    return xp.where(lab >= 0, codes, -1), int(values.size)
+
+
+def _label_dtype(xp: Any, values: np.ndarray) -> Any:
+    """int32 for labels, int64 where label values do not fit."""
+    return xp.int32 if values.size == 0 or int(values.max()) < 2**31 else xp.int64
+
+
+def _check_sets(label_sets: Sequence[Any]) -> None:
+    if not label_sets:
+        raise ValueError("at least one label set is needed")
+    sizes = {len(s) for s in label_sets}
+    if len(sizes) != 1:
+        raise ValueError(f"label sets must have the same length, got lengths {sorted(sizes)}")
 
 
 def _contingency(a: Any, b: Any, ka: int, kb: int) -> np.ndarray:
@@ -118,8 +131,10 @@ def align_labels(labels: Any, reference: Any) -> Any:
     r, kr = _codes(reference)
     if ka == 0 or kr == 0:  # nothing to align to, or nothing to align
         return xp.full(a.shape, -1, dtype=xp.int32)
+    if len(labels) != len(reference):
+        raise ValueError(f"labels ({len(labels)}) and reference ({len(reference)}) differ in length")
     ref_values = _values(reference)
-    return _apply(a, ref_values[_mapping(a, ka, r, kr)]).astype(xp.int32)
+    return _apply(a, ref_values[_mapping(a, ka, r, kr)]).astype(_label_dtype(xp, ref_values))
 
 
 def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = None) -> tuple[Any, Any]:
@@ -141,20 +156,22 @@ def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = No
     confidence : array, float32
         Share of members whose aligned label equals the consensus label, in [0, 1].
     """
-    if not label_sets:
-        raise ValueError("majority_vote needs at least one label set")
+    _check_sets(label_sets)
     xp = array_namespace(*label_sets)
     m = len(label_sets)
     order = list(np.argsort(-np.asarray(scores, dtype=float), kind="stable")) if scores is not None else list(range(m))
     n = len(label_sets[0])
     coded = {i: _codes(label_sets[i]) for i in order}
-    # the reference is the best member that assigns anybody
-    ref_at = next((i for i in order if coded[i][1] > 0), None)
-    if ref_at is None:
+    # the reference: the best member among those with the most segments (a member that
+    # left a segment empty would take it from the consensus)
+    most = max(coded[i][1] for i in order)
+    if most == 0:
         return xp.full(n, -1, dtype=xp.int32), xp.zeros(n, dtype=xp.float32)
+    ref_at = next(i for i in order if coded[i][1] == most)
     r, k = coded[ref_at]
-    # votes (n, k) flat, plus one slot that collects noise: members in order of quality; a
-    # tie goes to the best member's label, which a tiny bonus falling with rank encodes
+    # votes (n, k) flat, plus one slot that collects noise. The member of rank j (0 = best)
+    # adds 1 + 2^-(j+2): the bonuses sum to less than 1/2, so more votes always win, and
+    # each bonus outweighs all lower ranks' together, so a tie goes to the best member
     votes = xp.zeros(n * k + 1, dtype=xp.float64)
     base = xp.arange(n, dtype=xp.int64) * k
     aligned = []
@@ -162,14 +179,15 @@ def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = No
         a, ka = coded[i]
         c = _apply(a, _mapping(a, ka, r, k)) if ka else a
         aligned.append(c)
-        votes[xp.where(c >= 0, base + c, n * k)] += 1.0 + 1e-6 * (m - rank)
+        votes[xp.where(c >= 0, base + c, n * k)] += 1.0 + 2.0 ** -(rank + 2)
     votes = votes[: n * k].reshape(n, k)
     winner = votes.argmax(axis=1)
     agree = xp.zeros(n, dtype=xp.float32)
     for c in aligned:
         agree += c == winner
     nobody = votes.max(axis=1) == 0  # every member called it noise
-    labels = xp.where(nobody, -1, xp.asarray(_values(label_sets[ref_at]))[winner]).astype(xp.int32)
+    values = _values(label_sets[ref_at])
+    labels = xp.where(nobody, -1, xp.asarray(values)[winner]).astype(_label_dtype(xp, values))
     confidence = xp.where(nobody, 0.0, agree / m).astype(xp.float32)
     return labels, confidence
 
@@ -189,20 +207,32 @@ def evidence_accumulation(
 
     Returns
     -------
-    labels : array, int32 (0..n_clusters-1)
+    labels : array, int32
+        0..n_clusters-1: the sample customers keep their average-linkage group, the others
+        join the group they are most co-associated with; -1 where every member says -1.
     confidence : array, float32
-        Mean co-association of each customer with its group's sample members, in [0, 1].
+        Mean co-association of each customer with its group's sample members, in [0, 1]
+        (0 for the unassigned).
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
+    _check_sets(label_sets)
     xp = array_namespace(*label_sets)
     n = len(label_sets[0])
     m = len(label_sets)
     rng = np.random.default_rng(seed_from(random_state) if random_state is not None else 0)
-    size = min(sample_size, n)
-    sample = np.sort(rng.choice(n, size=size, replace=False))
     codes = [_codes(lab) for lab in label_sets]
+    nobody = codes[0][0] < 0  # every member called it noise: unassigned, as in the vote
+    for code, _ in codes[1:]:
+        nobody &= code < 0
+    # the sample is drawn among customers some member assigns (the unassigned would
+    # each stand apart in the linkage and take groups of their own)
+    candidates = np.flatnonzero(~np.asarray(to_host(nobody))) if bool(nobody.any()) else np.arange(n)
+    if candidates.size == 0:
+        return xp.full(n, -1, dtype=xp.int32), xp.zeros(n, dtype=xp.float32)
+    size = min(sample_size, candidates.size)
+    sample = np.sort(rng.choice(candidates, size=size, replace=False))
     sample_x = xp.asarray(sample)
     S = np.stack([np.asarray(to_host(c[0][sample_x])) for c in codes])  # (m, size) host
     co = np.zeros((size, size))
@@ -225,8 +255,12 @@ def evidence_accumulation(
         idx = xp.where(code >= 0, code, k)
         score += xp.asarray(table)[idx]
     score /= m
-    labels = score.argmax(axis=1).astype(xp.int32)
-    confidence = xp.clip(score.max(axis=1), 0.0, 1.0).astype(xp.float32)
+    labels = score.argmax(axis=1)
+    labels[sample_x] = xp.asarray(groups)  # the sample keeps its average-linkage group
+    rows = xp.arange(n)
+    confidence = xp.clip(score[rows, labels], 0.0, 1.0)
+    labels = xp.where(nobody, -1, labels).astype(xp.int32)
+    confidence = xp.where(nobody, 0.0, confidence).astype(xp.float32)
     return labels, confidence
 
 
@@ -317,14 +351,19 @@ class ConsensusClustering(EstimatorMixin):
         labels = dict(member_labels or {})
         self._validate(labels)
         X = as_float_array(X)
+        xp = array_namespace(X)
+        labels = {m: to_namespace(v, xp) for m, v in labels.items()}  # on X's device
         for method in self.members:
             if method not in labels:
                 params = method_params(method, (self.member_params or {}).get(method))
                 est = make_estimator(method, self.n_clusters, self.random_state or 0, params).fit(X)
                 labels[method] = est.labels_
         self.member_labels_ = {m: labels[m] for m in self.members}
+        bad = [m for m, v in self.member_labels_.items() if len(v) != X.shape[0]]
+        if bad:
+            raise ValueError(f"member_labels[{bad[0]!r}] has {len(self.member_labels_[bad[0]])} labels for "
+                             f"{X.shape[0]} rows of X")
         scores = dict(member_scores or {})
-        xp = array_namespace(X)
         n = X.shape[0]
         # members ranked by their silhouette on one fixed sample of customers (the same
         # customers for every member; rows are gathered once, never the whole of X)

@@ -6,9 +6,10 @@ segmentation that reflects structure in the data comes back when half the custom
 swapped; one that carves up noise does not.
 
 Subsamples (:func:`subsamples`) are half samples without replacement (default) or
-bootstrap samples of a shared pool: all customers, or a fixed-seed pool of
-``2 * max_size`` of them when there are more, so refits stay affordable on millions of
-customers while two half samples still share about half their customers. All methods of a
+bootstrap samples of a shared pool: all customers, or a fixed-seed pool when there are more
+(``2 * max_size`` customers for half samples, ``max_size`` for bootstrap samples), so
+refits stay affordable on millions of customers while two subsamples still share about
+half (half samples) or 40% (bootstrap) of their customers. All methods of a
 run use the same subsamples, so their stabilities are comparable.
 
 The consensus is recomputed on each subsample from its members' refits at the consensus'
@@ -47,7 +48,9 @@ def subsamples(
         Half of the pool without replacement, or a bootstrap sample of the pool with its
         duplicates dropped (a set of customers).
     max_size : int, optional
-        Draw from a fixed-seed pool of ``2 * max_size`` customers when ``n`` is larger.
+        At most this many customers per subsample: half samples come from a fixed-seed
+        pool of ``2 * max_size`` customers, bootstrap samples from one of ``max_size``
+        (when ``n`` is larger).
     """
     if scheme not in ("half", "bootstrap"):
         raise ValueError(f"scheme must be 'half' or 'bootstrap', got {scheme!r}")
@@ -55,8 +58,11 @@ def subsamples(
         raise ValueError(f"resamples must be >= 2, got {resamples}")
     rng = np.random.default_rng(seed)
     pool = np.arange(n)
-    if max_size is not None and n > 2 * max_size:
-        pool = np.sort(rng.choice(n, size=2 * max_size, replace=False))
+    # half samples of a pool of 2 * max_size, bootstrap samples of a pool of max_size:
+    # at most max_size customers per refit either way
+    cap = None if max_size is None else (2 * max_size if scheme == "half" else max_size)
+    if cap is not None and n > cap:
+        pool = np.sort(rng.choice(n, size=cap, replace=False))
     size = len(pool)
     out = []
     for _ in range(resamples):

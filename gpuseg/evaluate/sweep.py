@@ -225,7 +225,8 @@ def _partition_key(labels: np.ndarray) -> bytes:
     """A digest of the partition, the same for any renumbering of its labels."""
     import hashlib
 
-    codes = pd.factorize(labels, sort=False)[0].astype(np.int32)  # numbered by first appearance
+    # numbered by first appearance; noise stays -1 (it is not a segment of its own)
+    codes = np.where(labels >= 0, pd.factorize(labels, sort=False)[0], -1).astype(np.int32)
     return hashlib.blake2b(codes.tobytes(), digest_size=16).digest()
 
 

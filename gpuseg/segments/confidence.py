@@ -6,9 +6,10 @@ consensus              share of members agreeing with the final label (vote), or
 gmm, dec, idec         posterior probability of the assigned segment (``predict_proba``)
 hdbscan                membership strength (``probabilities_``)
 dbscan                 1 for core customers, 0.5 for border customers
-centroid methods       margin between the nearest and second-nearest centre,
-                       ``tanh((d2^2 - d1^2) / (4 s^2))``, s^2 the within-segment variance
-                       per dimension (0: halfway between two segments, near 1: well inside)
+centroid methods       margin of the own segment's centre over the nearest other centre,
+                       ``tanh(max(d_other^2 - d_own^2, 0) / (4 s^2))``, s^2 the within-
+                       segment variance per dimension (0: halfway between two segments or
+                       nearer another centre, near 1: well inside the own segment)
 unassigned (-1)        0
 =====================  ===================================================================
 """
@@ -16,8 +17,6 @@ unassigned (-1)        0
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from .._xp import squared_distances
 from ..backend import array_namespace, to_namespace
@@ -32,6 +31,8 @@ def confidence_meaning(estimator: Any) -> str:
     """One line saying what the confidence column means for this estimator."""
     name = type(estimator).__name__
     if hasattr(estimator, "confidence_"):
+        if getattr(estimator, "strategy", "vote") == "evidence":
+            return "mean co-association with the segment's sample customers (evidence accumulation)"
         return "share of consensus members that agree with the segment"
     if hasattr(estimator, "predict_proba"):
         return "posterior probability of the segment"
@@ -39,7 +40,7 @@ def confidence_meaning(estimator: Any) -> str:
         return "HDBSCAN membership strength"
     if name == "DBSCAN":
         return "1 for core customers, 0.5 for border customers"
-    return "margin between the nearest and second-nearest segment centre, tanh((d2^2 - d1^2) / 4s^2)"
+    return "margin of the own segment centre over the nearest other centre, tanh((d_other^2 - d_own^2) / 4s^2)"
 
 
 def segment_confidence(estimator: Any, X: Any) -> Any:
@@ -62,57 +63,68 @@ def segment_confidence(estimator: Any, X: Any) -> Any:
     elif hasattr(estimator, "probabilities_"):
         conf = xp.asarray(estimator.probabilities_)
     elif type(estimator).__name__ == "DBSCAN":
-        core = np.zeros(len(labels), dtype=np.float32)
-        core[np.asarray(estimator.core_sample_indices_, dtype=np.int64)] = 1.0
-        conf = xp.where(xp.asarray(core) > 0, 1.0, 0.5)
+        conf = xp.full(len(labels), 0.5, dtype=xp.float32)
+        conf[xp.asarray(estimator.core_sample_indices_).astype(xp.int64)] = 1.0
     else:
         conf = _centroid_margin(estimator, X, labels)
     return xp.where(assigned, xp.clip(conf, 0.0, 1.0), 0.0).astype(xp.float32)
 
 
 def _centroid_margin(estimator: Any, X: Any, labels: Any) -> Any:
-    """Margin between the nearest and second-nearest centre, ``tanh((d2^2 - d1^2) / (4 s^2))``.
+    """Margin of a customer's own segment centre over the nearest other centre,
+    ``tanh(max(d_other^2 - d_own^2, 0) / (4 s^2))``.
 
     ``s^2`` is the within-segment variance per dimension (mean squared distance to the own
     centre over the dimensions). Under equal spherical segments of that variance this is
-    ``2p - 1``, with ``p`` the posterior of the nearer of the two centres: 0 halfway between
-    two segments, near 1 well inside one. Distances are taken where the centres live (the
-    embedding for deep K-means, else X); a raw ratio ``d1/d2`` would crowd every customer
-    near 1 in many dimensions, this scale does not.
+    ``2p - 1``, with ``p`` the posterior of the own segment against the nearest other one:
+    0 halfway between two segments (or nearer another segment's centre, as SOM and Ward
+    customers can be), near 1 well inside the own segment. Distances are taken where the
+    centres live (the embedding for deep K-means, else X); a raw ratio ``d1/d2`` would
+    crowd every customer near 1 in many dimensions, this scale does not.
     """
+    from ..evaluate.metrics import cluster_centers
+
     xp = array_namespace(X)
     space = getattr(estimator, "embedding_", None)
     space = X if space is None else xp.asarray(space)
+    ok = labels >= 0
+    if not bool(ok.any()):
+        return xp.zeros(space.shape[0], dtype=xp.float32)
     centers = getattr(estimator, "cluster_centers_", None)
-    if centers is None or centers.shape[1] != space.shape[1]:
-        from ..evaluate.metrics import cluster_centers
-
-        ok = labels >= 0
-        centers = cluster_centers(space[ok], labels[ok])
+    if (centers is not None and centers.shape[1] == space.shape[1] and centers.shape[0] >= 2
+            and int(labels.max()) < centers.shape[0]):
+        own = xp.clip(labels, 0, None).astype(xp.int64)  # label j: centre j
+    else:
+        values = xp.unique(labels[ok])
+        if values.size < 2:
+            return xp.ones(space.shape[0], dtype=xp.float32)
+        centers = cluster_centers(space[ok], labels[ok])  # row j: the j-th smallest label
+        own = xp.searchsorted(values, xp.clip(labels, int(values[0]), None)).astype(xp.int64)
     centers = to_namespace(centers, xp).astype(xp.float64)
-    if centers.shape[0] < 2:
-        return xp.ones(space.shape[0], dtype=xp.float32)
     d2 = squared_distances(space.astype(xp.float64), centers)
-    part = xp.sort(d2, axis=1)[:, :2]
-    within = float(part[:, 0].mean()) / max(space.shape[1], 1)
+    rows = xp.arange(space.shape[0])
+    d_own = d2[rows, own]
+    d2[rows, own] = xp.inf
+    d_other = d2.min(axis=1)
+    within = float(d_own[ok].mean()) / max(space.shape[1], 1)
     if not within > 0:
         return xp.ones(space.shape[0], dtype=xp.float32)
-    return xp.tanh((part[:, 1] - part[:, 0]) / (4.0 * within))
+    return xp.tanh(xp.maximum(d_other - d_own, 0.0) / (4.0 * within))
 
 
 def confidence_summary(confidence: Any, threshold: float = LOW_CONFIDENCE) -> dict[str, Any]:
-    """Mean, quartiles and the low-confidence count of a confidence column (host floats)."""
-    from ..backend import to_host
-
-    c = np.asarray(to_host(confidence), dtype=np.float64)
+    """Mean, quartiles and the low-confidence count of a confidence column (computed on its
+    device; only the numbers move)."""
+    xp = array_namespace(confidence)
+    c = xp.asarray(confidence).astype(xp.float64)
     if c.size == 0:
         return {"mean": None, "threshold": threshold, "low_count": 0, "low_share": 0.0}
-    q = np.quantile(c, [0.25, 0.5, 0.75])
+    q = xp.quantile(c, xp.asarray([0.25, 0.5, 0.75]))
     low = int((c < threshold).sum())
     return {
         "mean": float(c.mean()),
         "quartiles": [float(v) for v in q],
         "threshold": threshold,
         "low_count": low,
-        "low_share": low / c.size,
+        "low_share": low / int(c.size),
     }

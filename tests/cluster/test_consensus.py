@@ -80,8 +80,9 @@ def test_vote_confidence_is_the_agreeing_share(sets):
     conf = _h(conf)
     assert conf.dtype == np.float32
     assert ((conf >= 0) & (conf <= 1)).all()
-    # the reference partition: the first (best) member that assigns anybody
-    ref = next((s for s in label_sets if (s >= 0).any()), label_sets[0])
+    # the reference partition: the first (best) member among those with the most segments
+    most = max(len(np.unique(s[s >= 0])) for s in label_sets)
+    ref = next(s for s in label_sets if len(np.unique(s[s >= 0])) == most)
     aligned = np.stack([align_labels(s, ref) for s in label_sets])
     for i in range(len(out)):
         if out[i] == -1:
@@ -184,3 +185,57 @@ def test_consensus_uses_given_member_labels_without_fitting(blobs, monkeypatch):
 def test_consensus_parameters_are_checked(blobs, params, match):
     with pytest.raises(ValueError, match=match):
         ConsensusClustering(3, **params).fit(blobs[0])
+
+
+@pytest.mark.parametrize("best_first", [True, False])
+def test_vote_tie_goes_to_the_best_member_with_four_members(best_first):
+    # best and worst say 1, the middle two say 0: a 2-2 tie that the best member decides
+    a = np.array([0, 0, 1, 1, 1])
+    b = np.array([0, 0, 1, 1, 0])
+    sets = [a, b, b, a]
+    scores = [4.0, 3.0, 2.0, 1.0] if best_first else [1.0, 3.0, 2.0, 4.0]
+    out, conf = majority_vote(sets, scores)
+    assert out[4] == 1 and conf[4] == 0.5
+    # five members over three segments, split 2-2-1 on customer 6: the pair holding the
+    # best member wins although the other pair holds the second and third best
+    x = np.array([0, 0, 1, 1, 2, 2, 0])
+    y = np.array([0, 0, 1, 1, 2, 2, 1])
+    z = np.array([0, 0, 1, 1, 2, 2, 2])
+    out5, conf5 = majority_vote([x, y, y, x, z], [5.0, 4.0, 3.0, 1.0, 2.0])
+    assert out5[6] == 0 and conf5[6] == pytest.approx(0.4)
+
+
+def test_large_and_sparse_label_values():
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 4, 500)
+    big = (ref.astype(np.int64) + 3) * 2**40  # far beyond int32, far too sparse to count
+    assert (align_labels(ref, big) == (ref + 3) * 2**40).all()
+    assert (align_labels(big, ref) == ref).all()
+    out, conf = majority_vote([big, big, ref])
+    assert out.dtype == np.int64 and adjusted_rand_score(ref, out) == 1.0 and (conf == 1).all()
+
+
+def test_vote_reference_is_a_member_with_every_segment():
+    full = np.array([0, 0, 1, 1, 2, 2])
+    short = np.array([0, 0, 1, 1, 1, 1])  # best-scoring, but one segment short
+    out, _ = majority_vote([short, full, full], [0.9, 0.1, 0.1])
+    assert len(np.unique(out)) == 3
+
+
+def test_evidence_keeps_sample_groups_and_leaves_all_noise_unassigned():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 400)
+    members = [truth.copy(), truth.copy(), np.where(rng.random(400) < 0.2, rng.integers(0, 3, 400), truth)]
+    for m in members:
+        m[:5] = -1
+    labels, conf = evidence_accumulation(members, 3, sample_size=400, random_state=0)
+    assert (labels[:5] == -1).all() and (conf[:5] == 0).all()
+    assert adjusted_rand_score(truth[5:], labels[5:]) > 0.95
+
+
+def test_member_labels_must_match_the_data(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="labels for"):
+        ConsensusClustering(4, members=("a", "b")).fit(X, member_labels={"a": y, "b": y[:-1]})
+    with pytest.raises(ValueError, match="same length"):
+        majority_vote([y, y[:-1]])

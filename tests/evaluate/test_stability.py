@@ -18,7 +18,8 @@ def test_subsamples_are_seeded_sorted_sets(n, resamples, seed, scheme, cap):
     a = subsamples(n, resamples, seed, scheme, cap)
     b = subsamples(n, resamples, seed, scheme, cap)
     assert len(a) == resamples
-    pool = n if cap is None or n <= 2 * cap else 2 * cap
+    limit = None if cap is None else (2 * cap if scheme == "half" else cap)
+    pool = n if limit is None or n <= limit else limit
     for s, t in zip(a, b):
         assert (s == t).all()
         assert (np.diff(s) > 0).all() and s.min() >= 0 and s.max() < n
@@ -26,6 +27,8 @@ def test_subsamples_are_seeded_sorted_sets(n, resamples, seed, scheme, cap):
             assert len(s) == max(2, pool // 2)
         else:
             assert len(s) <= pool
+        if cap is not None:
+            assert len(s) <= max(cap, 2)  # never more customers per refit than asked
     # every subsample comes from one shared pool, so pairs overlap
     union = np.unique(np.concatenate(a))
     assert len(union) <= pool

@@ -93,3 +93,20 @@ def test_som_grid_too_small_for_the_largest_k_fits_each_k(blobs):
     X, _ = blobs
     run = fit_method("som", X, range(2, 7), 0, {"grid": (2, 2)})
     assert [f.error is None for f in run.fits] == [True, True, True, False, False]
+
+
+def test_score_cache_keeps_noise_apart(blobs):
+    """A partition with one segment left unassigned and the full partition number alike
+    by first appearance; they must be scored separately."""
+    X, y = blobs
+    cache = {}
+    with_noise = y.copy()
+    with_noise[y == 3] = -1
+    a = score_fit(X, Fit(None, labels=with_noise, estimator=object()), None, 0, cache=cache)
+    b = score_fit(X, Fit(4, labels=y, estimator=object()), None, 0, cache=cache)
+    fresh = score_fit(X, Fit(4, labels=y, estimator=object()), None, 0)
+    assert b["calinski_harabasz"] == fresh["calinski_harabasz"] != a["calinski_harabasz"]
+    assert b["silhouette"] == fresh["silhouette"]
+    # the same partition renumbered is scored once
+    again = score_fit(X, Fit(4, labels=(y + 1) % 4, estimator=object()), None, 0, cache=cache)
+    assert again["silhouette"] == b["silhouette"] and len(cache) == 2

@@ -61,3 +61,30 @@ def test_confidence_summary():
     s = confidence_summary(np.array([0.1, 0.4, 0.6, 0.9], dtype=np.float32))
     assert s["low_count"] == 2 and s["low_share"] == 0.5 and s["threshold"] == LOW_CONFIDENCE
     assert s["mean"] == pytest.approx(0.5) and len(s["quartiles"]) == 3
+
+
+def test_margin_uses_the_customers_own_segment():
+    """A customer labelled with a segment whose centre is not the nearest (as SOM and Ward
+    can label) gets confidence 0, not the margin of the nearest centre."""
+    X, _ = make_blobs(n_samples=400, centers=[[-4, 0], [4, 0]], cluster_std=1.0, random_state=0)
+    X = X.astype(np.float32)
+
+    class Labelled:  # labels only: centres are computed from them
+        pass
+
+    est = Labelled()
+    labels = (X[:, 0] > 0).astype(np.int64)
+    wrong = np.flatnonzero(X[:, 0] > 3)[:5]
+    labels[wrong] = 0  # far inside segment 1's side, labelled 0
+    est.labels_ = labels
+    conf = segment_confidence(est, X)
+    assert (conf[wrong] == 0).all()
+    right = np.flatnonzero(X[:, 0] < -3)
+    assert conf[right].min() > 0.9
+
+
+def test_evidence_confidence_meaning(blobs):
+    X, _ = blobs
+    cons = make_estimator("consensus", 3, 0, {"members": ("kmeans", "minibatch_kmeans"),
+                                              "strategy": "evidence", "sample_size": 200}).fit(X)
+    assert "co-association" in confidence_meaning(cons)
