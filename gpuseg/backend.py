@@ -136,6 +136,23 @@ def gpu_module(name: str) -> ModuleType:
     return import_optional(name)
 
 
+def sparse_module(xp: ModuleType) -> ModuleType:
+    """The sparse-matrix module for an array module: ``scipy.sparse`` for NumPy,
+    ``cupyx.scipy.sparse`` for CuPy (imported on first use).
+
+    Examples
+    --------
+    >>> sparse_module(np).__name__
+    'scipy.sparse'
+    """
+    name = getattr(xp, "__name__", "")
+    if name == "numpy":
+        return import_optional("scipy.sparse", hint="pip install scipy")
+    if name == "cupy":
+        return import_optional("cupyx.scipy.sparse")
+    raise TypeError(f"no sparse-matrix module for {name or xp!r}; expected numpy or cupy")
+
+
 @functools.lru_cache(maxsize=32)
 def raw_kernel(source: str, name: str, options: tuple[str, ...] = ()) -> Any:
     """A CuPy ``RawKernel`` for the ``extern "C"`` function ``name`` of CUDA C++ ``source``.

@@ -13,8 +13,10 @@ amount          orders: order-line value
 quantity        orders: items (1 where absent)
 order           orders: int64 order code (``order_id``, or one order per row)
 main_cat        int32 index into ``main_categories`` (first token of category_code), -1 none
-brand           events: int32 brand code, -1 unknown
+brand           events: int32 index into ``brand_names``, -1 unknown
 price_key       int64 key of the price-comparison group (category_id, category, product)
+product         int64 product: the ``product_id`` itself when ids are plain integers, else an
+                index into ``product_names``; -1 none (or no ``product_id`` column)
 ==============  ========================================================================
 
 Every dropped row is counted once, under the first reason that applies, in this order:
@@ -73,6 +75,11 @@ class CleanedData:
         Missing values filled per column.
     main_categories : list of str
         Names behind ``main_cat`` codes.
+    product_names : list of str or None
+        Original ids behind ``product`` codes; None when the codes are the ids themselves
+        (plain integer ids, as REES46's) or there is no ``product_id`` column.
+    brand_names : list of str
+        Names behind ``brand`` codes (events); empty for orders.
     price_group : str or None
         The column prices are compared within (``price_index``).
     outlier_fence : tuple of float or None
@@ -88,6 +95,8 @@ class CleanedData:
     dropped: dict[str, int]
     filled: dict[str, int] = field(default_factory=dict)
     main_categories: list[str] = field(default_factory=list)
+    product_names: list[str] | None = None
+    brand_names: list[str] = field(default_factory=list)
     price_group: str | None = None
     outlier_fence: tuple[float, float] | None = None
     sessions_derived: bool = False
@@ -207,12 +216,15 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         )
     else:
         result["main_cat"] = -1
+    brand_names: list[str] = []
 
     if kind == "events":
         result["etype"] = cols["etype"]
         result["session"] = 0 if sessions_derived else _category_codes(frame["user_session"])
         if "brand" in frame.columns:
-            result["brand"], filled["brand"] = _brand_codes(frame["brand"], config.fill_missing)
+            brands = _as_category(frame["brand"])
+            result["brand"], filled["brand"] = _brand_codes(brands, config.fill_missing)
+            brand_names = [str(c) for c in index_values(brands.cat.categories)]
         else:
             result["brand"] = -1
         groups = ("category_id", "category_code", "product_id")
@@ -230,6 +242,11 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
 
     price_group = next((c for c in groups if c in frame.columns), None)
     result["price_key"] = _key_codes(frame[price_group]) if price_group else 0
+    product_names: list[str] | None = None
+    if "product_id" in frame.columns:
+        result["product"], product_names = _product_codes(frame["product_id"], backend)
+    else:
+        result["product"] = -1
 
     if sessions_derived:
         result = _sessions_from_gaps(result)
@@ -242,6 +259,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         dropped=dropped,
         filled=filled,
         main_categories=main_categories,
+        product_names=product_names,
+        brand_names=brand_names,
         price_group=price_group,
         outlier_fence=fence,
         sessions_derived=sessions_derived,
@@ -298,11 +317,13 @@ def _like(s, values):
     return type(s)(values, index=s.index)
 
 
+def _as_category(s):
+    return s if str(s.dtype) == "category" else s.astype("category")
+
+
 def _category_codes(s):
     """int64 category codes with -1 for missing (cuDF gives nulls where pandas gives -1)."""
-    if str(s.dtype) != "category":
-        s = s.astype("category")
-    return s.cat.codes.astype("int64").fillna(-1)
+    return _as_category(s).cat.codes.astype("int64").fillna(-1)
 
 
 def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=str):
@@ -373,6 +394,34 @@ def _key_codes(s):
     if s.dtype.kind in "iu":
         return s.astype("int64")
     return _category_codes(s)
+
+
+def _is_plain_integer(text: str) -> bool:
+    """Digits only, at most 18 of them, no leading zero: int64 holds it and gives it back."""
+    return text.isascii() and text.isdigit() and len(text) <= 18 and (text == "0" or not text.startswith("0"))
+
+
+def _product_codes(s, backend: Backend):
+    """int64 product codes (missing -1) and the ids behind them, None when codes are the ids.
+
+    Integral ids (and whole float ids, integers with gaps as pandas stores them) are their
+    own codes; text ids are too when every distinct one is a plain integer (REES46 read as
+    text), looked up through the (distinct) categories; any other id (UCI StockCodes such
+    as "85123A", "000027") gets a category code, named in the returned list.
+    """
+    kind = s.dtype.kind
+    if (kind == "i" and int(s.min()) >= 0) or (kind == "u" and int(s.max()) < 2**63):
+        return s.astype("int64"), None
+    if kind == "f":
+        present = s[s.notna()]
+        whole = bool(((present % 1) == 0).all())
+        if whole and (len(present) == 0 or (float(present.min()) >= 0 and float(present.max()) < 2**62)):
+            return s.fillna(-1).astype("int64"), None
+    s = _as_category(s)
+    names = [str(c) for c in index_values(s.cat.categories)]
+    if all(_is_plain_integer(n) for n in names):
+        return _lookup_categories(s, int, -1, backend), None
+    return _category_codes(s), names
 
 
 def _plain_ids(s):

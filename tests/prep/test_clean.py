@@ -163,3 +163,88 @@ def test_customer_ids_keep_their_identity(tmp_path, cpu, ids, expected):
     p.write_text("customer_id,timestamp,amount\n" + "".join(f"{i},2020-01-0{n + 1},3\n" for n, i in enumerate(ids)))
     c = clean(load(str(p), cpu), CleanConfig(), cpu)
     assert c.frame["customer_id"].tolist() == expected
+
+
+# --- products and brands keep their names -----------------------------------------------
+
+PRODUCT_ROWS = [  # (product_id, brand, user)
+    (1004856, "samsung", 1), (5100816, "xiaomi", 1), (1004856, "samsung", 2),
+    (44600062, None, 3), (3, "apple", 3), (5100816, "xiaomi", 4),
+]
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["integer-ids", "text-ids"])
+def test_event_products_and_brands_round_trip(make_log, backend, as_text):
+    """REES46 integer product ids are their own codes (also when read as text, as cuDF
+    reads ids); brand codes index brand_names."""
+    rows = [(f"2019-10-01 10:00:0{i} UTC", "purchase", str(p) if as_text else p, 10, "a.b", b, 5.0, u, "s")
+            for i, (p, b, u) in enumerate(PRODUCT_ROWS)]
+    c = clean(from_frame(make_log(rows), backend), CleanConfig(price_outliers=False), backend)
+    f = to_host(c.frame)
+    assert f["product"].dtype == np.int64 and c.product_names is None
+    assert f["product"].tolist() == [p for p, _, _ in PRODUCT_ROWS]
+    assert [c.brand_names[b] if b >= 0 else None for b in f["brand"]] == [b for _, b, _ in PRODUCT_ROWS]
+    assert list(f.columns[:-1]) == ["customer_id", "ts", "price", "main_cat", "etype", "session", "brand",
+                                    "price_key"]  # the existing columns, as they were
+
+
+def test_event_products_read_from_csv(tmp_path, cpu, make_log):
+    rows = [(f"2019-10-01 10:00:0{i} UTC", "purchase", p, 10, "a.b", b, 5.0, u, "s")
+            for i, (p, b, u) in enumerate(PRODUCT_ROWS)]
+    p = tmp_path / "events.csv"
+    make_log(rows).to_csv(p, index=False)
+    from gpuseg.io.readers import load
+
+    c = clean(load(str(p), cpu), CleanConfig(price_outliers=False), cpu)
+    assert c.product_names is None and c.frame["product"].tolist() == [p for p, _, _ in PRODUCT_ROWS]
+
+
+def test_missing_product_ids_are_minus_one(make_log, cpu):
+    rows = [(T, "purchase", p, 10, "a.b", "x", 5.0, u, "s") for u, p in enumerate([7.0, np.nan, 9.0])]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(drop_duplicates=False, price_outliers=False), cpu)
+    assert c.frame["product"].tolist() == [7, -1, 9] and c.product_names is None
+
+
+UCI = (
+    "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+    "536365,85123A,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
+    "536365,71053,6,12/1/2010 8:26,3.39,17850,United Kingdom\n"
+    "536366,000027,2,12/13/2010 9:01,3.39,13047,United Kingdom\n"
+    "536367,85123A,1,12/13/2010 9:02,2.55,13047,United Kingdom\n"
+    "536368,POST,1,12/14/2010 9:02,18.0,12583,France\n"
+    "536369,,1,12/14/2010 9:03,1.0,12583,France\n"
+)
+
+
+def test_order_stock_codes_round_trip(tmp_path, cpu):
+    """UCI Online Retail StockCodes are text ("85123A", "000027"): codes name them."""
+    from gpuseg.io.readers import load
+
+    p = tmp_path / "uci.csv"
+    p.write_text(UCI)
+    rename = {"InvoiceDate": "timestamp", "InvoiceNo": "order_id", "StockCode": "product_id"}
+    c = clean(load(str(p), cpu, rename=rename), CleanConfig(price_outliers=False), cpu)
+    f = c.frame
+    assert f["product"].dtype == np.int64
+    assert [c.product_names[i] if i >= 0 else None for i in f["product"]] == [
+        "85123A", "71053", "000027", "85123A", "POST", None]
+    assert c.brand_names == []
+
+
+@pytest.mark.parametrize(
+    "ids, expected, names",
+    [([536, 22, 536], [536, 22, 536], None), (["536", "22", "536"], [536, 22, 536], None),
+     (["85123A", "22", "85123A"], [1, 0, 1], ["22", "85123A"])],
+    ids=["integers", "plain-text", "stock-codes"],
+)
+def test_order_products_on_either_backend(backend, ids, expected, names):
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": ["2010-12-01"] * 3, "amount": [1.0, 2.0, 3.0],
+                       "product_id": ids})
+    c = clean(from_frame(df, backend), CleanConfig(price_outliers=False), backend)
+    assert to_host(c.frame["product"]).tolist() == expected and c.product_names == names
+
+
+def test_orders_without_products(cpu):
+    df = pd.DataFrame({"customer_id": [1, 2], "timestamp": ["2010-12-01"] * 2, "amount": [1.0, 2.0]})
+    c = clean(from_frame(df, cpu), CleanConfig(), cpu)
+    assert c.frame["product"].tolist() == [-1, -1] and c.product_names is None and c.brand_names == []
