@@ -1,14 +1,27 @@
-"""Segment profiles: size, share and feature means per segment (small host frames)."""
+"""Segment profiles: sizes, shares, feature statistics, activity by hour and top categories.
+
+Everything here reduces on the data's device (pandas/NumPy or cuDF/CuPy) and brings only
+small per-segment results to the host as pandas frames, NumPy arrays or dicts.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from ..backend import to_host
+from ..backend import array_namespace, is_gpu_frame, series_values, to_host
 
-__all__ = ["segment_profiles", "order_by_size", "placeholder_names"]
+__all__ = [
+    "segment_profiles",
+    "order_by_size",
+    "placeholder_names",
+    "segment_summary",
+    "summary_table",
+    "activity_grid",
+    "top_shares",
+]
 
 
 def order_by_size(labels: Any) -> Any:
@@ -16,10 +29,6 @@ def order_by_size(labels: Any) -> Any:
 
     Noise labels (negative) stay negative.
     """
-    import numpy as np
-
-    from ..backend import array_namespace
-
     xp = array_namespace(labels)
     host = np.asarray(to_host(labels))
     valid = host[host >= 0]
@@ -87,3 +96,261 @@ def segment_profiles(
     prof = pd.concat([prof, means], axis=1)
     prof.index.name = "segment"
     return prof.reset_index()
+
+
+# -- summary -------------------------------------------------------------------------------
+
+#: Columns of :func:`segment_summary`, in order.
+SUMMARY_COLUMNS = (
+    "segment", "size", "share", "revenue_share", "feature", "mean", "median", "z", "overall_mean", "overall_std",
+)
+
+
+def segment_summary(features: Any, labels: Any, revenue_column: str | None = "monetary") -> pd.DataFrame:
+    """Size, revenue share and per-feature mean, median and z-score of every segment.
+
+    The group-bys (mean, median, sum, size) run where the features live (pandas or cuDF);
+    only the per-segment results, ``segments x features`` numbers, come to the host.
+
+    Parameters
+    ----------
+    features : DataFrame
+        Unscaled features, one row per customer (pandas or cuDF; index ``customer_id``;
+        numeric columns).
+    labels : array
+        Segment of each row (NumPy or CuPy); -1 marks customers no segment took
+        (``unassigned``), which form a segment of their own here, so sizes add up to the
+        number of customers and shares to 1.
+    revenue_column : str or None, default="monetary"
+        Feature holding each customer's spend, for ``revenue_share``; None leaves
+        ``revenue_share`` as NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long form, one row per (segment, feature), segments ascending (-1 first), features
+        in column order, with columns
+
+        ``segment`` (int), ``size`` (customers, int), ``share`` (size / customers),
+        ``revenue_share`` (segment's sum of ``revenue_column`` / the total; 0 when the total
+        is 0), ``feature``, ``mean``, ``median`` (the segment's), ``z`` (``(mean -
+        overall_mean) / overall_std``, 0 where ``overall_std`` is 0), ``overall_mean`` and
+        ``overall_std`` (over all customers, unassigned included; population standard
+        deviation, ``ddof=0``).
+
+    Raises
+    ------
+    ValueError
+        ``labels`` does not have one entry per row, there are no feature columns, or
+        ``revenue_column`` is not a column.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> feats = pd.DataFrame({"monetary": [10.0, 30.0, 0.0, 0.0]})
+    >>> s = segment_summary(feats, np.array([0, 0, 1, -1]))
+    >>> s["size"].tolist(), s["share"].tolist(), s["revenue_share"].tolist(), s["mean"].tolist()
+    ([1, 2, 1], [0.25, 0.5, 0.25], [0.0, 1.0, 0.0], [0.0, 20.0, 0.0])
+    >>> round(float(s["z"].iloc[1]), 3)  # (20 - 10) / 12.247
+    0.816
+    """
+    columns = list(features.columns)
+    if not columns:
+        raise ValueError("segment_summary needs at least one feature column")
+    if len(labels) != len(features):
+        raise ValueError(f"labels has {len(labels)} entries for {len(features)} customers")
+    if revenue_column is not None and revenue_column not in columns:
+        raise ValueError(f"revenue column {revenue_column!r} is not a feature (columns: {', '.join(columns)})")
+    return _segment_summary(features, labels, revenue_column)
+
+
+def _segment_summary(features: Any, labels: Any, revenue_column: str | None) -> pd.DataFrame:
+    columns = list(features.columns)
+    frame = features.reset_index(drop=True)
+    frame["segment"] = labels if is_gpu_frame(frame) else to_host(labels)
+    g = frame.groupby("segment", sort=True)
+    means = to_host(g.mean()).sort_index()
+    medians = to_host(g.median()).reindex(means.index)
+    sizes = to_host(g.size()).reindex(means.index).astype("int64")
+    overall_mean = to_host(features.mean())
+    overall_std = to_host(features.std(ddof=0))
+
+    n = int(sizes.sum())
+    segments = [int(s) for s in means.index]
+    k, d = len(segments), len(columns)
+    if revenue_column is None:
+        revenue_share = np.full(k, np.nan)
+    else:
+        revenue = to_host(g[revenue_column].sum()).reindex(means.index).to_numpy(np.float64)
+        total = float(revenue.sum())
+        revenue_share = revenue / total if total != 0 else np.zeros(k)
+
+    mean_v = means[columns].to_numpy(np.float64)
+    mu = overall_mean[columns].to_numpy(np.float64)
+    sd = overall_std[columns].to_numpy(np.float64)
+    safe = np.where(sd > 0, sd, 1.0)
+    z = np.where(sd > 0, (mean_v - mu) / safe, 0.0)
+    size_v = sizes.to_numpy()
+    return pd.DataFrame(
+        {
+            "segment": np.repeat(np.asarray(segments, dtype=np.int64), d),
+            "size": np.repeat(size_v, d),
+            "share": np.repeat(size_v / n if n else np.zeros(k), d),
+            "revenue_share": np.repeat(revenue_share, d),
+            "feature": np.tile(np.asarray(columns, dtype=object), k),
+            "mean": mean_v.ravel(),
+            "median": medians[columns].to_numpy(np.float64).ravel(),
+            "z": z.ravel(),
+            "overall_mean": np.tile(mu, k),
+            "overall_std": np.tile(sd, k),
+        },
+        columns=list(SUMMARY_COLUMNS),
+    )
+
+
+def summary_table(summary: pd.DataFrame, value: str = "z") -> pd.DataFrame:
+    """One column of a :func:`segment_summary` as a segments x features table.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        From :func:`segment_summary`.
+    value : {"z", "mean", "median"}, default="z"
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``segment`` (ascending), one column per feature in the summary's order.
+    """
+    features = list(dict.fromkeys(summary["feature"]))
+    table = summary.pivot(index="segment", columns="feature", values=value)
+    return table.reindex(columns=features).sort_index()
+
+
+# -- event-level views ---------------------------------------------------------------------
+
+_HOURS_PER_WEEK = 7 * 24
+
+
+def activity_grid(event_ts: Any, event_segment: Any, utc_offset_hours: float = 0.0) -> dict[int, np.ndarray]:
+    """Share of each segment's events by weekday and hour of day.
+
+    One ``bincount`` over ``segment * 168 + weekday * 24 + hour`` on the events' device;
+    only the ``segments x 168`` counts come to the host.
+
+    Parameters
+    ----------
+    event_ts : array of int
+        Event times, Unix seconds (NumPy or CuPy, int64).
+    event_segment : array of int
+        Segment of each event's customer (same length and device); -1 for unassigned
+        customers.
+    utc_offset_hours : float, default=0.0
+        Added to the UTC times before the weekday and hour are taken, as in
+        :mod:`gpuseg.prep.features` (``[features] utc_offset_hours``).
+
+    Returns
+    -------
+    dict of int to numpy.ndarray
+        Segment -> float64 array of shape (7, 24): rows weekdays (0 = Monday), columns
+        hours (0-23), summing to 1. Only segments with events appear.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts = np.array([0, 3600, 4 * 86400 + 20 * 3600])  # Thu 00 h, Thu 01 h, Mon 20 h
+    >>> grid = activity_grid(ts, np.array([0, 0, 1]))
+    >>> grid[0][3, :2].tolist(), grid[1][0, 20].item()
+    ([0.5, 0.5], 1.0)
+    """
+    event_ts, event_segment = _values(event_ts), _values(event_segment)
+    xp = array_namespace(event_ts, event_segment)
+    event_ts = xp.asarray(event_ts)
+    event_segment = xp.asarray(event_segment)
+    if event_ts.shape != event_segment.shape or event_ts.ndim != 1:
+        raise ValueError("event_ts and event_segment must be 1-D arrays of the same length")
+    if event_ts.size == 0:
+        return {}
+    local = event_ts.astype(xp.int64) + int(round(float(utc_offset_hours) * 3600))
+    hour = (local // 3600) % 24
+    weekday = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    seg = event_segment.astype(xp.int64)
+    lo = int(seg.min())
+    span = int(seg.max()) - lo + 1
+    cell = (seg - lo) * _HOURS_PER_WEEK + weekday * 24 + hour
+    counts = to_host(xp.bincount(cell, minlength=span * _HOURS_PER_WEEK)).reshape(span, 7, 24)
+    out = {}
+    for i in range(span):
+        total = counts[i].sum()
+        if total > 0:
+            out[lo + i] = counts[i].astype(np.float64) / total
+    return out
+
+
+def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: int = 5) -> dict[int, list[dict]]:
+    """Most frequent categories (or brands) of each segment's events, with their shares.
+
+    Parameters
+    ----------
+    event_codes : array of int
+        Code of each event's main category or brand, an index into ``names``; -1 (unknown)
+        is left out, of the counts and of the shares' denominator (NumPy or CuPy).
+    event_segment : array of int
+        Segment of each event's customer (same length and device).
+    names : sequence of str
+        Name behind each code (``CleanedData.main_categories`` or ``brand_names``).
+    top : int, default=5
+        How many to keep per segment.
+
+    Returns
+    -------
+    dict of int to list of dict
+        Segment -> up to ``top`` entries ``{"name": str, "share": float}``, share being the
+        part of the segment's events with a known code, largest first (ties by code). Every
+        segment with events appears; one without a known code gets an empty list.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> top_shares(np.array([0, 1, 1, -1, 0]), np.array([0, 0, 0, 0, 1]), ["kids", "auto"], top=1)
+    {0: [{'name': 'auto', 'share': 0.6666666666666666}], 1: [{'name': 'kids', 'share': 1.0}]}
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
+    event_codes, event_segment = _values(event_codes), _values(event_segment)
+    xp = array_namespace(event_codes, event_segment)
+    codes = xp.asarray(event_codes).astype(xp.int64)
+    seg = xp.asarray(event_segment).astype(xp.int64)
+    if codes.shape != seg.shape or codes.ndim != 1:
+        raise ValueError("event_codes and event_segment must be 1-D arrays of the same length")
+    if codes.size == 0:
+        return {}
+    n_codes = len(names)
+    if n_codes and int(codes.max()) >= n_codes:
+        raise ValueError(f"event code {int(codes.max())} has no name ({n_codes} names)")
+    lo = int(seg.min())
+    span = int(seg.max()) - lo + 1
+    present = to_host(xp.bincount(seg - lo, minlength=span)) > 0
+    known = codes >= 0
+    width = max(n_codes, 1)
+    if bool(known.any()):
+        cell = (seg[known] - lo) * width + codes[known]
+        counts = to_host(xp.bincount(cell, minlength=span * width)).reshape(span, width)
+    else:
+        counts = np.zeros((span, width), dtype=np.int64)
+    out: dict[int, list[dict]] = {}
+    for i in np.flatnonzero(present):
+        row = counts[i]
+        total = row.sum()
+        order = np.lexsort((np.arange(width), -row))[:top]
+        out[lo + int(i)] = [
+            {"name": str(names[c]), "share": float(row[c] / total)} for c in order if row[c] > 0
+        ]
+    return out
+
+
+def _values(x: Any) -> Any:
+    """A pandas/cuDF Series as an array on its device; arrays unchanged."""
+    if isinstance(x, pd.Series) or (is_gpu_frame(x) and hasattr(x, "to_frame")):
+        return series_values(x)
+    return x

@@ -6,6 +6,7 @@ import pytest
 
 from gpuseg.backend import to_host
 from gpuseg.segments import order_by_size, placeholder_names, segment_profiles
+from gpuseg.segments.profiles import activity_grid, segment_summary, summary_table, top_shares
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,124 @@ def test_noise_is_named_unassigned():
     feats = pd.DataFrame({"monetary": [1.0, 2.0, 3.0]}, index=pd.Index([1, 2, 3], name="customer_id"))
     prof = segment_profiles(feats, np.array([-1, 0, 0]), placeholder_names([-1, 0]))
     assert prof["segment_name"].tolist() == ["unassigned", "segment 0"]
+
+
+# -- segment_summary -----------------------------------------------------------------------
+
+def _random_features(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    feats = pd.DataFrame(
+        {
+            "recency_days": rng.exponential(20.0, n),
+            "frequency": rng.poisson(1.5, n).astype(float),
+            "monetary": rng.gamma(1.0, 80.0, n) * (rng.random(n) < 0.7),
+            "constant": np.full(n, 3.0),
+        },
+        index=pd.Index(np.arange(1000, 1000 + n), name="customer_id"),
+    )
+    labels = rng.integers(-1, 4, n).astype(np.int32)
+    return feats, labels
+
+
+def _on(backend, feats, labels):
+    frame = backend.frame.from_pandas(feats) if backend.is_gpu else feats
+    return frame, backend.xp.asarray(labels)
+
+
+def test_summary_adds_up(backend):
+    feats, labels = _random_features()
+    summary = segment_summary(*_on(backend, feats, labels))
+    per_segment = summary.drop_duplicates("segment")
+    assert per_segment["segment"].tolist() == [-1, 0, 1, 2, 3]
+    assert per_segment["size"].sum() == len(feats)
+    assert per_segment["share"].sum() == pytest.approx(1.0)
+    assert per_segment["revenue_share"].sum() == pytest.approx(1.0)
+    assert list(summary.columns) == ["segment", "size", "share", "revenue_share", "feature", "mean", "median", "z",
+                                     "overall_mean", "overall_std"]
+    assert summary["feature"].tolist()[:4] == list(feats.columns)
+
+
+def test_summary_matches_pandas_reference(backend):
+    feats, labels = _random_features(seed=1)
+    summary = segment_summary(*_on(backend, feats, labels))
+    ref = feats.assign(segment=labels).groupby("segment")
+    mu, sd = feats.mean(), feats.std(ddof=0)
+    for stat, expected in [("mean", ref.mean()), ("median", ref.median())]:
+        np.testing.assert_allclose(summary_table(summary, stat).to_numpy(), expected.to_numpy(), rtol=1e-12)
+    z = summary_table(summary, "z")
+    expected_z = ((ref.mean() - mu) / sd).drop(columns="constant")
+    np.testing.assert_allclose(z.drop(columns="constant").to_numpy(), expected_z.to_numpy(), rtol=1e-10)
+    assert (z["constant"] == 0.0).all()  # std 0 -> z 0
+    revenue = ref["monetary"].sum() / feats["monetary"].sum()
+    np.testing.assert_allclose(summary.drop_duplicates("segment")["revenue_share"], revenue.to_numpy())
+    assert summary.drop_duplicates("segment")["size"].tolist() == ref.size().tolist()
+
+
+def test_summary_zero_revenue_and_no_revenue_column():
+    feats = pd.DataFrame({"monetary": [0.0, 0.0, 0.0], "views": [1.0, 2.0, 3.0]})
+    s = segment_summary(feats, np.array([0, 1, 1]))
+    assert s["revenue_share"].tolist() == [0.0] * 4
+    s = segment_summary(feats[["views"]], np.array([0, 1, 1]), revenue_column=None)
+    assert s["revenue_share"].isna().all()
+    assert list(feats.columns) == ["monetary", "views"]  # input untouched
+
+
+@pytest.mark.parametrize(
+    "kwargs, labels, match",
+    [({}, [0, 1], "entries"), ({"revenue_column": "spend"}, [0, 1, 1], "revenue column")],
+    ids=["wrong-length", "no-revenue-column"],
+)
+def test_summary_rejects(kwargs, labels, match):
+    feats = pd.DataFrame({"monetary": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=match):
+        segment_summary(feats, np.array(labels), **kwargs)
+
+
+# -- activity_grid / top_shares ------------------------------------------------------------
+
+@pytest.mark.parametrize("offset", [0.0, 5.5, -3.0], ids=["utc", "plus-5.5h", "minus-3h"])
+def test_activity_grid_matches_pandas_reference(xp, offset):
+    rng = np.random.default_rng(3)
+    ts = rng.integers(1_569_888_000, 1_575_158_400, 2000).astype(np.int64)  # Oct-Nov 2019
+    seg = rng.integers(-1, 3, 2000)
+    grid = activity_grid(xp.asarray(ts), xp.asarray(seg), utc_offset_hours=offset)
+    local = pd.to_datetime(ts, unit="s") + pd.Timedelta(hours=offset)
+    ref = pd.DataFrame({"seg": seg, "day": local.day_of_week, "hour": local.hour})
+    assert sorted(grid) == [-1, 0, 1, 2]
+    for s, g in grid.items():
+        assert g.shape == (7, 24) and g.sum() == pytest.approx(1.0)
+        sub = ref[ref["seg"] == s]
+        expected = np.zeros((7, 24))
+        np.add.at(expected, (sub["day"].to_numpy(), sub["hour"].to_numpy()), 1.0)
+        np.testing.assert_allclose(g, expected / len(sub))
+
+
+def test_activity_grid_weekday_convention():
+    monday_20h = 4 * 86400 + 20 * 3600  # 1970-01-05 was a Monday
+    grid = activity_grid(np.array([monday_20h, 0]), np.array([2, 5]))
+    assert sorted(grid) == [2, 5]  # segments without events are left out
+    assert grid[2][0, 20] == 1.0 and grid[5][3, 0] == 1.0  # 1970-01-01 00:00 was a Thursday
+    assert activity_grid(np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == {}
+
+
+def test_top_shares(xp):
+    codes = xp.asarray([0, 1, 1, 2, -1, -1, 2, 2, 0, -1])
+    seg = xp.asarray([0, 0, 0, 0, 0, 1, 1, 1, -1, 2])
+    out = top_shares(codes, seg, ["kids", "auto", "sport"], top=2)
+    assert out[0] == [{"name": "auto", "share": 0.5}, {"name": "kids", "share": 0.25}]  # unknown left out
+    assert out[1] == [{"name": "sport", "share": 1.0}]
+    assert out[-1] == [{"name": "kids", "share": 1.0}]
+    assert out[2] == []  # events, none with a known code
+
+
+def test_top_shares_ties_by_code():
+    out = top_shares(np.array([2, 1, 2, 1]), np.zeros(4, dtype=int), ["a", "b", "c"], top=5)
+    assert [e["name"] for e in out[0]] == ["b", "c"]
+    with pytest.raises(ValueError, match="no name"):
+        top_shares(np.array([3]), np.array([0]), ["a"])
+
+
+def test_event_views_take_series_and_no_known_codes():
+    ts = pd.Series([0, 3600], dtype="int64")
+    assert activity_grid(ts, pd.Series([1, 1]))[1][3, :2].tolist() == [0.5, 0.5]
+    assert top_shares(pd.Series([-1, -1]), pd.Series([0, 1]), ["a"]) == {0: [], 1: []}
