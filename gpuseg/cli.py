@@ -39,8 +39,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="segment customers (no arguments: the built-in synthetic data set)",
-        description="Load logs, clean, engineer per-customer features, cluster over a k range, "
-        "evaluate, and write segments.parquet, features.parquet, profiles.csv and metrics.json.",
+        description="Load logs, clean, engineer per-customer features, cluster over a k range, evaluate, "
+        "choose a segmentation, name and explain its segments, and write segments.parquet, features.parquet, "
+        "profiles.csv, comparison.csv, insights.json, metrics.json, plots/ and report.html.",
     )
     r.add_argument("--input", metavar="PATH", help="CSV/Parquet file, glob or folder of parts (gzip CSV too); "
                    "omit for the built-in synthetic data set")
@@ -69,6 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sensitivity", action="store_true", default=None,
                    help="also score every method across its settings (k; eps/min_samples for DBSCAN) "
                    "into sensitivity.csv")
+    r.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="skip plots/ and report.html (gpuseg report OUT_DIR builds them later)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
     g = sub.add_parser(
@@ -84,6 +87,17 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, metavar="FILE", help=".csv, .csv.gz or .parquet")
     g.add_argument("--truth", metavar="FILE", help="where to write user_id,persona (.csv or .parquet)")
     g.add_argument("--force", action="store_true", help="replace existing files")
+
+    rep = sub.add_parser(
+        "report",
+        help="rebuild report.html and plots/ from a run's output folder",
+        description="Rebuild the self-contained report.html (and the PNG plots in plots/) from the files "
+        "a gpuseg run wrote: metrics.json, segments.parquet, features.parquet, comparison.csv, "
+        "profiles.csv and insights.json.",
+    )
+    rep.add_argument("out_dir", metavar="OUT_DIR", help="the output folder of a gpuseg run")
+    rep.add_argument("--umap", action="store_true",
+                     help="add the UMAP projection plot (needs umap-learn; 30-50 s on a CPU)")
     return p
 
 
@@ -199,6 +213,8 @@ def print_summary(result: Any, out: TextIO) -> None:
         f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers.\n"
     )
     out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")
+    if (result.out_dir / "report.html").is_file():
+        out.write(f"Report: {result.out_dir / 'report.html'} (open it in any browser; works offline)\n")
 
 
 def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
@@ -288,6 +304,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         truth=args.truth,
         synthetic_customers=args.customers,
         sensitivity=args.sensitivity,
+        report=args.report,
         embed=args.embed,
         select=args.select,
         stability=args.stability,
@@ -298,6 +315,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.clear_line()
     print_summary(result, sys.stdout)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .pipeline import write_report
+
+    out = Path(args.out_dir).expanduser()
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{args.out_dir}: no metrics.json; give the output folder of a gpuseg run") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{args.out_dir}/metrics.json: cannot be read ({exc})") from None
+    if not isinstance(metrics, dict) or "gpuseg_version" not in metrics:
+        raise ConfigError(f"{args.out_dir}/metrics.json was not written by gpuseg")
+    if not (out / "segments.parquet").is_file():
+        raise ConfigError(f"{args.out_dir}: segments.parquet is missing")
+    t0 = time.perf_counter()
+    write_report(out, None, lambda text: sys.stderr.write(f"  note: {text}\n"), umap=args.umap)
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    sys.stdout.write(f"Wrote {out / 'report.html'} and {len(plots)} plots in {out / 'plots'}/ "
+                     f"in {time.perf_counter() - t0:.1f} s\n")
     return 0
 
 
@@ -346,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "generate":
             return _cmd_generate(args)
+        if args.command == "report":
+            return _cmd_report(args)
         parser.print_help()
         return 0
     except GpusegError as exc:

@@ -157,6 +157,8 @@ class RunConfig:
         Size of the built-in data set.
     select : str or None
         ``--select``: use this method's segmentation whatever the ranking.
+    report : bool
+        Write ``plots/`` and ``report.html`` (default True).
     sensitivity : bool
         Also write ``sensitivity.csv`` (scores across k, and across eps/min_samples for
         DBSCAN).
@@ -174,6 +176,7 @@ class RunConfig:
     truth: str | None = None
     synthetic_customers: int = 20_000
     sensitivity: bool = False
+    report: bool = True
     select: str | None = None
     params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -253,7 +256,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params", "embed", "select", "stability",
+    "sensitivity", "params", "embed", "select", "stability", "report",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
@@ -380,10 +383,11 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     for key in ("seed", "synthetic_customers"):
         if key in values:
             kwargs[key] = values[key]
-    if "sensitivity" in values:
-        if not isinstance(values["sensitivity"], bool):
-            raise ConfigError(f"sensitivity must be true or false, not {values['sensitivity']!r}")
-        kwargs["sensitivity"] = values["sensitivity"]
+    for key in ("sensitivity", "report"):
+        if key in values:
+            if not isinstance(values[key], bool):
+                raise ConfigError(f"{key} must be true or false, not {values[key]!r}")
+            kwargs[key] = values[key]
     kwargs["params"] = _parse_params(values.get("params", {}))
     kwargs["embed"] = _parse_embed(values.get("embed", {}))
     kwargs["rename"] = _parse_rename(values.get("rename", {}))

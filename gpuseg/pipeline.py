@@ -1,6 +1,7 @@
 """``run(config) -> RunResult``: the stages in order, each timed.
 
-load -> clean -> features -> scale -> cluster -> evaluate -> segments -> write
+load -> clean -> features -> scale -> [embed] -> cluster -> evaluate -> stability -> segments
+-> write -> report
 
 The data stays on the backend's device from file to labels; only small results (scores,
 profiles) come to the host before the write stage.
@@ -28,11 +29,12 @@ from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .prep import FeatureScaler, clean, customer_features
 from .report.files import check_out_dir, to_json, write_outputs
-from .segments import LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, placeholder_names, segment_confidence, segment_profiles
+from .segments import LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles
+from .segments.insights import segment_insights
 
-__all__ = ["Progress", "RunResult", "run", "STAGES"]
+__all__ = ["Progress", "RunResult", "run", "write_report", "STAGES"]
 
-STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write")
+STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write", "report")
 
 
 class Progress:
@@ -295,8 +297,13 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             if method_metrics[m]["status"] == "ok"
         }
         chosen_labels = labels[chosen_method]
-        present = sorted(int(v) for v in np.unique(_backend.to_host(chosen_labels)))
-        names = placeholder_names(present)
+        insights, names, rfm = segment_insights(
+            feats.frame, chosen_labels, cleaned, category_columns=feats.category_columns,
+            utc_offset_hours=config.features.utc_offset_hours, random_state=config.seed,
+        )
+        if "som" in labels:
+            som = runs["som"].fits[method_metrics["som"]["chosen_index"]].estimator
+            insights["som_umatrix"] = np.asarray(som.umatrix_).round(6).tolist()
         segments = feats.frame[[]].reset_index()
         segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
@@ -304,10 +311,13 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         confidence = segment_confidence(chosen_est, Z)
         segments["confidence"] = confidence
         segments["low_confidence"] = confidence < LOW_CONFIDENCE
+        if rfm is not None:
+            for col in rfm.columns:
+                segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
         for method, lab in labels.items():
             segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
-        st["detail"] = ", ".join(f"{int(r.segment)}: {int(r.size):,}" for r in profiles.itertuples())
+        st["detail"] = ", ".join(f"{r.segment_name} {int(r.size):,}" for r in profiles.itertuples())
 
     metrics: dict[str, Any] = {
         "gpuseg_version": __version__,
@@ -391,11 +401,55 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                     if sensitivity is not None
                     else {}
                 ),
+                "insights.json": lambda p: p.write_text(to_json(insights)),
                 "metrics.json": write_metrics,
             },
         )
         st["detail"] = str(out_dir)
+
+    # -- report ----------------------------------------------------------------------------
+    if not config.report:
+        return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+    with timer.stage("report") as st:
+        files += write_report(out_dir, insights, progress.note)
+        st["detail"] = f"{out_dir / 'report.html'} and {len(list((out_dir / 'plots').glob('*.png')))} plots"
+    # metrics.json again, now that its timings can include the report
+    metrics["timings"]["report"] = round(timer.timings["report"], 4)
+    metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
+    write_outputs(out_dir, {"metrics.json": lambda p: p.write_text(to_json(metrics))})
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+
+
+def write_report(
+    out_dir: Path, insights: dict[str, Any] | None = None, note: Any = None, umap: bool = False
+) -> list[Path]:
+    """Build ``plots/`` and ``report.html`` from a run's output folder (both replaced together).
+
+    The UMAP projection is left out unless ``umap`` (umap-learn takes 30-50 s on a CPU,
+    most of it compiling). Without matplotlib the report is written without plots
+    (``note`` says so).
+    """
+    from .errors import DeviceError
+    from .report.html import report_html
+    from .report.plots import PLOTS, make_plots
+
+    try:
+        plots = make_plots(out_dir, insights, include=[p for p in PLOTS if umap or p != "umap"])
+    except DeviceError as exc:
+        plots = {}
+        if note:
+            note(f"report without plots: {exc}")
+    # without plots the page itself says why (it tries again and lists the reason)
+    html = report_html(out_dir, insights, plots=plots or None)
+
+    def write_plots(p: Path) -> None:
+        p.mkdir()
+        for name, data in plots.items():
+            if isinstance(data, bytes):
+                (p / f"{name}.png").write_bytes(data)
+
+    return write_outputs(out_dir, {"plots": write_plots,
+                                   "report.html": lambda p: p.write_text(html, encoding="utf-8")})
 
 
 def _files_label(files: list[str], source: str) -> str:

@@ -63,7 +63,7 @@ CASES = ["missing-file", "empty-file", "no-columns", "wrong-type", "k-range", "k
 @pytest.mark.parametrize("case", CASES)
 def test_user_errors_are_one_line_exit_2(tmp_path, out_dir, capsys, case):
     args, expected = bad_cases(tmp_path)[case]
-    code = main(["run", "--device", "cpu", "-q", "--out", str(out_dir), *args])
+    code = main(["run", "--device", "cpu", "-q", "--no-report", "--out", str(out_dir), *args])
     err = capsys.readouterr().err
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -117,7 +117,7 @@ def test_run_prints_where_scores_choice_and_folder(tmp_path, events_csv, capsys)
 
 def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_csv, capsys):
     out = tmp_path / "o"
-    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu",
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu", "--no-report",
                  "--stability", "3", "--truth", str(events_csv.parent / "truth.csv")])
     cap = capsys.readouterr()
     assert code == 0
@@ -131,7 +131,7 @@ def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_c
     assert list(table["method"]) == list(m["methods"]) and table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "method"].item() == m["chosen"]["method"]
     # --select overrides the ranking; the ranking itself is unchanged
-    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu",
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu", "--no-report",
                  "--stability", "3", "--select", "minibatch_kmeans", "-q"])
     cap2 = capsys.readouterr()
     m2 = json.loads((out / "metrics.json").read_text())
@@ -153,7 +153,7 @@ def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_c
     ],
 )
 def test_selection_options_are_checked(tmp_path, events_csv, capsys, args, message):
-    code = main(["run", "--input", str(events_csv), "--out", str(tmp_path / "o"), "--k", "3", "--device", "cpu",
+    code = main(["run", "--input", str(events_csv), "--out", str(tmp_path / "o"), "--k", "3", "--device", "cpu", "--no-report",
                  "--methods", "kmeans", "--stability", "0", *args])
     err = capsys.readouterr().err
     assert code == 2 and message in err
@@ -187,3 +187,33 @@ def test_generate_checks_every_suffix_before_writing(tmp_path, capsys):
     assert main(["generate", "--customers", "100", "--out", str(out), "--truth", str(tmp_path / "t.txt")]) == 2
     assert "unknown file type" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_report_command_rebuilds_the_report(tmp_path, events_csv, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3", "--device", "cpu",
+                 "--methods", "kmeans", "--stability", "0", "-q"]) == 0
+    cap = capsys.readouterr()
+    assert f"Report: {out / 'report.html'}" in cap.out
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "Wrote" in capsys.readouterr().out
+    html = (out / "report.html").read_text()
+    assert "<html" in html and "http://" not in html and "https://" not in html
+    assert (out / "plots" / "pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "no metrics.json"),
+        (lambda d: (d / "metrics.json").write_text("{}"), "was not written by gpuseg"),
+        (lambda d: (d / "metrics.json").write_text("{not json"), "cannot be read"),
+        (lambda d: (d / "metrics.json").write_text('{"gpuseg_version": "0.1.0"}'), "segments.parquet is missing"),
+    ],
+)
+def test_report_command_errors(tmp_path, capsys, setup, message):
+    setup(tmp_path)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -36,7 +36,11 @@ def test_outputs_and_metrics(synthetic_run):
     result, rec = synthetic_run
     assert [e[1] for e in rec.events if e[0] == "stage"] == list(STAGES)
     names = sorted(p.name for p in result.out_dir.iterdir())
-    assert names == ["comparison.csv", "features.parquet", "metrics.json", "profiles.csv", "segments.parquet"]
+    assert names == ["comparison.csv", "features.parquet", "insights.json", "metrics.json", "plots", "profiles.csv",
+                     "report.html", "segments.parquet"]
+    assert sorted(p.name for p in (result.out_dir / "plots").iterdir()) == sorted(
+        ["pca.png", "sweep.png", "comparison.png", "radar.png", "heatmap.png", "activity.png", "dendrogram.png",
+         "confidence.png"])
     m = json.loads((result.out_dir / "metrics.json").read_text())
     assert m["device"]["backend"] == "cpu"
     assert set(m["timings"]) == set(STAGES) | {"total"}
@@ -55,7 +59,7 @@ def test_segments_file(synthetic_run):
     result, _ = synthetic_run
     seg = pd.read_parquet(result.out_dir / "segments.parquet")
     assert list(seg.columns) == ["customer_id", "segment", "segment_name", "confidence", "low_confidence",
-                                 "label_kmeans", "label_kmeans_random"]
+                                 "r_score", "f_score", "m_score", "rfm_segment", "label_kmeans", "label_kmeans_random"]
     k = result.chosen["k"]
     assert sorted(seg["segment"].unique()) == list(range(k))
     sizes = seg["segment"].value_counts().sort_index().to_numpy()
@@ -63,7 +67,12 @@ def test_segments_file(synthetic_run):
     # centroid margin: in [0, 1], most customers well inside their segment (planted personas)
     assert seg["confidence"].between(0, 1).all() and seg["confidence"].median() > 0.5
     assert (seg["low_confidence"] == (seg["confidence"] < 0.5)).all()
-    assert seg["segment_name"].iloc[0].startswith("segment ")
+    # persona names, unique, one per segment, as in insights.json
+    insights = json.loads((result.out_dir / "insights.json").read_text())
+    names = {e["segment"]: e["name"] for e in insights["segments"]}
+    assert (seg["segment_name"] == seg["segment"].map(names)).all()
+    assert len(set(names.values())) == len(names) == seg["segment"].nunique()
+    assert seg["r_score"].between(1, 5).all() and seg["rfm_segment"].notna().all()
     # every label column is numbered by size like segment; the chosen one is segment
     assert (seg[f"label_{result.chosen['method']}"] == seg["segment"]).all()
     other = next(m for m in ("kmeans", "kmeans_random") if m != result.chosen["method"])
@@ -98,7 +107,7 @@ def test_rerun_replaces_only_own_files(tmp_path, events_csv):
     (out / "notes.txt").write_text("mine")
     (out / "segments.parquet").write_text("old")
     (out / "metrics.json").write_text('{"gpuseg_version": "0.0.1"}')
-    cfg = build_config(input=str(events_csv), out=str(out), k="3", device="cpu")
+    cfg = build_config(report=False, input=str(events_csv), out=str(out), k="3", device="cpu")
     run(cfg)
     assert (out / "notes.txt").read_text() == "mine"
     assert pd.read_parquet(out / "segments.parquet")["segment"].nunique() == 3
@@ -114,7 +123,7 @@ def test_failed_write_keeps_previous_files(tmp_path, events_csv, monkeypatch):
 
     monkeypatch.setattr(pl, "to_json", lambda obj: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
-        run(build_config(input=str(events_csv), out=str(out), k="3", device="cpu"))
+        run(build_config(report=False, input=str(events_csv), out=str(out), k="3", device="cpu"))
     assert (out / "segments.parquet").read_text() == "previous run"
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "segments.parquet"]
 
@@ -124,7 +133,7 @@ def test_k_larger_than_customers(tmp_path, make_log):
     p = tmp_path / "few.csv"
     make_log(rows).to_csv(p, index=False)
     with pytest.raises(ConfigError, match="5 customers"):
-        run(build_config(input=str(p), out=str(tmp_path / "o"), device="cpu"))
+        run(build_config(report=False, input=str(p), out=str(tmp_path / "o"), device="cpu"))
     assert not (tmp_path / "o").exists()
 
 
@@ -133,7 +142,7 @@ def test_output_must_not_overwrite_input(tmp_path, small_events):
     out.mkdir()
     write_events(small_events[0], out / "features.parquet")
     with pytest.raises(ConfigError, match="overwrite the input"):
-        run(build_config(input=str(out / "features.parquet"), out=str(out), device="cpu"))
+        run(build_config(report=False, input=str(out / "features.parquet"), out=str(out), device="cpu"))
 
 
 def test_truth_file_and_orders_input(tmp_path, small_events):
@@ -146,7 +155,7 @@ def test_truth_file_and_orders_input(tmp_path, small_events):
     orders.to_csv(tmp_path / "orders.csv", index=False)
     write_truth(truth, tmp_path / "truth.csv")
     cfg = build_config(
-        input=str(tmp_path / "orders.csv"), rename=["Customer=customer_id", "When=timestamp", "Value=amount",
+        report=False, input=str(tmp_path / "orders.csv"), rename=["Customer=customer_id", "When=timestamp", "Value=amount",
                                                     "Basket=order_id"],
         truth=str(tmp_path / "truth.csv"), out=str(tmp_path / "o"), k="2-4", device="cpu",
     )
@@ -160,8 +169,8 @@ def test_truth_file_and_orders_input(tmp_path, small_events):
 
 
 def test_same_seed_same_segments(tmp_path, events_csv):
-    a = run(build_config(input=str(events_csv), out=str(tmp_path / "a"), k="4", device="cpu", seed=3))
-    b = run(build_config(input=str(events_csv), out=str(tmp_path / "b"), k="4", device="cpu", seed=3))
+    a = run(build_config(report=False, input=str(events_csv), out=str(tmp_path / "a"), k="4", device="cpu", seed=3))
+    b = run(build_config(report=False, input=str(events_csv), out=str(tmp_path / "b"), k="4", device="cpu", seed=3))
     np.testing.assert_array_equal(to_host(a.segments["segment"]), to_host(b.segments["segment"]))
 
 
@@ -242,7 +251,7 @@ def test_deep_methods_and_training_progress(tmp_path):
         {"params": {m: {"pretrain_epochs": 3} for m in ("deep_kmeans", "dec", "idec")}
          | {"dec": {"pretrain_epochs": 3, "max_iter": 60}, "idec": {"pretrain_epochs": 3, "max_iter": 60}}},
         out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", methods="kmeans,deep_kmeans,dec,idec",
-        device="cpu",
+        device="cpu", report=False,
     )
     m = run(cfg, Epochs()).metrics
     for name in ("deep_kmeans", "dec", "idec"):
@@ -258,7 +267,7 @@ def test_clustering_an_embedding(tmp_path, embed):
         pytest.importorskip("torch")
     cfg = build_config(
         {"embed": {"method": embed, "n_components": 4, "params": {"max_epochs": 3} if embed == "autoencoder" else {}}},
-        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", device="cpu",
+        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", device="cpu", methods="kmeans", report=False,
     )
     m = run(cfg).metrics
     assert m["embedding"]["method"] == embed and m["embedding"]["n_components"] == 4
@@ -280,7 +289,7 @@ def test_stability_in_metrics_and_skipped_with_zero(tmp_path, synthetic_run):
     assert m["chosen"]["method"] == m["ranking"][0]["method"] and m["chosen"]["by"] == "ranking"
     assert 0 <= m["chosen"]["confidence_summary"]["low_share"] <= 1
     rec = Recorder()
-    cfg = build_config(out=str(tmp_path / "o"), synthetic_customers=600, k="3", methods="kmeans,minibatch_kmeans",
+    cfg = build_config(report=False, out=str(tmp_path / "o"), synthetic_customers=600, k="3", methods="kmeans,minibatch_kmeans",
                        device="cpu", stability=0)
     m0 = run(cfg, rec).metrics
     assert "stability" not in [e[1] for e in rec.events if e[0] == "stage"]

@@ -20,12 +20,15 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["OUTPUT_FILES", "check_out_dir", "write_outputs", "to_json"]
+__all__ = ["OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "write_outputs", "to_json"]
 
-#: The files a run writes (later versions add report.html and model/).
+#: The files a run writes (later versions add model/).
 OUTPUT_FILES = (
-    "segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "sensitivity.csv", "metrics.json"
+    "segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "sensitivity.csv", "insights.json",
+    "report.html", "metrics.json",
 )
+#: The folders a run writes (replaced as a whole).
+OUTPUT_DIRS = ("plots",)
 
 
 def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
@@ -57,6 +60,11 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         for name in present:
             if (p / name).is_dir():
                 raise ConfigError(f"--out {out}: {name} is a folder; gpuseg writes a file of that name")
+        for name in OUTPUT_DIRS:
+            if (p / name).exists() or (p / name).is_symlink():
+                if not (p / name).is_dir() or (p / name).is_symlink():
+                    raise ConfigError(f"--out {out}: {name} is not a folder; gpuseg writes a folder of that name")
+                present.append(name)
         if present and not _written_by_gpuseg(p):
             raise ConfigError(
                 f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
@@ -84,7 +92,9 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     out : path
         Output folder; created when missing.
     writers : mapping
-        File name -> function writing that file to the path it is given.
+        File (or folder) name -> function writing it to the path it is given. Writers run
+        in order, in the temporary folder, so a writer may read the files written before
+        it (the report reads the others).
 
     Returns
     -------
@@ -110,7 +120,10 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
         except BaseException:
             for target, backup in reversed(moved):
                 if not (tmp / target.name).exists():  # the new file went in: take it out
-                    target.unlink(missing_ok=True)
+                    if target.is_dir() and not target.is_symlink():
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        target.unlink(missing_ok=True)
                 if backup is not None:
                     os.replace(backup, target)
             raise

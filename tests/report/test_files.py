@@ -83,3 +83,43 @@ def test_output_name_taken_by_a_folder(tmp_path):
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(ConfigError, match="metrics.json is a folder"):
         check_out_dir(tmp_path)
+
+
+def _write_dir(p, text):
+    p.mkdir()
+    (p / "x.png").write_text(text)
+
+
+def test_folders_are_replaced_whole_and_restored_on_failure(tmp_path, monkeypatch):
+    write_outputs(tmp_path, {"plots": lambda p: _write_dir(p, "v1"), "a.txt": lambda p: p.write_text("v1")})
+    (tmp_path / "plots" / "stale.png").write_text("old")
+    write_outputs(tmp_path, {"plots": lambda p: _write_dir(p, "v2"), "a.txt": lambda p: p.write_text("v2")})
+    assert sorted(os.listdir(tmp_path / "plots")) == ["x.png"]  # replaced, not merged
+    assert (tmp_path / "plots" / "x.png").read_text() == "v2"
+    real_replace = os.replace
+
+    def flaky(src, dst):
+        if str(dst).endswith("a.txt") and ".gpuseg-tmp" in str(src) and "previous" not in str(src):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        write_outputs(tmp_path, {"plots": lambda p: _write_dir(p, "v3"), "a.txt": lambda p: p.write_text("v3")})
+    assert (tmp_path / "plots" / "x.png").read_text() == "v2" and (tmp_path / "a.txt").read_text() == "v2"
+
+
+def test_a_writer_reads_what_was_written_before_it(tmp_path):
+    write_outputs(tmp_path, {"a.txt": lambda p: p.write_text("A"),
+                             "b.txt": lambda p: p.write_text((p.parent / "a.txt").read_text() + "B")})
+    assert (tmp_path / "b.txt").read_text() == "AB"
+
+
+def test_plots_name_taken_by_a_file(tmp_path):
+    (tmp_path / "plots").write_text("x")
+    with pytest.raises(ConfigError, match="plots is not a folder"):
+        check_out_dir(tmp_path)
+    (tmp_path / "plots").unlink()
+    (tmp_path / "plots").mkdir()
+    with pytest.raises(ConfigError, match="holds plots that gpuseg did not write"):
+        check_out_dir(tmp_path)

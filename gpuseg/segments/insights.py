@@ -1,0 +1,171 @@
+"""Everything a marketer reads about the chosen segmentation, in one JSON-ready dict.
+
+:func:`segment_insights` runs the segment-intelligence steps in order on the chosen labels:
+
+1. :func:`~gpuseg.segments.profiles.segment_summary`: size, share, revenue share and per
+   feature mean, median and z-score;
+2. :func:`~gpuseg.segments.naming.name_segments`: persona names by rules (the rule that
+   fired is kept);
+3. :func:`~gpuseg.segments.rfm.rfm_scores`: quintile R, F, M scores and the named RFM
+   segments, cross-tabulated with the learned segments;
+4. :func:`~gpuseg.segments.explain.explain_segments`: a shallow decision tree's readable
+   rules per segment and its fidelity;
+5. :func:`~gpuseg.segments.profiles.activity_grid` and
+   :func:`~gpuseg.segments.profiles.top_shares`: activity by weekday x hour, top main
+   categories and brands, from the cleaned events;
+6. :func:`~gpuseg.segments.actions.segment_actions`: suggested marketing actions;
+7. :func:`~gpuseg.segments.recommend.segment_recommendations`: the most purchased items
+   per segment and the items bought with them.
+
+The result is what ``insights.json`` holds and what ``report.html`` renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..backend import array_namespace, series_values
+from .actions import segment_actions
+from .explain import explain_segments
+from .naming import name_segments
+from .profiles import activity_grid, segment_summary, top_shares
+from .recommend import segment_recommendations
+from .rfm import rfm_crosstab, rfm_scores
+
+__all__ = ["segment_insights", "event_segments"]
+
+
+def event_segments(features_index: Any, event_customers: Any, labels: Any) -> tuple[Any, Any]:
+    """Each event's customer position in the feature rows and its segment.
+
+    Parameters
+    ----------
+    features_index : Index
+        ``customer_id`` of the feature rows (pandas or cuDF).
+    event_customers : Series
+        ``customer_id`` of every cleaned event (same library).
+    labels : array
+        Segment of every feature row (NumPy or CuPy).
+
+    Returns
+    -------
+    positions, segments : arrays on the labels' device
+        Events of customers without features (none after cleaning) get -1 for both.
+    """
+    xp = array_namespace(labels)
+    pos = xp.asarray(features_index.get_indexer(event_customers)).astype(xp.int64)
+    seg = xp.where(pos >= 0, xp.asarray(labels)[xp.clip(pos, 0, None)], -1)
+    return pos, seg
+
+
+def segment_insights(
+    features: Any,
+    labels: Any,
+    cleaned: Any,
+    *,
+    category_columns: Mapping[str, str] | None = None,
+    utc_offset_hours: float = 0.0,
+    random_state: int = 0,
+    max_depth: int = 4,
+    top_items: int = 10,
+) -> tuple[dict[str, Any], dict[int, str], Any]:
+    """Profiles, names, RFM, rules, activity, actions and recommendations of the segments.
+
+    Parameters
+    ----------
+    features : DataFrame
+        Unscaled features indexed by ``customer_id`` (pandas or cuDF).
+    labels : array
+        The chosen segment of every feature row, numbered by size (-1 = unassigned).
+    cleaned : CleanedData
+        The cleaned events or orders the features came from.
+
+    Returns
+    -------
+    insights : dict
+        JSON-ready: ``segments`` (one entry per segment), ``explanation``, ``rfm``.
+    names : dict
+        Segment -> its unique name.
+    rfm : DataFrame
+        ``r_score, f_score, m_score, rfm_segment`` per customer, on the features' device
+        (empty of columns when the data have no RFM features).
+    """
+    summary = segment_summary(features, labels)
+    naming = name_segments(summary, category_columns)
+    names = {int(s): v["name"] for s, v in naming.items()}
+    explanation = explain_segments(features, labels, naming, max_depth=max_depth, random_state=random_state,
+                                   summary=summary)
+
+    rfm = None
+    crosstab = None
+    if {"recency_days", "frequency", "monetary"} <= set(features.columns):
+        rfm = rfm_scores(features)
+        crosstab = rfm_crosstab(labels, rfm["rfm_segment"])
+
+    frame = cleaned.frame
+    pos, seg = event_segments(features.index, frame["customer_id"], labels)
+    activity = activity_grid(series_values(frame["ts"]), seg, utc_offset_hours)
+    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories))
+    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names))
+              if "brand" in frame.columns and cleaned.brand_names else {})
+    actions = segment_actions(summary, activity)
+    etype = series_values(frame["etype"]) if cleaned.kind == "events" else None
+    recs = segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
+                                   product_names=cleaned.product_names)
+
+    segments = []
+    per_segment = {int(s): g for s, g in summary.groupby("segment")}
+    for s in sorted(per_segment):
+        g = per_segment[s]
+        first = g.iloc[0]
+        entry: dict[str, Any] = {
+            "segment": s,
+            "name": names.get(s, f"segment {s}"),
+            "persona": naming.get(s, {}).get("persona"),
+            "name_rule": naming.get(s, {}).get("rule"),
+            "size": int(first["size"]),
+            "share": float(first["share"]),
+            "revenue_share": float(first["revenue_share"]) if "revenue_share" in g else None,
+            "profile": {r.feature: {"mean": _num(r.mean), "median": _num(r.median), "z": _num(r.z)}
+                        for r in g.itertuples()},
+            "top_categories": categories.get(s, []),
+            "top_brands": brands.get(s, []),
+            "activity": np.asarray(activity[s]).round(6).tolist() if s in activity else None,
+            "rules": [{"rule": r["text"], "support": int(r["support"]), "precision": _num(r["precision"]),
+                       "conditions": r["conditions"]} for r in explanation["rules"].get(s, [])],
+            "top_features": explanation["top_features"].get(s, []),
+            "actions": actions.get(s, []),
+            "recommendations": recs.get(s),
+        }
+        if crosstab is not None and s in crosstab.index:
+            row = crosstab.loc[s]
+            entry["rfm"] = {str(k): int(v) for k, v in row.items() if v}
+        segments.append(entry)
+
+    insights = {
+        "segments": segments,
+        "explanation": {
+            "fidelity": _num(explanation["fidelity"]),
+            "fidelity_on": explanation["fidelity_on"],
+            "max_depth": max_depth,
+            "customers": int(explanation["customers"]),
+            "sample_size": int(explanation["sample_size"]),
+            "feature_importance": explanation["feature_importances"],
+            "method": "scikit-learn DecisionTreeClassifier on the unscaled features (fitted on a fixed-seed "
+                      "sample of at most 50,000 customers); a rule per leaf",
+        },
+        "rfm": (
+            {"bins": 5, "crosstab": {str(s): {str(k): int(v) for k, v in row.items() if v}
+                                     for s, row in crosstab.iterrows()}}
+            if crosstab is not None else None
+        ),
+        "utc_offset_hours": utc_offset_hours,
+    }
+    return insights, names, rfm
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None

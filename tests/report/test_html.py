@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg.report import html as report
+from gpuseg.report.plots import PLOTS
+
+HOSTILE_ID = "<script>alert(1)</script>"
+HOSTILE_CATEGORY = 'tools & <hardware> "pro"'
+BASE_FILES = ("segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "metrics.json")
+VOID = {"meta", "img", "input", "br", "hr", "link", "col", "wbr", "source", "area", "base", "embed", "track"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A small real run whose first customer has a hostile id and whose first segment's top
+    category is a hostile name; only the run's data files (no report, no insights)."""
+    from gpuseg.config import build_config
+    from gpuseg.pipeline import run
+
+    base = tmp_path_factory.mktemp("run")
+    run(build_config(out=str(base / "run"), synthetic_customers=600, k="3-4", methods="kmeans,ward", device="cpu",
+                     stability=0))
+    out = base / "out"
+    out.mkdir()
+    for name in BASE_FILES:
+        shutil.copy(base / "run" / name, out / name)
+    for name in ("segments.parquet", "features.parquet"):
+        f = pd.read_parquet(out / name)
+        ids = f["customer_id"].astype(str).tolist()
+        ids[0] = HOSTILE_ID
+        f["customer_id"] = ids
+        f.to_parquet(out / name, index=False)
+    prof = pd.read_csv(out / "profiles.csv")
+    prof.loc[0, "top_category"] = HOSTILE_CATEGORY
+    prof.to_csv(out / "profiles.csv", index=False)
+    return out
+
+
+def fake_insights(run_dir) -> dict:
+    segs = sorted(int(s) for s in pd.read_parquet(run_dir / "segments.parquet")["segment"].unique())
+    rng = np.random.default_rng(0)
+    entries = []
+    for s in segs:
+        grid = rng.random((7, 24))
+        entries.append({
+            "segment": s,
+            "name": f"Persona {s} <b>&</b>",
+            "name_rule": f"monetary z > {s}",
+            "size": 100 + s,
+            "share": 0.25,
+            "revenue_share": 0.4,
+            "profile": {"monetary": {"mean": 10.0 * s, "median": 9.0, "z": 0.5 * s - 0.5},
+                        "recency_days": {"mean": 12.0, "median": 11.0, "z": -0.3},
+                        "views": {"mean": 40.0, "median": 38.0, "z": 0.1}},
+            "top_categories": [{"name": HOSTILE_CATEGORY, "share": 0.3}, {"name": "electronics", "share": 0.2}],
+            "top_brands": [{"name": "samsung", "share": 0.2}],
+            "activity": (grid / grid.sum()).tolist(),
+            "rules": [{"rule": f"purchases >= {s + 1} and recency_days < 12", "support": 100, "precision": 0.9}],
+            "top_features": [{"feature": "monetary", "z": 2.1}, {"feature": "views", "z": -1.2}],
+            "actions": [{"kind": "timing", "text": f"Send offers on Friday evenings ({s})"}],
+            "recommendations": {
+                "top_items": [{"item": "1004856", "purchases": 120, "buyers": 80}],
+                "bought_together": [{"item": "1004856", "with": [{"item": "1005115", "score": 0.4, "co_buyers": 12}]}],
+                "note": "items bought by at least 5 customers",
+            },
+            "rfm": {"Champions": 10, "At risk": 5},
+        })
+    return {
+        "segments": entries,
+        "explanation": {"fidelity": 0.93, "max_depth": 4, "fidelity_on": "all customers",
+                        "feature_importance": [{"feature": "monetary", "importance": 0.4}]},
+        "rfm": {"crosstab": {str(s): {"Champions": 10, "At risk": 5} for s in segs}},
+        "som_umatrix": rng.random((5, 6)).tolist(),
+    }
+
+
+@pytest.fixture(scope="module")
+def plots(run_dir):
+    from gpuseg.report.plots import make_plots
+
+    pytest.importorskip("matplotlib")
+    return make_plots(run_dir, fake_insights(run_dir), include=[n for n in PLOTS if n != "umap"])
+
+
+@pytest.fixture(scope="module")
+def page(run_dir, plots, tmp_path_factory):
+    path = report.build_report(run_dir, fake_insights(run_dir), plots=plots,
+                               path=tmp_path_factory.mktemp("page") / "report.html")
+    return path.read_text(encoding="utf-8")
+
+
+class _Structure(HTMLParser):
+    """Checks that every non-void tag is closed in order."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tags: dict[str, int] = {}
+        self.classes: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.classes += (dict(attrs).get("class") or "").split()
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1] if self.stack else 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+def structure(text: str) -> _Structure:
+    p = _Structure()
+    p.feed(text)
+    p.close()
+    return p
+
+
+def lookup_data(text: str) -> dict:
+    m = re.search(r'<script type="application/json" id="lookup-data">(.*?)</script>', text, re.S)
+    assert m, "no lookup data"
+    return json.loads(m.group(1))
+
+
+def test_build_report_writes_into_the_folder(run_dir, plots, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    path = report.build_report(folder, plots=plots)
+    assert path == folder / "report.html" and path.stat().st_size > 10_000
+    assert not [p for p in folder.iterdir() if p.name.startswith(".report-")]
+
+
+def test_page_is_balanced_html(page):
+    s = structure(page)
+    assert s.errors == [] and s.stack == []
+    assert page.startswith("<!DOCTYPE html>")
+    for tag in ("html", "head", "body", "main", "section", "table", "article", "figure", "form", "input"):
+        assert s.tags.get(tag), tag
+
+
+def test_one_card_per_segment_with_the_insights(run_dir, page):
+    segs = sorted(pd.read_parquet(run_dir / "segments.parquet")["segment"].unique())
+    s = structure(page)
+    assert s.classes.count("card") == len(segs)
+    for seg in segs:
+        assert f'id="segment-{seg}"' in page
+        assert f"Persona {seg} &lt;b&gt;&amp;&lt;/b&gt;" in page
+        assert f"purchases &gt;= {seg + 1} and recency_days &lt; 12" in page
+        assert f"Send offers on Friday evenings ({seg})" in page
+    for text in ("monetary z &gt; 0", "93.0%", "1004856", "1005115", "Champions", "samsung",
+                 "items bought by at least 5 customers", "Top categories", "of revenue"):
+        assert text in page, text
+
+
+def test_summary_and_comparison(run_dir, page):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    comp = pd.read_csv(run_dir / "comparison.csv")
+    assert "built-in synthetic data" in page
+    for stage in metrics["timings"]:
+        assert f"<td>{stage}</td>" in page or stage == "total"
+    for method in comp["method"]:
+        assert f"<td>{method}</td>" in page
+    assert '<tr class="chosen"><td>' + metrics["chosen"]["method"] + "</td>" in page
+    assert "Ranking rule:" in page
+
+
+def test_every_built_plot_is_inline(plots, page):
+    built = [n for n, v in plots.items() if isinstance(v, bytes)]
+    assert len(built) == len(PLOTS) - 1
+    assert page.count('src="data:image/png;base64,') == len(built)
+    for n in built:
+        assert f'id="plot-{n}"' in page
+
+
+def test_no_external_urls(page):
+    without_data = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    for pattern in (r"https?:", r"//", r"ftp:", r"@import", r"url\("):
+        assert not re.search(pattern, without_data, re.I), pattern
+    refs = re.findall(r"""\b(?:src|href|action)\s*=\s*["']?([^"'\s>]*)""", page, re.I)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), [r for r in refs if not r.startswith("data:")]
+    assert "default-src 'none'" in page
+
+
+def test_hostile_text_is_escaped(page):
+    assert HOSTILE_ID not in page and "alert(1)" in page  # present, but only as escaped data
+    assert page.count("<script") == 2  # the lookup data and the page's own script
+    assert HOSTILE_CATEGORY not in page
+    assert "tools &amp; &lt;hardware&gt; &quot;pro&quot;" in page
+
+
+def test_hostile_category_from_profiles_is_escaped(run_dir, plots):
+    text = report.report_html(run_dir, {}, plots=plots)
+    assert HOSTILE_CATEGORY not in text and "tools &amp; &lt;hardware&gt; &quot;pro&quot;" in text
+
+
+def test_lookup_data_matches_the_parquet_files(run_dir, page):
+    data = lookup_data(page)
+    seg = pd.read_parquet(run_dir / "segments.parquet")
+    feats = pd.read_parquet(run_dir / "features.parquet")
+    assert data["ids"] == seg["customer_id"].tolist() and data["ids"][0] == HOSTILE_ID
+    assert data["segment"] == seg["segment"].tolist()
+    np.testing.assert_allclose(data["confidence"], seg["confidence"], atol=5e-5)
+    assert data["low"] == seg["low_confidence"].astype(int).tolist()
+    assert data["features"] == [c for c in feats.columns if c != "customer_id"]
+    j = data["features"].index("monetary")
+    np.testing.assert_allclose(data["values"][j], feats["monetary"], rtol=1e-3, atol=1e-9)
+    assert data["total"] == len(seg) and set(data["segment_means"]) == {str(s) for s in seg["segment"].unique()}
+    assert data["names"]["0"].startswith("Persona 0")
+
+
+def test_lookup_of_large_runs_is_a_sample(run_dir, plots):
+    text = report.report_html(run_dir, {}, plots=plots, lookup_limit=100)
+    data = lookup_data(text)
+    assert len(data["ids"]) == 100 == len(data["segment"]) == len(data["values"][0]) and data["total"] == 600
+    assert "sample of 100 of the 600 customers" in text
+    seg = pd.read_parquet(run_dir / "segments.parquet").set_index("customer_id")["segment"]
+    assert [int(seg[i]) for i in data["ids"]] == data["segment"]
+
+
+def test_insights_json_in_the_folder_is_read(run_dir, plots, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    (folder / "insights.json").write_text(json.dumps(fake_insights(run_dir)))
+    text = report.report_html(folder, plots=plots)
+    assert "Persona 0 &lt;b&gt;" in text and "fidelity" in text
+
+
+def test_without_insights_the_cards_use_the_profiles(run_dir, plots):
+    text = report.report_html(run_dir, plots=plots)
+    assert structure(text).classes.count("card") == pd.read_csv(run_dir / "profiles.csv").shape[0]
+    assert "segment 0" in text and "Persona" not in text
+
+
+def test_the_pipeline_shapes_of_recommendations_and_importances(run_dir, plots):
+    ins = {"segments": [{"segment": 0, "recommendations": {
+        "purchases": 12, "buyers": 7, "items": 9, "note": None,
+        "top_items": [{"item": 41675977, "purchases": 5, "buyers": 5}, {"item": 8338781, "purchases": 4, "buyers": 3}],
+        "bought_together": [{"item": 41675977, "related": [{"item": 99, "score": 0.8, "co_buyers": 2}]},
+                            {"item": 8338781, "related": []}]}}],
+        "explanation": {"fidelity": 0.975, "feature_importance": {"views": 0.3, "clv": 0.5}}}
+    text = report.report_html(run_dir, ins, plots=plots)
+    assert "41675977</strong> &rarr; 99" in text and "8338781</strong>" not in text
+    assert "12 purchases, 7 buyers, 9 distinct items" in text
+    assert text.index("<td>clv</td>") < text.index("<td>views</td>")  # largest importance first
+
+
+@pytest.mark.parametrize("insights", [
+    pytest.param({}, id="empty"),
+    pytest.param({"segments": [{"segment": 0}], "explanation": {}, "rfm": None}, id="bare-segment"),
+    pytest.param({"segments": [{"segment": "1", "name": "x", "rules": [{"rule": "a"}], "actions": ["plain text"],
+                                "recommendations": None, "activity": None, "profile": {"views": {"z": None}}},
+                               "not a segment"],
+                  "explanation": {"feature_importance": [{"feature": "views"}]}}, id="odd-shapes"),
+])
+def test_missing_insight_keys_are_tolerated(run_dir, plots, insights):
+    s = structure(report.report_html(run_dir, insights, plots=plots))
+    assert s.errors == [] and s.stack == []
+
+
+def test_report_without_matplotlib_says_why(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    path = report.build_report(run_dir, {}, path=tmp_path / "r.html")
+    text = path.read_text()
+    assert "data:image/png" not in text and "matplotlib is needed" in text and "Left out (10)" in text
+
+
+def test_bad_lookup_limit(run_dir, plots):
+    with pytest.raises(ValueError, match="lookup_limit"):
+        report.report_html(run_dir, plots=plots, lookup_limit=-1)

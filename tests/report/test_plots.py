@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from gpuseg.errors import ConfigError, DeviceError  # noqa: E402
+from gpuseg.report import plots  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+HAS_UMAP = importlib.util.find_spec("umap") is not None
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (after checking the signature)."""
+    assert isinstance(data, bytes) and data[:8] == PNG_MAGIC, "not PNG bytes"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A small real run's data files (without the insights or report a run may also write)."""
+    from gpuseg.config import build_config
+    from gpuseg.pipeline import run
+
+    base = tmp_path_factory.mktemp("run")
+    run(build_config(out=str(base / "run"), synthetic_customers=600, k="3-4", methods="kmeans,ward", device="cpu",
+                     stability=0))
+    out = base / "out"
+    out.mkdir()
+    for name in ("segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "metrics.json"):
+        shutil.copy(base / "run" / name, out / name)
+    return out
+
+
+def plot_insights(run_dir) -> dict:
+    """Insights with what only insights can give the plots: activity grids and a U-matrix."""
+    segs = sorted(int(s) for s in pd.read_parquet(run_dir / "segments.parquet")["segment"].unique() if s >= 0)
+    rng = np.random.default_rng(1)
+    out = []
+    for s in segs:
+        grid = rng.random((7, 24))
+        out.append({"segment": s, "name": f"persona {s}", "activity": (grid / grid.sum()).tolist()})
+    return {"segments": out, "som_umatrix": rng.random((6, 8)).tolist()}
+
+
+@pytest.fixture(scope="module")
+def all_plots(run_dir):
+    return plots.make_plots(run_dir, plot_insights(run_dir))
+
+
+@pytest.mark.parametrize("name", [n for n in plots.PLOTS if n != "umap" or HAS_UMAP])
+def test_every_plot_is_png(all_plots, name):
+    width, height = png_size(all_plots[name])
+    assert 300 <= width <= 2500 and 200 <= height <= 2500
+
+
+def test_make_plots_keys_in_report_order(all_plots):
+    assert list(all_plots) == list(plots.PLOTS)
+
+
+def test_skips_say_why_without_insights(run_dir):
+    got = plots.make_plots(run_dir, include=["activity", "umatrix", "confidence"])
+    assert "activity" in got["activity"] and "insights" in got["activity"]
+    assert "U-matrix" in got["umatrix"]
+    png_size(got["confidence"])
+
+
+def test_insights_json_in_folder_is_used(run_dir, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    (folder / "insights.json").write_text(json.dumps(plot_insights(run_dir)))
+    got = plots.make_plots(folder, include=["activity", "umatrix"])
+    png_size(got["activity"])
+    png_size(got["umatrix"])
+
+
+def test_unknown_plot_name(run_dir):
+    with pytest.raises(ValueError, match="unknown plots"):
+        plots.make_plots(run_dir, include=["pie"])
+
+
+def test_save_dir_and_path_write_the_same_bytes(run_dir, tmp_path):
+    got = plots.make_plots(run_dir, include=["confidence"], save_dir=tmp_path / "png")
+    assert (tmp_path / "png" / "confidence.png").read_bytes() == got["confidence"]
+    data = plots.confidence_plot(np.linspace(0, 1, 50), path=tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes() == data
+
+
+def test_scaled_features_reproduce_the_run_scaling(run_dir):
+    run = plots.read_outputs(run_dir)
+    X = plots.scaled_features(run.features, run.metrics["scaling"])
+    assert X.shape == (len(run.segments), len(run.feature_names))
+    # the scaler was fitted on these very customers: zero mean, unit variance again
+    np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-6)
+    varies = X.std(axis=0) > 0
+    np.testing.assert_allclose(X.std(axis=0)[varies], 1.0, rtol=1e-6)
+
+
+def test_scaled_features_standardise_without_parameters():
+    f = pd.DataFrame({"customer_id": [1, 2, 3], "a": [1.0, 2.0, 3.0], "b": [5.0, 5.0, 5.0]})
+    X = plots.scaled_features(f)
+    np.testing.assert_allclose(X[:, 0], [-1.224745, 0.0, 1.224745], rtol=1e-6)
+    np.testing.assert_array_equal(X[:, 1], 0.0)
+
+
+def test_segment_zscores_and_key_features():
+    X = np.array([[1.0, 0.0], [3.0, 0.0], [-2.0, 1.0], [9.0, 9.0]])
+    z = plots.segment_zscores(X, np.array([0, 0, 1, -1]), ["monetary", "other"], {0: "big", 1: "small"})
+    assert list(z.index) == ["big", "small"]
+    np.testing.assert_allclose(z.to_numpy(), [[2.0, 0.0], [-2.0, 1.0]])
+    assert plots.key_features(z, n=2) == ["monetary", "other"]
+
+
+def test_reads_insight_zscores_when_every_segment_has_them(run_dir):
+    run = plots.read_outputs(run_dir)
+    names = run.segment_names()
+    ins = {"segments": [{"segment": s, "profile": {"monetary": {"z": float(s)}, "views": {"z": -1.0}}}
+                        for s in names]}
+    z = plots._insight_zscores(ins, names)
+    assert list(z.columns) == ["monetary", "views"] and z["monetary"].tolist() == [float(s) for s in names]
+    assert plots._insight_zscores({"segments": [{"segment": 0}]}, names) is None
+
+
+def test_dendrogram_of_segment_centres():
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    png_size(plots.dendrogram_plot(centres, weights=[10, 20, 5], leaf_names=["a", "b", "c"], n_clusters=2))
+
+
+def test_plots_refuse_data_they_cannot_draw():
+    with pytest.raises(ValueError, match="no method succeeded"):
+        plots.comparison_plot(pd.DataFrame({"method": ["gmm"], "status": ["failed"]}))
+    with pytest.raises(ValueError, match="scores over k"):
+        plots.sweep_plot({"gmm": {"status": "failed"}})
+    with pytest.raises(ValueError, match=r"\(7, 24\)"):
+        plots.activity_plot({"a": np.zeros((24, 7))})
+    with pytest.raises(ValueError, match="2-D"):
+        plots.umatrix_plot(np.zeros(5))
+    with pytest.raises(ValueError, match="no confidence"):
+        plots.confidence_plot([])
+
+
+def test_read_outputs_needs_a_run_folder(tmp_path):
+    with pytest.raises(ConfigError, match="no such folder"):
+        plots.read_outputs(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="metrics.json"):
+        plots.read_outputs(tmp_path)
+
+
+def test_without_matplotlib_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(DeviceError, match="matplotlib"):
+        plots.confidence_plot([0.1, 0.9])
+
+
+def test_umap_is_skipped_with_a_reason_without_umap_learn(run_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    got = plots.make_plots(run_dir, include=["umap"])
+    assert isinstance(got["umap"], str) and "umap" in got["umap"].lower()
