@@ -56,7 +56,7 @@ __all__ = [
     "make_plots",
 ]
 
-MATPLOTLIB_HINT = "pip install 'gpuseg[report]' (matplotlib)"
+MATPLOTLIB_HINT = "pip install matplotlib (a dependency of gpuseg; reinstall with: pip install -e .)"
 
 #: Plot name -> title, in the order of the report.
 PLOTS: dict[str, str] = {

@@ -33,27 +33,13 @@ HOSTILE_ID = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
+def report_dir(tmp_path_factory, small_run, copy_run):
     """A small real run (first customer renamed to a hostile id) with its report."""
-    from gpuseg.config import build_config
     from gpuseg.errors import DeviceError
-    from gpuseg.pipeline import run
     from gpuseg.report.html import build_report
     from gpuseg.report.plots import PLOTS, make_plots
 
-    base = tmp_path_factory.mktemp("browser")
-    run(build_config(out=str(base / "run"), synthetic_customers=600, k="3-4", methods="kmeans,ward", device="cpu",
-                     stability=0))
-    out = base / "out"
-    out.mkdir()
-    for name in ("segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "metrics.json"):
-        shutil.copy(base / "run" / name, out / name)
-    for name in ("segments.parquet", "features.parquet"):
-        f = pd.read_parquet(out / name)
-        ids = f["customer_id"].astype(str).tolist()
-        ids[0] = HOSTILE_ID
-        f["customer_id"] = ids
-        f.to_parquet(out / name, index=False)
+    out = copy_run(small_run, tmp_path_factory.mktemp("browser") / "out", HOSTILE_ID)
     try:
         plots = make_plots(out, {}, include=[p for p in PLOTS if p != "umap"])
     except DeviceError:  # no matplotlib: the lookup is what is tested here

@@ -15,30 +15,14 @@ from gpuseg.report.plots import PLOTS
 
 HOSTILE_ID = "<script>alert(1)</script>"
 HOSTILE_CATEGORY = 'tools & <hardware> "pro"'
-BASE_FILES = ("segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "metrics.json")
 VOID = {"meta", "img", "input", "br", "hr", "link", "col", "wbr", "source", "area", "base", "embed", "track"}
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A small real run whose first customer has a hostile id and whose first segment's top
-    category is a hostile name; only the run's data files (no report, no insights)."""
-    from gpuseg.config import build_config
-    from gpuseg.pipeline import run
-
-    base = tmp_path_factory.mktemp("run")
-    run(build_config(out=str(base / "run"), synthetic_customers=600, k="3-4", methods="kmeans,ward", device="cpu",
-                     stability=0))
-    out = base / "out"
-    out.mkdir()
-    for name in BASE_FILES:
-        shutil.copy(base / "run" / name, out / name)
-    for name in ("segments.parquet", "features.parquet"):
-        f = pd.read_parquet(out / name)
-        ids = f["customer_id"].astype(str).tolist()
-        ids[0] = HOSTILE_ID
-        f["customer_id"] = ids
-        f.to_parquet(out / name, index=False)
+def run_dir(tmp_path_factory, small_run, copy_run):
+    """A small real run's data files; the first customer id is a script tag and one top
+    category is a hostile name (no report, no insights)."""
+    out = copy_run(small_run, tmp_path_factory.mktemp("run") / "out", HOSTILE_ID)
     prof = pd.read_csv(out / "profiles.csv")
     prof.loc[0, "top_category"] = HOSTILE_CATEGORY
     prof.to_csv(out / "profiles.csv", index=False)

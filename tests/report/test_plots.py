@@ -27,19 +27,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, small_run, copy_run):
     """A small real run's data files (without the insights or report a run may also write)."""
-    from gpuseg.config import build_config
-    from gpuseg.pipeline import run
-
-    base = tmp_path_factory.mktemp("run")
-    run(build_config(out=str(base / "run"), synthetic_customers=600, k="3-4", methods="kmeans,ward", device="cpu",
-                     stability=0))
-    out = base / "out"
-    out.mkdir()
-    for name in ("segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "metrics.json"):
-        shutil.copy(base / "run" / name, out / name)
-    return out
+    return copy_run(small_run, tmp_path_factory.mktemp("run") / "out")
 
 
 def plot_insights(run_dir) -> dict:
