@@ -108,6 +108,17 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class SegmentsConfig:
+    """Segment-intelligence settings (see :mod:`gpuseg.segments`)."""
+
+    rfm_bins: int = 5
+    #: ``((measure, (cut, ...)), ...)``: explicit RFM cut points (``[segments.rfm_cuts]``)
+    rfm_cuts: tuple = ()
+    tree_depth: int = 4
+    top_items: int = 10
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """Which methods run over which k."""
 
@@ -183,6 +194,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
 
     @property
@@ -201,6 +213,7 @@ class RunConfig:
         d["rename"] = dict(self.rename)
         d["params"] = {m: dict(kv) for m, kv in self.params}
         d["embed"]["params"] = dict(self.embed.params)
+        d["segments"]["rfm_cuts"] = {m: list(c) for m, c in self.segments.rfm_cuts}
         return d
 
 
@@ -259,7 +272,7 @@ _TOP_KEYS = {
     "sensitivity", "params", "embed", "select", "stability", "report",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
-_SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig}
+_SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig}
 
 
 def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
@@ -281,6 +294,8 @@ def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
         elif isinstance(default, str):
             if not isinstance(val, str):
                 raise ConfigError(f"config [{name}] {key} must be a string, not {val!r}")
+        elif key == "rfm_cuts":
+            pass  # parsed by _parse_rfm_cuts
         elif isinstance(default, tuple):
             if isinstance(val, str):
                 val = [v.strip() for v in val.split(",") if v.strip()]
@@ -327,6 +342,17 @@ def _validate(cfg: RunConfig) -> None:
         )
     if e.stability_resamples == 1:
         raise ConfigError("stability needs at least 2 resamples to compare (or 0 to skip it)")
+    sg = cfg.segments
+    if not isinstance(sg.rfm_bins, int) or not 2 <= sg.rfm_bins <= 10:
+        raise ConfigError(f"config [segments] rfm_bins must be an integer in [2, 10], not {sg.rfm_bins!r}")
+    for measure, cuts in sg.rfm_cuts:
+        if len(cuts) != sg.rfm_bins - 1:
+            raise ConfigError(f"config [segments.rfm_cuts] {measure} needs rfm_bins - 1 = {sg.rfm_bins - 1} cut points, "
+                              f"not {len(cuts)}")
+    if not isinstance(sg.tree_depth, int) or not 1 <= sg.tree_depth <= 8:
+        raise ConfigError(f"config [segments] tree_depth must be an integer in [1, 8], not {sg.tree_depth!r}")
+    if not isinstance(sg.top_items, int) or not 1 <= sg.top_items <= 100:
+        raise ConfigError(f"config [segments] top_items must be an integer in [1, 100], not {sg.top_items!r}")
     if e.stability_scheme not in ("half", "bootstrap"):
         raise ConfigError(f"config [evaluate] stability_scheme must be 'half' or 'bootstrap', not {e.stability_scheme!r}")
     if not isinstance(e.stability_sample, int) or e.stability_sample < 100:
@@ -401,11 +427,32 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
     if "stability" in values:  # --stability N overrides [evaluate] stability_resamples
         sections["evaluate"] = {**dict(sections["evaluate"]), "stability_resamples": values["stability"]}
+    if isinstance(sections["segments"], Mapping) and "rfm_cuts" in sections["segments"]:
+        seg = dict(sections["segments"])
+        seg["rfm_cuts"] = _parse_rfm_cuts(seg.pop("rfm_cuts"))
+        sections["segments"] = seg
     for name, cls in _SECTIONS.items():
         kwargs[name] = _section(name, cls, sections[name])
     cfg = RunConfig(**kwargs)
     _validate(cfg)
     return cfg
+
+
+def _parse_rfm_cuts(value: Any) -> tuple:
+    """``[segments.rfm_cuts]``: measure -> increasing cut points."""
+    measures = ("recency_days", "frequency", "monetary")
+    if not isinstance(value, Mapping):
+        raise ConfigError("config [segments.rfm_cuts] must be a table: measure = [cut, ...]")
+    out = []
+    for measure, cuts in value.items():
+        if measure not in measures:
+            raise ConfigError(f"config [segments.rfm_cuts]: unknown measure {measure!r}; choose from {', '.join(measures)}")
+        if (not isinstance(cuts, (list, tuple)) or not cuts
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cuts)
+                or any(b <= a for a, b in zip(cuts, cuts[1:]))):
+            raise ConfigError(f"config [segments.rfm_cuts] {measure} must be a list of increasing numbers, not {cuts!r}")
+        out.append((measure, tuple(float(c) for c in cuts)))
+    return tuple(out)
 
 
 def _parse_embed(value: Any) -> EmbedConfig:

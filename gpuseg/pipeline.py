@@ -32,7 +32,7 @@ from .report.files import check_out_dir, to_json, write_outputs
 from .segments import LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles
 from .segments.insights import segment_insights
 
-__all__ = ["Progress", "RunResult", "run", "write_report", "STAGES"]
+__all__ = ["Progress", "RunResult", "run", "write_report", "remove_report", "STAGES"]
 
 STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write", "report")
 
@@ -297,9 +297,14 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             if method_metrics[m]["status"] == "ok"
         }
         chosen_labels = labels[chosen_method]
+        chosen_est = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]].estimator
+        confidence = segment_confidence(chosen_est, Z)
+        sg = config.segments
         insights, names, rfm = segment_insights(
             feats.frame, chosen_labels, cleaned, category_columns=feats.category_columns,
             utc_offset_hours=config.features.utc_offset_hours, random_state=config.seed,
+            max_depth=sg.tree_depth, top_items=sg.top_items, rfm_bins=sg.rfm_bins,
+            rfm_cuts=dict(sg.rfm_cuts) or None, confidence=confidence, low_confidence=LOW_CONFIDENCE,
         )
         if "som" in labels:
             som = runs["som"].fits[method_metrics["som"]["chosen_index"]].estimator
@@ -307,8 +312,6 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         segments = feats.frame[[]].reset_index()
         segments["segment"] = chosen_labels
         segments["segment_name"] = segments["segment"].map(names)
-        chosen_est = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]].estimator
-        confidence = segment_confidence(chosen_est, Z)
         segments["confidence"] = confidence
         segments["low_confidence"] = confidence < LOW_CONFIDENCE
         if rfm is not None:
@@ -406,12 +409,15 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             },
         )
         st["detail"] = str(out_dir)
+        # the previous run's report describes other segments: it goes now, and the report
+        # stage writes this run's (a failed or skipped report leaves none, never a stale one)
+        remove_report(out_dir)
 
     # -- report ----------------------------------------------------------------------------
     if not config.report:
         return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
     with timer.stage("report") as st:
-        files += write_report(out_dir, insights, progress.note)
+        files += write_report(out_dir, insights, progress.note, umap=config.embed.method == "umap")
         st["detail"] = f"{out_dir / 'report.html'} and {len(list((out_dir / 'plots').glob('*.png')))} plots"
     # metrics.json again, now that its timings can include the report
     metrics["timings"]["report"] = round(timer.timings["report"], 4)
@@ -420,14 +426,23 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
 
 
+def remove_report(out_dir: Path) -> None:
+    """Remove ``report.html`` and ``plots/`` (only gpuseg's: checked by ``check_out_dir``)."""
+    import shutil
+
+    (out_dir / "report.html").unlink(missing_ok=True)
+    if (out_dir / "plots").is_dir() and not (out_dir / "plots").is_symlink():
+        shutil.rmtree(out_dir / "plots")
+
+
 def write_report(
     out_dir: Path, insights: dict[str, Any] | None = None, note: Any = None, umap: bool = False
 ) -> list[Path]:
     """Build ``plots/`` and ``report.html`` from a run's output folder (both replaced together).
 
     The UMAP projection is left out unless ``umap`` (umap-learn takes 30-50 s on a CPU,
-    most of it compiling). Without matplotlib the report is written without plots
-    (``note`` says so).
+    most of it compiling; the page lists it as left out, with how to add it). Without
+    matplotlib the report is written without plots (``note`` says so).
     """
     from .errors import DeviceError
     from .report.html import report_html
@@ -435,6 +450,8 @@ def write_report(
 
     try:
         plots = make_plots(out_dir, insights, include=[p for p in PLOTS if umap or p != "umap"])
+        if not umap:
+            plots["umap"] = "left out by default (umap-learn takes 30-50 s on a CPU); add it with gpuseg report OUT_DIR --umap"
     except DeviceError as exc:
         plots = {}
         if note:

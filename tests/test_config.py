@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gpuseg.config import K_LIMIT, build_config, load_config_file, parse_k
@@ -85,3 +87,20 @@ def test_missing_config_file(tmp_path):
 def test_defaults():
     cfg = build_config()
     assert cfg.input is None and cfg.out == "gpuseg-out" and cfg.device == "auto" and cfg.k_values == list(range(2, 11))
+
+
+@pytest.mark.parametrize(
+    "segments, message",
+    [
+        ({"rfm_bins": 1}, "rfm_bins must be an integer in [2, 10]"),
+        ({"tree_depth": 0}, "tree_depth must be an integer in [1, 8]"),
+        ({"top_items": 0}, "top_items must be an integer in [1, 100]"),
+        ({"rfm_cuts": {"age": [1, 2, 3, 4]}}, "unknown measure 'age'"),
+        ({"rfm_cuts": {"monetary": [5, 1, 2, 3]}}, "list of increasing numbers"),
+        ({"rfm_cuts": {"monetary": [1, 2]}}, "needs rfm_bins - 1 = 4 cut points"),
+        ({"colour": 1}, "unknown setting 'colour'"),
+    ],
+)
+def test_segments_section_is_checked(segments, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_config({"segments": segments})

@@ -294,3 +294,54 @@ def test_stability_in_metrics_and_skipped_with_zero(tmp_path, synthetic_run):
     m0 = run(cfg, rec).metrics
     assert "stability" not in [e[1] for e in rec.events if e[0] == "stage"]
     assert "stability" not in m0["methods"]["kmeans"] and "rank_stability" not in m0["ranking"][0]
+
+
+def test_report_lifecycle_and_a_users_file_in_plots(tmp_path, events_csv, capsys):
+    """--no-report leaves no stale report; plots/ holding a file gpuseg did not write is
+    refused (run and report), and the file stays."""
+    from gpuseg.cli import main
+
+    out = tmp_path / "o"
+    base = ["--input", str(events_csv), "--out", str(out), "--device", "cpu", "--methods", "kmeans",
+            "--stability", "0", "-q"]
+    assert main(["run", *base, "--k", "3"]) == 0
+    assert (out / "report.html").is_file() and (out / "plots" / "pca.png").is_file()
+    assert main(["run", *base, "--k", "4", "--no-report"]) == 0
+    assert not (out / "report.html").exists() and not (out / "plots").exists()
+    assert main(["report", str(out)]) == 0
+    (out / "plots" / "my_chart.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["run", *base, "--k", "3"]) == 2
+    assert "my_chart.txt, which gpuseg did not write" in capsys.readouterr().err
+    assert main(["report", str(out)]) == 2
+    assert (out / "plots" / "my_chart.txt").read_text() == "mine"
+
+
+def test_runs_without_the_rfm_group_and_with_segment_settings(tmp_path):
+    cfg = build_config(
+        {"features": {"groups": ["funnel", "sessions", "time"]}},
+        out=str(tmp_path / "a"), synthetic_customers=500, k="3", methods="kmeans", device="cpu", stability=0,
+        report=False,
+    )
+    m = run(cfg)
+    insights = json.loads((m.out_dir / "insights.json").read_text())
+    assert insights["rfm"] is None and all(e["revenue_share"] is None for e in insights["segments"])
+    assert "r_score" not in pd.read_parquet(m.out_dir / "segments.parquet").columns
+    cfg = build_config(
+        {"segments": {"rfm_bins": 3, "tree_depth": 2, "top_items": 3,
+                      "rfm_cuts": {"recency_days": [7, 30]}}},
+        out=str(tmp_path / "b"), synthetic_customers=500, k="3", methods="kmeans", device="cpu", stability=0,
+        report=False,
+    )
+    r = run(cfg)
+    seg = pd.read_parquet(r.out_dir / "segments.parquet")
+    feats = pd.read_parquet(r.out_dir / "features.parquet")
+    rec = feats["recency_days"].to_numpy()
+    expected_r = np.where(rec <= 7, 3, np.where(rec <= 30, 2, 1))  # recent scores high
+    assert (seg["r_score"].to_numpy() == expected_r).all() and seg["f_score"].between(1, 3).all()
+    insights = json.loads((r.out_dir / "insights.json").read_text())
+    assert insights["rfm"]["bins"] == 3 and insights["explanation"]["max_depth"] == 2
+    for e in insights["segments"]:
+        assert len(e["recommendations"]["top_items"]) <= 3
+        assert 0 <= e["low_confidence"]["share"] <= 1 and e["low_confidence"]["threshold"] == 0.5
+    assert sum(e["low_confidence"]["count"] for e in insights["segments"]) == int(seg["low_confidence"].sum())

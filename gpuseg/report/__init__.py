@@ -1,5 +1,5 @@
-"""Output files (plots and the HTML report come later)."""
+"""Output files, plots and the self-contained HTML report."""
 
-from .files import OUTPUT_FILES, check_out_dir, to_json, write_outputs
+from .files import OUTPUT_DIRS, OUTPUT_FILES, check_out_dir, to_json, write_outputs
 
-__all__ = ["OUTPUT_FILES", "check_out_dir", "to_json", "write_outputs"]
+__all__ = ["OUTPUT_DIRS", "OUTPUT_FILES", "check_out_dir", "to_json", "write_outputs"]

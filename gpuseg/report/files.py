@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "write_outputs", "to_json"]
+__all__ = ["OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_plots_dir", "write_outputs", "to_json"]
 
 #: The files a run writes (later versions add model/).
 OUTPUT_FILES = (
@@ -64,12 +64,32 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             if (p / name).exists() or (p / name).is_symlink():
                 if not (p / name).is_dir() or (p / name).is_symlink():
                     raise ConfigError(f"--out {out}: {name} is not a folder; gpuseg writes a folder of that name")
+                check_plots_dir(p / name)
                 present.append(name)
         if present and not _written_by_gpuseg(p):
             raise ConfigError(
                 f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
             )
     return p
+
+
+def check_plots_dir(folder: Path) -> None:
+    """``plots/`` is replaced as a whole, so it may hold nothing but gpuseg's plot files.
+
+    Raises
+    ------
+    ConfigError
+        Anything else is in it (a user's own file would be lost).
+    """
+    from .plots import PLOTS
+
+    ours = {f"{name}.png" for name in PLOTS}
+    foreign = sorted(q.name for q in folder.iterdir() if q.name not in ours or not q.is_file() or q.is_symlink())
+    if foreign:
+        raise ConfigError(
+            f"{folder} holds {foreign[0]}, which gpuseg did not write; gpuseg replaces that folder as a whole, "
+            f"so move it away first"
+        )
 
 
 def _written_by_gpuseg(folder: Path) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..backend import array_namespace, series_values
+from ..backend import array_namespace, series_values, to_host
 from .actions import segment_actions
 from .explain import explain_segments
 from .naming import name_segments
@@ -70,6 +70,10 @@ def segment_insights(
     random_state: int = 0,
     max_depth: int = 4,
     top_items: int = 10,
+    rfm_bins: int = 5,
+    rfm_cuts: Mapping[str, Any] | None = None,
+    confidence: Any = None,
+    low_confidence: float = 0.5,
 ) -> tuple[dict[str, Any], dict[int, str], Any]:
     """Profiles, names, RFM, rules, activity, actions and recommendations of the segments.
 
@@ -81,6 +85,11 @@ def segment_insights(
         The chosen segment of every feature row, numbered by size (-1 = unassigned).
     cleaned : CleanedData
         The cleaned events or orders the features came from.
+    rfm_bins, rfm_cuts
+        Score levels and explicit cut points of :func:`~gpuseg.segments.rfm.rfm_scores`.
+    confidence : array, optional
+        Each customer's confidence: adds each segment's count and share below
+        ``low_confidence``.
 
     Returns
     -------
@@ -92,7 +101,8 @@ def segment_insights(
         ``r_score, f_score, m_score, rfm_segment`` per customer, on the features' device
         (empty of columns when the data have no RFM features).
     """
-    summary = segment_summary(features, labels)
+    summary = segment_summary(features, labels,
+                              revenue_column="monetary" if "monetary" in features.columns else None)
     naming = name_segments(summary, category_columns)
     names = {int(s): v["name"] for s, v in naming.items()}
     explanation = explain_segments(features, labels, naming, max_depth=max_depth, random_state=random_state,
@@ -101,7 +111,7 @@ def segment_insights(
     rfm = None
     crosstab = None
     if {"recency_days", "frequency", "monetary"} <= set(features.columns):
-        rfm = rfm_scores(features)
+        rfm = rfm_scores(features, bins=rfm_bins, cuts=rfm_cuts)
         crosstab = rfm_crosstab(labels, rfm["rfm_segment"])
 
     frame = cleaned.frame
@@ -115,6 +125,18 @@ def segment_insights(
     recs = segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
                                    product_names=cleaned.product_names)
 
+    low = {}
+    if confidence is not None:
+        xp = array_namespace(labels)
+        lab = xp.asarray(labels)
+        values = to_host(xp.unique(lab))
+        flagged = xp.asarray(confidence) < low_confidence
+        for v in values:  # k small reductions on the device
+            member = lab == v
+            size = int(member.sum())
+            count = int((flagged & member).sum())
+            low[int(v)] = {"count": count, "share": count / size if size else 0.0, "threshold": low_confidence}
+
     segments = []
     per_segment = {int(s): g for s, g in summary.groupby("segment")}
     for s in sorted(per_segment):
@@ -127,7 +149,7 @@ def segment_insights(
             "name_rule": naming.get(s, {}).get("rule"),
             "size": int(first["size"]),
             "share": float(first["share"]),
-            "revenue_share": float(first["revenue_share"]) if "revenue_share" in g else None,
+            "revenue_share": _num(first["revenue_share"]) if "revenue_share" in g else None,
             "profile": {r.feature: {"mean": _num(r.mean), "median": _num(r.median), "z": _num(r.z)}
                         for r in g.itertuples()},
             "top_categories": categories.get(s, []),
@@ -139,6 +161,8 @@ def segment_insights(
             "actions": actions.get(s, []),
             "recommendations": recs.get(s),
         }
+        if s in low:
+            entry["low_confidence"] = low[s]
         if crosstab is not None and s in crosstab.index:
             row = crosstab.loc[s]
             entry["rfm"] = {str(k): int(v) for k, v in row.items() if v}
@@ -157,7 +181,7 @@ def segment_insights(
                       "sample of at most 50,000 customers); a rule per leaf",
         },
         "rfm": (
-            {"bins": 5, "crosstab": {str(s): {str(k): int(v) for k, v in row.items() if v}
+            {"bins": rfm_bins, "cuts": {k: list(v) for k, v in (rfm_cuts or {}).items()}, "crosstab": {str(s): {str(k): int(v) for k, v in row.items() if v}
                                      for s, row in crosstab.iterrows()}}
             if crosstab is not None else None
         ),
