@@ -309,15 +309,21 @@ def _summary_section(run: RunOutputs) -> str:
             rows.append(("Confidence", text))
     kv = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     timings = _dict(m.get("timings"))
-    stage_rows = [(k, v) for k, v in timings.items() if k != "total" and isinstance(v, (int, float))]
-    total = timings.get("total") if isinstance(timings.get("total"), (int, float)) else sum(v for _, v in stage_rows)
+    stage_rows = [(k, v) for k, v in timings.items() if k != "total" and _is_number(v)]
+    total = timings.get("total") if _is_number(timings.get("total")) else sum(v for _, v in stage_rows)
     top = max([v for _, v in stage_rows] + [1e-9])
     trows = [[_e(k), _num(v, 2), _bar(v / top)] for k, v in stage_rows]
-    trows.append(["<strong>total</strong>", f"<strong>{_num(total, 2)}</strong>", ""])
+    # metrics.json is written before the report and again after it, with the report's time
+    total_label = "total" if "report" in timings else "total (before the report)"
+    trows.append([f"<strong>{_e(total_label)}</strong>", f"<strong>{_num(total, 2)}</strong>", ""])
     return ('<section id="summary"><h2>Run</h2><div class="two">'
             f'<div><table class="kv"><tbody>{kv}</tbody></table></div>'
             f'<div><h3>Time per stage (seconds)</h3>{_table(["stage", "seconds", ""], trows, "timings")}</div>'
             "</div></section>")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _by(chosen: Mapping[str, Any]) -> str:
@@ -426,6 +432,13 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
     if ins.get("revenue_share") is not None:
         facts.append(f"<strong>{_pct(ins['revenue_share'])}</strong> of revenue")
     body = [head, f'<p class="facts">{" &middot; ".join(facts)}</p>']
+    low = _dict(ins.get("low_confidence"))
+    if _int(low.get("count")) is not None:
+        threshold = low.get("threshold", 0.5)
+        body.append(f'<p class="facts low-confidence"><strong>{_num(_int(low["count"]))}</strong> low-confidence '
+                    f"customers" + (f" ({_pct(low['share'])} of the segment)" if low.get("share") is not None else "")
+                    + f', confidence below {_e(threshold)} <span class="muted">(flagged low_confidence in '
+                    "segments.parquet)</span></p>")
     if ins.get("persona") and str(ins["persona"]) != name:
         body.append(f'<p class="rule"><span class="label">Persona</span> {_e(ins["persona"])}</p>')
     if ins.get("name_rule"):

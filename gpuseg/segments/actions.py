@@ -1,18 +1,37 @@
 """Rule-based marketing actions for a segment, each stating the numbers it rests on.
 
-Rules (segment mean vs overall mean of the same feature; a rule whose features are missing,
-as ``views`` and ``carts`` are in order logs, does not fire):
+The actions fire on the signals of :data:`~gpuseg.segments.signals.SIGNALS`, the same
+conditions and thresholds that name the segments (:mod:`gpuseg.segments.naming`), so a
+segment named after a persona always gets that persona's action:
 
-=============  ================================================================================
-loyalty        ``monetary >= 2 x overall``: VIP tier, early access, loyalty rewards
-win-back       ``recency_days >= 1.5 x overall``: win-back series with an incentive
-checkout       ``cart_abandonment >= 1.25 x overall`` and ``carts >= overall``: cart reminders
-retargeting    ``views >= 1.25 x overall`` and ``purchases <= 0.5 x overall``: browse retargeting
-onboarding     ``tenure_days <= 0.5 x overall`` and ``recency_days <= overall``: welcome series
-price          ``price_index < 0.9``: discounts and bundles; ``> 1.1``: premium and new arrivals
-nurture        none of the above fired: regular newsletter
-timing         with an activity grid: the busiest 3 consecutive weekdays and 3 consecutive hours
-=============  ================================================================================
+===========  ===========================  =========================================================
+action       signal (persona)             what to do
+===========  ===========================  =========================================================
+loyalty      high_value_loyal or          VIP tier, early access, loyalty rewards
+             high_value (High-value
+             loyal, High-value)
+win-back     lapsed (Lapsed)              win-back series with a time-limited incentive
+checkout     cart_abandoners              abandoned-cart reminders, free-shipping threshold
+             (Cart abandoners)
+retargeting  window_shoppers              retarget the products they viewed
+             (Window shoppers)
+onboarding   new_customers                welcome series, second-purchase incentive
+             (New customers)
+cross-sell   regular_buyers               items bought with their favourites, a loyalty tier;
+             (Regular buyers)             only when none of the actions above fired
+conversion   browsers (Browsers)          first-order incentive on the products they viewed;
+                                          only when none of the actions above fired
+nurture      none of the above            regular newsletter, test offers
+price        low_prices / high_prices     ``price_index <= 0.9``: discounts and bundles;
+                                          ``>= 1.1``: premium lines and new arrivals
+timing       an activity grid             the busiest 3 consecutive weekdays and 3 consecutive
+                                          hours, each only when it holds at least
+                                          :data:`PEAK_LIFT` times an even spread ("any day",
+                                          "any time of day" otherwise)
+===========  ===========================  =========================================================
+
+A signal whose numbers the data lack (``views`` and ``carts`` in order logs, z-scores or the
+revenue share when not given) does not fire.
 """
 
 from __future__ import annotations
@@ -22,25 +41,55 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .profiles import summary_table
+from .signals import SIGNALS, SegmentStats, segment_stats, signal_holds
 
-__all__ = ["suggest_actions", "segment_actions", "WEEKDAYS"]
+__all__ = ["suggest_actions", "segment_actions", "ACTION_RULES", "BROAD_ACTION_RULES", "WEEKDAYS"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
-#: Thresholds of the rules (factors of the overall mean, or price_index values); see the module docstring.
-HIGH_VALUE_FACTOR = 2.0
-LAPSED_FACTOR = 1.5
-ABANDONMENT_FACTOR = 1.25
-VIEWS_FACTOR = 1.25
-FEW_PURCHASES_FACTOR = 0.5
-NEW_TENURE_FACTOR = 0.5
-CHEAP_PRICE_INDEX = 0.9
-PREMIUM_PRICE_INDEX = 1.1
+#: (kind, signals of which any fires it, advice), in order. The text states the segment's
+#: numbers on the features of the signals that fired.
+ACTION_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("loyalty", ("high_value_loyal", "high_value"),
+     "VIP tier, early access to new products and loyalty rewards; keep them away from blanket discounts"),
+    ("win-back", ("lapsed",),
+     "win-back series ('we miss you' with a time-limited incentive), then reduce frequency if they stay quiet"),
+    ("checkout", ("cart_abandoners",),
+     "abandoned-cart reminders within hours, a free-shipping threshold and a simpler checkout"),
+    ("retargeting", ("window_shoppers",),
+     "retarget the products they viewed, with reviews, stock and price-drop alerts"),
+    ("onboarding", ("new_customers",),
+     "onboarding series (welcome offer, best-sellers of their first categories, second-purchase incentive)"),
+)
+
+#: Actions of the broad signals, as :data:`ACTION_RULES`; they fire only when none of
+#: :data:`ACTION_RULES` did (a lapsed or a high-value segment gets win-back or loyalty, not
+#: also conversion or cross-sell).
+BROAD_ACTION_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("cross-sell", ("regular_buyers",),
+     "cross-sell the items bought with their favourites (see the recommendations) and invite them to a "
+     "loyalty tier"),
+    ("conversion", ("browsers",),
+     "first-order incentive (welcome discount or free shipping) on the products they viewed, with reviews "
+     "and stock alerts"),
+)
+
+#: How the texts name the features.
+_WORDS = {
+    "monetary": "mean spend",
+    "frequency": "orders per customer",
+    "recency_days": "days since last activity",
+    "cart_abandonment": "cart abandonment",
+    "carts": "carts",
+    "views": "views",
+    "purchases": "purchases",
+    "tenure_days": "days since first seen",
+}
+
 #: Width of the timing windows.
 TIMING_DAYS = 3
 TIMING_HOURS = 3
-#: A window holding less than this multiple of an even spread is "no clear peak".
+#: A day (hour) window holding less than this multiple of an even spread is "any day" ("any time of day").
 PEAK_LIFT = 1.15
 
 
@@ -48,6 +97,10 @@ def suggest_actions(
     segment_profile: Mapping[str, float],
     overall: Mapping[str, float],
     activity: Any = None,
+    *,
+    z: Mapping[str, float] | None = None,
+    share: float | None = None,
+    revenue_share: float | None = None,
 ) -> list[dict[str, str]]:
     """Marketing actions for one segment.
 
@@ -61,71 +114,35 @@ def suggest_actions(
     activity : array of shape (7, 24), optional
         The segment's share of events by weekday (0 = Monday) and hour, from
         :func:`~gpuseg.segments.profiles.activity_grid`; adds a ``timing`` action.
+    z : mapping, optional
+        Feature -> the segment's z-score (the summary's ``z``). Without it, signals with a
+        condition on a z-score do not fire.
+    share, revenue_share : float, optional
+        The segment's share of customers and of revenue, for the revenue lift of
+        ``high_value``.
 
     Returns
     -------
     list of dict
-        ``{"kind": str, "text": str}`` in the order loyalty, win-back, checkout,
-        retargeting, onboarding, nurture, price, timing (only those that fire).
+        ``{"kind": str, "text": str}`` in the order of :data:`ACTION_RULES` (or, when none
+        of them fires, of :data:`BROAD_ACTION_RULES`; nurture when neither fires), then
+        price and timing (only those that fire).
 
     Examples
     --------
-    >>> acts = suggest_actions({"monetary": 900.0, "price_index": 1.3}, {"monetary": 200.0})
+    >>> acts = suggest_actions({"monetary": 900.0, "frequency": 1.0, "price_index": 1.3},
+    ...                        {"monetary": 200.0, "frequency": 1.0}, z={"monetary": 1.2, "frequency": 0.1},
+    ...                        share=0.1, revenue_share=0.45)
     >>> [a["kind"] for a in acts]
     ['loyalty', 'price']
     >>> acts[0]["text"].split(":")[0]
-    'mean spend 900 vs 200 overall (4.5x)'
+    'mean spend 900 vs 200 overall (4.5x, z=+1.20), 45% of revenue from 10% of customers'
     """
-    prof = {str(k): float(v) for k, v in dict(segment_profile).items() if _number(v)}
-    base = {str(k): float(v) for k, v in dict(overall).items() if _number(v)}
-    actions: list[dict[str, str]] = []
-
-    def ratio(feature: str) -> float | None:
-        if feature not in prof or feature not in base or base[feature] <= 0:
-            return None
-        return prof[feature] / base[feature]
-
-    def vs(feature: str, label: str) -> str:
-        return f"{label} {_num(prof[feature])} vs {_num(base[feature])} overall ({ratio(feature):.1f}x)"
-
-    r = ratio("monetary")
-    if r is not None and r >= HIGH_VALUE_FACTOR:
-        actions.append({"kind": "loyalty", "text": f"{vs('monetary', 'mean spend')}: VIP tier, early access to new "
-                        "products and loyalty rewards; keep them away from blanket discounts"})
-    r = ratio("recency_days")
-    if r is not None and r >= LAPSED_FACTOR:
-        actions.append({"kind": "win-back", "text": f"{vs('recency_days', 'days since last activity')}: win-back "
-                        "series ('we miss you' with a time-limited incentive), then reduce frequency "
-                        "if they stay quiet"})
-    ra, rc = ratio("cart_abandonment"), ratio("carts")
-    if ra is not None and rc is not None and ra >= ABANDONMENT_FACTOR and rc >= 1.0:
-        actions.append({"kind": "checkout", "text": f"{vs('cart_abandonment', 'cart abandonment')} with "
-                        f"{_num(prof['carts'])} carts per customer: abandoned-cart reminders within hours, "
-                        "a free-shipping threshold and a simpler checkout"})
-    rv, rp = ratio("views"), ratio("purchases")
-    if rv is not None and rp is not None and rv >= VIEWS_FACTOR and rp <= FEW_PURCHASES_FACTOR:
-        actions.append({"kind": "retargeting", "text": f"{vs('views', 'views')} but {vs('purchases', 'purchases')}: "
-                        "retarget the products they viewed, with reviews, stock and price-drop alerts"})
-    rt, rr = ratio("tenure_days"), ratio("recency_days")
-    if rt is not None and rt <= NEW_TENURE_FACTOR and (rr is None or rr <= 1.0):
-        actions.append({"kind": "onboarding", "text": f"{vs('tenure_days', 'days since first seen')}: onboarding "
-                        "series (welcome offer, best-sellers of their first categories, second-purchase incentive)"})
-    if not actions:
-        actions.append({"kind": "nurture", "text": "no value, churn, cart or tenure signal (spend, recency, cart "
-                        "abandonment, views and tenure within the thresholds): regular newsletter, test offers"})
-    if "price_index" in prof:
-        p = prof["price_index"]
-        if p < CHEAP_PRICE_INDEX:
-            actions.append({"kind": "price", "text": f"price_index {p:.2f} < {CHEAP_PRICE_INDEX} (buys below the "
-                            "category's median price): lead with discounts, bundles and multi-buy offers"})
-        elif p > PREMIUM_PRICE_INDEX:
-            actions.append({"kind": "price", "text": f"price_index {p:.2f} > {PREMIUM_PRICE_INDEX} (buys above the "
-                            "category's median price): feature premium lines and new arrivals rather than discounts"})
-    if activity is not None:
-        timing = _timing(np.asarray(activity, dtype=np.float64))
-        if timing:
-            actions.append({"kind": "timing", "text": timing})
-    return actions
+    stats = SegmentStats(
+        mean=_numbers(segment_profile), overall=_numbers(overall), z=_numbers(z or {}),
+        share=share, revenue_share=revenue_share,
+    )
+    return _suggest_actions(stats, activity)
 
 
 def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = None) -> dict[int, list[dict]]:
@@ -143,17 +160,70 @@ def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = 
     dict of int to list of dict
         Segment -> actions; unassigned customers (-1) get an empty list.
     """
-    means = summary_table(summary, "mean")
-    overall = summary.drop_duplicates("feature").set_index("feature")["overall_mean"]
-    out = {}
-    for seg in means.index:
-        seg = int(seg)
-        out[seg] = [] if seg < 0 else suggest_actions(means.loc[seg], overall, (activity or {}).get(seg))
-    return out
+    return {seg: [] if seg < 0 else _suggest_actions(stats, (activity or {}).get(seg))
+            for seg, stats in segment_stats(summary).items()}
+
+
+def _suggest_actions(stats: SegmentStats, activity: Any) -> list[dict[str, str]]:
+    actions = _fired(ACTION_RULES, stats) or _fired(BROAD_ACTION_RULES, stats)
+    if not actions:
+        actions.append({"kind": "nurture", "text": "no value, lapse, cart, browsing, tenure or frequency signal "
+                        "(see the persona rules): regular newsletter, test offers"})
+    price = stats.mean.get("price_index")
+    if signal_holds(SIGNALS["low_prices"], stats):
+        actions.append({"kind": "price", "text": f"price_index {price:.2f} <= {_threshold('low_prices')} (buys "
+                        "below the category's median price): lead with discounts, bundles and multi-buy offers"})
+    elif signal_holds(SIGNALS["high_prices"], stats):
+        actions.append({"kind": "price", "text": f"price_index {price:.2f} >= {_threshold('high_prices')} (buys "
+                        "above the category's median price): feature premium lines and new arrivals rather than "
+                        "discounts"})
+    if activity is not None:
+        timing = _timing(np.asarray(activity, dtype=np.float64))
+        if timing:
+            actions.append({"kind": "timing", "text": timing})
+    return actions
+
+
+def _fired(rules: tuple[tuple[str, tuple[str, ...], str], ...], stats: SegmentStats) -> list[dict[str, str]]:
+    """The actions of the rules whose signals fire, their texts led by the numbers behind them."""
+    actions = []
+    for kind, signals, advice in rules:
+        fired = [s for s in signals if signal_holds(SIGNALS[s], stats) is not None]
+        if fired:
+            features = dict.fromkeys(c.feature for s in fired for c in SIGNALS[s] if c.stat != "lift")
+            numbers = ", ".join(_vs(stats, f) for f in features if f in stats.mean)
+            if kind == "loyalty" and stats.revenue_lift is not None:
+                numbers += f", {stats.revenue_share:.0%} of revenue from {stats.share:.0%} of customers"
+            actions.append({"kind": kind, "text": f"{numbers}: {advice}"})
+    return actions
+
+
+def _vs(stats: SegmentStats, feature: str) -> str:
+    """``mean spend 900 vs 200 overall (4.5x, z=+1.20)``, with what is known."""
+    text = f"{_WORDS.get(feature, feature)} {_num(stats.mean[feature])}"
+    if feature not in stats.overall:
+        return text
+    text += f" vs {_num(stats.overall[feature])} overall"
+    detail = []
+    ratio = stats.ratio(feature)
+    if ratio is not None:
+        detail.append(f"{ratio:.1f}x")
+    if stats.z.get(feature) is not None:
+        detail.append(f"z={stats.z[feature]:+.2f}")
+    return text + (f" ({', '.join(detail)})" if detail else "")
+
+
+def _threshold(signal: str) -> float:
+    (cond,) = SIGNALS[signal]
+    return cond.threshold
 
 
 def _timing(grid: np.ndarray) -> str | None:
-    """``send campaigns Tue-Thu, 19:00-22:00: ...`` from a (7, 24) share grid."""
+    """``send campaigns Tue-Thu, 19:00-22:00: ...`` from a (7, 24) share grid.
+
+    The day window and the hour window are judged separately: a window holding less than
+    :data:`PEAK_LIFT` times its even share is replaced by "any day" / "any time of day".
+    """
     if grid.shape != (7, 24):
         raise ValueError(f"activity must be a (7, 24) weekday x hour grid, not {grid.shape}")
     total = grid.sum()
@@ -170,9 +240,12 @@ def _timing(grid: np.ndarray) -> str | None:
     numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly) and "
                f"{h_share:.0%} in {hour_text} ({h_even:.1%} if even); busiest hour {WEEKDAYS[peak_day]} "
                f"{peak_hour:02d}:00 ({grid[peak_day, peak_hour]:.1%})")
-    if d_share < PEAK_LIFT * d_even and h_share < PEAK_LIFT * h_even:
+    day_peak = d_share >= PEAK_LIFT * d_even
+    hour_peak = h_share >= PEAK_LIFT * h_even
+    if not day_peak and not hour_peak:
         return f"no clear peak, send at any time: {numbers}"
-    return f"send campaigns {day_text}, {hour_text}: {numbers}"
+    when = f"{day_text if day_peak else 'any day'}, {hour_text if hour_peak else 'any time of day'}"
+    return f"send campaigns {when}: {numbers}"
 
 
 def _best_window(shares: np.ndarray, width: int) -> tuple[int, float]:
@@ -183,11 +256,17 @@ def _best_window(shares: np.ndarray, width: int) -> tuple[int, float]:
     return best, sums[best]
 
 
-def _number(v: Any) -> bool:
-    try:
-        return bool(np.isfinite(float(v)))
-    except (TypeError, ValueError):
-        return False
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of a mapping (dict or Series), as floats."""
+    out = {}
+    for k, v in dict(values).items():
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(v):
+            out[str(k)] = v
+    return out
 
 
 def _num(x: float) -> str:

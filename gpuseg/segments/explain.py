@@ -146,7 +146,7 @@ def _explain_segments(features, labels, names, max_depth, sample, random_state, 
     fidelity = float(hit.astype(xp.float64).mean())
 
     shown = _display_thresholds(xp, t, cols64, cols32)
-    present = sorted({int(c) for c in tree.classes_} | {int(s) for s in np.unique(to_host(labels))})
+    present = sorted({int(c) for c in tree.classes_} | {int(s) for s in to_host(xp.unique(labels))})
     seg_names = _names(names, present)
     rules: dict[int, list[dict]] = {s: [] for s in present}
     for node, path in _leaf_paths(t):

@@ -5,20 +5,30 @@ Each segment of a :func:`~gpuseg.segments.profiles.segment_summary` is checked a
 it, and the conditions are recorded with the segment's actual numbers:
 
 =====================  ======================================================================
-Lapsed                 ``recency_days z >= 1.0`` (gone quiet; checked first because being
-                       gone is what a campaign must react to, whatever they used to spend)
+Unassigned             label -1, always
+Lapsed                 ``recency_days >= 1.5 x overall`` and ``recency_days z >= 0.5`` (gone
+                       quiet; checked first because being gone is what a campaign must react
+                       to, whatever they used to spend)
 High-value loyal       ``monetary z >= 1.0`` and ``frequency z >= 0.5``
+High-value             ``revenue_share / share >= 2.0`` and ``monetary z >= 0.5`` (brings at
+                       least twice its share of revenue)
 Cart abandoners        ``cart_abandonment z >= 0.5`` and ``carts z >= 0.0``
 Deal seekers           ``price_index <= 0.9`` (segment mean) and ``frequency z >= 0.0``
 Window shoppers        ``views z >= 0.25`` and ``purchases z <= -0.25``
 New customers          ``tenure_days z <= -0.75`` and ``recency_days z <= 0.0``
+Regular buyers         ``frequency z >= 0.25`` (more orders than the average customer)
+Browsers               ``frequency < 0.1`` and ``views >= 1.0`` (segment means: active, but
+                       hardly any orders)
 Occasional             no rule above fired
-Unassigned             label -1, always
 =====================  ======================================================================
 
 ``z`` is the segment mean's distance from the overall mean in overall standard deviations
-(the summary's ``z`` column); a bare feature name means the segment mean. A rule that needs
-a feature the data lack (order logs have no ``views``, ``carts``, ...) does not fire.
+(the summary's ``z`` column); ``x overall`` is the segment mean over the overall mean;
+``revenue_share / share`` is the revenue lift; a bare feature name means the segment mean.
+The conditions and their thresholds are the signals of :data:`~gpuseg.segments.signals.SIGNALS`,
+which the marketing actions of :mod:`gpuseg.segments.actions` use too (Lapsed and win-back,
+High-value and loyalty, ... fire on the same numbers). A rule that needs a feature the data
+lack (order logs have no ``views``, ``carts``, ...) does not fire.
 
 Names are unique within a run. When several segments match the same persona, the strongest
 (largest :attr:`PersonaRule.strength` value, ties by the lower segment number) keeps the
@@ -37,6 +47,7 @@ from typing import Mapping
 import pandas as pd
 
 from .profiles import summary_table
+from .signals import SIGNALS, Condition, SegmentStats, segment_stats, signal_holds
 
 __all__ = ["Condition", "PersonaRule", "PERSONA_RULES", "UNASSIGNED_NAME", "FALLBACK_NAME", "name_segments"]
 
@@ -47,82 +58,39 @@ FALLBACK_NAME = "Occasional"
 
 
 @dataclass(frozen=True)
-class Condition:
-    """One test on a segment's profile.
-
-    Attributes
-    ----------
-    feature : str
-    stat : {"z", "mean"}
-        The segment's z-score of the feature, or its mean.
-    op : {">=", "<="}
-    threshold : float
-    """
-
-    feature: str
-    stat: str
-    op: str
-    threshold: float
-
-    def value(self, z: Mapping[str, float], mean: Mapping[str, float]) -> float | None:
-        """The tested number, or None when the feature is missing."""
-        source = z if self.stat == "z" else mean
-        v = source.get(self.feature)
-        return None if v is None or pd.isna(v) else float(v)
-
-    def holds(self, value: float) -> bool:
-        return value >= self.threshold if self.op == ">=" else value <= self.threshold
-
-    def describe(self, value: float) -> str:
-        """``"monetary z=+1.78 >= 1.0"`` or ``"price_index=0.72 <= 0.9"``."""
-        shown = f" z={value:+.2f}" if self.stat == "z" else f"={value:.3g}"
-        return f"{self.feature}{shown} {self.op} {_fmt_threshold(self.threshold)}"
-
-
-@dataclass(frozen=True)
 class PersonaRule:
     """A persona and when it applies.
 
     Attributes
     ----------
     name : str
-    conditions : tuple of Condition
-        All must hold.
+    signal : str
+        Key of :data:`~gpuseg.segments.signals.SIGNALS`: the conditions, all of which must hold.
     strength : (feature, stat, sign)
-        Ranks segments of the same persona: ``sign * value``, larger is stronger.
+        Ranks segments of the same persona: ``sign * value`` of the feature's ``"z"`` or
+        ``"mean"``, larger is stronger.
     """
 
     name: str
-    conditions: tuple[Condition, ...]
+    signal: str
     strength: tuple[str, str, float]
 
-
-def _z(feature: str, op: str, threshold: float) -> Condition:
-    return Condition(feature, "z", op, threshold)
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        return SIGNALS[self.signal]
 
 
 #: The persona rules in priority order (see the module docstring).
 PERSONA_RULES: tuple[PersonaRule, ...] = (
-    PersonaRule("Lapsed", (_z("recency_days", ">=", 1.0),), ("recency_days", "z", 1.0)),
-    PersonaRule(
-        "High-value loyal", (_z("monetary", ">=", 1.0), _z("frequency", ">=", 0.5)), ("monetary", "z", 1.0)
-    ),
-    PersonaRule(
-        "Cart abandoners",
-        (_z("cart_abandonment", ">=", 0.5), _z("carts", ">=", 0.0)),
-        ("cart_abandonment", "z", 1.0),
-    ),
-    PersonaRule(
-        "Deal seekers",
-        (Condition("price_index", "mean", "<=", 0.9), _z("frequency", ">=", 0.0)),
-        ("price_index", "mean", -1.0),
-    ),
-    PersonaRule("Window shoppers", (_z("views", ">=", 0.25), _z("purchases", "<=", -0.25)), ("views", "z", 1.0)),
-    PersonaRule(
-        "New customers",
-        (_z("tenure_days", "<=", -0.75), _z("recency_days", "<=", 0.0)),
-        ("tenure_days", "z", -1.0),
-    ),
+    PersonaRule("Lapsed", "lapsed", ("recency_days", "z", 1.0)),
+    PersonaRule("High-value loyal", "high_value_loyal", ("monetary", "z", 1.0)),
+    PersonaRule("High-value", "high_value", ("monetary", "z", 1.0)),
+    PersonaRule("Cart abandoners", "cart_abandoners", ("cart_abandonment", "z", 1.0)),
+    PersonaRule("Deal seekers", "deal_seekers", ("price_index", "mean", -1.0)),
+    PersonaRule("Window shoppers", "window_shoppers", ("views", "z", 1.0)),
+    PersonaRule("New customers", "new_customers", ("tenure_days", "z", -1.0)),
+    PersonaRule("Regular buyers", "regular_buyers", ("frequency", "z", 1.0)),
+    PersonaRule("Browsers", "browsers", ("views", "z", 1.0)),
 )
 
 # Readable words for qualifiers ("high spend"); other features use their name.
@@ -155,7 +123,8 @@ def name_segments(
     ----------
     summary : pandas.DataFrame
         From :func:`~gpuseg.segments.profiles.segment_summary` (long form with ``segment``,
-        ``share``, ``feature``, ``mean`` and ``z``). The wide frame of
+        ``share``, ``revenue_share``, ``feature``, ``mean``, ``z`` and ``overall_mean``;
+        without ``share`` or ``revenue_share`` the High-value rule does not fire). The wide frame of
         :func:`~gpuseg.segments.profiles.segment_profiles` has no z-scores (it lacks the
         overall spread), so it is not accepted.
     category_columns : mapping, optional
@@ -177,15 +146,16 @@ def name_segments(
     >>> from gpuseg.segments.profiles import segment_summary
     >>> feats = pd.DataFrame({"recency_days": [1.0, 2.0, 1.0, 90.0], "monetary": [5.0, 6.0, 4.0, 5.0]})
     >>> names = name_segments(segment_summary(feats, np.array([0, 0, 0, 1])))
-    >>> names[1]
-    {'name': 'Lapsed', 'persona': 'Lapsed', 'rule': 'recency_days z=+1.73 >= 1.0'}
+    >>> names[1]["name"], names[1]["rule"]
+    ('Lapsed', 'recency_days=3.83x overall >= 1.5x and recency_days z=+1.73 >= 0.5')
     >>> names[0]["name"]
     'Occasional'
     """
-    missing = {"segment", "feature", "z", "mean"} - set(summary.columns)
+    missing = {"segment", "feature", "z", "mean", "overall_mean"} - set(summary.columns)
     if missing:
         raise ValueError(
-            "name_segments needs the long frame of segment_summary (columns segment, feature, mean, z); "
+            "name_segments needs the long frame of segment_summary (columns segment, feature, mean, z, "
+            "overall_mean); "
             f"missing: {', '.join(sorted(missing))}"
         )
     return _name_segments(summary, dict(category_columns or {}), rules)
@@ -195,23 +165,19 @@ def _name_segments(
     summary: pd.DataFrame, category_columns: dict[str, str], rules: tuple[PersonaRule, ...]
 ) -> dict[int, dict[str, str]]:
     z_table = summary_table(summary, "z")
-    mean_table = summary_table(summary, "mean")
-    share = summary.groupby("segment")["share"].first() if "share" in summary.columns else None
+    stats = segment_stats(summary)
 
     out: dict[int, dict[str, str]] = {}
     groups: dict[str, list[tuple[float, int]]] = defaultdict(list)
     used_features: dict[int, set[str]] = {}
-    for seg in z_table.index:
-        seg = int(seg)
+    for seg, seg_stats in stats.items():
         if seg < 0:
             out[seg] = {"name": UNASSIGNED_NAME, "persona": UNASSIGNED_NAME,
                         "rule": f"label {seg}: customers no segment took"}
             continue
-        z = z_table.loc[seg].to_dict()
-        mean = mean_table.loc[seg].to_dict()
-        persona, rule_text, strength, used = _match(z, mean, rules)
-        if persona == FALLBACK_NAME and share is not None:
-            strength = float(share.get(seg, 0.0))
+        persona, rule_text, strength, used = _match(seg_stats, rules)
+        if persona == FALLBACK_NAME and seg_stats.share is not None:
+            strength = seg_stats.share
         out[seg] = {"name": persona, "persona": persona, "rule": rule_text}
         groups[persona].append((strength, seg))
         used_features[seg] = used
@@ -228,21 +194,15 @@ def _name_segments(
     return out
 
 
-def _match(
-    z: Mapping[str, float], mean: Mapping[str, float], rules: tuple[PersonaRule, ...]
-) -> tuple[str, str, float, set[str]]:
+def _match(stats: SegmentStats, rules: tuple[PersonaRule, ...]) -> tuple[str, str, float, set[str]]:
     """(persona, rule text, strength, features the rule used) of the first rule that holds."""
     for rule in rules:
-        parts = []
-        for cond in rule.conditions:
-            v = cond.value(z, mean)
-            if v is None or not cond.holds(v):
-                break
-            parts.append(cond.describe(v))
-        else:
+        text = signal_holds(rule.conditions, stats)
+        if text is not None:
             feature, stat, sign = rule.strength
-            v = (z if stat == "z" else mean).get(feature, 0.0)
-            return rule.name, " and ".join(parts), sign * float(v), {c.feature for c in rule.conditions}
+            v = (stats.z if stat == "z" else stats.mean).get(feature, 0.0)
+            v = 0.0 if v is None or pd.isna(v) else float(v)
+            return rule.name, text, sign * v, {c.feature for c in rule.conditions}
     return FALLBACK_NAME, "no persona rule fired", 0.0, set()
 
 
@@ -276,9 +236,3 @@ def _qualifier(feature: str, z: float, category_columns: dict[str, str]) -> str:
         return word if z > 0 else f"little {word}"
     label = _LABELS.get(feature, feature.replace("_", " "))
     return f"{'high' if z > 0 else 'low'} {label}"
-
-
-def _fmt_threshold(x: float) -> str:
-    """``1.0``, ``0.5``, ``-0.75``."""
-    x = float(x)
-    return f"{x:.1f}" if x == round(x, 1) else f"{x:g}"

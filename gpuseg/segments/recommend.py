@@ -34,12 +34,13 @@ import numpy as np
 from ..backend import array_namespace, sparse_module, to_host
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["segment_recommendations", "PURCHASE"]
+__all__ = ["segment_recommendations", "PURCHASE", "NO_PURCHASES", "NO_PRODUCTS"]
 
 #: The ``etype`` code of a purchase in the cleaned event frame.
 PURCHASE = EVENT_TYPES.index("purchase")
 
 NO_PURCHASES = "no purchases by this segment's customers: nothing to recommend"
+NO_PRODUCTS = "no product_id in the data: nothing to recommend"
 
 
 def segment_recommendations(
@@ -59,7 +60,8 @@ def segment_recommendations(
     customer : array of shape (n_rows,)
         Customer of each event or order line (NumPy or CuPy; integer codes).
     product : array of int, shape (n_rows,)
-        Product code of each row (the cleaned frame's ``product``); -1 for none.
+        Product code of each row (the cleaned frame's ``product``); -1 for none (every
+        code is -1 when the data have no ``product_id`` column).
     event_type : array of int, shape (n_rows,), or None
         Event type codes (``etype``; only ``PURCHASE`` rows count), or None for orders,
         where every row is a purchase.
@@ -90,7 +92,10 @@ def segment_recommendations(
           cosine similarity and the number of the segment's customers who bought both,
           highest score first, never the item itself, only pairs with
           ``co_buyers >= min_support``;
-        - ``note`` : str or None, why the lists are empty when they are.
+        - ``note`` : str or None, why the lists are empty when they are:
+          :data:`NO_PRODUCTS` for every segment when no row has a product (no
+          ``product_id`` in the data), :data:`NO_PURCHASES` for a segment without
+          purchases.
 
     Raises
     ------
@@ -128,7 +133,10 @@ def segment_recommendations(
 
 def _segment_recommendations(xp, customer, product, etype, segment, top_items, top_related, min_support, names):
     labels = [int(s) for s in to_host(xp.unique(segment))]
-    bought = product >= 0
+    has_product = product >= 0
+    if product.size and not bool(has_product.any()):
+        return {s: _empty(NO_PRODUCTS) for s in labels}
+    bought = has_product
     if etype is not None:
         bought &= etype == PURCHASE
     cust, prod, seg = customer[bought], product[bought], segment[bought]

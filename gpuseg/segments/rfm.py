@@ -2,13 +2,22 @@
 
 Scores
     ``r_score``, ``f_score`` and ``m_score`` run from 1 to ``bins`` and are quantile bins
-    of ``recency_days``, ``frequency`` and ``monetary``, exactly as the common pandas recipe
+    of ``recency_days``, ``frequency`` and ``monetary``, as the common pandas recipe
     ``pd.qcut(x.rank(method="first"), bins, labels=False) + 1``: ranking first (ties broken
     by row order, i.e. by ``customer_id``) makes every bin the same size even when many
-    customers share a value, such as the zero frequency of customers who never bought.
-    Recency is reversed (``bins - label``): a recent customer scores high. With ``cuts``,
-    explicit cut points replace the quantiles for a measure (right-closed bins, like
-    ``pd.cut``).
+    customers share a value. Recency is reversed (``bins - label``): a recent customer
+    scores high, and its quantiles are taken over all customers.
+
+    Frequency and monetary differ in one point: a value ``<= 0`` (a customer who never
+    bought, or whose purchases were all returned) always scores 1, and the recipe runs on
+    the positive values only, ``pd.qcut(x[x > 0].rank(method="first"), bins, labels=False)
+    + 1``. Ranking the many tied zeros by row order would otherwise spread non-buyers over
+    scores 2 to ``bins`` and into "At risk", "Potential loyalists" or even "Loyal
+    customers"; with F = M = 1 a non-buyer is always New customers, Promising, About to
+    sleep or Lost. Fewer than two positive values cannot be binned: they score 1 as well.
+
+    With ``cuts``, explicit cut points replace the quantiles for a measure (right-closed
+    bins, like ``pd.cut``, zeros and negatives included).
 
 Segments
     The widely used R x FM grid (Putler's eleven segments), with ``FM = ceil((f_score +
@@ -33,9 +42,10 @@ Segments
     winning where two ranges overlap.
 
 Scores and segments are computed where the features live (ranks, bin search and the grid
-lookup on pandas/NumPy or cuDF/CuPy). The quantile edges of the ranks 1..n come from
-``pandas.qcut`` itself, on the host, so they match it bit for bit whatever the pandas
-version (an O(n) float array, independent of the data).
+lookup on pandas/NumPy or cuDF/CuPy). The quantile edges of the ranks 1..n (n: the
+customers, or the customers with a positive value) come from ``pandas.qcut`` itself, on the
+host, so they match it bit for bit whatever the pandas version (an O(n) float array,
+independent of the values).
 """
 
 from __future__ import annotations
@@ -101,8 +111,9 @@ def rfm_scores(
     -------
     DataFrame
         Same library and index as ``features``; columns ``r_score``, ``f_score``,
-        ``m_score`` (int32, 1..bins; recency reversed so recent is high) and
-        ``rfm_segment`` (str, one of :data:`RFM_SEGMENTS`).
+        ``m_score`` (int32, 1..bins; recency reversed so recent is high; without ``cuts``
+        a frequency or monetary value ``<= 0`` scores 1) and ``rfm_segment`` (str, one of
+        :data:`RFM_SEGMENTS`).
 
     Raises
     ------
@@ -113,10 +124,11 @@ def rfm_scores(
     Examples
     --------
     >>> import pandas as pd
-    >>> feats = pd.DataFrame({"recency_days": [1.0, 50.0, 3.0, 90.0], "frequency": [9.0, 1.0, 5.0, 4.0],
-    ...                       "monetary": [900.0, 10.0, 300.0, 200.0]})
-    >>> rfm_scores(feats, bins=2).values.tolist()
-    [[2, 2, 2, 'Champions'], [1, 1, 1, 'Lost'], [2, 2, 2, 'Champions'], [1, 1, 1, 'Lost']]
+    >>> feats = pd.DataFrame({"recency_days": [1.0, 50.0, 3.0, 90.0, 2.0], "frequency": [9.0, 1.0, 5.0, 4.0, 0.0],
+    ...                       "monetary": [900.0, 10.0, 300.0, 200.0, 0.0]})
+    >>> rfm_scores(feats, bins=2).values.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [[2, 2, 2, 'Champions'], [1, 1, 1, 'Lost'], [2, 2, 2, 'Champions'], [1, 1, 1, 'Lost'],
+     [2, 1, 1, 'New customers']]
     """
     missing = [m for m in RFM_MEASURES.values() if m not in features.columns]
     if missing:
@@ -144,8 +156,10 @@ def _rfm_scores(features: Any, bins: int, cut_points: dict[str, np.ndarray]) -> 
     for score, measure in RFM_MEASURES.items():
         if measure in cut_points:
             labels = _cut_labels(series_values(features[measure]), cut_points[measure])
-        else:
+        elif score == "r_score":
             labels = _quantile_labels(features[measure], bins, n)
+        else:
+            labels = _positive_quantile_labels(features[measure], bins)
         scores[score] = (bins - labels) if score == "r_score" else (labels + 1)
         out[score] = scores[score].astype("int32")
     out["rfm_segment"] = _grid_segments(scores["r_score"], scores["f_score"], scores["m_score"], bins, ns, out.index)
@@ -162,6 +176,20 @@ def _quantile_labels(values: Any, bins: int, n: int) -> Any:
     # pd.cut's rule: searchsorted(side="left"), the lowest edge belonging to the first bin
     ids = xp.searchsorted(xp.asarray(edges), rank, side="left")
     return xp.clip(ids, 1, bins) - 1
+
+
+def _positive_quantile_labels(values: Any, bins: int) -> Any:
+    """0 for values <= 0; ``pd.qcut(x[x > 0].rank(method="first"), bins, labels=False)`` for the rest."""
+    positive = values > 0
+    n_positive = int(positive.sum())
+    # ranks among the positive values only (the others are null and stay out of the ranking)
+    rank = series_values(values.where(positive).rank(method="first").fillna(0))
+    xp = array_namespace(rank)
+    if n_positive < 2:
+        return xp.zeros(len(rank), dtype=xp.int64)
+    edges = np.asarray(_rank_edges(n_positive, bins))
+    ids = xp.clip(xp.searchsorted(xp.asarray(edges), rank, side="left"), 1, bins) - 1
+    return xp.where(series_values(positive), ids, 0)
 
 
 @functools.lru_cache(maxsize=8)

@@ -266,3 +266,43 @@ def test_report_without_matplotlib_says_why(run_dir, tmp_path, monkeypatch):
 def test_bad_lookup_limit(run_dir, plots):
     with pytest.raises(ValueError, match="lookup_limit"):
         report.report_html(run_dir, plots=plots, lookup_limit=-1)
+
+
+def test_cards_show_their_low_confidence_customers(run_dir, plots):
+    ins = fake_insights(run_dir)
+    ins["segments"][0]["low_confidence"] = {"count": 37, "share": 0.0617, "threshold": 0.5}
+    ins["segments"][1]["low_confidence"] = {"count": 0, "share": 0.0, "threshold": 0.5}
+    text = report.report_html(run_dir, ins, plots=plots)
+    cards = dict(re.findall(r'<article class="card" id="segment-(-?\d+)">(.*?)</article>', text, re.S))
+    assert "<strong>37</strong> low-confidence customers (6.2% of the segment), confidence below 0.5" in cards["0"]
+    assert "<strong>0</strong> low-confidence customers (0.0% of the segment)" in cards["1"]
+    assert all("low-confidence" not in card for seg, card in cards.items() if seg not in ("0", "1"))
+
+
+@pytest.mark.parametrize("after_report", [True, False], ids=["after-the-report", "before-the-report"])
+def test_time_per_stage_lists_every_stage(run_dir, plots, tmp_path, after_report):
+    folder = tmp_path / "copy"
+    shutil.copytree(run_dir, folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    timings = {k: v for k, v in metrics["timings"].items() if k not in ("total", "report")}
+    timings |= {"embed": 1.5, "sensitivity": 0.25, "total": 99.5}
+    if after_report:  # the pipeline adds the report's time after the total, then updates the total
+        timings |= {"report": 2.25, "total": 101.75}
+    metrics["timings"] = timings
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = report.report_html(folder, {}, plots=plots)
+    table = re.search(r'<table class="timings">(.*?)</table>', text, re.S).group(1)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td>", table)
+    assert [stage for stage, _ in rows[:-1]] == [k for k in timings if k != "total"]
+    assert ("report", "2.25") in rows if after_report else "report" not in dict(rows)
+    total = "<strong>total</strong>" if after_report else "<strong>total (before the report)</strong>"
+    assert rows[-1] == (total, f"<strong>{report._num(timings['total'], 2)}</strong>")
+
+
+def test_plots_given_as_reasons_are_listed_as_left_out(run_dir, plots):
+    reason = "left out by default (umap-learn takes 30-50 s on a CPU); add it with gpuseg report OUT_DIR --umap"
+    text = report.report_html(run_dir, {}, plots={**plots, "umap": reason})
+    skipped = re.search(r'<details class="skipped"><summary>Left out \((\d+)\)</summary><ul>(.*?)</ul>', text, re.S)
+    assert skipped and skipped.group(1) == "1"
+    assert f"<li><strong>{PLOTS['umap']}</strong>: {reason}</li>" in skipped.group(2)
+    assert 'id="plot-umap"' not in text and text.count('src="data:image/png;base64,') == len(PLOTS) - 1

@@ -11,45 +11,71 @@ OVERALL = {"recency_days": 20.0, "frequency": 1.0, "monetary": 200.0, "tenure_da
            "carts": 3.0, "purchases": 1.2, "cart_abandonment": 0.5, "price_index": 1.0}
 
 
-def kinds(profile, overall=OVERALL, activity=None):
-    return [a["kind"] for a in suggest_actions({**overall, **profile}, overall, activity)]
+def kinds(profile=None, z=None, overall=OVERALL, activity=None, **shares):
+    """Action kinds of a segment with these means (others: the overall ones) and z-scores (others: 0)."""
+    zs = {f: 0.0 for f in overall} | (z or {})
+    return [a["kind"] for a in suggest_actions({**overall, **(profile or {})}, overall, activity, z=zs, **shares)]
 
 
 @pytest.mark.parametrize(
-    "profile, expected",
+    "profile, z, shares, expected",
     [
-        ({"monetary": 900.0, "frequency": 4.0}, ["loyalty"]),
-        ({"recency_days": 45.0}, ["win-back"]),
-        ({"cart_abandonment": 0.8, "carts": 6.0}, ["checkout"]),
-        ({"views": 70.0, "purchases": 0.2}, ["retargeting"]),
-        ({"tenure_days": 5.0, "recency_days": 3.0}, ["onboarding"]),
-        ({"price_index": 0.75}, ["nurture", "price"]),
-        ({"price_index": 1.3, "monetary": 800.0}, ["loyalty", "price"]),
-        ({}, ["nurture"]),
+        ({"monetary": 900.0, "frequency": 4.0}, {"monetary": 1.5, "frequency": 1.2}, {}, ["loyalty"]),
+        ({"monetary": 500.0}, {"monetary": 0.6}, {"share": 0.1, "revenue_share": 0.25}, ["loyalty"]),
+        ({"recency_days": 45.0}, {"recency_days": 0.9}, {}, ["win-back"]),
+        ({"cart_abandonment": 0.8, "carts": 6.0}, {"cart_abandonment": 0.9, "carts": 0.8}, {}, ["checkout"]),
+        ({"views": 70.0, "purchases": 0.2}, {"views": 0.8, "purchases": -0.4}, {}, ["retargeting"]),
+        ({"tenure_days": 5.0, "recency_days": 3.0}, {"tenure_days": -1.5, "recency_days": -0.6}, {}, ["onboarding"]),
+        ({"frequency": 1.6}, {"frequency": 0.3}, {}, ["cross-sell"]),
+        ({"frequency": 0.05}, {"frequency": -0.5}, {}, ["conversion"]),
+        ({"price_index": 0.75}, {}, {}, ["nurture", "price"]),
+        ({"price_index": 1.3, "monetary": 800.0}, {"monetary": 1.2, "frequency": 0.6}, {}, ["loyalty", "price"]),
+        ({}, {}, {}, ["nurture"]),
+        # the broad signals give way to the specific ones
+        ({"frequency": 0.05, "recency_days": 45.0}, {"frequency": -0.5, "recency_days": 0.9}, {}, ["win-back"]),
+        ({"frequency": 4.0}, {"monetary": 1.5, "frequency": 1.2}, {}, ["loyalty"]),
         # near misses
-        ({"cart_abandonment": 0.8, "carts": 1.0}, ["nurture"]),  # few carts
-        ({"tenure_days": 5.0, "recency_days": 30.0}, ["win-back"]),  # new but gone: no onboarding
-        ({"price_index": 1.05}, ["nurture"]),
+        ({"cart_abandonment": 0.8, "carts": 1.0}, {"cart_abandonment": 0.9, "carts": -0.5}, {}, ["nurture"]),
+        ({"tenure_days": 5.0, "recency_days": 30.0}, {"tenure_days": -1.5, "recency_days": 0.6}, {}, ["win-back"]),
+        ({"recency_days": 28.0}, {"recency_days": 1.2}, {}, ["nurture"]),  # 1.4x the overall recency
+        ({"recency_days": 45.0}, {"recency_days": 0.4}, {}, ["nurture"]),  # 2.25x, but z below 0.5
+        ({"monetary": 500.0}, {"monetary": 0.4}, {"share": 0.1, "revenue_share": 0.25}, ["nurture"]),
+        ({"monetary": 900.0}, {"monetary": 0.8}, {}, ["nurture"]),  # no revenue share: no lift to judge
+        ({"price_index": 1.05}, {}, {}, ["nurture"]),
     ],
-    ids=["loyalty", "win-back", "checkout", "retargeting", "onboarding", "discounts", "premium", "nothing",
-         "abandon-few-carts", "new-but-gone", "price-neutral"],
+    ids=["loyalty", "loyalty-by-revenue", "win-back", "checkout", "retargeting", "onboarding", "cross-sell",
+         "conversion", "discounts", "premium", "nothing", "win-back-not-conversion", "loyalty-not-cross-sell",
+         "abandon-few-carts", "new-but-gone", "lapsed-small-ratio", "lapsed-small-z", "revenue-small-z",
+         "no-revenue-share", "price-neutral"],
 )
-def test_actions_fire_on_hand_made_profiles(profile, expected):
-    assert kinds(profile) == expected
+def test_actions_fire_on_hand_made_profiles(profile, z, shares, expected):
+    assert kinds(profile, z, **shares) == expected
+
+
+def test_without_z_scores_only_mean_signals_fire():
+    def kinds_without_z(profile):
+        return [a["kind"] for a in suggest_actions({**OVERALL, **profile}, OVERALL)]
+
+    assert kinds_without_z({"recency_days": 45.0, "price_index": 0.7}) == ["nurture", "price"]
+    assert kinds_without_z({"frequency": 0.05}) == ["conversion"]
 
 
 def test_texts_state_their_numbers():
-    acts = suggest_actions({**OVERALL, "monetary": 900.0, "recency_days": 45.0, "price_index": 0.82}, OVERALL)
+    acts = suggest_actions({**OVERALL, "monetary": 900.0, "recency_days": 45.0, "price_index": 0.82}, OVERALL,
+                           z={"monetary": 0.8, "recency_days": 0.9}, share=0.1, revenue_share=0.45)
     text = {a["kind"]: a["text"] for a in acts}
-    assert text["loyalty"].startswith("mean spend 900 vs 200 overall (4.5x)")
-    assert text["win-back"].startswith("days since last activity 45 vs 20 overall (2.2x)")
-    assert text["price"].startswith("price_index 0.82 < 0.9")
+    assert text["loyalty"].startswith("mean spend 900 vs 200 overall (4.5x, z=+0.80), 45% of revenue from 10% "
+                                      "of customers: VIP")
+    assert text["win-back"].startswith("days since last activity 45 vs 20 overall (2.2x, z=+0.90): win-back")
+    assert text["price"].startswith("price_index 0.82 <= 0.9")
 
 
 def test_order_data_without_funnel_features():
     overall = {"recency_days": 20.0, "frequency": 2.0, "monetary": 200.0, "tenure_days": 40.0}
-    assert kinds({"monetary": 500.0}, overall) == ["loyalty"]
-    assert kinds({}, overall) == ["nurture"]
+    zs = {f: 0.0 for f in overall}
+    assert [a["kind"] for a in suggest_actions({**overall, "monetary": 500.0}, overall, z={**zs, "monetary": 1.1},
+                                               share=0.2, revenue_share=0.5)] == ["loyalty"]
+    assert [a["kind"] for a in suggest_actions(overall, overall, z=zs)] == ["nurture"]
 
 
 def test_timing_from_the_activity_grid():
@@ -60,6 +86,30 @@ def test_timing_from_the_activity_grid():
     assert timing["kind"] == "timing"
     assert timing["text"].startswith("send campaigns Tue-Thu, 19:00-22:00: ")
     assert "43% if spread evenly" in timing["text"] and "busiest hour Tue 19:00" in timing["text"]
+
+
+@pytest.mark.parametrize(
+    "days, hours, expected",
+    [
+        ("flat", "peak", "send campaigns any day, 19:00-22:00: "),
+        ("peak", "flat", "send campaigns Tue-Thu, any time of day: "),
+        ("flat", "flat", "no clear peak, send at any time: "),
+        ("peak", "peak", "send campaigns Tue-Thu, 19:00-22:00: "),
+    ],
+    ids=["hours-only", "days-only", "neither", "both"],
+)
+def test_timing_judges_days_and_hours_separately(days, hours, expected):
+    day_weights = np.ones(7)
+    if days == "peak":
+        day_weights[1:4] = 3.0
+    else:  # Thu-Sat 44% of the activity against 43% spread evenly: no peak worth naming
+        day_weights[3:6] = 1.02
+    hour_weights = np.ones(24)
+    if hours == "peak":
+        hour_weights[19:22] = 4.0
+    grid = np.outer(day_weights, hour_weights)
+    text = suggest_actions({}, {}, grid)[-1]["text"]
+    assert text.startswith(expected), text
 
 
 def test_timing_wraps_around_and_flat_grids():

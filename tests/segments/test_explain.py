@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gpuseg.backend import to_host
 from gpuseg.segments.explain import explain_segments
 from gpuseg.segments.profiles import segment_summary
 
@@ -109,6 +110,22 @@ def test_top_features_by_abs_z():
         assert len(tops) == 2 and z == sorted(z, reverse=True)
         row = summary[(summary["segment"] == seg) & (summary["feature"] == tops[0]["feature"])].iloc[0]
         assert tops[0]["z"] == row["z"] and tops[0]["mean"] == row["mean"]
+
+
+def test_only_the_sample_and_small_results_come_to_the_host(monkeypatch):
+    from gpuseg.segments import explain as module
+
+    copied = []
+
+    def spy(x):
+        copied.append(x.shape[0] if getattr(x, "shape", ()) else 1)
+        return to_host(x)
+
+    monkeypatch.setattr(module, "to_host", spy)
+    feats, labels = blobs(3000)
+    out = explain_segments(feats, labels, max_depth=3, sample=500, summary=segment_summary(feats, labels))
+    assert out["customers"] == 3000 and set(out["rules"]) == {-1, 0, 1, 2, 3}
+    assert copied and max(copied) <= 500  # the fitted sample; never all 3,000 rows
 
 
 @pytest.mark.parametrize(

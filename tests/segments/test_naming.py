@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gpuseg.segments.actions import segment_actions
 from gpuseg.segments.naming import PERSONA_RULES, name_segments
 from gpuseg.segments.profiles import segment_summary
 
@@ -15,49 +16,75 @@ ORDER_FEATURES = ["recency_days", "frequency", "monetary", "tenure_days", "items
                   "price_index"]
 
 
-def make_summary(segments: dict[int, dict[str, float]], features=EVENT_FEATURES, means=None) -> pd.DataFrame:
-    """A segment_summary-shaped frame from z-scores (unlisted features: z 0); price_index mean 1."""
+def make_summary(segments: dict[int, dict[str, float]], features=EVENT_FEATURES, means=None,
+                 revenue=None) -> pd.DataFrame:
+    """A segment_summary-shaped frame from z-scores (unlisted features: z 0); means 10 (price_index 1) as the
+    overall means, so every ratio to the overall mean is 1; revenue shares equal to the shares unless given."""
     segs = [s for s in segments for _ in features]
     mean = [(means or {}).get(s, {}).get(f, 1.0 if f == "price_index" else 10.0) for s in segments for f in features]
     share = 1 / len(segments)
     return pd.DataFrame({
-        "segment": segs, "size": 10, "share": share, "revenue_share": share, "feature": list(features) * len(segments),
+        "segment": segs, "size": 10, "share": share,
+        "revenue_share": [(revenue or {}).get(s, share) for s in segs], "feature": list(features) * len(segments),
         "mean": mean, "median": mean, "z": [segments[s].get(f, 0.0) for s in segments for f in features],
-        "overall_mean": 10.0, "overall_std": 1.0,
+        "overall_mean": [1.0 if f == "price_index" else 10.0 for f in list(features) * len(segments)],
+        "overall_std": 1.0,
     })
 
 
+# a second, plain segment takes the rest of the customers and revenue
 @pytest.mark.parametrize(
-    "z, means, expected",
+    "z, means, revenue, expected",
     [
-        ({"monetary": 1.8, "frequency": 1.2}, {}, "High-value loyal"),
-        ({"views": 0.9, "purchases": -0.6}, {}, "Window shoppers"),
-        ({"frequency": 0.3}, {"price_index": 0.8}, "Deal seekers"),
-        ({"cart_abandonment": 0.9, "carts": 0.4}, {}, "Cart abandoners"),
-        ({"recency_days": 1.5}, {}, "Lapsed"),
-        ({"tenure_days": -1.2, "recency_days": -0.5}, {}, "New customers"),
-        ({"monetary": 0.4}, {}, "Occasional"),
-        # priority: lapsed before high value, cart abandoners before window shoppers
-        ({"recency_days": 1.1, "monetary": 2.0, "frequency": 2.0}, {}, "Lapsed"),
-        ({"cart_abandonment": 0.9, "carts": 0.4, "views": 0.9, "purchases": -0.6}, {}, "Cart abandoners"),
+        ({"monetary": 1.8, "frequency": 1.2}, {}, None, "High-value loyal"),
+        ({"monetary": 0.6}, {}, 0.8, "High-value"),  # 80% of the revenue from 40% of the customers
+        ({"views": 0.9, "purchases": -0.6}, {}, None, "Window shoppers"),
+        ({"frequency": 0.3}, {"price_index": 0.8}, None, "Deal seekers"),
+        ({"cart_abandonment": 0.9, "carts": 0.4}, {}, None, "Cart abandoners"),
+        ({"recency_days": 0.6}, {"recency_days": 16.0}, None, "Lapsed"),
+        ({"tenure_days": -1.2, "recency_days": -0.5}, {}, None, "New customers"),
+        ({"frequency": 0.3}, {}, None, "Regular buyers"),
+        ({"frequency": -0.5}, {"frequency": 0.05}, None, "Browsers"),
+        ({"monetary": 0.4}, {}, None, "Occasional"),
+        # priority: lapsed before high value, high value before the rest, cart abandoners before window shoppers,
+        # window shoppers before browsers
+        ({"recency_days": 1.1, "monetary": 2.0, "frequency": 2.0}, {"recency_days": 20.0}, None, "Lapsed"),
+        ({"monetary": 0.6, "cart_abandonment": 0.9, "carts": 0.4}, {}, 0.9, "High-value"),
+        ({"cart_abandonment": 0.9, "carts": 0.4, "views": 0.9, "purchases": -0.6}, {}, None, "Cart abandoners"),
+        ({"views": 0.9, "purchases": -0.6}, {"frequency": 0.05}, None, "Window shoppers"),
         # near misses
-        ({"monetary": 1.8, "frequency": 0.4}, {}, "Occasional"),
-        ({"frequency": -0.3}, {"price_index": 0.8}, "Occasional"),
-        ({"tenure_days": -1.2, "recency_days": 0.5}, {}, "Occasional"),
+        ({"monetary": 1.8, "frequency": 0.2}, {}, None, "Occasional"),
+        ({"monetary": 0.4}, {}, 0.9, "Occasional"),  # twice the revenue, but spend z below 0.5
+        ({"frequency": -0.3}, {"price_index": 0.8}, None, "Occasional"),
+        ({"tenure_days": -1.2, "recency_days": 0.5}, {}, None, "Occasional"),
+        ({"recency_days": 1.5}, {"recency_days": 14.0}, None, "Occasional"),  # 1.4x the overall recency
+        ({"recency_days": 0.4}, {"recency_days": 20.0}, None, "Occasional"),  # 2x, but z below 0.5
+        ({"frequency": -0.5}, {"frequency": 0.05, "views": 0.5}, None, "Occasional"),  # no activity either
     ],
-    ids=["high-value", "window", "deal", "cart", "lapsed", "new", "fallback", "lapsed-first", "cart-first",
-         "high-value-rare", "deal-no-purchases", "new-but-gone"],
+    ids=["high-value-loyal", "high-value", "window", "deal", "cart", "lapsed", "new", "regular", "browsers",
+         "fallback", "lapsed-first", "high-value-first", "cart-first", "window-before-browsers", "high-value-rare",
+         "high-value-small-z", "deal-no-purchases", "new-but-gone", "lapsed-small-ratio", "lapsed-small-z",
+         "browsers-no-views"],
 )
-def test_persona_rules(z, means, expected):
-    names = name_segments(make_summary({0: z}, means={0: means}))
-    assert names[0]["name"] == expected and names[0]["persona"] == expected
+def test_persona_rules(z, means, revenue, expected):
+    # segment 0 has 40% of the customers and, when given, that share of the revenue; segment 1 the rest
+    summary = make_summary({0: z, 1: {}}, means={0: means}, revenue=None if revenue is None else
+                           {0: revenue, 1: 1 - revenue})
+    summary["share"] = np.where(summary["segment"] == 0, 0.4, 0.6)
+    names = name_segments(summary)
+    assert names[0]["persona"] == expected
+    assert names[0]["name"] == expected or expected == "Occasional"  # segment 1 is the larger Occasional
 
 
 def test_rule_text_has_the_numbers():
-    names = name_segments(make_summary({0: {"monetary": 1.8, "frequency": 1.234}, 1: {}},
-                                       means={1: {"price_index": 0.5}}))
+    names = name_segments(make_summary({0: {"monetary": 1.8, "frequency": 1.234}, 1: {}, 2: {"recency_days": 0.8},
+                                        3: {"monetary": 0.7}},
+                                       means={1: {"price_index": 0.5}, 2: {"recency_days": 25.0}},
+                                       revenue={0: 0.2, 1: 0.05, 2: 0.0, 3: 0.75}))
     assert names[0]["rule"] == "monetary z=+1.80 >= 1.0 and frequency z=+1.23 >= 0.5"
     assert names[1]["rule"] == "price_index=0.5 <= 0.9 and frequency z=+0.00 >= 0.0"
+    assert names[2]["rule"] == "recency_days=2.50x overall >= 1.5x and recency_days z=+0.80 >= 0.5"
+    assert names[3]["rule"] == "revenue_share/share=3.00 >= 2.0 and monetary z=+0.70 >= 0.5"
 
 
 def test_unassigned_is_always_unassigned():
@@ -146,3 +173,57 @@ def test_synthetic_personas_get_their_names(cpu, small_events):
         "lapsed": "Lapsed",
         "new_customer": "New customers",
     }
+    actions = segment_actions(segment_summary(feats.frame, labels))
+    for seg, v in names.items():
+        assert PERSONA_ACTIONS[v["persona"]] in [a["kind"] for a in actions[seg]]
+
+
+#: The action every persona gets (Occasional: nurture).
+PERSONA_ACTIONS = {"Lapsed": "win-back", "High-value loyal": "loyalty", "High-value": "loyalty",
+                   "Cart abandoners": "checkout", "Deal seekers": "price", "Window shoppers": "retargeting",
+                   "New customers": "onboarding", "Regular buyers": "cross-sell", "Browsers": "conversion",
+                   "Occasional": "nurture"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    profiles=st.lists(st.fixed_dictionaries({f: z_values for f in EVENT_FEATURES}), min_size=2, max_size=8),
+    recency=st.lists(st.sampled_from([5.0, 10.0, 14.0, 15.0, 30.0]), min_size=8, max_size=8),
+    frequency=st.lists(st.sampled_from([0.05, 2.0, 10.0]), min_size=8, max_size=8),
+    revenue=st.lists(st.floats(0.0, 1.0), min_size=8, max_size=8),
+)
+def test_names_and_actions_agree(profiles, recency, frequency, revenue):
+    segments = dict(enumerate(profiles))
+    means = {i: {"recency_days": recency[i], "frequency": frequency[i]} for i in segments}
+    total = sum(revenue[: len(segments)]) or 1.0
+    summary = make_summary(segments, means=means, revenue={i: revenue[i] / total for i in segments})
+    names, actions = name_segments(summary), segment_actions(summary)
+    for seg, v in names.items():
+        kinds = [a["kind"] for a in actions[seg]]
+        assert PERSONA_ACTIONS[v["persona"]] in kinds, (v, kinds)
+        # the lapsed signal names first, so win-back fires exactly for Lapsed segments
+        assert (v["persona"] == "Lapsed") == ("win-back" in kinds)
+
+
+def test_kmeans_segments_of_the_synthetic_data_are_named(cpu, small_events):
+    """Segments a clustering finds, not the planted personas: few fall through to Occasional."""
+    from gpuseg.cluster.kmeans import KMeans
+    from gpuseg.config import CleanConfig, FeatureConfig
+    from gpuseg.io.readers import from_frame
+    from gpuseg.prep.clean import clean
+    from gpuseg.prep.features import customer_features
+    from gpuseg.prep.scale import FeatureScaler
+
+    feats = customer_features(clean(from_frame(small_events[0], cpu), CleanConfig(), cpu), FeatureConfig())
+    bounded = [i for i, name in enumerate(feats.names) if name in feats.bounded]
+    X = FeatureScaler(bounded=bounded).fit_transform(feats.frame.to_numpy(dtype=np.float64))
+    occasional = 0
+    for k in range(3, 8):
+        summary = segment_summary(feats.frame, KMeans(k, random_state=0).fit(X).labels_)
+        names = name_segments(summary, feats.category_columns)
+        occasional += sum(v["persona"] == "Occasional" for v in names.values())
+        assert any(v["persona"] in ("High-value loyal", "High-value") for v in names.values())
+        actions = segment_actions(summary)
+        for seg, v in names.items():
+            assert PERSONA_ACTIONS[v["persona"]] in [a["kind"] for a in actions[seg]]
+    assert occasional <= 5  # of 25 segments

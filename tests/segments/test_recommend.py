@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuseg.segments.recommend import NO_PURCHASES, PURCHASE, segment_recommendations
+from gpuseg.segments.recommend import NO_PRODUCTS, NO_PURCHASES, PURCHASE, segment_recommendations
 
 VIEW = 0
 
@@ -69,7 +69,10 @@ def test_matches_brute_force(log, top_items, top_related, min_support):
         assert [[(i, n) for i, _, n in t] for t in got_together] == [[(i, n) for i, _, n in t] for t in together]
         for g, w in zip(got_together, together):
             np.testing.assert_allclose([v for _, v, _ in g], [v for _, v, _ in w], rtol=1e-12)
-        assert (got[s]["note"] == NO_PURCHASES) == (not top and got[s]["purchases"] == 0)
+        if len(product) and (product < 0).all():
+            assert got[s]["note"] == NO_PRODUCTS
+        else:
+            assert (got[s]["note"] == NO_PURCHASES) == (not top and got[s]["purchases"] == 0)
 
 
 def test_recommends_only_items_the_segment_bought():
@@ -123,6 +126,18 @@ def test_segment_without_purchases_says_so():
     for s in (-1, 1):
         assert recs[s]["top_items"] == [] and recs[s]["bought_together"] == [] and recs[s]["note"] == NO_PURCHASES
     assert recs[0]["top_items"] == [{"item": 1, "purchases": 1, "buyers": 1}] and recs[0]["note"] is not None
+
+
+@pytest.mark.parametrize("etype", [None, np.array([PURCHASE, PURCHASE, VIEW, PURCHASE])], ids=["orders", "events"])
+def test_data_without_products_say_so(xp, etype):
+    # no product_id column: every code is -1, whether or not the segment bought
+    customer, segment = xp.asarray(np.array([0, 0, 1, 2])), xp.asarray(np.array([0, 0, 1, -1]))
+    etype = None if etype is None else xp.asarray(etype)
+    recs = segment_recommendations(customer, xp.full(4, -1, dtype=xp.int64), etype, segment)
+    assert list(recs) == [-1, 0, 1]
+    for rec in recs.values():
+        assert rec["note"] == NO_PRODUCTS == "no product_id in the data: nothing to recommend"
+        assert rec["top_items"] == [] and rec["purchases"] == 0
 
 
 def test_ties_go_to_the_smaller_item_code():

@@ -24,13 +24,25 @@ def rfm_features(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def qcut_reference(features: pd.DataFrame, bins: int) -> pd.DataFrame:
-    """The common recipe: qcut of rank(method="first"); recency reversed."""
+    """The common recipe: qcut of rank(method="first"); recency reversed; frequency and
+    monetary binned among the positive values only, the others scoring 1."""
 
     def label(col):
         return pd.qcut(features[col].rank(method="first"), bins, labels=False).astype(int)
 
-    return pd.DataFrame({"r_score": bins - label("recency_days"), "f_score": label("frequency") + 1,
-                         "m_score": label("monetary") + 1}, index=features.index)
+    def positive_label(col):
+        x = features[col]
+        out = pd.Series(0, index=features.index)
+        if (x > 0).sum() >= 2:
+            out[x > 0] = pd.qcut(x[x > 0].rank(method="first"), bins, labels=False).astype(int)
+        return out
+
+    return pd.DataFrame({"r_score": bins - label("recency_days"), "f_score": positive_label("frequency") + 1,
+                         "m_score": positive_label("monetary") + 1}, index=features.index)
+
+
+#: RFM segments only customers who bought can be in.
+BUYER_SEGMENTS = {"Champions", "Loyal customers", "Potential loyalists", "At risk", "Can't lose them"}
 
 
 @pytest.mark.parametrize("bins", [2, 3, 5, 10], ids=lambda b: f"bins{b}")
@@ -50,6 +62,28 @@ def test_scores_match_qcut_everywhere(n, bins, seed):
     feats = rfm_features(n, seed)
     out = rfm_scores(feats, bins=bins)
     pd.testing.assert_frame_equal(out[["r_score", "f_score", "m_score"]].astype(int), qcut_reference(feats, bins))
+
+
+@pytest.mark.parametrize("bins", [2, 3, 5], ids=lambda b: f"bins{b}")
+def test_customers_who_never_bought_score_one(backend, bins):
+    feats = rfm_features(997, seed=5)
+    feats.loc[feats["frequency"] == 0, "monetary"] = 0.0
+    frame = backend.frame.from_pandas(feats) if backend.is_gpu else feats
+    out = to_host(rfm_scores(frame, bins=bins))
+    never = feats["frequency"] == 0
+    assert never.sum() > 300
+    assert (out.loc[never, ["f_score", "m_score"]] == 1).all().all()
+    assert not set(out.loc[never, "rfm_segment"]) & BUYER_SEGMENTS
+    assert set(out.loc[never, "rfm_segment"]) <= {"New customers", "Promising", "About to sleep", "Lost"}
+    # the buyers fill every score: the quantiles are taken among them
+    assert set(out.loc[feats["monetary"] > 0, "m_score"]) == set(range(1, bins + 1))
+
+
+def test_few_positive_values_score_one():
+    feats = pd.DataFrame({"recency_days": [1.0, 2.0, 3.0], "frequency": [0.0, 2.0, 0.0],
+                          "monetary": [-5.0, 0.0, 0.0]})
+    out = rfm_scores(feats, bins=3)
+    assert out["f_score"].tolist() == [1, 1, 1] and out["m_score"].tolist() == [1, 1, 1]
 
 
 def test_cut_points_match_pd_cut(backend):
@@ -91,9 +125,10 @@ def test_grid_covers_every_cell_with_all_segments():
 
 
 def test_other_bins_spread_onto_five_levels():
-    feats = pd.DataFrame({"recency_days": [0.0, 10.0], "frequency": [5.0, 0.0], "monetary": [9.0, 0.0]})
+    feats = pd.DataFrame({"recency_days": [0.0, 10.0, 5.0], "frequency": [5.0, 0.0, 1.0],
+                          "monetary": [9.0, 0.0, 2.0]})
     out = rfm_scores(feats, bins=2)
-    assert out["rfm_segment"].tolist() == ["Champions", "Lost"]
+    assert out["rfm_segment"].tolist() == ["Champions", "Lost", "New customers"]
 
 
 def test_single_customer():
