@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from methods import K, parse_size, sync  # noqa: E402
+from methods import make_data as _make_data  # noqa: E402
 
 D = 8
 
@@ -173,14 +174,8 @@ def main() -> int:
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and their true segment."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 1.6, size=(K, D))
-    spread = rng.uniform(0.7, 1.3, size=K)
-    which = rng.integers(0, K, size=n)
-    X = centers[which] + rng.standard_normal((n, D)) * spread[which, None]
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
-    return X.astype(np.float32), which
+    """Rows and their true segment: overlapping segments in D dimensions."""
+    return _make_data(n, seed, d=D, center_scale=1.6, spread=(0.7, 1.3), truth=True)
 
 
 if __name__ == "__main__":

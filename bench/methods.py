@@ -38,14 +38,17 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1] if text[-1] in "km" else text) * mult)
 
 
-def make_data(n: int, seed: int = 0) -> np.ndarray:
+def make_data(n: int, seed: int = 0, *, d: int = D, center_scale: float = 3.0,
+              spread: tuple[float, float] = (0.6, 1.6), truth: bool = False):
+    """K Gaussian segments in ``d`` standardised float32 dimensions (and each row's segment
+    with ``truth``)."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 3, size=(K, D))
-    spread = rng.uniform(0.6, 1.6, size=K)
+    centers = rng.normal(0, center_scale, size=(K, d))
+    spreads = rng.uniform(*spread, size=K)
     which = rng.integers(0, K, size=n)
-    X = centers[which] + rng.standard_normal((n, D)) * spread[which, None]
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
-    return X.astype(np.float32)
+    X = centers[which] + rng.standard_normal((n, d)) * spreads[which, None]
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
+    return (X, which) if truth else X
 
 
 def timed(fn, repeat: int = 1) -> float:
