@@ -60,7 +60,12 @@ def _codes(labels: Any) -> tuple[Any, int]:
     values = _values(lab)
     if values.size == 0:
         return xp.full(lab.shape, -1, dtype=xp.int64), 0
-    codes = xp.searchsorted(xp.asarray(values), lab)  # exact for every label >= 0
+    top = int(values[-1])
+    if top <= 4 * lab.size + 1024:  # dense label values: a lookup table (a gather)
+        lut = np.full(top + 2, -1, dtype=np.int64)  # the last entry serves -1
+        lut[values] = np.arange(values.size)
+        return xp.asarray(lut)[xp.clip(lab, -1, None)], int(values.size)
+    codes = xp.searchsorted(xp.asarray(values), lab)  # sparse values: exact for every label >= 0
     return xp.where(lab >= 0, codes, -1), int(values.size)
 
 
