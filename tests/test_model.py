@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+from gpuseg.backend import to_host
+from gpuseg.cluster import make_estimator
+from gpuseg.errors import ConfigError
+from gpuseg.model import FORMAT_VERSION, load_model, save_model
+from gpuseg.prep.scale import FeatureScaler
+
+K = 4
+SENTINEL_ENV = "GPUSEG_TEST_SENTINEL"
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Well-separated blobs (raw, skewed positive) and their scaled form."""
+    X, _ = make_blobs(400, n_features=3, centers=K, cluster_std=0.4, center_box=(-10, 10), random_state=1)
+    raw = np.exp(X / 4)  # positive and skewed: the scaler takes log1p of some columns
+    scaler = FeatureScaler().fit(raw)
+    return raw, scaler, scaler.transform(raw)
+
+
+FAST_PARAMS = {
+    "pso_kmeans": {"n_particles": 8, "max_iter": 10},
+    "som": {"grid": (4, 4), "n_epochs": 5},
+    "deep_kmeans": {"hidden": (8,), "latent_dim": 2, "pretrain_epochs": 5, "n_init": 2},
+    "dec": {"hidden": (8,), "latent_dim": 2, "pretrain_epochs": 5, "n_init": 2, "max_iter": 20},
+}
+
+
+def _save(tmp_path, data, method, **params):
+    raw, scaler, Z = data
+    est = make_estimator(method, K, 0, {**FAST_PARAMS.get(method, {}), **params}).fit(Z)
+    folder = save_model(
+        tmp_path / "model", estimator=est, method=method, scaler=scaler,
+        feature_names=["recency", "frequency", "monetary"], config_dict={"seed": 0, "out": Path("x"), "k": (2, 6)},
+        segment_names=[f"segment {i}" for i in range(K)], extra={"note": "test"},
+    )
+    return est, folder
+
+
+@pytest.mark.parametrize(
+    "method", ["kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans", "gmm", "som", "ward"]
+)
+def test_round_trip_labels(tmp_path, data, method):
+    _, _, Z = data
+    est, folder = _save(tmp_path, data, method)
+    model = load_model(folder)
+    assert model.method == method and model.k == K
+    assert model.feature_names == ["recency", "frequency", "monetary"]
+    assert model.segment_names == [f"segment {i}" for i in range(K)]
+    labels = model.predict(Z)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, to_host(est.predict(Z)))
+    # well-separated blobs: predict on the training rows is the training labels (Ward too)
+    np.testing.assert_array_equal(labels, to_host(est.labels_))
+
+
+def test_round_trip_gmm_proba(tmp_path, data):
+    _, _, Z = data
+    est, folder = _save(tmp_path, data, "gmm", covariance_type="full")
+    model = load_model(folder)
+    assert model.has_predict_proba
+    np.testing.assert_array_equal(model.predict(Z), est.predict(Z))
+    np.testing.assert_allclose(model.predict_proba(Z), est.predict_proba(Z), rtol=1e-10, atol=1e-12)
+
+
+def test_ward_micro_mode_reproduces_labels(tmp_path, data):
+    _, _, Z = data
+    est, folder = _save(tmp_path, data, "ward", n_micro=40)
+    assert not est.exact_
+    np.testing.assert_array_equal(load_model(folder).predict(Z), est.labels_)
+
+
+def test_no_predict_proba_for_kmeans(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    with pytest.raises(AttributeError, match="no predict_proba"):
+        load_model(folder).predict_proba(data[2])
+
+
+def test_scaler_round_trip(tmp_path, data):
+    raw, scaler, Z = data
+    _, folder = _save(tmp_path, data, "kmeans")
+    loaded = load_model(folder).scaler
+    np.testing.assert_array_equal(loaded.log_mask_, scaler.log_mask_)
+    np.testing.assert_array_equal(loaded.transform(raw), Z)
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["format"] == "gpuseg-model" and manifest["format_version"] == FORMAT_VERSION
+    assert manifest["scaler"]["features"]["recency"]["mean"] == pytest.approx(scaler.mean_[0])
+    assert manifest["config"] == {"seed": 0, "out": "x", "k": [2, 6]}
+    assert manifest["params"]["n_clusters"] == K
+
+
+@pytest.mark.parametrize("method", ["deep_kmeans", "dec"])
+def test_round_trip_deep(tmp_path, data, method):
+    pytest.importorskip("torch")
+    _, _, Z = data
+    est, folder = _save(tmp_path, data, method)
+    assert (folder / "weights.pt").is_file()
+    model = load_model(folder)
+    np.testing.assert_array_equal(model.predict(Z), to_host(est.predict(Z)))
+    np.testing.assert_array_equal(model.predict(Z), to_host(est.labels_))
+    if method == "dec":
+        np.testing.assert_allclose(model.predict_proba(Z), est.predict_proba(Z), rtol=1e-5, atol=1e-6)
+
+
+def test_consensus_not_implemented(tmp_path):
+    with pytest.raises(NotImplementedError, match="consensus"):
+        save_model(tmp_path, estimator=object(), method="consensus", scaler=None, feature_names=[],
+                   config_dict={}, segment_names=[])
+
+
+# --- refusing bad folders ----------------------------------------------------------------------
+
+
+def _rewrite_manifest(folder, **changes):
+    path = folder / "model.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def _rehash(folder, name):
+    """What an attacker would do: make model.json's hash match the swapped file."""
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "model.json").write_text(json.dumps(manifest))
+
+
+def test_tampered_file_is_refused(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    arrays = dict(np.load(folder / "arrays.npz"))
+    arrays["centers"] = arrays["centers"] + 1
+    np.savez(folder / "arrays.npz", **arrays)
+    with pytest.raises(ConfigError, match=r"arrays\.npz: SHA-256 does not match"):
+        load_model(folder)
+
+
+def test_truncated_file_is_refused(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    blob = (folder / "arrays.npz").read_bytes()
+    (folder / "arrays.npz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ConfigError, match=r"arrays\.npz: SHA-256"):
+        load_model(folder)
+    _rehash(folder, "arrays.npz")  # a consistent but truncated archive is still refused
+    with pytest.raises(ConfigError, match=r"arrays\.npz"):
+        load_model(folder)
+
+
+def test_missing_file_is_refused(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    (folder / "arrays.npz").unlink()
+    with pytest.raises(ConfigError, match=r"arrays\.npz: missing"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0, "1"], ids=["newer", "older", "string"])
+def test_other_format_version_is_refused(tmp_path, data, version):
+    _, folder = _save(tmp_path, data, "kmeans")
+    _rewrite_manifest(folder, format_version=version)
+    with pytest.raises(ConfigError, match=r"model\.json: format_version"):
+        load_model(folder)
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.json: missing"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ConfigError, match="not a gpuseg model"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_model(tmp_path)
+
+
+class _Sentinel:
+    """Unpickling this sets an environment variable: proof that code ran."""
+
+    def __reduce__(self):
+        return (exec, (f"import os; os.environ[{SENTINEL_ENV!r}] = 'ran'",))
+
+
+@pytest.fixture
+def no_sentinel():
+    os.environ.pop(SENTINEL_ENV, None)
+    yield
+    assert os.environ.get(SENTINEL_ENV) is None, "loading a model ran code from a pickle"
+
+
+def test_object_array_npz_is_refused(tmp_path, data, no_sentinel):
+    _, folder = _save(tmp_path, data, "kmeans")
+    arrays = dict(np.load(folder / "arrays.npz"))
+    arrays["centers"] = np.array([_Sentinel()], dtype=object)
+    np.savez(folder / "arrays.npz", allow_pickle=True, **arrays)
+    _rehash(folder, "arrays.npz")
+    with pytest.raises(ConfigError, match=r"arrays\.npz: holds data other than plain arrays"):
+        load_model(folder)
+
+
+def test_raw_pickle_as_npz_is_refused(tmp_path, data, no_sentinel):
+    _, folder = _save(tmp_path, data, "kmeans")
+    (folder / "arrays.npz").write_bytes(pickle.dumps({"centers": _Sentinel()}))
+    _rehash(folder, "arrays.npz")
+    with pytest.raises(ConfigError, match=r"arrays\.npz: not a NumPy \.npz archive"):
+        load_model(folder)
+
+
+def test_pickled_class_in_weights_is_refused(tmp_path, data, no_sentinel):
+    torch = pytest.importorskip("torch")
+    _, folder = _save(tmp_path, data, "deep_kmeans")
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    torch.save({**state, "evil": _Sentinel()}, folder / "weights.pt")
+    _rehash(folder, "weights.pt")
+    with pytest.raises(ConfigError, match=r"weights\.pt: not a plain tensor state dict"):
+        load_model(folder)
+
+
+def test_loading_imports_no_gpu_library(tmp_path, data):
+    _, folder = _save(tmp_path, data, "gmm")
+    code = (
+        "import sys, numpy as np; from gpuseg.model import load_model; "
+        f"m = load_model({str(folder)!r}); m.predict(np.zeros((2, 3))); m.predict_proba(np.zeros((2, 3))); "
+        "bad = [n for n in ('cupy', 'cudf', 'cuml', 'torch') if n in sys.modules]; "
+        "assert not bad, bad"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.gpu
+def test_predict_on_cupy(tmp_path, data):
+    from gpuseg import backend
+
+    if not backend.probe_gpu().available:
+        pytest.skip("no GPU backend")
+    cp = backend.gpu_module("cupy")
+    _, _, Z = data
+    for method in ("kmeans", "gmm", "som"):
+        est, folder = _save(tmp_path / method, data, method)
+        model = load_model(folder)
+        labels = model.predict(cp.asarray(Z))
+        assert backend.is_gpu_array(labels)
+        np.testing.assert_array_equal(labels.get(), model.predict(Z))
