@@ -112,7 +112,8 @@ def save_model(
     segment_names : sequence of str
         One per segment label.
     relabel : array of int, optional
-        Estimator label -> segment label (-1: none), one entry per estimator label;
+        Estimator label -> segment label (-1: none), one entry per estimator label (a
+        shorter table: the labels past it name no segment);
         ``predict`` then returns segment labels (e.g. numbered by size,
         :func:`gpuseg.segments.size_order`). Default: segment label = estimator label.
     members : mapping, optional
@@ -152,8 +153,9 @@ def save_model(
     k = int(state["k"])
     if relabel is not None:
         relabel = np.asarray(to_host(relabel)).ravel()
-        if relabel.dtype.kind not in "iu" or relabel.shape[0] != k or (relabel.size and relabel.min() < -1):
-            raise ValueError(f"relabel must hold {k} integers >= -1 (one per estimator label)")
+        if relabel.dtype.kind not in "iu" or relabel.shape[0] > k or (relabel.size and relabel.min() < -1):
+            raise ValueError(f"relabel must hold up to {k} integers >= -1 (one per estimator label)")
+        relabel = np.concatenate([relabel, np.full(k - relabel.shape[0], -1, dtype=relabel.dtype)])
         kept = np.unique(relabel[relabel >= 0])
         if kept.size == 0 or not np.array_equal(kept, np.arange(kept.size)):
             raise ValueError("relabel must map onto the segment labels 0..n-1, each used")
