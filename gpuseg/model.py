@@ -670,8 +670,12 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
     if kind == "consensus":
         for i in range(len(state["members"])):
             prefix = f"member{i}__"
-            _check_arrays(file, _member_manifest(manifest, i),
-                          {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)})
+            try:
+                _check_arrays(file, _member_manifest(manifest, i),
+                              {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)})
+            except ConfigError as exc:
+                raise _fail(file, f"consensus member {i} ({state['members'][i]['method']}): "
+                                  f"{str(exc).split(': ', 1)[1]}") from None
             _check_table(file, arrays, f"{prefix}consensus_map", None, k)
     if "segment_map" in arrays or manifest["k"] != k:
         _check_table(file, arrays, "segment_map", k, manifest["k"])

@@ -312,3 +312,23 @@ def test_predict_on_cupy(tmp_path, data):
         labels = model.predict(cp.asarray(Z))
         assert backend.is_gpu_array(labels)
         np.testing.assert_array_equal(labels.get(), model.predict(Z))
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [("member1__consensus_map", lambda a: a + 10, "'member1__consensus_map' holds labels outside"),
+     ("member0__centers", lambda a: a[:1], r"consensus member 0 \(\w+\): array 'centers'")],
+    ids=["map-out-of-range", "member-shape"],
+)
+def test_bad_consensus_arrays_are_refused(tmp_path, data, name, change, message):
+    _, _, Z = data
+    est, fitted = _consensus(Z, ("kmeans", "minibatch_kmeans"))
+    k = int(est.labels_.max()) + 1
+    folder = save_model(tmp_path / "model", estimator=est, method="consensus", scaler=None, feature_names=NAMES,
+                        config_dict={}, segment_names=[f"s{i}" for i in range(k)], members=fitted)
+    arrays = dict(np.load(folder / "arrays.npz"))
+    arrays[name] = change(arrays[name])
+    np.savez(folder / "arrays.npz", **arrays)
+    _rehash(folder, "arrays.npz")
+    with pytest.raises(ConfigError, match=message):
+        load_model(folder)
