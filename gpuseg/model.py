@@ -15,6 +15,19 @@ A model folder holds
 ``weights.pt``
     Deep methods only: the autoencoder's ``state_dict`` (``torch.save``).
 
+A consensus (``strategy="vote"``) is saved as its members: member ``i`` (rank ``i``, best
+first) has its arrays as ``member<i>__<name>`` in ``arrays.npz``, a deep member its weights
+as ``weights_<i>.pt``, and ``member<i>__consensus_map`` maps its labels to the consensus
+labels (the alignment :func:`gpuseg.cluster.consensus.majority_vote` found at fit time).
+Predicting, every member predicts, its labels go through its map, and the weighted vote of
+``majority_vote`` decides; the confidence is the share of members that agree. On the
+training rows this reproduces the consensus wherever every member's ``predict`` gives its
+training labels (K-means' last assignment step may leave a few boundary rows whose nearest
+final centroid is another; a few of those can change a vote).
+
+``segment_map`` (optional, in ``arrays.npz``): estimator label -> segment label (the
+pipeline numbers segments by size); ``predict`` returns segment labels.
+
 Loading never runs code from the files: ``json``, ``np.load(allow_pickle=False)`` and
 ``torch.load(weights_only=True)``. A pickle disguised as ``arrays.npz`` or a
 ``weights.pt`` holding anything but tensors is refused before anything is unpickled. The
@@ -24,8 +37,8 @@ hashes catch truncated or edited files; they are not a signature (whoever can wr
 Ward predicts as :meth:`gpuseg.cluster.WardClustering.predict` does: nearest micro-centroid
 in micro-cluster mode (reproduces the training labels), nearest cluster centre in exact mode
 (reproduces them where the clusters are Voronoi cells of their means, e.g. well-separated
-data; boundary rows of overlapping clusters may move). Consensus and density methods cannot
-be saved in this version (:class:`NotImplementedError`).
+data; boundary rows of overlapping clusters may move). Density methods and the evidence
+consensus cannot be saved in this version (:class:`NotImplementedError`).
 """
 
 from __future__ import annotations
@@ -54,7 +67,10 @@ FORMAT_VERSION = 1
 _CENTROID_METHODS = ("kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans")
 _DEEP_METHODS = ("deep_kmeans", "dec", "idec")
 #: Methods whose fitted state :func:`save_model` can write.
-SAVABLE_METHODS = (*_CENTROID_METHODS, "gmm", "som", "ward", *_DEEP_METHODS)
+_SINGLE_METHODS = (*_CENTROID_METHODS, "gmm", "som", "ward", *_DEEP_METHODS)
+SAVABLE_METHODS = (*_SINGLE_METHODS, "consensus")
+_KINDS = {**{m: "centroids" for m in _CENTROID_METHODS}, "gmm": "gmm", "som": "som", "ward": "ward",
+          **{m: "deep" for m in _DEEP_METHODS}, "consensus": "consensus"}
 
 _ARRAYS = "arrays.npz"
 _WEIGHTS = "weights.pt"
@@ -74,6 +90,8 @@ def save_model(
     feature_names: Sequence[str],
     config_dict: Mapping[str, Any],
     segment_names: Sequence[str],
+    relabel: Any = None,
+    members: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a fitted segmentation to the folder ``path`` (created; files in it are replaced).
@@ -93,6 +111,14 @@ def save_model(
         The run's configuration (plain JSON values; ``Path`` and tuples are converted).
     segment_names : sequence of str
         One per segment label.
+    relabel : array of int, optional
+        Estimator label -> segment label (-1: none), one entry per estimator label (a
+        shorter table: the labels past it name no segment);
+        ``predict`` then returns segment labels (e.g. numbered by size,
+        :func:`gpuseg.segments.size_order`). Default: segment label = estimator label.
+    members : mapping, optional
+        Consensus only: member name -> its fitted estimator (a consensus fitted on given
+        member labels, as the pipeline fits it, holds none).
     extra : mapping, optional
         Further plain JSON values stored under ``"extra"``.
 
@@ -104,27 +130,37 @@ def save_model(
     Raises
     ------
     NotImplementedError
-        For the consensus and the density methods.
+        For the density methods, the evidence consensus, and a consensus with a member
+        that cannot be saved.
     ValueError, TypeError
         Unknown method, unfitted estimator, names that do not match the fitted state, or
         values that are not plain JSON.
     """
-    if method == "consensus":
-        raise NotImplementedError(
-            "saving a consensus model is not implemented yet (it needs every member's state and the "
-            "label alignment); save one of its members instead"
-        )
     if method in ("dbscan", "hdbscan"):
         raise NotImplementedError(f"saving a {method} model is not implemented (density methods have no predict state)")
     if method not in SAVABLE_METHODS:
         raise ValueError(f"method {method!r} cannot be saved; savable: {', '.join(SAVABLE_METHODS)}")
     feature_names = [str(n) for n in feature_names]
     segment_names = [str(n) for n in segment_names]
-    arrays, state, weights = _estimator_state(method, estimator)
+    if method == "consensus":
+        arrays, state, weights = _consensus_state(estimator, members)
+    else:
+        arrays, state, weights = _estimator_state(method, estimator)
+        weights = {} if weights is None else {_WEIGHTS: weights}
     n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
     if len(feature_names) != n_features:
         raise ValueError(f"{len(feature_names)} feature names for an estimator fitted on {n_features} features")
     k = int(state["k"])
+    if relabel is not None:
+        relabel = np.asarray(to_host(relabel)).ravel()
+        if relabel.dtype.kind not in "iu" or relabel.shape[0] > k or (relabel.size and relabel.min() < -1):
+            raise ValueError(f"relabel must hold up to {k} integers >= -1 (one per estimator label)")
+        relabel = np.concatenate([relabel, np.full(k - relabel.shape[0], -1, dtype=relabel.dtype)])
+        kept = np.unique(relabel[relabel >= 0])
+        if kept.size == 0 or not np.array_equal(kept, np.arange(kept.size)):
+            raise ValueError("relabel must map onto the segment labels 0..n-1, each used")
+        arrays["segment_map"] = relabel.astype(np.int32)
+        k = int(kept.size)
     if len(segment_names) != k:
         raise ValueError(f"{len(segment_names)} segment names for {k} segments")
     scaler_meta = None
@@ -135,10 +171,11 @@ def save_model(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     files = {_ARRAYS: _write_bytes(folder / _ARRAYS, _npz_bytes(arrays))}
-    if weights is not None:
-        files[_WEIGHTS] = _write_bytes(folder / _WEIGHTS, _torch_bytes(weights))
-    elif (folder / _WEIGHTS).exists():
-        (folder / _WEIGHTS).unlink()
+    for name, state_dict in weights.items():
+        files[name] = _write_bytes(folder / name, _torch_bytes(state_dict))
+    for old in folder.glob("weights*.pt"):  # an earlier model's weights
+        if old.name not in weights:
+            old.unlink()
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -191,6 +228,44 @@ def _estimator_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict
              "assign": "nearest" if method == "deep_kmeans" else "student_t",
              "alpha": float(getattr(est, "alpha", 1.0))}
     return {"centers": centers}, state, weights
+
+
+def _consensus_state(est: Any, members: Mapping[str, Any] | None) -> tuple[dict[str, np.ndarray], dict[str, Any], dict]:
+    """(arrays, JSON state, {file: torch state dict}) of a fitted vote consensus."""
+    from .cluster.consensus import vote_maps, vote_weight
+
+    if not hasattr(est, "labels_"):
+        raise ValueError("the consensus given is not fitted")
+    if est.strategy != "vote":
+        raise NotImplementedError(
+            f"saving a {est.strategy!r} consensus is not implemented (its labels come from average linkage "
+            f"on a sample, which has no predict); the 'vote' strategy can be saved"
+        )
+    names = list(est.member_labels_)
+    members = dict(members or {})
+    missing = [m for m in names if m not in members]
+    if missing:
+        raise ValueError(f"members: the fitted estimator of consensus member {missing[0]!r} is needed")
+    bad = [m for m in names if m not in _SINGLE_METHODS]
+    if bad:
+        raise NotImplementedError(f"consensus member {bad[0]!r} cannot be saved")
+    order, maps = vote_maps([est.member_labels_[m] for m in names], [est.member_scores_[m] for m in names])
+    labels = np.asarray(to_host(est.labels_))
+    k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    arrays: dict[str, np.ndarray] = {}
+    weights: dict[str, Any] = {}
+    entries = []
+    for rank, i in enumerate(order):
+        m = names[i]
+        sub_arrays, sub_state, sub_weights = _estimator_state(m, members[m])
+        arrays.update({f"member{rank}__{name}": a for name, a in sub_arrays.items()})
+        arrays[f"member{rank}__consensus_map"] = maps[i]
+        if sub_weights is not None:
+            weights[f"weights_{rank}.pt"] = sub_weights
+        entries.append({"method": m, "estimator": type(members[m]).__name__, "state": sub_state,
+                        "params": _plain_params(members[m].get_params()),
+                        "score": float(est.member_scores_[m]), "weight": vote_weight(rank)})
+    return arrays, {"kind": "consensus", "k": k, "members": entries}, weights
 
 
 def _scaler_state(scaler: Any, names: list[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -287,7 +362,8 @@ class LoadedModel:
         The whole of ``model.json``.
     """
 
-    def __init__(self, manifest: dict[str, Any], arrays: dict[str, np.ndarray], network: Any, scaler: Any) -> None:
+    def __init__(self, manifest: dict[str, Any], arrays: dict[str, np.ndarray], network: Any, scaler: Any,
+                 members: list["LoadedModel"] | None = None) -> None:
         self.manifest = manifest
         self.method = manifest["method"]
         self.k = int(manifest["k"])
@@ -300,6 +376,7 @@ class LoadedModel:
         self._state = manifest["state"]
         self._arrays = arrays
         self._network = network
+        self._members = members or []
         self._gmm = None
         if self._state["kind"] == "gmm":
             from .cluster.gmm import GaussianMixture
@@ -330,6 +407,8 @@ class LoadedModel:
     def predict(self, X: Any) -> Any:
         """Segment label (int32) of each row of the scaled features ``X``, in X's array type.
 
+        A saved ``relabel`` (``segment_map``) is applied: the labels are segment labels.
+
         Parameters
         ----------
         X : array of shape (n_samples, n_features)
@@ -340,8 +419,32 @@ class LoadedModel:
         labels : array of shape (n_samples,), int32
         """
         X = self._check_X(X)
+        return self._segments(self._predict_labels(X))
+
+    def predict_confidence(self, X: Any) -> Any:
+        """Consensus only: the share of members whose (aligned) label is the predicted one,
+        float32 in [0, 1], as ``ConsensusClustering.confidence_``.
+
+        Raises
+        ------
+        AttributeError
+            For the other methods.
+        """
+        if self._state["kind"] != "consensus":
+            raise AttributeError(f"a saved {self.method} model has no predict_confidence")
+        return self._vote(self._check_X(X))[1]
+
+    def _segments(self, labels: Any) -> Any:
+        if "segment_map" not in self._arrays:
+            return labels
+        return _lookup(labels, self._arrays["segment_map"])
+
+    def _predict_labels(self, X: Any) -> Any:
+        """Estimator labels of valid X."""
         xp = array_namespace(X)
         kind = self._state["kind"]
+        if kind == "consensus":
+            return self._vote(X)[0]
         if kind == "centroids":
             return nearest_center(X, self._on("centers", xp, X.dtype))[0]
         if kind == "gmm":
@@ -355,6 +458,27 @@ class LoadedModel:
             micro, _ = nearest_center(X, self._on("micro_centers", xp, X.dtype))
             return self._on("micro_cluster", xp, xp.int32)[micro]
         return self._predict_deep(X)[0]
+
+    def _vote(self, X: Any) -> tuple[Any, Any]:
+        """Consensus labels and agreeing shares: ``majority_vote`` with the saved alignment."""
+        xp = array_namespace(X)
+        n, k = X.shape[0], self._state["k"]
+        votes = xp.zeros(n * k + 1, dtype=xp.float64)  # the last slot collects noise
+        base = xp.arange(n, dtype=xp.int64) * k
+        mapped = []
+        for i, (member, entry) in enumerate(zip(self._members, self._state["members"])):
+            c = _lookup(member._predict_labels(X), self._arrays[f"member{i}__consensus_map"]).astype(xp.int64)
+            mapped.append(c)
+            votes[xp.where(c >= 0, base + c, n * k)] += float(entry["weight"])
+        votes = votes[: n * k].reshape(n, k)
+        winner = votes.argmax(axis=1)
+        agree = xp.zeros(n, dtype=xp.float32)
+        for c in mapped:
+            agree += c == winner
+        nobody = votes.max(axis=1) == 0
+        labels = xp.where(nobody, -1, winner).astype(xp.int32)
+        confidence = xp.where(nobody, 0.0, agree / len(mapped)).astype(xp.float32)
+        return labels, confidence
 
     def predict_proba(self, X: Any) -> Any:
         """Soft memberships, shape (n_samples, k): GMM posteriors (float64) or DEC/IDEC's
@@ -391,6 +515,24 @@ class LoadedModel:
         return _backend.from_torch(Q.argmax(dim=1).to(torch.int32)), _backend.from_torch(Q)
 
 
+def _lookup(labels: Any, table: np.ndarray) -> Any:
+    """``table[label]`` in labels' array type (int32); -1 for labels < 0 or past the table."""
+    xp = array_namespace(labels)
+    lut = xp.asarray(np.append(np.asarray(table, dtype=np.int32), np.int32(-1)))
+    idx = xp.asarray(labels).astype(xp.int64)
+    idx = xp.where((idx < 0) | (idx >= table.shape[0]), table.shape[0], idx)
+    return lut[idx]
+
+
+def _member_manifest(manifest: dict[str, Any], i: int) -> dict[str, Any]:
+    """The manifest a consensus member would have on its own (no scaler, no files)."""
+    entry = manifest["state"]["members"][i]
+    k = entry["state"]["k"]
+    return {"method": entry["method"], "state": entry["state"], "k": k, "feature_names": manifest["feature_names"],
+            "segment_names": [f"{entry['method']} {j}" for j in range(k)], "config": manifest["config"],
+            "params": entry["params"], "extra": {}, "scaler": None}
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Read a model folder written by :func:`save_model`.
 
@@ -415,14 +557,26 @@ def load_model(path: str | Path) -> LoadedModel:
     manifest = _read_manifest(folder)
     state = manifest["state"]
     needed = [_ARRAYS] + ([_WEIGHTS] if state.get("kind") == "deep" else [])
+    if state["kind"] == "consensus":
+        needed += [f"weights_{i}.pt" for i, e in enumerate(state["members"]) if e["state"]["kind"] == "deep"]
     data = {name: _read_checked(folder, name, manifest["files"]) for name in needed}
     arrays = _read_arrays(folder / _ARRAYS, data[_ARRAYS])
     _check_arrays(folder / _ARRAYS, manifest, arrays)
     network = None
     if state["kind"] == "deep":
         network = _read_network(folder / _WEIGHTS, data[_WEIGHTS], manifest)
+    members = []
+    if state["kind"] == "consensus":
+        for i, entry in enumerate(state["members"]):
+            sub = _member_manifest(manifest, i)
+            prefix = f"member{i}__"
+            sub_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
+            sub_net = None
+            if entry["state"]["kind"] == "deep":
+                sub_net = _read_network(folder / f"weights_{i}.pt", data[f"weights_{i}.pt"], sub)
+            members.append(LoadedModel(sub, sub_arrays, sub_net, None))
     scaler = _make_scaler(manifest["scaler"], arrays, folder / _ARRAYS) if manifest["scaler"] is not None else None
-    return LoadedModel(manifest, arrays, network, scaler)
+    return LoadedModel(manifest, arrays, network, scaler, members)
 
 
 def _fail(file: Path, what: str) -> ConfigError:
@@ -448,12 +602,16 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise _fail(file, f"format_version {version} (written by gpuseg {manifest.get('gpuseg_version', '?')}); "
                           f"this gpuseg {__version__} reads format_version {FORMAT_VERSION}")
     method, state = manifest.get("method"), manifest.get("state")
-    if method not in SAVABLE_METHODS or not isinstance(state, dict):
-        raise _fail(file, f"unknown method {method!r}")
-    kinds = {**{m: "centroids" for m in _CENTROID_METHODS}, "gmm": "gmm", "som": "som", "ward": "ward",
-             **{m: "deep" for m in _DEEP_METHODS}}
-    if state.get("kind") != kinds[method]:
-        raise _fail(file, f"state kind {state.get('kind')!r} does not match method {method!r}")
+    _check_kind(file, method, state, SAVABLE_METHODS)
+    if method == "consensus":
+        entries = state.get("members")
+        if not isinstance(entries, list) or not entries:
+            raise _fail(file, "a consensus model without members")
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict) or isinstance(
+                    entry.get("weight"), bool) or not isinstance(entry.get("weight"), (int, float)):
+                raise _fail(file, "a consensus member entry is not an object with params and weight")
+            _check_kind(file, entry.get("method"), entry.get("state"), _SINGLE_METHODS)
     for key, typ in (("k", int), ("feature_names", list), ("segment_names", list), ("files", dict),
                      ("config", dict), ("params", dict), ("extra", dict)):
         if not isinstance(manifest.get(key), typ):
@@ -465,6 +623,15 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     if manifest.get("scaler") is not None and not isinstance(manifest["scaler"], dict):
         raise _fail(file, "'scaler' is not an object")
     return manifest
+
+
+def _check_kind(file: Path, method: Any, state: Any, allowed: Sequence[str]) -> None:
+    if method not in allowed or not isinstance(state, dict):
+        raise _fail(file, f"unknown method {method!r}")
+    if state.get("kind") != _KINDS[method]:
+        raise _fail(file, f"state kind {state.get('kind')!r} does not match method {method!r}")
+    if isinstance(state.get("k"), bool) or not isinstance(state.get("k"), int) or state["k"] < 1:
+        raise _fail(file, f"{method} state: k {state.get('k')!r} is not a positive integer")
 
 
 def _read_checked(folder: Path, name: str, files: Mapping[str, Any]) -> bytes:
@@ -498,8 +665,20 @@ def _read_arrays(file: Path, data: bytes) -> dict[str, np.ndarray]:
 
 def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Names, numeric dtypes and shapes of the arrays the method needs."""
-    state, k, d = manifest["state"], manifest["k"], len(manifest["feature_names"])
-    kind = state["kind"]
+    state, d = manifest["state"], len(manifest["feature_names"])
+    k, kind = state["k"], state["kind"]  # the estimator's labels (manifest k: segments)
+    if kind == "consensus":
+        for i in range(len(state["members"])):
+            prefix = f"member{i}__"
+            try:
+                _check_arrays(file, _member_manifest(manifest, i),
+                              {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)})
+            except ConfigError as exc:
+                raise _fail(file, f"consensus member {i} ({state['members'][i]['method']}): "
+                                  f"{str(exc).split(': ', 1)[1]}") from None
+            _check_table(file, arrays, f"{prefix}consensus_map", None, k)
+    if "segment_map" in arrays or manifest["k"] != k:
+        _check_table(file, arrays, "segment_map", k, manifest["k"])
     shapes: dict[str, tuple] = {}
     if kind in ("centroids", "ward"):
         shapes["centers"] = (k, d)
@@ -530,6 +709,17 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
             raise _fail(file, f"array {name!r} holds labels outside 0..{k - 1}")
     if kind == "ward" and not state.get("exact", True) and arrays["micro_cluster"].shape[0] != arrays["micro_centers"].shape[0]:
         raise _fail(file, "Ward micro-centroids and their clusters differ in length")
+
+
+def _check_table(file: Path, arrays: dict[str, np.ndarray], name: str, length: int | None, k: int) -> None:
+    """A 1-D integer lookup table of values in -1..k-1."""
+    a = arrays.get(name)
+    if a is None:
+        raise _fail(file, f"array {name!r} is missing")
+    if a.dtype.kind not in "iu" or a.ndim != 1 or (length is not None and a.shape[0] != length):
+        raise _fail(file, f"array {name!r} has dtype {a.dtype} and shape {a.shape}; expected integers of shape ({length},)")
+    if a.size and not (-1 <= a.min() and a.max() < k):
+        raise _fail(file, f"array {name!r} holds labels outside -1..{k - 1}")
 
 
 def _read_network(file: Path, data: bytes, manifest: dict[str, Any]) -> Any:

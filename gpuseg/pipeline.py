@@ -27,9 +27,13 @@ from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, s
 from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
+from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .report.files import check_out_dir, to_json, write_outputs
-from .segments import LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles
+from .segments import (
+    LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles,
+    size_order,
+)
 from .segments.insights import segment_insights
 
 __all__ = ["Progress", "RunResult", "run", "write_report", "remove_report", "STAGES"]
@@ -321,6 +325,16 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
         st["detail"] = ", ".join(f"{r.segment_name} {int(r.size):,}" for r in profiles.itertuples())
+        chosen_fit = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]]
+        model_kwargs, model_info = _model_to_save(chosen_method, chosen_fit, runs, method_metrics, embedding)
+        if model_kwargs is None:
+            progress.note(f"model/ not written: {model_info['reason']}")
+        else:
+            relabel = size_order(chosen_fit.labels)
+            model_kwargs.update(
+                relabel=relabel, scaler=scaler, feature_names=feats.names, config_dict=config.to_dict(),
+                segment_names=[str(names[s]) for s in range(int(relabel.max()) + 1)],
+            )
 
     metrics: dict[str, Any] = {
         "gpuseg_version": __version__,
@@ -376,6 +390,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             "confidence": confidence_meaning(chosen_est),
             "confidence_summary": confidence_summary(confidence),
         },
+        "model": model_info,
         "config": config.to_dict(),
         "timings": {},
     }
@@ -405,10 +420,13 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
                     else {}
                 ),
                 "insights.json": lambda p: p.write_text(to_json(insights)),
+                **({"model": lambda p: save_model(p, **model_kwargs)} if model_kwargs is not None else {}),
                 "metrics.json": write_metrics,
             },
         )
         st["detail"] = str(out_dir)
+        if model_kwargs is None:  # the previous run's model predicts other segments
+            remove_model(out_dir)
         # the previous run's report describes other segments: it goes now, and the report
         # stage writes this run's (a failed or skipped report leaves none, never a stale one)
         remove_report(out_dir)
@@ -424,6 +442,39 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
     write_outputs(out_dir, {"metrics.json": lambda p: p.write_text(to_json(metrics))})
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+
+
+def remove_model(out_dir: Path) -> None:
+    """Remove ``model/`` (only gpuseg's: checked by ``check_out_dir``)."""
+    import shutil
+
+    if (out_dir / "model").is_dir() and not (out_dir / "model").is_symlink():
+        shutil.rmtree(out_dir / "model")
+
+
+def _model_to_save(
+    method: str, fit: Any, runs: dict[str, MethodRun], method_metrics: dict[str, Any], embedding: Any
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(save_model's estimator arguments, or None; the ``model`` entry of metrics.json)."""
+    est = fit.estimator
+    reason = None
+    if embedding is not None:
+        reason = f"the segments were found in a {embedding['method']} embedding, which a saved model cannot hold yet"
+    elif method not in SAVABLE_METHODS:
+        reason = f"{method} has no predict state (a density method)"
+    elif method == "consensus" and est.strategy != "vote":
+        reason = f"a consensus by {est.strategy!r} cannot be saved (only the vote)"
+    elif method == "consensus":
+        unsavable = [m for m in est.member_labels_ if m not in SAVABLE_METHODS or m == "consensus"]
+        if unsavable:
+            reason = f"the consensus member {unsavable[0]} cannot be saved"
+    if reason is not None:
+        return None, {"saved": False, "reason": reason}
+    kwargs: dict[str, Any] = {"estimator": est, "method": method}
+    if method == "consensus":
+        at = method_metrics[method]["chosen_index"]  # the consensus and its members share the sweep's ks
+        kwargs["members"] = {m: runs[m].fits[at].estimator for m in est.member_labels_}
+    return kwargs, {"saved": True, "folder": "model", "method": method}
 
 
 def remove_report(out_dir: Path) -> None:

@@ -115,9 +115,68 @@ def test_round_trip_deep(tmp_path, data, method):
         np.testing.assert_allclose(model.predict_proba(Z), est.predict_proba(Z), rtol=1e-5, atol=1e-6)
 
 
-def test_consensus_not_implemented(tmp_path):
-    with pytest.raises(NotImplementedError, match="consensus"):
-        save_model(tmp_path, estimator=object(), method="consensus", scaler=None, feature_names=[],
+NAMES = ["recency", "frequency", "monetary"]
+
+
+def _consensus(Z, members, strategy="vote"):
+    """A consensus fitted as the pipeline fits it: on the members' labels, members at k and k+1."""
+    fitted = {m: make_estimator(m, K + (i % 2), 0, FAST_PARAMS.get(m, {})).fit(Z) for i, m in enumerate(members)}
+    est = make_estimator("consensus", K, 0, {"members": tuple(members), "strategy": strategy})
+    est.fit(Z, member_labels={m: e.labels_ for m, e in fitted.items()})
+    return est, fitted
+
+
+@pytest.mark.parametrize("members", [("kmeans", "gmm", "som"), ("kmeans", "minibatch_kmeans", "deep_kmeans")],
+                         ids=["shallow", "with-deep"])
+def test_consensus_round_trip(tmp_path, data, members):
+    if "deep_kmeans" in members:
+        pytest.importorskip("torch")
+    _, scaler, Z = data
+    est, fitted = _consensus(Z, members)
+    k = int(est.labels_.max()) + 1
+    folder = save_model(tmp_path / "model", estimator=est, method="consensus", scaler=scaler, feature_names=NAMES,
+                        config_dict={}, segment_names=[f"s{i}" for i in range(k)], members=fitted)
+    if "deep_kmeans" in members:
+        assert len(list(folder.glob("weights_*.pt"))) == 1 and not (folder / "weights.pt").exists()
+    model = load_model(folder)
+    assert model.method == "consensus" and not model.has_predict_proba
+    labels, confidence = model.predict(Z), model.predict_confidence(Z)
+    # exact wherever every member's predict gives its training labels (true on these blobs)
+    assert all(np.array_equal(to_host(e.predict(Z)), to_host(e.labels_)) for e in fitted.values())
+    np.testing.assert_array_equal(labels, to_host(est.labels_))
+    np.testing.assert_allclose(confidence, to_host(est.confidence_))
+
+
+def test_consensus_needs_members_and_the_vote(tmp_path, data):
+    _, _, Z = data
+    est, fitted = _consensus(Z, ("kmeans", "gmm"))
+    names = [f"s{i}" for i in range(int(est.labels_.max()) + 1)]
+    with pytest.raises(ValueError, match="member 'gmm'"):
+        save_model(tmp_path, estimator=est, method="consensus", scaler=None, feature_names=NAMES, config_dict={},
+                   segment_names=names, members={"kmeans": fitted["kmeans"]})
+    est, fitted = _consensus(Z, ("kmeans", "gmm"), strategy="evidence")
+    with pytest.raises(NotImplementedError, match="evidence"):
+        save_model(tmp_path, estimator=est, method="consensus", scaler=None, feature_names=NAMES, config_dict={},
+                   segment_names=names, members=fitted)
+
+
+def test_relabel_maps_predictions(tmp_path, data):
+    _, _, Z = data
+    est = make_estimator("kmeans", K, 0, {}).fit(Z)
+    relabel = np.array([2, 0, 1, 0])  # two estimator labels into one segment
+    folder = save_model(tmp_path / "model", estimator=est, method="kmeans", scaler=None, feature_names=NAMES,
+                        config_dict={}, segment_names=["a", "b", "c"], relabel=relabel)
+    model = load_model(folder)
+    assert model.k == 3
+    np.testing.assert_array_equal(model.predict(Z), relabel[to_host(est.labels_)])
+    with pytest.raises(ValueError, match="relabel"):
+        save_model(tmp_path / "m2", estimator=est, method="kmeans", scaler=None, feature_names=NAMES,
+                   config_dict={}, segment_names=["a", "b"], relabel=np.array([0, 2, 2, 0]))
+
+
+def test_density_methods_not_implemented(tmp_path):
+    with pytest.raises(NotImplementedError, match="dbscan"):
+        save_model(tmp_path, estimator=object(), method="dbscan", scaler=None, feature_names=[],
                    config_dict={}, segment_names=[])
 
 
@@ -253,3 +312,23 @@ def test_predict_on_cupy(tmp_path, data):
         labels = model.predict(cp.asarray(Z))
         assert backend.is_gpu_array(labels)
         np.testing.assert_array_equal(labels.get(), model.predict(Z))
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [("member1__consensus_map", lambda a: a + 10, "'member1__consensus_map' holds labels outside"),
+     ("member0__centers", lambda a: a[:1], r"consensus member 0 \(\w+\): array 'centers'")],
+    ids=["map-out-of-range", "member-shape"],
+)
+def test_bad_consensus_arrays_are_refused(tmp_path, data, name, change, message):
+    _, _, Z = data
+    est, fitted = _consensus(Z, ("kmeans", "minibatch_kmeans"))
+    k = int(est.labels_.max()) + 1
+    folder = save_model(tmp_path / "model", estimator=est, method="consensus", scaler=None, feature_names=NAMES,
+                        config_dict={}, segment_names=[f"s{i}" for i in range(k)], members=fitted)
+    arrays = dict(np.load(folder / "arrays.npz"))
+    arrays[name] = change(arrays[name])
+    np.savez(folder / "arrays.npz", **arrays)
+    _rehash(folder, "arrays.npz")
+    with pytest.raises(ConfigError, match=message):
+        load_model(folder)

@@ -36,8 +36,8 @@ def test_outputs_and_metrics(synthetic_run):
     result, rec = synthetic_run
     assert [e[1] for e in rec.events if e[0] == "stage"] == list(STAGES)
     names = sorted(p.name for p in result.out_dir.iterdir())
-    assert names == ["comparison.csv", "features.parquet", "insights.json", "metrics.json", "plots", "profiles.csv",
-                     "report.html", "segments.parquet"]
+    assert names == ["comparison.csv", "features.parquet", "insights.json", "metrics.json", "model", "plots",
+                     "profiles.csv", "report.html", "segments.parquet"]
     assert sorted(p.name for p in (result.out_dir / "plots").iterdir()) == sorted(
         ["pca.png", "sweep.png", "comparison.png", "radar.png", "heatmap.png", "activity.png", "dendrogram.png",
          "confidence.png"])
@@ -276,6 +276,9 @@ def test_clustering_an_embedding(tmp_path, embed):
     # scores are computed on the scaled features, not on the 4-d embedding
     seg = pd.read_parquet(tmp_path / "o" / "segments.parquet")
     assert seg["segment"].nunique() == m["chosen"]["k"]
+    # the embedding is not saved, so neither is a model of it
+    assert m["model"]["saved"] is False and embed in m["model"]["reason"]
+    assert not (tmp_path / "o" / "model").exists()
 
 
 def test_stability_in_metrics_and_skipped_with_zero(tmp_path, synthetic_run):
@@ -345,3 +348,65 @@ def test_runs_without_the_rfm_group_and_with_segment_settings(tmp_path):
         assert len(e["recommendations"]["top_items"]) <= 3
         assert 0 <= e["low_confidence"]["share"] <= 1 and e["low_confidence"]["threshold"] == 0.5
     assert sum(e["low_confidence"]["count"] for e in insights["segments"]) == int(seg["low_confidence"].sum())
+
+
+def _predict_saved(out):
+    """The saved model's segments for the run's own customers, and segments.parquet."""
+    from gpuseg.model import load_model
+
+    model = load_model(out / "model")
+    feats = pd.read_parquet(out / "features.parquet")
+    seg = pd.read_parquet(out / "segments.parquet")
+    assert list(feats["customer_id"]) == list(seg["customer_id"])
+    raw = feats[model.feature_names].to_numpy(dtype=np.float64)
+    return model, model.predict(model.scaler.transform(raw)), seg
+
+
+@pytest.mark.parametrize(
+    "methods, params",
+    [("kmeans", {}), ("kmeans,minibatch_kmeans,consensus", {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}})],
+    ids=["kmeans", "consensus"],
+)
+def test_saved_model_predicts_the_segments(tmp_path, methods, params):
+    chosen = methods.split(",")[-1]
+    cfg = build_config({"params": params}, out=str(tmp_path), synthetic_customers=600, k="3-4", methods=methods,
+                       device="cpu", stability=0, report=False, select=chosen)
+    result = run(cfg)
+    assert result.metrics["model"] == {"saved": True, "folder": "model", "method": chosen}
+    model, predicted, seg = _predict_saved(tmp_path)
+    assert model.method == chosen and model.k == seg["segment"].nunique()
+    np.testing.assert_array_equal(predicted, seg["segment"].to_numpy())
+    names = dict(zip(seg["segment"], seg["segment_name"]))
+    assert model.segment_names == [names[i] for i in range(model.k)]
+    if chosen == "consensus":
+        np.testing.assert_allclose(model.predict_confidence(model.scaler.transform(
+            pd.read_parquet(tmp_path / "features.parquet")[model.feature_names].to_numpy(dtype=np.float64))),
+            seg["confidence"].to_numpy(), atol=1e-6)
+
+
+def test_no_model_for_a_density_method(tmp_path):
+    cfg = build_config(out=str(tmp_path), synthetic_customers=600, k="3-4", methods="kmeans", device="cpu",
+                       stability=0, report=False)
+    run(cfg)
+    assert (tmp_path / "model" / "model.json").is_file()
+    cfg = build_config(out=str(tmp_path), synthetic_customers=600, k="3-4", methods="kmeans,hdbscan", device="cpu",
+                       stability=0, report=False, select="hdbscan")
+    notes = []
+
+    class Notes(Progress):
+        def note(self, text):
+            notes.append(text)
+
+    result = run(cfg, Notes())
+    assert result.metrics["model"]["saved"] is False and "hdbscan" in result.metrics["model"]["reason"]
+    assert any(n.startswith("model/ not written") for n in notes)
+    assert not (tmp_path / "model").exists()  # the earlier run's model predicted other segments
+
+
+def test_a_users_file_in_model_is_refused(tmp_path):
+    cfg = build_config(out=str(tmp_path), synthetic_customers=600, k="3-4", methods="kmeans", device="cpu",
+                       stability=0, report=False)
+    run(cfg)
+    (tmp_path / "model" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="notes.txt"):
+        run(cfg)

@@ -32,7 +32,10 @@ import numpy as np
 from ..backend import array_namespace, to_host, to_namespace
 from ._base import EstimatorMixin, as_float_array, seed_from
 
-__all__ = ["ConsensusClustering", "align_labels", "majority_vote", "evidence_accumulation", "DEFAULT_MEMBERS"]
+__all__ = [
+    "ConsensusClustering", "align_labels", "majority_vote", "vote_maps", "vote_weight", "evidence_accumulation",
+    "DEFAULT_MEMBERS",
+]
 
 #: The hybrid of the segmentation literature.
 DEFAULT_MEMBERS = ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans")
@@ -142,6 +145,52 @@ def align_labels(labels: Any, reference: Any) -> Any:
     return _apply(a, ref_values[_mapping(a, ka, r, kr)]).astype(_label_dtype(xp, ref_values))
 
 
+def vote_weight(rank: int) -> float:
+    """The vote of the member of rank ``rank`` (0 = best) in :func:`majority_vote`.
+
+    1 + 2^-(rank+2): the bonuses sum to less than 1/2, so more votes always win, and each
+    bonus outweighs all lower ranks' together, so a tie goes to the best member.
+    """
+    return 1.0 + 2.0 ** -(rank + 2)
+
+
+def vote_maps(label_sets: Sequence[Any], scores: Sequence[float] | None = None) -> tuple[list[int], list[np.ndarray]]:
+    """The alignment :func:`majority_vote` applies, as lookup tables.
+
+    Parameters
+    ----------
+    label_sets, scores
+        As for :func:`majority_vote`.
+
+    Returns
+    -------
+    order : list of int
+        Member indices, best first (the rank of ``order[j]`` is j).
+    maps : list of host int32 arrays
+        One per member, in the given order: ``maps[i][v]`` is the consensus label that
+        member i's label ``v`` votes for (-1: a value the member never gave).
+    """
+    _check_sets(label_sets)
+    m = len(label_sets)
+    order = list(np.argsort(-np.asarray(scores, dtype=float), kind="stable")) if scores is not None else list(range(m))
+    coded = {i: _codes(label_sets[i]) for i in order}
+    most = max(coded[i][1] for i in order)
+    maps = []
+    if most == 0:
+        return [int(i) for i in order], [np.empty(0, dtype=np.int32) for _ in range(m)]
+    ref_at = next(i for i in order if coded[i][1] == most)
+    r, k = coded[ref_at]
+    ref_values = _values(label_sets[ref_at])
+    for i in range(m):
+        a, ka = coded[i]
+        values = _values(label_sets[i])
+        lut = np.full(int(values[-1]) + 1 if values.size else 0, -1, dtype=np.int32)
+        if ka:
+            lut[values] = ref_values[_mapping(a, ka, r, k)]
+        maps.append(lut)
+    return [int(i) for i in order], maps
+
+
 def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = None) -> tuple[Any, Any]:
     """Majority vote of aligned members.
 
@@ -184,7 +233,7 @@ def majority_vote(label_sets: Sequence[Any], scores: Sequence[float] | None = No
         a, ka = coded[i]
         c = _apply(a, _mapping(a, ka, r, k)) if ka else a
         aligned.append(c)
-        votes[xp.where(c >= 0, base + c, n * k)] += 1.0 + 2.0 ** -(rank + 2)
+        votes[xp.where(c >= 0, base + c, n * k)] += vote_weight(rank)
     votes = votes[: n * k].reshape(n, k)
     winner = votes.argmax(axis=1)
     agree = xp.zeros(n, dtype=xp.float32)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,15 +21,19 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_plots_dir", "write_outputs", "to_json"]
+__all__ = [
+    "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_plots_dir", "check_model_dir", "write_outputs", "to_json",
+]
 
-#: The files a run writes (later versions add model/).
+#: The files a run writes.
 OUTPUT_FILES = (
     "segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "sensitivity.csv", "insights.json",
     "report.html", "metrics.json",
 )
 #: The folders a run writes (replaced as a whole).
-OUTPUT_DIRS = ("plots",)
+OUTPUT_DIRS = ("plots", "model")
+#: What a saved model folder may hold (gpuseg.model): it is replaced as a whole.
+_MODEL_FILES = re.compile(r"model\.json|arrays\.npz|weights(_\d+)?\.pt")
 
 
 def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
@@ -64,7 +69,7 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             if (p / name).exists() or (p / name).is_symlink():
                 if not (p / name).is_dir() or (p / name).is_symlink():
                     raise ConfigError(f"--out {out}: {name} is not a folder; gpuseg writes a folder of that name")
-                check_plots_dir(p / name)
+                (check_plots_dir if name == "plots" else check_model_dir)(p / name)
                 present.append(name)
         if present and not _written_by_gpuseg(p):
             raise ConfigError(
@@ -85,6 +90,23 @@ def check_plots_dir(folder: Path) -> None:
 
     ours = {f"{name}.png" for name in PLOTS}
     foreign = sorted(q.name for q in folder.iterdir() if q.name not in ours or not q.is_file() or q.is_symlink())
+    if foreign:
+        raise ConfigError(
+            f"{folder} holds {foreign[0]}, which gpuseg did not write; gpuseg replaces that folder as a whole, "
+            f"so move it away first"
+        )
+
+
+def check_model_dir(folder: Path) -> None:
+    """``model/`` is replaced as a whole, so it may hold nothing but a saved model's files.
+
+    Raises
+    ------
+    ConfigError
+        Anything else is in it.
+    """
+    foreign = sorted(q.name for q in folder.iterdir()
+                     if not _MODEL_FILES.fullmatch(q.name) or not q.is_file() or q.is_symlink())
     if foreign:
         raise ConfigError(
             f"{folder} holds {foreign[0]}, which gpuseg did not write; gpuseg replaces that folder as a whole, "

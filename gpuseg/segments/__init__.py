@@ -12,6 +12,7 @@ from .profiles import (
     placeholder_names,
     segment_profiles,
     segment_summary,
+    size_order,
     summary_table,
     top_shares,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "segment_profiles",
     "segment_recommendations",
     "segment_summary",
+    "size_order",
     "suggest_actions",
     "summary_table",
     "top_shares",

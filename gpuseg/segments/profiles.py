@@ -16,6 +16,7 @@ from ..backend import array_namespace, is_gpu_frame, series_values, to_host
 __all__ = [
     "segment_profiles",
     "order_by_size",
+    "size_order",
     "placeholder_names",
     "segment_summary",
     "summary_table",
@@ -24,21 +25,32 @@ __all__ = [
 ]
 
 
+def size_order(labels: Any, n_labels: int = 0) -> np.ndarray:
+    """The renumbering :func:`order_by_size` applies, as a host int32 lookup table.
+
+    ``table[label]`` is the label's number by size (0 = largest, ties by old label); -1
+    for a label no row has. The table covers 0..max(labels) and at least ``n_labels``
+    entries (an estimator's empty clusters).
+    """
+    host = np.asarray(to_host(labels))
+    valid = host[host >= 0]
+    counts = np.bincount(valid, minlength=n_labels) if valid.size else np.zeros(n_labels, dtype=np.int64)
+    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+    order = [c for c in order if counts[c] > 0]
+    lut = np.full(len(counts), -1, dtype=np.int32)
+    lut[order] = np.arange(len(order), dtype=np.int32)
+    return lut
+
+
 def order_by_size(labels: Any) -> Any:
     """Relabel so that segment 0 is the largest (ties by old label); same array type.
 
     Noise labels (negative) stay negative.
     """
     xp = array_namespace(labels)
-    host = np.asarray(to_host(labels))
-    valid = host[host >= 0]
-    if valid.size == 0:
+    lut = size_order(labels)
+    if lut.size == 0:
         return labels
-    counts = np.bincount(valid)
-    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
-    order = [c for c in order if counts[c] > 0]
-    lut = np.full(len(counts), -1, dtype=np.int32)
-    lut[order] = np.arange(len(order), dtype=np.int32)
     lut_x = xp.asarray(lut)
     labels = xp.asarray(labels)
     return xp.where(labels >= 0, lut_x[xp.clip(labels, 0, None)], labels).astype(xp.int32)
