@@ -325,7 +325,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from .errors import ConfigError
     from .pipeline import write_report
-    from .report.files import check_plots_dir
+    from .report.files import check_output_dir
 
     out = Path(args.out_dir).expanduser()
     try:
@@ -339,9 +339,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not (out / "segments.parquet").is_file():
         raise ConfigError(f"{args.out_dir}: segments.parquet is missing")
     if (out / "plots").exists() or (out / "plots").is_symlink():
-        if not (out / "plots").is_dir() or (out / "plots").is_symlink():
-            raise ConfigError(f"{args.out_dir}/plots is not a folder; gpuseg writes a folder of that name")
-        check_plots_dir(out / "plots")
+        check_output_dir(out / "plots")
     t0 = time.perf_counter()
     write_report(out, None, lambda text: sys.stderr.write(f"  note: {text}\n"), umap=args.umap)
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = [
-    "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_plots_dir", "check_model_dir", "write_outputs", "to_json",
+    "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_output_dir", "write_outputs", "to_json",
 ]
 
 #: The files a run writes.
@@ -67,9 +67,7 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                 raise ConfigError(f"--out {out}: {name} is a folder; gpuseg writes a file of that name")
         for name in OUTPUT_DIRS:
             if (p / name).exists() or (p / name).is_symlink():
-                if not (p / name).is_dir() or (p / name).is_symlink():
-                    raise ConfigError(f"--out {out}: {name} is not a folder; gpuseg writes a folder of that name")
-                (check_plots_dir if name == "plots" else check_model_dir)(p / name)
+                check_output_dir(p / name)
                 present.append(name)
         if present and not _written_by_gpuseg(p):
             raise ConfigError(
@@ -78,35 +76,25 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     return p
 
 
-def check_plots_dir(folder: Path) -> None:
-    """``plots/`` is replaced as a whole, so it may hold nothing but gpuseg's plot files.
+def check_output_dir(folder: Path) -> None:
+    """An output folder (``plots/``, ``model/``) is replaced as a whole, so it may hold
+    nothing but the files gpuseg writes there.
 
     Raises
     ------
     ConfigError
-        Anything else is in it (a user's own file would be lost).
+        The name is taken by something other than a folder, or the folder holds anything
+        else (a user's own file would be lost).
     """
-    from .plots import PLOTS
+    if not folder.is_dir() or folder.is_symlink():
+        raise ConfigError(f"{folder} is not a folder; gpuseg writes a folder of that name")
+    if folder.name == "plots":
+        from .plots import PLOTS
 
-    ours = {f"{name}.png" for name in PLOTS}
-    foreign = sorted(q.name for q in folder.iterdir() if q.name not in ours or not q.is_file() or q.is_symlink())
-    if foreign:
-        raise ConfigError(
-            f"{folder} holds {foreign[0]}, which gpuseg did not write; gpuseg replaces that folder as a whole, "
-            f"so move it away first"
-        )
-
-
-def check_model_dir(folder: Path) -> None:
-    """``model/`` is replaced as a whole, so it may hold nothing but a saved model's files.
-
-    Raises
-    ------
-    ConfigError
-        Anything else is in it.
-    """
-    foreign = sorted(q.name for q in folder.iterdir()
-                     if not _MODEL_FILES.fullmatch(q.name) or not q.is_file() or q.is_symlink())
+        ours = {f"{name}.png" for name in PLOTS}.__contains__
+    else:
+        ours = _MODEL_FILES.fullmatch
+    foreign = sorted(q.name for q in folder.iterdir() if not ours(q.name) or not q.is_file() or q.is_symlink())
     if foreign:
         raise ConfigError(
             f"{folder} holds {foreign[0]}, which gpuseg did not write; gpuseg replaces that folder as a whole, "
