@@ -102,6 +102,17 @@ class CleanedData:
     sessions_derived: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
+    price_key_names: list[str] | None = None
+    fill_values: dict[str, str | None] = field(default_factory=dict)
+    source_columns: tuple[str, ...] = ()
+
+    def state(self) -> dict[str, Any]:
+        """What :func:`clean` needs to treat new data as it treated these (``fitted=``):
+        the price fence and the values that filled gaps (plain JSON)."""
+        return {
+            "outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
+            "fill": dict(self.fill_values),
+        }
 
     def summary(self) -> dict[str, Any]:
         """Plain-data summary for metrics.json."""
@@ -118,7 +129,7 @@ class CleanedData:
         }
 
 
-def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedData:
+def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[str, Any] | None = None) -> CleanedData:
     """Clean a loaded frame.
 
     Parameters
@@ -127,6 +138,10 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         From :func:`gpuseg.io.readers.load`.
     config : CleanConfig
     backend : Backend
+    fitted : dict, optional
+        :meth:`CleanedData.state` of the data a model was fitted on: new data are then
+        fenced with that price fence and gaps filled with those values, not with
+        statistics of their own (``gpuseg assign``).
 
     Returns
     -------
@@ -186,11 +201,13 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         drop("missing_session", frame["user_session"].isna())
 
     fence = None
-    if config.price_outliers:
+    if fitted is not None:
+        fence = tuple(fitted["outlier_fence"]) if fitted.get("outlier_fence") else None
+    elif config.price_outliers:
         fence = _price_fence(cols["price"][~bad], config, backend)
-        if fence is not None:
-            price = cols["price"]
-            drop("price_outlier", (price < fence[0]) | (price > fence[1]))
+    if fence is not None:
+        price = cols["price"]
+        drop("price_outlier", (price < fence[0]) | (price > fence[1]))
 
     keep = ~bad
     rows_out = int(keep.sum())
@@ -208,11 +225,13 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
     result["price"] = cols["price"].astype("float64")
 
     filled: dict[str, int] = {}
+    fill_values: dict[str, str | None] = {}
+    given = (fitted or {}).get("fill", {})
     main_categories: list[str] = []
     category_col = "category_code" if kind == "events" else "category"
     if category_col in frame.columns:
-        result["main_cat"], main_categories, filled[category_col] = _main_category(
-            frame[category_col], config.fill_missing, backend
+        result["main_cat"], main_categories, filled[category_col], fill_values["category"] = _main_category(
+            frame[category_col], config.fill_missing, backend, given.get("category", _FIT) if fitted else _FIT
         )
     else:
         result["main_cat"] = -1
@@ -223,8 +242,10 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         result["session"] = 0 if sessions_derived else _category_codes(frame["user_session"])
         if "brand" in frame.columns:
             brands = _as_category(frame["brand"])
-            result["brand"], filled["brand"] = _brand_codes(brands, config.fill_missing)
             brand_names = [str(c) for c in index_values(brands.cat.categories)]
+            result["brand"], filled["brand"], fill_values["brand"] = _brand_codes(
+                brands, config.fill_missing, brand_names, given.get("brand", _FIT) if fitted else _FIT
+            )
         else:
             result["brand"] = -1
         groups = ("category_id", "category_code", "product_id")
@@ -241,7 +262,11 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         groups = ("category", "product_id")
 
     price_group = next((c for c in groups if c in frame.columns), None)
-    result["price_key"] = _key_codes(frame[price_group]) if price_group else 0
+    price_key_names = None
+    if price_group:
+        result["price_key"], price_key_names = _named_key_codes(frame[price_group])
+    else:
+        result["price_key"] = 0
     product_names: list[str] | None = None
     if "product_id" in frame.columns:
         result["product"], product_names = _product_codes(frame["product_id"], backend)
@@ -266,6 +291,9 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend) -> CleanedDat
         sessions_derived=sessions_derived,
         reference_time=int(result["ts"].max()),
         columns=tuple(result.columns),
+        price_key_names=price_key_names,
+        fill_values=fill_values,
+        source_columns=tuple(str(c) for c in data.frame.columns),
     )
 
 
@@ -360,8 +388,15 @@ def _mode_code(codes) -> int | None:
     return int(present.value_counts().index[0])
 
 
-def _main_category(s, fill: str, backend: Backend):
-    """Main category codes from a dotted taxonomy column, with missing values filled."""
+#: "compute the fill value from these data" (a fitted fill value may itself be None)
+_FIT = object()
+
+
+def _main_category(s, fill: str, backend: Backend, fill_name: Any = _FIT):
+    """Main category codes from a dotted taxonomy column, with missing values filled.
+
+    Returns (codes, main category names, missing count, the main category name that
+    filled the gaps or None); ``fill_name`` imposes that name (a fitted model's)."""
     if str(s.dtype) != "category":
         s = s.astype("category")
     cats = [str(c) for c in index_values(s.cat.categories)]
@@ -371,22 +406,38 @@ def _main_category(s, fill: str, backend: Backend):
     codes = _category_codes(s)
     missing = int((codes < 0).sum())
     fill_value = -1
-    if fill == "mode" and missing:
+    if fill_name is not _FIT:
+        if fill_name is not None and fill_name not in index:  # the fitted fill is not among these data's
+            names.append(fill_name)
+            index[fill_name] = len(names) - 1
+        fill_value = index.get(fill_name, -1) if fill_name is not None else -1
+    elif fill == "mode" and missing:
         top = _mode_code(codes)
         fill_value = index.get(mains[top], -1) if top is not None else -1
     out = _lookup_categories(s, lambda m: index.get(m, -1), fill_value, backend,
                              normalise=lambda c: str(c).split(".", 1)[0].strip().lower() or _UNKNOWN)
-    return out.astype("int32"), names, missing
+    used = names[fill_value] if fill_value >= 0 else None
+    return out.astype("int32"), names, missing, used
 
 
-def _brand_codes(s, fill: str):
+def _brand_codes(s, fill: str, names: list[str], fill_name: Any = _FIT):
+    """Brand codes with gaps filled; (codes, missing count, the filling brand or None).
+
+    ``fill_name`` imposes a fitted model's filling brand (appended to ``names`` when these
+    data lack it)."""
     codes = _category_codes(s)
     missing = int((codes < 0).sum())
-    if fill == "mode" and missing:
+    top = None
+    if fill_name is not _FIT:
+        if fill_name is not None:
+            if fill_name not in names:
+                names.append(fill_name)
+            top = names.index(fill_name)
+    elif fill == "mode" and missing:
         top = _mode_code(codes)
-        if top is not None:
-            codes = codes.where(codes >= 0, top)
-    return codes.astype("int32"), missing
+    if top is not None and missing:
+        codes = codes.where(codes >= 0, top)
+    return codes.astype("int32"), missing, (names[top] if top is not None else None)
 
 
 def _key_codes(s):
@@ -394,6 +445,15 @@ def _key_codes(s):
     if s.dtype.kind in "iu":
         return s.astype("int64")
     return _category_codes(s)
+
+
+def _named_key_codes(s):
+    """:func:`_key_codes` and the key values behind the codes (None when the codes are the
+    values: integral keys)."""
+    if s.dtype.kind in "iu":
+        return s.astype("int64"), None
+    s = _as_category(s)
+    return _category_codes(s), [str(c) for c in index_values(s.cat.categories)]
 
 
 def _is_plain_integer(text: str) -> bool:

@@ -33,18 +33,27 @@ Feature groups (``[features] groups``) and what they hold for **events** input:
 **Orders** input gets what its columns allow: ``rfm``, ``time``, ``category`` (with a
 ``category`` column), ``price`` (``avg_unit_price``, ``price_index``) and, with
 ``quantity``, ``items_per_order``.
+
+A fitted model computes the same features for new customers with its own settings
+(:class:`FeatureSpec`, from :func:`feature_spec`): the same columns in the same order, the
+training data's top categories (by name; a category absent from the new data gives shares
+of 0), the training data's median price per price group for ``price_index`` (a group the
+training data never saw is compared with its own median in the new data), and recency
+measured from a given reference time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
+
+import numpy as np
 
 from ..config import FeatureConfig
 from ..errors import DataError
 from .clean import CleanedData
 
-__all__ = ["CustomerFeatures", "customer_features", "DAYPARTS"]
+__all__ = ["CustomerFeatures", "FeatureSpec", "customer_features", "feature_spec", "DAYPARTS"]
 
 #: (name, first hour, end hour) of the parts of the day.
 DAYPARTS = (
@@ -75,6 +84,9 @@ class CustomerFeatures:
         Unix seconds that recency is measured from (the last event in the data).
     category_columns : dict
         ``cat_*`` column -> the main category it measures.
+    price_medians : dict or None
+        Price group key (as text) -> median price of the group, what ``price_index``
+        compared with (None without ``price_index``).
     """
 
     frame: Any
@@ -82,6 +94,7 @@ class CustomerFeatures:
     bounded: set[str] = field(default_factory=set)
     reference_time: int = 0
     category_columns: dict[str, str] = field(default_factory=dict)
+    price_medians: dict[str, float] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -93,6 +106,56 @@ class CustomerFeatures:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The feature definitions of a fitted model, to compute the same features for new data.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Feature columns, in order.
+    groups : dict
+        Feature -> group.
+    bounded : tuple of str
+    category_columns : dict
+        ``cat_*`` column -> main category name.
+    price_medians : dict or None
+        Price group key (text) -> training median price.
+    """
+
+    names: tuple[str, ...]
+    groups: Mapping[str, str]
+    bounded: tuple[str, ...] = ()
+    category_columns: Mapping[str, str] = field(default_factory=dict)
+    price_medians: Mapping[str, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (the price medians go to arrays: :meth:`price_arrays`)."""
+        return {"names": list(self.names), "groups": dict(self.groups), "bounded": list(self.bounded),
+                "category_columns": dict(self.category_columns)}
+
+    def price_arrays(self) -> dict[str, np.ndarray]:
+        if not self.price_medians:
+            return {}
+        keys = list(self.price_medians)
+        return {"price_keys": np.asarray(keys, dtype=str),
+                "price_medians": np.asarray([self.price_medians[k] for k in keys], dtype=np.float64)}
+
+    @classmethod
+    def from_json(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "FeatureSpec":
+        medians = None
+        if "price_keys" in arrays:
+            medians = dict(zip((str(k) for k in arrays["price_keys"]), (float(v) for v in arrays["price_medians"])))
+        return cls(tuple(meta["names"]), dict(meta["groups"]), tuple(meta.get("bounded", ())),
+                   dict(meta.get("category_columns", {})), medians)
+
+
+def feature_spec(features: CustomerFeatures) -> FeatureSpec:
+    """The :class:`FeatureSpec` of features computed on training data."""
+    return FeatureSpec(tuple(features.names), dict(features.groups), tuple(sorted(features.bounded)),
+                       dict(features.category_columns), features.price_medians)
 
 
 class _Builder:
@@ -119,18 +182,26 @@ class _Builder:
         self.put(name, values, "category", bounded=True)
         self.category_columns[name] = category
 
-    def done(self, reference_time: int) -> CustomerFeatures:
+    def done(self, reference_time: int, price_medians: dict[str, float] | None = None) -> CustomerFeatures:
         self.out.index.name = "customer_id"
-        return CustomerFeatures(self.out, self.groups, self.bounded, reference_time, self.category_columns)
+        return CustomerFeatures(self.out, self.groups, self.bounded, reference_time, self.category_columns,
+                                price_medians)
 
 
-def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+def customer_features(
+    data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None = None, reference_time: int | None = None
+) -> CustomerFeatures:
     """Aggregate a cleaned log into per-customer features.
 
     Parameters
     ----------
     data : CleanedData
     config : FeatureConfig
+    spec : FeatureSpec, optional
+        A fitted model's definitions: exactly its features, with its categories and price
+        medians (module docstring).
+    reference_time : int, optional
+        Unix seconds recency is measured from; default the last event of ``data``.
 
     Returns
     -------
@@ -139,11 +210,23 @@ def customer_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatu
     Raises
     ------
     DataError
-        Fewer than 3 customers, the chosen groups yield no feature for this input, or a
-        feature is not finite (values too large for float64).
+        Fewer than 3 customers (without ``spec``), the chosen groups yield no feature for
+        this input, a feature of ``spec`` cannot be computed from these data, or a feature
+        is not finite (values too large for float64).
     """
-    out = _event_features(data, config) if data.kind == "events" else _order_features(data, config)
-    if len(out.frame) < 3:
+    ref = data.reference_time if reference_time is None else int(reference_time)
+    if data.kind == "events":
+        out = _event_features(data, config, spec, ref)
+    else:
+        out = _order_features(data, config, spec, ref)
+    if spec is not None:
+        missing = [n for n in spec.names if n not in out.groups]
+        if missing:
+            raise DataError(f"the model uses feature {missing[0]!r}, which these {data.kind} data cannot give; "
+                            "check that they have the columns the model was trained with")
+        out.frame = out.frame[list(spec.names)]
+        out.groups = {n: out.groups[n] for n in spec.names}
+    elif len(out.frame) < 3:
         raise DataError(f"only {len(out.frame)} customer(s) left after cleaning; segmentation needs at least 3")
     if not out.groups:
         raise DataError(
@@ -171,6 +254,12 @@ def _time_columns(f, config: FeatureConfig) -> dict[str, Any]:
     return cols
 
 
+def _spec_categories(data: CleanedData, spec: FeatureSpec) -> list[int]:
+    """Codes of the spec's categories in these data (-2, matching no row, for absent ones)."""
+    index = {name: i for i, name in enumerate(data.main_categories)}
+    return [index.get(name, -2) for name in spec.category_columns.values()]
+
+
 def _top_categories(f, n: int) -> list[int]:
     """Codes of the ``n`` most active main categories (ties by code)."""
     if n == 0:
@@ -182,7 +271,8 @@ def _top_categories(f, n: int) -> list[int]:
     return [int(c) for c in counts.index[:n]]
 
 
-def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs: dict) -> list[int]:
+def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs: dict,
+                        spec: FeatureSpec | None) -> list[int]:
     """Time and top-category indicator columns to sum per customer; returns the category codes."""
     groups_on = set(config.groups)
     if "time" in groups_on:
@@ -190,16 +280,18 @@ def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs:
             work[name] = col
             aggs[name] = (name, "sum")
     top: list[int] = []
-    if "category" in groups_on and data.main_categories:
+    if spec is not None:
+        top = _spec_categories(data, spec)
+    elif "category" in groups_on and data.main_categories:
         top = _top_categories(f, config.top_categories)
+    if top:
         for i, code in enumerate(top):
             work[f"c_{i}"] = (f["main_cat"] == code).astype("int32")
             aggs[f"c_{i}"] = (f"c_{i}", "sum")
     return top
 
 
-def _put_rfm(b: _Builder, a, data: CleanedData, config: FeatureConfig) -> None:
-    ref = data.reference_time
+def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig) -> None:
     b.put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
     b.put("frequency", a["orders"], "rfm")
     b.put("monetary", a["revenue"], "rfm")
@@ -214,7 +306,12 @@ def _put_time(b: _Builder, a, count: str) -> None:
     b.put("share_weekend", _safe_div(a["t_weekend"], a[count]), "time", True)
 
 
-def _put_categories(b: _Builder, a, data: CleanedData, top: list[int], count: str) -> None:
+def _put_categories(b: _Builder, a, data: CleanedData, top: list[int], count: str, spec: FeatureSpec | None) -> None:
+    if spec is not None:
+        for i, (column, category) in enumerate(spec.category_columns.items()):
+            b.put(column, _safe_div(a[f"c_{i}"], a[count]), "category", bounded=True)
+            b.category_columns[column] = category
+        return
     for i, code in enumerate(top):
         b.put_category(data.main_categories[code], _safe_div(a[f"c_{i}"], a[count]))
 
@@ -224,14 +321,26 @@ def _safe_div(num, den, cap: float | None = None):
     return out.clip(upper=cap) if cap is not None else out
 
 
-def _price_ratio(f):
-    """price / median price of the row's price group."""
+def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, dict[str, float]]:
+    """price / median price of the row's price group, and the medians by group key (text).
+
+    With ``spec``, the training medians; a group they lack keeps these data's median.
+    """
     med = f.groupby("price_key")["price"].median()
+    host = med.to_pandas() if hasattr(med, "to_pandas") else med
+    names = data.price_key_names
+    keys = [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in host.index]
+    if spec is not None and spec.price_medians:
+        fitted = [spec.price_medians.get(k) for k in keys]
+        host = host.copy()
+        host[:] = [v if f_ is None else f_ for v, f_ in zip(host.to_numpy(), fitted)]
+        med = type(med).from_pandas(host) if hasattr(med, "to_pandas") else host
     ref = f["price_key"].map(med)
-    return _safe_div(f["price"], ref)
+    medians = {k: float(v) for k, v in zip(keys, host.to_numpy()) if k != "-1"}
+    return _safe_div(f["price"], ref), medians
 
 
-def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
     f = data.frame
     groups_on = set(config.groups)
     et = f["etype"]
@@ -253,9 +362,10 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         "revenue": ("revenue", "sum"),
         "view_price_sum": ("view_price", "sum"),
     }
-    top = _add_row_indicators(work, f, data, config, aggs)
+    top = _add_row_indicators(work, f, data, config, aggs, spec)
+    medians = None
     if "price" in groups_on:
-        ratio = _price_ratio(f)
+        ratio, medians = _price_ratio(f, data, spec)
         work["ratio"] = ratio
         work["ratio_paid"] = ratio * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
@@ -282,7 +392,7 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
 
     b = _Builder(a)
     if "rfm" in groups_on:
-        _put_rfm(b, a, data, config)
+        _put_rfm(b, a, ref, config)
     if "funnel" in groups_on:
         b.put("views", a["views"], "funnel")
         b.put("carts", a["carts"], "funnel")
@@ -297,8 +407,9 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         b.put("session_minutes", _safe_div(a["minutes"], a["sessions"]), "sessions")
     if "time" in groups_on:
         _put_time(b, a, "events")
-    _put_categories(b, a, data, top, "events")
-    if "category" in groups_on and bool((f["brand"] >= 0).any()):
+    _put_categories(b, a, data, top, "events", spec)
+    brands = "brands" in spec.names if spec is not None else bool((f["brand"] >= 0).any())
+    if "category" in groups_on and brands:
         brands = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates().groupby("customer_id").size()
         b.put("brands", brands.reindex(b.out.index).fillna(0), "category")
     if "price" in groups_on:
@@ -308,10 +419,10 @@ def _event_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         idx_paid = _safe_div(a["ratio_paid_sum"], a["purchases"])
         idx_all = _safe_div(a["ratio_sum"], a["events"])
         b.put("price_index", idx_paid.where(paid, idx_all), "price")
-    return b.done(data.reference_time)
+    return b.done(ref, medians)
 
 
-def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeatures:
+def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
     f = data.frame
     groups_on = set(config.groups)
     work = f[["customer_id", "ts", "amount", "quantity"]].copy()
@@ -322,32 +433,33 @@ def _order_features(data: CleanedData, config: FeatureConfig) -> CustomerFeature
         "revenue": ("amount", "sum"),
         "items": ("quantity", "sum"),
     }
-    top = _add_row_indicators(work, f, data, config, aggs)
+    top = _add_row_indicators(work, f, data, config, aggs, spec)
     use_price_index = "price" in groups_on and data.price_group is not None
+    medians = None
     if "price" in groups_on:
         work["unit_price"] = f["price"]
         aggs["unit_price_sum"] = ("unit_price", "sum")
         if use_price_index:
-            work["ratio"] = _price_ratio(f)
+            work["ratio"], medians = _price_ratio(f, data, spec)
             aggs["ratio_sum"] = ("ratio", "sum")
     a = work.groupby("customer_id", sort=True).agg(**aggs)
     a["orders"] = f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size()
 
     b = _Builder(a)
     if "rfm" in groups_on:
-        _put_rfm(b, a, data, config)
-        if bool((f["quantity"] != 1.0).any()):
+        _put_rfm(b, a, ref, config)
+        if ("items_per_order" in spec.names) if spec is not None else bool((f["quantity"] != 1.0).any()):
             b.put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
     if "time" in groups_on:
         _put_time(b, a, "lines")
-    _put_categories(b, a, data, top, "lines")
+    _put_categories(b, a, data, top, "lines", spec)
     if "price" in groups_on:
         # a unit price other than the line amount exists only with quantities or unit prices
-        if bool((f["price"] != f["amount"]).any()):
+        if ("avg_unit_price" in spec.names) if spec is not None else bool((f["price"] != f["amount"]).any()):
             b.put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
         if use_price_index:
             b.put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
-    return b.done(data.reference_time)
+    return b.done(ref, medians)
 
 
 def _clv(revenue, first_ts, ref: int, config: FeatureConfig):
