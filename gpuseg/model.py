@@ -28,6 +28,15 @@ final centroid is another; a few of those can change a vote).
 ``segment_map`` (optional, in ``arrays.npz``): estimator label -> segment label (the
 pipeline numbers segments by size); ``predict`` returns segment labels.
 
+``counts`` (``member<i>__counts``): training customers per estimator label, the weight of
+the old state in an incremental update (:mod:`gpuseg.dynamic`).
+
+The pipeline also saves how the data were prepared (``data`` in ``model.json``): the input
+kind, the source columns, the cleaning state (price fence, fill values), the feature
+definitions (:class:`gpuseg.prep.features.FeatureSpec`; the median price per price group
+in ``price_keys`` / ``price_medians``) and, in ``train_quantiles``, the 0th..100th
+percentiles of every scaled training feature (out-of-distribution flags and drift).
+
 Loading never runs code from the files: ``json``, ``np.load(allow_pickle=False)`` and
 ``torch.load(weights_only=True)``. A pickle disguised as ``arrays.npz`` or a
 ``weights.pt`` holding anything but tensors is refused before anything is unpickled. The
@@ -35,7 +44,9 @@ hashes catch truncated or edited files; they are not a signature (whoever can wr
 ``arrays.npz`` can write ``model.json``), which is why the loaders themselves must be safe.
 
 Ward predicts as :meth:`gpuseg.cluster.WardClustering.predict` does: nearest micro-centroid
-in micro-cluster mode (reproduces the training labels), nearest cluster centre in exact mode
+in micro-cluster mode (reproduces the training labels); in exact mode (at most
+``exact_max`` rows) the segment of the nearest training row when ``train_X`` was given (the
+pipeline gives it; reproduces the training labels), else the nearest cluster centre
 (reproduces them where the clusters are Voronoi cells of their means, e.g. well-separated
 data; boundary rows of overlapping clusters may move). Density methods and the evidence
 consensus cannot be saved in this version (:class:`NotImplementedError`).
@@ -58,7 +69,8 @@ from .backend import array_namespace, to_host, to_namespace
 from .cluster._base import as_float_array
 from .errors import ConfigError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "save_model", "load_model", "LoadedModel"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "save_model", "save_updated", "load_model",
+           "LoadedModel"]
 
 FORMAT_NAME = "gpuseg-model"
 #: Major version of the folder layout; a loader reads only its own major version.
@@ -76,6 +88,8 @@ _ARRAYS = "arrays.npz"
 _WEIGHTS = "weights.pt"
 _MANIFEST = "model.json"
 _FLOAT_DTYPES = ("float32", "float64")
+#: Arrays that describe the training data (``data_arrays``).
+_DATA_ARRAYS = ("price_keys", "price_medians", "train_quantiles", "confidence_centers", "confidence_rows")
 
 
 # --- saving ------------------------------------------------------------------------------------
@@ -93,6 +107,9 @@ def save_model(
     relabel: Any = None,
     members: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    data_arrays: Mapping[str, Any] | None = None,
+    train_X: Any = None,
 ) -> Path:
     """Write a fitted segmentation to the folder ``path`` (created; files in it are replaced).
 
@@ -121,6 +138,16 @@ def save_model(
         member labels, as the pipeline fits it, holds none).
     extra : mapping, optional
         Further plain JSON values stored under ``"extra"``.
+    data : mapping, optional
+        How the training data were prepared (plain JSON; module docstring), stored under
+        ``"data"``.
+    data_arrays : mapping, optional
+        Arrays that go with ``data`` (``price_keys``, ``price_medians``,
+        ``train_quantiles``).
+    train_X : array, optional
+        What the estimator was fitted on. Ward in exact mode then keeps these rows and
+        predicts the segment of the nearest one (reproducing its training labels); without
+        them it predicts the nearest cluster centre.
 
     Returns
     -------
@@ -143,9 +170,9 @@ def save_model(
     feature_names = [str(n) for n in feature_names]
     segment_names = [str(n) for n in segment_names]
     if method == "consensus":
-        arrays, state, weights = _consensus_state(estimator, members)
+        arrays, state, weights = _consensus_state(estimator, members, train_X)
     else:
-        arrays, state, weights = _estimator_state(method, estimator)
+        arrays, state, weights = _estimator_state(method, estimator, train_X)
         weights = {} if weights is None else {_WEIGHTS: weights}
     n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
     if len(feature_names) != n_features:
@@ -167,6 +194,10 @@ def save_model(
     if scaler is not None:
         scaler_meta, scaler_arrays = _scaler_state(scaler, feature_names)
         arrays.update(scaler_arrays)
+    for name, a in dict(data_arrays or {}).items():
+        if name not in _DATA_ARRAYS:
+            raise ValueError(f"data_arrays: unknown array {name!r}; known: {', '.join(_DATA_ARRAYS)}")
+        arrays[name] = np.asarray(to_host(a))
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,6 +222,7 @@ def save_model(
         "scaler": scaler_meta,
         "config": _plain(dict(config_dict), "config_dict"),
         "extra": _plain(dict(extra or {}), "extra"),
+        "data": _plain(dict(data), "data") if data is not None else None,
         "files": files,
     }
     text = json.dumps(manifest, indent=2, allow_nan=False)
@@ -198,10 +230,26 @@ def save_model(
     return folder
 
 
-def _estimator_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
+def _estimator_state(method: str, est: Any, train_X: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
     """(arrays, JSON state, torch state dict or None) of a fitted estimator."""
     if not hasattr(est, "labels_"):
         raise ValueError(f"the {type(est).__name__} given for {method!r} is not fitted")
+    arrays, state, weights = _fitted_state(method, est)
+    if method == "ward" and state["exact"] and train_X is not None:
+        # exact Ward has no Voronoi cells: keep the rows, predict the nearest row's segment
+        rows = _host(train_X, np.float32)
+        if rows.shape[0] != np.asarray(to_host(est.labels_)).shape[0]:
+            raise ValueError("train_X must be the rows the Ward estimator was fitted on")
+        arrays["micro_centers"] = rows
+        arrays["micro_cluster"] = np.asarray(to_host(est.labels_)).astype(np.int32)
+        state.update(exact=False, rows=True)
+    labels = np.asarray(to_host(est.labels_)).astype(np.int64)
+    labels = labels[(labels >= 0) & (labels < state["k"])]
+    arrays["counts"] = np.bincount(labels, minlength=state["k"]).astype(np.float64)
+    return arrays, state, weights
+
+
+def _fitted_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
     if method in _CENTROID_METHODS:
         centers = _host(est.cluster_centers_)
         return {"centers": centers}, {"kind": "centroids", "k": centers.shape[0]}, None
@@ -230,7 +278,8 @@ def _estimator_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict
     return {"centers": centers}, state, weights
 
 
-def _consensus_state(est: Any, members: Mapping[str, Any] | None) -> tuple[dict[str, np.ndarray], dict[str, Any], dict]:
+def _consensus_state(est: Any, members: Mapping[str, Any] | None, train_X: Any = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict]:
     """(arrays, JSON state, {file: torch state dict}) of a fitted vote consensus."""
     from .cluster.consensus import vote_maps, vote_weight
 
@@ -257,7 +306,7 @@ def _consensus_state(est: Any, members: Mapping[str, Any] | None) -> tuple[dict[
     entries = []
     for rank, i in enumerate(order):
         m = names[i]
-        sub_arrays, sub_state, sub_weights = _estimator_state(m, members[m])
+        sub_arrays, sub_state, sub_weights = _estimator_state(m, members[m], train_X)
         arrays.update({f"member{rank}__{name}": a for name, a in sub_arrays.items()})
         arrays[f"member{rank}__consensus_map"] = maps[i]
         if sub_weights is not None:
@@ -372,6 +421,8 @@ class LoadedModel:
         self.config = manifest["config"]
         self.params = manifest["params"]
         self.extra = manifest["extra"]
+        self.data = manifest.get("data")
+        self.path: Path | None = None
         self.scaler = scaler
         self._state = manifest["state"]
         self._arrays = arrays
@@ -389,6 +440,30 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         return f"LoadedModel(method={self.method!r}, k={self.k}, n_features={len(self.feature_names)})"
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The saved arrays (read-only use)."""
+        return self._arrays
+
+    @property
+    def members(self) -> list["LoadedModel"]:
+        """A consensus' members (best first), each a model of its own; empty otherwise."""
+        return list(self._members)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._state
+
+    @property
+    def feature_spec(self) -> Any:
+        """The :class:`~gpuseg.prep.features.FeatureSpec` of the training data, or None for
+        a model saved without ``data``."""
+        from .prep.features import FeatureSpec
+
+        if not self.data or "features" not in self.data:
+            return None
+        return FeatureSpec.from_json(self.data["features"], self._arrays)
 
     @property
     def has_predict_proba(self) -> bool:
@@ -479,6 +554,55 @@ class LoadedModel:
         labels = xp.where(nobody, -1, winner).astype(xp.int32)
         confidence = xp.where(nobody, 0.0, agree / len(mapped)).astype(xp.float32)
         return labels, confidence
+
+    def predict_with_confidence(self, X: Any) -> tuple[Any, Any]:
+        """Segment labels and each customer's confidence in its segment (float32 in [0, 1]),
+        as the run's ``confidence`` column (:mod:`gpuseg.segments.confidence`): the share
+        of agreeing members (consensus), the posterior (GMM, DEC, IDEC) or the margin of
+        the own centre over the nearest other one, with the run's centres and within
+        variance (a model saved without them measures the margin on X itself).
+        """
+        from .segments.confidence import margin_confidence, segment_confidence
+
+        X = self._check_X(X)
+        xp = array_namespace(X)
+        if self._state["kind"] == "consensus":
+            labels, conf = self._vote(X)
+            return self._segments(labels), conf
+        segments = self._segments(self._predict_labels(X))
+        if self.has_predict_proba:
+            conf = xp.asarray(self.predict_proba(X)).max(axis=1)
+        elif "confidence_centers" in self._arrays:
+            space = self.latent(X) if self._state["kind"] == "deep" else X
+            rows = self._arrays["confidence_rows"]
+            row_of = np.full(self.k + 1, -1, dtype=np.int64)
+            for row in range(rows.shape[0] - 1, -1, -1):
+                if rows[row] >= 0:
+                    row_of[rows[row]] = row
+            own = _lookup(segments, row_of[: self.k])
+            within = float((self.data or {}).get("confidence", {}).get("within", 1.0))
+            conf = margin_confidence(space, own, self._on("confidence_centers", xp, xp.float64), within)
+        elif (self.data or {}).get("confidence", {}).get("kind") == "one":
+            conf = xp.ones(X.shape[0], dtype=xp.float32)
+        else:
+            class _Labels:  # the margin measured on X itself
+                labels_ = segments
+            conf = segment_confidence(_Labels(), X)
+        conf = xp.where(segments >= 0, xp.clip(conf, 0.0, 1.0), 0.0).astype(xp.float32)
+        return segments, conf
+
+    def latent(self, X: Any) -> Any:
+        """Deep methods: the encoder's embedding of the scaled features ``X`` (X's array type)."""
+        from . import backend as _backend
+        from .embed.autoencoder import _encode, _training_tensor
+
+        if self._state["kind"] != "deep":
+            raise AttributeError(f"a saved {self.method} model has no latent space")
+        torch = _backend.torch_module()
+        Xt = _training_tensor(self._check_X(X), len(self.feature_names))
+        if next(self._network.parameters()).device != Xt.device:
+            self._network = self._network.to(Xt.device)
+        return _backend.from_torch(_encode(torch, self._network, Xt, self._state["amp"]))
 
     def predict_proba(self, X: Any) -> Any:
         """Soft memberships, shape (n_samples, k): GMM posteriors (float64) or DEC/IDEC's
@@ -576,7 +700,55 @@ def load_model(path: str | Path) -> LoadedModel:
                 sub_net = _read_network(folder / f"weights_{i}.pt", data[f"weights_{i}.pt"], sub)
             members.append(LoadedModel(sub, sub_arrays, sub_net, None))
     scaler = _make_scaler(manifest["scaler"], arrays, folder / _ARRAYS) if manifest["scaler"] is not None else None
-    return LoadedModel(manifest, arrays, network, scaler, members)
+    model = LoadedModel(manifest, arrays, network, scaler, members)
+    model.path = folder
+    return model
+
+
+def save_updated(model: LoadedModel, path: str | Path, arrays: Mapping[str, np.ndarray],
+                 update: Mapping[str, Any]) -> Path:
+    """Write an updated version of a loaded model to the new folder ``path``: its arrays
+    replaced by ``arrays``, the other files copied, ``model_version`` one up, ``parent``
+    naming the old folder and its ``model.json`` SHA-256, and ``update`` (plain JSON)
+    appended to ``updates``.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` exists.
+    """
+    old = Path(model.path)
+    folder = Path(path)
+    if folder.exists() or folder.is_symlink():
+        raise ConfigError(f"{folder} exists; an updated model goes to a new folder (choose another --out)")
+    manifest = json.loads(json.dumps(model.manifest))
+    files = {}
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        files[_ARRAYS] = _write_bytes(tmp / _ARRAYS, _npz_bytes({n: np.asarray(a) for n, a in arrays.items()}))
+        for name in manifest["files"]:
+            if name != _ARRAYS:
+                files[name] = _write_bytes(tmp / name, _read_checked(old, name, manifest["files"]))
+        manifest["files"] = files
+        manifest["model_version"] = int(model.manifest.get("model_version", 1)) + 1
+        manifest["parent"] = {"folder": str(old.resolve()), "model_version": int(model.manifest.get("model_version", 1)),
+                              "sha256": hashlib.sha256((old / _MANIFEST).read_bytes()).hexdigest()}
+        manifest["updates"] = list(model.manifest.get("updates", [])) + [_plain(dict(update), "update")]
+        manifest["gpuseg_version"] = __version__
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        load_model(tmp)  # what was written reads back
+        tmp.rename(folder)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
 
 
 def _fail(file: Path, what: str) -> ConfigError:
@@ -616,6 +788,12 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
                      ("config", dict), ("params", dict), ("extra", dict)):
         if not isinstance(manifest.get(key), typ):
             raise _fail(file, f"{key!r} is missing or not a {typ.__name__}")
+    data = manifest.get("data")
+    if data is not None:
+        features = data.get("features") if isinstance(data, dict) else None
+        if not isinstance(features, dict) or features.get("names") != manifest["feature_names"] or not all(
+                isinstance(features.get(key), dict) for key in ("groups", "category_columns")):
+            raise _fail(file, "'data' does not describe the model's features")
     if manifest["k"] < 1 or len(manifest["segment_names"]) != manifest["k"]:
         raise _fail(file, f"k={manifest['k']} does not match {len(manifest['segment_names'])} segment names")
     if not all(isinstance(n, str) for n in manifest["feature_names"] + manifest["segment_names"]):
@@ -695,6 +873,18 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
         shapes["centers"] = (k, state.get("latent_dim"))
     if manifest.get("scaler") is not None:
         shapes.update(scaler_log_mask=(d,), scaler_mean=(d,), scaler_scale=(d,), scaler_skew=(d,))
+    if "train_quantiles" in arrays:
+        shapes["train_quantiles"] = (d, None)
+    if "counts" in arrays:
+        shapes["counts"] = (k,)
+    if "confidence_centers" in arrays:
+        shapes["confidence_centers"] = (None, None)
+        _check_table(file, arrays, "confidence_rows", arrays["confidence_centers"].shape[0], manifest["k"])
+    if "price_medians" in arrays:
+        shapes["price_medians"] = (None,)
+        if arrays.get("price_keys") is None or arrays["price_keys"].dtype.kind != "U" or \
+                arrays["price_keys"].shape != arrays["price_medians"].shape:
+            raise _fail(file, "array 'price_keys' must be text of the shape of 'price_medians'")
     for name, shape in shapes.items():
         a = arrays.get(name)
         if a is None:

@@ -334,6 +334,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             model_kwargs.update(
                 relabel=relabel, scaler=scaler, feature_names=feats.names, config_dict=config.to_dict(),
                 segment_names=[str(names[s]) for s in range(int(relabel.max()) + 1)],
+                **_model_data(cleaned, feats, X, column_map, ts_format, chosen_est, Z, relabel),
+                train_X=Z,
             )
 
     metrics: dict[str, Any] = {
@@ -475,6 +477,51 @@ def _model_to_save(
         at = method_metrics[method]["chosen_index"]  # the consensus and its members share the sweep's ks
         kwargs["members"] = {m: runs[m].fits[at].estimator for m in est.member_labels_}
     return kwargs, {"saved": True, "folder": "model", "method": method}
+
+
+def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: str, est: Any, Z: Any,
+                relabel: Any) -> dict[str, Any]:
+    """save_model's ``data`` and ``data_arrays``: how the training data were prepared, and
+    the reference of the confidence margin (centres, segment of each, within variance)."""
+    from .prep.features import feature_spec
+    from .segments.confidence import margin_reference
+
+    spec = feature_spec(feats)
+    xp = _backend.array_namespace(X)
+    quantiles = xp.quantile(X.astype(xp.float64), xp.linspace(0.0, 1.0, 101), axis=0).T
+    data = {
+        "kind": cleaned.kind,
+        "source_columns": list(cleaned.source_columns),
+        "column_map": dict(column_map),
+        "timestamp_format": ts_format,
+        "sessions_derived": bool(cleaned.sessions_derived),
+        "price_group": cleaned.price_group,
+        "clean": cleaned.state(),
+        "features": spec.to_json(),
+        "reference_time": int(feats.reference_time),
+        "customers": len(feats),
+    }
+    arrays = {**spec.price_arrays(), "train_quantiles": _backend.to_host(quantiles)}
+    if hasattr(est, "confidence_"):
+        data["confidence"] = {"kind": "vote"}
+    elif hasattr(est, "predict_proba"):
+        data["confidence"] = {"kind": "probability"}
+    else:
+        ref = margin_reference(est, Z, est.labels_)
+        if ref is None:
+            data["confidence"] = {"kind": "one"}
+        else:
+            centers, own, within, space = ref
+            labels = np.asarray(_backend.to_host(est.labels_)).astype(np.int64)
+            own = np.asarray(_backend.to_host(own))
+            row_label = np.arange(centers.shape[0])
+            row_label[own[own >= 0]] = labels[own >= 0]
+            table = np.append(np.asarray(relabel, dtype=np.int64), -1)
+            rows = table[np.where((row_label >= 0) & (row_label < len(relabel)), row_label, len(relabel))]
+            data["confidence"] = {"kind": "margin", "within": float(within),
+                                  "space": "latent" if space is not Z else "features"}
+            arrays.update(confidence_centers=_backend.to_host(centers), confidence_rows=rows.astype(np.int32))
+    return {"data": data, "data_arrays": arrays}
 
 
 def remove_report(out_dir: Path) -> None:

@@ -82,34 +82,63 @@ def _centroid_margin(estimator: Any, X: Any, labels: Any) -> Any:
     centres live (the embedding for deep K-means, else X); a raw ratio ``d1/d2`` would
     crowd every customer near 1 in many dimensions, this scale does not.
     """
+    xp = array_namespace(X)
+    ref = margin_reference(estimator, X, labels)
+    if ref is None:
+        return xp.ones(X.shape[0], dtype=xp.float32)
+    centers, row_of, within, space = ref
+    return margin_confidence(space, row_of, centers, within)
+
+
+def margin_reference(estimator: Any, X: Any, labels: Any) -> tuple[Any, Any, float, Any] | None:
+    """(centres, centre row of each customer, within-segment variance per dimension, the
+    space) of :func:`_centroid_margin`; None when it is 1 for everyone (one segment, no
+    spread). Centre row ``j`` belongs to label ``j`` when the estimator has one centre per
+    label, else to the ``j``-th smallest label; unassigned customers get row -1."""
     from ..evaluate.metrics import cluster_centers
 
     xp = array_namespace(X)
+    labels = xp.asarray(labels)
     space = getattr(estimator, "embedding_", None)
     space = X if space is None else xp.asarray(space)
     ok = labels >= 0
     if not bool(ok.any()):
-        return xp.zeros(space.shape[0], dtype=xp.float32)
+        return None
     centers = getattr(estimator, "cluster_centers_", None)
     if (centers is not None and centers.shape[1] == space.shape[1] and centers.shape[0] >= 2
             and int(labels.max()) < centers.shape[0]):
-        own = xp.clip(labels, 0, None).astype(xp.int64)  # label j: centre j
+        own = labels.astype(xp.int64)  # label j: centre j
     else:
         values = xp.unique(labels[ok])
         if values.size < 2:
-            return xp.ones(space.shape[0], dtype=xp.float32)
+            return None
         centers = cluster_centers(space[ok], labels[ok])  # row j: the j-th smallest label
         own = xp.searchsorted(values, xp.clip(labels, int(values[0]), None)).astype(xp.int64)
+    own = xp.where(ok, own, -1)
     centers = to_namespace(centers, xp).astype(xp.float64)
+    d2 = squared_distances(space[ok].astype(xp.float64), centers)
+    within = float(d2[xp.arange(d2.shape[0]), own[ok]].mean()) / max(space.shape[1], 1)
+    if not within > 0:
+        return None
+    return centers, own, within, space
+
+
+def margin_confidence(space: Any, own: Any, centers: Any, within: float) -> Any:
+    """``tanh(max(d_other^2 - d_own^2, 0) / (4 within))`` for customers whose own centre is
+    row ``own`` of ``centers`` (0 where ``own`` is -1 or there is no other centre)."""
+    xp = array_namespace(space)
+    centers = to_namespace(centers, xp).astype(xp.float64)
+    own = xp.asarray(own).astype(xp.int64)
+    ok = own >= 0
+    if centers.shape[0] < 2:
+        return xp.where(ok, 1.0, 0.0).astype(xp.float32)
     d2 = squared_distances(space.astype(xp.float64), centers)
     rows = xp.arange(space.shape[0])
-    d_own = d2[rows, own]
-    d2[rows, own] = xp.inf
+    safe = xp.where(ok, own, 0)
+    d_own = d2[rows, safe]
+    d2[rows, safe] = xp.inf
     d_other = d2.min(axis=1)
-    within = float(d_own[ok].mean()) / max(space.shape[1], 1)
-    if not within > 0:
-        return xp.ones(space.shape[0], dtype=xp.float32)
-    return xp.tanh(xp.maximum(d_other - d_own, 0.0) / (4.0 * within))
+    return xp.where(ok, xp.tanh(xp.maximum(d_other - d_own, 0.0) / (4.0 * within)), 0.0)
 
 
 def confidence_summary(confidence: Any, threshold: float = LOW_CONFIDENCE) -> dict[str, Any]:
