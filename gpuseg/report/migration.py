@@ -1,0 +1,336 @@
+"""The migration report: how customers move between segments over successive windows.
+
+``gpuseg migrate`` writes ``migration.csv`` in long format (one row per window pair, from
+segment and to segment; segment ``-1`` is "new" on the from side and "lapsed" on the to
+side). Two pure functions turn it into pictures and a page:
+
+* :func:`sankey_png` draws an alluvial (Sankey-style) diagram: one column of stacked
+  segment blocks per window and, between consecutive columns, bands as wide as the number
+  of customers moving from one segment to another, coloured by the source segment. The
+  grey "new" block of a pair sits in its earlier column (the band's source: customers not
+  active there yet) and the grey "lapsed" block in its later column (the band's target).
+* :func:`migration_html` writes a self-contained HTML page: the windows, the diagram, one
+  transition matrix per window pair and the drift verdict. Like ``report.html`` it loads
+  nothing (PNG as a ``data:`` URI, inline CSS, a Content-Security-Policy) and escapes all
+  text that comes from data.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .html import _CSP, _CSS, _e, _num, _pct, _table
+from .plots import _colours, _figure, _png
+
+__all__ = ["sankey_png", "migration_html", "MIGRATION_COLUMNS", "DRIFT_COLUMNS"]
+
+#: Columns of ``migration.csv`` that the diagram and the page need.
+MIGRATION_COLUMNS = ("window_from", "window_to", "from_segment", "to_segment", "customers")
+#: Columns of the drift table.
+DRIFT_COLUMNS = ("feature", "window_from", "window_to", "psi_vs_previous", "psi_vs_training", "status")
+
+_GREY = (0.62, 0.62, 0.62, 1.0)
+_BAR = 0.14  # bar width, in column spacings
+
+
+def _checked(frame: Any, columns: Sequence[str], what: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} lacks column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+    return frame
+
+
+def _flows(migration: Any) -> pd.DataFrame:
+    """Migration rows with int segments and customers, summed per (pair, from, to)."""
+    m = _checked(migration, MIGRATION_COLUMNS, "migration").copy()
+    for col in ("from_segment", "to_segment", "customers"):
+        values = pd.to_numeric(m[col], errors="coerce")
+        if values.isna().any() or (col == "customers" and (values < 0).any()):
+            raise DataError(f"migration: column {col} must hold non-negative numbers" if col == "customers"
+                            else f"migration: column {col} must hold integer segment ids")
+        m[col] = values.astype(np.int64)
+    m["window_from"] = m["window_from"].astype(str)
+    m["window_to"] = m["window_to"].astype(str)
+    return m.groupby(["window_from", "window_to", "from_segment", "to_segment"], as_index=False, sort=False)[
+        "customers"].sum()
+
+
+def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: Sequence[str], *,
+               path: str | os.PathLike | None = None) -> bytes:
+    """An alluvial diagram of the customers' moves between segments.
+
+    Parameters
+    ----------
+    migration : DataFrame
+        ``migration.csv``: at least the columns of :data:`MIGRATION_COLUMNS`. Rows of
+        window pairs that are not consecutive in ``windows`` are ignored; a pair without
+        rows is drawn without bands.
+    windows : sequence of str
+        Window labels, in time order (2 or more); one column each.
+    segment_names : sequence of str
+        Name of each segment (index = segment id). Ids in ``migration`` beyond the list
+        are called ``segment <id>``.
+    path : path, optional
+        Also write the PNG there.
+
+    Returns
+    -------
+    bytes
+        The PNG.
+
+    Raises
+    ------
+    DataError
+        ``migration`` lacks a column, holds non-numeric ids or negative counts, or fewer
+        than two windows are given.
+    DeviceError
+        matplotlib is not installed.
+    """
+    flows = _flows(migration)
+    windows = [str(w) for w in windows]
+    if len(windows) < 2:
+        raise DataError(f"sankey_png needs at least 2 windows, got {len(windows)}")
+    top = int(max(flows["from_segment"].max(), flows["to_segment"].max(), -1)) if len(flows) else -1
+    k = max(len(segment_names), top + 1, 1)
+    names = [str(n) for n in segment_names] + [f"segment {i}" for i in range(len(segment_names), k)]
+    W = len(windows)
+    pairs = []  # per pair: k+1 x k+1 matrix, index k = new (rows) / lapsed (columns)
+    for a, b in zip(windows[:-1], windows[1:]):
+        mat = np.zeros((k + 1, k + 1))
+        part = flows[(flows["window_from"] == a) & (flows["window_to"] == b)]
+        np.add.at(mat, (np.where(part["from_segment"] < 0, k, part["from_segment"]),
+                        np.where(part["to_segment"] < 0, k, part["to_segment"])), part["customers"].to_numpy())
+        pairs.append(mat)
+    # block sizes: segments, then lapsed (target of the pair before), then new (source of the next)
+    sizes = np.zeros((W, k + 2))
+    for t, mat in enumerate(pairs):
+        sizes[t, :k] = np.maximum(sizes[t, :k], mat[:k, :].sum(axis=1))
+        sizes[t + 1, :k] = np.maximum(sizes[t + 1, :k], mat[:, :k].sum(axis=0))
+        sizes[t + 1, k] = mat[:k, k].sum()
+        sizes[t, k + 1] = mat[k, :].sum()
+    span = max(float(sizes.sum(axis=1).max()), 1.0)
+    gap = 0.015 * span
+    tops = np.zeros((W, k + 2))
+    for t in range(W):
+        y = 0.0
+        for s in range(k + 2):
+            if s == k and sizes[t, k:].sum() > 0:
+                y -= 2 * gap  # grey blocks apart from the segments
+            tops[t, s] = y
+            y -= sizes[t, s] + (gap if sizes[t, s] > 0 else 0.0)
+    bottom = float(min(tops[t, s] - sizes[t, s] for t in range(W) for s in range(k + 2)))
+
+    colours = _colours(k)
+    fig = _figure(min(24.0, 3.0 + 1.9 * W), min(10.0, 5.5 + 0.15 * k))
+    ax = fig.add_subplot()
+    u = np.linspace(0.0, 1.0, 40)
+    ease = 3 * u ** 2 - 2 * u ** 3  # cubic smoothstep
+    for t, mat in enumerate(pairs):
+        out_y = tops[t, :].copy()  # next free height in each source block
+        in_y = tops[t + 1, :].copy()
+        x0, x1 = t + _BAR / 2, t + 1 - _BAR / 2
+        xs = x0 + (x1 - x0) * u
+        for i in range(k + 1):
+            src = k + 1 if i == k else i  # the new row sits in block k+1
+            for j in range(k + 1):
+                w = mat[i, j]
+                if w <= 0:
+                    continue
+                y0, y1 = out_y[src], in_y[j]
+                upper = y0 + (y1 - y0) * ease
+                ax.fill_between(xs, upper - w, upper, color=_GREY if i == k else colours[i], alpha=0.45,
+                                linewidth=0)
+                out_y[src] -= w
+                in_y[j] -= w
+    for t in range(W):
+        for s in range(k + 2):
+            h = sizes[t, s]
+            if h <= 0:
+                continue
+            grey = s >= k
+            ax.bar(t, h, width=_BAR, bottom=tops[t, s] - h, color=_GREY if grey else colours[s],
+                   edgecolor="white", linewidth=0.6)
+            label = ("lapsed", "new")[s - k] if grey else names[s]
+            label = label if len(label) <= 20 else label[:19] + "\u2026"
+            frac = h / max(-bottom, 1.0)
+            if frac >= 0.028:
+                sep = "\n" if frac >= 0.055 else " "
+                ax.text(t, tops[t, s] - h / 2, f"{label}{sep}{int(round(h)):,}", ha="center", va="center",
+                        fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+    ticks = []
+    for t, w in enumerate(windows):
+        a, sep, b = w.partition("..")
+        ticks.append((f"{a} \u2013\n{b}" if sep else w) + f"\n{int(round(sizes[t, :k].sum())):,} customers")
+    ax.set_xticks(range(W), ticks, fontsize=8)
+    ax.tick_params(axis="x", length=0)
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(bottom - gap, gap)
+    ax.set_title(f"Segment migration across {W} windows (band width = customers; grey: new / lapsed)")
+    if not any(mat.sum() > 0 for mat in pairs):
+        ax.text(0.5, 0.5, "no moves between the windows", transform=ax.transAxes, ha="center", color="0.4")
+    return _png(fig, path)
+
+
+_EXTRA_CSS = """
+td.diag{background:#fdebd9;font-weight:600}
+td .sh{display:block;color:var(--muted);font-size:11px;font-weight:400}
+.verdict{padding:10px 14px;border-radius:8px;font-weight:600;margin:8px 0}
+.verdict.refit{background:#fbe3e1;color:#8b1a12}
+.verdict.ok{background:#e1f3ec;color:#0f6b4f}
+.status-refit{color:#b3261e;font-weight:600}
+.status-watch{color:#a15c00;font-weight:600}
+"""
+
+
+def _matrix(mat: pd.DataFrame, row_names: Sequence[str], col_names: Sequence[str]) -> str:
+    """A transition matrix (rows: from, columns: to) with row shares; the diagonal highlighted."""
+    head = "".join(f"<th>{_e(n)}</th>" for n in ["from \\ to", *col_names, "total"])
+    body = []
+    for r, rname in zip(mat.index, row_names):
+        total = float(mat.loc[r].sum())
+        cells = [f"<th>{_e(rname)}</th>"]
+        for c in mat.columns:
+            v = int(mat.loc[r, c])
+            share = _pct(v / total) if total > 0 else "-"
+            cls = ' class="diag"' if r == c and r >= 0 else ""
+            cells.append(f'<td{cls}>{_num(v)}<span class="sh">{share}</span></td>')
+        cells.append(f"<td>{_num(int(total))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table class="small matrix"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _names(migration: pd.DataFrame, flows: pd.DataFrame) -> dict[int, str]:
+    """Segment id -> name from the from_name / to_name columns (where present)."""
+    names: dict[int, str] = {}
+    for id_col, name_col in (("from_segment", "from_name"), ("to_segment", "to_name")):
+        if name_col in migration.columns:
+            for s, n in zip(pd.to_numeric(migration[id_col], errors="coerce"), migration[name_col]):
+                if pd.notna(s) and int(s) >= 0 and pd.notna(n):
+                    names.setdefault(int(s), str(n))
+    for s in pd.concat([flows["from_segment"], flows["to_segment"]]).unique():
+        if s >= 0:
+            names.setdefault(int(s), f"segment {int(s)}")
+    return dict(sorted(names.items()))
+
+
+def _drift_section(drift: pd.DataFrame | None, summary: Mapping[str, Any]) -> str:
+    due = bool(summary.get("refit_due"))
+    reason = summary.get("refit_reason") or ""
+    out = ['<section id="drift"><h2>Drift</h2>',
+           f'<p class="verdict {"refit" if due else "ok"}" id="verdict">'
+           f'{"Refit due" if due else "No refit needed"}{": " + _e(reason) if reason else ""}</p>']
+    if drift is None or len(drift) == 0:
+        out.append('<p class="muted">No drift measurements.</p>')
+        return "".join(out) + "</section>"
+    d = _checked(drift, DRIFT_COLUMNS, "drift")
+    order = {"refit": 0, "watch": 1}
+    for w in dict.fromkeys(d["window_to"].astype(str)):
+        part = d[d["window_to"].astype(str) == w]
+        prev = part["window_from"].dropna().astype(str)
+        vs = f' <span class="muted">(vs {_e(prev.iloc[0])})</span>' if len(prev) and prev.iloc[0] else ""
+        flagged = part[part["status"].astype(str) != "stable"].copy()
+        flagged["o_"] = flagged["status"].astype(str).map(order).fillna(2)
+        flagged["p_"] = pd.to_numeric(flagged["psi_vs_training"], errors="coerce")
+        flagged = flagged.sort_values(["o_", "p_"], ascending=[True, False], kind="stable")
+        out.append(f"<h3>{_e(w)}{vs}</h3>")
+        if flagged.empty:
+            out.append(f'<p class="muted">All {len(part):,} features stable.</p>')
+            continue
+        rows = [[_e(r.feature), _num(r.psi_vs_previous), _num(r.psi_vs_training),
+                 f'<span class="status-{_e(r.status)}">{_e(r.status)}</span>'] for r in flagged.itertuples()]
+        out.append(_table(["feature", "PSI vs previous", "PSI vs training", "status"], rows, "small"))
+    return "".join(out) + "</section>"
+
+
+def migration_html(summary: Mapping[str, Any], migration: pd.DataFrame, drift: pd.DataFrame | None,
+                   sankey: bytes | None) -> str:
+    """The self-contained HTML page of a migration run.
+
+    Parameters
+    ----------
+    summary : mapping
+        ``model``, ``method``, ``created``, ``device``; ``windows``: a list of
+        ``{"window", "start", "end", "customers", "segments": {name: count}}``;
+        ``refit_due`` (bool) and ``refit_reason`` (str). Missing keys are shown as "-".
+    migration : DataFrame
+        ``migration.csv`` (:data:`MIGRATION_COLUMNS`; ``from_name`` / ``to_name`` give the
+        names when present).
+    drift : DataFrame or None
+        :data:`DRIFT_COLUMNS`; per window, the features whose status is not ``stable``.
+    sankey : bytes or None
+        The PNG of :func:`sankey_png`, inlined; None: the page says it is missing.
+
+    Returns
+    -------
+    str
+        The HTML text.
+
+    Raises
+    ------
+    DataError
+        ``migration`` or ``drift`` lacks a column.
+    """
+    flows = _flows(migration)
+    names = _names(migration, flows)
+    wins = [w for w in summary.get("windows") or [] if isinstance(w, Mapping)]
+    seg_cols = list(dict.fromkeys(str(n) for w in wins for n in (w.get("segments") or {})))
+    rows = [[_e(w.get("window", "-")), _e(w.get("start", "-")), _e(w.get("end", "-")), _num(w.get("customers"))]
+            + [_num((w.get("segments") or {}).get(n, 0)) for n in seg_cols] for w in wins]
+    parts = ['<section id="windows"><h2>Windows</h2>',
+             _table(["window", "start", "end", "customers", *seg_cols], rows, "small") if wins
+             else '<p class="muted">No windows.</p>', "</section>", '<section id="sankey"><h2>Migration</h2>']
+    if sankey:
+        data = base64.b64encode(bytes(sankey)).decode("ascii")
+        parts.append(f'<figure><img alt="Segment migration diagram" src="data:image/png;base64,{data}">'
+                     "<figcaption>Band width: customers moving between segments from one window to the "
+                     "next.</figcaption></figure>")
+    else:
+        parts.append('<p class="muted">No diagram: it was not drawn (matplotlib missing or drawing failed); '
+                     "the tables below have the same numbers.</p>")
+    parts.append('</section><section id="transitions"><h2>Transitions</h2>')
+    order = [str(w.get("window")) for w in wins]
+    pair_keys = list(dict.fromkeys([*zip(order[:-1], order[1:]), *zip(flows["window_from"], flows["window_to"])]))
+    pair_keys.sort(key=lambda p: order.index(p[0]) if p[0] in order else len(order))
+    ids = list(names)
+    for a, b in pair_keys:
+        part = flows[(flows["window_from"] == a) & (flows["window_to"] == b)]
+        parts.append(f"<h3>{_e(a)} &rarr; {_e(b)}</h3>")
+        if part.empty:
+            parts.append('<p class="muted">No customers recorded for this pair.</p>')
+            continue
+        mat = part.pivot_table(index="from_segment", columns="to_segment", values="customers", aggfunc="sum",
+                               fill_value=0).reindex(index=ids + [-1], columns=ids + [-1], fill_value=0)
+        if mat.loc[-1].sum() == 0:
+            mat = mat.drop(index=-1)
+        if mat[-1].sum() == 0:
+            mat = mat.drop(columns=-1)
+        parts.append(_matrix(mat, [names.get(r, "new") for r in mat.index],
+                             [names.get(c, "lapsed") for c in mat.columns]))
+    if not pair_keys:
+        parts.append('<p class="muted">No window pairs.</p>')
+    parts.append("</section>")
+    parts.append(_drift_section(drift, summary))
+    title = f"gpuseg segment migration: {summary.get('model', '-')}"
+    meta = " &middot; ".join(f"{k} {_e(summary.get(k, '-'))}" for k in ("method", "created", "device"))
+    head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_e(title)}</title>",
+            f"<style>{_CSS}{_EXTRA_CSS}</style>", "</head>", "<body>", '<header class="top">',
+            f"<h1>{_e(title)}</h1>", f'<p class="muted">{meta}</p>',
+            '<nav><a href="#windows">Windows</a><a href="#sankey">Migration</a>'
+            '<a href="#transitions">Transitions</a><a href="#drift">Drift</a></nav>', "</header>", "<main>"]
+    tail = ["</main>", '<footer class="muted">Written by gpuseg. This page is self-contained: it loads nothing '
+            "from the network.</footer>", "</body>", "</html>"]
+    return "\n".join(head + parts + tail) + "\n"
