@@ -1,4 +1,4 @@
-"""Command line: ``python -m gpuseg run | generate``.
+"""Command line: ``python -m gpuseg run | generate | report | assign | update | migrate``.
 
 Argument parsing, the progress display and turning user errors into one line on stderr
 with exit code 2. No computation happens here.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,55 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("out_dir", metavar="OUT_DIR", help="the output folder of a gpuseg run")
     rep.add_argument("--umap", action="store_true",
                      help="add the UMAP projection plot (needs umap-learn; 30-50 s on a CPU)")
+
+    def model_input(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--model", required=True, metavar="DIR", help="a model folder (OUT_DIR/model of gpuseg run)")
+        q.add_argument("--input", required=True, metavar="PATH", help="CSV/Parquet file, glob or folder of parts")
+        q.add_argument("--rename", metavar="OLD=NEW", nargs="+", action="extend", default=None,
+                       help="map your column names to gpuseg's (added to the model's own)")
+        q.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto",
+                       help="where to compute (default: auto)")
+        q.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+    a = sub.add_parser(
+        "assign",
+        help="place new customers into a saved model's segments",
+        description="Compute the model's features for the customers in PATH (with the model's cleaning and "
+        "feature settings, not the new data's statistics), label them with the model and write customer_id, "
+        "segment, segment_name, confidence, low_confidence, out_of_distribution and ood_feature to FILE.",
+    )
+    model_input(a)
+    a.add_argument("--out", required=True, metavar="FILE", help=".parquet, .csv or .csv.gz")
+    a.add_argument("--as-of", metavar="DATE", default=None,
+                   help="measure recency from this day's end (default: the data's last event)")
+    a.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+    u = sub.add_parser(
+        "update",
+        help="refresh a saved model incrementally with new data (segment ids and names kept)",
+        description="Mini-batch steps from the saved centres (K-means family, Ward exact, the deep methods' "
+        "latent centres), incremental EM for GMM, every member of a vote consensus; new centres are matched "
+        "to the old by the Hungarian method. The new version goes to a new folder beside the old one.",
+    )
+    model_input(u)
+    u.add_argument("--out", metavar="DIR2", default=None,
+                   help="folder of the new version (default: beside the model, DIR-v<version>)")
+    u.add_argument("--batch-size", type=int, default=1024, metavar="N", help="mini-batch size (default 1024)")
+    u.add_argument("--seed", type=int, default=0, help="order of the mini-batches (default 0)")
+
+    m = sub.add_parser(
+        "migrate",
+        help="follow customers across time windows with a saved model: transitions, movers, drift",
+        description="Cut PATH into time windows, segment each with the model, and write migration.csv "
+        "(segment-to-segment transitions per window pair), movers.parquet, windows.csv, drift.csv "
+        "(population stability index per feature), migration.json and migration.html with a Sankey plot.",
+    )
+    model_input(m)
+    m.add_argument("--window", metavar="LENGTH", default=None, help="window length: 30d, 4w or 12h")
+    m.add_argument("--windows", metavar="RANGES", default=None,
+                   help="explicit windows: FIRST..LAST days, comma-separated (2019-10-01..2019-10-31,...)")
+    m.add_argument("--out", metavar="DIR", default="gpuseg-migration",
+                   help="output folder (default: gpuseg-migration)")
     return p
 
 
@@ -348,6 +398,204 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rename_pairs(values: list[str] | None) -> dict[str, str]:
+    from .config import _parse_rename
+
+    return dict(_parse_rename(values or []))
+
+
+def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None) -> tuple[Any, Any, Any]:
+    """(model, backend, cleaned new data), each stage timed on the progress display."""
+    from . import backend as _backend
+    from .dynamic import clean_like_model, load_input
+    from .model import load_model
+
+    t0 = time.perf_counter()
+    model = load_model(Path(args.model).expanduser())
+    be = _backend.select(args.device)
+    progress._write(f"gpuseg {__version__} running on {_where({'backend': be.name, 'label': be.device_label})}\n")
+    progress.stage_finished("model", time.perf_counter() - t0, f"{model.method}, {model.k} segments, "
+                            f"{len(model.feature_names)} features")
+    _backend.warm_up(be)
+    t0 = time.perf_counter()
+    loaded = load_input(model, args.input, be, _rename_pairs(args.rename), exclude=exclude)
+    progress.stage_finished("load", time.perf_counter() - t0, f"{loaded.rows_read:,} rows")
+    t0 = time.perf_counter()
+    cleaned = clean_like_model(model, loaded, be)
+    progress.stage_finished("clean", time.perf_counter() - t0, f"{cleaned.rows_out:,} rows kept")
+    return model, be, cleaned
+
+
+def _cmd_assign(args: argparse.Namespace) -> int:
+    from .dynamic import assign_frame, check_table_path, prepare, write_table
+    from .io.readers import resolve_paths
+
+    files, _ = resolve_paths(args.input)
+    out = check_table_path(args.out, files, args.force)
+    reference = None
+    if args.as_of:
+        from .dynamic import _day
+
+        reference = _day(args.as_of, "--as-of") + 86400
+    progress = ConsoleProgress(quiet=args.quiet)
+    t_all = time.perf_counter()
+    model, be, cleaned = _load_for(args, progress)
+    t0 = time.perf_counter()
+    prepared = prepare(model, cleaned, reference)
+    progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
+    t0 = time.perf_counter()
+    frame = assign_frame(model, prepared)
+    dt = time.perf_counter() - t0
+    progress.stage_finished("assign", dt, f"{len(frame) / max(dt, 1e-9):,.0f} customers/s")
+    t0 = time.perf_counter()
+    tmp = out.with_name(f".gpuseg-tmp-{out.name}")
+    try:
+        write_table(frame, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    progress.stage_finished("write", time.perf_counter() - t0, str(out))
+    sizes = frame["segment_name"].value_counts()
+    ood = int(frame["out_of_distribution"].sum())
+    sys.stdout.write(
+        f"Assigned {len(frame):,} customers with {model.method} ({model.k} segments) in "
+        f"{time.perf_counter() - t_all:.1f} s on {_where({'backend': be.name, 'label': be.device_label})}: "
+        + ", ".join(f"{name} {n:,}" for name, n in sizes.items()) + "\n"
+        + f"{ood:,} customers ({ood / max(len(frame), 1):.1%}) out of distribution; "
+        + f"{int(frame['low_confidence'].sum()):,} low confidence. Wrote {out}\n"
+    )
+    return 0
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .dynamic import prepare, update_model
+    from .errors import ConfigError
+    from .model import save_updated
+
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    progress = ConsoleProgress(quiet=args.quiet)
+    model_dir = Path(args.model).expanduser()
+    model, be, cleaned = _load_for(args, progress)
+    version = int(model.manifest.get("model_version", 1)) + 1
+    base = model_dir.resolve()
+    stem = re.sub(r"-v\d+$", "", base.name)
+    out = Path(args.out).expanduser() if args.out else base.with_name(f"{stem}-v{version}")
+    if out.exists():
+        raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    t0 = time.perf_counter()
+    prepared = prepare(model, cleaned)
+    progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
+    t0 = time.perf_counter()
+    arrays, movement, how = update_model(model, prepared.X, batch_size=args.batch_size, seed=args.seed)
+    progress.stage_finished("update", time.perf_counter() - t0, how)
+    record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "input": args.input,
+              "customers": len(prepared.ids), "how": how, "movement": movement}
+    save_updated(model, out, arrays, record)
+    headers = ["member", "segment", "moved", "relative", "new_customers"]
+    has_member = any(r["member"] for r in movement)
+    if not has_member:
+        headers = headers[1:]
+    rows = []
+    for r in movement:
+        cells = [str(r["segment_name"] if r["segment_name"] is not None else f"(label {r['label']})"),
+                 f"{r['moved']:.4f}", "-" if r["relative"] is None else f"{r['relative']:.1%}",
+                 f"{r['new_customers']:,.0f}"]
+        rows.append(([r["member"]] if has_member else []) + cells)
+    sys.stdout.write(
+        f"\nCentre movement ({'in scaled units; ' if True else ''}relative: over the distance to the nearest other "
+        f"centre):\n" + _table(headers, rows) + "\n"
+        f"\nWrote model version {version} to {out} (segment ids and names kept; {model_dir} unchanged)\n"
+    )
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from .dynamic import migrate, parse_windows, write_table
+    from .errors import ConfigError
+    from .report.files import to_json, write_outputs
+
+    out = Path(args.out).expanduser()
+    ours = ("migration.csv", "movers.parquet", "windows.csv", "drift.csv", "migration.json", "migration.html",
+            "sankey.png")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    if out.is_dir() and any((out / n).exists() for n in ours) and not (out / "migration.json").is_file():
+        raise ConfigError(f"--out {args.out}: holds files of gpuseg migrate's names that it did not write; "
+                          "choose another folder")
+    progress = ConsoleProgress(quiet=args.quiet)
+    t_all = time.perf_counter()
+    model, be, cleaned = _load_for(args, progress)
+    f = cleaned.frame
+    windows = parse_windows(args.window, args.windows, int(f["ts"].min()), int(f["ts"].max()))
+    t0 = time.perf_counter()
+    result = migrate(model, cleaned, windows,
+                     lambda done, total, detail: progress.stage_progress("windows", done, total, detail))
+    progress.stage_finished("windows", time.perf_counter() - t0, f"{len(windows)} windows segmented")
+    from .report.migration import migration_html, sankey_png
+
+    labels = [w["window"] for w in result.windows]
+    summary = {"model": str(Path(args.model).expanduser().resolve()), "method": model.method,
+               "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+               "device": _where({"backend": be.name, "label": be.device_label}),
+               "windows": result.windows, "refit_due": result.refit_due, "refit_reason": result.refit_reason,
+               "segment_names": model.segment_names, "movers": len(result.movers)}
+    t0 = time.perf_counter()
+    try:
+        png = sankey_png(result.transitions, labels, model.segment_names)
+    except GpusegError as exc:
+        png = None
+        progress.note(f"no Sankey plot: {exc}")
+    html = migration_html(summary, result.transitions, result.drift, png)
+    windows_frame = pd_windows(result.windows)
+    write_outputs(out, {
+        "migration.csv": lambda p: result.transitions.to_csv(p, index=False, float_format="%.6g"),
+        "movers.parquet": lambda p: write_table(result.movers, p),
+        "windows.csv": lambda p: windows_frame.to_csv(p, index=False),
+        "drift.csv": lambda p: result.drift.to_csv(p, index=False, float_format="%.6g"),
+        **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
+        "migration.html": lambda p: p.write_text(html, encoding="utf-8"),
+        "migration.json": lambda p: p.write_text(to_json({**summary, "gpuseg_version": __version__,
+                                                           "seconds": round(time.perf_counter() - t_all, 3)})),
+    })
+    progress.stage_finished("write", time.perf_counter() - t0, str(out))
+    stay = result.transitions[(result.transitions["from_segment"] == result.transitions["to_segment"])
+                              & (result.transitions["from_segment"] >= 0)]["customers"].sum()
+    both = result.transitions[(result.transitions["from_segment"] >= 0)
+                              & (result.transitions["to_segment"] >= 0)]["customers"].sum()
+    sys.stdout.write(
+        f"{len(windows)} windows (customers): " + _abbreviate([f"{w['window']} {w['customers']:,}"
+                                                             for w in result.windows]) + "\n"
+        f"Of {int(both):,} customer-window pairs active in both windows, {int(stay):,} "
+        f"({stay / max(both, 1):.1%}) stayed in their segment and {len(result.movers):,} moved.\n"
+        f"Refit {'DUE' if result.refit_due else 'not due'}: {result.refit_reason}\n"
+        f"Wrote {out}/ (migration.csv, movers.parquet, windows.csv, drift.csv, migration.html) "
+        f"in {time.perf_counter() - t_all:.1f} s\n"
+    )
+    return 0
+
+
+def _abbreviate(items: list[str], show: int = 6) -> str:
+    if len(items) <= show:
+        return ", ".join(items)
+    return ", ".join(items[: show - 2]) + f", ... ({len(items) - show + 1} more), " + items[-1]
+
+
+def pd_windows(windows: list[dict]) -> Any:
+    import pandas as pd
+
+    rows = []
+    for w in windows:
+        row = {k: v for k, v in w.items() if k != "segments"}
+        row.update({f"segment:{name}": n for name, n in w["segments"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .io.synthetic import file_kind, generate_events, write_events, write_truth
@@ -395,6 +643,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_generate(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "assign":
+            return _cmd_assign(args)
+        if args.command == "update":
+            return _cmd_update(args)
+        if args.command == "migrate":
+            return _cmd_migrate(args)
         parser.print_help()
         return 0
     except GpusegError as exc:

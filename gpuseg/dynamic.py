@@ -1,0 +1,618 @@
+"""Dynamic segmentation with a saved model: assign new customers, update the model, follow
+customers across time windows.
+
+``assign``
+    New data are read, cleaned and turned into features with the model's settings (its
+    price fence, gap fills, top categories, price medians: :mod:`gpuseg.prep.features`),
+    scaled with the model's scaler and labelled with the model's ``predict``. Recency is
+    measured from the new data's last event (``as_of`` fixes it). A customer is
+    ``out_of_distribution`` when a scaled feature lies more than :data:`OOD_MARGIN`
+    (training standard deviations, after the log transform) beyond the training range;
+    ``ood_feature`` names the feature furthest out.
+``update``
+    An incremental refresh on new data: centroid methods (and Ward in exact mode) take
+    mini-batch steps from the saved centres, which carry the weight of the training
+    customers (``counts``); GMM runs EM on the new data with the old mixture's sufficient
+    statistics frozen in (warm start); deep methods keep their encoder and refresh their
+    latent centres by mini-batch steps (the autoencoder itself is not retrained); a vote
+    consensus updates every member. New centres are matched to the old by the Hungarian
+    method, so segment ids and names stay; how far each centre moved is reported, in
+    training standard deviations and relative to the distance to the nearest other centre.
+``migrate``
+    The data are cut into time windows, each is segmented with the same model, and the
+    customers of consecutive windows are followed: a segment-to-segment transition table
+    per window pair (``new``: not active in the earlier window, ``lapsed``: not active in
+    the later), the customers who moved, and the population stability index (PSI) of
+    every feature between windows and against the training data (bins: training deciles).
+    PSI above :data:`PSI_REFIT` against training in the latest window says a full refit
+    is due.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import backend as _backend
+from .config import CleanConfig, FeatureConfig
+from .errors import ConfigError, DataError, SchemaError
+from .model import LoadedModel
+
+__all__ = [
+    "OOD_MARGIN", "PSI_WATCH", "PSI_REFIT", "Prepared", "load_input", "prepare", "assign_frame",
+    "out_of_distribution", "update_model", "parse_windows", "migrate", "psi_table",
+]
+
+#: A scaled feature this many training standard deviations beyond the training range is
+#: out of distribution.
+OOD_MARGIN = 1.0
+#: PSI conventions: below 0.1 stable, 0.1-0.25 watch, above 0.25 the population changed.
+PSI_WATCH = 0.1
+PSI_REFIT = 0.25
+
+_OPTIONAL_SOURCES = ("category_code", "category", "brand", "user_session", "quantity", "order_id")
+
+
+@dataclass
+class Prepared:
+    """New data made ready for a model.
+
+    Attributes
+    ----------
+    ids : numpy array
+        customer_id per row (host).
+    X : array
+        Scaled features on the backend's device, the model's columns.
+    features : CustomerFeatures
+    cleaned : CleanedData
+    """
+
+    ids: Any
+    X: Any
+    features: Any
+    cleaned: Any
+
+
+def _need_data(model: LoadedModel) -> dict[str, Any]:
+    if not model.data or model.scaler is None:
+        raise ConfigError(f"saved model {getattr(model, 'path', '')}: saved without its data preparation "
+                          "(features, cleaning, scaler); only a model written by gpuseg run can label raw data")
+    return model.data
+
+
+def _model_configs(model: LoadedModel) -> tuple[CleanConfig, FeatureConfig]:
+    cfg = model.config
+    clean_cfg = CleanConfig(**{k: v for k, v in cfg.get("clean", {}).items()
+                               if k in {f.name for f in dataclasses.fields(CleanConfig)}})
+    feats = dict(cfg.get("features", {}))
+    feats = {k: v for k, v in feats.items() if k in {f.name for f in dataclasses.fields(FeatureConfig)}}
+    if "groups" in feats:
+        feats["groups"] = tuple(feats["groups"])
+    return clean_cfg, FeatureConfig(**feats)
+
+
+def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, str] | None = None,
+               exclude: Any = None) -> Any:
+    """Read ``spec`` as the model's input kind and check it has the columns its features
+    were computed from.
+
+    Raises
+    ------
+    SchemaError
+        Another input kind, or a column the model's features need is missing.
+    """
+    from .io.readers import load_files, resolve_paths
+
+    data = _need_data(model)
+    names = dict(model.config.get("rename", {}))
+    names.update(rename or {})
+    files, kind = resolve_paths(spec, exclude=exclude)
+    ts_format = model.config.get("clean", {}).get("timestamp_format", "")
+    loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec)
+    if loaded.schema.name != data["kind"]:  # pragma: no cover - load_files enforces the format
+        raise SchemaError(f"{spec}: {loaded.schema.name} data; the model was trained on {data['kind']}")
+    have = set(map(str, loaded.frame.columns))
+    trained = set(data.get("source_columns", ()))
+    spec_ = model.feature_spec
+    needed = [c for c in _OPTIONAL_SOURCES if c in trained]
+    if "brands" not in spec_.names:
+        needed = [c for c in needed if c != "brand"]
+    if not spec_.category_columns:
+        needed = [c for c in needed if c not in ("category_code", "category")]
+    if data.get("sessions_derived"):
+        needed = [c for c in needed if c != "user_session"]
+    if "price_index" in spec_.names and data.get("price_group"):
+        needed.append(data["price_group"])
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise SchemaError(f"{spec}: no column {missing[0]!r}; the model's features were computed from it "
+                          f"(map yours with --rename OLD={missing[0]})")
+    return loaded
+
+
+def clean_like_model(model: LoadedModel, loaded: Any, backend: Any) -> Any:
+    """Clean new data with the model's cleaning state."""
+    from .prep.clean import clean
+
+    clean_cfg, _ = _model_configs(model)
+    return clean(loaded, clean_cfg, backend, fitted=model.data.get("clean"))
+
+
+def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None) -> Prepared:
+    """Features (the model's definitions), scaled with the model's scaler."""
+    from .prep.features import customer_features
+
+    _, feat_cfg = _model_configs(model)
+    feats = customer_features(cleaned, feat_cfg, model.feature_spec, reference_time)
+    if list(feats.names) != list(model.feature_names):  # pragma: no cover - customer_features enforces it
+        raise DataError("the features of these data do not match the model's")
+    raw = _backend.frame_to_array(feats.frame, dtype=np.float64)
+    X = model.scaler.transform(raw)
+    ids = _backend.to_host(feats.frame.index)
+    return Prepared(np.asarray(ids), X, feats, cleaned)
+
+
+def out_of_distribution(model: LoadedModel, X: Any) -> tuple[Any, Any]:
+    """(flag per row, index of the feature furthest outside the training range or -1).
+
+    The training range of each scaled feature is its min..max (``train_quantiles``); a row
+    is flagged when a feature lies more than :data:`OOD_MARGIN` beyond it.
+    """
+    xp = _backend.array_namespace(X)
+    q = model.arrays.get("train_quantiles")
+    if q is None:
+        return xp.zeros(X.shape[0], dtype=bool), xp.full(X.shape[0], -1, dtype=xp.int32)
+    lo = xp.asarray(q[:, 0], dtype=X.dtype)
+    hi = xp.asarray(q[:, -1], dtype=X.dtype)
+    excess = xp.maximum(xp.maximum(lo[None, :] - X, X - hi[None, :]), 0)
+    worst = excess.max(axis=1)
+    flag = worst > OOD_MARGIN
+    return flag, xp.where(flag, excess.argmax(axis=1), -1).astype(xp.int32)
+
+
+def assign_frame(model: LoadedModel, prepared: Prepared) -> pd.DataFrame:
+    """customer_id, segment, segment_name, confidence, low_confidence, out_of_distribution,
+    ood_feature for the prepared customers (a pandas frame)."""
+    from .segments.confidence import LOW_CONFIDENCE
+
+    segments, confidence = model.predict_with_confidence(prepared.X)
+    flag, worst = out_of_distribution(model, prepared.X)
+    seg = np.asarray(_backend.to_host(segments)).astype(np.int32)
+    conf = np.asarray(_backend.to_host(confidence)).astype(np.float32)
+    names = np.asarray(model.segment_names + ["unassigned"], dtype=object)
+    feature = np.asarray(list(model.feature_names) + [""], dtype=object)
+    worst = np.asarray(_backend.to_host(worst))
+    return pd.DataFrame({
+        "customer_id": prepared.ids,
+        "segment": seg,
+        "segment_name": names[np.where(seg >= 0, seg, len(names) - 1)],
+        "confidence": conf,
+        "low_confidence": conf < LOW_CONFIDENCE,
+        "out_of_distribution": np.asarray(_backend.to_host(flag)).astype(bool),
+        "ood_feature": feature[np.where(worst >= 0, worst, len(feature) - 1)],
+    })
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet or CSV by the suffix (``.csv.gz`` too)."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, float_format="%.6g")
+
+
+def check_table_path(out: str, inputs: Sequence[Any] = (), force: bool = False) -> Path:
+    """A file to write: a known suffix, an existing folder, not an input, not an existing
+    file unless ``force``."""
+    path = Path(out).expanduser()
+    name = path.name.lower()
+    if not (name.endswith(".parquet") or name.endswith(".csv") or name.endswith(".csv.gz")):
+        raise ConfigError(f"--out {out}: give a .parquet, .csv or .csv.gz file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give a file")
+    for inp in inputs:
+        if Path(inp).resolve() == path.resolve():
+            raise ConfigError(f"--out {out}: is an input file; choose another name")
+    if path.exists() and not force:
+        raise ConfigError(f"--out {out}: exists; use --force to replace it")
+    return path
+
+
+# --- update ------------------------------------------------------------------------------
+
+
+def _minibatch(X: Any, centers: Any, counts: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
+    """One pass of mini-batch steps over X from (centers, counts); returns the new centres,
+    counts and the customers each centre received."""
+    from .cluster.minibatch import _minibatch_step
+
+    xp = _backend.array_namespace(X)
+    centers = xp.asarray(_backend.to_namespace(centers, xp), dtype=xp.float64)
+    counts = xp.asarray(_backend.to_namespace(counts, xp), dtype=xp.float64)
+    start = counts.copy()
+    order = xp.asarray(np.random.default_rng(seed).permutation(X.shape[0]))
+    for lo in range(0, X.shape[0], batch_size):
+        rows = order[lo: lo + batch_size]
+        centers, counts, _ = _minibatch_step(X[rows], centers, counts, reassign=False, reassignment_ratio=0.0,
+                                             random_state=None)
+    return centers, counts, counts - start
+
+
+def _gmm_update(arrays: dict[str, np.ndarray], state: dict[str, Any], X: Any, max_iter: int, tol: float
+                ) -> tuple[dict[str, np.ndarray], Any, int]:
+    """Incremental EM: the old mixture's sufficient statistics (its weights times its
+    training customers) stay fixed, the new data's are re-estimated every iteration."""
+    from .cluster.gmm import GaussianMixture, _compute_precision_cholesky, _estimate_gaussian_parameters
+
+    xp = _backend.array_namespace(X)
+    X = xp.asarray(X, dtype=xp.float64)
+    ct = state["covariance_type"]
+    k = state["k"]
+    n_old = float(arrays["counts"].sum()) if "counts" in arrays else float(X.shape[0])
+    No = xp.asarray(arrays["weights"]) * n_old
+    mo = xp.asarray(arrays["means"])
+    Co = xp.asarray(arrays["covariances"])
+    g = GaussianMixture(k, covariance_type=ct)
+    g.weights_, g.means_, g.covariances_ = xp.asarray(arrays["weights"]), mo, Co
+    g.precisions_cholesky_ = xp.asarray(arrays["precisions_cholesky"])
+    prev, it = -math.inf, 0
+    received = xp.zeros(k)
+    for it in range(1, max_iter + 1):
+        log_norm, log_resp = g._e_step(X)
+        nk, mn, Cn = _estimate_gaussian_parameters(X, xp.exp(log_resp), 1e-6, ct)
+        N = No + nk
+        mu = (No[:, None] * mo + nk[:, None] * mn) / N[:, None]
+        if ct == "full":
+            outer = lambda m: m[:, :, None] * m[:, None, :]  # noqa: E731
+            cov = ((No[:, None, None] * (Co + outer(mo)) + nk[:, None, None] * (Cn + outer(mn))) / N[:, None, None]
+                   - outer(mu))
+        elif ct == "diag":
+            cov = (No[:, None] * (Co + mo ** 2) + nk[:, None] * (Cn + mn ** 2)) / N[:, None] - mu ** 2
+        elif ct == "spherical":
+            cov = ((No * (Co + (mo ** 2).mean(axis=1)) + nk * (Cn + (mn ** 2).mean(axis=1))) / N
+                   - (mu ** 2).mean(axis=1))
+        else:  # tied: one covariance around every component's mean
+            second = lambda n, m: (n[:, None, None] * m[:, :, None] * m[:, None, :]).sum(axis=0)  # noqa: E731
+            total = N.sum()
+            cov = (n_old * Co + second(No, mo) + X.shape[0] * Cn + second(nk, mn) - second(N, mu)) / total
+        g.weights_, g.means_, g.covariances_ = N / N.sum(), mu, cov
+        g.precisions_cholesky_ = _compute_precision_cholesky(cov, ct)
+        received = nk
+        bound = float(log_norm.mean())
+        if abs(bound - prev) < tol:
+            break
+        prev = bound
+    out = dict(arrays)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        out[name] = np.asarray(_backend.to_host(getattr(g, name + "_")), dtype=np.float64)
+    out["counts"] = np.asarray(_backend.to_host(No + received))
+    return out, received, it
+
+
+def _match(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Permutation p with new[p[j]] matched to old[j] (Hungarian method, squared distances)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = ((old[:, None, :] - new[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(old.shape[0], dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_iter: int
+                   ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], str]:
+    """(new arrays, movement per estimator label, what was done) for one (member) model."""
+    state, arrays = sub.state, dict(sub.arrays)
+    kind = state["kind"]
+    k = state["k"]
+    counts = arrays.get("counts")
+    if counts is None:
+        raise ConfigError(f"saved model: the {sub.method} state has no training counts; refit with gpuseg run")
+    if kind == "centroids" or (kind == "ward" and state.get("exact", True)) or kind == "deep":
+        space = sub.latent(X) if kind == "deep" else X
+        old = arrays["centers"].astype(np.float64)
+        centers, new_counts, received = _minibatch(space, old, counts, batch_size, seed)
+        new = np.asarray(_backend.to_host(centers))
+        received = np.asarray(_backend.to_host(received))
+        perm = _match(old, new)
+        new, new_counts, received = new[perm], np.asarray(_backend.to_host(new_counts))[perm], received[perm]
+        arrays["centers"] = new.astype(arrays["centers"].dtype)
+        arrays["counts"] = new_counts
+        how = ("mini-batch steps on the latent centres (encoder kept)" if kind == "deep"
+               else "mini-batch steps from the saved centres")
+        space_name = "latent" if kind == "deep" else "features"
+    elif kind == "gmm":
+        old = arrays["means"].astype(np.float64)
+        arrays, received, iters = _gmm_update(arrays, state, X, max_iter, 1e-4)
+        received = np.asarray(_backend.to_host(received))
+        new = arrays["means"]
+        perm = _match(old, new)
+        if not np.array_equal(perm, np.arange(k)):
+            for name in ("weights", "means", "counts", "covariances", "precisions_cholesky"):
+                if name == "covariances" or name == "precisions_cholesky":
+                    if state["covariance_type"] == "tied":
+                        continue
+                arrays[name] = arrays[name][perm]
+            received = received[perm]
+            new = arrays["means"]
+        how = f"incremental EM warm-started from the saved mixture ({iters} iterations)"
+        space_name = "features"
+    else:
+        what = "a SOM" if kind == "som" else "a Ward (micro-cluster or nearest-row)"
+        raise ConfigError(f"update is not available for {what} model; refit with gpuseg run")
+    moved = np.sqrt(((new - old) ** 2).sum(axis=1))
+    gap = np.sqrt(((old[:, None, :] - old[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(gap, np.inf)
+    nearest = gap.min(axis=1) if k > 1 else np.full(k, np.inf)
+    rows = [{"label": j, "moved": float(moved[j]), "relative": float(moved[j] / nearest[j]) if np.isfinite(nearest[j])
+             and nearest[j] > 0 else None, "new_customers": float(received[j]), "space": space_name}
+            for j in range(k)]
+    return arrays, rows, how
+
+
+def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: int = 0, max_iter: int = 20
+                 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], str]:
+    """Incremental refresh of a loaded model on scaled features ``X``.
+
+    Returns
+    -------
+    arrays : dict
+        The model's arrays with the updated state (for :func:`gpuseg.model.save_updated`).
+    movement : list of dict
+        Per segment (and per member for a consensus): label, segment name, how far its
+        centre moved (in the space it lives in, scaled units), that distance over the
+        distance to the nearest other old centre, and the new customers it received.
+    how : str
+        What was done.
+
+    Raises
+    ------
+    ConfigError
+        A method without an incremental update (SOM, Ward micro-clusters).
+    """
+    arrays = dict(model.arrays)
+    seg_map = arrays.get("segment_map")
+
+    def named(rows: list[dict[str, Any]], member: str | None, table: np.ndarray | None) -> list[dict[str, Any]]:
+        out = []
+        for r in rows:
+            seg = int(table[r["label"]]) if table is not None and r["label"] < table.shape[0] else r["label"]
+            out.append({"member": member, "segment": seg,
+                        "segment_name": model.segment_names[seg] if 0 <= seg < len(model.segment_names) else None,
+                        **r})
+        return out
+
+    if model.state["kind"] == "consensus":
+        movement, hows = [], set()
+        for i, (member, entry) in enumerate(zip(model.members, model.state["members"])):
+            sub_arrays, rows, how = _update_single(member, X, batch_size, seed + i, max_iter)
+            hows.add(how)
+            for name, a in sub_arrays.items():
+                arrays[f"member{i}__{name}"] = a
+            cmap = model.arrays[f"member{i}__consensus_map"]
+            table = cmap if seg_map is None else np.where(cmap >= 0, np.append(seg_map, -1)[cmap], -1)
+            movement += named(rows, entry["method"], table)
+        return arrays, movement, "; ".join(sorted(hows)) + " (every consensus member)"
+    sub_arrays, rows, how = _update_single(model, X, batch_size, seed, max_iter)
+    arrays.update(sub_arrays)
+    return arrays, named(rows, None, seg_map), how
+
+
+# --- migrate -----------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwh])\s*$", re.I)
+_DAY = 86400
+
+
+def _day(text: str, option: str) -> int:
+    try:
+        ts = pd.Timestamp(text.strip())
+    except (ValueError, TypeError):
+        raise ConfigError(f"{option}: {text!r} is not a date (use YYYY-MM-DD)") from None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.timestamp())
+
+
+def parse_windows(window: str | None, windows: str | None, first_ts: int, last_ts: int
+                  ) -> list[tuple[int, int]]:
+    """Time windows as (start, end) Unix seconds, end exclusive.
+
+    ``window`` ("30d", "4w", "12h"): consecutive whole windows of that length ending with
+    the last event's day (hour, for lengths in hours), UTC; data before the first whole
+    window are left out (a partial window's features are not comparable). ``windows`` ("2019-10-01..2019-10-31,
+    2019-11-01..2019-11-30"): the given days, both ends included.
+    """
+    if (window is None) == (windows is None):
+        raise ConfigError("give either --window (e.g. 30d) or --windows (e.g. 2019-10-01..2019-10-31,...)")
+    out: list[tuple[int, int]] = []
+    if window is not None:
+        m = _DURATION.match(window)
+        if not m or float(m.group(1)) <= 0:
+            raise ConfigError(f"--window {window!r}: give a length such as 30d, 4w or 12h")
+        length = int(float(m.group(1)) * {"d": _DAY, "w": 7 * _DAY, "h": 3600}[m.group(2).lower()])
+        if length < 3600:
+            raise ConfigError(f"--window {window!r}: windows shorter than an hour are not supported")
+        unit = _DAY if length % _DAY == 0 else 3600
+        end = last_ts - last_ts % unit + unit  # the end of the last event's day (hour)
+        count = (end - first_ts) // length  # whole windows only: a partial one is not comparable
+        if count > 200:
+            raise ConfigError(f"--window {window}: {count} windows; choose a longer window")
+        out = [(end - (i + 1) * length, end - i * length) for i in range(count)][::-1]
+    else:
+        for part in windows.split(","):
+            bits = part.split("..")
+            if len(bits) != 2:
+                raise ConfigError(f"--windows: {part.strip()!r} is not FIRST..LAST (e.g. 2019-10-01..2019-10-31)")
+            lo, hi = _day(bits[0], "--windows"), _day(bits[1], "--windows") + _DAY
+            if hi <= lo:
+                raise ConfigError(f"--windows: {part.strip()!r} ends before it starts")
+            out.append((lo, hi))
+    if len(out) < 2:
+        raise ConfigError("migrate needs at least two windows; the data span fewer whole windows "
+                          "(choose a shorter --window)")
+    return out
+
+
+def _window_label(lo: int, hi: int) -> str:
+    fmt = "%Y-%m-%d" if lo % _DAY == 0 and hi % _DAY == 0 else "%Y-%m-%d %H:%M"
+    a = _dt.datetime.fromtimestamp(lo, _dt.timezone.utc).strftime(fmt)
+    b = _dt.datetime.fromtimestamp(hi - (_DAY if fmt == "%Y-%m-%d" else 60), _dt.timezone.utc).strftime(fmt)
+    return f"{a}..{b}"
+
+
+def _bins(q: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per feature: inner decile edges (unique) and the training share of each bin,
+    estimated from the 101 saved percentiles (trapezoid weights)."""
+    edges, shares = [], []
+    w = np.full(q.shape[1], 1.0)
+    w[0] = w[-1] = 0.5
+    w /= w.sum()
+    for row in q:
+        e = np.unique(row[10:100:10])
+        b = np.searchsorted(e, row, side="right")
+        edges.append(e)
+        shares.append(np.bincount(b, weights=w, minlength=e.size + 1))
+    return edges, shares
+
+
+def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e = np.maximum(expected, 1e-4)
+    a = np.maximum(actual, 1e-4)
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def psi_table(model: LoadedModel, windows: Sequence[str], Xs: Sequence[Any]) -> pd.DataFrame:
+    """PSI of every feature between consecutive windows and of each window against the
+    training data, with a status (stable / watch / refit)."""
+    edges, train = _bins(model.arrays["train_quantiles"])
+    dist = []
+    for X in Xs:
+        Xh = np.asarray(_backend.to_host(X), dtype=np.float64)
+        per = []
+        for j in range(Xh.shape[1]):
+            b = np.searchsorted(edges[j], Xh[:, j], side="right")
+            per.append(np.bincount(b, minlength=edges[j].size + 1) / max(Xh.shape[0], 1))
+        dist.append(per)
+    rows = []
+    for t in range(1, len(Xs)):
+        for j, name in enumerate(model.feature_names):
+            prev = _psi(dist[t - 1][j], dist[t][j])
+            vs_train = _psi(train[j], dist[t][j])
+            status = "refit" if vs_train > PSI_REFIT else "watch" if max(vs_train, prev) > PSI_WATCH else "stable"
+            rows.append({"feature": name, "window_from": windows[t - 1], "window_to": windows[t],
+                         "psi_vs_previous": prev, "psi_vs_training": vs_train, "status": status})
+    first = [{"feature": name, "window_from": "training", "window_to": windows[0], "psi_vs_previous": None,
+              "psi_vs_training": _psi(train[j], dist[0][j]), "status": None} for j, name in enumerate(model.feature_names)]
+    for r in first:
+        r["status"] = "refit" if r["psi_vs_training"] > PSI_REFIT else "watch" if r["psi_vs_training"] > PSI_WATCH \
+            else "stable"
+    return pd.DataFrame(first + rows)
+
+
+@dataclass
+class Migration:
+    """What :func:`migrate` found."""
+
+    windows: list[dict[str, Any]]
+    transitions: pd.DataFrame
+    movers: pd.DataFrame
+    drift: pd.DataFrame
+    refit_due: bool
+    refit_reason: str
+    labels: list[pd.DataFrame]
+
+
+def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]],
+            progress: Callable[[int, int, str], None] | None = None) -> Migration:
+    """Segment each window's customers with the model and follow them across windows."""
+    f = cleaned.frame
+    labels, Xs, info = [], [], []
+    names = list(model.segment_names)
+    last_event = int(cleaned.reference_time)
+    for t, (lo, hi) in enumerate(windows):
+        label = _window_label(lo, hi)
+        if progress:
+            progress(t, len(windows), label)
+        sub = f[(f["ts"] >= lo) & (f["ts"] < hi)]
+        if len(sub) == 0:
+            raise DataError(f"window {label} holds no events; choose windows inside the data")
+        part = dataclasses.replace(cleaned, frame=sub.reset_index(drop=True), rows_out=len(sub),
+                                   reference_time=int(sub["ts"].max()))
+        prepared = prepare(model, part, reference_time=min(hi, last_event))
+        frame = assign_frame(model, prepared)
+        frame.insert(0, "window", label)
+        labels.append(frame)
+        Xs.append(prepared.X)
+        counts = frame["segment"].value_counts()
+        info.append({"window": label,
+                     "start": _dt.datetime.fromtimestamp(lo, _dt.timezone.utc).isoformat(),
+                     "end": _dt.datetime.fromtimestamp(hi, _dt.timezone.utc).isoformat(),
+                     "customers": int(len(frame)),
+                     "out_of_distribution": int(frame["out_of_distribution"].sum()),
+                     "segments": {names[s]: int(counts.get(s, 0)) for s in range(len(names))}})
+    if progress:
+        progress(len(windows), len(windows), "")
+    trans, movers = [], []
+    for t in range(1, len(labels)):
+        a = labels[t - 1][["customer_id", "segment"]]
+        b = labels[t][["customer_id", "segment"]]
+        m = a.merge(b, on="customer_id", how="outer", suffixes=("_from", "_to"))
+        m["segment_from"] = m["segment_from"].fillna(-1).astype(np.int64)
+        m["segment_to"] = m["segment_to"].fillna(-1).astype(np.int64)
+        counts = m.groupby(["segment_from", "segment_to"]).size().rename("customers").reset_index()
+        totals = counts.groupby("segment_from")["customers"].transform("sum")
+        counts["share_of_from"] = counts["customers"] / totals
+        counts.insert(0, "window_to", info[t]["window"])
+        counts.insert(0, "window_from", info[t - 1]["window"])
+        trans.append(counts)
+        moved = m[(m["segment_from"] >= 0) & (m["segment_to"] >= 0) & (m["segment_from"] != m["segment_to"])]
+        moved = moved.rename(columns={"segment_from": "from_segment", "segment_to": "to_segment"})
+        moved.insert(1, "window_from", info[t - 1]["window"])
+        moved.insert(2, "window_to", info[t]["window"])
+        movers.append(moved)
+    transitions = pd.concat(trans, ignore_index=True).rename(
+        columns={"segment_from": "from_segment", "segment_to": "to_segment"})
+
+    def name_of(s: pd.Series, none: str) -> pd.Series:
+        return s.map(lambda v: none if v < 0 else names[v] if v < len(names) else f"segment {v}")
+
+    transitions.insert(3, "from_name", name_of(transitions["from_segment"], "new"))
+    transitions.insert(5, "to_name", name_of(transitions["to_segment"], "lapsed"))
+    movers_frame = pd.concat(movers, ignore_index=True)
+    movers_frame["from_name"] = name_of(movers_frame["from_segment"], "new")
+    movers_frame["to_name"] = name_of(movers_frame["to_segment"], "lapsed")
+    movers_frame = movers_frame[["customer_id", "window_from", "window_to", "from_segment", "from_name",
+                                 "to_segment", "to_name"]]
+    drift = psi_table(model, [w["window"] for w in info], Xs)
+    latest = drift[drift["window_to"] == info[-1]["window"]]
+    latest = latest[latest["window_from"] != "training"] if len(info) > 1 else latest
+    bad = latest[latest["psi_vs_training"] > PSI_REFIT].sort_values("psi_vs_training", ascending=False)
+    if len(bad):
+        reason = (f"{len(bad)} feature(s) drifted from the training data in {info[-1]['window']} (PSI > {PSI_REFIT}): "
+                  + ", ".join(f"{r.feature} {r.psi_vs_training:.2f}" for r in bad.head(5).itertuples()))
+    else:
+        worst = latest.sort_values("psi_vs_training", ascending=False).head(1)
+        reason = (f"every feature's PSI against the training data is at most {float(worst['psi_vs_training'].iloc[0]):.2f} "
+                  f"in {info[-1]['window']} (refit above {PSI_REFIT})")
+    return Migration(info, transitions, movers_frame, drift, bool(len(bad)), reason, labels)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    _backend.synchronize()
+    return out, time.perf_counter() - t0

@@ -1,0 +1,359 @@
+"""Saved models at work: assign, update, migrate (gpuseg.dynamic and the CLI commands)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuseg import backend as _backend
+from gpuseg.cli import main
+from gpuseg.config import build_config
+from gpuseg.dynamic import (
+    OOD_MARGIN, assign_frame, clean_like_model, load_input, migrate, parse_windows, prepare, psi_table, update_model,
+)
+from gpuseg.errors import ConfigError, SchemaError
+from gpuseg.io.synthetic import PERSONAS, generate_events
+from gpuseg.model import load_model
+from gpuseg.pipeline import run
+
+CPU = _backend.select("cpu")
+DEEP = {"hidden": [16], "latent_dim": 3, "pretrain_epochs": 3, "n_init": 1}
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+
+
+def _run(folder: Path, data: str, methods: str, k: str = "4", params: dict | None = None) -> Path:
+    cfg = build_config({"params": params} if params else None, input=data, out=str(folder), methods=methods, k=k,
+                       stability=0, report=False, device="cpu")
+    run(cfg)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dyn")
+    ev, truth = generate_events(1500, seed=5)
+    ev.to_parquet(d / "train.parquet")
+    ev2, _ = generate_events(1500, seed=6)  # same personas and period, other customers
+    ev2.to_parquet(d / "new.parquet")
+    return d
+
+
+@pytest.fixture(scope="module")
+def kmeans_run(events):
+    return _run(events / "run_kmeans", str(events / "train.parquet"), "kmeans")
+
+
+def _assign(model_dir: Path, data: Path) -> pd.DataFrame:
+    model = load_model(model_dir)
+    cleaned = clean_like_model(model, load_input(model, str(data), CPU), CPU)
+    return assign_frame(model, prepare(model, cleaned))
+
+
+# --- assign ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("methods, params", [
+    ("kmeans", None),
+    ("gmm", None),
+    ("som", {"som": {"grid": [4, 4], "n_epochs": 5}}),
+    ("ward", None),
+    ("kmeans,minibatch_kmeans,consensus", {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}}),
+    pytest.param("deep_kmeans", {"deep_kmeans": DEEP}, marks=needs_torch),
+    pytest.param("dec", {"dec": {**DEEP, "max_iter": 20}}, marks=needs_torch),
+])
+def test_assign_training_data_reproduces_the_run(events, methods, params, tmp_path):
+    out = _run(tmp_path / "run", str(events / "train.parquet"), methods, params=params)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"]["saved"], metrics["model"]
+    got = _assign(out / "model", events / "train.parquet")
+    seg = pd.read_parquet(out / "segments.parquet")
+    m = seg.merge(got, on="customer_id", suffixes=("_run", "_assign"))
+    assert len(m) == len(seg) == len(got)
+    assert (m["segment_run"] == m["segment_assign"]).all()
+    assert (m["segment_name_run"] == m["segment_name_assign"]).all()
+    np.testing.assert_allclose(m["confidence_assign"], m["confidence_run"], atol=1e-5)
+    assert not got["out_of_distribution"].any()  # inside the training range by construction
+
+
+def test_features_use_the_models_settings(events, kmeans_run):
+    """Doubled prices: price_index against the training medians doubles (against the new
+    data's own medians it would stay put); a missing category gives shares of 0."""
+    model = load_model(kmeans_run / "model")
+    ev = pd.read_parquet(events / "train.parquet")
+    base = prepare(model, clean_like_model(model, load_input(model, str(events / "train.parquet"), CPU), CPU))
+    dear = ev.copy()
+    dear["price"] = dear["price"] * 2
+    dear = dear[dear["category_code"].astype(str).str.split(".").str[0] != "electronics"]
+    dear.to_parquet(events / "dear.parquet")
+    new = prepare(model, clean_like_model(model, load_input(model, str(events / "dear.parquet"), CPU), CPU))
+    assert list(new.features.names) == list(model.feature_names)
+    f0, f1 = base.features.frame, new.features.frame
+    common = f0.index.intersection(f1.index)
+    ratio = (f1.loc[common, "price_index"] / f0.loc[common, "price_index"]).median()
+    assert 1.8 < ratio < 2.2
+    assert (f1["cat_electronics"] == 0).all()
+
+
+def test_out_of_distribution_flags_the_extreme_customer(events, kmeans_run, tmp_path):
+    ev = pd.read_parquet(events / "train.parquet")
+    whale = ev[ev["user_id"] == ev["user_id"].iloc[0]].copy()
+    whale["user_id"] = 1
+    whale = pd.concat([whale] * 40, ignore_index=True)  # 40 times the events of a customer
+    whale["user_session"] = whale["user_session"].astype(str) + pd.Series(range(len(whale))).astype(str)
+    whale["event_type"] = "purchase"
+    data = pd.concat([ev, whale], ignore_index=True)
+    data.to_parquet(tmp_path / "whale.parquet")
+    got = _assign(kmeans_run / "model", tmp_path / "whale.parquet").set_index("customer_id")
+    assert bool(got.loc[1, "out_of_distribution"])
+    assert got.loc[1, "ood_feature"] in load_model(kmeans_run / "model").feature_names
+    assert got["out_of_distribution"].mean() < 0.01
+    assert OOD_MARGIN > 0
+
+
+def test_assign_cli_writes_csv_and_refuses_to_overwrite(events, kmeans_run, tmp_path, capsys):
+    out = tmp_path / "assigned.csv"
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "-q"])
+    assert rc == 0
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["customer_id", "segment", "segment_name", "confidence", "low_confidence",
+                                 "out_of_distribution", "ood_feature"]
+    assert len(got) == 1500 and got["segment"].between(0, 3).all()
+    assert "Assigned 1,500 customers" in capsys.readouterr().out
+    before = out.read_bytes()
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "-q"])
+    assert rc == 2 and out.read_bytes() == before
+    assert "exists; use --force" in capsys.readouterr().err
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "-q", "--force"])
+    assert rc == 0
+
+
+def test_assign_new_customers_of_the_same_population(events, kmeans_run):
+    got = _assign(kmeans_run / "model", events / "new.parquet")
+    run_shares = pd.read_parquet(kmeans_run / "segments.parquet")["segment"].value_counts(normalize=True)
+    new_shares = got["segment"].value_counts(normalize=True)
+    assert (run_shares - new_shares.reindex(run_shares.index).fillna(0)).abs().max() < 0.06
+    assert got["out_of_distribution"].mean() < 0.02
+
+
+@pytest.mark.parametrize("case", ["no_brand", "orders", "tampered", "pickle", "other_major"])
+def test_bad_input_one_line_exit_2_nothing_written(events, kmeans_run, tmp_path, capsys, case):
+    model_dir = tmp_path / "model"
+    shutil.copytree(kmeans_run / "model", model_dir)
+    data = events / "new.parquet"
+    if case == "no_brand":
+        pd.read_parquet(data).drop(columns=["brand"]).to_parquet(tmp_path / "nb.parquet")
+        data = tmp_path / "nb.parquet"
+    elif case == "orders":
+        pd.DataFrame({"customer_id": [1, 2, 3], "order_date": ["2020-01-01"] * 3, "amount": [1.0, 2.0, 3.0]}).to_csv(
+            tmp_path / "o.csv", index=False)
+        data = tmp_path / "o.csv"
+    elif case == "tampered":
+        raw = (model_dir / "arrays.npz").read_bytes()
+        (model_dir / "arrays.npz").write_bytes(raw[: len(raw) // 2])
+    elif case == "pickle":
+        class Evil:
+            def __reduce__(self):
+                return (Path("/tmp/gpuseg-pwned").touch, ())
+
+        payload = pickle.dumps({"centers": Evil()})
+        (model_dir / "arrays.npz").write_bytes(payload)
+        manifest = json.loads((model_dir / "model.json").read_text())
+        manifest["files"]["arrays.npz"] = hashlib.sha256(payload).hexdigest()  # a consistent forgery
+        (model_dir / "model.json").write_text(json.dumps(manifest))
+    elif case == "other_major":
+        manifest = json.loads((model_dir / "model.json").read_text())
+        manifest["format_version"] = 2
+        (model_dir / "model.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out.parquet"
+    for command in (["assign", "--out", str(out)], ["update", "--out", str(tmp_path / "v2")],
+                    ["migrate", "--window", "20d", "--out", str(tmp_path / "mig")]):
+        rc = main([command[0], "--model", str(model_dir), "--input", str(data), "-q", *command[1:]])
+        err = capsys.readouterr().err
+        assert rc == 2, (command, err)
+        assert err.startswith("gpuseg: error: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "v2").exists() and not (tmp_path / "mig").exists()
+    assert not Path("/tmp/gpuseg-pwned").exists()
+
+
+# --- update ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("methods, params", [
+    ("kmeans", None),
+    ("gmm", None),
+    ("kmeans,minibatch_kmeans,consensus", {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}}),
+    pytest.param("deep_kmeans", {"deep_kmeans": DEEP}, marks=needs_torch),
+])
+def test_update_same_distribution_moves_little_and_keeps_names(events, methods, params, tmp_path, capsys):
+    out = _run(tmp_path / "run", str(events / "train.parquet"), methods, params=params)
+    before = {p.name: p.read_bytes() for p in (out / "model").iterdir()}
+    rc = main(["update", "--model", str(out / "model"), "--input", str(events / "new.parquet"), "-q"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    v2 = out / "model-v2"
+    assert {p.name: p.read_bytes() for p in (out / "model").iterdir()} == before  # the old version untouched
+    old, new = load_model(out / "model"), load_model(v2)
+    assert new.segment_names == old.segment_names
+    assert new.manifest["model_version"] == 2 and new.manifest["parent"]["model_version"] == 1
+    record = new.manifest["updates"][-1]
+    assert record["customers"] == 1500
+    rel = [r["relative"] for r in record["movement"]]
+    assert max(rel) < 0.35, record["movement"]
+    assert "Wrote model version 2" in text
+    # same population: the refreshed model labels the training customers almost as before
+    a = _assign(out / "model", events / "train.parquet")
+    b = _assign(v2, events / "train.parquet")
+    assert (a["segment"].to_numpy() == b["segment"].to_numpy()).mean() > 0.9
+    # and a second update chains: model-v3 beside it
+    assert main(["update", "--model", str(v2), "--input", str(events / "new.parquet"), "-q"]) == 0
+    assert load_model(out / "model-v3").manifest["model_version"] == 3
+
+
+def test_update_matches_centres_by_hungarian(events, kmeans_run):
+    """Centres shuffled before the update come back in the saved order."""
+    model = load_model(kmeans_run / "model")
+    prepared = prepare(model, clean_like_model(model, load_input(model, str(events / "new.parquet"), CPU), CPU))
+    arrays, movement, _ = update_model(model, prepared.X)
+    old = model.arrays["centers"]
+    new = arrays["centers"]
+    d = ((old[:, None, :] - new[None, :, :]) ** 2).sum(axis=2)
+    assert (d.argmin(axis=1) == np.arange(old.shape[0])).all()
+    assert [r["segment"] for r in movement] == [int(s) for s in model.arrays["segment_map"]]
+
+
+def test_update_refuses_som(events, tmp_path, capsys):
+    out = _run(tmp_path / "run", str(events / "train.parquet"), "som", params={"som": {"grid": [4, 4], "n_epochs": 5}})
+    rc = main(["update", "--model", str(out / "model"), "--input", str(events / "new.parquet"), "-q"])
+    assert rc == 2 and "not available for a SOM" in capsys.readouterr().err
+    assert not (out / "model-v2").exists()
+
+
+# --- migrate -----------------------------------------------------------------------------------
+
+
+def _onehot(names):
+    return [1.0 if p in names else 0.0 for p in PERSONAS]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Window 1 (October): loyal, window shoppers, cart abandoners. Window 2 (November):
+    the loyal stay, every window shopper turns cart abandoner, half the cart abandoners
+    turn window shopper."""
+    d = tmp_path_factory.mktemp("planted")
+    use = ["loyal_high_spender", "window_shopper", "cart_abandoner"]
+    a, ta = generate_events(1200, seed=11, start="2019-10-01", days=30, persona_weights=_onehot(use))
+    rng = np.random.default_rng(0)
+    target = ta["persona"].map({"loyal_high_spender": "loyal_high_spender", "window_shopper": "cart_abandoner"})
+    ca = (ta["persona"] == "cart_abandoner").to_numpy()
+    target[ca] = np.where(rng.random(ca.sum()) < 0.5, "window_shopper", "cart_abandoner")
+    parts = [a]
+    for i, q in enumerate(use):
+        ids = ta.loc[target == q, "user_id"].to_numpy()
+        b, tb = generate_events(len(ids), seed=20 + i, start="2019-10-31", days=30, persona_weights=_onehot([q]))
+        b["user_id"] = b["user_id"].map(dict(zip(tb["user_id"], ids)))
+        parts.append(b)
+    a.to_parquet(d / "october.parquet")
+    pd.concat(parts, ignore_index=True).to_parquet(d / "both.parquet")
+    out = _run(d / "run", str(d / "october.parquet"), "kmeans", k="3")
+    truth = pd.DataFrame({"user_id": ta["user_id"], "before": ta["persona"], "after": target.to_numpy()})
+    return d, out, truth
+
+
+def test_migration_recovers_planted_transitions(planted, capsys):
+    d, out, truth = planted
+    mig = d / "mig"
+    rc = main(["migrate", "--model", str(out / "model"), "--input", str(d / "both.parquet"),
+               "--windows", "2019-10-01..2019-10-30,2019-10-31..2019-11-29", "--out", str(mig), "-q"])
+    assert rc == 0
+    assert "Refit" in capsys.readouterr().out
+    seg = pd.read_parquet(out / "segments.parquet").set_index("customer_id")["segment"]
+    persona = truth.set_index("user_id")
+    table = pd.crosstab(persona["before"].reindex(seg.index), seg)
+    to_segment = table.idxmax(axis=1)
+    assert to_segment.nunique() == 3  # the three personas are three segments
+    planted_counts = pd.DataFrame({"from_segment": persona["before"].map(to_segment),
+                                   "to_segment": persona["after"].map(to_segment)}).value_counts()
+    got = pd.read_csv(mig / "migration.csv").set_index(["from_segment", "to_segment"])["customers"]
+    found = got.reindex(planted_counts.index).fillna(0)
+    assert found.sum() / len(truth) > 0.75  # most customers on their planted path
+    assert ((found / planted_counts) > 0.7).all(), pd.concat([planted_counts, found], axis=1)
+    movers = pd.read_parquet(mig / "movers.parquet")
+    shoppers = persona.index[persona["before"] == "window_shopper"]
+    assert movers["customer_id"].isin(shoppers).sum() > 0.7 * len(shoppers)
+    for name in ("windows.csv", "drift.csv", "migration.html", "migration.json", "sankey.png"):
+        assert (mig / name).is_file(), name
+    drift = pd.read_csv(mig / "drift.csv")
+    assert set(drift["status"]) <= {"stable", "watch", "refit"}
+    html = (mig / "migration.html").read_text()
+    assert "data:image/png;base64," in html
+
+
+def test_migration_of_a_stable_population_is_mostly_diagonal_with_low_drift(planted):
+    d, out, truth = planted
+    model = load_model(out / "model")
+    cleaned = clean_like_model(model, load_input(model, str(d / "october.parquet"), CPU), CPU)
+    windows = parse_windows(None, "2019-10-01..2019-10-15,2019-10-16..2019-10-30", 0, 0)
+    result = migrate(model, cleaned, windows)
+    t = result.transitions
+    both = t[(t["from_segment"] >= 0) & (t["to_segment"] >= 0)]
+    stay = both[both["from_segment"] == both["to_segment"]]["customers"].sum()
+    assert stay / both["customers"].sum() > 0.7
+    pair = result.drift[result.drift["window_from"] != "training"]
+    assert pair["psi_vs_previous"].median() < 0.1, pair.sort_values("psi_vs_previous").tail(3).to_string()
+
+
+def test_psi_is_zero_for_the_training_data_and_large_for_a_shift(kmeans_run, events):
+    model = load_model(kmeans_run / "model")
+    prepared = prepare(model, clean_like_model(model, load_input(model, str(events / "train.parquet"), CPU), CPU))
+    X = prepared.X
+    table = psi_table(model, ["a", "b"], [X, X + 1.0])
+    first = table[table["window_from"] == "training"]
+    assert first["psi_vs_training"].max() < 0.05
+    second = table[table["window_from"] == "a"]
+    assert (second["psi_vs_previous"] > 0.25).mean() > 0.5
+    assert (second["status"] == "refit").mean() > 0.5
+
+
+def test_parse_windows():
+    day = 86400
+    first, last = 1569888000, 1569888000 + 61 * day - 1  # 2019-10-01 .. 2019-11-30 23:59:59
+    w = parse_windows("30d", None, first, last)
+    assert w == [(last + 1 - 60 * day, last + 1 - 30 * day), (last + 1 - 30 * day, last + 1)]  # whole windows, to the end
+    assert len(parse_windows("1w", None, first, last)) == 8
+    w = parse_windows(None, "2019-10-01..2019-10-31, 2019-11-01..2019-11-30", 0, 0)
+    assert w == [(first, first + 31 * day), (first + 31 * day, first + 61 * day)]
+    for bad in (("30x", None), (None, "2019-10-01"), (None, "2019-10-05..2019-10-01,2019-10-06..2019-10-07"),
+                ("30d", "2019-10-01..2019-10-02"), (None, None), ("90d", None), (None, "nope..2019-10-01")):
+        with pytest.raises(ConfigError):
+            parse_windows(*bad, first, last)
+
+
+def test_model_without_data_cannot_label_raw_data(events, kmeans_run, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(kmeans_run / "model", model_dir)
+    manifest = json.loads((model_dir / "model.json").read_text())
+    manifest["data"] = None
+    (model_dir / "model.json").write_text(json.dumps(manifest))
+    model = load_model(model_dir)
+    with pytest.raises(ConfigError, match="saved without its data preparation"):
+        load_input(model, str(events / "new.parquet"), CPU)
+
+
+def test_schema_error_names_the_column(events, kmeans_run, tmp_path):
+    pd.read_parquet(events / "new.parquet").drop(columns=["user_session"]).to_parquet(tmp_path / "x.parquet")
+    model = load_model(kmeans_run / "model")
+    with pytest.raises(SchemaError, match="user_session"):
+        load_input(model, str(tmp_path / "x.parquet"), CPU)
