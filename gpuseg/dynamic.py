@@ -10,8 +10,7 @@ customers across time windows.
     (training standard deviations, after the log transform) beyond the training range;
     ``ood_feature`` names the feature furthest out.
 ``update``
-    An incremental refresh on new data: centroid methods (and Ward in exact mode) take
-    mini-batch steps from the saved centres, which carry the weight of the training
+    An incremental refresh on new data: centroid methods take mini-batch steps from the saved centres, which carry the weight of the training
     customers (``counts``); GMM runs EM on the new data with the old mixture's sufficient
     statistics frozen in (warm start); deep methods keep their encoder and refresh their
     latent centres by mini-batch steps (the autoencoder itself is not retrained); a vote
@@ -112,11 +111,20 @@ def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, st
     """
     from .io.readers import load_files, resolve_paths
 
+    from .io.readers import read_header
+
     data = _need_data(model)
-    names = dict(model.config.get("rename", {}))
-    names.update(rename or {})
     files, kind = resolve_paths(spec, exclude=exclude)
+    header = read_header(files[0], kind)
+    # the model's renames where these data have the column; the user's replace any that
+    # map onto the same gpuseg column
+    rename = dict(rename or {})
+    names = {old: new for old, new in dict(model.config.get("rename", {})).items()
+             if old in header and new not in rename.values()}
+    names.update(rename)
     ts_format = model.config.get("clean", {}).get("timestamp_format", "")
+    if not ts_format and "%" in str(data.get("timestamp_format", "")):
+        ts_format = data["timestamp_format"]  # the training data's format: no day/month guess on new data
     loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec)
     if loaded.schema.name != data["kind"]:  # pragma: no cover - load_files enforces the format
         raise SchemaError(f"{spec}: {loaded.schema.name} data; the model was trained on {data['kind']}")
@@ -136,6 +144,9 @@ def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, st
     if missing:
         raise SchemaError(f"{spec}: no column {missing[0]!r}; the model's features were computed from it "
                           f"(map yours with --rename OLD={missing[0]})")
+    extra = [c for c in loaded.frame.columns if trained and c not in trained]
+    if extra:  # optional columns the training data lacked would change the features (orders, sessions)
+        loaded.frame = loaded.frame[[c for c in loaded.frame.columns if c not in extra]]
     return loaded
 
 
@@ -152,6 +163,12 @@ def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None)
     from .prep.features import customer_features
 
     _, feat_cfg = _model_configs(model)
+    if reference_time is not None and int(cleaned.reference_time) >= reference_time:
+        f = cleaned.frame
+        kept = f[f["ts"] < reference_time].reset_index(drop=True)
+        if len(kept) == 0:
+            raise DataError("no events before the as-of time; choose a later --as-of")
+        cleaned = dataclasses.replace(cleaned, frame=kept, rows_out=len(kept), reference_time=int(kept["ts"].max()))
     feats = customer_features(cleaned, feat_cfg, model.feature_spec, reference_time)
     if list(feats.names) != list(model.feature_names):  # pragma: no cover - customer_features enforces it
         raise DataError("the features of these data do not match the model's")
@@ -408,6 +425,9 @@ def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: in
         return arrays, movement, "; ".join(sorted(hows)) + " (every consensus member)"
     sub_arrays, rows, how = _update_single(model, X, batch_size, seed, max_iter)
     arrays.update(sub_arrays)
+    old_conf = arrays.get("confidence_centers")
+    if old_conf is not None and "centers" in sub_arrays and old_conf.shape == sub_arrays["centers"].shape:
+        arrays["confidence_centers"] = sub_arrays["centers"].astype(old_conf.dtype)  # row j: label j, kept
     return arrays, named(rows, None, seg_map), how
 
 
@@ -418,13 +438,22 @@ _DAY = 86400
 
 
 def _day(text: str, option: str) -> int:
+    """Unix seconds of a date (or date and time; UTC unless it says otherwise)."""
     try:
         ts = pd.Timestamp(text.strip())
-    except (ValueError, TypeError):
+        if pd.isna(ts):
+            raise ValueError(text)
+        if ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        return int(ts.timestamp())
+    except (ValueError, TypeError, OverflowError):
         raise ConfigError(f"{option}: {text!r} is not a date (use YYYY-MM-DD)") from None
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.timestamp())
+
+
+def as_of_time(text: str) -> int:
+    """``--as-of``: the end of a day (YYYY-MM-DD), or the given moment when it has a time."""
+    seconds = _day(text, "--as-of")
+    return seconds + _DAY if len(text.strip()) <= 10 else seconds
 
 
 def parse_windows(window: str | None, windows: str | None, first_ts: int, last_ts: int
@@ -461,6 +490,10 @@ def parse_windows(window: str | None, windows: str | None, first_ts: int, last_t
             if hi <= lo:
                 raise ConfigError(f"--windows: {part.strip()!r} ends before it starts")
             out.append((lo, hi))
+        for (a_lo, a_hi), (b_lo, b_hi) in zip(out, out[1:]):
+            if b_lo < a_hi:
+                raise ConfigError("--windows must be in time order and must not overlap "
+                                  f"({_window_label(a_lo, a_hi)} and {_window_label(b_lo, b_hi)})")
     if len(out) < 2:
         raise ConfigError("migrate needs at least two windows; the data span fewer whole windows "
                           "(choose a shorter --window)")
@@ -537,8 +570,12 @@ class Migration:
 
 
 def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]],
-            progress: Callable[[int, int, str], None] | None = None) -> Migration:
-    """Segment each window's customers with the model and follow them across windows."""
+            progress: Callable[[int, int, str], None] | None = None, skip_empty: bool = False,
+            note: Callable[[str], None] | None = None) -> Migration:
+    """Segment each window's customers with the model and follow them across windows.
+
+    A window without events is an error, or left out (with a note) under ``skip_empty``
+    (windows cut by ``--window`` across a gap in the data)."""
     f = cleaned.frame
     labels, Xs, info = [], [], []
     names = list(model.segment_names)
@@ -549,7 +586,11 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
             progress(t, len(windows), label)
         sub = f[(f["ts"] >= lo) & (f["ts"] < hi)]
         if len(sub) == 0:
-            raise DataError(f"window {label} holds no events; choose windows inside the data")
+            if not skip_empty:
+                raise DataError(f"window {label} holds no events; choose windows inside the data")
+            if note:
+                note(f"window {label} holds no events; left out")
+            continue
         part = dataclasses.replace(cleaned, frame=sub.reset_index(drop=True), rows_out=len(sub),
                                    reference_time=int(sub["ts"].max()))
         prepared = prepare(model, part, reference_time=min(hi, last_event))
@@ -566,6 +607,8 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
                      "segments": {names[s]: int(counts.get(s, 0)) for s in range(len(names))}})
     if progress:
         progress(len(windows), len(windows), "")
+    if len(labels) < 2:
+        raise DataError("fewer than two windows hold events; choose a shorter --window")
     trans, movers = [], []
     for t in range(1, len(labels)):
         a = labels[t - 1][["customer_id", "segment"]]

@@ -721,14 +721,11 @@ def save_updated(model: LoadedModel, path: str | Path, arrays: Mapping[str, np.n
     folder = Path(path)
     if folder.exists() or folder.is_symlink():
         raise ConfigError(f"{folder} exists; an updated model goes to a new folder (choose another --out)")
+    import tempfile
+
     manifest = json.loads(json.dumps(model.manifest))
     files = {}
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         files[_ARRAYS] = _write_bytes(tmp / _ARRAYS, _npz_bytes({n: np.asarray(a) for n, a in arrays.items()}))
         for name in manifest["files"]:

@@ -357,3 +357,85 @@ def test_schema_error_names_the_column(events, kmeans_run, tmp_path):
     model = load_model(kmeans_run / "model")
     with pytest.raises(SchemaError, match="user_session"):
         load_input(model, str(tmp_path / "x.parquet"), CPU)
+
+
+# --- review findings: new data treated as the training data were -------------------------------
+
+
+def test_price_group_is_the_models_not_the_first_the_new_data_have(events, tmp_path):
+    ev = pd.read_parquet(events / "train.parquet")
+    ev.drop(columns=["category_id", "category_code"]).to_parquet(tmp_path / "noprod.parquet")
+    out = _run(tmp_path / "run", str(tmp_path / "noprod.parquet"), "kmeans")
+    assert load_model(out / "model").data["price_group"] == "product_id"
+    got = _assign(out / "model", events / "train.parquet")  # has category_id too: ignored
+    seg = pd.read_parquet(out / "segments.parquet")
+    assert (got["segment"].to_numpy() == seg["segment"].to_numpy()).all()
+    assert not got["out_of_distribution"].any()
+
+
+def test_as_of_leaves_later_events_out(events, kmeans_run):
+    model = load_model(kmeans_run / "model")
+    cleaned = clean_like_model(model, load_input(model, str(events / "train.parquet"), CPU), CPU)
+    from gpuseg.dynamic import as_of_time
+
+    cut = as_of_time("2019-10-20")
+    early = prepare(model, cleaned, cut)
+    f = cleaned.frame
+    expected = f[f["ts"] < cut]["customer_id"].nunique()
+    assert len(early.ids) == expected < len(f["customer_id"].unique())
+    assert (early.features.frame["recency_days"] >= 0).all()
+    with pytest.raises(ConfigError):
+        as_of_time("NaT")
+
+
+def test_models_renames_apply_only_where_the_column_exists_and_user_renames_win(tmp_path):
+    ev, _ = generate_events(600, seed=9)
+    ev.rename(columns={"user_id": "shopper"}).to_parquet(tmp_path / "a.parquet")
+    out = tmp_path / "run"
+    run(build_config({"rename": {"shopper": "user_id"}}, input=str(tmp_path / "a.parquet"), out=str(out),
+                     methods="kmeans", k="3", stability=0, report=False, device="cpu"))
+    ev.to_parquet(tmp_path / "plain.parquet")  # already user_id: the model's rename does not apply
+    ev.rename(columns={"user_id": "client"}).to_parquet(tmp_path / "client.parquet")
+    model = load_model(out / "model")
+    assert len(prepare(model, clean_like_model(model, load_input(model, str(tmp_path / "plain.parquet"), CPU), CPU)).ids) == 600
+    loaded = load_input(model, str(tmp_path / "client.parquet"), CPU, {"client": "user_id"})
+    assert "user_id" in loaded.frame.columns
+
+
+def test_training_timestamp_format_is_reused(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 3000
+    when = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 86400 * 120, n), unit="s")
+    orders = pd.DataFrame({"customer_id": rng.integers(0, 300, n), "timestamp": when.strftime("%d/%m/%Y %H:%M"),
+                           "amount": np.round(rng.lognormal(3, 1, n), 2)})
+    orders.to_csv(tmp_path / "train.csv", index=False)
+    out = _run(tmp_path / "run", str(tmp_path / "train.csv"), "kmeans", k="3")
+    early = orders[when.day <= 12]  # ambiguous days: %m/%d would parse too
+    early.to_csv(tmp_path / "new.csv", index=False)
+    model = load_model(out / "model")
+    loaded = load_input(model, str(tmp_path / "new.csv"), CPU)
+    assert loaded.timestamp_format == "%d/%m/%Y %H:%M"
+
+
+def test_optional_columns_the_training_data_lacked_are_ignored(events, tmp_path):
+    ev = pd.read_parquet(events / "train.parquet")
+    ev.drop(columns=["user_session"]).to_parquet(tmp_path / "nosess.parquet")
+    out = _run(tmp_path / "run", str(tmp_path / "nosess.parquet"), "kmeans")
+    got = _assign(out / "model", events / "train.parquet")  # with sessions: derived from gaps as in training
+    seg = pd.read_parquet(out / "segments.parquet")
+    assert (got["segment"].to_numpy() == seg["segment"].to_numpy()).all()
+    np.testing.assert_allclose(got["confidence"], seg["confidence"], atol=1e-5)
+
+
+def test_update_refreshes_the_confidence_centres(events, kmeans_run):
+    model = load_model(kmeans_run / "model")
+    prepared = prepare(model, clean_like_model(model, load_input(model, str(events / "new.parquet"), CPU), CPU))
+    arrays, _, _ = update_model(model, prepared.X)
+    np.testing.assert_array_equal(arrays["confidence_centers"], arrays["centers"])
+
+
+def test_windows_must_be_ordered_and_not_overlap():
+    with pytest.raises(ConfigError, match="time order"):
+        parse_windows(None, "2019-10-11..2019-10-20,2019-10-01..2019-10-10", 0, 0)
+    with pytest.raises(ConfigError, match="not a date"):
+        parse_windows(None, "..2019-10-10,2019-10-11..2019-10-20", 0, 0)
