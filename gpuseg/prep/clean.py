@@ -39,7 +39,16 @@ from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["CleanedData", "clean", "DROP_REASONS", "SESSION_GAP_SECONDS"]
+__all__ = ["CleanedData", "NoRowsError", "clean", "DROP_REASONS", "SESSION_GAP_SECONDS"]
+
+
+class NoRowsError(DataError):
+    """Every row was dropped while cleaning; ``rows_in`` and ``dropped`` say why."""
+
+    def __init__(self, message: str, rows_in: int, dropped: dict[str, int]) -> None:
+        super().__init__(message)
+        self.rows_in = rows_in
+        self.dropped = dropped
 
 DROP_REASONS = (
     "malformed_row",
@@ -108,10 +117,12 @@ class CleanedData:
 
     def state(self) -> dict[str, Any]:
         """What :func:`clean` needs to treat new data as it treated these (``fitted=``):
-        the price fence and the values that filled gaps (plain JSON)."""
+        the price fence, the values that filled gaps and the price-comparison column
+        (plain JSON)."""
         return {
             "outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
             "fill": dict(self.fill_values),
+            "price_group": self.price_group,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -213,8 +224,9 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     rows_out = int(keep.sum())
     if rows_out == 0:
         worst = max(dropped, key=dropped.get)
-        raise DataError(
-            f"no usable rows: all {rows_in} rows were dropped while cleaning (mostly {worst}: {dropped[worst]})"
+        raise NoRowsError(
+            f"no usable rows: all {rows_in} rows were dropped while cleaning (mostly {worst}: {dropped[worst]})",
+            rows_in + data.rows_malformed, dropped,
         )
 
     frame = frame[keep].reset_index(drop=True)
@@ -262,6 +274,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         groups = ("category", "product_id")
 
     price_group = next((c for c in groups if c in frame.columns), None)
+    if fitted is not None and "price_group" in fitted:  # the model's column, not the first one these data have
+        price_group = fitted["price_group"] if fitted["price_group"] in frame.columns else None
     price_key_names = None
     if price_group:
         result["price_key"], price_key_names = _named_key_codes(frame[price_group])

@@ -123,6 +123,10 @@ class FeatureSpec:
         ``cat_*`` column -> main category name.
     price_medians : dict or None
         Price group key (text) -> training median price.
+    include : dict
+        Without ``names`` (a spec built from global statistics, :mod:`gpuseg.dist`):
+        whether the features that depend on the data (``brands``, ``items_per_order``,
+        ``avg_unit_price``) are computed.
     """
 
     names: tuple[str, ...]
@@ -130,6 +134,11 @@ class FeatureSpec:
     bounded: tuple[str, ...] = ()
     category_columns: Mapping[str, str] = field(default_factory=dict)
     price_medians: Mapping[str, float] | None = None
+    include: Mapping[str, bool] = field(default_factory=dict)
+
+    def wants(self, name: str) -> bool:
+        """Whether a data-dependent feature is computed."""
+        return name in self.names if self.names else bool(self.include.get(name, False))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the price medians go to arrays: :meth:`price_arrays`)."""
@@ -174,11 +183,7 @@ class _Builder:
             self.bounded.add(name)
 
     def put_category(self, category: str, values: Any) -> None:
-        name = "cat_" + _slug(category)
-        n = 2
-        while name in self.groups:  # "auto-moto" and "auto moto" both slug to auto_moto
-            name = f"cat_{_slug(category)}_{n}"
-            n += 1
+        name = _category_column(category, self.groups)
         self.put(name, values, "category", bounded=True)
         self.category_columns[name] = category
 
@@ -219,14 +224,14 @@ def customer_features(
         out = _event_features(data, config, spec, ref)
     else:
         out = _order_features(data, config, spec, ref)
-    if spec is not None:
+    if spec is not None and spec.names:
         missing = [n for n in spec.names if n not in out.groups]
         if missing:
             raise DataError(f"the model uses feature {missing[0]!r}, which these {data.kind} data cannot give; "
                             "check that they have the columns the model was trained with")
         out.frame = out.frame[list(spec.names)]
         out.groups = {n: out.groups[n] for n in spec.names}
-    elif len(out.frame) < 3:
+    elif spec is None and len(out.frame) < 3:
         raise DataError(f"only {len(out.frame)} customer(s) left after cleaning; segmentation needs at least 3")
     if not out.groups:
         raise DataError(
@@ -334,9 +339,14 @@ def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, d
         fitted = [spec.price_medians.get(k) for k in keys]
         host = host.copy()
         host[:] = [v if f_ is None else f_ for v, f_ in zip(host.to_numpy(), fitted)]
-        med = type(med).from_pandas(host) if hasattr(med, "to_pandas") else host
+        if hasattr(med, "to_pandas"):  # cuDF: the few group medians go back to the device
+            from ..backend import frame_namespace
+
+            med = frame_namespace(med).from_pandas(host)
+        else:
+            med = host
     ref = f["price_key"].map(med)
-    medians = {k: float(v) for k, v in zip(keys, host.to_numpy()) if k != "-1"}
+    medians = {k: float(v) for k, v in zip(keys, host.to_numpy())}  # "-1": the rows without a group
     return _safe_div(f["price"], ref), medians
 
 
@@ -408,7 +418,7 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
     if "time" in groups_on:
         _put_time(b, a, "events")
     _put_categories(b, a, data, top, "events", spec)
-    brands = "brands" in spec.names if spec is not None else bool((f["brand"] >= 0).any())
+    brands = spec.wants("brands") if spec is not None else bool((f["brand"] >= 0).any())
     if "category" in groups_on and brands:
         brands = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates().groupby("customer_id").size()
         b.put("brands", brands.reindex(b.out.index).fillna(0), "category")
@@ -448,14 +458,14 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
     b = _Builder(a)
     if "rfm" in groups_on:
         _put_rfm(b, a, ref, config)
-        if ("items_per_order" in spec.names) if spec is not None else bool((f["quantity"] != 1.0).any()):
+        if spec.wants("items_per_order") if spec is not None else bool((f["quantity"] != 1.0).any()):
             b.put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
     if "time" in groups_on:
         _put_time(b, a, "lines")
     _put_categories(b, a, data, top, "lines", spec)
     if "price" in groups_on:
         # a unit price other than the line amount exists only with quantities or unit prices
-        if ("avg_unit_price" in spec.names) if spec is not None else bool((f["price"] != f["amount"]).any()):
+        if spec.wants("avg_unit_price") if spec is not None else bool((f["price"] != f["amount"]).any()):
             b.put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
         if use_price_index:
             b.put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
@@ -466,6 +476,23 @@ def _clv(revenue, first_ts, ref: int, config: FeatureConfig):
     """Spend rate since first seen (over at least 30 days) projected over the horizon."""
     days = ((ref - first_ts) / _DAY).clip(lower=_MIN_CLV_DAYS)
     return revenue / days * config.clv_horizon_days
+
+
+def category_columns(categories: list[str]) -> dict[str, str]:
+    """``cat_*`` column -> main category, named as :func:`customer_features` names them."""
+    taken: dict[str, str] = {}
+    for category in categories:
+        taken[_category_column(category, taken)] = category
+    return taken
+
+
+def _category_column(category: str, taken: Mapping[str, Any]) -> str:
+    name = "cat_" + _slug(category)
+    n = 2
+    while name in taken:  # "auto-moto" and "auto moto" both slug to auto_moto
+        name = f"cat_{_slug(category)}_{n}"
+        n += 1
+    return name
 
 
 def _slug(name: str) -> str:
