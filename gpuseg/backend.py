@@ -52,6 +52,8 @@ __all__ = [
     "to_torch",
     "from_torch",
     "share_memory_pool",
+    "DaskSession",
+    "dask_session",
 ]
 
 #: The extra that installs the GPU stack, named in install hints.
@@ -425,3 +427,79 @@ def library_versions(backend: Backend) -> dict[str, str]:
         except Exception:
             continue
     return out
+
+
+DASK_HINT = "pip install 'gpuseg[dask]'"
+
+
+@dataclass
+class DaskSession:
+    """A Dask client, and the local cluster it started (closed with the session)."""
+
+    client: Any
+    cluster: Any
+    kind: str
+    workers: int
+    dashboard: str
+    memory_limit: int = 0  # bytes per worker, the smallest; 0: none
+
+    def close(self) -> None:
+        for obj in (self.client, self.cluster):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the run's own error
+                    pass
+
+
+def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit: str = "auto") -> DaskSession:
+    """Start or join a Dask cluster.
+
+    ``address="local"`` starts a ``dask_cuda.LocalCUDACluster`` on the GPU backend (one
+    worker per GPU, an RMM pool of 80% of each GPU and cuDF spilling on) or a
+    ``distributed.LocalCluster`` of processes on the CPU (``workers`` or one per 2 cores,
+    one thread each); any other value is a scheduler address to join.
+
+    Raises
+    ------
+    DeviceError
+        dask / distributed (or dask-cuda on the GPU) is not installed, or the scheduler
+        cannot be reached.
+    """
+    distributed = import_optional("distributed", hint=DASK_HINT)
+    limit = memory_limit if memory_limit and memory_limit != "auto" else "auto"
+    cluster = None
+    try:
+        if address == "local":
+            if backend.is_gpu:
+                dask_cuda = gpu_module("dask_cuda")
+                kwargs: dict[str, Any] = {"rmm_pool_size": 0.8, "enable_cudf_spill": True,
+                                          "dashboard_address": ":0"}
+                if workers:
+                    kwargs["n_workers"] = workers
+                if limit != "auto":
+                    kwargs["memory_limit"] = limit
+                cluster = dask_cuda.LocalCUDACluster(**kwargs)
+            else:
+                n = workers or max(1, (os.cpu_count() or 2) // 2)
+                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                   memory_limit=limit, dashboard_address=":0")
+            client = distributed.Client(cluster)
+        else:
+            client = distributed.Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise DeviceError(f"--cluster {address}: cannot start or reach a Dask cluster ({exc})") from None
+    try:
+        client.wait_for_workers(1, timeout=30)
+    except (OSError, TimeoutError):
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise DeviceError(f"--cluster {address}: the Dask cluster has no workers (none joined within 30 s)") from None
+    workers_info = client.scheduler_info().get("workers", {})
+    limits = [int(w.get("memory_limit") or 0) for w in workers_info.values()]
+    kind = "dask-cuda" if address == "local" and backend.is_gpu else "dask"
+    return DaskSession(client, cluster, kind, len(workers_info), str(client.dashboard_link or ""),
+                       min((v for v in limits if v > 0), default=0))

@@ -73,6 +73,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    "into sensitivity.csv")
     r.add_argument("--no-report", dest="report", action="store_false", default=None,
                    help="skip plots/ and report.html (gpuseg report OUT_DIR builds them later)")
+    r.add_argument("--cluster", metavar="ADDR", default=None,
+                   help="load, clean and engineer features on Dask: local (a LocalCUDACluster on GPUs, else a "
+                   "LocalCluster of processes) or a scheduler address tcp://host:8786")
+    r.add_argument("--workers", type=int, metavar="N", default=None, help="workers of a local Dask cluster")
+    r.add_argument("--memory-limit", metavar="SIZE", default=None,
+                   help="memory limit per worker of a local Dask cluster, e.g. 4GB (default: auto)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
     g = sub.add_parser(
@@ -119,13 +125,14 @@ def _build_parser() -> argparse.ArgumentParser:
     model_input(a)
     a.add_argument("--out", required=True, metavar="FILE", help=".parquet, .csv or .csv.gz")
     a.add_argument("--as-of", metavar="DATE", default=None,
-                   help="measure recency from this day's end (default: the data's last event)")
+                   help="measure recency from this day's end (or from 'YYYY-MM-DD HH:MM'); later events are left "
+                   "out (default: the data's last event)")
     a.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     u = sub.add_parser(
         "update",
         help="refresh a saved model incrementally with new data (segment ids and names kept)",
-        description="Mini-batch steps from the saved centres (K-means family, Ward exact, the deep methods' "
+        description="Mini-batch steps from the saved centres (K-means family, the deep methods' "
         "latent centres), incremental EM for GMM, every member of a vote consensus; new centres are matched "
         "to the old by the Hungarian method. The new version goes to a new folder beside the old one.",
     )
@@ -358,6 +365,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         embed=args.embed,
         select=args.select,
         stability=args.stability,
+        cluster=args.cluster,
+        workers=args.workers,
+        memory_limit=args.memory_limit,
     )
     progress = ConsoleProgress(quiet=args.quiet)
     try:
@@ -434,9 +444,9 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     out = check_table_path(args.out, files, args.force)
     reference = None
     if args.as_of:
-        from .dynamic import _day
+        from .dynamic import as_of_time
 
-        reference = _day(args.as_of, "--as-of") + 86400
+        reference = as_of_time(args.as_of)
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress)
@@ -534,7 +544,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     windows = parse_windows(args.window, args.windows, int(f["ts"].min()), int(f["ts"].max()))
     t0 = time.perf_counter()
     result = migrate(model, cleaned, windows,
-                     lambda done, total, detail: progress.stage_progress("windows", done, total, detail))
+                     lambda done, total, detail: progress.stage_progress("windows", done, total, detail),
+                     skip_empty=args.window is not None, note=progress.note)
     progress.stage_finished("windows", time.perf_counter() - t0, f"{len(windows)} windows segmented")
     from .report.migration import migration_html, sankey_png
 

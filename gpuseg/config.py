@@ -148,6 +148,25 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class DaskConfig:
+    """Scale-out with Dask (see :mod:`gpuseg.dist`): off while ``cluster`` is empty."""
+
+    #: "" (no Dask), "local" (a LocalCUDACluster on GPUs, else a LocalCluster of
+    #: processes) or a scheduler address such as "tcp://host:8786"
+    cluster: str = ""
+    #: workers of a local cluster (0: one per GPU, or one per 2 CPU cores)
+    workers: int = 0
+    #: memory limit per worker of a local cluster ("auto" or e.g. "4GB")
+    memory_limit: str = "auto"
+    #: customer buckets the rows are hashed into (0: about 2 per worker, at least the pieces)
+    partitions: int = 0
+    #: target size of one input piece (a CSV byte range, a group of Parquet row groups)
+    piece_mb: int = 128
+    #: customers whose rows feed the report's activity, category and product tables
+    insight_customers: int = 200_000
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one ``gpuseg run`` needs.
 
@@ -196,6 +215,7 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
+    dask: DaskConfig = field(default_factory=DaskConfig)
 
     @property
     def k_values(self) -> list[int]:
@@ -272,7 +292,8 @@ _TOP_KEYS = {
     "sensitivity", "params", "embed", "select", "stability", "report",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
-_SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig}
+_SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig,
+             "dask": DaskConfig}
 
 
 def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
@@ -366,6 +387,19 @@ def _validate(cfg: RunConfig) -> None:
         v = getattr(e, key)
         if not isinstance(v, int) or v < 100:
             raise ConfigError(f"config [evaluate] {key} must be an integer >= 100, not {v!r}")
+    d = cfg.dask
+    if d.cluster and d.cluster != "local" and not re.match(r"^[a-z]+://[^\s]+$", d.cluster):
+        raise ConfigError(f"--cluster must be local or a scheduler address such as tcp://host:8786, not {d.cluster!r}")
+    for key, low in (("workers", 0), ("partitions", 0), ("piece_mb", 1), ("insight_customers", 100)):
+        v = getattr(d, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise ConfigError(f"[dask] {key} (--{key.replace('_', '-')}) must be an integer >= {low}, not {v!r}")
+    if d.memory_limit != "auto" and not re.match(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?)?\s*$", d.memory_limit, re.I):
+        raise ConfigError(f"--memory-limit must be auto or a size such as 4GB, not {d.memory_limit!r}")
+    if d.cluster and cfg.clean.fill_missing == "mode":
+        raise ConfigError("[clean] fill_missing = 'mode' is not supported with --cluster yet; use 'unknown'")
+    if d.cluster and cfg.input is None:
+        raise ConfigError("--cluster needs --input (the built-in synthetic data set runs in one process)")
 
 
 def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
@@ -386,7 +420,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     """
     values: dict[str, Any] = dict(file_values or {})
     for key in values:
-        if key not in _TOP_KEYS and key not in _SECTIONS:
+        if key not in _TOP_KEYS and key not in _SECTIONS or key in ("cluster", "workers", "memory_limit"):
             raise ConfigError(
                 f"config: unknown setting {key!r}; known: {', '.join(sorted(_TOP_KEYS | set(_SECTIONS)))}"
             )
@@ -425,6 +459,9 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
         raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
     kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
+    dask_cli = {key: values.pop(key) for key in ("cluster", "workers", "memory_limit") if key in values}
+    if dask_cli:  # --cluster, --workers, --memory-limit override [dask]
+        sections["dask"] = {**dict(sections["dask"]), **dask_cli}
     if "stability" in values:  # --stability N overrides [evaluate] stability_resamples
         sections["evaluate"] = {**dict(sections["evaluate"]), "stability_resamples": values["stability"]}
     if isinstance(sections["segments"], Mapping) and "rfm_cuts" in sections["segments"]:

@@ -146,37 +146,16 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     progress.run_started(be, config, methods)
     _backend.warm_up(be)
     timer = _Timer(progress)
-    rename = dict(config.rename)
 
-    # -- load ------------------------------------------------------------------------------
-    truth = None
-    with timer.stage("load") as st:
-        if config.input is None:
-            from .io.synthetic import generate_events
-
-            events, truth_frame = generate_events(config.synthetic_customers, seed=config.seed)
-            data = from_frame(events, be, "events", source="built-in synthetic data")
-            truth = truth_frame.set_index("user_id")["persona"]
-            source = f"built-in synthetic data ({config.synthetic_customers:,} customers, seed {config.seed})"
-        else:
-            data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
-            source = config.input
-        if config.truth:
-            truth = read_truth(config.truth)
-        st["detail"] = f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
-
-    # -- clean -----------------------------------------------------------------------------
-    with timer.stage("clean") as st:
-        cleaned = clean(data, config.clean, be)
-        column_map, ts_format = data.column_map, data.timestamp_format
-        del data
-        st["detail"] = f"{cleaned.rows_out:,} rows kept, {cleaned.rows_in - cleaned.rows_out:,} dropped"
-
-    # -- features --------------------------------------------------------------------------
-    with timer.stage("features") as st:
-        feats = customer_features(cleaned, config.features)
-        n_customers = len(feats)
-        st["detail"] = f"{n_customers:,} customers x {len(feats.names)} features"
+    truth = read_truth(config.truth) if config.truth else None
+    dist_info = None
+    if config.dask.cluster:
+        cleaned, feats, column_map, ts_format, source, dist_info = _distributed_stages(
+            config, files, kind, be, timer, progress)
+    else:
+        cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer)
+        truth = synthetic_truth if truth is None else truth
+    n_customers = len(feats)
     if config.cluster.k_max >= n_customers:
         raise ConfigError(
             f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {n_customers} customers; "
@@ -393,6 +372,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             "confidence_summary": confidence_summary(confidence),
         },
         "model": model_info,
+        "dask": dist_info,
         "config": config.to_dict(),
         "timings": {},
     }
@@ -444,6 +424,54 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
     write_outputs(out_dir, {"metrics.json": lambda p: p.write_text(to_json(metrics))})
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+
+
+def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backend, timer: _Timer) -> tuple:
+    """load, clean and features in this process: (cleaned, features, column map, timestamp
+    format, source, the synthetic data's truth or None)."""
+    truth = None
+    rename = dict(config.rename)
+    with timer.stage("load") as st:
+        if config.input is None:
+            from .io.synthetic import generate_events
+
+            events, truth_frame = generate_events(config.synthetic_customers, seed=config.seed)
+            data = from_frame(events, be, "events", source="built-in synthetic data")
+            truth = truth_frame.set_index("user_id")["persona"]
+            source = f"built-in synthetic data ({config.synthetic_customers:,} customers, seed {config.seed})"
+        else:
+            data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
+            source = config.input
+        st["detail"] = f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
+    with timer.stage("clean") as st:
+        cleaned = clean(data, config.clean, be)
+        column_map, ts_format = data.column_map, data.timestamp_format
+        del data
+        st["detail"] = f"{cleaned.rows_out:,} rows kept, {cleaned.rows_in - cleaned.rows_out:,} dropped"
+    with timer.stage("features") as st:
+        feats = customer_features(cleaned, config.features)
+        st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
+    return cleaned, feats, column_map, ts_format, source, truth
+
+
+def _distributed_stages(config: RunConfig, files: list, kind: str, be: _backend.Backend, timer: _Timer,
+                        progress: Progress) -> tuple:
+    """load, clean and features on a Dask cluster (:mod:`gpuseg.dist`)."""
+    from .dist import load_clean_features
+
+    dk = config.dask
+    session = _backend.dask_session(dk.cluster, be, dk.workers, dk.memory_limit)
+    try:
+        where = "a local dask-cuda cluster" if session.kind == "dask-cuda" else (
+            "a local Dask cluster" if dk.cluster == "local" else f"the Dask scheduler at {dk.cluster}")
+        progress.note(f"load, clean and features run on {where} of {session.workers} worker(s); "
+                      f"dashboard: {session.dashboard or 'none'}")
+        out = load_clean_features(session, files, kind, config, be, timer.stage, progress.note)
+    finally:
+        session.close()
+    info = {"cluster": dk.cluster, "kind": session.kind, "workers": out.workers, "pieces": out.pieces,
+            "partitions": out.partitions, "insight_customers": out.insight_customers}
+    return out.cleaned, out.features, out.column_map, out.timestamp_format, config.input, info
 
 
 def remove_model(out_dir: Path) -> None:

@@ -1,0 +1,355 @@
+"""Load, clean and engineer features on a Dask cluster (dask-cuda on GPUs, processes on CPUs).
+
+The input is cut into pieces (files, groups of Parquet row groups, byte ranges of an
+uncompressed CSV) that workers read in parallel. Every row is then sent to one of
+``partitions`` buckets by a hash of its customer id, so a bucket holds all rows of its
+customers and the single-process cleaning and feature code runs on it unchanged. What
+depends on all rows is computed from small per-bucket statistics on the client and handed
+back to the buckets, as a saved model's state is handed to new data:
+
+1. the price fence: exact quantiles from the buckets' price counts;
+2. cleaning with that fence; from the cleaned buckets: row and drop counts, the last event
+   (the reference time of recency), main-category counts (the top categories), the
+   (price group, price) counts (the exact median price per group for ``price_index``) and
+   whether brands, quantities and unit prices exist (the data-dependent features);
+3. the per-customer features of every bucket with those settings: the customer table, the
+   only thing materialised on the client, sorted by customer id as the single-process run
+   sorts it.
+
+The features equal the single-process run's up to float summation order. Clustering and
+everything after it run on the customer table in the client process (3 million customers x
+40 features is under 0.5 GB). The report's activity, category and product tables use the
+rows of a seeded sample of ``insight_customers`` customers (all of them when there are
+fewer); the run says so.
+
+Only :mod:`gpuseg.backend` starts or joins the cluster; the worker functions live in
+:mod:`gpuseg.dist.tasks`.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import backend as _backend
+from ..errors import DataError, DeviceError, SchemaError
+from . import tasks
+
+__all__ = ["DistData", "load_clean_features", "plan_pieces", "weighted_quantile"]
+
+
+@dataclass
+class DistData:
+    """What the distributed stages hand to the rest of the run."""
+
+    cleaned: Any
+    features: Any
+    rows_read: int
+    column_map: dict[str, str]
+    timestamp_format: str
+    pieces: int
+    partitions: int
+    workers: int
+    insight_customers: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan_pieces(files: list[Path], kind: str, piece_bytes: int) -> list[tuple]:
+    """Pieces of the input that workers read: Parquet row groups grouped to about
+    ``piece_bytes`` of data, byte ranges of uncompressed CSV files, whole gzip files."""
+    pieces: list[tuple] = []
+    for f in files:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's
+                raise DataError(f"{f}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+            groups, size = [], 0
+            for i in range(meta.num_row_groups):
+                groups.append(i)
+                size += meta.row_group(i).total_byte_size
+                if size >= piece_bytes:
+                    pieces.append((str(f), "row_groups", tuple(groups)))
+                    groups, size = [], 0
+            if groups:
+                pieces.append((str(f), "row_groups", tuple(groups)))
+        elif f.name.lower().endswith(".gz"):
+            pieces.append((str(f), "file"))
+        else:
+            total = f.stat().st_size
+            n = max(1, math.ceil(total / piece_bytes))
+            step = math.ceil(total / n)
+            pieces += [(str(f), "csv_range", start, min(start + step, total)) for start in range(0, total, step)]
+    return pieces
+
+
+#: What a worker process holds without data: Python, pandas, pyarrow, gpuseg, and what
+#: the allocators keep after a task (measured: about 280 MB on CPU workers).
+WORKER_BASELINE = 300 << 20
+
+
+def task_budget(memory_limit: int) -> int:
+    """Bytes of input one task may take: an eighth of what a worker's memory limit leaves
+    after its baseline (parsing text takes several times its size; Dask spills finished
+    results to disk from 60% of the limit and pauses the worker at 80%). 0 without a
+    limit."""
+    if not memory_limit:
+        return 0
+    return max((memory_limit - WORKER_BASELINE) // 8, 4 << 20)
+
+
+def input_bytes(files: list[Path], kind: str) -> int:
+    """Estimated in-memory size of the input: Parquet's uncompressed sizes, CSV's bytes
+    (gzip: five times the file)."""
+    total = 0
+    for f in files:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                meta = pq.ParquetFile(f).metadata
+                total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            except Exception:  # noqa: BLE001 - plan_pieces reports unreadable files
+                total += f.stat().st_size
+        else:
+            total += f.stat().st_size * (5 if f.name.lower().endswith(".gz") else 1)
+    return total
+
+
+def weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``q`` quantile with linear interpolation (NumPy's and pandas' default) of the data
+    in which each of the sorted ``values`` occurs ``counts`` times."""
+    n = int(counts.sum())
+    h = (n - 1) * q
+    lo = int(math.floor(h))
+    cum = np.cumsum(counts)
+    v_lo = values[np.searchsorted(cum, lo, side="right")]
+    v_hi = values[np.searchsorted(cum, min(lo + 1, n - 1), side="right")]
+    return float(v_lo + (h - lo) * (v_hi - v_lo))
+
+
+def _fence(counts: pd.Series, config: Any) -> tuple[float, float] | None:
+    """The price fence of :func:`gpuseg.prep.clean._price_fence` from price counts."""
+    if counts.empty:
+        return None
+    counts = counts.groupby(level=0).sum().sort_index()
+    values = np.clip(counts.index.to_numpy(dtype=np.float64), 0, None)
+    if config.iqr_on_log:
+        values = np.log1p(values)
+    c = counts.to_numpy()
+    q1, q3 = weighted_quantile(values, c, 0.25), weighted_quantile(values, c, 0.75)
+    iqr = q3 - q1
+    if not iqr > 1e-12 * max(1.0, abs(q3)):
+        return None
+    lo, hi = q1 - config.iqr_factor * iqr, q3 + config.iqr_factor * iqr
+    if config.iqr_on_log:
+        return float(np.expm1(max(lo, 0.0))), float(np.expm1(hi))
+    return max(lo, 0.0), hi
+
+
+def _medians(pairs: list[pd.DataFrame]) -> dict[str, float]:
+    """Exact median price per price group from (group, price, count) rows."""
+    frames = [p for p in pairs if p is not None and len(p)]
+    if not frames:
+        return {}
+    allp = pd.concat(frames, ignore_index=True).groupby(["price_key", "price"], sort=True)["count"].sum()
+    out = {}
+    for key, grp in allp.groupby(level=0, sort=False):  # "-1": the rows without a group
+        out[str(key)] = weighted_quantile(grp.index.get_level_values(1).to_numpy(dtype=np.float64),
+                                          grp.to_numpy(), 0.5)
+    return out
+
+
+def _gather(client: Any, futures: list, what: str) -> list:
+    distributed = _backend.import_optional("distributed", hint=_backend.DASK_HINT)
+    try:
+        return client.gather(futures)
+    except distributed.KilledWorker as exc:
+        raise DeviceError(f"a Dask worker died repeatedly while {what} ({exc}); give the workers more memory "
+                          "(--memory-limit) or more partitions ([dask] partitions)") from None
+
+
+def load_clean_features(session: Any, files: list[Path], kind: str, config: Any, be: Any,
+                        stage: Callable[[str], Any], note: Callable[[str], None]) -> DistData:
+    """The load, clean and features stages on the session's cluster.
+
+    Parameters
+    ----------
+    session : DaskSession
+    files, kind : from :func:`gpuseg.io.readers.resolve_paths`
+    config : RunConfig
+    be : Backend
+        Where the workers compute (cuDF on dask-cuda workers, pandas otherwise).
+    stage : callable
+        ``stage(name)`` returns the pipeline's timing context manager for a stage.
+    note : callable
+        For what the user should know.
+
+    Raises
+    ------
+    SchemaError, DataError
+        As the single-process readers and cleaning raise them.
+    DeviceError
+        A worker died repeatedly.
+    """
+    from ..io.readers import read_header
+    from ..io.schemas import detect_format
+    from ..prep.features import CustomerFeatures, FeatureSpec, category_columns
+
+    client = session.client
+    dk = config.dask
+    dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
+    rename = dict(config.rename)
+    headers = [read_header(f, kind) for f in files]
+    schema, mapping = detect_format(headers[0], config.format, rename, source=str(files[0]))
+    for f, h in zip(files[1:], headers[1:]):
+        lacking = [src for src in mapping if src not in h]
+        if lacking:
+            raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
+    columns = list(mapping)
+    categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
+    ids = [src for src, dst in mapping.items() if dst in schema.ids]
+    read_kind = "parquet" if kind == "parquet" else "csv"
+
+    # -- load: read the pieces, hash the rows into customer buckets ----------------------------
+    with stage("load") as st:
+        budget = task_budget(session.memory_limit)
+        piece_bytes = min(dk.piece_mb << 20, budget) if budget else dk.piece_mb << 20
+        pieces = plan_pieces(files, read_kind, piece_bytes)
+        size = input_bytes(files, read_kind)
+        n_buckets = dk.partitions or max(2 * session.workers, min(len(pieces), 256), 2,
+                                         math.ceil(size / budget) if budget else 0)
+        read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=columns, categorical=categorical,
+                          ids=ids, schema_name=schema.name, mapping=mapping, ts_format=config.clean.timestamp_format,
+                          backend=be.name, pure=False)
+        infos = _gather(client, client.map(operator.itemgetter(1), read), "reading the input")
+        rows_read = sum(i["rows"] for i in infos)
+        malformed = sum(i["malformed"] for i in infos)
+        if rows_read == 0:
+            raise DataError(f"{config.input}: no data rows")
+        formats = sorted({i["timestamp_format"] for i in infos if i["timestamp_format"]})
+        if len(formats) > 1:
+            note(f"the pieces' timestamps were read with {len(formats)} formats: {', '.join(formats)}")
+        # every row to the bucket of its customer: Dask's (disk-backed, peer-to-peer)
+        # shuffle, with the bucket as the index and one partition per bucket
+        frames = client.map(tasks.for_shuffle, read, customer=schema.customer, n_buckets=n_buckets)
+        del read
+        frames = [f for f, i in zip(frames, infos) if i["rows"] > i["malformed"]]
+        if not frames:
+            raise DataError(f"{config.input}: no well-formed rows ({malformed:,} malformed)")
+        meta = frames[0].result().iloc[:0]
+        ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
+        shuffled = ddf.set_index("_bucket", divisions=list(range(n_buckets)) + [n_buckets - 1])
+        buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()))
+        del frames, ddf, shuffled
+        _gather(client, client.map(tasks.len_or_zero, buckets), "sending rows to their customer buckets")
+        st["detail"] = (f"{rows_read:,} rows of {schema.name} from {len(files)} file(s) in {len(pieces)} pieces, "
+                        f"hashed into {n_buckets} customer buckets on {session.workers} workers")
+
+    # -- clean: the global fence, then every bucket ----------------------------------------------
+    with stage("clean") as st:
+        fitted = {"outlier_fence": None, "fill": {}}
+        if config.clean.price_outliers:
+            counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,
+                                                clean_cfg=config.clean, backend=be.name), "cleaning")
+            non_empty = [c for c in counts if len(c)]
+            fitted["outlier_fence"] = _fence(pd.concat(non_empty), config.clean) if non_empty else None
+        cleaned = client.map(tasks.clean_bucket, buckets, schema_name=schema.name, mapping=mapping,
+                             clean_cfg=config.clean, fitted=fitted, backend=be.name)
+        del buckets
+        stats = _gather(client, client.map(tasks.cleaned_stats, cleaned), "cleaning")
+        full = [s for s in stats if s.get("rows_out")]
+        dropped: dict[str, int] = {}
+        filled: dict[str, int] = {}
+        for s in stats:
+            for k, v in s["dropped"].items():
+                dropped[k] = dropped.get(k, 0) + int(v)
+            for k, v in s["filled"].items():
+                filled[k] = filled.get(k, 0) + int(v)
+        dropped["malformed_row"] = dropped.get("malformed_row", 0) + malformed
+        rows_out = sum(s["rows_out"] for s in stats)
+        if rows_out == 0:
+            worst = max(dropped, key=dropped.get)
+            raise DataError(f"no usable rows: all {rows_read} rows were dropped while cleaning "
+                            f"(mostly {worst}: {dropped[worst]})")
+        st["detail"] = f"{rows_out:,} rows kept, {rows_read - rows_out:,} dropped"
+
+    # -- features: the global settings, then every bucket's customers ----------------------------
+    with stage("features") as st:
+        first = full[0]
+        reference = max(s["reference_time"] for s in full)
+        groups_on = set(config.features.groups)
+        main: dict[str, int] = {}
+        for s in full:
+            for name, n in s["main"].items():
+                main[name] = main.get(name, 0) + n
+        top = []
+        if "category" in groups_on and config.features.top_categories:
+            top = [name for name, _ in sorted(main.items(), key=lambda kv: (-kv[1], kv[0]))][
+                : config.features.top_categories]
+        medians = _medians([s["price_pairs"] for s in full]) if "price" in groups_on else None
+        include = {"brands": any(s["has_brand"] for s in full),
+                   "items_per_order": any(s.get("has_quantity", False) for s in full),
+                   "avg_unit_price": any(s.get("has_unit_price", False) for s in full)}
+        spec = FeatureSpec(names=(), groups={}, category_columns=category_columns(top), price_medians=medians,
+                           include=include)
+        parts = _gather(client, client.map(tasks.features_of, cleaned, feature_cfg=config.features, spec=spec,
+                                           reference_time=reference), "computing features")
+        parts = [p for p in parts if p is not None]
+        frame_ns = _backend.frame_namespace(parts[0][0])
+        table = frame_ns.concat([p[0] for p in parts]).sort_index()
+        feats = CustomerFeatures(table, dict(parts[0][1]), set(parts[0][2]), reference,
+                                 dict(spec.category_columns), medians)
+        if len(feats) < 3:
+            raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
+        finite = table.abs().max() < float("inf")
+        finite = finite.to_pandas() if hasattr(finite, "to_pandas") else finite
+        if not bool(finite.all()):
+            bad = finite[~finite].index[0]
+            raise DataError(f"feature {bad!r} is not finite for some customers (values too large); "
+                            "check the input's amounts")
+
+        # the report's row-level tables: the rows of a seeded sample of customers
+        ids_all = _backend.to_host(table.index)
+        n_sample = min(len(ids_all), dk.insight_customers)
+        rng = np.random.default_rng(config.seed)
+        chosen = np.sort(rng.choice(len(ids_all), n_sample, replace=False)) if n_sample < len(ids_all) else None
+        sample_ids = ids_all if chosen is None else np.asarray(ids_all)[chosen]
+        main_names = sorted({n for s in full for n in s["main_categories"]})
+        brand_names = sorted({b for s in full for b in s["brands"]})
+        products = None
+        if any(s["products"] is not None for s in full):
+            products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
+        ids_future = client.scatter(pd.Index(sample_ids), broadcast=True)
+        rows = _gather(client, client.map(tasks.insight_rows, cleaned, customer_ids=ids_future,
+                                          main_categories=main_names, brands=brand_names, products=products),
+                       "collecting the report's sample")
+        del cleaned
+        rows = [r for r in rows if r is not None]
+        sample = pd.concat(rows, ignore_index=True) if rows else None
+        if be.is_gpu and sample is not None:
+            sample = be.frame.from_pandas(sample)
+        from ..prep.clean import CleanedData
+
+        cleaned_all = CleanedData(
+            frame=sample, kind=first["kind"], rows_in=rows_read, rows_out=rows_out, dropped=dropped, filled=filled,
+            main_categories=main_names, product_names=products, brand_names=brand_names,
+            price_group=first["price_group"], outlier_fence=fitted["outlier_fence"],
+            sessions_derived=first["sessions_derived"], reference_time=reference, columns=tuple(first["columns"]),
+            fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
+        )
+        st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
+        if chosen is not None:
+            note(f"the report's activity, category and product tables use the rows of a seeded sample of "
+                 f"{n_sample:,} of {len(ids_all):,} customers ([dask] insight_customers)")
+    return DistData(cleaned_all, feats, rows_read, mapping, formats[0] if formats else "", len(pieces), n_buckets,
+                    session.workers, n_sample)
+

@@ -1,0 +1,301 @@
+"""What Dask workers run: reading a piece of the input, hashing rows to customer buckets,
+cleaning and per-customer features of one bucket, and the small statistics the client
+combines. Plain functions of plain arguments (pickled by reference).
+
+Every bucket holds all rows of its customers, so per-customer results are exact; what needs
+all rows (the price fence, the top categories, the median price per group, the reference
+time, whether a data-dependent feature exists) is computed from the buckets' statistics on
+the client and handed back, the way a saved model hands its state to new data.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import backend as _backend
+
+__all__ = [
+    "read_piece", "bucket_of", "clean_bucket", "fence_counts",
+    "cleaned_stats", "features_of", "insight_rows", "len_or_zero", "for_shuffle", "bucket_frame",
+]
+
+
+def _be(name: str) -> Any:
+    return _backend.select(name)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[str], ids: list[str],
+               schema_name: str, mapping: dict[str, str], ts_format: str, backend: str) -> tuple[Any, dict]:
+    """One piece of the input (a file, Parquet row groups or a CSV byte range) as a
+    canonical frame, and {rows, malformed, timestamp_format}."""
+    from ..io import readers
+    from ..io.schemas import SCHEMAS
+
+    be = _be(backend)
+    path = Path(piece[0])
+    malformed = 0
+    if piece[1] == "file":
+        if be.is_gpu:
+            frame, malformed = readers._read_gpu([path], kind, columns, ids)
+        else:
+            frame, malformed = readers._read_cpu([path], kind, columns, categorical, ids)
+    elif piece[1] == "row_groups":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read_row_groups(list(piece[2]), columns=columns)
+        frame = _arrow_frame(table, categorical, ids)
+        if be.is_gpu:
+            frame = be.frame.from_pandas(frame)
+    else:  # ("csv_range", start, end)
+        table, malformed = _read_csv_range(path, piece[2], piece[3], columns, ids)
+        frame = _arrow_frame(table, categorical, ids)
+        if be.is_gpu:
+            frame = be.frame.from_pandas(frame)
+    rows = len(frame)
+    if rows == 0:
+        return None, {"rows": 0, "malformed": malformed, "timestamp_format": ""}
+    frame, used = readers._canonicalize(frame, SCHEMAS[schema_name], mapping, be, ts_format, source=str(path))
+    return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used}
+
+
+def _arrow_frame(table: Any, categorical: list[str], ids: list[str]) -> pd.DataFrame:
+    """As readers._read_cpu turns an Arrow table into pandas."""
+    import pyarrow as pa
+
+    from ..io.readers import _plain_integers
+
+    for i, fld in enumerate(table.schema):
+        if pa.types.is_date(fld.type):
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
+        elif fld.name in ids and fld.name not in categorical and _plain_integers(table.column(i)):
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.int64()))
+        elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
+            table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: list[str]) -> tuple[Any, int]:
+    """The rows whose first byte lies in [start, end) of an uncompressed CSV, with the header."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from ..io.readers import _delimiter
+
+    with open(path, "rb") as fh:
+        header = fh.readline()
+        if start <= len(header):
+            start = len(header)
+        else:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                fh.readline()  # the rest of a row that began before start
+            start = fh.tell()
+        fh.seek(start)
+        body = fh.read(max(end - start, 0))
+        if body and not body.endswith(b"\n"):
+            body += fh.readline()  # the row that crosses end
+    bad = [0]
+
+    def skip(row: Any) -> str:
+        bad[0] += 1
+        return "skip"
+
+    for encoding in ("utf8", "latin-1"):
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(header + body),
+                read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
+                convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
+                                                     column_types={c: pa.string() for c in columns}),
+            )
+            return table, bad[0]
+        except pa.ArrowInvalid:
+            bad[0] = 0
+            continue
+    from ..errors import DataError
+
+    raise DataError(f"{path}: bytes {start}..{end} cannot be parsed as CSV")
+
+
+# --- buckets ---------------------------------------------------------------------------------
+
+
+def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
+    """Bucket of every row: a hash of its customer id (the same id, the same bucket, on
+    every worker and device)."""
+    if frame is None:
+        return None
+    ids = frame[customer]
+    if str(ids.dtype) == "category":
+        ids = ids.astype(ids.cat.categories.dtype)
+    # the text of the id: a piece may hold 123 as an integer and another as "123"
+    ids = ids.astype("str")
+    if hasattr(ids, "to_pandas"):
+        return (ids.hash_values() % n_buckets).astype("int32")
+    h = pd.util.hash_pandas_object(ids, index=False)
+    return (h % np.uint64(n_buckets)).astype("int32")
+
+
+# --- cleaning and statistics ------------------------------------------------------------------
+
+
+def _loaded(frame: Any, schema_name: str, mapping: dict[str, str]) -> Any:
+    from ..io.readers import LoadedData
+    from ..io.schemas import SCHEMAS
+
+    return LoadedData(frame=frame, schema=SCHEMAS[schema_name], files=[], rows_read=len(frame), column_map=mapping)
+
+
+def fence_counts(frame: Any, schema_name: str, mapping: dict[str, str], clean_cfg: Any, backend: str) -> Any:
+    """Counts of every price that cleaning keeps before the outlier fence (the fence's
+    input), as a pandas Series price -> count."""
+    import dataclasses
+
+    from ..prep.clean import NoRowsError, clean
+
+    if frame is None:
+        return pd.Series(dtype="int64")
+    cfg = dataclasses.replace(clean_cfg, price_outliers=False)
+    try:
+        cleaned = clean(_loaded(frame, schema_name, mapping), cfg, _be(backend))
+    except NoRowsError:  # no usable row in this bucket
+        return pd.Series(dtype="int64")
+    counts = cleaned.frame["price"].value_counts()
+    return counts.to_pandas() if hasattr(counts, "to_pandas") else counts
+
+
+def clean_bucket(frame: Any, schema_name: str, mapping: dict[str, str], clean_cfg: Any, fitted: dict,
+                 backend: str) -> Any:
+    """The bucket cleaned with the global fence; None when no row survives (its drops are
+    still counted: a CleanedData with an empty frame would break the feature code, so the
+    counts travel as a dict)."""
+    from ..prep.clean import NoRowsError, clean
+
+    if frame is None:
+        return None
+    try:
+        return clean(_loaded(frame, schema_name, mapping), clean_cfg, _be(backend), fitted=fitted)
+    except NoRowsError as exc:  # a bucket of bad rows only: its drops still count
+        return {"rows_in": exc.rows_in, "dropped": dict(exc.dropped)}
+
+
+def _key_names(cleaned: Any, codes: np.ndarray) -> list[str]:
+    names = cleaned.price_key_names
+    return [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in codes]
+
+
+def cleaned_stats(cleaned: Any) -> dict[str, Any]:
+    """What the client needs from a cleaned bucket: row counts, drops, fills, the last
+    event, main-category counts by name, (price group, price) counts, the vocabularies, and
+    whether the data-dependent features have data."""
+    if cleaned is None:
+        return {"rows_in": 0, "rows_out": 0, "dropped": {}, "filled": {}}
+    if isinstance(cleaned, dict):
+        return {"rows_in": cleaned["rows_in"], "rows_out": 0, "dropped": cleaned["dropped"], "filled": {}}
+    f = cleaned.frame  # counted on its device; only the counts come to the host
+    main = _host(f.loc[f["main_cat"] >= 0, "main_cat"].value_counts())
+    main = {cleaned.main_categories[int(c)]: int(n) for c, n in main.items()}
+    pairs = _host(f.groupby(["price_key", "price"], sort=False).size().rename("count").reset_index())
+    pairs["price_key"] = _key_names(cleaned, pairs["price_key"].to_numpy())
+    out = {
+        "rows_in": cleaned.rows_in, "rows_out": cleaned.rows_out, "dropped": dict(cleaned.dropped),
+        "filled": dict(cleaned.filled), "reference_time": int(cleaned.reference_time), "main": main,
+        "price_pairs": pairs, "kind": cleaned.kind, "price_group": cleaned.price_group,
+        "sessions_derived": cleaned.sessions_derived, "source_columns": cleaned.source_columns,
+        "fill_values": cleaned.fill_values, "columns": cleaned.columns,
+        "brands": sorted(set(cleaned.brand_names)), "products": cleaned.product_names,
+        "main_categories": list(cleaned.main_categories),
+        "has_brand": bool((f["brand"] >= 0).any()) if "brand" in f.columns else False,
+    }
+    if cleaned.kind == "orders":
+        out["has_quantity"] = bool((f["quantity"] != 1.0).any())
+        out["has_unit_price"] = bool((f["price"] != f["amount"]).any())
+    return out
+
+
+def _host(obj: Any) -> Any:
+    return obj.to_pandas() if hasattr(obj, "to_pandas") else obj
+
+
+def features_of(cleaned: Any, feature_cfg: Any, spec: Any, reference_time: int) -> Any:
+    """Per-customer features of a cleaned bucket with the global spec: (frame, groups,
+    bounded), the frame pandas or cuDF."""
+    from ..prep.features import customer_features
+
+    if cleaned is None or isinstance(cleaned, dict):
+        return None
+    out = customer_features(cleaned, feature_cfg, spec, reference_time)
+    return out.frame, out.groups, sorted(out.bounded)
+
+
+def bucket_frame(frame: Any) -> Any:
+    """A shuffled partition as a plain frame (None when empty)."""
+    if frame is None or len(frame) == 0:
+        return None
+    return frame.reset_index(drop=True)
+
+
+def len_or_zero(frame: Any) -> int:
+    return 0 if frame is None else len(frame)
+
+
+def insight_rows(cleaned: Any, customer_ids: Any, main_categories: list[str], brands: list[str],
+                 products: list[str] | None) -> Any:
+    """The cleaned rows of the given customers with category, brand and product codes
+    translated to the global vocabularies (the report's sample)."""
+    if cleaned is None or isinstance(cleaned, dict):
+        return None
+    f = cleaned.frame
+    if hasattr(f, "to_pandas"):  # only the sample's rows come to the host
+        f = f[f["customer_id"].isin(list(customer_ids))]
+    host = _host(f)
+    host = host[host["customer_id"].isin(customer_ids)].copy()
+    if not len(host):
+        return None
+
+    def remap(col: str, local: list[str], glob: list[str]) -> None:
+        index = {name: i for i, name in enumerate(glob)}
+        lut = np.array([index.get(name, -1) for name in local] + [-1], dtype=np.int64)
+        codes = host[col].to_numpy().astype(np.int64)
+        host[col] = lut[np.where(codes >= 0, codes, len(local))]
+
+    remap("main_cat", list(cleaned.main_categories), main_categories)
+    if cleaned.brand_names:
+        remap("brand", list(cleaned.brand_names), brands)
+    if cleaned.product_names is not None and products is not None:
+        remap("product", list(cleaned.product_names), products)
+    return host
+
+
+def for_shuffle(read: tuple, customer: str, n_buckets: int) -> Any:
+    """A piece's frame with its rows' ``_bucket`` and categories as text (pieces encode
+    categories differently; cleaning encodes them again), ready for Dask's shuffle."""
+    frame = read[0]
+    if frame is None:
+        return None
+    frame = frame.copy()
+    if "user_session" in frame.columns:
+        # sessions only need to be told apart within a customer: a 64-bit hash of the id
+        # travels in 8 bytes instead of a 36-character UUID
+        s = frame["user_session"]
+        if str(s.dtype) == "category":
+            s = s.astype(s.cat.categories.dtype)
+        if hasattr(s, "to_pandas"):
+            hashed = s.astype("str").hash_values(method="xxhash64").astype("int64")
+        else:
+            hashed = pd.util.hash_pandas_object(s.astype("str"), index=False).astype("int64")
+        frame["user_session"] = hashed.where(s.notna())
+    for col in frame.columns:
+        if str(frame[col].dtype) == "category":
+            frame[col] = frame[col].astype(frame[col].cat.categories.dtype)
+    frame["_bucket"] = bucket_of(frame, customer, n_buckets)
+    return frame

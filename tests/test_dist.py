@@ -1,0 +1,242 @@
+"""Scale-out with Dask: the distributed load/clean/features equal the single-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+
+from gpuseg.cli import main  # noqa: E402
+from gpuseg.config import build_config  # noqa: E402
+from gpuseg.dist import _fence, plan_pieces, weighted_quantile  # noqa: E402
+from gpuseg.errors import ConfigError  # noqa: E402
+from gpuseg.io.synthetic import generate_events  # noqa: E402
+from gpuseg.pipeline import run  # noqa: E402
+from gpuseg.prep.clean import _price_fence  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           memory_limit="1GB")
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dist")
+    ev, truth = generate_events(2500, seed=7)
+    n = len(ev)
+    (d / "parts").mkdir()
+    for i in range(7):  # rows of one customer spread over several files
+        ev.iloc[i * n // 7:(i + 1) * n // 7].to_parquet(d / "parts" / f"part{i}.parquet", row_group_size=8000)
+    ev.to_csv(d / "events.csv", index=False)
+    rng = np.random.default_rng(0)
+    orders = pd.DataFrame({
+        "customer_id": rng.integers(0, 400, 6000).astype(str),
+        "order_id": rng.integers(0, 2500, 6000),
+        "timestamp": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 86400 * 90, 6000), unit="s"),
+        "quantity": rng.integers(1, 4, 6000),
+        "amount": np.round(rng.lognormal(3, 1, 6000), 2),
+        "category": rng.choice(["toys.cars", "garden", "books.novels", None], 6000),
+    })
+    orders.to_csv(d / "orders.csv", index=False)
+    return d
+
+
+def _run(out: Path, inp: str, scheduler: str | None = None, dask: dict | None = None, methods: str = "kmeans"):
+    file_values = {"dask": dask} if dask else None
+    cfg = build_config(file_values, input=inp, out=str(out), methods=methods, k="4", stability=0, report=False,
+                       device="cpu", cluster=scheduler)
+    return run(cfg)
+
+
+def _same(single, dist, exact_segments: bool = True):
+    a = pd.read_parquet(single.out_dir / "features.parquet")
+    b = pd.read_parquet(dist.out_dir / "features.parquet")
+    assert list(a.columns) == list(b.columns)
+    assert (a["customer_id"].to_numpy() == b["customer_id"].to_numpy()).all()
+    np.testing.assert_allclose(b.drop(columns="customer_id").to_numpy(), a.drop(columns="customer_id").to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+    sa = pd.read_parquet(single.out_dir / "segments.parquet")
+    sb = pd.read_parquet(dist.out_dir / "segments.parquet")
+    assert adjusted_rand_score(sa["segment"], sb["segment"]) == 1.0
+    ma, mb = single.metrics["data"], dist.metrics["data"]
+    for key in ("rows_read", "rows_used", "rows_dropped", "customers", "features", "top_categories",
+                "reference_time", "price_outlier_fence", "values_filled"):
+        assert ma[key] == mb[key], key
+
+
+@pytest.fixture(scope="module")
+def single_parquet(data, tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("single"), str(data / "parts"))
+
+
+def test_parquet_parts_equal_the_single_process_run(data, scheduler, single_parquet, tmp_path):
+    dist = _run(tmp_path / "dist", str(data / "parts"), scheduler)
+    _same(single_parquet, dist)
+    info = dist.metrics["dask"]
+    assert info["workers"] == 2 and info["pieces"] >= 7 and info["cluster"] == scheduler
+    # all customers fit in the report's sample here, so the row-level insights are equal too
+    ia = json.loads((single_parquet.out_dir / "insights.json").read_text())
+    ib = json.loads((dist.out_dir / "insights.json").read_text())
+    assert ia == ib
+
+
+@pytest.mark.parametrize("partitions", [3, 17])
+def test_partition_count_does_not_change_results(data, scheduler, single_parquet, tmp_path, partitions):
+    dist = _run(tmp_path / "dist", str(data / "parts"), scheduler, {"partitions": partitions})
+    assert dist.metrics["dask"]["partitions"] == partitions
+    _same(single_parquet, dist)
+
+
+def test_csv_byte_ranges_equal_the_single_process_run(data, scheduler, tmp_path):
+    single = _run(tmp_path / "single", str(data / "events.csv"))
+    dist = _run(tmp_path / "dist", str(data / "events.csv"), scheduler, {"piece_mb": 1, "partitions": 5})
+    assert dist.metrics["dask"]["pieces"] >= 10  # a 13 MB file in 1 MB ranges
+    _same(single, dist)
+
+
+def test_orders_equal_the_single_process_run(data, scheduler, tmp_path):
+    single = _run(tmp_path / "single", str(data / "orders.csv"))
+    dist = _run(tmp_path / "dist", str(data / "orders.csv"), scheduler, {"piece_mb": 1, "partitions": 4})
+    assert "items_per_order" in single.metrics["data"]["features"]
+    _same(single, dist)
+
+
+def test_report_sample_is_used_and_said(data, scheduler, tmp_path, capsys):
+    rc = main(["run", "--input", str(data / "parts"), "--methods", "kmeans", "--k", "4", "--stability", "0",
+               "--no-report", "--out", str(tmp_path / "o"), "--cluster", scheduler, "--config",
+               str(_toml(tmp_path, "[dask]\ninsight_customers = 500\n"))])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "seeded sample of 500 of 2,500 customers" in err and "dashboard" in err
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["dask"]["insight_customers"] == 500
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+def test_local_cluster_from_the_command_line(data, tmp_path, capsys):
+    rc = main(["run", "--input", str(data / "parts"), "--methods", "kmeans", "--k", "4", "--stability", "0",
+               "--no-report", "--out", str(tmp_path / "o"), "--cluster", "local", "--workers", "2",
+               "--memory-limit", "1GB"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "a local Dask cluster of 2 worker(s)" in err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["dask"]["kind"] == "dask" and m["data"]["customers"] == 2500
+
+
+def test_unreachable_scheduler_is_one_line_and_writes_nothing(data, tmp_path, capsys):
+    rc = main(["run", "--input", str(data / "parts"), "--out", str(tmp_path / "o"), "--cluster",
+               "tcp://127.0.0.1:9", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("gpuseg: error: --cluster tcp://127.0.0.1:9") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad", [{"cluster": "nonsense"}, {"workers": -1}, {"memory_limit": "lots"}])
+def test_bad_dask_options(bad):
+    with pytest.raises(ConfigError):
+        build_config(input="x.csv", **bad)
+
+
+def test_fill_mode_and_synthetic_input_are_refused_with_a_cluster():
+    with pytest.raises(ConfigError, match="fill_missing"):
+        build_config({"clean": {"fill_missing": "mode"}}, input="x.csv", cluster="local")
+    with pytest.raises(ConfigError, match="needs --input"):
+        build_config(cluster="local")
+
+
+def test_weighted_quantile_matches_numpy():
+    rng = np.random.default_rng(1)
+    values = np.round(rng.lognormal(2, 1, 5000), 1)
+    u, c = np.unique(values, return_counts=True)
+    for q in (0, 0.1, 0.25, 0.5, 0.75, 0.999, 1):
+        assert weighted_quantile(u, c, q) == pytest.approx(np.quantile(values, q), rel=1e-12)
+
+
+def test_fence_from_counts_matches_the_single_process_fence():
+    from gpuseg import backend
+    from gpuseg.config import CleanConfig
+
+    rng = np.random.default_rng(2)
+    prices = pd.Series(np.round(rng.lognormal(3, 1.2, 20000), 2))
+    for cfg in (CleanConfig(), CleanConfig(iqr_on_log=False, iqr_factor=1.5)):
+        expected = _price_fence(prices, cfg, backend.select("cpu"))
+        got = _fence(prices.value_counts(), cfg)
+        assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_plan_pieces_covers_a_csv_exactly(data):
+    path = data / "events.csv"
+    pieces = plan_pieces([path], "csv", 1 << 20)
+    assert pieces[0][2] == 0 and pieces[-1][3] == path.stat().st_size
+    assert all(a[3] == b[2] for a, b in zip(pieces, pieces[1:]))
+    from gpuseg.dist.tasks import _read_csv_range
+
+    total = sum(_read_csv_range(path, p[2], p[3], ["user_id"], ["user_id"])[0].num_rows for p in pieces)
+    assert total == len(pd.read_csv(path, usecols=["user_id"]))
+
+
+@pytest.mark.skipif(not os.environ.get("GPUSEG_MEMORY_TEST"), reason="set GPUSEG_MEMORY_TEST=1 (tens of minutes)")
+@pytest.mark.xfail(reason="not met yet: at 1 GB per worker the shuffle of a 3.3 GB CSV gets its workers killed "
+                          "(issue 8 stays open)", strict=False)
+def test_peak_worker_memory_stays_within_the_limit_on_data_ten_times_larger(tmp_path):
+    """Two workers limited to GPUSEG_MEMORY_LIMIT_MB (default 1024) each segment a CSV ten
+    times that size (GPUSEG_MEMORY_TEST_CSV reuses one); every worker's peak RSS stays below
+    the limit (the nanny would kill a worker that crossed 95% of it)."""
+    from distributed import Client, LocalCluster
+
+    limit = int(os.environ.get("GPUSEG_MEMORY_LIMIT_MB", "1024")) << 20
+    path = Path(os.environ.get("GPUSEG_MEMORY_TEST_CSV", tmp_path / "big.csv"))
+    if not path.is_file():
+        first, i = True, 0
+        while not path.is_file() or path.stat().st_size <= 10 * limit:
+            ev, _ = generate_events(20_000, seed=100 + i)  # about 1M events, 135 MB of CSV
+            ev["user_id"] += i * 1_000_000_000
+            ev.to_csv(path, mode="w" if first else "a", header=first, index=False)
+            first, i = False, i + 1
+    assert path.stat().st_size > 10 * limit
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                           dashboard_address=":0", env={"ARROW_DEFAULT_MEMORY_POOL": "system"})
+    try:
+        result = _run(tmp_path / "o", str(path), cluster.scheduler_address)
+        with Client(cluster) as client:
+            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    finally:
+        cluster.close()
+    assert result.metrics["data"]["rows_read"] > 0
+    assert max(peaks.values()) < limit, peaks
+
+
+@pytest.mark.gpu
+def test_dask_cuda_on_one_gpu_equals_plain_cudf(data, tmp_path):
+    """LocalCUDACluster (one worker per GPU) against the single-process cuDF run."""
+    from gpuseg import backend as _backend
+
+    probe = _backend.probe_gpu()
+    if not probe.available:
+        pytest.skip(f"no GPU backend: {probe.reason}")
+    pytest.importorskip("dask_cuda")
+    cfg = dict(input=str(data / "parts"), methods="kmeans", k="4", stability=0, report=False, device="gpu")
+    single = run(build_config(out=str(tmp_path / "single"), **cfg))
+    dist = run(build_config(out=str(tmp_path / "dist"), cluster="local", **cfg))
+    assert dist.metrics["dask"]["kind"] == "dask-cuda"
+    _same(single, dist)
