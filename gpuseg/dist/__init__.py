@@ -97,13 +97,13 @@ WORKER_BASELINE = 300 << 20
 
 
 def task_budget(memory_limit: int) -> int:
-    """Bytes of input one task may take: an eighth of what a worker's memory limit leaves
-    after its baseline (parsing text takes several times its size; Dask spills finished
-    results to disk from 60% of the limit and pauses the worker at 80%). 0 without a
-    limit."""
+    """Bytes of input one task may take: a 24th of what a worker's memory limit leaves
+    after its baseline (parsing text and the shuffle's transfer take several times a
+    piece's size; Dask spills finished results to disk from 60% of the limit and pauses
+    the worker at 80%). 0 without a limit."""
     if not memory_limit:
         return 0
-    return max((memory_limit - WORKER_BASELINE) // 8, 4 << 20)
+    return max((memory_limit - WORKER_BASELINE) // 24, 4 << 20)
 
 
 def input_bytes(files: list[Path], kind: str) -> int:
@@ -172,8 +172,9 @@ def _gather(client: Any, futures: list, what: str) -> list:
     distributed = _backend.import_optional("distributed", hint=_backend.DASK_HINT)
     try:
         return client.gather(futures)
-    except distributed.KilledWorker as exc:
-        raise DeviceError(f"a Dask worker died repeatedly while {what} ({exc}); give the workers more memory "
+    except (distributed.KilledWorker, distributed.client.FutureCancelledError) as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise DeviceError(f"a Dask worker died repeatedly while {what} ({first}); give the workers more memory "
                           "(--memory-limit) or more partitions ([dask] partitions)") from None
 
 
@@ -240,7 +241,16 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             note(f"the pieces' timestamps were read with {len(formats)} formats: {', '.join(formats)}")
         # every row to the bucket of its customer: Dask's (disk-backed, peer-to-peer)
         # shuffle, with the bucket as the index and one partition per bucket
-        frames = client.map(tasks.for_shuffle, read, customer=schema.customer, n_buckets=n_buckets)
+        vocab: dict[str, set] = {}
+        for i in infos:
+            for col, values in i["categories"].items():
+                vocab.setdefault(col, set()).update(values)
+        vocab = {col: sorted(values) for col, values in vocab.items()}
+        # a task's result, not scattered data: a worker that dies takes scattered data with
+        # it, while a task's result is computed again
+        vocab_future = client.submit(tasks.identity, vocab, pure=False) if vocab else None
+        frames = client.map(tasks.for_shuffle, read, customer=schema.customer, n_buckets=n_buckets,
+                            vocab=vocab_future)
         del read
         frames = [f for f, i in zip(frames, infos) if i["rows"] > i["malformed"]]
         if not frames:
@@ -248,7 +258,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         meta = frames[0].result().iloc[:0]
         ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
         shuffled = ddf.set_index("_bucket", divisions=list(range(n_buckets)) + [n_buckets - 1])
-        buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()))
+        buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()), vocab=vocab_future)
         del frames, ddf, shuffled
         _gather(client, client.map(tasks.len_or_zero, buckets), "sending rows to their customer buckets")
         st["detail"] = (f"{rows_read:,} rows of {schema.name} from {len(files)} file(s) in {len(pieces)} pieces, "
@@ -328,7 +338,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         products = None
         if any(s["products"] is not None for s in full):
             products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
-        ids_future = client.scatter(pd.Index(sample_ids), broadcast=True)
+        ids_future = client.submit(tasks.identity, pd.Index(sample_ids), pure=False)
         rows = _gather(client, client.map(tasks.insight_rows, cleaned, customer_ids=ids_future,
                                           main_categories=main_names, brands=brand_names, products=products),
                        "collecting the report's sample")

@@ -21,7 +21,7 @@ from .. import backend as _backend
 
 __all__ = [
     "read_piece", "bucket_of", "clean_bucket", "fence_counts",
-    "cleaned_stats", "features_of", "insight_rows", "len_or_zero", "for_shuffle", "bucket_frame",
+    "cleaned_stats", "features_of", "insight_rows", "len_or_zero", "for_shuffle", "bucket_frame", "identity",
 ]
 
 
@@ -61,9 +61,20 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
             frame = be.frame.from_pandas(frame)
     rows = len(frame)
     if rows == 0:
-        return None, {"rows": 0, "malformed": malformed, "timestamp_format": ""}
+        return None, {"rows": 0, "malformed": malformed, "timestamp_format": "", "categories": {}}
     frame, used = readers._canonicalize(frame, SCHEMAS[schema_name], mapping, be, ts_format, source=str(path))
-    return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used}
+    categories = {}
+    if not be.is_gpu:  # the few values of the low-cardinality text columns, for one global encoding
+        for col in SHUFFLE_CODED:
+            if col in frame.columns and str(frame[col].dtype) == "category":
+                categories[col] = [str(c) for c in frame[col].cat.categories]
+    return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used,
+                   "categories": categories}
+
+
+#: Text columns with few distinct values that cross the shuffle as int32 codes of one
+#: global vocabulary (as text they would take most of the shuffle's memory).
+SHUFFLE_CODED = ("event_type", "category_code", "brand", "category")
 
 
 def _arrow_frame(table: Any, categorical: list[str], ids: list[str]) -> pd.DataFrame:
@@ -237,11 +248,21 @@ def features_of(cleaned: Any, feature_cfg: Any, spec: Any, reference_time: int) 
     return out.frame, out.groups, sorted(out.bounded)
 
 
-def bucket_frame(frame: Any) -> Any:
-    """A shuffled partition as a plain frame (None when empty)."""
+def bucket_frame(frame: Any, vocab: dict[str, list[str]] | None = None) -> Any:
+    """A shuffled partition as a plain frame (None when empty), coded columns back to
+    categories."""
     if frame is None or len(frame) == 0:
         return None
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    for col, values in (vocab or {}).items():
+        if col in frame.columns:
+            frame[col] = pd.Categorical.from_codes(frame[col].to_numpy(), categories=values)
+    return frame
+
+
+def identity(obj: Any) -> Any:
+    """A small object as a task's result (computed again if its worker dies)."""
+    return obj
 
 
 def len_or_zero(frame: Any) -> int:
@@ -276,13 +297,22 @@ def insight_rows(cleaned: Any, customer_ids: Any, main_categories: list[str], br
     return host
 
 
-def for_shuffle(read: tuple, customer: str, n_buckets: int) -> Any:
-    """A piece's frame with its rows' ``_bucket`` and categories as text (pieces encode
-    categories differently; cleaning encodes them again), ready for Dask's shuffle."""
+def for_shuffle(read: tuple, customer: str, n_buckets: int, vocab: dict[str, list[str]] | None = None) -> Any:
+    """A piece's frame with its rows' ``_bucket``, ready for Dask's shuffle: the columns of
+    ``vocab`` as int32 codes of those global values (-1 missing), other categories as text
+    (pieces encode categories differently; cleaning encodes them again)."""
     frame = read[0]
     if frame is None:
         return None
     frame = frame.copy()
+    for col, values in (vocab or {}).items():
+        if col in frame.columns:
+            if str(frame[col].dtype) != "category":  # a piece where the column is all empty, say
+                frame[col] = frame[col].astype("category")
+            index = {v: i for i, v in enumerate(values)}
+            lut = np.array([index.get(str(c), -1) for c in frame[col].cat.categories] + [-1], dtype=np.int32)
+            codes = frame[col].cat.codes.to_numpy()
+            frame[col] = lut[np.where(codes >= 0, codes, len(lut) - 1)]
     if "user_session" in frame.columns:
         # sessions only need to be told apart within a customer: a 64-bit hash of the id
         # travels in 8 bytes instead of a 36-character UUID
