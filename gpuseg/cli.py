@@ -517,8 +517,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
                  f"{r['new_customers']:,.0f}"]
         rows.append(([r["member"]] if has_member else []) + cells)
     sys.stdout.write(
-        f"\nCentre movement ({'in scaled units; ' if True else ''}relative: over the distance to the nearest other "
-        f"centre):\n" + _table(headers, rows) + "\n"
+        "\nCentre movement (in scaled units; relative: over the distance to the nearest other "
+        "centre):\n" + _table(headers, rows) + "\n"
         f"\nWrote model version {version} to {out} (segment ids and names kept; {model_dir} unchanged)\n"
     )
     return 0

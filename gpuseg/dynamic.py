@@ -33,7 +33,6 @@ import dataclasses
 import datetime as _dt
 import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -653,9 +652,3 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
                   f"in {info[-1]['window']} (refit above {PSI_REFIT})")
     return Migration(info, transitions, movers_frame, drift, bool(len(bad)), reason, labels)
 
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    _backend.synchronize()
-    return out, time.perf_counter() - t0

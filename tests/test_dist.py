@@ -196,7 +196,7 @@ def test_plan_pieces_covers_a_csv_exactly(data):
 
 
 @pytest.mark.skipif(not os.environ.get("GPUSEG_MEMORY_TEST"), reason="set GPUSEG_MEMORY_TEST=1 (tens of minutes)")
-@pytest.mark.xfail(reason="not met yet: at 1 GB per worker the shuffle of a 3.3 GB CSV gets its workers killed "
+@pytest.mark.xfail(reason="not met yet: at 1 GB per worker the feature stage of a 3.3 GB CSV gets its workers restarted "
                           "(issue 8 stays open)", strict=False)
 def test_peak_worker_memory_stays_within_the_limit_on_data_ten_times_larger(tmp_path):
     """Two workers limited to GPUSEG_MEMORY_LIMIT_MB (default 1024) each segment a CSV ten
