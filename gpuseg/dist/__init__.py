@@ -39,6 +39,7 @@ import pandas as pd
 
 from .. import backend as _backend
 from ..errors import DataError, DeviceError, SchemaError
+from ..prep.clean import fence_from_quartiles
 from . import tasks
 
 __all__ = ["DistData", "load_clean_features", "plan_pieces", "weighted_quantile"]
@@ -145,14 +146,7 @@ def _fence(counts: pd.Series, config: Any) -> tuple[float, float] | None:
     if config.iqr_on_log:
         values = np.log1p(values)
     c = counts.to_numpy()
-    q1, q3 = weighted_quantile(values, c, 0.25), weighted_quantile(values, c, 0.75)
-    iqr = q3 - q1
-    if not iqr > 1e-12 * max(1.0, abs(q3)):
-        return None
-    lo, hi = q1 - config.iqr_factor * iqr, q3 + config.iqr_factor * iqr
-    if config.iqr_on_log:
-        return float(np.expm1(max(lo, 0.0))), float(np.expm1(hi))
-    return max(lo, 0.0), hi
+    return fence_from_quartiles(weighted_quantile(values, c, 0.25), weighted_quantile(values, c, 0.75), config)
 
 
 def _medians(pairs: list[pd.DataFrame]) -> dict[str, float]:
@@ -203,7 +197,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
     """
     from ..io.readers import read_header
     from ..io.schemas import detect_format
-    from ..prep.features import CustomerFeatures, FeatureSpec, category_columns
+    from ..prep.features import CustomerFeatures, FeatureSpec, category_columns, check_finite
 
     client = session.client
     dk = config.dask
@@ -320,12 +314,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
                                  dict(spec.category_columns), medians)
         if len(feats) < 3:
             raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
-        finite = table.abs().max() < float("inf")
-        finite = finite.to_pandas() if hasattr(finite, "to_pandas") else finite
-        if not bool(finite.all()):
-            bad = finite[~finite].index[0]
-            raise DataError(f"feature {bad!r} is not finite for some customers (values too large); "
-                            "check the input's amounts")
+        check_finite(table)
 
         # the report's row-level tables: the rows of a seeded sample of customers
         ids_all = _backend.to_host(table.index)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backend as _backend
+from ..prep.features import price_key_names
 
 __all__ = [
     "read_piece", "bucket_of", "clean_bucket", "fence_counts",
@@ -51,12 +52,12 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
         import pyarrow.parquet as pq
 
         table = pq.ParquetFile(path).read_row_groups(list(piece[2]), columns=columns)
-        frame = _arrow_frame(table, categorical, ids)
+        frame = readers.arrow_to_pandas(table, categorical, ids)
         if be.is_gpu:
             frame = be.frame.from_pandas(frame)
     else:  # ("csv_range", start, end)
         table, malformed = _read_csv_range(path, piece[2], piece[3], columns, ids)
-        frame = _arrow_frame(table, categorical, ids)
+        frame = readers.arrow_to_pandas(table, categorical, ids)
         if be.is_gpu:
             frame = be.frame.from_pandas(frame)
     rows = len(frame)
@@ -75,22 +76,6 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
 #: Text columns with few distinct values that cross the shuffle as int32 codes of one
 #: global vocabulary (as text they would take most of the shuffle's memory).
 SHUFFLE_CODED = ("event_type", "category_code", "brand", "category")
-
-
-def _arrow_frame(table: Any, categorical: list[str], ids: list[str]) -> pd.DataFrame:
-    """As readers._read_cpu turns an Arrow table into pandas."""
-    import pyarrow as pa
-
-    from ..io.readers import _plain_integers
-
-    for i, fld in enumerate(table.schema):
-        if pa.types.is_date(fld.type):
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
-        elif fld.name in ids and fld.name not in categorical and _plain_integers(table.column(i)):
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.int64()))
-        elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
-            table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
-    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: list[str]) -> tuple[Any, int]:
@@ -199,11 +184,6 @@ def clean_bucket(frame: Any, schema_name: str, mapping: dict[str, str], clean_cf
         return {"rows_in": exc.rows_in, "dropped": dict(exc.dropped)}
 
 
-def _key_names(cleaned: Any, codes: np.ndarray) -> list[str]:
-    names = cleaned.price_key_names
-    return [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in codes]
-
-
 def cleaned_stats(cleaned: Any) -> dict[str, Any]:
     """What the client needs from a cleaned bucket: row counts, drops, fills, the last
     event, main-category counts by name, (price group, price) counts, the vocabularies, and
@@ -216,7 +196,7 @@ def cleaned_stats(cleaned: Any) -> dict[str, Any]:
     main = _host(f.loc[f["main_cat"] >= 0, "main_cat"].value_counts())
     main = {cleaned.main_categories[int(c)]: int(n) for c, n in main.items()}
     pairs = _host(f.groupby(["price_key", "price"], sort=False).size().rename("count").reset_index())
-    pairs["price_key"] = _key_names(cleaned, pairs["price_key"].to_numpy())
+    pairs["price_key"] = price_key_names(cleaned, pairs["price_key"].to_numpy())
     out = {
         "rows_in": cleaned.rows_in, "rows_out": cleaned.rows_out, "dropped": dict(cleaned.dropped),
         "filled": dict(cleaned.filled), "reference_time": int(cleaned.reference_time), "main": main,

@@ -305,8 +305,6 @@ def from_frame(
 def _read_cpu(
     files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = ()
 ) -> tuple[pd.DataFrame, int]:
-    import pyarrow as pa
-
     tables = []
     malformed = 0
     for f in files:
@@ -317,6 +315,14 @@ def _read_cpu(
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
+    return arrow_to_pandas(table, categorical, ids), malformed
+
+
+def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = ()) -> pd.DataFrame:
+    """An Arrow table of input columns as pandas: dates as timestamps, plain-integer ids as
+    int64, categorical text as categories."""
+    import pyarrow as pa
+
     for i, fld in enumerate(table.schema):
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
@@ -326,7 +332,7 @@ def _read_cpu(
             # text columns become categories here: Arrow encodes them several times faster
             # than pandas' astype("category")
             table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
-    return table.to_pandas(split_blocks=True, self_destruct=True), malformed
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _plain_integers(col) -> bool:

@@ -344,7 +344,12 @@ def _price_fence(price, config: CleanConfig, backend: Backend) -> tuple[float, f
         values = _like(values, backend.xp.log1p(series_values(values)))
     if len(values) == 0:
         return None
-    q1, q3 = float(values.quantile(0.25)), float(values.quantile(0.75))
+    return fence_from_quartiles(float(values.quantile(0.25)), float(values.quantile(0.75)), config)
+
+
+def fence_from_quartiles(q1: float, q3: float, config: CleanConfig) -> tuple[float, float] | None:
+    """The accepted price range from the quartiles of the (log1p) prices; None when they
+    have no spread (IQR = 0)."""
     iqr = q3 - q1
     if not iqr > 1e-12 * max(1.0, abs(q3)):  # fixed-price catalogues: no fence
         return None

@@ -238,13 +238,18 @@ def customer_features(
             f"the feature groups {', '.join(config.groups)} give no features for {data.kind} input; "
             "add groups in [features] groups"
         )
-    finite = out.frame.abs().max() < float("inf")
+    check_finite(out.frame)
+    return out
+
+
+def check_finite(frame: Any) -> None:
+    """DataError naming the first feature with an infinite value (amounts too large)."""
+    finite = frame.abs().max() < float("inf")
     if hasattr(finite, "to_pandas"):
         finite = finite.to_pandas()
     if not bool(finite.all()):
         bad = finite[~finite].index[0]
         raise DataError(f"feature {bad!r} is not finite for some customers (values too large); check the input's amounts")
-    return out
 
 
 def _time_columns(f, config: FeatureConfig) -> dict[str, Any]:
@@ -326,6 +331,13 @@ def _safe_div(num, den, cap: float | None = None):
     return out.clip(upper=cap) if cap is not None else out
 
 
+def price_key_names(data: CleanedData, codes: Any) -> list[str]:
+    """The price-group keys behind ``price_key`` codes, as text (what saved medians are
+    keyed by): the group's value, or ``"-1"`` for rows without a group."""
+    names = data.price_key_names
+    return [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in codes]
+
+
 def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, dict[str, float]]:
     """price / median price of the row's price group, and the medians by group key (text).
 
@@ -333,8 +345,7 @@ def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, d
     """
     med = f.groupby("price_key")["price"].median()
     host = med.to_pandas() if hasattr(med, "to_pandas") else med
-    names = data.price_key_names
-    keys = [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in host.index]
+    keys = price_key_names(data, host.index)
     if spec is not None and spec.price_medians:
         fitted = [spec.price_medians.get(k) for k in keys]
         host = host.copy()
