@@ -7,7 +7,10 @@ it, each engine in a fresh process, side by side:
 
 - ``single``: one process (pandas on the CPU, cuDF with ``--device gpu``);
 - ``dask``: ``--cluster local`` (a LocalCluster of ``--workers`` processes on the CPU, a
-  LocalCUDACluster with ``--device gpu``).
+  LocalCUDACluster with ``--device gpu``);
+- ``dask-kmeans`` (with ``--kmeans-on-workers``): the same, and K-means on the workers
+  (``[dask] kmeans = "workers"``); its cluster stage is compared with the single run's,
+  and its segments too (adjusted Rand index).
 
 Reported from each run's ``metrics.json``: the seconds of load, clean and features, events
 per second through them ("feature stage"), the total seconds and events per second end to
@@ -74,8 +77,11 @@ def data_folder(events: int) -> Path:
 def run_engine(folder: Path, engine: str, device: str, workers: int, out: Path) -> dict:
     cmd = [sys.executable, "-m", "gpuseg", "run", "--input", str(folder), "--methods", "kmeans", "--k", "6",
            "--stability", "0", "--no-report", "--device", device, "--out", str(out), "-q"]
-    if engine == "dask":
+    if engine.startswith("dask"):
         cmd += ["--cluster", "local"] + (["--workers", str(workers)] if workers else [])
+    if engine == "dask-kmeans":  # K-means on the workers too
+        (out.parent / "kmeans.toml").write_text('[dask]\nkmeans = "workers"\n')
+        cmd += ["--config", str(out.parent / "kmeans.toml")]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
     wall = time.perf_counter() - t0
@@ -86,7 +92,8 @@ def run_engine(folder: Path, engine: str, device: str, workers: int, out: Path) 
     data_s = t["load"] + t["clean"] + t["features"]
     rows = m["data"]["rows_read"]
     return {"engine": engine, "events": rows, "customers": m["data"]["customers"], "load_s": t["load"],
-            "clean_s": t["clean"], "features_s": t["features"], "data_stages_s": data_s, "total_s": t["total"],
+            "clean_s": t["clean"], "features_s": t["features"], "data_stages_s": data_s, "cluster_s": t["cluster"],
+            "total_s": t["total"],
             "wall_s": wall, "feature_events_per_s": rows / data_s, "end_to_end_events_per_s": rows / t["total"],
             "device": m["device"]["label"], "dask": m.get("dask")}
 
@@ -96,6 +103,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10M", help="events, e.g. 10M,40M")
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     ap.add_argument("--workers", type=int, default=0, help="Dask workers (default: Dask's choice)")
+    ap.add_argument("--kmeans-on-workers", action="store_true",
+                    help="a third run: Dask with K-means on the workers ([dask] kmeans = workers)")
     args = ap.parse_args()
     import pandas as pd
 
@@ -104,11 +113,11 @@ def main() -> None:
         folder = data_folder(size)
         with tempfile.TemporaryDirectory() as tmp:
             runs = {}
-            for engine in ("single", "dask"):
+            for engine in ("single", "dask") + (("dask-kmeans",) if args.kmeans_on_workers else ()):
                 r = run_engine(folder, engine, args.device, args.workers, Path(tmp) / engine)
                 runs[engine] = r
                 results["runs"].append(r)
-                print(f"{engine:>6} {r['events']:>12,} events {r['customers']:>10,} customers | load {r['load_s']:6.1f} s "
+                print(f"{engine:>11} {r['events']:>12,} events {r['customers']:>10,} customers | load {r['load_s']:6.1f} s "
                       f"clean {r['clean_s']:6.1f} s features {r['features_s']:6.1f} s | "
                       f"{r['feature_events_per_s']:>10,.0f} events/s through features, "
                       f"{r['end_to_end_events_per_s']:>10,.0f} events/s end to end ({r['total_s']:.1f} s)", flush=True)
@@ -117,9 +126,19 @@ def main() -> None:
             same = a.shape == b.shape and bool(np.allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float),
                                                            rtol=1e-9, atol=1e-9))
             ratio = runs["single"]["data_stages_s"] / runs["dask"]["data_stages_s"]
-            results["runs"][-1]["features_equal_single"] = same
-            results["runs"][-1]["speedup_data_stages"] = ratio
+            runs["dask"]["features_equal_single"] = same
+            runs["dask"]["speedup_data_stages"] = ratio
             print(f"  dask / single: {ratio:.2f}x on the data stages; features equal: {same}", flush=True)
+            if "dask-kmeans" in runs:
+                from sklearn.metrics import adjusted_rand_score
+
+                sa = pd.read_parquet(Path(tmp) / "single" / "segments.parquet")["segment"]
+                sb = pd.read_parquet(Path(tmp) / "dask-kmeans" / "segments.parquet")["segment"]
+                ari = float(adjusted_rand_score(sa, sb))
+                k_ratio = runs["single"]["cluster_s"] / runs["dask-kmeans"]["cluster_s"]
+                runs["dask-kmeans"].update(ari_vs_single=ari, speedup_cluster=k_ratio)
+                print(f"  K-means on the workers / in-process: {k_ratio:.2f}x on the cluster stage; "
+                      f"ARI of the segments vs single: {ari:.4f}", flush=True)
     out = HERE / "results" / f"scale-{args.device}-{platform.node() or 'host'}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)

@@ -432,6 +432,26 @@ def library_versions(backend: Backend) -> dict[str, str]:
 DASK_HINT = "pip install 'gpuseg[dask]'"
 
 
+def device_memory(backend: Backend) -> int:
+    """Total memory of the current GPU in bytes (0 on the CPU backend)."""
+    if not backend.is_gpu:
+        return 0
+    cp = gpu_module("cupy")
+    return int(cp.cuda.runtime.memGetInfo()[1])
+
+
+def dask_gpu_kmeans(client: Any, X: Any, n_clusters: int, random_state: int, max_iter: int = 300,
+                    tol: float = 1e-4) -> tuple[Any, Any, int]:
+    """cuML's multi-GPU K-means (k-means|| seeding) of a CuPy-backed Dask array on the
+    dask-cuda workers: (centres, labels as one CuPy array, iterations)."""
+    cuml_dask = gpu_module("cuml.dask.cluster")
+    km = cuml_dask.KMeans(client=client, n_clusters=n_clusters, init="scalable-k-means++", max_iter=max_iter,
+                          tol=tol, random_state=random_state, output_type="cupy")
+    km.fit(X)
+    labels = km.predict(X).compute()
+    return km.cluster_centers_, labels, int(getattr(km, "n_iter_", 0) or 0)
+
+
 @dataclass
 class DaskSession:
     """A Dask client, and the local cluster it started (closed with the session)."""
@@ -469,6 +489,14 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
     distributed = import_optional("distributed", hint=DASK_HINT)
     limit = memory_limit if memory_limit and memory_limit != "auto" else "auto"
     cluster = None
+    local_config: dict[str, Any] = {}
+    if address == "local" and limit != "auto":
+        # the peer-to-peer shuffle's send and disk buffers (1 GiB and 100 MiB by default) are
+        # memory the worker does not manage: scaled to an eighth of the limit each
+        dask_utils = import_optional("dask.utils", hint=DASK_HINT)
+        buffer = max(16 << 20, int(dask_utils.parse_bytes(limit)) // 8)
+        local_config = {"distributed.p2p.comm.buffer": buffer, "distributed.p2p.storage.buffer": buffer}
+    dask = import_optional("dask", hint=DASK_HINT)
     try:
         if address == "local":
             if backend.is_gpu:
@@ -479,11 +507,17 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
                     kwargs["n_workers"] = workers
                 if limit != "auto":
                     kwargs["memory_limit"] = limit
-                cluster = dask_cuda.LocalCUDACluster(**kwargs)
+                with dask.config.set(local_config):
+                    cluster = dask_cuda.LocalCUDACluster(**kwargs)
             else:
                 n = workers or max(1, (os.cpu_count() or 2) // 2)
-                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                   memory_limit=limit, dashboard_address=":0")
+                # Arrow's own allocator keeps freed memory for reuse, which Dask counts against
+                # the memory limit; the system allocator returns it (Dask's nanny already sets
+                # MALLOC_TRIM_THRESHOLD_ so that glibc does)
+                with dask.config.set(local_config):
+                    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                       memory_limit=limit, dashboard_address=":0",
+                                                       env={"ARROW_DEFAULT_MEMORY_POOL": "system"})
             client = distributed.Client(cluster)
         else:
             client = distributed.Client(address, timeout="10s")

@@ -163,7 +163,12 @@ class DaskConfig:
     #: target size of one input piece (a CSV byte range, a group of Parquet row groups)
     piece_mb: int = 128
     #: customers whose rows feed the report's activity, category and product tables
-    insight_customers: int = 200_000
+    insight_customers: int = 50_000
+    #: where K-means ("kmeans") fits the customer table: "client" (this process, on its GPU
+    #: or CPU), "workers" (map-reduce Lloyd over row blocks on the workers; cuML's
+    #: multi-GPU K-means on dask-cuda) or "auto" (workers when the table is larger than half
+    #: a worker's memory limit, or on GPUs 40% of one GPU's memory)
+    kmeans: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -394,6 +399,8 @@ def _validate(cfg: RunConfig) -> None:
         v = getattr(d, key)
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise ConfigError(f"[dask] {key} (--{key.replace('_', '-')}) must be an integer >= {low}, not {v!r}")
+    if d.kmeans not in ("auto", "client", "workers"):
+        raise ConfigError(f"[dask] kmeans must be auto, client or workers, not {d.kmeans!r}")
     if d.memory_limit != "auto" and not re.match(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?)?\s*$", d.memory_limit, re.I):
         raise ConfigError(f"--memory-limit must be auto or a size such as 4GB, not {d.memory_limit!r}")
     if d.cluster and cfg.clean.fill_missing == "mode":

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,11 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     GpusegError
         Any problem with the user's input, options or device.
     """
-    progress = progress or Progress()
+    with contextlib.ExitStack() as stack:  # closes a Dask session however the run ends
+        return _run(config, progress or Progress(), stack)
+
+
+def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     consensus_params = dict(dict(config.params).get("consensus", ()))
@@ -149,9 +154,15 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
 
     truth = read_truth(config.truth) if config.truth else None
     dist_info = None
+    kmeans_on = None  # the fit of "kmeans" on the Dask workers, when it runs there
     if config.dask.cluster:
-        cleaned, feats, column_map, ts_format, source, dist_info = _distributed_stages(
+        cleaned, feats, column_map, ts_format, source, dist_info, session = _distributed_stages(
             config, files, kind, be, timer, progress)
+        stack.callback(session.close)
+        kmeans_on = _kmeans_on_workers(config, session, be, feats, progress)
+        dist_info["kmeans"] = "workers" if kmeans_on else "client"
+        if kmeans_on is None:
+            session.close()  # the workers' memory back before clustering
     else:
         cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer)
         truth = synthetic_truth if truth is None else truth
@@ -202,7 +213,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
             member_runs = None
             if method == "consensus":
                 member_runs = {m: runs[m] for m in consensus_members(consensus_params, _torch_available())}
-            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch, member_runs)
+            fit_with = kmeans_on(Z, params[method]) if kmeans_on is not None and method == "kmeans" else None
+            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch, member_runs,
+                                      fit_with=fit_with)
         progress.stage_progress("cluster", total, total, "")
         st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
             f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
@@ -467,11 +480,45 @@ def _distributed_stages(config: RunConfig, files: list, kind: str, be: _backend.
         progress.note(f"load, clean and features run on {where} of {session.workers} worker(s); "
                       f"dashboard: {session.dashboard or 'none'}")
         out = load_clean_features(session, files, kind, config, be, timer.stage, progress.note)
-    finally:
+    except BaseException:
         session.close()
+        raise
     info = {"cluster": dk.cluster, "kind": session.kind, "workers": out.workers, "pieces": out.pieces,
-            "partitions": out.partitions, "insight_customers": out.insight_customers}
-    return out.cleaned, out.features, out.column_map, out.timestamp_format, config.input, info
+            "partitions": out.partitions, "insight_customers": out.insight_customers,
+            "cleaned_held": out.cleaned_held, "memory_limit_mb": round(session.memory_limit / 2**20, 1),
+            "peak_worker_memory_mb": round(out.peak_worker_memory / 2**20, 1),
+            "workers_replaced": out.workers_replaced}
+    return out.cleaned, out.features, out.column_map, out.timestamp_format, config.input, info, session
+
+
+def _kmeans_on_workers(config: RunConfig, session: Any, be: _backend.Backend, feats: Any,
+                       progress: Progress) -> Callable | None:
+    """``fit_with`` for "kmeans" on the Dask workers (``[dask] kmeans``), or None when it
+    fits in this process."""
+    dk = config.dask
+    methods = set(resolve_methods(config.cluster.methods, dict(dict(config.params).get("consensus", ())),
+                                  deep_available=_torch_available()))
+    if "kmeans" not in methods or dk.kmeans == "client":
+        return None
+    nbytes = len(feats) * len(feats.names) * 4  # the scaled float32 table
+    if dk.kmeans == "auto":
+        room = 0.4 * _backend.device_memory(be) if be.is_gpu else 0.5 * session.memory_limit
+        if not room or nbytes <= room:
+            return None
+    from .dist.kmeans import kmeans_on_workers, scatter_rows
+
+    blocks = max(2 * session.workers, math.ceil(nbytes / (64 << 20)))
+    engine = "cuML's multi-GPU K-means" if be.is_gpu else "map-reduce Lloyd iterations"
+    progress.note(f"K-means fits on the {session.workers} Dask worker(s) ({engine} over {blocks} row blocks of the "
+                  f"{nbytes / 2**20:,.0f} MB customer table); the other methods, the scores and the stability "
+                  "refits run in this process")
+
+    def fit_with(Z: Any, params: dict) -> Callable[[int, int], Any]:
+        kw = {key: params[key] for key in ("n_init", "max_iter", "tol", "init") if key in params}
+        rows = scatter_rows(session.client, Z, blocks)  # once for every k of the sweep
+        return lambda k, seed: kmeans_on_workers(session.client, Z, k, seed, rows, gpu=be.is_gpu, **kw)
+
+    return fit_with
 
 
 def remove_model(out_dir: Path) -> None:

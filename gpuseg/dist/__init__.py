@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -58,6 +59,11 @@ class DistData:
     partitions: int
     workers: int
     insight_customers: int
+    cleaned_held: bool = True
+    #: the largest peak resident memory of a worker process, bytes (0: not known)
+    peak_worker_memory: int = 0
+    #: worker processes that were replaced during the run (died, or killed by their nanny)
+    workers_replaced: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -95,6 +101,11 @@ def plan_pieces(files: list[Path], kind: str, piece_bytes: int) -> list[tuple]:
 #: What a worker process holds without data: Python, pandas, pyarrow, gpuseg, and what
 #: the allocators keep after a task (measured: about 280 MB on CPU workers).
 WORKER_BASELINE = 300 << 20
+
+
+#: The cleaned buckets are held between the passes when the input's in-memory estimate is
+#: at most this fraction of all workers' memory.
+HOLD_FRACTION = 0.25
 
 
 def task_budget(memory_limit: int) -> int:
@@ -162,10 +173,50 @@ def _medians(pairs: list[pd.DataFrame]) -> dict[str, float]:
     return out
 
 
-def _gather(client: Any, futures: list, what: str) -> list:
-    distributed = _backend.import_optional("distributed", hint=_backend.DASK_HINT)
+def _worker_memory() -> tuple[int, int]:
+    """(pid, peak resident bytes) of the process it runs in (a worker, by ``client.run``).
+
+    Linux: ``VmHWM``, the high-water mark of this process image. ``ru_maxrss`` would be
+    wrong there: it keeps the parent's size across the fork and exec that spawn a worker.
+    """
+    import os
+
     try:
-        return client.gather(futures)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return os.getpid(), int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return os.getpid(), 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return os.getpid(), int(peak) * (1 if sys.platform == "darwin" else 1024)
+
+
+def workers_memory(client: Any) -> dict[str, tuple[int, int]]:
+    """Every worker's (pid, peak resident bytes)."""
+    return client.run(_worker_memory)
+
+
+#: Results fetched from the workers in one request.
+GATHER_BATCH = 8
+
+
+def _gather(client: Any, futures: list, what: str) -> list:
+    """The futures' results in order, fetched as they finish, a few at a time (gathering
+    all at once makes every worker serialise all its results together: a spike above its
+    memory limit)."""
+    distributed = _backend.import_optional("distributed", hint=_backend.DASK_HINT)
+    by_key: dict = {}
+    try:
+        for batch in distributed.as_completed(futures).batches():
+            for i in range(0, len(batch), GATHER_BATCH):
+                part = batch[i:i + GATHER_BATCH]
+                by_key.update(zip((f.key for f in part), client.gather(part)))
+        return [by_key[f.key] for f in futures]
     except (distributed.KilledWorker, distributed.client.FutureCancelledError) as exc:
         first = str(exc).splitlines()[0][:300]
         raise DeviceError(f"a Dask worker died repeatedly while {what} ({first}); give the workers more memory "
@@ -201,6 +252,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
 
     client = session.client
     dk = config.dask
+    started = workers_memory(client)
     dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
     rename = dict(config.rename)
     headers = [read_header(f, kind) for f in files]
@@ -266,10 +318,18 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
                                                 clean_cfg=config.clean, backend=be.name), "cleaning")
             non_empty = [c for c in counts if len(c)]
             fitted["outlier_fence"] = _fence(pd.concat(non_empty), config.clean) if non_empty else None
-        cleaned = client.map(tasks.clean_bucket, buckets, schema_name=schema.name, mapping=mapping,
-                             clean_cfg=config.clean, fitted=fitted, backend=be.name)
-        del buckets
-        stats = _gather(client, client.map(tasks.cleaned_stats, cleaned), "cleaning")
+        clean_kw = dict(schema_name=schema.name, mapping=mapping, clean_cfg=config.clean, fitted=fitted,
+                        backend=be.name)
+        # hold the cleaned buckets for the feature pass when they fit easily in the workers'
+        # memory; else hold only the raw buckets (Dask spills them to disk) and clean again
+        hold = not session.memory_limit or size <= HOLD_FRACTION * session.memory_limit * session.workers
+        if hold:
+            cleaned = client.map(tasks.clean_bucket, buckets, **clean_kw)
+            del buckets
+            stats = _gather(client, client.map(tasks.cleaned_stats, cleaned, seed=config.seed), "cleaning")
+        else:
+            stats = _gather(client, client.map(tasks.clean_stats, buckets, **clean_kw, seed=config.seed),
+                            "cleaning")
         full = [s for s in stats if s.get("rows_out")]
         dropped: dict[str, int] = {}
         filled: dict[str, int] = {}
@@ -305,9 +365,27 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
                    "avg_unit_price": any(s.get("has_unit_price", False) for s in full)}
         spec = FeatureSpec(names=(), groups={}, category_columns=category_columns(top), price_medians=medians,
                            include=include)
-        parts = _gather(client, client.map(tasks.features_of, cleaned, feature_cfg=config.features, spec=spec,
-                                           reference_time=reference), "computing features")
-        parts = [p for p in parts if p is not None]
+        # the report's row-level tables: the rows of the customers in the first bins of a
+        # seeded hash of their ids, as many bins as keep them within insight_customers
+        bins = np.sum([s["sample_bins"] for s in full], axis=0)
+        n_customers = int(bins.sum())
+        n_bins = int(np.searchsorted(np.cumsum(bins), dk.insight_customers, side="right"))
+        n_sample = int(bins[:n_bins].sum())
+        main_names = sorted({n for s in full for n in s["main_categories"]})
+        brand_names = sorted({b for s in full for b in s["brands"]})
+        products = None
+        if any(s["products"] is not None for s in full):
+            products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
+        kwargs = dict(feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed,
+                      sample_bins=n_bins, main_categories=main_names, brands=brand_names, products=products)
+        if hold:
+            results = client.map(tasks.features_rows, cleaned, clean_args=None, **kwargs)
+            del cleaned
+        else:
+            results = client.map(tasks.features_rows, buckets, clean_args=tuple(clean_kw.values()), **kwargs)
+            del buckets
+        results = _gather(client, results, "computing features")
+        parts = [r[0] for r in results if r[0] is not None]
         frame_ns = _backend.frame_namespace(parts[0][0])
         table = frame_ns.concat([p[0] for p in parts]).sort_index()
         feats = CustomerFeatures(table, dict(parts[0][1]), set(parts[0][2]), reference,
@@ -315,24 +393,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         if len(feats) < 3:
             raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
         check_finite(table)
-
-        # the report's row-level tables: the rows of a seeded sample of customers
-        ids_all = _backend.to_host(table.index)
-        n_sample = min(len(ids_all), dk.insight_customers)
-        rng = np.random.default_rng(config.seed)
-        chosen = np.sort(rng.choice(len(ids_all), n_sample, replace=False)) if n_sample < len(ids_all) else None
-        sample_ids = ids_all if chosen is None else np.asarray(ids_all)[chosen]
-        main_names = sorted({n for s in full for n in s["main_categories"]})
-        brand_names = sorted({b for s in full for b in s["brands"]})
-        products = None
-        if any(s["products"] is not None for s in full):
-            products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
-        ids_future = client.submit(tasks.identity, pd.Index(sample_ids), pure=False)
-        rows = _gather(client, client.map(tasks.insight_rows, cleaned, customer_ids=ids_future,
-                                          main_categories=main_names, brands=brand_names, products=products),
-                       "collecting the report's sample")
-        del cleaned
-        rows = [r for r in rows if r is not None]
+        rows = [r[1] for r in results if r[1] is not None]
+        del results
         sample = pd.concat(rows, ignore_index=True) if rows else None
         if be.is_gpu and sample is not None:
             sample = be.frame.from_pandas(sample)
@@ -346,9 +408,18 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
         )
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
-        if chosen is not None:
+        if n_sample < n_customers:
             note(f"the report's activity, category and product tables use the rows of a seeded sample of "
-                 f"{n_sample:,} of {len(ids_all):,} customers ([dask] insight_customers)")
+                 f"{n_sample:,} of {n_customers:,} customers ([dask] insight_customers)")
+        if not hold:
+            note("the cleaned rows did not fit easily in the workers' memory: the feature pass cleaned the "
+                 "buckets again instead of holding them")
+    ended = workers_memory(client)
+    replaced = len({pid for pid, _ in started.values()} - {pid for pid, _ in ended.values()})
+    peak = max((m for _, m in ended.values()), default=0)
+    if replaced:
+        note(f"{replaced} Dask worker process(es) died or were restarted during the run; Dask computed their "
+             "tasks again")
     return DistData(cleaned_all, feats, rows_read, mapping, formats[0] if formats else "", len(pieces), n_buckets,
-                    session.workers, n_sample)
+                    session.workers, n_sample, hold, peak, replaced)
 

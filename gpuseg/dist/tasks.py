@@ -21,7 +21,7 @@ from .. import backend as _backend
 from ..prep.features import price_key_names
 
 __all__ = [
-    "read_piece", "bucket_of", "clean_bucket", "fence_counts",
+    "read_piece", "bucket_of", "clean_bucket", "clean_stats", "fence_counts", "features_rows", "sample_hash",
     "cleaned_stats", "features_of", "insight_rows", "len_or_zero", "for_shuffle", "bucket_frame", "identity",
 ]
 
@@ -184,10 +184,32 @@ def clean_bucket(frame: Any, schema_name: str, mapping: dict[str, str], clean_cf
         return {"rows_in": exc.rows_in, "dropped": dict(exc.dropped)}
 
 
-def cleaned_stats(cleaned: Any) -> dict[str, Any]:
+def clean_stats(frame: Any, schema_name: str, mapping: dict[str, str], clean_cfg: Any, fitted: dict,
+                backend: str, seed: int) -> dict[str, Any]:
+    """:func:`cleaned_stats` of :func:`clean_bucket`, keeping nothing (under a memory limit
+    the cleaned buckets are not held: the feature pass cleans them again)."""
+    return cleaned_stats(clean_bucket(frame, schema_name, mapping, clean_cfg, fitted, backend), seed)
+
+
+#: The report's sample of customers is chosen by the top bits of a seeded hash of their id:
+#: every bucket counts its customers per bin, the client picks the bins.
+SAMPLE_BITS = 12
+
+
+def sample_hash(ids: Any, seed: int) -> np.ndarray:
+    """Seeded 64-bit hash of customer ids (host array, one per id)."""
+    ids = pd.Series(np.asarray(_host(ids))).astype(str)
+    return pd.util.hash_pandas_object(ids, index=False, hash_key=f"gpuseg{seed % 10**10:010d}").to_numpy()
+
+
+def _customers(cleaned: Any) -> np.ndarray:
+    return np.asarray(_host(cleaned.frame["customer_id"].unique()))
+
+
+def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
     """What the client needs from a cleaned bucket: row counts, drops, fills, the last
-    event, main-category counts by name, (price group, price) counts, the vocabularies, and
-    whether the data-dependent features have data."""
+    event, main-category counts by name, (price group, price) counts, the vocabularies,
+    whether the data-dependent features have data, and its customers per sample bin."""
     if cleaned is None:
         return {"rows_in": 0, "rows_out": 0, "dropped": {}, "filled": {}}
     if isinstance(cleaned, dict):
@@ -206,6 +228,8 @@ def cleaned_stats(cleaned: Any) -> dict[str, Any]:
         "brands": sorted(set(cleaned.brand_names)), "products": cleaned.product_names,
         "main_categories": list(cleaned.main_categories),
         "has_brand": bool((f["brand"] >= 0).any()) if "brand" in f.columns else False,
+        "sample_bins": np.bincount((sample_hash(_customers(cleaned), seed) >> np.uint64(64 - SAMPLE_BITS))
+                                   .astype(np.int64), minlength=1 << SAMPLE_BITS),
     }
     if cleaned.kind == "orders":
         out["has_quantity"] = bool((f["quantity"] != 1.0).any())
@@ -249,17 +273,33 @@ def len_or_zero(frame: Any) -> int:
     return 0 if frame is None else len(frame)
 
 
-def insight_rows(cleaned: Any, customer_ids: Any, main_categories: list[str], brands: list[str],
+def features_rows(bucket: Any, clean_args: tuple | None, feature_cfg: Any, spec: Any, reference_time: int,
+                  seed: int, sample_bins: int, main_categories: list[str], brands: list[str],
+                  products: list[str] | None) -> tuple[Any, Any]:
+    """(:func:`features_of`, :func:`insight_rows`) of a cleaned bucket, or of a raw bucket
+    cleaned first when ``clean_args`` (those of :func:`clean_bucket` after the frame) are
+    given; the cleaned rows are dropped when the task ends."""
+    cleaned = clean_bucket(bucket, *clean_args) if clean_args is not None else bucket
+    return (features_of(cleaned, feature_cfg, spec, reference_time),
+            insight_rows(cleaned, seed, sample_bins, main_categories, brands, products))
+
+
+def insight_rows(cleaned: Any, seed: int, sample_bins: int, main_categories: list[str], brands: list[str],
                  products: list[str] | None) -> Any:
-    """The cleaned rows of the given customers with category, brand and product codes
-    translated to the global vocabularies (the report's sample)."""
-    if cleaned is None or isinstance(cleaned, dict):
+    """The cleaned rows of the customers in the first ``sample_bins`` bins of the seeded
+    hash (the report's sample), with category, brand and product codes translated to the
+    global vocabularies."""
+    if cleaned is None or isinstance(cleaned, dict) or sample_bins <= 0:
+        return None
+    ids = _customers(cleaned)
+    chosen = ids[(sample_hash(ids, seed) >> np.uint64(64 - SAMPLE_BITS)) < np.uint64(sample_bins)]
+    if not len(chosen):
         return None
     f = cleaned.frame
     if hasattr(f, "to_pandas"):  # only the sample's rows come to the host
-        f = f[f["customer_id"].isin(list(customer_ids))]
+        f = f[f["customer_id"].isin(list(chosen))]
     host = _host(f)
-    host = host[host["customer_id"].isin(customer_ids)].copy()
+    host = host[host["customer_id"].isin(chosen)].copy()
     if not len(host):
         return None
 

@@ -71,13 +71,15 @@ def fit_method(
     on_fit: Callable[[str, int | None], None] | None = None,
     on_epoch: Callable[[str, int, int, float], None] | None = None,
     member_runs: dict[str, "MethodRun"] | None = None,
+    fit_with: Callable[[int, int], Any] | None = None,
 ) -> MethodRun:
     """Fit ``method`` at every k of ``ks`` (once for density methods).
 
     Failures listed in :data:`FIT_ERRORS` are recorded in the :class:`Fit`, not raised.
     ``on_epoch`` reaches estimators that train in epochs (their ``callback``).
     ``member_runs`` (consensus): the members' runs over the same ``ks``, whose labels at
-    each k it combines instead of fitting its members again.
+    each k it combines instead of fitting its members again. ``fit_with(k, seed)``, when
+    given, returns the fitted estimator instead (K-means on Dask workers).
     """
     spec = METHODS[method]
     run = MethodRun(method, dict(params))
@@ -97,6 +99,8 @@ def fit_method(
         if member_runs is not None:
             given = {m: r.fits[ks.index(k)].labels for m, r in member_runs.items() if r.fits[ks.index(k)].error is None}
             timed_fit(fit, lambda: _consensus(method, k, seed, params, X, given), X)
+        elif fit_with is not None:
+            timed_fit(fit, lambda: fit_with(k, seed), X)
         elif base is None:
             timed_fit(fit, lambda: make_estimator(method, k, seed, params, callback=on_epoch).fit(X), X)
         else:
