@@ -93,6 +93,7 @@ def run_engine(folder: Path, engine: str, device: str, workers: int, out: Path) 
     rows = m["data"]["rows_read"]
     return {"engine": engine, "events": rows, "customers": m["data"]["customers"], "load_s": t["load"],
             "clean_s": t["clean"], "features_s": t["features"], "data_stages_s": data_s, "cluster_s": t["cluster"],
+            "kmeans_inertia": m["methods"]["kmeans"].get("inertia"),
             "total_s": t["total"],
             "wall_s": wall, "feature_events_per_s": rows / data_s, "end_to_end_events_per_s": rows / t["total"],
             "device": m["device"]["label"], "dask": m.get("dask")}
@@ -138,7 +139,8 @@ def main() -> None:
                 k_ratio = runs["single"]["cluster_s"] / runs["dask-kmeans"]["cluster_s"]
                 runs["dask-kmeans"].update(ari_vs_single=ari, speedup_cluster=k_ratio)
                 print(f"  K-means on the workers / in-process: {k_ratio:.2f}x on the cluster stage; "
-                      f"ARI of the segments vs single: {ari:.4f}", flush=True)
+                      f"ARI of the segments vs single: {ari:.4f}; inertia {runs['dask-kmeans']['kmeans_inertia']:,.1f} "
+                      f"vs {runs['single']['kmeans_inertia']:,.1f}", flush=True)
     out = HERE / "results" / f"scale-{args.device}-{platform.node() or 'host'}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)

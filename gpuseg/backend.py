@@ -441,15 +441,17 @@ def device_memory(backend: Backend) -> int:
 
 
 def dask_gpu_kmeans(client: Any, X: Any, n_clusters: int, random_state: int, max_iter: int = 300,
-                    tol: float = 1e-4) -> tuple[Any, Any, int]:
+                    tol: float = 1e-4) -> tuple[Any, Any, float, int]:
     """cuML's multi-GPU K-means (k-means|| seeding) of a CuPy-backed Dask array on the
-    dask-cuda workers: (centres, labels as one CuPy array, iterations)."""
+    dask-cuda workers: (centres, labels as one CuPy array in the rows' order, inertia,
+    iterations). Results come back as CuPy because the input is (cuML sets each worker's
+    ``output_type`` itself)."""
     cuml_dask = gpu_module("cuml.dask.cluster")
     km = cuml_dask.KMeans(client=client, n_clusters=n_clusters, init="scalable-k-means++", max_iter=max_iter,
-                          tol=tol, random_state=random_state, output_type="cupy")
+                          tol=tol, random_state=random_state)
     km.fit(X)
-    labels = km.predict(X).compute()
-    return km.cluster_centers_, labels, int(getattr(km, "n_iter_", 0) or 0)
+    labels = km.predict(X).compute()  # block by block of X: the rows' order
+    return km.cluster_centers_, labels, float(km.inertia_), int(getattr(km, "n_iter_", 0) or 0)
 
 
 @dataclass
@@ -511,13 +513,13 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
                     cluster = dask_cuda.LocalCUDACluster(**kwargs)
             else:
                 n = workers or max(1, (os.cpu_count() or 2) // 2)
-                # Arrow's own allocator keeps freed memory for reuse, which Dask counts against
-                # the memory limit; the system allocator returns it (Dask's nanny already sets
-                # MALLOC_TRIM_THRESHOLD_ so that glibc does)
+                # under a limit: Arrow's own allocator keeps freed memory for reuse, which Dask
+                # counts against the limit; the system allocator returns it (Dask's nanny
+                # already sets MALLOC_TRIM_THRESHOLD_ so that glibc does), at some speed
+                env = {"ARROW_DEFAULT_MEMORY_POOL": "system"} if limit != "auto" else {}
                 with dask.config.set(local_config):
                     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                       memory_limit=limit, dashboard_address=":0",
-                                                       env={"ARROW_DEFAULT_MEMORY_POOL": "system"})
+                                                       memory_limit=limit, dashboard_address=":0", env=env)
             client = distributed.Client(cluster)
         else:
             client = distributed.Client(address, timeout="10s")

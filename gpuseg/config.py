@@ -167,7 +167,7 @@ class DaskConfig:
     #: where K-means ("kmeans") fits the customer table: "client" (this process, on its GPU
     #: or CPU), "workers" (map-reduce Lloyd over row blocks on the workers; cuML's
     #: multi-GPU K-means on dask-cuda) or "auto" (workers when the table is larger than half
-    #: a worker's memory limit, or on GPUs 40% of one GPU's memory)
+    #: a worker's memory limit, or with two or more GPUs 40% of one GPU's memory)
     kmeans: str = "auto"
 
 

@@ -217,6 +217,8 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch, member_runs,
                                       fit_with=fit_with)
         progress.stage_progress("cluster", total, total, "")
+        if kmeans_on is not None:
+            session.close()  # the fits hold their labels and centres here; the workers' memory back
         st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
             f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
         )
@@ -502,6 +504,9 @@ def _kmeans_on_workers(config: RunConfig, session: Any, be: _backend.Backend, fe
         return None
     nbytes = len(feats) * len(feats.names) * 4  # the scaled float32 table
     if dk.kmeans == "auto":
+        # on one GPU the workers' K-means would use the same GPU's memory: no gain
+        if be.is_gpu and session.workers < 2:
+            return None
         room = 0.4 * _backend.device_memory(be) if be.is_gpu else 0.5 * session.memory_limit
         if not room or nbytes <= room:
             return None

@@ -18,7 +18,8 @@ back to the buckets, as a saved model's state is handed to new data:
 
 The features equal the single-process run's up to float summation order. Clustering and
 everything after it run on the customer table in the client process (3 million customers x
-40 features is under 0.5 GB). The report's activity, category and product tables use the
+40 features is under 0.5 GB), except K-means when ``[dask] kmeans`` sends it to the
+workers (:mod:`gpuseg.dist.kmeans`). The report's activity, category and product tables use the
 rows of a seeded sample of ``insight_customers`` customers (all of them when there are
 fewer); the run says so.
 
@@ -60,7 +61,8 @@ class DistData:
     workers: int
     insight_customers: int
     cleaned_held: bool = True
-    #: the largest peak resident memory of a worker process, bytes (0: not known)
+    #: the largest peak resident memory of the worker processes alive at the end, bytes
+    #: (0: not known; a worker replaced during the run took its peak with it)
     peak_worker_memory: int = 0
     #: worker processes that were replaced during the run (died, or killed by their nanny)
     workers_replaced: int = 0

@@ -405,6 +405,10 @@ class DaskKMeans(EstimatorMixin):
 # -- K-means of the pipeline on the workers ------------------------------------------------------
 
 
+def _identity(obj: Any) -> Any:
+    return obj
+
+
 def scatter_rows(client: Any, X: Any, blocks: int) -> Any:
     """``X`` (NumPy or CuPy, on the client) cut into ``blocks`` row blocks held by the
     workers, as a Dask array (the rows travel once; every pass after that reads them on the
@@ -414,7 +418,9 @@ def scatter_rows(client: Any, X: Any, blocks: int) -> Any:
     n = X.shape[0]
     step = max(1, -(-n // max(1, blocks)))
     parts = [X[i:i + step] for i in range(0, n, step)]
-    futures = client.scatter(parts, hash=False)
+    # task results, not scattered data: Dask computes a task's result again when its worker
+    # dies, while scattered data are lost with it
+    futures = [client.submit(_identity, part, pure=False) for part in parts]
     meta = X[:0]
     arrays = [da.from_delayed(dask.delayed(f), shape=p.shape, dtype=p.dtype, meta=meta) for f, p in zip(futures, parts)]
     return da.concatenate(arrays, axis=0)
@@ -426,8 +432,9 @@ def kmeans_on_workers(client: Any, X: Any, n_clusters: int, random_state: int, r
     """gpuseg's :class:`~gpuseg.cluster.KMeans`, fitted on the Dask workers.
 
     ``rows`` is ``X`` on the workers (:func:`scatter_rows`). On CPU workers the fit is
-    :class:`DaskKMeans` (map-reduce Lloyd; ``n_init`` seeds, the lowest inertia kept); on
-    dask-cuda workers it is cuML's multi-GPU ``cuml.dask.cluster.KMeans`` (k-means||). The
+    :class:`DaskKMeans` (map-reduce Lloyd); on dask-cuda workers it is cuML's multi-GPU
+    ``cuml.dask.cluster.KMeans`` (k-means||). ``n_init`` fits from seeds drawn from
+    ``random_state``; the lowest inertia is kept. The
     returned estimator holds the centres, labels (on the client, the type of ``X``),
     inertia and iterations, so it predicts, scores and saves like one fitted in-process.
     """
@@ -435,24 +442,30 @@ def kmeans_on_workers(client: Any, X: Any, n_clusters: int, random_state: int, r
 
     if init != "k-means++":
         raise ValueError(f"K-means on the workers seeds with k-means++ only, not init={init!r}")
+    from ..errors import DeviceError
+
+    distributed = _backend.import_optional("distributed", hint=_backend.DASK_HINT)
     xp = _backend.array_namespace(X)
-    if gpu:
-        centers, labels, n_iter = _backend.dask_gpu_kmeans(client, rows, n_clusters, random_state,
-                                                           max_iter=max_iter, tol=tol)
-        centers = xp.asarray(centers, dtype=xp.float64)
-        labels = xp.asarray(labels).astype(xp.int32)
-        diff = xp.asarray(X, dtype=xp.float64) - centers[labels]
-        inertia = float((diff * diff).sum())
-    else:
-        runs = 1 if n_init == "auto" else int(n_init)
-        seeds = np.random.RandomState(random_state).randint(0, 2**31 - 1, size=runs) if runs > 1 else [random_state]
-        best = None
+    runs = 1 if n_init == "auto" else int(n_init)
+    seeds = np.random.RandomState(random_state).randint(0, 2**31 - 1, size=runs) if runs > 1 else [random_state]
+    best = None
+    try:
         for seed in seeds:
-            km = DaskKMeans(n_clusters, max_iter=max_iter, tol=tol, random_state=int(seed)).fit(rows)
-            if best is None or km.inertia_ < best.inertia_:
-                best = km
-        centers, inertia, n_iter = best.cluster_centers_, best.inertia_, best.n_iter_
-        labels = xp.asarray(best.labels_.compute())
+            if gpu:
+                c, lab, inertia, n_iter = _backend.dask_gpu_kmeans(client, rows, n_clusters, int(seed),
+                                                                   max_iter=max_iter, tol=tol)
+            else:
+                km = DaskKMeans(n_clusters, max_iter=max_iter, tol=tol, random_state=int(seed)).fit(rows)
+                c, lab, inertia, n_iter = km.cluster_centers_, km.labels_, km.inertia_, km.n_iter_
+            if best is None or inertia < best[2]:
+                best = (c, lab, inertia, n_iter)
+        centers, labels, inertia, n_iter = best
+        if not gpu:
+            labels = labels.compute()
+    except (distributed.KilledWorker, distributed.client.FutureCancelledError) as exc:
+        raise DeviceError(f"a Dask worker died repeatedly while fitting K-means on the workers "
+                          f"({str(exc).splitlines()[0][:300]})") from None
+    labels = xp.asarray(labels).astype(xp.int32)
     est = KMeans(n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state)
     est.cluster_centers_ = xp.asarray(centers).astype(X.dtype, copy=False)
     est.labels_ = labels
