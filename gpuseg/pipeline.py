@@ -159,7 +159,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         cleaned, feats, column_map, ts_format, source, dist_info, session = _distributed_stages(
             config, files, kind, be, timer, progress)
         stack.callback(session.close)
-        kmeans_on = _kmeans_on_workers(config, session, be, feats, progress)
+        kmeans_on = _kmeans_on_workers(config, session, be, feats, progress) if "kmeans" in methods else None
         dist_info["kmeans"] = "workers" if kmeans_on else "client"
         if kmeans_on is None:
             session.close()  # the workers' memory back before clustering
@@ -498,9 +498,7 @@ def _kmeans_on_workers(config: RunConfig, session: Any, be: _backend.Backend, fe
     """``fit_with`` for "kmeans" on the Dask workers (``[dask] kmeans``), or None when it
     fits in this process."""
     dk = config.dask
-    methods = set(resolve_methods(config.cluster.methods, dict(dict(config.params).get("consensus", ())),
-                                  deep_available=_torch_available()))
-    if "kmeans" not in methods or dk.kmeans == "client":
+    if dk.kmeans == "client":
         return None
     nbytes = len(feats) * len(feats.names) * 4  # the scaled float32 table
     if dk.kmeans == "auto":
