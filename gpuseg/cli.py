@@ -87,9 +87,14 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Synthetic e-commerce events in the REES46 / Open CDP schema, with the planted persona "
         "of every customer in the truth file.",
     )
-    g.add_argument("--customers", type=int, required=True, metavar="N")
+    g.add_argument("--scenario", default=None, metavar="NAME",
+                   help="a planted scenario of the quality benchmark (personas, three, ten, imbalanced, overlap, "
+                   "noise, small, large, orders, orders_dates, nonlinear); default: the built-in personas")
+    g.add_argument("--customers", type=int, default=None, metavar="N",
+                   help="number of customers (default: the scenario's size, 20000 without one)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--days", type=int, default=61, help="length of the time window (default: 61)")
+    g.add_argument("--days", type=int, default=None,
+                   help="length of the time window (default: 61; a scenario has its own)")
     g.add_argument("--start", default="2019-10-01", help="first day (default: 2019-10-01)")
     g.add_argument("--out", required=True, metavar="FILE", help=".csv, .csv.gz or .parquet")
     g.add_argument("--truth", metavar="FILE", help="where to write user_id,persona (.csv or .parquet)")
@@ -609,7 +614,7 @@ def pd_windows(windows: list[dict]) -> Any:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .io.synthetic import file_kind, generate_events, write_events, write_truth
+    from .io.synthetic import file_kind, generate_events, write_events, write_orders, write_truth
 
     targets = [Path(args.out)] + ([Path(args.truth)] if args.truth else [])
     for t in targets:
@@ -620,18 +625,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             raise ConfigError(f"{t}: folder {t.parent} does not exist")
     if args.truth and Path(args.truth).resolve() == Path(args.out).resolve():
         raise ConfigError("--truth and --out must be different files")
+    if args.customers is not None and args.customers < 1:
+        raise ConfigError(f"--customers must be at least 1, not {args.customers}")
     t0 = time.perf_counter()
-    events, truth = generate_events(args.customers, seed=args.seed, start=args.start, days=args.days)
+    if args.scenario is None:
+        customers = 20_000 if args.customers is None else args.customers
+        days = 61 if args.days is None else args.days
+        log, truth = generate_events(customers, seed=args.seed, start=args.start, days=days)
+        kind, what = "events", "events"
+    else:
+        from .io.scenarios import generate_scenario
+
+        if args.days is not None:
+            raise ConfigError("--days cannot be combined with --scenario (each scenario has its own time window)")
+        log, truth, scenario = generate_scenario(args.scenario, args.customers, seed=args.seed, start=args.start)
+        kind, what = scenario.kind, ("orders" if scenario.kind == "orders" else "events")
+        customers = len(truth)
     gen_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    write_events(events, args.out)
+    (write_orders if kind == "orders" else write_events)(log, args.out)
     if args.truth:
         write_truth(truth, args.truth)
     write_s = time.perf_counter() - t1
-    n = len(events)
+    n = len(log)
     print(
-        f"generated {n:,} events for {args.customers:,} customers in {gen_s:.2f} s "
-        f"({n / max(gen_s, 1e-9):,.0f} events/s); wrote {args.out} in {write_s:.2f} s"
+        f"generated {n:,} {what} for {customers:,} customers in {gen_s:.2f} s "
+        f"({n / max(gen_s, 1e-9):,.0f} {what}/s); wrote {args.out} in {write_s:.2f} s"
         + (f" and {args.truth}" if args.truth else "")
     )
     counts = truth["persona"].value_counts()

@@ -36,6 +36,7 @@ __all__ = [
     "generate_events",
     "file_kind",
     "write_events",
+    "write_orders",
     "write_truth",
 ]
 
@@ -323,13 +324,36 @@ def write_events(events: pd.DataFrame, path: str | os.PathLike) -> None:
     _write_table(table, path, kind)
 
 
+def write_orders(orders: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write an order log (the columns of :data:`gpuseg.io.scenarios.ORDER_COLUMNS`) by the
+    file suffix, atomically as :func:`write_events` does; timestamps are written as given.
+
+    Raises
+    ------
+    SchemaError
+        If ``customer_id``, ``timestamp`` or ``amount`` is missing.
+    DataError
+        If the suffix is not one of the accepted ones or the file cannot be written.
+    """
+    path = Path(path)
+    kind = file_kind(path)
+    missing = [c for c in ("customer_id", "timestamp", "amount") if c not in orders.columns]
+    if missing:
+        raise SchemaError(f"cannot write {path}: orders lack column(s) {', '.join(missing)}")
+    table = pa.Table.from_pandas(orders, preserve_index=False)
+    if kind != "parquet":
+        table = _csv_ready(table, time_columns=())
+    _write_table(table, path, kind)
+
+
 def write_truth(truth: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write the ground-truth personas, chosen by the file suffix.
 
     Parameters
     ----------
     truth : pandas.DataFrame
-        Frame as returned by :func:`generate_events` (``user_id``, ``persona``).
+        Frame as returned by :func:`generate_events` (``user_id``, ``persona``) or by
+        :func:`gpuseg.io.scenarios.generate_scenario` (``customer_id`` for orders).
     path : str or os.PathLike
         Target file: ``.csv``, ``.csv.gz`` or ``.parquet``; written atomically as in
         :func:`write_events`.
@@ -343,10 +367,11 @@ def write_truth(truth: pd.DataFrame, path: str | os.PathLike) -> None:
     """
     path = Path(path)
     kind = file_kind(path)
-    missing = [c for c in ("user_id", "persona") if c not in truth.columns]
+    id_column = "customer_id" if "customer_id" in truth.columns else "user_id"
+    missing = [c for c in (id_column, "persona") if c not in truth.columns]
     if missing:
         raise SchemaError(f"cannot write {path}: truth lacks column(s) {', '.join(missing)}")
-    table = pa.Table.from_pandas(truth.loc[:, ["user_id", "persona"]], preserve_index=False)
+    table = pa.Table.from_pandas(truth.loc[:, [id_column, "persona"]], preserve_index=False)
     if kind != "parquet":
         table = _csv_ready(table, time_columns=())
     _write_table(table, path, kind)
@@ -474,35 +499,57 @@ def _write_csv(table: pa.Table, tmp: str, gzip: bool, quoting: str) -> None:
 
 
 def _generate_events(
-    n_customers: int, seed: int, start_day: np.datetime64, days: int, weights: np.ndarray
+    n_customers: int, seed: int, start_day: np.datetime64, days: int, weights: np.ndarray,
+    table: dict[str, dict] | None = None, random_context: bool = False, spread: float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The generator behind :func:`generate_events` and the scenarios
+    (:mod:`gpuseg.io.scenarios`).
+
+    ``table`` replaces the persona table (same fields; ``activity_shape``, ``cart_slope``
+    and ``purchase_slope`` are optional). ``random_context`` draws every customer's time of
+    day, weekend habit and favourite category from a random persona's instead of the
+    customer's own, so those features vary without telling the personas apart.
+    ``spread`` multiplies the spread of customers around their persona.
+    """
+    table = _PERSONA_TABLE if table is None else table
+    names = tuple(table)
     rng = np.random.default_rng(seed)
-    params = _persona_arrays()
+    params = _persona_arrays(table)
     catalog = _product_catalog(int(np.clip(n_customers // 2, 2_000, 200_000)), rng)
 
     # Customers.
     persona = _allocate_personas(n_customers, weights, rng)
     user_id = _unique_ids(n_customers, 510_000_000, 999_999_999, rng)
-    activity = rng.gamma(_ACTIVITY_SHAPE, (params["sessions"][persona] - 1.0) / _ACTIVITY_SHAPE)
+    shape = params["activity_shape"][persona] / spread**2
+    activity = rng.gamma(shape, (params["sessions"][persona] - 1.0) / shape)
     n_sessions = 1 + rng.poisson(activity)
     # Per-customer funnel: the persona's probabilities with some individual spread.
     funnel = np.stack([params["cart"], params["remove"], params["purchase"]], axis=1)[persona]
-    funnel *= rng.lognormal(0.0, _FUNNEL_SPREAD, size=funnel.shape)
+    funnel *= rng.lognormal(0.0, _FUNNEL_SPREAD * spread, size=funnel.shape)
+    if params["cart_slope"].any() or params["purchase_slope"].any():
+        # rates that change with the customer's activity: curved personas
+        relative = np.maximum(activity, 0.5) / (params["sessions"][persona] - 1.0)
+        funnel[:, 0] *= relative ** params["cart_slope"][persona]
+        funnel[:, 2] *= relative ** params["purchase_slope"][persona]
     funnel *= np.minimum(1.0, 0.6 / funnel.sum(axis=1))[:, None]
     # Thresholds on u for cart, remove, purchase: view probability + exclusive cumsum.
     funnel_cdf = (1.0 - funnel.sum(axis=1))[:, None] + np.cumsum(funnel, axis=1) - funnel
-    price_skew = params["price_skew"][persona] * rng.lognormal(0.0, 0.15, size=n_customers)
+    price_skew = params["price_skew"][persona] * rng.lognormal(0.0, 0.15 * spread, size=n_customers)
     hour_shift = np.rint(rng.normal(0.0, _HOUR_SHIFT_SD, size=n_customers)).astype(np.int64)
-    favourite_main = _sample_rows(_favourite_cdf(), persona, rng.random(n_customers))
+    # the persona whose time of day, weekend habit and favourite categories the customer has
+    context = np.random.default_rng([seed, 1]).integers(0, len(names), n_customers) if random_context else persona
+    favourite_main = _sample_rows(_favourite_cdf(table), context, rng.random(n_customers))
     first_day, end_day = _active_days(persona, params, days)
 
     # Sessions: one row per (customer, session).
     cust_s = np.repeat(np.arange(n_customers), n_sessions)
     persona_s = persona[cust_s]
+    context_s = context[cust_s]
     n_s = cust_s.size
-    day_cdf = _day_cdf(start_day, days, params["weekend"], params["trend"])
-    day = _sample_rows(day_cdf, persona_s, rng.random(n_s), first_day[cust_s], end_day[cust_s])
-    hour = _sample_rows(_hour_cdf(params), persona_s, rng.random(n_s))
+    day_cdf = _day_cdf(start_day, days, params["weekend"], params["trend"])  # rows: context x persona
+    day = _sample_rows(day_cdf, context_s * len(names) + persona_s, rng.random(n_s), first_day[cust_s],
+                       end_day[cust_s])
+    hour = _sample_rows(_hour_cdf(params), context_s, rng.random(n_s))
     hour = (hour + hour_shift[cust_s]) % 24
     session_start = (
         day * _SECONDS_PER_DAY + hour * 3_600 + rng.integers(0, 3_600, size=n_s)
@@ -600,7 +647,7 @@ def _generate_events(
     truth = pd.DataFrame(
         {
             "user_id": user_id,
-            "persona": pd.array(np.asarray(PERSONAS, dtype=object)[persona], dtype=_STR_DTYPE),
+            "persona": pd.array(np.asarray(names, dtype=object)[persona], dtype=_STR_DTYPE),
         }
     )
     return events, truth
@@ -623,15 +670,21 @@ def _time_order(seconds: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]
     return key & ((1 << bits) - 1), key >> bits
 
 
-def _persona_arrays() -> dict[str, np.ndarray]:
-    """The persona table as one array per numeric field, in PERSONAS order."""
+#: Optional persona fields and their defaults.
+_OPTIONAL_FIELDS = {"activity_shape": _ACTIVITY_SHAPE, "cart_slope": 0.0, "purchase_slope": 0.0}
+
+
+def _persona_arrays(table: dict[str, dict]) -> dict[str, np.ndarray]:
+    """A persona table as one array per numeric field, in the table's order."""
     fields = ("sessions", "session_len", "cart", "remove", "purchase", "price_skew",
               "focus", "peak_hour", "hour_kappa", "trend", "weekend")
-    out = {f: np.array([p[f] for p in _PERSONA_TABLE.values()], dtype=np.float64) for f in fields}
-    out["active_lo"] = np.array([p["active"][0] for p in _PERSONA_TABLE.values()])
-    out["active_hi"] = np.array([p["active"][1] for p in _PERSONA_TABLE.values()])
+    out = {f: np.array([p[f] for p in table.values()], dtype=np.float64) for f in fields}
+    for f, default in _OPTIONAL_FIELDS.items():
+        out[f] = np.array([p.get(f, default) for p in table.values()], dtype=np.float64)
+    out["active_lo"] = np.array([p["active"][0] for p in table.values()])
+    out["active_hi"] = np.array([p["active"][1] for p in table.values()])
     out["last_days"] = np.array(
-        [p["last_days"] or 0 for p in _PERSONA_TABLE.values()], dtype=np.int64
+        [p["last_days"] or 0 for p in table.values()], dtype=np.int64
     )
     return out
 
@@ -666,18 +719,19 @@ def _active_days(persona: np.ndarray, params: dict, days: int) -> tuple[np.ndarr
 def _day_cdf(
     start_day: np.datetime64, days: int, weekend: np.ndarray, trend: np.ndarray
 ) -> np.ndarray:
-    """(n_personas, days + 1) cumulative day weights: weekend factor times a trend."""
+    """(n_personas**2, days + 1) cumulative day weights, row ``c * n_personas + p``: the
+    weekend factor of persona ``c`` times the trend of persona ``p``."""
     day_numbers = (start_day + np.arange(days)).astype(np.int64)
     is_weekend = (day_numbers + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-    w = np.where(is_weekend[None, :], weekend[:, None], 1.0)
-    w *= np.exp(trend[:, None] * (np.arange(days) / days)[None, :])
-    return _to_cdf(w)
+    w = np.where(is_weekend[None, None, :], weekend[:, None, None], 1.0)
+    w = w * np.exp(trend[None, :, None] * (np.arange(days) / days)[None, None, :])
+    return _to_cdf(w.reshape(-1, days))
 
 
-def _favourite_cdf() -> np.ndarray:
+def _favourite_cdf(table: dict[str, dict]) -> np.ndarray:
     """(n_personas, n_mains + 1) cumulative weights of a customer's favourite main category."""
     share = np.array([_TAXONOMY[m][0] for m in _TAXONOMY])
-    likes = np.array([[p["likes"].get(m, 1.0) for m in _TAXONOMY] for p in _PERSONA_TABLE.values()])
+    likes = np.array([[p["likes"].get(m, 1.0) for m in _TAXONOMY] for p in table.values()])
     return _to_cdf(share[None, :] * likes)
 
 
