@@ -342,9 +342,17 @@ def synchronize(x: Any = None) -> None:
 TORCH_HINT = "pip install 'gpuseg[deep]' (CPU-only: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
 
 
+#: CPU threads set for the current run (:func:`gpuseg.pipeline.thread_limit`); torch,
+#: imported later in the run, takes the same number.
+RUN_THREADS: int | None = None
+
+
 def torch_module() -> ModuleType:
     """PyTorch, or :class:`DeviceError` with the install hint (the deep models need it)."""
-    return import_optional("torch", hint=TORCH_HINT)
+    torch = import_optional("torch", hint=TORCH_HINT)
+    if RUN_THREADS is not None and torch.get_num_threads() != RUN_THREADS:
+        torch.set_num_threads(RUN_THREADS)
+    return torch
 
 
 def to_torch(x: Any) -> Any:

@@ -7,8 +7,9 @@ A config file holds the same keys as the command line plus the stage sections::
     out = "gpuseg-out"
     device = "auto"                # auto | gpu | cpu
     methods = ["kmeans"]
-    k = "2-10"                     # or 6, or [2, 10]
+    k = "2-12"                     # or 6, or [2, 12]
     seed = 0
+    threads = 0                    # CPU threads of BLAS/OpenMP/torch for the run (0: usable cores)
 
     [rename]                       # source column -> gpuseg column
     CustomerID = "customer_id"
@@ -28,6 +29,10 @@ A config file holds the same keys as the command line plus the stage sections::
     utc_offset_hours = 0
     log_skewed = true
     skew_threshold = 1.0
+    weighting = true               # weights from gpuseg.prep.represent (false: every feature 1)
+    near_constant = 0.99           # left out when this share of customers has one value
+    redundancy = 0.8               # |Spearman rho| from which features share one weight
+    describe_only = []             # features or groups that profile but do not define segments
 
     [evaluate]
     silhouette_exact_max = 10000   # exact silhouette up to this many customers
@@ -105,6 +110,12 @@ class FeatureConfig:
     utc_offset_hours: float = 0.0
     log_skewed: bool = True
     skew_threshold: float = 1.0
+    #: weight the scaled features (:mod:`gpuseg.prep.represent`); false: every weight 1
+    weighting: bool = True
+    near_constant: float = 0.99
+    redundancy: float = 0.8
+    #: feature or group names that describe the segments without defining them
+    describe_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ class ClusterConfig:
 
     methods: tuple[str, ...] = ()
     k_min: int = 2
-    k_max: int = 10
+    k_max: int = 12
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,9 @@ class RunConfig:
     seed: int = 0
     truth: str | None = None
     synthetic_customers: int = 20_000
+    #: CPU threads of every thread pool (BLAS, OpenMP, torch) for the run; 0: the cores this
+    #: process may use
+    threads: int = 0
     sensitivity: bool = False
     report: bool = True
     select: str | None = None
@@ -294,7 +308,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params", "embed", "select", "stability", "report",
+    "sensitivity", "params", "embed", "select", "stability", "report", "threads",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig,
@@ -339,6 +353,8 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--device must be auto, gpu or cpu, not {cfg.device!r}")
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or not (0 <= cfg.seed < 2**32):
         raise ConfigError(f"--seed must be an integer in [0, 2**32), not {cfg.seed!r}")
+    if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or not 0 <= cfg.threads <= 1024:
+        raise ConfigError(f"--threads must be an integer in [0, 1024] (0: every usable core), not {cfg.threads!r}")
     if not isinstance(cfg.synthetic_customers, int) or cfg.synthetic_customers < 100:
         raise ConfigError(f"synthetic_customers must be an integer >= 100, not {cfg.synthetic_customers!r}")
     c = cfg.clean
@@ -360,6 +376,10 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [features] utc_offset_hours must be within [-14, 14], not {f.utc_offset_hours!r}")
     if not f.skew_threshold >= 0:
         raise ConfigError(f"config [features] skew_threshold must be >= 0, not {f.skew_threshold!r}")
+    if not 0.5 <= f.near_constant <= 1.0:
+        raise ConfigError(f"config [features] near_constant must be within [0.5, 1], not {f.near_constant!r}")
+    if not 0.0 < f.redundancy <= 1.0:
+        raise ConfigError(f"config [features] redundancy must be within (0, 1], not {f.redundancy!r}")
     e = cfg.evaluate
     if not isinstance(e.stability_resamples, int) or not 0 <= e.stability_resamples <= 100:
         raise ConfigError(
@@ -447,7 +467,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
             if val is not None and not isinstance(val, str):
                 raise ConfigError(f"{key} must be a string, not {val!r}")
             kwargs[key] = val.strip().lower() if key == "select" and val is not None else val
-    for key in ("seed", "synthetic_customers"):
+    for key in ("seed", "synthetic_customers", "threads"):
         if key in values:
             kwargs[key] = values[key]
     for key in ("sensitivity", "report"):

@@ -338,7 +338,7 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
     if counts is None:
         raise ConfigError(f"saved model: the {sub.method} state has no training counts; refit with gpuseg run")
     if kind == "centroids" or (kind == "ward" and state.get("exact", True)) or kind == "deep":
-        space = sub.latent(X) if kind == "deep" else X
+        space = sub.latent(X) if kind == "deep" or state.get("metric") else X
         old = arrays["centers"].astype(np.float64)
         centers, new_counts, received = _minibatch(space, old, counts, batch_size, seed)
         new = np.asarray(_backend.to_host(centers))
@@ -349,7 +349,7 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
         arrays["counts"] = new_counts
         how = ("mini-batch steps on the latent centres (encoder kept)" if kind == "deep"
                else "mini-batch steps from the saved centres")
-        space_name = "latent" if kind == "deep" else "features"
+        space_name = "latent" if kind == "deep" else ("metric" if state.get("metric") else "features")
     elif kind == "gmm":
         old = arrays["means"].astype(np.float64)
         arrays, received, iters = _gmm_update(arrays, state, X, max_iter, 1e-4)

@@ -74,9 +74,11 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "save_model", "sa
 
 FORMAT_NAME = "gpuseg-model"
 #: Major version of the folder layout; a loader reads only its own major version.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this gpuseg reads: 1 predates feature weights (every weight is 1).
+READABLE_VERSIONS = (1, 2)
 
-_CENTROID_METHODS = ("kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans")
+_CENTROID_METHODS = ("adaptive_kmeans", "kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans")
 _DEEP_METHODS = ("deep_kmeans", "dec", "idec")
 #: Methods whose fitted state :func:`save_model` can write.
 _SINGLE_METHODS = (*_CENTROID_METHODS, "gmm", "som", "ward", *_DEEP_METHODS)
@@ -250,6 +252,11 @@ def _estimator_state(method: str, est: Any, train_X: Any = None) -> tuple[dict[s
 
 
 def _fitted_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
+    if method == "adaptive_kmeans":  # centres in the learned metric's space, and the metric
+        metric = np.asarray(est.metric_, dtype=np.float64)
+        centers = (_host(est.cluster_centers_, np.float64) @ metric).astype(_host(est.cluster_centers_).dtype)
+        return {"centers": centers, "metric": metric}, {"kind": "centroids", "k": centers.shape[0],
+                                                        "metric": True}, None
     if method in _CENTROID_METHODS:
         centers = _host(est.cluster_centers_)
         return {"centers": centers}, {"kind": "centroids", "k": centers.shape[0]}, None
@@ -335,6 +342,7 @@ def _scaler_state(scaler: Any, names: list[str]) -> tuple[dict[str, Any], dict[s
         "scaler_mean": np.asarray(scaler.mean_, dtype=np.float64),
         "scaler_scale": np.asarray(scaler.scale_, dtype=np.float64),
         "scaler_skew": np.asarray(scaler.skew_, dtype=np.float64),
+        "scaler_weights": np.asarray(scaler._weights(), dtype=np.float64),
     }
     return meta, arrays
 
@@ -521,7 +529,8 @@ class LoadedModel:
         if kind == "consensus":
             return self._vote(X)[0]
         if kind == "centroids":
-            return nearest_center(X, self._on("centers", xp, X.dtype))[0]
+            space = self.latent(X) if self._state.get("metric") else X
+            return nearest_center(space, self._on("centers", xp, X.dtype))[0]
         if kind == "gmm":
             return self._gmm.predict(X)
         if kind == "som":
@@ -592,10 +601,15 @@ class LoadedModel:
         return segments, conf
 
     def latent(self, X: Any) -> Any:
-        """Deep methods: the encoder's embedding of the scaled features ``X`` (X's array type)."""
+        """Where the centres live, for the scaled features ``X`` (X's array type): the
+        encoder's embedding (deep methods) or ``X @ metric`` (adaptive K-means)."""
         from . import backend as _backend
         from .embed.autoencoder import _encode, _training_tensor
 
+        if self._state.get("metric"):
+            X = self._check_X(X)
+            xp = array_namespace(X)
+            return X @ self._on("metric", xp, X.dtype)
         if self._state["kind"] != "deep":
             raise AttributeError(f"a saved {self.method} model has no latent space")
         torch = _backend.torch_module()
@@ -767,9 +781,10 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     version = manifest.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise _fail(file, f"format_version {version!r} is not an integer")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise _fail(file, f"format_version {version} (written by gpuseg {manifest.get('gpuseg_version', '?')}); "
-                          f"this gpuseg {__version__} reads format_version {FORMAT_VERSION}")
+                          f"this gpuseg {__version__} reads format_version "
+                          f"{' or '.join(map(str, READABLE_VERSIONS))}")
     method, state = manifest.get("method"), manifest.get("state")
     _check_kind(file, method, state, SAVABLE_METHODS)
     if method == "consensus":
@@ -868,8 +883,12 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
         shapes.update(codebook=(None, d), unit_labels=(None,))
     if kind == "deep":
         shapes["centers"] = (k, state.get("latent_dim"))
+    if kind == "centroids" and state.get("metric"):
+        shapes["metric"] = (d, d)
     if manifest.get("scaler") is not None:
         shapes.update(scaler_log_mask=(d,), scaler_mean=(d,), scaler_scale=(d,), scaler_skew=(d,))
+        if manifest["format_version"] >= 2:
+            shapes["scaler_weights"] = (d,)
     if "train_quantiles" in arrays:
         shapes["train_quantiles"] = (d, None)
     if "counts" in arrays:
@@ -946,4 +965,8 @@ def _make_scaler(meta: dict[str, Any], arrays: dict[str, np.ndarray], file: Path
     scaler.scale_ = arrays["scaler_scale"].astype(np.float64)
     scaler.skew_ = arrays["scaler_skew"].astype(np.float64)
     scaler.n_features_in_ = scaler.mean_.shape[0]
+    weights = arrays.get("scaler_weights")  # absent in format 1: every weight 1
+    scaler.weights_ = np.ones(scaler.n_features_in_) if weights is None else weights.astype(np.float64)
+    if not np.all(np.isfinite(scaler.weights_)) or np.any(scaler.weights_ < 0):
+        raise _fail(file, "scaler weights must be finite and non-negative")
     return scaler

@@ -131,7 +131,43 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
         Any problem with the user's input, options or device.
     """
     with contextlib.ExitStack() as stack:  # closes a Dask session however the run ends
+        stack.enter_context(thread_limit(config.threads))
         return _run(config, progress or Progress(), stack)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int = 0) -> Iterator[int]:
+    """Every thread pool (BLAS, OpenMP, torch) at ``threads`` (0: :func:`usable_cores`) for the
+    duration, set once: nested pools of different sizes oversubscribe shared cores (one
+    K-means sweep ran 5.9x slower that way on a busy 2-core machine)."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    n = threads or usable_cores()
+    torch = sys.modules.get("torch")  # already imported: set now; else backend.torch_module sets it
+    before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS)
+    with threadpool_limits(limits=n):
+        _backend.RUN_THREADS = n
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield n
+        finally:
+            _backend.RUN_THREADS = before[1]
+            torch = sys.modules.get("torch")
+            if torch is not None and before[0] is not None:
+                torch.set_num_threads(before[0])
 
 
 def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
@@ -183,8 +219,12 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             bounded=bounded,
         ).fit(raw)
         X = scaler.transform(raw)
+        weighting = _weigh_features(X, feats, config)
+        if weighting is not None:  # transformed again, bit for bit what a saved model computes
+            X = scaler.set_weights(weighting.weights).transform(raw)
         del raw
-        st["detail"] = f"log1p on {int(scaler.log_mask_.sum())} skewed features, standardised to float32"
+        st["detail"] = (f"log1p on {int(scaler.log_mask_.sum())} skewed features, standardised to float32"
+                        + (f"; {weighting.summary()}" if weighting is not None else "; every feature weight 1"))
 
     # -- embed -----------------------------------------------------------------------------
     Z = X  # what the methods cluster; every score is computed on X
@@ -339,6 +379,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             "backend": be.name,
             "label": be.device_label,
             "libraries": _backend.library_versions(be),
+            "cpu_threads": _backend.RUN_THREADS,
         },
         "data": {
             "source": source,
@@ -357,6 +398,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             "reference_time": _dt.datetime.fromtimestamp(feats.reference_time, _dt.timezone.utc).isoformat(),
         },
         "scaling": scaler.params(feats.names),
+        "representation": _representation_entry(weighting, config),
         "embedding": embedding,
         "evaluation": {
             "silhouette": (
@@ -365,8 +407,8 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
                 else {"exact": True, "sample_size": n_customers}
             ),
             "k_range": [ks[0], ks[-1]],
-            "k_rule": "elbow of inertia (Kneedle) + best composite of silhouette, Davies-Bouldin, "
-            "Calinski-Harabasz in k = knee..knee+2",
+            "k_rule": "elbow of the inertia curve (Kneedle); without an elbow the best composite of silhouette, "
+            "Davies-Bouldin and Calinski-Harabasz",
             "method_rule": METHOD_RULE,
             "stability": {
                 "resamples": config.evaluate.stability_resamples,
@@ -668,6 +710,49 @@ def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     }
     xp = be.xp
     return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
+
+
+def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
+    """The features' weights in the clustering space (:mod:`gpuseg.prep.represent`), or None
+    with ``[features] weighting = false`` and no ``describe_only``."""
+    from .prep.represent import feature_weights
+
+    fc = config.features
+    names = feats.names
+    unknown = [d for d in fc.describe_only if d not in names and d not in set(feats.groups.values())]
+    if unknown:
+        raise ConfigError(f"config [features] describe_only: {unknown[0]!r} is neither a feature nor a feature group "
+                          f"of these data (features: {', '.join(names)})")
+    if not fc.weighting and not fc.describe_only:
+        return None
+    weights = feature_weights(X, names, feats.groups, near_constant=fc.near_constant if fc.weighting else 1.01,
+                              redundancy=fc.redundancy if fc.weighting else 1.01, describe_only=fc.describe_only,
+                              relevance=fc.weighting, random_state=config.seed)
+    if not weights.kept:
+        raise ConfigError("no feature is left to define the segments ([features] describe_only lists them all, or "
+                          "every feature is near-constant)")
+    return weights
+
+
+def _representation_entry(weighting: Any, config: RunConfig) -> dict[str, Any]:
+    """metrics.json ``representation``: the rule and every feature's weight and why."""
+    from .prep import represent
+
+    fc = config.features
+    if weighting is None:
+        return {"weighting": False, "rule": "every scaled feature weight 1 ([features] weighting = false)"}
+    return {
+        "weighting": fc.weighting,
+        "rule": (f"left out: near-constant (>= {fc.near_constant:.0%} share one value) and describe_only; "
+                 f"redundant features (|Spearman| >= {fc.redundancy}, complete linkage) share one weight "
+                 "(1/sqrt(group size)); times sqrt(relevance / best relevance), relevance being the share of a "
+                 f"feature's variance between {represent.RELEVANCE_CLUSTERS} K-means groups of the other features"
+                 if fc.weighting else "describe_only features left out; every other weight 1"),
+        "defining": weighting.kept,
+        "describing": [r["feature"] for r in weighting.rows if r["weight"] == 0],
+        "summary": weighting.summary(),
+        "features": weighting.rows,
+    }
 
 
 def _epoch_progress(phase: str, epoch: int, total: int, loss: float) -> tuple[int, int, str]:

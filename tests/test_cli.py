@@ -115,24 +115,33 @@ def test_run_prints_where_scores_choice_and_folder(tmp_path, events_csv, capsys)
     assert m["chosen"]["k"] in (3, 4, 5)
 
 
-def test_default_run_is_the_consensus_with_its_members_ranked(tmp_path, events_csv, capsys):
+def test_default_run_is_adaptive_kmeans_and_a_comparison_states_its_rule(tmp_path, events_csv, capsys):
     out = tmp_path / "o"
     code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu", "--no-report",
                  "--stability", "3", "--truth", str(events_csv.parent / "truth.csv")])
+    capsys.readouterr()
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert list(m["methods"]) == ["adaptive_kmeans"] and m["chosen"]["method"] == "adaptive_kmeans"
+    assert m["representation"]["features"] and m["device"]["cpu_threads"] >= 1
+    code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu", "--no-report",
+                 "--stability", "3", "--methods", "consensus,adaptive_kmeans",
+                 "--truth", str(events_csv.parent / "truth.csv")])
     cap = capsys.readouterr()
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert list(m["methods"]) == ["kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus"]
+    assert list(m["methods"]) == ["kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus",
+                                  "adaptive_kmeans"]
     assert m["chosen"]["by"] == "ranking" and m["chosen"]["method"] == m["ranking"][0]["method"]
-    assert "Methods compared, best first" in cap.out and "mean_rank" in cap.out and "stability" in cap.out
+    assert "Methods compared, chosen first" in cap.out and "checks" in cap.out and "stability" in cap.out
     assert f"Chosen by the ranking: {m['chosen']['method']} with k=" in cap.out
-    assert "Rule: lowest mean rank" in cap.out
+    assert "Rule: the first method in the benchmark's preference order" in cap.out
     table = pd.read_csv(out / "comparison.csv")
     assert list(table["method"]) == list(m["methods"]) and table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "method"].item() == m["chosen"]["method"]
     # --select overrides the ranking; the ranking itself is unchanged
     code = main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3-4", "--device", "cpu", "--no-report",
-                 "--stability", "3", "--select", "minibatch_kmeans", "-q"])
+                 "--stability", "3", "--methods", "consensus,adaptive_kmeans", "--select", "minibatch_kmeans", "-q"])
     cap2 = capsys.readouterr()
     m2 = json.loads((out / "metrics.json").read_text())
     assert m2["chosen"] == {**m2["chosen"], "method": "minibatch_kmeans", "by": "--select"}

@@ -86,7 +86,8 @@ def test_missing_config_file(tmp_path):
 
 def test_defaults():
     cfg = build_config()
-    assert cfg.input is None and cfg.out == "gpuseg-out" and cfg.device == "auto" and cfg.k_values == list(range(2, 11))
+    assert cfg.input is None and cfg.out == "gpuseg-out" and cfg.device == "auto" and cfg.k_values == list(range(2, 13))
+    assert cfg.threads == 0 and cfg.features.weighting and cfg.features.describe_only == ()
 
 
 @pytest.mark.parametrize(

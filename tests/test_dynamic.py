@@ -21,7 +21,7 @@ from gpuseg.dynamic import (
 )
 from gpuseg.errors import ConfigError, SchemaError
 from gpuseg.io.synthetic import PERSONAS, generate_events
-from gpuseg.model import load_model
+from gpuseg.model import FORMAT_VERSION, load_model
 from gpuseg.pipeline import run
 
 CPU = _backend.select("cpu")
@@ -173,7 +173,7 @@ def test_bad_input_one_line_exit_2_nothing_written(events, kmeans_run, tmp_path,
         (model_dir / "model.json").write_text(json.dumps(manifest))
     elif case == "other_major":
         manifest = json.loads((model_dir / "model.json").read_text())
-        manifest["format_version"] = 2
+        manifest["format_version"] = FORMAT_VERSION + 1
         (model_dir / "model.json").write_text(json.dumps(manifest))
     out = tmp_path / "out.parquet"
     for command in (["assign", "--out", str(out)], ["update", "--out", str(tmp_path / "v2")],

@@ -51,7 +51,7 @@ def _save(tmp_path, data, method, **params):
 
 
 @pytest.mark.parametrize(
-    "method", ["kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans", "gmm", "som", "ward"]
+    "method", ["adaptive_kmeans", "kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans", "gmm", "som", "ward"]
 )
 def test_round_trip_labels(tmp_path, data, method):
     _, _, Z = data
@@ -100,6 +100,31 @@ def test_scaler_round_trip(tmp_path, data):
     assert manifest["scaler"]["features"]["recency"]["mean"] == pytest.approx(scaler.mean_[0])
     assert manifest["config"] == {"seed": 0, "out": "x", "k": [2, 6]}
     assert manifest["params"]["n_clusters"] == K
+
+
+def test_feature_weights_round_trip_and_format_1_reads_as_weight_1(tmp_path, data):
+    raw, _, _ = data
+    scaler = FeatureScaler().fit(raw).set_weights([1.0, 0.5, 0.0])
+    Z = scaler.transform(raw)
+    assert np.all(Z[:, 2] == 0)
+    est = make_estimator("adaptive_kmeans", K, 0).fit(Z)
+    folder = save_model(tmp_path / "model", estimator=est, method="adaptive_kmeans", scaler=scaler,
+                        feature_names=["recency", "frequency", "monetary"], config_dict={},
+                        segment_names=[f"segment {i}" for i in range(K)])
+    model = load_model(folder)
+    np.testing.assert_array_equal(model.scaler.weights_, [1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(model.scaler.transform(raw), Z)
+    np.testing.assert_array_equal(model.predict(Z), to_host(est.labels_))
+    # a format-1 folder (before weights) still loads, every weight 1
+    _, old = _save(tmp_path / "v1", data, "kmeans")
+    arrays = dict(np.load(old / "arrays.npz"))
+    del arrays["scaler_weights"]
+    np.savez(old / "arrays.npz", **arrays)
+    manifest = json.loads((old / "model.json").read_text())
+    manifest["format_version"] = 1
+    manifest["files"]["arrays.npz"] = hashlib.sha256((old / "arrays.npz").read_bytes()).hexdigest()
+    (old / "model.json").write_text(json.dumps(manifest))
+    np.testing.assert_array_equal(load_model(old).scaler.weights_, np.ones(3))
 
 
 @pytest.mark.parametrize("method", ["deep_kmeans", "dec"])

@@ -165,7 +165,7 @@ def test_truth_file_and_orders_input(tmp_path, small_events):
     assert m["data"]["customers"] == orders["Customer"].nunique()
     assert m["evaluation"]["truth"]["customers_matched"] == m["data"]["customers"]
     assert "views" not in m["data"]["features"] and "frequency" in m["data"]["features"]
-    assert m["methods"]["kmeans"]["ari"] is not None
+    assert m["methods"]["adaptive_kmeans"]["ari"] is not None
 
 
 def test_same_seed_same_segments(tmp_path, events_csv):

@@ -173,11 +173,12 @@ def score_fit(
     row["clusters_found"] = found
     row["noise"] = int((~assigned).sum())
     row["noise_share"] = float((~assigned).mean())
+    row["largest_share"] = float(np.bincount(host[assigned]).max() / host.size) if assigned.any() else 0.0
     est = fit.estimator
     if fit.k is None:
         row["k"] = found
     if found < 2:
-        row.update(status="failed", reason=f"found {found} segment{'s' if found != 1 else ''}")
+        row.update(status="failed", reason=_no_structure(found, row["noise_share"], est))
         return row
     if fit.k is not None and found < fit.k:  # e.g. duplicated customers: fewer distinct groups
         row.update(status="failed", reason=f"found {found} segments for k={fit.k}")
@@ -223,6 +224,19 @@ def score_fit(
         row["ari"] = _m.adjusted_rand_score(truth_codes[truth_mask], labels[truth_mask])
         row["nmi"] = _m.normalized_mutual_info_score(truth_codes[truth_mask], labels[truth_mask])
     return row
+
+
+def _no_structure(found: int, noise_share: float, est: Any) -> str:
+    """Why a fit that found fewer than 2 segments means: said plainly, as a finding."""
+    seg = f"found {found} segment{'s' if found != 1 else ''}"
+    if est is None or not hasattr(est, "noise_share_"):
+        return seg
+    space = (f"the first {est.projection_.n_components_} principal components" if getattr(est, "projection_", None)
+             is not None else "the features")
+    if found == 0:
+        return f"{seg}: every customer is noise at these settings; no dense group stands out on {space}"
+    return (f"{seg}: the customers form one connected dense mass on {space} ({noise_share:.0%} unassigned); "
+            "there are no density-separated segments at these settings")
 
 
 def _partition_key(labels: np.ndarray) -> bytes:

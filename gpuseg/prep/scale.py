@@ -35,7 +35,8 @@ def _var_floor(X: Any, xp: Any) -> Any:
 
 
 class FeatureScaler:
-    """log1p on skewed non-negative features, then zero mean and unit variance.
+    """log1p on skewed non-negative features, zero mean and unit variance, then a weight per
+    feature (:mod:`gpuseg.prep.represent`; 1 for every feature until :meth:`set_weights`).
 
     Parameters
     ----------
@@ -56,6 +57,8 @@ class FeatureScaler:
         Host arrays; ``scale_`` is 1 for constant columns.
     skew_ : ndarray, shape (n_features,)
         Skewness of each raw column (host).
+    weights_ : ndarray, shape (n_features,)
+        Host array: each standardised column is multiplied by its weight (0 leaves it out).
     n_features_in_ : int
 
     Examples
@@ -110,7 +113,16 @@ class FeatureScaler:
         self.mean_ = _to_host(T.mean(axis=0))
         var = _to_host(T.var(axis=0))
         self.scale_ = np.where(var > _to_host(_var_floor(T, xp)), np.sqrt(var), 1.0)
+        self.weights_ = np.ones(n_features)
         self.n_features_in_ = n_features
+        return self
+
+    def set_weights(self, weights: Any) -> "FeatureScaler":
+        """Multiply each standardised feature by ``weights`` from now on (non-negative)."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (self.n_features_in_,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weights must be {self.n_features_in_} finite non-negative numbers")
+        self.weights_ = w
         return self
 
     def _log(self, X: Any, xp: Any) -> Any:
@@ -125,16 +137,22 @@ class FeatureScaler:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the scaler was fitted on {self.n_features_in_}")
         T = self._log(X.astype(xp.float64), xp)
-        Z = (T - xp.asarray(self.mean_)) / xp.asarray(self.scale_)
+        Z = (T - xp.asarray(self.mean_)) * xp.asarray(self._weights() / self.scale_)
         return xp.ascontiguousarray(Z.astype(self.dtype))
+
+    def _weights(self) -> np.ndarray:
+        return getattr(self, "weights_", None) if getattr(self, "weights_", None) is not None else np.ones(
+            len(self.mean_))
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X).transform(X)
 
     def inverse_transform(self, Z: Any) -> Any:
-        """Back to the raw feature scale (float64)."""
+        """Back to the raw feature scale (float64); a feature of weight 0 comes back as its mean."""
         xp = array_namespace(Z)
-        T = Z.astype(xp.float64) * xp.asarray(self.scale_) + xp.asarray(self.mean_)
+        w = self._weights()
+        unweight = np.where(w > 0, self.scale_ / np.where(w > 0, w, 1.0), 0.0)
+        T = Z.astype(xp.float64) * xp.asarray(unweight) + xp.asarray(self.mean_)
         if self.log_mask_.any():
             T = xp.where(xp.asarray(self.log_mask_), xp.expm1(T), T)
         return T
@@ -147,6 +165,7 @@ class FeatureScaler:
                 "skew": float(self.skew_[i]),
                 "mean": float(self.mean_[i]),
                 "scale": float(self.scale_[i]),
+                "weight": float(self._weights()[i]),
             }
             for i, n in enumerate(names)
         }

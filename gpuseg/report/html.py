@@ -336,7 +336,8 @@ _COMPARISON_COLUMNS = (
     ("davies_bouldin", "Davies-Bouldin", 3), ("calinski_harabasz", "Calinski-Harabasz", 1),
     ("stability_mean", "stability", 3), ("unassigned_share", "unassigned", "pct"),
     ("fit_seconds", "fit s", 2), ("ari", "ARI", 3), ("nmi", "NMI", 3), ("mean_rank", "mean rank", 2),
-    ("position", "position", 0), ("reason", "reason", None),
+    ("preference", "preference", 0), ("position", "position", 0), ("checks", "checks failed", None),
+    ("reason", "reason", None),
 )
 
 

@@ -104,7 +104,9 @@ def margin_reference(estimator: Any, X: Any, labels: Any) -> tuple[Any, Any, flo
     ok = labels >= 0
     if not bool(ok.any()):
         return None
-    centers = getattr(estimator, "cluster_centers_", None)
+    centers = getattr(estimator, "embedding_centers_", None)  # centres where embedding_ lives, when they differ
+    if centers is None:
+        centers = getattr(estimator, "cluster_centers_", None)
     if (centers is not None and centers.shape[1] == space.shape[1] and centers.shape[0] >= 2
             and int(labels.max()) < centers.shape[0]):
         own = labels.astype(xp.int64)  # label j: centre j

@@ -530,3 +530,23 @@ def test_gpu_sampling_labels_every_row(gpu_xp, big_blobs, cls):
     model = cls(max_points=600, random_state=1).fit(gpu_xp.asarray(X))
     assert model.sampled_ is True and model.labels_.shape == (len(X),)
     assert adjusted_rand_score(y, to_host(model.labels_)) > 0.9
+
+
+@pytest.mark.parametrize("cls", ["DBSCAN", "HDBSCAN"])
+def test_density_on_principal_components_finds_what_all_dimensions_hide(cls):
+    """Four round groups in 2 of 40 dimensions: on all 40 the density is nearly uniform; on
+    the first 2 principal components the groups stand apart."""
+    import gpuseg.cluster as gc
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    which = rng.integers(0, 4, 3000)
+    centers = np.array([[5, 5], [-5, 5], [5, -5], [-5, -5]], dtype=float)
+    X = np.hstack([centers[which] + rng.normal(0, 1, (3000, 2)), rng.normal(0, 1, (3000, 38))]).astype(np.float32)
+    est = getattr(gc, cls)(n_components=2, random_state=0).fit(X)
+    assert est.projection_.n_components_ == 2 and est.n_features_in_ == 40
+    assert adjusted_rand_score(which, est.labels_) > 0.85  # DBSCAN leaves the sparse rims as noise
+    assert np.mean(est.predict(X[:200]) == est.labels_[:200]) > 0.95
+    flat = getattr(gc, cls)(random_state=0).fit(X)
+    assert flat.projection_ is None
+    assert adjusted_rand_score(which, flat.labels_) < adjusted_rand_score(which, est.labels_)

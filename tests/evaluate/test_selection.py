@@ -28,16 +28,16 @@ def test_composite_prefers_good_scores():
     assert comp == {2: 0.0, 3: 1.0, 4: 0.5}
 
 
-def test_choice_stays_near_the_elbow_even_when_silhouette_prefers_two():
+def test_the_elbow_decides_even_when_silhouette_prefers_two():
     sil = [0.40, 0.20, 0.25, 0.30, 0.28, 0.2, 0.18, 0.17, 0.16]  # k=2 best silhouette
     db = [1.0, 1.6, 1.4, 1.1, 1.2, 1.5, 1.6, 1.7, 1.8]
     ch = [900, 600, 700, 800, 750, 600, 550, 500, 480]
     c = choose_k(KS, elbow_curve(5), sil, db, ch)
     assert c.knee == 5 and c.k == 5
-    assert "elbow at k=5" in c.reason
+    assert "elbow of the inertia curve over k=2..10 (Kneedle): k=5" in c.reason
 
 
-def test_window_is_used_without_elbow_too():
+def test_the_scores_decide_without_an_elbow():
     sil = [0.1, 0.2, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
     c = choose_k(KS, [100 - 10 * k for k in KS], sil, [1.0] * 9, [1.0] * 9)
     assert c.knee is None and c.k == 4
@@ -53,7 +53,9 @@ def test_nan_scores_are_worst():
     assert comp[2] < comp[3]
 
 
-def test_never_below_the_elbow():
-    sil = [0.30, 0.28, 0.40, 0.20, 0.21, 0.2, 0.18, 0.17, 0.16]  # best silhouette at k=4, knee at 5
+@pytest.mark.parametrize("best", [4, 6, 7])
+def test_the_elbow_wins_over_better_scores_nearby(best):
+    sil = [0.2] * 9
+    sil[best - 2] = 0.5
     c = choose_k(KS, elbow_curve(5), sil, [1.0] * 9, [900 - 50 * i for i in range(9)])
-    assert c.knee == 5 and c.k >= 5
+    assert c.knee == 5 and c.k == 5

@@ -1,0 +1,275 @@
+"""K-means in a metric learned from its own segments (``adaptive_kmeans``).
+
+Plain K-means measures every direction of the feature space alike. Customer segments are
+not round: within one segment, activity varies a lot and drags spend, visits and views
+along with it, while the segments differ in a few rates. K-means then cuts along the long
+within-segment directions instead of between the segments. ``AdaptiveKMeans`` alternates:
+
+1. K-means from k-means++ (the start);
+2. the pooled within-segment covariance ``W`` of the current segments, scaled to an average
+   variance of 1 and shrunk towards the identity, ``M = (1 - a) I + a W``;
+3. Lloyd iterations in the space whitened by ``M`` (distances ``(x - c)' M^-1 (x - c)``),
+   from the current centres; back to 2 until fewer than ``tol`` of the customers move.
+
+The shrinkage ``a`` rises in two steps to ``shrinkage`` (half, then all of it), so the
+metric moves away from the Euclidean one gradually. This is classification EM for a
+Gaussian mixture with one shared covariance, regularised towards K-means (Friedman & Rubin
+1967 scored partitions by the same within/between scatter); the shrinkage keeps it from
+collapsing a segment onto a value many customers share. Of ``n_init`` starts, the one with
+the largest Friedman-Rubin trace criterion ``tr(T^-1 B)`` (between-segment scatter relative
+to the total scatter, affine invariant) wins.
+
+Written once for NumPy and CuPy; the metric is a small ``d x d`` matrix computed on the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._xp import cluster_sums, nearest_center
+from ..backend import array_namespace, to_host, to_namespace
+from ._base import CentroidMixin, EstimatorMixin, as_float_array, check_random_state
+from .kmeans import KMeans
+
+__all__ = ["AdaptiveKMeans", "pooled_metric", "trace_criterion"]
+
+#: Columns whose variance is below this share of the largest are left out of the metric.
+_FLAT = 1e-10
+
+
+def _moments(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(total covariance T, column means, active-column mask) on the host in float64,
+    accumulated over row blocks of the centred data in float64."""
+    from .._xp import block_rows, row_blocks
+
+    xp = array_namespace(X)
+    n, d = X.shape
+    mean = X.astype(xp.float64).mean(axis=0)
+    T = xp.zeros((d, d), dtype=xp.float64)
+    for start, stop in row_blocks(n, block_rows(xp, d)):
+        B = X[start:stop].astype(xp.float64) - mean
+        T += B.T @ B
+    T = np.asarray(to_host(T)) / n
+    var = np.diag(T)
+    return (T + T.T) / 2.0, np.asarray(to_host(mean)), var > _FLAT * max(float(var.max()), 1e-300)
+
+
+def _within(T: np.ndarray, mean: np.ndarray, X: Any, labels: Any, k: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pooled within-segment covariance W = T - B, centres, counts), host float64."""
+    sums, counts = cluster_sums(X, labels, k)
+    sums, counts = np.asarray(to_host(sums)), np.asarray(to_host(counts))
+    centers = sums / np.maximum(counts, 1.0)[:, None]
+    dev = centers - mean
+    W = T - (dev.T * (counts / counts.sum())) @ dev
+    return (W + W.T) / 2.0, centers, counts
+
+
+def pooled_metric(W: np.ndarray, active: np.ndarray, shrinkage: float) -> np.ndarray:
+    """The whitening map ``A`` (d x d, host) with ``A A' = M^-1`` on the active columns,
+    ``M = (1 - a) I + a W / mean(diag W)``; inactive columns map to 0."""
+    d = W.shape[0]
+    idx = np.flatnonzero(active)
+    Wa = W[np.ix_(idx, idx)]
+    scale = np.trace(Wa) / max(len(idx), 1)
+    M = (1.0 - shrinkage) * np.eye(len(idx)) + shrinkage * Wa / max(scale, 1e-300)
+    ev, V = np.linalg.eigh(M)
+    A = np.zeros((d, d))
+    A[np.ix_(idx, idx)] = V / np.sqrt(np.maximum(ev, 1e-12))
+    return A
+
+
+def trace_criterion(T: np.ndarray, active: np.ndarray, W: np.ndarray) -> float:
+    """Friedman-Rubin ``tr(T^-1 B)`` over the active columns (B = T - W), in [0, k - 1]."""
+    idx = np.flatnonzero(active)
+    T = T[np.ix_(idx, idx)]
+    B = T - W[np.ix_(idx, idx)]
+    ridge = 1e-9 * np.trace(T) / max(len(idx), 1)
+    return float(np.trace(np.linalg.solve(T + ridge * np.eye(len(idx)), B)))
+
+
+def _lloyd_from(Z: Any, start: Any) -> Any:
+    """Labels of Lloyd iterations from ``start`` (scikit-learn's on the CPU, cuML's on the GPU,
+    which re-seed a segment left empty)."""
+    km = KMeans(start.shape[0], init=start, n_init=1, max_iter=100).fit(Z)
+    return km.labels_
+
+
+class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
+    """K-means whose distance is learned from its segments' pooled covariance (module doc).
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    shrinkage : float, default=0.6
+        Weight ``a`` of the pooled within-segment covariance in the metric (0: plain
+        K-means; 1: no regularisation).
+    n_init : int, default=3
+        Starts (k-means++ then K-means); the largest trace criterion wins.
+    max_iter : int, default=20
+        Metric updates per shrinkage step.
+    tol : float, default=0.001
+        Stop a step when fewer than this share of the samples change segment.
+    max_samples : int, optional
+        Above this many samples, the starts run on a fixed-seed sample of this size; every
+        sample is then assigned in the winner's metric and the metric refined on all of them
+        (a few steps from there).
+    random_state : int, RandomState or None, default=None
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+        Segment means in the input space.
+    labels_ : array of shape (n_samples,), int32
+    metric_ : ndarray of shape (n_features, n_features)
+        Host array ``A``: distances are Euclidean between ``X @ A`` and ``centers @ A``.
+    embedding_ : array of shape (n_samples, n_features)
+        ``X @ A``, where the segments were formed.
+    embedding_centers_ : array of shape (n_clusters, n_features)
+        ``cluster_centers_ @ A``.
+    inertia_ : float
+        Sum of squared Euclidean distances to the own segment mean in the input space (each k
+        learns its own metric, so this is what compares across k).
+    criterion_ : float
+        ``tr(T^-1 B)`` of the segments.
+    n_iter_ : int
+        Metric updates of the winning start.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, [5, 0.3], (200, 2)), rng.normal(0, [5, 0.3], (200, 2)) + [0, 2]])
+    >>> est = AdaptiveKMeans(2, random_state=0).fit(X.astype(np.float32))
+    >>> sorted(np.bincount(est.labels_).tolist())
+    [200, 200]
+    """
+
+    def __init__(self, n_clusters: int = 8, *, shrinkage: float = 0.6, n_init: int = 3, max_iter: int = 20,
+                 tol: float = 1e-3, max_samples: int | None = None, random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.shrinkage = shrinkage
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_samples = max_samples
+        self.random_state = random_state
+
+    def _validate(self, X: Any) -> None:
+        if getattr(X, "ndim", None) != 2:
+            raise ValueError(f"expected a 2-D array, got shape {getattr(X, 'shape', None)}")
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1:
+            raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
+        if X.shape[0] < self.n_clusters:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
+        if isinstance(self.shrinkage, bool) or not isinstance(self.shrinkage, (int, float)) or not (
+                0.0 <= self.shrinkage <= 1.0):
+            raise ValueError(f"shrinkage must be within [0, 1], got {self.shrinkage!r}")
+        if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(
+                self.max_samples, (int, np.integer)) or self.max_samples < 2 * self.n_clusters):
+            raise ValueError(f"max_samples must be None or an integer >= 2 * n_clusters, got {self.max_samples!r}")
+        for name in ("n_init", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not 0.0 <= self.tol < 1.0:
+            raise ValueError(f"tol must be within [0, 1), got {self.tol!r}")
+        xp = array_namespace(X)
+        if not bool(xp.isfinite(X).all()):
+            raise ValueError("X contains NaN or infinite values")
+
+    def fit(self, X: Any, y: Any = None) -> "AdaptiveKMeans":
+        """Compute the segmentation."""
+        X = as_float_array(X)
+        self._validate(X)
+        rs = check_random_state(self.random_state)
+        seeds = rs.randint(np.iinfo(np.int32).max, size=int(self.n_init))
+        xp = array_namespace(X)
+        n = X.shape[0]
+        S = X
+        if self.max_samples is not None and n > self.max_samples:
+            rows = np.sort(rs.choice(n, size=int(self.max_samples), replace=False))
+            S = X[xp.asarray(rows)]
+        T, mean, active = _moments(S)
+        best = None
+        for seed in seeds:
+            labels = KMeans(self.n_clusters, n_init=1, random_state=int(seed)).fit(S).labels_
+            labels, A, n_iter = self._adapt(S, T, mean, active, labels)
+            W, centers, _ = _within(T, mean, S, labels, self.n_clusters)
+            score = trace_criterion(T, active, W)
+            if best is None or score > best[0]:
+                best = (score, labels, A, centers, n_iter, W)
+        score, labels, A, centers, n_iter, W = best
+        if S is not X:  # every sample in the winner's metric, then the metric refined on all
+            A_x = xp.asarray(to_namespace(A, xp), dtype=X.dtype)
+            labels = nearest_center(X @ A_x, xp.asarray(to_namespace(centers @ A, xp), dtype=X.dtype))[0]
+            T, mean, active = _moments(X)
+            labels, A, more = self._adapt(X, T, mean, active, labels, steps=(self.shrinkage,))
+            W, centers, _ = _within(T, mean, X, labels, self.n_clusters)
+            score, n_iter = trace_criterion(T, active, W), n_iter + more
+        self.labels_ = labels
+        self.metric_ = A
+        self.cluster_centers_ = xp.asarray(to_namespace(centers, xp), dtype=X.dtype)
+        self.embedding_ = X @ xp.asarray(to_namespace(A, xp), dtype=X.dtype)
+        self.embedding_centers_ = self.cluster_centers_ @ xp.asarray(to_namespace(A, xp), dtype=X.dtype)
+        # in the input space, so that inertia compares across k (each k learns its own metric)
+        self.inertia_ = float(np.trace(W) * X.shape[0])
+        self.criterion_ = score
+        self.n_iter_ = n_iter
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _adapt(self, X: Any, T: np.ndarray, mean: np.ndarray, active: np.ndarray, labels: Any,
+               steps: tuple[float, ...] | None = None) -> tuple[Any, np.ndarray, int]:
+        """Alternate metric and Lloyd steps from ``labels`` (module doc), at each shrinkage of
+        ``steps`` (default: half of ``shrinkage``, then all of it)."""
+        xp = array_namespace(X)
+        k, n = self.n_clusters, X.shape[0]
+        A = np.eye(X.shape[1])
+        n_iter = 0
+        if steps is None:
+            steps = (self.shrinkage / 2.0, self.shrinkage) if self.shrinkage > 0 else ()
+        for a in steps:
+            for _ in range(int(self.max_iter)):
+                W, centers, _ = _within(T, mean, X, labels, k)
+                A = pooled_metric(W, active, a)
+                A_x = xp.asarray(to_namespace(A, xp), dtype=X.dtype)
+                Z = X @ A_x
+                start = xp.asarray(to_namespace(centers @ A, xp), dtype=X.dtype)
+                new = _lloyd_from(Z, start)
+                n_iter += 1
+                changed = float((new != labels).sum()) / n
+                labels = new
+                if changed < self.tol:
+                    break
+        return labels, A, n_iter
+
+    def _metric_on(self, xp: Any, dtype: Any) -> Any:
+        return xp.asarray(to_namespace(self.metric_, xp), dtype=dtype)
+
+    def predict(self, X: Any) -> Any:
+        """Index (int32) of the closest centre in the learned metric."""
+        X, centers = self._centers_for(X)
+        A = self._metric_on(array_namespace(X), X.dtype)
+        return nearest_center(X @ A, centers @ A)[0]
+
+    def transform(self, X: Any) -> Any:
+        """Distances to every centre in the learned metric, shape (n_samples, n_clusters)."""
+        from .._xp import squared_distances
+
+        X, centers = self._centers_for(X)
+        xp = array_namespace(X)
+        A = self._metric_on(xp, X.dtype)
+        return xp.sqrt(squared_distances(X @ A, centers @ A))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Opposite of the sum of squared distances of X to its nearest centre in the learned
+        metric (what the fit decreases)."""
+        X, centers = self._centers_for(X)
+        xp = array_namespace(X)
+        A = self._metric_on(xp, X.dtype)
+        _, dist = nearest_center(X @ A, centers @ A)
+        return -float(dist.astype(xp.float64).sum())

@@ -1,0 +1,148 @@
+"""Tests of AdaptiveKMeans (K-means in a metric learned from its own segments)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.metrics import adjusted_rand_score
+
+from gpuseg.cluster import AdaptiveKMeans
+from gpuseg.cluster.adaptive import _moments, _within, pooled_metric, trace_criterion
+
+
+def parallel_bands(n=1500, k=3, seed=0):
+    """k long parallel bands: spread 2.5 along the first axis, 0.5 across, 2.5 apart across."""
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, k, n)
+    X = np.column_stack([rng.normal(0, 2.5, n), rng.normal(0, 0.5, n) + 2.5 * which, rng.normal(0, 1, n)])
+    return X.astype(np.float32), which
+
+
+@pytest.fixture(scope="module")
+def personas():
+    """The built-in personas' weighted features (3,000 customers) and their truth."""
+    import pandas as pd
+
+    from gpuseg.backend import select
+    from gpuseg.config import FeatureConfig
+    from gpuseg.io.readers import from_frame
+    from gpuseg.io.synthetic import generate_events
+    from gpuseg.config import CleanConfig
+    from gpuseg.prep import FeatureScaler, clean, customer_features
+    from gpuseg.prep.represent import feature_weights
+
+    be = select("cpu")
+    events, truth = generate_events(3000, seed=11)
+    feats = customer_features(clean(from_frame(events, be, "events"), CleanConfig(), be), FeatureConfig())
+    X = FeatureScaler(bounded=[i for i, n in enumerate(feats.names) if n in feats.bounded]).fit_transform(
+        feats.frame.to_numpy(np.float64))
+    X = X * feature_weights(X, feats.names, feats.groups).weights.astype(np.float32)
+    persona = truth.set_index("user_id")["persona"].reindex(feats.frame.index)
+    return X, pd.factorize(persona)[0]
+
+
+def test_beats_kmeans_on_the_built_in_personas(personas):
+    X, which = personas
+    km = SkKMeans(6, n_init=10, random_state=0).fit_predict(X)
+    est = AdaptiveKMeans(6, random_state=0).fit(X)
+    assert adjusted_rand_score(which, est.labels_) > adjusted_rand_score(which, km) + 0.1
+    assert est.labels_.dtype == np.int32 and est.cluster_centers_.shape == (6, X.shape[1])
+    assert 0 <= est.criterion_ <= 5 + 1e-9
+
+
+def test_on_long_bands_it_does_no_worse_than_kmeans():
+    X, which = parallel_bands()
+    km = SkKMeans(3, n_init=10, random_state=0).fit_predict(X)
+    est = AdaptiveKMeans(3, random_state=0).fit(X)
+    assert adjusted_rand_score(which, est.labels_) >= adjusted_rand_score(which, km) - 0.02
+
+
+def test_predict_in_the_learned_metric_reproduces_the_labels():
+    X, _ = parallel_bands(seed=1)
+    est = AdaptiveKMeans(3, random_state=0).fit(X)
+    assert np.mean(est.predict(X) == est.labels_) > 0.995
+    d = est.transform(X)
+    assert d.shape == (X.shape[0], 3)
+    np.testing.assert_array_equal(d.argmin(axis=1), est.predict(X))
+    np.testing.assert_allclose(est.embedding_, X @ est.metric_.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_shrinkage_zero_is_a_kmeans_fixed_point():
+    X, _ = parallel_bands(seed=2)
+    est = AdaptiveKMeans(3, shrinkage=0.0, random_state=0).fit(X)
+    np.testing.assert_array_equal(est.metric_, np.eye(3))
+    again = SkKMeans(3, init=est.cluster_centers_, n_init=1).fit(X).labels_
+    assert adjusted_rand_score(again, est.labels_) == 1.0
+
+
+def test_seeded_and_clonable():
+    X, _ = parallel_bands(seed=3)
+    a = AdaptiveKMeans(3, random_state=5).fit(X)
+    b = clone(a).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert b.get_params()["shrinkage"] == 0.6
+
+
+def test_trace_criterion_matches_a_direct_computation():
+    X, which = parallel_bands(seed=4)
+    X64 = X.astype(np.float64)
+    T0, mean, active = _moments(X)
+    W, centers, counts = _within(T0, mean, X, which.astype(np.int32), 3)
+    Xc = X64 - X64.mean(axis=0)
+    T = Xc.T @ Xc / len(X)
+    Wd = sum(((X64[which == c] - X64[which == c].mean(0)).T @ (X64[which == c] - X64[which == c].mean(0)))
+             for c in range(3)) / len(X)
+    np.testing.assert_allclose(T0, T, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(W, Wd, rtol=1e-9, atol=1e-10)
+    expected = np.trace(np.linalg.solve(T, T - Wd))
+    assert trace_criterion(T0, active, W) == pytest.approx(expected, rel=1e-6)
+
+
+def test_pooled_metric_whitens_the_shrunk_covariance_and_skips_flat_columns():
+    rng = np.random.default_rng(0)
+    A0 = rng.normal(size=(3, 3))
+    W = np.zeros((4, 4))
+    W[:3, :3] = A0 @ A0.T + np.eye(3)
+    active = np.array([True, True, True, False])
+    A = pooled_metric(W, active, 0.6)
+    M = 0.4 * np.eye(3) + 0.6 * W[:3, :3] / (np.trace(W[:3, :3]) / 3)
+    np.testing.assert_allclose(A[:3, :3] @ A[:3, :3].T, np.linalg.inv(M), rtol=1e-8, atol=1e-10)
+    assert np.all(A[3] == 0) and np.all(A[:, 3] == 0)
+
+
+def test_a_constant_column_changes_nothing(personas):
+    X, _ = personas
+    a = AdaptiveKMeans(6, random_state=0).fit(X)
+    b = AdaptiveKMeans(6, random_state=0).fit(np.column_stack([X, np.zeros(len(X), np.float32)]))
+    assert adjusted_rand_score(a.labels_, b.labels_) > 0.99
+    assert np.all(b.metric_[-1] == 0)
+
+
+def test_max_samples_fits_a_sample_and_labels_everyone(personas):
+    X, which = personas
+    full = AdaptiveKMeans(6, random_state=0).fit(X)
+    est = AdaptiveKMeans(6, max_samples=1500, random_state=0).fit(X)
+    assert est.labels_.shape == (len(X),)
+    assert adjusted_rand_score(which, est.labels_) > adjusted_rand_score(which, full.labels_) - 0.05
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"n_clusters": 0}, "n_clusters must be a positive integer"),
+    ({"shrinkage": 1.5}, "shrinkage must be within"),
+    ({"n_init": 0}, "n_init must be a positive integer"),
+    ({"tol": -1}, "tol must be within"),
+    ({"max_samples": 3}, "max_samples must be None or an integer"),
+])
+def test_bad_parameters(params, message):
+    X, _ = parallel_bands(n=200)
+    with pytest.raises(ValueError, match=message):
+        AdaptiveKMeans(**{"n_clusters": 3, **params}).fit(X)
+
+
+def test_nan_is_refused():
+    X, _ = parallel_bands(n=200)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        AdaptiveKMeans(3).fit(X)

@@ -1,0 +1,101 @@
+"""Tests of the feature weights (gpuseg.prep.represent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import rankdata, spearmanr
+
+from gpuseg.prep.represent import average_ranks, feature_weights, spearman
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 3), min_size=1, max_size=40))
+def test_average_ranks_match_scipy_with_ties(values):
+    x = np.asarray(values, dtype=np.float64)
+    np.testing.assert_allclose(average_ranks(x), rankdata(x, method="average") - 1)
+
+
+def test_spearman_matches_scipy_and_constant_columns_correlate_zero():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 300), rng.normal(size=300), rng.exponential(size=300)]).astype(float)
+    X[:, 2] += X[:, 1]
+    np.testing.assert_allclose(spearman(X), spearmanr(X).statistic, atol=1e-12)
+    C = spearman(np.column_stack([X, np.ones(300)]))
+    assert np.all(C[3, :3] == 0) and C[3, 3] == 1
+
+
+def _segments(n=3000, seed=0):
+    """Three segments in two informative columns, one column that repeats the first twice
+    over (three copies), one pure-noise column and one near-constant column."""
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, 3, n)
+    centers = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
+    informative = centers[which] + rng.normal(size=(n, 2))
+    copies = informative[:, :1] * np.array([1.0, 2.0, -0.5]) + rng.normal(scale=0.05, size=(n, 3))
+    noise = rng.normal(size=(n, 1))
+    flat = np.where(rng.random((n, 1)) < 0.995, 0.0, 1.0)
+    X = np.hstack([copies, informative[:, 1:], noise, flat])
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X.astype(np.float32), which
+
+
+NAMES = ["a", "a2", "a3", "b", "noise", "flat"]
+
+
+def test_redundant_noise_and_near_constant_features_are_weighted_apart():
+    X, _ = _segments()
+    fw = feature_weights(X, NAMES, {n: "g" for n in NAMES})
+    w = dict(zip(NAMES, fw.weights))
+    rows = {r["feature"]: r for r in fw.rows}
+    assert w["flat"] == 0 and rows["flat"]["role"] == "left out" and "near-constant" in rows["flat"]["reason"]
+    # the three copies share the weight of one feature
+    assert rows["a"]["redundancy_group"] == ["a2", "a3"]
+    assert w["a"] == pytest.approx(w["a2"], rel=0.05) and w["a"] < 0.65
+    assert not rows["b"]["redundancy_group"]
+    # noise shares no structure with the rest
+    assert rows["noise"]["relevance"] < 0.02 < 0.1 < rows["b"]["relevance"]
+    assert w["noise"] < 0.25 * w["b"]
+    assert fw.kept == ["a", "a2", "a3", "b", "noise"]
+    assert "1 left out (flat)" in fw.summary() and "down-weighted" in fw.summary()
+
+
+def test_weights_make_kmeans_find_the_segments():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    X, which = _segments(seed=3)
+    plain = KMeans(3, n_init=5, random_state=0).fit_predict(X)
+    weighted = KMeans(3, n_init=5, random_state=0).fit_predict(X * feature_weights(X, NAMES).weights)
+    assert adjusted_rand_score(which, weighted) > adjusted_rand_score(which, plain) + 0.1
+
+
+def test_describe_only_by_feature_and_by_group():
+    X, _ = _segments()
+    groups = {"a": "rfm", "a2": "rfm", "a3": "rfm", "b": "time", "noise": "time", "flat": "time"}
+    fw = feature_weights(X, NAMES, groups, describe_only=("time", "a3"))
+    assert fw.kept == ["a", "a2"]
+    assert all("describe-only" in r["reason"] for r in fw.rows if r["feature"] in ("b", "noise", "a3"))
+
+
+def test_switching_the_rules_off_gives_plain_weights():
+    X, _ = _segments()
+    fw = feature_weights(X, NAMES, near_constant=1.01, redundancy=1.01, relevance=False)
+    np.testing.assert_array_equal(fw.weights, np.ones(6))
+
+
+def test_a_sample_gives_the_same_decisions_and_is_seeded():
+    X, _ = _segments(n=6000)
+    a = feature_weights(X, NAMES, sample=2000, random_state=1)
+    b = feature_weights(X, NAMES, sample=2000, random_state=1)
+    full = feature_weights(X, NAMES)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert [r["redundancy_group"] for r in a.rows] == [r["redundancy_group"] for r in full.rows]
+    assert a.kept == full.kept
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="5 names"):
+        feature_weights(np.zeros((10, 6)), NAMES[:5])
