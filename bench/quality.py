@@ -17,6 +17,10 @@ them, on the same engineered features (``features.parquet``):
     python bench/quality.py --scenarios personas,ten --customers 20000
     python bench/quality.py --large-customers 1000000  # the 1M-customer scenario at full size
 
+Confidence: for the scenarios of ``--reliability``, the run's calibrated confidence is
+checked on 10 fresh refits (other seeds and half samples than the calibration's): per bin
+of confidence, the share of customers who kept their segment.
+
 Results: tables on stdout (Markdown) and JSON in ``bench/results/``.
 """
 
@@ -52,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and of the run")
     ap.add_argument("--k", default=None, help="k range of the runs (default: gpuseg's)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the supervised ceiling and K-means at true k")
+    ap.add_argument("--reliability", default="personas,noise,orders",
+                    help="scenarios whose calibrated confidence is checked on fresh refits ('' for none)")
     ap.add_argument("--tag", default="cpu", help="suffix of the JSON file in bench/results/")
     return ap.parse_args(argv)
 
@@ -77,8 +83,42 @@ def kmeans_at_true_k(raw, bounded, k: int, seed: int) -> "tuple[float, object]":
     return KMeans(k, n_init=10, random_state=seed).fit_predict(X)
 
 
+def fresh_reliability(out: Path, metrics: dict, seed: int, refits: int = 10) -> list[dict] | None:
+    """Reliability of the run's calibrated confidence on refits it never saw: the chosen
+    method refitted (other seeds) on half samples, the customers each refit did not see
+    matched to their segment; per confidence bin, the share that kept it."""
+    import numpy as np
+    import pandas as pd
+
+    from gpuseg.cluster import make_estimator, method_params
+    from gpuseg.evaluate.calibration import _matched, reliability_table
+    from gpuseg.model import load_model
+
+    if not (out / "model" / "model.json").is_file() or metrics["embedding"]:
+        return None
+    model = load_model(out / "model")
+    feats = pd.read_parquet(out / "features.parquet")
+    seg = pd.read_parquet(out / "segments.parquet")
+    X = model.scaler.transform(feats[model.feature_names].to_numpy(np.float64))
+    labels, confidence = seg["segment"].to_numpy(), seg["confidence"].to_numpy()
+    method, k = metrics["chosen"]["method"], metrics["chosen"]["k"]
+    if method == "consensus":
+        return None
+    rng = np.random.default_rng(seed + 1000)
+    n = len(X)
+    rows, kept = [], []
+    for j in range(refits):
+        idx = np.sort(rng.choice(n, n // 2, replace=False))
+        est = make_estimator(method, k, seed + 5000 + j, method_params(method)).fit(X[idx])
+        unseen = np.setdiff1d(np.arange(n), idx)
+        pred = np.asarray(est.predict(X[unseen])).astype(np.int64)
+        rows.append(unseen)
+        kept.append((_matched(pred, labels[unseen]) == labels[unseen]).astype(float))
+    return reliability_table(confidence, np.concatenate(rows), np.concatenate(kept))
+
+
 def run_scenario(name: str, customers: int, methods: str, stability: int, seed: int, k: str | None,
-                 ceiling: bool) -> dict:
+                 ceiling: bool, reliability: bool = False) -> dict:
     import numpy as np
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -105,6 +145,7 @@ def run_scenario(name: str, customers: int, methods: str, stability: int, seed: 
         result = run(build_config(**overrides))
         run_s = time.perf_counter() - t1
         feats = pd.read_parquet(Path(tmp) / "out" / "features.parquet")
+        fresh = fresh_reliability(Path(tmp) / "out", result.metrics, seed) if reliability else None
     m = result.metrics
     id_column = truth.columns[0]
     key = truth[id_column].astype(str) if feats["customer_id"].dtype == object else truth[id_column]
@@ -120,6 +161,9 @@ def run_scenario(name: str, customers: int, methods: str, stability: int, seed: 
             "stability": stab.get("mean"), "fit_s": entry.get("total_fit_seconds"),
             "reason": entry.get("reason"),
         }
+    cal = m["chosen"].get("confidence_calibration") or {}
+    row["confidence"] = {"calibrated": cal.get("calibrated"), "raw_reliability": cal.get("raw_reliability"),
+                         "fresh_reliability": fresh}
     row["chosen_ari"] = row["methods"][row["chosen"]]["ari"]
     row["chosen_nmi"] = row["methods"][row["chosen"]]["nmi"]
     if ceiling:
@@ -198,6 +242,20 @@ def print_tables(rows: list[dict], summ: dict) -> None:
                     s = "-" if v["stability"] is None else f"{v['stability']:.2f}"
                     cells.append(f"{s} / {v['fit_s']:.1f}s")
             print(f"| {m} | " + " | ".join(cells) + " |")
+    checked = [r for r in rows if (r.get("confidence") or {}).get("fresh_reliability")]
+    if checked:
+        print("\nConfidence reliability: per bin of the calibrated confidence, the share of customers who kept "
+              "their segment in 10 fresh refits on half samples (customers each refit did not see), beside the "
+              "raw score's bins on the run's own refits (before calibration):\n")
+        print("| scenario | bin | pairs | mean confidence | kept | raw score bin: mean / kept |")
+        print("|---|---|---:|---:|---:|---|")
+        for r in checked:
+            raw = {b["bin"]: b for b in r["confidence"]["raw_reliability"] or []}
+            for b in r["confidence"]["fresh_reliability"]:
+                rb = raw.get(b["bin"])
+                rtxt = f"{rb['mean_confidence']:.3f} / {rb['kept_share']:.3f}" if rb else ""
+                print(f"| {r['scenario']} | {b['bin']} | {b['pairs']:,} | {b['mean_confidence']:.3f} | "
+                      f"{b['kept_share']:.3f} | {rtxt} |")
     print("\nSummary: " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 3)}" for k, v in summ.items()))
 
 
@@ -215,7 +273,8 @@ def main(argv=None) -> int:
         methods = "default" if name in DEFAULT_ONLY else args.methods
         t = time.perf_counter()
         row = run_scenario(name, size, methods, args.stability, args.seed, args.k,
-                           ceiling=not args.no_ceiling and size <= 50_000)
+                           ceiling=not args.no_ceiling and size <= 50_000,
+                           reliability=name in args.reliability.split(",") and args.stability > 0)
         rows.append(row)
         print(f"{name}: {row['customers']:,} customers, chosen {row['chosen']} k={row['chosen_k']} "
               f"(true {row['true_k']}) ARI {row['chosen_ari']:.3f}, supervised {row.get('supervised_ari', '-')}, "

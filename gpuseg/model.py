@@ -566,23 +566,35 @@ class LoadedModel:
 
     def predict_with_confidence(self, X: Any) -> tuple[Any, Any]:
         """Segment labels and each customer's confidence in its segment (float32 in [0, 1]),
-        as the run's ``confidence`` column (:mod:`gpuseg.segments.confidence`): the share
-        of agreeing members (consensus), the posterior (GMM, DEC, IDEC) or the margin of
-        the own centre over the nearest other one, with the run's centres and within
-        variance (a model saved without them measures the margin on X itself).
+        as the run's ``confidence`` column: the raw score (:mod:`gpuseg.segments.confidence`:
+        the share of agreeing members, the posterior, or the margin of the own centre over
+        the nearest other one with the run's centres and within variance) mapped through the
+        run's calibration (:mod:`gpuseg.evaluate.calibration`) when it has one.
         """
-        from .segments.confidence import margin_confidence, segment_confidence
-
         X = self._check_X(X)
         xp = array_namespace(X)
         if self._state["kind"] == "consensus":
             labels, conf = self._vote(X)
-            return self._segments(labels), conf
+            segments = self._segments(labels)
+        else:
+            segments, conf = self._raw_confidence(X, xp)
+        calibration = (self.data or {}).get("confidence", {}).get("calibration")
+        if calibration is not None:  # the run's map to the share that kept their segment in refits
+            from .evaluate.calibration import Calibration
+
+            # float32 raw scores, as the run calibrated them, so that knots fall alike
+            conf = Calibration.from_json(calibration).apply(xp.clip(conf, 0.0, 1.0).astype(xp.float32))
+        return segments, xp.where(segments >= 0, xp.clip(conf, 0.0, 1.0), 0.0).astype(xp.float32)
+
+    def _raw_confidence(self, X: Any, xp: Any) -> tuple[Any, Any]:
+        """Segments and the uncalibrated confidence of valid X (not for a consensus)."""
+        from .segments.confidence import margin_confidence, segment_confidence
+
         segments = self._segments(self._predict_labels(X))
         if self.has_predict_proba:
             conf = xp.asarray(self.predict_proba(X)).max(axis=1)
         elif "confidence_centers" in self._arrays:
-            space = self.latent(X) if self._state["kind"] == "deep" else X
+            space = self.latent(X) if self._state["kind"] == "deep" or self._state.get("metric") else X
             rows = self._arrays["confidence_rows"]
             row_of = np.full(self.k + 1, -1, dtype=np.int64)
             for row in range(rows.shape[0] - 1, -1, -1):
@@ -597,7 +609,6 @@ class LoadedModel:
             class _Labels:  # the margin measured on X itself
                 labels_ = segments
             conf = segment_confidence(_Labels(), X)
-        conf = xp.where(segments >= 0, xp.clip(conf, 0.0, 1.0), 0.0).astype(xp.float32)
         return segments, conf
 
     def latent(self, X: Any) -> Any:

@@ -292,6 +292,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         st["detail"] = f"{sum(m['status'] == 'ok' for m in method_metrics.values())} of {len(methods)} methods succeeded"
 
     # -- stability ---------------------------------------------------------------------------
+    refits: dict[str, Any] = {}  # per method: the stability refits, for the confidence calibration
     if config.evaluate.stability_resamples > 0:
         ok = [m for m in methods if method_metrics[m]["status"] == "ok"]
         with timer.stage("stability") as st:
@@ -304,7 +305,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             stab = run_stability(
                 Z, chosen_ks, params, config.seed, ev.stability_resamples, members,
                 lambda done, total, detail: progress.stage_progress("stability", done, total, detail),
-                scheme=ev.stability_scheme, max_size=ev.stability_sample,
+                scheme=ev.stability_scheme, max_size=ev.stability_sample, refits=refits,
             )
             for m, value in stab.items():
                 method_metrics[m]["stability"] = value
@@ -336,7 +337,8 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         }
         chosen_labels = labels[chosen_method]
         chosen_est = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]].estimator
-        confidence = segment_confidence(chosen_est, Z)
+        confidence, calibration, calibration_info = _calibrated_confidence(chosen_est, Z, refits.get(chosen_method),
+                                                                           config.seed)
         sg = config.segments
         insights, names, rfm = segment_insights(
             feats.frame, chosen_labels, cleaned, category_columns=feats.category_columns,
@@ -368,7 +370,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             model_kwargs.update(
                 relabel=relabel, scaler=scaler, feature_names=feats.names, config_dict=config.to_dict(),
                 segment_names=[str(names[s]) for s in range(int(relabel.max()) + 1)],
-                **_model_data(cleaned, feats, X, column_map, ts_format, chosen_est, Z, relabel),
+                **_model_data(cleaned, feats, X, column_map, ts_format, chosen_est, Z, relabel, calibration),
                 train_X=Z,
             )
 
@@ -425,8 +427,12 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             "method": chosen_method,
             "k": chosen_k,
             "by": "--select" if config.select else "ranking",
-            "confidence": confidence_meaning(chosen_est),
+            "confidence": (f"probability of keeping the segment when the segmentation is rebuilt without the "
+                           f"customer (isotonic calibration of the {confidence_meaning(chosen_est)} against "
+                           f"{calibration.pairs:,} refit assignments)" if calibration is not None
+                           else f"{confidence_meaning(chosen_est)} (not calibrated: {calibration_info['reason']})"),
             "confidence_summary": confidence_summary(confidence),
+            "confidence_calibration": calibration_info,
         },
         "model": model_info,
         "dask": dist_info,
@@ -600,9 +606,10 @@ def _model_to_save(
 
 
 def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: str, est: Any, Z: Any,
-                relabel: Any) -> dict[str, Any]:
-    """save_model's ``data`` and ``data_arrays``: how the training data were prepared, and
-    the reference of the confidence margin (centres, segment of each, within variance)."""
+                relabel: Any, calibration: Any = None) -> dict[str, Any]:
+    """save_model's ``data`` and ``data_arrays``: how the training data were prepared, the
+    reference of the confidence margin (centres, segment of each, within variance) and the
+    confidence calibration."""
     from .prep.features import feature_spec
     from .segments.confidence import margin_reference
 
@@ -641,6 +648,8 @@ def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: s
             data["confidence"] = {"kind": "margin", "within": float(within),
                                   "space": "latent" if space is not Z else "features"}
             arrays.update(confidence_centers=_backend.to_host(centers), confidence_rows=rows.astype(np.int32))
+    if calibration is not None:
+        data["confidence"]["calibration"] = calibration.to_json()
     return {"data": data, "data_arrays": arrays}
 
 
@@ -710,6 +719,31 @@ def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     }
     xp = be.xp
     return xp.asarray(codes.astype(np.int32)), xp.asarray(known), info
+
+
+def _calibrated_confidence(est: Any, Z: Any, refits: Any, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+    """(confidence, Calibration or None, metrics entry): the chosen method's raw confidence
+    mapped to the share of customers who kept their segment in its stability refits
+    (:mod:`gpuseg.evaluate.calibration`)."""
+    from .evaluate.calibration import fit_calibration, kept_pairs, reliability_table
+
+    raw = segment_confidence(est, Z)
+    if refits is None:
+        return raw, None, {"calibrated": False, "reason": "no stability refits (--stability 0)"}
+    samples, labels, estimators = refits
+    rows, kept = kept_pairs(Z, est.labels_, samples, labels, estimators, seed=seed)
+    calibration = fit_calibration(raw, rows, kept)
+    if calibration is None:
+        return raw, None, {"calibrated": False, "reason": f"only {rows.size} refit assignments"}
+    xp = _backend.array_namespace(raw)
+    confidence = xp.where(xp.asarray(est.labels_) >= 0, calibration.apply(raw), 0.0).astype(xp.float32)
+    out_of_sample = estimators is not None and any(e is not None and hasattr(e, "predict") for e in estimators)
+    return confidence, calibration, {
+        "calibrated": True, "pairs": calibration.pairs, "kept_share": round(calibration.kept_share, 4),
+        "pairs_from": "customers each refit did not see" if out_of_sample else "customers each refit saw",
+        "knots": len(calibration.x),
+        "raw_reliability": reliability_table(raw, rows, kept),
+    }
 
 
 def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:

@@ -29,9 +29,10 @@ DEEP = {"hidden": [16], "latent_dim": 3, "pretrain_epochs": 3, "n_init": 1}
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 
 
-def _run(folder: Path, data: str, methods: str, k: str = "4", params: dict | None = None) -> Path:
+def _run(folder: Path, data: str, methods: str, k: str = "4", params: dict | None = None, stability: int = 0
+         ) -> Path:
     cfg = build_config({"params": params} if params else None, input=data, out=str(folder), methods=methods, k=k,
-                       stability=0, report=False, device="cpu")
+                       stability=stability, report=False, device="cpu")
     run(cfg)
     return folder
 
@@ -61,6 +62,7 @@ def _assign(model_dir: Path, data: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("methods, params", [
+    ("adaptive_kmeans", None),
     ("kmeans", None),
     ("gmm", None),
     ("som", {"som": {"grid": [4, 4], "n_epochs": 5}}),
@@ -70,9 +72,11 @@ def _assign(model_dir: Path, data: Path) -> pd.DataFrame:
     pytest.param("dec", {"dec": {**DEEP, "max_iter": 20}}, marks=needs_torch),
 ])
 def test_assign_training_data_reproduces_the_run(events, methods, params, tmp_path):
-    out = _run(tmp_path / "run", str(events / "train.parquet"), methods, params=params)
+    # with stability refits, so that the confidence is calibrated (and the model keeps the map)
+    out = _run(tmp_path / "run", str(events / "train.parquet"), methods, params=params, stability=3)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"]["saved"], metrics["model"]
+    assert metrics["chosen"]["confidence_calibration"]["calibrated"]
     got = _assign(out / "model", events / "train.parquet")
     seg = pd.read_parquet(out / "segments.parquet")
     m = seg.merge(got, on="customer_id", suffixes=("_run", "_assign"))
@@ -191,6 +195,7 @@ def test_bad_input_one_line_exit_2_nothing_written(events, kmeans_run, tmp_path,
 
 
 @pytest.mark.parametrize("methods, params", [
+    ("adaptive_kmeans", None),
     ("kmeans", None),
     ("gmm", None),
     ("kmeans,minibatch_kmeans,consensus", {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}}),

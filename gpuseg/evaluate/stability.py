@@ -77,16 +77,21 @@ def subsamples(
 def refit_labels(
     method: str, X: Any, ks: Sequence[int | None], seed: int, params: Mapping[str, Any],
     samples: Sequence[np.ndarray], member_labels: Mapping[str, Sequence[Any]] | None = None,
+    estimators: dict[int | None, list[Any]] | None = None,
 ) -> dict[int | None, list[np.ndarray | None]]:
     """Host labels of the method refitted on each subsample at each k of ``ks`` (None where
     a fit failed). A method that can re-cut is fitted once at the largest k and re-cut.
 
     ``member_labels`` (consensus only, one k): each member's refit labels per subsample.
+    ``estimators``, when given, receives the fitted estimators per k (None where a fit
+    failed), for :mod:`gpuseg.evaluate.calibration`.
     """
     xp = _backend.array_namespace(X)
     ks = list(dict.fromkeys(ks))
     recut = len(ks) > 1 and hasattr(METHODS[method].cls, "recut")
     out: dict[int | None, list[np.ndarray | None]] = {k: [] for k in ks}
+    if estimators is not None:
+        estimators.update({k: [] for k in ks})
     for i, idx in enumerate(samples):
         Xs = X[xp.asarray(idx)]
         base = None
@@ -107,6 +112,9 @@ def refit_labels(
                 out[k].append(np.asarray(_backend.to_host(est.labels_)))
             except FIT_ERRORS:
                 out[k].append(None)
+                est = None
+            if estimators is not None:
+                estimators[k].append(est)
     return out
 
 
@@ -144,6 +152,7 @@ def run_stability(
     progress: Callable[[int, int, str], None] | None = None,
     scheme: str = "half",
     max_size: int | None = DEFAULT_MAX_SIZE,
+    refits: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Stability of every method at its chosen k (``None`` k: density methods).
 
@@ -154,6 +163,11 @@ def run_stability(
     members : mapping, optional
         Consensus method -> the member methods it combined; they are refitted at the
         consensus' k as well when they chose another.
+
+    refits : dict, optional
+        Receives, per method, ``(samples, labels, estimators)`` of its refits at its chosen
+        k (the estimators are None for the consensus, which is recomputed from its
+        members' labels), for :mod:`gpuseg.evaluate.calibration`.
 
     Returns
     -------
@@ -167,16 +181,22 @@ def run_stability(
         for m in ms:
             needed.setdefault(m, []).append(chosen[c])
     total = len(needed) + len(members)
-    refits: dict[str, dict[int | None, list]] = {}
+    labels: dict[str, dict[int | None, list]] = {}
+    fitted: dict[str, dict[int | None, list]] = {}
     for i, (method, ks) in enumerate(needed.items()):
         if progress:
             progress(i, total, method)
-        refits[method] = refit_labels(method, X, ks, seed, params.get(method, {}), samples)
+        fitted[method] = {}
+        labels[method] = refit_labels(method, X, ks, seed, params.get(method, {}), samples, estimators=fitted[method])
     for j, (c, ms) in enumerate(members.items()):
         if progress:
             progress(len(needed) + j, total, c)
-        given = {m: refits[m][chosen[c]] for m in ms}
-        refits[c] = refit_labels(c, X, [chosen[c]], seed, params.get(c, {}), samples, given)
+        given = {m: labels[m][chosen[c]] for m in ms}
+        labels[c] = refit_labels(c, X, [chosen[c]], seed, params.get(c, {}), samples, given)
     if progress:
         progress(total, total, "")
-    return {m: pairwise_stability(samples, refits[m][k]) for m, k in chosen.items()}
+    if refits is not None:
+        for m, k in chosen.items():
+            ests = fitted.get(m, {}).get(k) if m not in members else None
+            refits[m] = (samples, labels[m][k], ests)
+    return {m: pairwise_stability(samples, labels[m][k]) for m, k in chosen.items()}

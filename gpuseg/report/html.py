@@ -161,11 +161,12 @@ def _render(run: RunOutputs, plots: Mapping[str, bytes | str] | None, lookup_lim
         f'<p class="muted">gpuseg {_e(m.get("gpuseg_version", __version__))}'
         + (f' &middot; run started {_e(m["started_at"])}' if m.get("started_at") else "")
         + f" &middot; {_e(run.out_dir.name)}</p>",
-        '<nav><a href="#summary">Run</a><a href="#methods">Methods</a><a href="#segments">Segments</a>'
-        '<a href="#plots">Plots</a><a href="#lookup">Customer lookup</a></nav>',
+        '<nav><a href="#summary">Run</a><a href="#features">Features</a><a href="#methods">Methods</a>'
+        '<a href="#segments">Segments</a><a href="#plots">Plots</a><a href="#lookup">Customer lookup</a></nav>',
         "</header>",
         "<main>",
         _summary_section(run),
+        _representation_section(run),
         _methods_section(run),
         _segments_section(run, names),
         _plots_section(plots),
@@ -341,6 +342,28 @@ _COMPARISON_COLUMNS = (
 )
 
 
+def _representation_section(run: RunOutputs) -> str:
+    """Which features define the segments, with what weight, and why (metrics.json
+    ``representation``)."""
+    rep = _dict(run.metrics.get("representation"))
+    rows = _list(rep.get("features"))
+    if not rows:
+        return ""
+    out = ['<section id="features"><h2>Features that define the segments</h2>']
+    if rep.get("summary"):
+        out.append(f"<p>{_e(rep['summary'])}.</p>")
+    ordered = sorted((_dict(r) for r in rows), key=lambda r: (r.get("weight") or 0.0) > 0)
+    table = [[_e(r.get("feature")), _e(r.get("role")), _num(r.get("weight"), 3), _num(r.get("relevance"), 3),
+              _e(", ".join(_list(r.get("redundancy_group")))), _e(r.get("reason"))] for r in ordered]
+    out.append(_table(["feature", "role", "weight", "relevance", "redundant with", "why"], table, "comparison"))
+    if rep.get("rule"):
+        out.append(f'<ul class="notes"><li><strong>Rule:</strong> {_e(rep["rule"])}.</li>'
+                   "<li>Features left out still describe the segments: profiles, names and the explaining "
+                   "rules use every feature.</li></ul>")
+    out.append("</section>")
+    return "".join(out)
+
+
 def _methods_section(run: RunOutputs) -> str:
     m = run.metrics
     ev, chosen = _dict(m.get("evaluation")), _dict(m.get("chosen"))
@@ -380,7 +403,7 @@ def _methods_section(run: RunOutputs) -> str:
                      + (f" ({_e(_by(chosen))})" if chosen.get("by") else "")
                      + (f"; k because: {_e(why)}" if why else "") + "</li>")
     if ev.get("method_rule"):
-        notes.append(f"<li><strong>Ranking rule:</strong> {_e(ev['method_rule'])}.</li>")
+        notes.append(f"<li><strong>Method rule:</strong> {_e(ev['method_rule'])}.</li>")
     if ev.get("k_rule"):
         notes.append(f"<li><strong>k rule:</strong> {_e(ev['k_rule'])}.</li>")
     sil = _dict(ev.get("silhouette"))
@@ -390,6 +413,8 @@ def _methods_section(run: RunOutputs) -> str:
     if stab.get("score"):
         notes.append(f"<li><strong>Stability:</strong> {_e(stab['score'])} ({_num(stab.get('resamples'))} "
                      f"resamples).</li>")
+    if chosen.get("confidence"):
+        notes.append(f"<li><strong>Confidence:</strong> {_e(chosen['confidence'])}.</li>")
     if notes:
         out.append(f'<ul class="notes">{"".join(notes)}</ul>')
     out.append("</section>")

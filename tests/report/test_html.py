@@ -160,7 +160,16 @@ def test_summary_and_comparison(run_dir, page):
     for method in comp["method"]:
         assert f"<td>{method}</td>" in page
     assert '<tr class="chosen"><td>' + metrics["chosen"]["method"] + "</td>" in page
-    assert "Ranking rule:" in page
+    assert "Method rule:" in page and "<strong>Confidence:</strong>" in page
+
+
+def test_features_section_lists_every_feature_and_why(run_dir, page):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = metrics["representation"]["features"]
+    assert '<section id="features">' in page and metrics["representation"]["summary"] in page
+    for r in rows:
+        assert f"<td>{r['feature']}</td>" in page
+    assert "redundant with" in page and "relevance" in page
 
 
 def test_every_built_plot_is_inline(plots, page):
