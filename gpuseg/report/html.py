@@ -52,9 +52,8 @@ _CAPTIONS = {
     "radar": "Segment means on key features, in standard deviations from the average customer (dashed).",
     "heatmap": "Every feature: red above the average customer, blue below.",
     "activity": "Share of each segment's events by weekday and hour.",
-    "dendrogram": "Ward's hierarchical merge tree of a customer sample: how the customers group at every "
-                  "level. The dashed cut gives the chosen number of segments (Ward's own split, which may "
-                  "differ from the chosen method's).",
+    "dendrogram": "How the chosen segments relate: Ward's merge tree of the segments' centres, weighted by "
+                  "their sizes, in the clustering space. Segments that join low are alike.",
     "umatrix": "Self-organising map: dark cells are units far from their neighbours (borders between "
                "clusters), light areas are dense groups of similar customers.",
     "confidence": "How clearly each customer belongs to its segment; customers left of the line are flagged "

@@ -222,9 +222,10 @@ def scaled_features(features: pd.DataFrame, scaling: Mapping[str, Mapping[str, A
     features : DataFrame
         Unscaled features (``features.parquet``); ``customer_id`` is ignored.
     scaling : mapping, optional
-        ``metrics.json`` ``scaling``: feature -> ``{"log1p", "mean", "scale"}``. When it
-        covers every feature the run's scaling is reapplied; otherwise each feature is
-        standardised (zero mean, unit variance; constant features become 0).
+        ``metrics.json`` ``scaling``: feature -> ``{"log1p", "mean", "scale", "weight"}``.
+        When it covers every feature the run's scaling and feature weights are reapplied;
+        otherwise each feature is standardised (zero mean, unit variance; constant
+        features become 0).
 
     Returns
     -------
@@ -244,6 +245,7 @@ def scaled_features(features: pd.DataFrame, scaling: Mapping[str, Mapping[str, A
         scale = np.array([float(scaling[c]["scale"]) for c in cols])
         scaler.scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         scaler.n_features_in_ = len(cols)
+        scaler.weights_ = np.array([float(scaling[c].get("weight", 1.0)) for c in cols])  # the clustering weights
         return scaler.transform(X)
     mean = X.mean(axis=0) if len(X) else np.zeros(len(cols))
     std = X.std(axis=0) if len(X) else np.ones(len(cols))
@@ -909,8 +911,7 @@ def make_plots(out_dir: str | os.PathLike | RunOutputs, insights: Mapping[str, A
         "radar": lambda p: _with(z_scores(), lambda z: radar_plot(z, path=p), no_features),
         "heatmap": lambda p: _with(z_scores(), lambda z: heatmap_plot(z, path=p), no_features),
         "activity": lambda p: _with(activity(), lambda g: activity_plot(g, path=p)),
-        "dendrogram": lambda p: no_features if X is None
-        else dendrogram_plot(X[labels >= 0] if assigned >= 2 else X, n_clusters=k, seed=seed, path=p),
+        "dendrogram": lambda p: no_features if X is None else _segment_tree(X, labels, names, p),
         "umatrix": lambda p: "needs a SOM U-matrix (insights som_umatrix)" if insights.get("som_umatrix") is None
         else umatrix_plot(insights["som_umatrix"], path=p),
         "confidence": lambda p: "segments.parquet has no confidence column"
@@ -927,6 +928,17 @@ def make_plots(out_dir: str | os.PathLike | RunOutputs, insights: Mapping[str, A
         except ValueError as exc:  # the data do not allow this plot (too few customers, no scores)
             out[name] = str(exc)
     return out
+
+
+def _segment_tree(X: np.ndarray, labels: np.ndarray, names: Mapping[int, str], path: Any) -> bytes | str:
+    """The weighted Ward tree of the chosen segments' centres: how the segments relate (nothing
+    is fitted on the customers)."""
+    segs = sorted(int(s) for s in np.unique(labels) if s >= 0)
+    if len(segs) < 2:
+        return "needs at least 2 segments"
+    centers = np.stack([X[labels == s].mean(axis=0) for s in segs])
+    sizes = np.array([(labels == s).sum() for s in segs], dtype=np.float64)
+    return dendrogram_plot(centers, weights=sizes, leaf_names=[names.get(s, str(s)) for s in segs], path=path)
 
 
 def _with(value: Any, draw: Any, missing: str = "no data") -> bytes | str:

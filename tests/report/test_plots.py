@@ -90,10 +90,12 @@ def test_scaled_features_reproduce_the_run_scaling(run_dir):
     run = plots.read_outputs(run_dir)
     X = plots.scaled_features(run.features, run.metrics["scaling"])
     assert X.shape == (len(run.segments), len(run.feature_names))
-    # the scaler was fitted on these very customers: zero mean, unit variance again
+    # the scaler was fitted on these very customers: zero mean, and each feature's weight as
+    # its standard deviation (the clustering space)
     np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=1e-6)
     varies = X.std(axis=0) > 0
-    np.testing.assert_allclose(X.std(axis=0)[varies], 1.0, rtol=1e-6)
+    weights = np.array([run.metrics["scaling"][n]["weight"] for n in run.feature_names])
+    np.testing.assert_allclose(X.std(axis=0)[varies], weights[varies], rtol=1e-6)
 
 
 def test_scaled_features_standardise_without_parameters():
