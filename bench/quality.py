@@ -12,7 +12,8 @@ them, on the same engineered features (``features.parquet``):
 - **K-means at the true k**: scikit-learn's K-means (n_init=10) on the features scaled
   as gpuseg scales them (log1p on skewed features, standardised), told the true k.
 
-    python bench/quality.py                            # every scenario, default sizes, --methods all
+    python bench/quality.py                            # every scenario, default sizes (3,000 customers;
+                                                       # 'large' 100,000 with the default method), --methods all
     python bench/quality.py --methods default          # what `gpuseg run` runs by default
     python bench/quality.py --scenarios personas,ten --customers 20000
     python bench/quality.py --large-customers 1000000  # the 1M-customer scenario at full size
@@ -39,9 +40,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 #: Customers per scenario at the default sizes (the scenario's own size where it is small).
-BENCH_SIZES = {"personas": 5_000, "three": 4_000, "ten": 6_000, "imbalanced": 5_000, "overlap": 5_000,
-               "noise": 5_000, "small": 2_000, "large": 200_000, "orders": 5_000, "orders_dates": 5_000,
-               "nonlinear": 5_000}
+BENCH_SIZES = {"personas": 3_000, "three": 3_000, "ten": 4_000, "imbalanced": 3_000, "overlap": 3_000,
+               "noise": 3_000, "small": 2_000, "large": 100_000, "orders": 3_000, "orders_dates": 3_000,
+               "nonlinear": 3_000}
 #: Scenarios that run only the default method (every method at this size takes too long).
 DEFAULT_ONLY = {"large"}
 
@@ -52,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--methods", default="all", help="'all', 'default' or comma-separated method names")
     ap.add_argument("--customers", type=int, default=None, help="customers per scenario (default: BENCH_SIZES)")
     ap.add_argument("--large-customers", type=int, default=None, help="size of the 'large' scenario")
-    ap.add_argument("--stability", type=int, default=10, help="stability refits per method (0: none)")
+    ap.add_argument("--stability", type=int, default=5, help="stability refits per method (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and of the run")
     ap.add_argument("--k", default=None, help="k range of the runs (default: gpuseg's)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the supervised ceiling and K-means at true k")

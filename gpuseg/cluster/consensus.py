@@ -1,8 +1,8 @@
 """Consensus of several segmentations: majority vote after alignment, or evidence accumulation.
 
-``ConsensusClustering`` combines the label sets of member methods (by default K-means++,
-mini-batch K-means, PSO K-means and deep K-means, the hybrid the segmentation papers
-propose) into one segmentation with a per-customer confidence: the share of members that
+``ConsensusClustering`` combines the label sets of member methods (by default adaptive
+K-means, K-means++, mini-batch K-means and deep K-means, after the hybrid the segmentation
+papers propose) into one segmentation with a per-customer confidence: the share of members that
 agree with the final label.
 
 Strategies
@@ -37,8 +37,10 @@ __all__ = [
     "DEFAULT_MEMBERS",
 ]
 
-#: The hybrid of the segmentation literature.
-DEFAULT_MEMBERS = ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans")
+#: The hybrid of the segmentation literature, with adaptive K-means in place of PSO K-means
+#: (which returned K-means' own partition on every scenario of bench/quality.py, at 10-50
+#: times its time).
+DEFAULT_MEMBERS = ("adaptive_kmeans", "kmeans", "minibatch_kmeans", "deep_kmeans")
 
 
 def _values(labels: Any) -> np.ndarray:

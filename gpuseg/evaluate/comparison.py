@@ -11,8 +11,9 @@ scores only veto (:data:`METHOD_RULE`):
    unassigned, has a stability (mean ARI of half-sample refits) of at least 0.6 where it
    was measured, is not degenerate (no segment holds more than 90% of the customers, and
    it did not stop at k = 2 while another eligible method found 3 or more), and is not
-   dominated (no other eligible method is better on every one of silhouette x share
-   assigned, Davies-Bouldin, Calinski-Harabasz and stability).
+   dominated (no other eligible method at the same k is better on every one of silhouette
+   x share assigned, Davies-Bouldin, Calinski-Harabasz and stability; across k these scores
+   do not compare, as they favour fewer segments).
 2. **Preference.** Of the eligible methods, the first in :data:`PREFERENCE` is chosen: the
    order of the methods' median ARI on the benchmark's scenarios (bench/README.md). Methods
    gpuseg does not know come after it, in the order given.
@@ -47,15 +48,15 @@ MIN_STABILITY = 0.6
 #: A segmentation with one segment larger than this share of the customers is degenerate.
 MAX_LARGEST_SHARE = 0.9
 #: Methods by their median ARI over the quality benchmark's scenarios, best first.
-PREFERENCE = ("adaptive_kmeans", "kmeans", "consensus", "kmeans_random", "minibatch_kmeans", "pso_kmeans", "ward",
-              "som", "gmm", "deep_kmeans", "idec", "dec", "hdbscan", "dbscan")
+PREFERENCE = ("adaptive_kmeans", "ward", "som", "consensus", "kmeans_random", "kmeans", "pso_kmeans",
+              "minibatch_kmeans", "dec", "idec", "deep_kmeans", "gmm", "hdbscan", "dbscan")
 
 METHOD_RULE = (
     f"the first method in the benchmark's preference order ({', '.join(PREFERENCE[:4])}, ...) that succeeded, "
     f"leaves at most {MAX_NOISE_SHARE:.0%} unassigned, has stability >= {MIN_STABILITY} (where measured), is not "
     f"degenerate (a segment over {MAX_LARGEST_SHARE:.0%} of the customers, or k=2 while another eligible method "
-    "found more) and is not dominated (another eligible method better on every one of silhouette x share assigned, "
-    "Davies-Bouldin, Calinski-Harabasz and stability); if none passes, the most stable"
+    "found more) and is not dominated (another eligible method at the same k better on every one of silhouette x "
+    "share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, the most stable"
 )
 
 #: Multipliers of the chosen setting that the sensitivity analysis tries.
@@ -147,10 +148,11 @@ def method_checks(method_metrics: Mapping[str, dict[str, Any]], order: Sequence[
         if e.get("k") == 2 and richer:
             out[m].append(f"degenerate: k=2 while {richer[0]} found k={method_metrics[richer[0]]['k']}")
     passing = [m for m in order if not out[m]]
-    for m in passing:
-        by = next((o for o in passing if o != m and _dominates(method_metrics[o], method_metrics[m])), None)
+    for m in passing:  # at the same k: the scores favour fewer segments, so across k they do not compare
+        by = next((o for o in passing if o != m and method_metrics[o].get("k") == method_metrics[m].get("k")
+                   and _dominates(method_metrics[o], method_metrics[m])), None)
         if by is not None:
-            out[m].append(f"dominated by {by} (better on every score)")
+            out[m].append(f"dominated by {by} at the same k (better on every score)")
     return out
 
 

@@ -9,9 +9,10 @@ from gpuseg.errors import ConfigError
 def test_resolve_methods():
     # the default is adaptive K-means; the consensus brings its members (placed before it)
     assert resolve_methods([]) == ("adaptive_kmeans",)
-    assert resolve_methods(["consensus"]) == ("kmeans", "minibatch_kmeans", "pso_kmeans", "deep_kmeans", "consensus")
+    assert resolve_methods(["consensus"]) == (
+        "adaptive_kmeans", "kmeans", "minibatch_kmeans", "deep_kmeans", "consensus")
     assert resolve_methods(["consensus"], deep_available=False) == (
-        "kmeans", "minibatch_kmeans", "pso_kmeans", "consensus")
+        "adaptive_kmeans", "kmeans", "minibatch_kmeans", "consensus")
     assert resolve_methods(["all"]) == AVAILABLE
     assert resolve_methods(["KMeans_Random", "kmeans", "kmeans"]) == ("kmeans_random", "kmeans")
     # members already listed keep their place; the rest go right before the consensus

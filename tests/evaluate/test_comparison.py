@@ -36,11 +36,11 @@ def test_the_preferred_method_wins_when_it_passes_every_check():
     }
     method, ranking = choose_method(m, ["kmeans", "adaptive_kmeans", "ward"])
     assert method == "adaptive_kmeans"
-    assert [r["method"] for r in ranking] == ["adaptive_kmeans", "kmeans", "ward"]
+    assert [r["method"] for r in ranking] == ["adaptive_kmeans", "ward", "kmeans"]  # PREFERENCE order
     assert [r["position"] for r in ranking] == [1, 2, 3] and all(r["eligible"] for r in ranking)
-    assert ranking[0]["preference"] == 1 and ranking[1]["preference"] == 2
+    assert [r["preference"] for r in ranking] == [1, 2, 3]
     # the mean rank is still reported
-    assert ranking[1]["mean_rank"] == pytest.approx(1.5) and ranking[1]["rank_stability"] == 3
+    assert ranking[2]["mean_rank"] == pytest.approx(1.5) and ranking[2]["rank_stability"] == 3
 
 
 def test_a_dominated_method_is_not_chosen():
@@ -48,7 +48,10 @@ def test_a_dominated_method_is_not_chosen():
     method, ranking = choose_method(m, list(m))
     assert method == "kmeans"
     assert ranking[1]["method"] == "adaptive_kmeans" and not ranking[1]["eligible"]
-    assert ranking[1]["checks"] == "dominated by kmeans (better on every score)"
+    assert ranking[1]["checks"] == "dominated by kmeans at the same k (better on every score)"
+    # at another k the scores do not compare: no veto
+    m["kmeans"]["k"] = 3
+    assert choose_method(m, list(m))[0] == "adaptive_kmeans"
 
 
 @pytest.mark.parametrize("change, check", [
@@ -127,7 +130,7 @@ def test_choice_is_deterministic_and_the_first_eligible_by_preference(values, rn
         assert method == eligible[0]  # PREFERENCE order
         assert all(not checks[n] for n in eligible)
     # a method better than every other on every score is never vetoed as dominated
-    m["top"] = _entry(1.0, 0.0, 10_000, 1.0, k=8)
+    m["top"] = _entry(1.0, 0.0, 10_000, 1.0, k=4)
     assert "dominated" not in " ".join(method_checks(m, names + ["top"])["top"])
 
 
@@ -142,6 +145,6 @@ def test_comparison_table():
                                "stability_mean", "stability_std", "unassigned_share", "fit_seconds", "ari", "nmi",
                                "mean_rank", "preference", "eligible", "checks", "position", "chosen", "reason"]
     assert method == "b" and t["chosen"].tolist() == [False, True, False]
-    assert t.loc[0, "checks"] == "dominated by b (better on every score)"
+    assert t.loc[0, "checks"] == "dominated by b at the same k (better on every score)"
     assert t.loc[2, "reason"] == "boom" and np.isnan(t.loc[2, "position"])
     assert t.loc[0, "ari"] == 0.5 and t.loc[1, "stability_mean"] == 0.9
