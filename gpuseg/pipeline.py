@@ -761,7 +761,7 @@ def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
         return None
     weights = feature_weights(X, names, feats.groups, near_constant=fc.near_constant if fc.weighting else 1.01,
                               redundancy=fc.redundancy if fc.weighting else 1.01, describe_only=fc.describe_only,
-                              relevance=fc.weighting, random_state=config.seed)
+                              relevance=fc.weighting, random_state=0)  # a property of the data, not of --seed
     if not weights.kept:
         raise ConfigError("no feature is left to define the segments ([features] describe_only lists them all, or "
                           "every feature is near-constant)")

@@ -128,7 +128,7 @@ class MethodSpec:
 
 METHODS: dict[str, MethodSpec] = {
     # K-means in a metric learned from its own segments (pooled within-segment covariance)
-    "adaptive_kmeans": MethodSpec("adaptive_kmeans", "AdaptiveKMeans", cpu_defaults={"max_samples": 8_000}),
+    "adaptive_kmeans": MethodSpec("adaptive_kmeans", "AdaptiveKMeans", cpu_defaults={"max_samples": 10_000}),
     "kmeans": MethodSpec("kmeans", "KMeans", fixed={"init": "k-means++"}),
     "kmeans_random": MethodSpec("kmeans_random", "KMeans", fixed={"init": "random"}),
     "minibatch_kmeans": MethodSpec("minibatch_kmeans", "MiniBatchKMeans"),

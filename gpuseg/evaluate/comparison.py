@@ -11,9 +11,11 @@ scores only veto (:data:`METHOD_RULE`):
    unassigned, has a stability (mean ARI of half-sample refits) of at least 0.6 where it
    was measured, is not degenerate (no segment holds more than 90% of the customers, and
    it did not stop at k = 2 while another eligible method found 3 or more), and is not
-   dominated (no other eligible method at the same k is better on every one of silhouette
-   x share assigned, Davies-Bouldin, Calinski-Harabasz and stability; across k these scores
-   do not compare, as they favour fewer segments).
+   dominated (no other eligible method at the same k and of the same distance family is
+   better on every one of silhouette x share assigned, Davies-Bouldin, Calinski-Harabasz
+   and stability). Across k these scores do not compare, as they favour fewer segments;
+   across distance families neither, as they measure Euclidean compactness, which the
+   Euclidean methods optimise (:data:`DISTANCE_FAMILY`).
 2. **Preference.** Of the eligible methods, the first in :data:`PREFERENCE` is chosen: the
    order of the methods' median ARI on the benchmark's scenarios (bench/README.md). Methods
    gpuseg does not know come after it, in the order given.
@@ -38,7 +40,8 @@ from ..cluster import METHODS, make_estimator
 from ..errors import ConfigError, DataError
 from .sweep import Fit, MethodRun, score_fit, timed_fit
 
-__all__ = ["METHOD_RULE", "MAX_NOISE_SHARE", "MIN_STABILITY", "MAX_LARGEST_SHARE", "PREFERENCE", "rank_methods",
+__all__ = ["METHOD_RULE", "MAX_NOISE_SHARE", "MIN_STABILITY", "MAX_LARGEST_SHARE", "PREFERENCE", "DISTANCE_FAMILY",
+           "rank_methods",
            "method_checks", "choose_method", "comparison_table", "sensitivity_table"]
 
 #: Methods leaving more customers than this unassigned (noise) are not chosen.
@@ -55,8 +58,9 @@ METHOD_RULE = (
     f"the first method in the benchmark's preference order ({', '.join(PREFERENCE[:4])}, ...) that succeeded, "
     f"leaves at most {MAX_NOISE_SHARE:.0%} unassigned, has stability >= {MIN_STABILITY} (where measured), is not "
     f"degenerate (a segment over {MAX_LARGEST_SHARE:.0%} of the customers, or k=2 while another eligible method "
-    "found more) and is not dominated (another eligible method at the same k better on every one of silhouette x "
-    "share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, the most stable"
+    "found more) and is not dominated (another eligible method at the same k and of the same distance family better "
+    "on every one of silhouette x share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, "
+    "the most stable"
 )
 
 #: Multipliers of the chosen setting that the sensitivity analysis tries.
@@ -148,12 +152,33 @@ def method_checks(method_metrics: Mapping[str, dict[str, Any]], order: Sequence[
         if e.get("k") == 2 and richer:
             out[m].append(f"degenerate: k=2 while {richer[0]} found k={method_metrics[richer[0]]['k']}")
     passing = [m for m in order if not out[m]]
-    for m in passing:  # at the same k: the scores favour fewer segments, so across k they do not compare
-        by = next((o for o in passing if o != m and method_metrics[o].get("k") == method_metrics[m].get("k")
+    for m in passing:
+        by = next((o for o in passing if o != m and _comparable(o, m, method_metrics)
                    and _dominates(method_metrics[o], method_metrics[m])), None)
         if by is not None:
             out[m].append(f"dominated by {by} at the same k (better on every score)")
     return out
+
+
+#: Methods by the distance their segments are formed in. Silhouette, Davies-Bouldin and
+#: Calinski-Harabasz measure compactness in the Euclidean feature space: the Euclidean
+#: methods optimise exactly that (at a fixed k, Calinski-Harabasz is a monotone function of
+#: the Euclidean inertia, which K-means minimises), so against a method of another distance
+#: they win these scores by construction. Dominance is only checked within a family.
+DISTANCE_FAMILY = {**{m: "euclidean" for m in ("kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans", "som",
+                                               "ward", "consensus")},
+                   "adaptive_kmeans": "learned metric", "gmm": "likelihood", "deep_kmeans": "latent", "dec": "latent",
+                   "idec": "latent", "dbscan": "density", "hdbscan": "density"}
+
+
+def _comparable(a: str, b: str, method_metrics: Mapping[str, dict[str, Any]]) -> bool:
+    """Whether two methods' scores compare: the same k (the scores favour fewer segments)
+    and the same distance family (:data:`DISTANCE_FAMILY`; unknown methods compare with
+    everything)."""
+    if method_metrics[a].get("k") != method_metrics[b].get("k"):
+        return False
+    fa, fb = DISTANCE_FAMILY.get(a), DISTANCE_FAMILY.get(b)
+    return fa is None or fb is None or fa == fb
 
 
 def _preference(method: str, order: Sequence[str]) -> tuple[int, int]:

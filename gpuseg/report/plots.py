@@ -78,7 +78,7 @@ KEY_FEATURES = (
 )
 
 #: At most this many customers in the PCA scatter (fixed-seed sample above it).
-PCA_MAX_POINTS = 20_000
+PCA_MAX_POINTS = 8_000
 #: At most this many customers are embedded by UMAP (the slow plot on a CPU).
 UMAP_MAX_POINTS = 3_000
 #: At most this many customers in the Ward dendrogram (O(n^2) memory).
@@ -399,7 +399,7 @@ def pca_plot(X: Any, labels: Any, names: Mapping[int, str] | None = None, *, max
         Segment of each customer (-1: unassigned, drawn grey).
     names : mapping, optional
         Segment -> name, for the legend.
-    max_points : int, default=20000
+    max_points : int, default=8000
         The axes are fitted on every customer; at most this many (a fixed-seed sample) are drawn.
     seed : int, default=0
     path : path, optional

@@ -44,14 +44,22 @@ def test_the_preferred_method_wins_when_it_passes_every_check():
 
 
 def test_a_dominated_method_is_not_chosen():
-    m = {"adaptive_kmeans": _entry(0.30, 1.5, 900, 0.80), "kmeans": _entry(0.40, 1.2, 1100, 0.90)}
+    m = {"ward": _entry(0.30, 1.5, 900, 0.80), "kmeans": _entry(0.40, 1.2, 1100, 0.90)}
     method, ranking = choose_method(m, list(m))
     assert method == "kmeans"
-    assert ranking[1]["method"] == "adaptive_kmeans" and not ranking[1]["eligible"]
+    assert ranking[1]["method"] == "ward" and not ranking[1]["eligible"]
     assert ranking[1]["checks"] == "dominated by kmeans at the same k (better on every score)"
     # at another k the scores do not compare: no veto
     m["kmeans"]["k"] = 3
-    assert choose_method(m, list(m))[0] == "adaptive_kmeans"
+    assert choose_method(m, list(m))[0] == "ward"
+
+
+def test_euclidean_scores_do_not_veto_a_method_of_another_distance():
+    """At a fixed k, Calinski-Harabasz is K-means' own objective: a K-means partition beats
+    adaptive K-means on it by construction, which is no evidence against adaptive K-means."""
+    m = {"adaptive_kmeans": _entry(0.30, 1.5, 900, 0.80), "kmeans_random": _entry(0.40, 1.2, 1100, 0.90)}
+    method, ranking = choose_method(m, list(m))
+    assert method == "adaptive_kmeans" and all(r["eligible"] for r in ranking)
 
 
 @pytest.mark.parametrize("change, check", [
