@@ -17,6 +17,7 @@ them, on the same engineered features (``features.parquet``):
     python bench/quality.py --methods default          # what `gpuseg run` runs by default
     python bench/quality.py --scenarios personas,ten --customers 20000
     python bench/quality.py --large-customers 1000000  # the 1M-customer scenario at full size
+    python bench/quality.py --deep-max-iter 1000 --stability 10   # DEC/IDEC and stability at run's defaults
 
 Confidence: for the scenarios of ``--reliability``, the run's calibrated confidence is
 checked on 10 fresh refits (other seeds and half samples than the calibration's): per bin
@@ -53,9 +54,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--methods", default="all", help="'all', 'default' or comma-separated method names")
     ap.add_argument("--customers", type=int, default=None, help="customers per scenario (default: BENCH_SIZES)")
     ap.add_argument("--large-customers", type=int, default=None, help="size of the 'large' scenario")
-    ap.add_argument("--stability", type=int, default=5, help="stability refits per method (0: none)")
+    ap.add_argument("--stability", type=int, default=3, help="stability refits per method (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the data and of the run")
     ap.add_argument("--k", default=None, help="k range of the runs (default: gpuseg's)")
+    ap.add_argument("--deep-max-iter", type=int, default=300,
+                    help="clustering steps of DEC and IDEC per k (gpuseg's default is 1000; 300 keeps the whole "
+                    "benchmark under 10 minutes on 2 cores)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the supervised ceiling and K-means at true k")
     ap.add_argument("--reliability", default="personas,noise,orders",
                     help="scenarios whose calibrated confidence is checked on fresh refits ('' for none)")
@@ -70,17 +74,20 @@ def supervised_ceiling(X, y, seed: int) -> float:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(3, shuffle=True, random_state=seed)
-    pred = cross_val_predict(HistGradientBoostingClassifier(max_iter=100, random_state=seed), X, y, cv=folds)
+    pred = cross_val_predict(HistGradientBoostingClassifier(max_iter=60, random_state=seed), X, y, cv=folds)
     return float(adjusted_rand_score(y, pred))
 
 
-def kmeans_at_true_k(raw, bounded, k: int, seed: int) -> "tuple[float, object]":
-    """(ARI, labels) of scikit-learn's K-means at the true k on gpuseg-scaled features."""
+def kmeans_at_true_k(raw, bounded, k: int, seed: int, weights=None):
+    """Labels of scikit-learn's K-means at the true k on gpuseg-scaled features (times the
+    run's feature weights, when given)."""
     from sklearn.cluster import KMeans
 
     from gpuseg.prep import FeatureScaler
 
     X = FeatureScaler(bounded=bounded).fit_transform(raw)
+    if weights is not None:
+        X = X * weights
     return KMeans(k, n_init=10, random_state=seed).fit_predict(X)
 
 
@@ -119,7 +126,7 @@ def fresh_reliability(out: Path, metrics: dict, seed: int, refits: int = 10) -> 
 
 
 def run_scenario(name: str, customers: int, methods: str, stability: int, seed: int, k: str | None,
-                 ceiling: bool, reliability: bool = False) -> dict:
+                 ceiling: bool, reliability: bool = False, deep_max_iter: int | None = None) -> dict:
     import numpy as np
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -138,12 +145,13 @@ def run_scenario(name: str, customers: int, methods: str, stability: int, seed: 
         del log
         overrides = dict(input=str(data), truth=str(truth_path), out=str(Path(tmp) / "out"), report=False,
                          stability=stability, seed=seed, format=sc.kind)
+        file_values = {"params": {m: {"max_iter": deep_max_iter} for m in ("dec", "idec")}} if deep_max_iter else None
         if methods != "default":
             overrides["methods"] = methods
         if k:
             overrides["k"] = k
         t1 = time.perf_counter()
-        result = run(build_config(**overrides))
+        result = run(build_config(file_values, **overrides))
         run_s = time.perf_counter() - t1
         feats = pd.read_parquet(Path(tmp) / "out" / "features.parquet")
         fresh = fresh_reliability(Path(tmp) / "out", result.metrics, seed) if reliability else None
@@ -177,6 +185,9 @@ def run_scenario(name: str, customers: int, methods: str, stability: int, seed: 
         labels = kmeans_at_true_k(raw, bounded, sc.k, seed)
         row["kmeans_true_k_ari"] = round(float(adjusted_rand_score(y, labels)), 4)
         row["kmeans_true_k_nmi"] = round(float(normalized_mutual_info_score(y, labels)), 4)
+        weights = np.array([m["scaling"][c].get("weight", 1.0) for c in names])
+        labels = kmeans_at_true_k(raw, bounded, sc.k, seed, weights)
+        row["kmeans_true_k_weighted_ari"] = round(float(adjusted_rand_score(y, labels)), 4)
         row["ceiling_s"] = round(time.perf_counter() - t2, 2)
     return row
 
@@ -193,7 +204,10 @@ def summary(rows: list[dict]) -> dict:
         if len(aris) > 1:
             best_gap.append(max(aris) - r["chosen_ari"] <= 0.05)
     own = next((r["chosen_ari"] for r in rows if r["scenario"] == "personas"), None)
+    km = [(r["kmeans_true_k_ari"], r["kmeans_true_k_weighted_ari"]) for r in rows if "kmeans_true_k_ari" in r]
     return {"scenarios": len(rows), "median_chosen_ari": float(np.median(chosen)), "personas_chosen_ari": own,
+            "median_kmeans_true_k_plain_ari": float(np.median([a for a, _ in km])) if km else None,
+            "median_kmeans_true_k_weighted_ari": float(np.median([b for _, b in km])) if km else None,
             "k_within_1": f"{sum(k_hits)}/{len(k_hits)}",
             "chosen_within_0.05_of_best": f"{sum(best_gap)}/{len(best_gap)}" if best_gap else None,
             "median_supervised_ari": float(np.median([r["supervised_ari"] for r in rows if "supervised_ari" in r]))
@@ -201,14 +215,17 @@ def summary(rows: list[dict]) -> dict:
 
 
 def print_tables(rows: list[dict], summ: dict) -> None:
-    print("\n| scenario | customers | true k | chosen | k | ARI | NMI | stability | run s | K-means at true k | supervised |")
+    print("\n| scenario | customers | true k | chosen | k | ARI | NMI | stability | run s | K-means at true k: "
+          "plain / weighted features | supervised |")
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         c = r["methods"][r["chosen"]]
         stab = "" if c["stability"] is None else f"{c['stability']:.2f}"
+        km = (f"{r['kmeans_true_k_ari']:.3f} / {r['kmeans_true_k_weighted_ari']:.3f}" if "kmeans_true_k_ari" in r
+              else "-")
         print(f"| {r['scenario']} | {r['customers']:,} | {r['true_k']} | {r['chosen']} | {r['chosen_k']} | "
-              f"{r['chosen_ari']:.3f} | {r['chosen_nmi']:.3f} | {stab} | {r['run_s']:.1f} | "
-              f"{r.get('kmeans_true_k_ari', float('nan')):.3f} | {r.get('supervised_ari', float('nan')):.3f} |")
+              f"{r['chosen_ari']:.3f} | {r['chosen_nmi']:.3f} | {stab} | {r['run_s']:.1f} | {km} | "
+              f"{r['supervised_ari'] if 'supervised_ari' in r else '-'} |")
     methods = sorted({m for r in rows for m in r["methods"]}, key=lambda m: [
         m in r["methods"] for r in rows].count(False))
     if len(methods) > 1:
@@ -275,7 +292,8 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         row = run_scenario(name, size, methods, args.stability, args.seed, args.k,
                            ceiling=not args.no_ceiling and size <= 50_000,
-                           reliability=name in args.reliability.split(",") and args.stability > 0)
+                           reliability=name in args.reliability.split(",") and args.stability > 0,
+                           deep_max_iter=args.deep_max_iter)
         rows.append(row)
         print(f"{name}: {row['customers']:,} customers, chosen {row['chosen']} k={row['chosen_k']} "
               f"(true {row['true_k']}) ARI {row['chosen_ari']:.3f}, supervised {row.get('supervised_ari', '-')}, "

@@ -759,9 +759,10 @@ def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
                           f"of these data (features: {', '.join(names)})")
     if not fc.weighting and not fc.describe_only:
         return None
-    weights = feature_weights(X, names, feats.groups, near_constant=fc.near_constant if fc.weighting else 1.01,
-                              redundancy=fc.redundancy if fc.weighting else 1.01, describe_only=fc.describe_only,
-                              relevance=fc.weighting, random_state=0)  # a property of the data, not of --seed
+    on = fc.weighting
+    weights = feature_weights(X, names, feats.groups, near_constant=fc.near_constant if on else None,
+                              redundancy=fc.redundancy if on else None, describe_only=fc.describe_only,
+                              relevance=on, random_state=0)  # a property of the data, not of --seed
     if not weights.kept:
         raise ConfigError("no feature is left to define the segments ([features] describe_only lists them all, or "
                           "every feature is near-constant)")

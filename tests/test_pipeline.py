@@ -410,3 +410,31 @@ def test_a_users_file_in_model_is_refused(tmp_path):
     (tmp_path / "model" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="notes.txt"):
         run(cfg)
+
+
+def test_feature_weights_are_reported_and_can_be_switched_off(tmp_path):
+    m = run(build_config(out=str(tmp_path / "w"), synthetic_customers=800, k="3-5", device="cpu", stability=0,
+                         report=False)).metrics
+    rep = m["representation"]
+    assert rep["weighting"] and len(rep["features"]) == len(m["data"]["features"])
+    weights = {r["feature"]: r["weight"] for r in rep["features"]}
+    assert weights == {f: pytest.approx(m["scaling"][f]["weight"], abs=1e-4) for f in m["data"]["features"]}
+    # spend and order count measure one behaviour: they share a weight
+    assert "monetary" in next(r for r in rep["features"] if r["feature"] == "frequency")["redundancy_group"]
+    assert m["chosen"]["confidence_calibration"] == {"calibrated": False,
+                                                     "reason": "no stability refits (--stability 0)"}
+    off = run(build_config({"features": {"weighting": False, "describe_only": ["time"]}}, out=str(tmp_path / "o"),
+                           synthetic_customers=800, k="3-5", device="cpu", stability=0, report=False)).metrics
+    rows = {r["feature"]: r for r in off["representation"]["features"]}
+    assert rows["share_night"]["weight"] == 0 and "describe-only" in rows["share_night"]["reason"]
+    assert rows["monetary"]["weight"] == 1.0 and rows["frequency"]["weight"] == 1.0
+
+
+def test_describe_only_names_must_exist_and_leave_something(tmp_path):
+    with pytest.raises(ConfigError, match="describe_only: 'hour' is neither a feature nor a feature group"):
+        run(build_config({"features": {"describe_only": ["hour"]}}, out=str(tmp_path / "a"), synthetic_customers=300,
+                         k="3", device="cpu", stability=0, report=False))
+    everything = ["rfm", "funnel", "sessions", "time", "category", "price"]
+    with pytest.raises(ConfigError, match="no feature is left to define the segments"):
+        run(build_config({"features": {"describe_only": everything}}, out=str(tmp_path / "b"),
+                         synthetic_customers=300, k="3", device="cpu", stability=0, report=False))

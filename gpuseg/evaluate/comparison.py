@@ -51,8 +51,8 @@ MIN_STABILITY = 0.6
 #: A segmentation with one segment larger than this share of the customers is degenerate.
 MAX_LARGEST_SHARE = 0.9
 #: Methods by their median ARI over the quality benchmark's scenarios, best first.
-PREFERENCE = ("adaptive_kmeans", "ward", "som", "consensus", "kmeans_random", "kmeans", "pso_kmeans",
-              "minibatch_kmeans", "dec", "idec", "deep_kmeans", "gmm", "hdbscan", "dbscan")
+PREFERENCE = ("adaptive_kmeans", "som", "kmeans_random", "ward", "consensus", "kmeans", "minibatch_kmeans",
+              "pso_kmeans", "dec", "idec", "deep_kmeans", "gmm", "hdbscan", "dbscan")
 
 METHOD_RULE = (
     f"the first method in the benchmark's preference order ({', '.join(PREFERENCE[:4])}, ...) that succeeded, "

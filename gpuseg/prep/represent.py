@@ -114,8 +114,8 @@ def feature_weights(
     names: Sequence[str],
     groups: Mapping[str, str] | None = None,
     *,
-    near_constant: float = 0.99,
-    redundancy: float = 0.8,
+    near_constant: float | None = 0.99,
+    redundancy: float | None = 0.8,
     describe_only: Sequence[str] = (),
     relevance: bool = True,
     sample: int = 20_000,
@@ -130,10 +130,10 @@ def feature_weights(
     names : sequence of str
     groups : mapping, optional
         Feature -> feature group (``rfm``, ``time``, ...), for ``describe_only``.
-    near_constant : float, default=0.99
-        Share of customers with one value from which a feature is left out.
-    redundancy : float, default=0.8
-        ``|rho|`` from which features count as one.
+    near_constant : float or None, default=0.99
+        Share of customers with one value from which a feature is left out (None: never).
+    redundancy : float or None, default=0.8
+        ``|rho|`` from which features count as one (None: never).
     describe_only : sequence of str
         Feature or group names left out of the clustering space.
     relevance : bool, default=True
@@ -152,7 +152,7 @@ def feature_weights(
     S = _host_sample(X, sample, random_state)
     groups = dict(groups or {})
     mode_share = np.array([_median_share(S[:, j]) for j in range(p)])
-    out = mode_share >= near_constant
+    out = mode_share >= near_constant if near_constant is not None else np.zeros(p, dtype=bool)
     described = np.array([n in describe_only or groups.get(n) in describe_only for n in names])
     active = ~out & ~described
     w = np.zeros(p)
@@ -166,7 +166,7 @@ def feature_weights(
     if idx.size == 0:
         return FeatureWeights(w, rows)
     sub = S[:, idx]
-    label = _redundancy_groups(spearman(sub), redundancy)
+    label = _redundancy_groups(spearman(sub), redundancy) if redundancy is not None else np.arange(idx.size)
     size = np.bincount(label)[label]
     w[idx] = 1.0 / np.sqrt(size)
     rel = _relevance(sub, label, random_state) if relevance and len(set(label)) > 1 else np.ones(idx.size)

@@ -66,31 +66,25 @@ def test_imbalanced_has_a_two_percent_segment():
     assert share["loyal_high_spender"] == pytest.approx(0.02, abs=0.001)
 
 
-def _between_share(values: pd.Series, persona: pd.Series) -> float:
-    """Share of a per-customer value's variance that lies between personas (eta squared)."""
+def _between_share(name: str, column: str, transform=lambda v: v) -> float:
+    """Share of a per-customer event measure's variance that lies between the scenario's
+    personas (eta squared)."""
+    log, truth, _ = generate_scenario(name, 3000, seed=4)
+    per = _per_customer(log, "events")
+    persona = truth.set_index("user_id")["persona"].reindex(per.index)
+    values = transform(per[column])
     means = values.groupby(persona).transform("mean")
     return float(((means - values.mean()) ** 2).sum() / ((values - values.mean()) ** 2).sum())
 
 
 def test_noise_makes_time_of_day_unrelated_to_the_personas():
-    eta = {}
-    for name in ("personas", "noise"):
-        log, truth, _ = generate_scenario(name, 3000, seed=4)
-        per = _per_customer(log, "events")
-        persona = truth.set_index("user_id")["persona"].reindex(per.index)
-        eta[name] = (_between_share(per["night"], persona), _between_share(per["sessions"], persona))
-    assert eta["personas"][0] > 0.2 and eta["noise"][0] < 0.01  # night share: persona-driven only without noise
-    assert eta["noise"][1] > 0.3  # activity still tells personas apart
+    # night share: persona-driven only without noise; activity still tells personas apart
+    assert _between_share("personas", "night") > 0.2 and _between_share("noise", "night") < 0.01
+    assert _between_share("noise", "sessions") > 0.3
 
 
 def test_overlap_pulls_the_personas_together():
-    eta = {}
-    for name in ("personas", "overlap"):
-        log, truth, _ = generate_scenario(name, 3000, seed=4)
-        per = _per_customer(log, "events")
-        persona = truth.set_index("user_id")["persona"].reindex(per.index)
-        eta[name] = _between_share(np.log(per["sessions"]), persona)
-    assert eta["overlap"] < 0.6 * eta["personas"]
+    assert _between_share("overlap", "sessions", np.log) < 0.6 * _between_share("personas", "sessions", np.log)
 
 
 def test_nonlinear_personas_bend_with_activity():

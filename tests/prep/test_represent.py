@@ -82,7 +82,7 @@ def test_describe_only_by_feature_and_by_group():
 
 def test_switching_the_rules_off_gives_plain_weights():
     X, _ = _segments()
-    fw = feature_weights(X, NAMES, near_constant=1.01, redundancy=1.01, relevance=False)
+    fw = feature_weights(X, NAMES, near_constant=None, redundancy=None, relevance=False)
     np.testing.assert_array_equal(fw.weights, np.ones(6))
 
 
