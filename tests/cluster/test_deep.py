@@ -336,7 +336,7 @@ def test_missing_torch_raises_device_error(blobs, monkeypatch):
 
 @pytest.fixture(scope="module")
 def customers(tmp_path_factory):
-    """The pipeline's scaled feature matrix of 2,000 synthetic customers and their personas."""
+    """The pipeline's scaled, weighted feature matrix of 2,000 synthetic customers and their personas."""
     from gpuseg.config import build_config
     from gpuseg.io.synthetic import generate_events
     from gpuseg.pipeline import run
@@ -349,6 +349,8 @@ def customers(tmp_path_factory):
     # the run's log1p columns exactly: every other column is passed as bounded
     bounded = [i for i, c in enumerate(features.columns) if not scaling[c]["log1p"]]
     X = FeatureScaler(bounded=bounded).fit_transform(features.to_numpy(dtype=np.float64))
+    weights = {row["feature"]: row["weight"] for row in result.metrics["representation"]["features"]}
+    X = X * np.array([weights[c] for c in features.columns], dtype=np.float32)  # the run's feature weights
     _, truth = generate_events(2000, seed=result.metrics["config"]["seed"])
     y = pd.factorize(truth.set_index("user_id")["persona"].reindex(features.index))[0]
     return X, y, result.metrics["methods"]["kmeans"]["ari"]
