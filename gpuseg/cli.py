@@ -42,7 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="segment customers (no arguments: the built-in synthetic data set)",
         description="Load logs, clean, engineer per-customer features, cluster over a k range, evaluate, "
         "choose a segmentation, name and explain its segments, and write segments.parquet, features.parquet, "
-        "profiles.csv, comparison.csv, insights.json, metrics.json, plots/ and report.html.",
+        "excluded.csv, profiles.csv, comparison.csv, insights.json, metrics.json, plots/ and report.html.",
     )
     r.add_argument("--input", metavar="PATH", help="CSV/Parquet file, glob or folder of parts (gzip CSV too); "
                    "omit for the built-in synthetic data set")

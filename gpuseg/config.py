@@ -15,8 +15,8 @@ A config file holds the same keys as the command line plus the stage sections::
     CustomerID = "customer_id"
 
     [clean]
-    drop_duplicates = true
-    price_outliers = true          # IQR fence on prices / amounts
+    drop_duplicates = true         # exact duplicates, where an order id or session proves them one record
+    price_outliers = "cap"         # IQR fence on prices / amounts: cap (winsorise) | drop | off
     iqr_factor = 3.0
     iqr_on_log = true              # fence on log1p(price): prices are log-normal
     fill_missing = "unknown"       # unknown | mode (category_code, brand)
@@ -92,8 +92,11 @@ K_LIMIT = 50
 class CleanConfig:
     """Cleaning settings (see :mod:`gpuseg.prep.clean`)."""
 
+    #: exact duplicate rows are dropped only where an order id (orders) or a session
+    #: (events) makes them provably one record; an order log without order ids keeps them
     drop_duplicates: bool = True
-    price_outliers: bool = True
+    #: prices outside the IQR fence: "cap" them at the fence (winsorise), "drop" their rows, "off"
+    price_outliers: str = "cap"
     iqr_factor: float = 3.0
     iqr_on_log: bool = True
     fill_missing: str = "unknown"
@@ -324,6 +327,8 @@ def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
         if key not in known:
             raise ConfigError(f"config [{name}]: unknown setting {key!r}; known: {', '.join(sorted(known))}")
         default = known[key].default
+        if key == "price_outliers" and isinstance(val, bool):  # older configs: true (the fence on) / false
+            val = "cap" if val else "off"
         if isinstance(default, bool):
             if not isinstance(val, bool):
                 raise ConfigError(f"config [{name}] {key} must be true or false, not {val!r}")
@@ -358,6 +363,8 @@ def _validate(cfg: RunConfig) -> None:
     if not isinstance(cfg.synthetic_customers, int) or cfg.synthetic_customers < 100:
         raise ConfigError(f"synthetic_customers must be an integer >= 100, not {cfg.synthetic_customers!r}")
     c = cfg.clean
+    if c.price_outliers not in ("cap", "drop", "off"):
+        raise ConfigError(f"config [clean] price_outliers must be 'cap', 'drop' or 'off', not {c.price_outliers!r}")
     if c.fill_missing not in ("unknown", "mode"):
         raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
     if not 0 < c.iqr_factor < float("inf"):

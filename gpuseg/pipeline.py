@@ -30,6 +30,7 @@ from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
+from .prep.clean import describe_cleaning, no_exclusions
 from .report.files import check_out_dir, to_json, write_outputs
 from .segments import (
     LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles,
@@ -443,6 +444,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
     # -- write -----------------------------------------------------------------------------
     with timer.stage("write") as st:
         feature_out = feats.frame.reset_index()
+        excluded = cleaned.excluded if cleaned.excluded is not None else no_exclusions()
         t_write = time.perf_counter()
 
         def write_metrics(path: Path) -> None:
@@ -457,6 +459,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             {
                 "segments.parquet": lambda p: segments.to_parquet(p, index=False),
                 "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
+                "excluded.csv": lambda p: excluded.to_csv(p, index=False),
                 "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
                 "comparison.csv": lambda p: comparison.to_csv(p, index=False, float_format="%.6g"),
                 **(
@@ -510,7 +513,7 @@ def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backen
         cleaned = clean(data, config.clean, be)
         column_map, ts_format = data.column_map, data.timestamp_format
         del data
-        st["detail"] = f"{cleaned.rows_out:,} rows kept, {cleaned.rows_in - cleaned.rows_out:,} dropped"
+        st["detail"] = describe_cleaning(cleaned.summary())
     with timer.stage("features") as st:
         feats = customer_features(cleaned, config.features)
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"

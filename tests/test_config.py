@@ -52,7 +52,8 @@ def test_file_values_and_overrides(tmp_path):
         ("colour = 1", "unknown setting 'colour'"),
         ("[clean]\nfence = 1", r"\[clean\]: unknown setting 'fence'"),
         ("[clean]\niqr_factor = 'big'", "must be a number"),
-        ("[clean]\nprice_outliers = 1", "true or false"),
+        ("[clean]\ndrop_duplicates = 1", "true or false"),
+        ("[clean]\nprice_outliers = 'trim'", "'cap', 'drop' or 'off'"),
         ("[features]\ngroups = ['rfm', 'astrology']", "astrology"),
         ("[clean]\nfill_missing = 'zero'", "fill_missing"),
         ("device = 'tpu'", "--device"),
@@ -60,7 +61,8 @@ def test_file_values_and_overrides(tmp_path):
         ("[evaluate]\nsilhouette_sample = 5", "silhouette_sample"),
         ("this is not toml", "not valid TOML"),
     ],
-    ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "group", "fill", "device", "k-list", "sample", "toml"],
+    ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "outliers", "group", "fill", "device", "k-list",
+         "sample", "toml"],
 )
 def test_config_errors(tmp_path, text, match):
     p = tmp_path / "c.toml"
@@ -105,3 +107,11 @@ def test_defaults():
 def test_segments_section_is_checked(segments, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_config({"segments": segments})
+
+
+@pytest.mark.parametrize("value, mode", [("true", "cap"), ("false", "off"), ("'drop'", "drop"), ("'cap'", "cap")])
+def test_price_outliers_modes_and_older_booleans(tmp_path, value, mode):
+    p = tmp_path / "c.toml"
+    p.write_text(f"[clean]\nprice_outliers = {value}\n")
+    assert build_config(load_config_file(p)).clean.price_outliers == mode
+    assert build_config().clean.price_outliers == "cap"

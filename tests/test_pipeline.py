@@ -36,8 +36,8 @@ def test_outputs_and_metrics(synthetic_run):
     result, rec = synthetic_run
     assert [e[1] for e in rec.events if e[0] == "stage"] == list(STAGES)
     names = sorted(p.name for p in result.out_dir.iterdir())
-    assert names == ["comparison.csv", "features.parquet", "insights.json", "metrics.json", "model", "plots",
-                     "profiles.csv", "report.html", "segments.parquet"]
+    assert names == ["comparison.csv", "excluded.csv", "features.parquet", "insights.json", "metrics.json", "model",
+                     "plots", "profiles.csv", "report.html", "segments.parquet"]
     assert sorted(p.name for p in (result.out_dir / "plots").iterdir()) == sorted(
         ["pca.png", "sweep.png", "comparison.png", "radar.png", "heatmap.png", "activity.png", "dendrogram.png",
          "confidence.png"])
@@ -166,6 +166,43 @@ def test_truth_file_and_orders_input(tmp_path, small_events):
     assert m["evaluation"]["truth"]["customers_matched"] == m["data"]["customers"]
     assert "views" not in m["data"]["features"] and "frequency" in m["data"]["features"]
     assert m["methods"]["adaptive_kmeans"]["ari"] is not None
+
+
+def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 60
+    rows = pd.DataFrame({  # no order id: repeated rows are repeated purchases
+        "customer_id": np.repeat(np.arange(n), 3).astype(float),  # float ids, as pandas reads ids with gaps
+        "timestamp": pd.Timestamp("1997-01-01") + pd.to_timedelta(rng.integers(0, 300, 3 * n), unit="D"),
+        "amount": rng.lognormal(3, 0.5, 3 * n).round(2),
+    })
+    rows.loc[rows.index[:6], "amount"] = 1e7  # huge orders of customers 0 and 1: capped, kept
+    rows.loc[rows["customer_id"] == 5, "amount"] = -1.0  # customer 5 loses every row
+    rows.loc[rows["customer_id"] == 6, "timestamp"] = pd.NaT  # customer 6 too
+    rows = pd.concat([rows, rows.iloc[[10, 10]]], ignore_index=True)  # a purchase repeated the same day
+    rows.to_csv(tmp_path / "orders.csv", index=False)
+    details = {}
+
+    class Details(Progress):
+        def stage_finished(self, stage, seconds, detail=""):
+            details[stage] = detail
+
+    result = run(build_config(report=False, input=str(tmp_path / "orders.csv"), out=str(tmp_path / "o"), k="2-3",
+                              device="cpu", stability=0), Details())
+    segments = pd.read_parquet(result.out_dir / "segments.parquet")
+    excluded = pd.read_csv(result.out_dir / "excluded.csv")
+    assert segments["customer_id"].dtype.kind == "i" and excluded["customer_id"].tolist() == [5, 6]
+    assert excluded["reason"].tolist() == ["bad_price", "bad_timestamp"] and excluded["rows"].tolist() == [3, 3]
+    assert set(segments["customer_id"]) | set(excluded["customer_id"]) == set(range(n))
+    data = result.metrics["data"]
+    assert data["rows_dropped"]["duplicate"] == 0 and data["rows_dropped"]["price_outlier"] == 0
+    assert data["values_capped"]["amount"] == 6 and data["customers_touched"]["capped"] == 2
+    assert data["customers_in"] == n and data["customers_excluded"] == 2
+    features = pd.read_parquet(result.out_dir / "features.parquet").set_index("customer_id")
+    assert features.loc[3, "frequency"] == 5  # its two repeated rows counted as purchases
+    assert "58 of 60 customers kept, 2 excluded (excluded.csv says why)" in details["clean"]
+    assert "bad_price 3 rows / 1 customers" in details["clean"]
+    assert "6 prices capped at the outlier fence (2 customers)" in details["clean"]
 
 
 def test_same_seed_same_segments(tmp_path, events_csv):

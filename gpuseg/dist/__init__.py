@@ -41,7 +41,7 @@ import pandas as pd
 
 from .. import backend as _backend
 from ..errors import DataError, DeviceError, SchemaError
-from ..prep.clean import fence_from_quartiles
+from ..prep.clean import describe_cleaning, fence_from_quartiles
 from . import tasks
 
 __all__ = ["DistData", "load_clean_features", "plan_pieces", "weighted_quantile"]
@@ -148,6 +148,23 @@ def weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float
     v_lo = values[np.searchsorted(cum, lo, side="right")]
     v_hi = values[np.searchsorted(cum, min(lo + 1, n - 1), side="right")]
     return float(v_lo + (h - lo) * (v_hi - v_lo))
+
+
+def _customer_accounts(stats: list[dict]) -> dict[str, Any]:
+    """The buckets' customer accounts added up (every customer lives in one bucket):
+    customers in, per rule the customers touched, values capped and the excluded ones."""
+    touched: dict[str, int] = {}
+    capped: dict[str, int] = {}
+    for s in stats:
+        for key, total in (("customers_touched", touched), ("capped", capped)):
+            for k, v in s.get(key, {}).items():
+                total[k] = total.get(k, 0) + int(v)
+    excluded = [s["excluded"] for s in stats if s.get("excluded") is not None and len(s["excluded"])]
+    from ..prep.clean import no_exclusions
+
+    table = pd.concat(excluded, ignore_index=True) if excluded else no_exclusions()
+    return {"customers_in": sum(int(s.get("customers_in", 0)) for s in stats), "customers_touched": touched,
+            "values_capped": capped, "customers_excluded": len(table), "excluded": table}
 
 
 def _fence(counts: pd.Series, config: Any) -> tuple[float, float] | None:
@@ -314,8 +331,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
 
     # -- clean: the global fence, then every bucket ----------------------------------------------
     with stage("clean") as st:
-        fitted = {"outlier_fence": None, "fill": {}}
-        if config.clean.price_outliers:
+        fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "fill": {}}
+        if config.clean.price_outliers != "off":
             counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,
                                                 clean_cfg=config.clean, backend=be.name), "cleaning")
             non_empty = [c for c in counts if len(c)]
@@ -341,12 +358,13 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             for k, v in s["filled"].items():
                 filled[k] = filled.get(k, 0) + int(v)
         dropped["malformed_row"] = dropped.get("malformed_row", 0) + malformed
+        accounts = _customer_accounts(stats)  # buckets hold disjoint customers: counts add up
         rows_out = sum(s["rows_out"] for s in stats)
         if rows_out == 0:
             worst = max(dropped, key=dropped.get)
             raise DataError(f"no usable rows: all {rows_read} rows were dropped while cleaning "
                             f"(mostly {worst}: {dropped[worst]})")
-        st["detail"] = f"{rows_out:,} rows kept, {rows_read - rows_out:,} dropped"
+        st["detail"] = describe_cleaning({"rows_used": rows_out, "rows_dropped": dropped, **accounts})
 
     # -- features: the global settings, then every bucket's customers ----------------------------
     with stage("features") as st:
@@ -406,6 +424,9 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             frame=sample, kind=first["kind"], rows_in=rows_read, rows_out=rows_out, dropped=dropped, filled=filled,
             main_categories=main_names, product_names=products, brand_names=brand_names,
             price_group=first["price_group"], outlier_fence=fitted["outlier_fence"],
+            price_outliers=config.clean.price_outliers, capped=accounts["values_capped"],
+            customers_in=accounts["customers_in"], customers_touched=accounts["customers_touched"],
+            excluded=accounts["excluded"],
             sessions_derived=first["sessions_derived"], reference_time=reference, columns=tuple(first["columns"]),
             fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
         )

@@ -160,7 +160,7 @@ def fence_counts(frame: Any, schema_name: str, mapping: dict[str, str], clean_cf
 
     if frame is None:
         return pd.Series(dtype="int64")
-    cfg = dataclasses.replace(clean_cfg, price_outliers=False)
+    cfg = dataclasses.replace(clean_cfg, price_outliers="off")
     try:
         cleaned = clean(_loaded(frame, schema_name, mapping), cfg, _be(backend))
     except NoRowsError:  # no usable row in this bucket
@@ -180,8 +180,11 @@ def clean_bucket(frame: Any, schema_name: str, mapping: dict[str, str], clean_cf
         return None
     try:
         return clean(_loaded(frame, schema_name, mapping), clean_cfg, _be(backend), fitted=fitted)
-    except NoRowsError as exc:  # a bucket of bad rows only: its drops still count
-        return {"rows_in": exc.rows_in, "dropped": dict(exc.dropped)}
+    except NoRowsError as exc:  # a bucket of bad rows only: its drops and lost customers still count
+        excluded = exc.excluded
+        return {"rows_in": exc.rows_in, "dropped": dict(exc.dropped), "excluded": excluded,
+                "customers_in": 0 if excluded is None else len(excluded),
+                "customers_touched": {}}
 
 
 def clean_stats(frame: Any, schema_name: str, mapping: dict[str, str], clean_cfg: Any, fitted: dict,
@@ -213,7 +216,8 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
     if cleaned is None:
         return {"rows_in": 0, "rows_out": 0, "dropped": {}, "filled": {}}
     if isinstance(cleaned, dict):
-        return {"rows_in": cleaned["rows_in"], "rows_out": 0, "dropped": cleaned["dropped"], "filled": {}}
+        return {"rows_in": cleaned["rows_in"], "rows_out": 0, "dropped": cleaned["dropped"], "filled": {},
+                **{k: cleaned[k] for k in ("excluded", "customers_in", "customers_touched") if k in cleaned}}
     f = cleaned.frame  # counted on its device; only the counts come to the host
     main = _host(f.loc[f["main_cat"] >= 0, "main_cat"].value_counts())
     main = {cleaned.main_categories[int(c)]: int(n) for c, n in main.items()}
@@ -222,6 +226,8 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
     out = {
         "rows_in": cleaned.rows_in, "rows_out": cleaned.rows_out, "dropped": dict(cleaned.dropped),
         "filled": dict(cleaned.filled), "reference_time": int(cleaned.reference_time), "main": main,
+        "capped": dict(cleaned.capped), "customers_in": cleaned.customers_in,
+        "customers_touched": dict(cleaned.customers_touched), "excluded": cleaned.excluded,
         "price_pairs": pairs, "kind": cleaned.kind, "price_group": cleaned.price_group,
         "sessions_derived": cleaned.sessions_derived, "source_columns": cleaned.source_columns,
         "fill_values": cleaned.fill_values, "columns": cleaned.columns,

@@ -1,4 +1,4 @@
-"""Cleaning: drop duplicates and bad rows (counted per reason), fence price outliers, fill gaps.
+"""Cleaning: drop duplicates and bad rows (counted per reason), cap price outliers, fill gaps.
 
 The result is the canonical frame that :mod:`gpuseg.prep.features` aggregates, the same on
 pandas and cuDF:
@@ -20,10 +20,20 @@ product         int64 product: the ``product_id`` itself when ids are plain inte
 ==============  ========================================================================
 
 Every dropped row is counted once, under the first reason that applies, in this order:
-``duplicate``, ``missing_customer_id``, ``bad_timestamp``, ``unknown_event_type``,
+``duplicate`` (an exact copy of an earlier row, only where an order id or a session makes
+the two provably one record: an order log without order ids keeps repeated rows, which are
+separate purchases), ``missing_customer_id``, ``bad_timestamp``, ``unknown_event_type``,
 ``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
 (price or amount missing, non-numeric, negative or infinite), ``missing_session``,
-``price_outlier`` (outside the IQR fence; no fence when the prices have no spread).
+``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
+prices outside the fence are capped at it, and order amounts with them, so the largest
+orders stay in; no fence when the prices have no spread).
+
+No customer disappears without a record: :attr:`CleanedData.excluded` lists every customer
+of the input none of whose rows survived, with the reason most of their rows were dropped
+for, and :attr:`CleanedData.customers_touched` counts the customers each rule touched
+(customers known only from malformed rows, which the reader could not split into columns,
+are not known to cleaning).
 """
 
 from __future__ import annotations
@@ -39,16 +49,17 @@ from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["CleanedData", "NoRowsError", "clean", "DROP_REASONS", "SESSION_GAP_SECONDS"]
+__all__ = ["CleanedData", "NoRowsError", "clean", "describe_cleaning", "no_exclusions", "DROP_REASONS", "SESSION_GAP_SECONDS"]
 
 
 class NoRowsError(DataError):
-    """Every row was dropped while cleaning; ``rows_in`` and ``dropped`` say why."""
+    """Every row was dropped while cleaning; ``rows_in``, ``dropped`` and ``excluded`` say why."""
 
-    def __init__(self, message: str, rows_in: int, dropped: dict[str, int]) -> None:
+    def __init__(self, message: str, rows_in: int, dropped: dict[str, int], excluded: Any = None) -> None:
         super().__init__(message)
         self.rows_in = rows_in
         self.dropped = dropped
+        self.excluded = excluded
 
 DROP_REASONS = (
     "malformed_row",
@@ -93,6 +104,17 @@ class CleanedData:
         The column prices are compared within (``price_index``).
     outlier_fence : tuple of float or None
         Accepted price range when the IQR fence is on.
+    price_outliers : {"cap", "drop", "off"}
+        What was done with prices outside the fence.
+    capped : dict
+        Values capped at the fence per column (``price``; orders also ``amount``).
+    customers_in : int
+        Distinct customer ids in the rows cleaning saw.
+    customers_touched : dict
+        Per drop reason (and ``capped``), the distinct customers with a row it applied to.
+    excluded : DataFrame
+        ``customer_id, reason, rows``: every customer none of whose rows survived, the
+        reason most of their rows were dropped for and how many rows they had (host pandas).
     sessions_derived : bool
         True when sessions came from inactivity gaps.
     """
@@ -108,6 +130,11 @@ class CleanedData:
     brand_names: list[str] = field(default_factory=list)
     price_group: str | None = None
     outlier_fence: tuple[float, float] | None = None
+    price_outliers: str = "cap"
+    capped: dict[str, int] = field(default_factory=dict)
+    customers_in: int = 0
+    customers_touched: dict[str, int] = field(default_factory=dict)
+    excluded: Any = None
     sessions_derived: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
@@ -121,6 +148,7 @@ class CleanedData:
         (plain JSON)."""
         return {
             "outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
+            "price_outliers": self.price_outliers,
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
         }
@@ -133,11 +161,34 @@ class CleanedData:
             "rows_dropped": dict(self.dropped),
             "rows_dropped_total": int(sum(self.dropped.values())),
             "values_filled": dict(self.filled),
+            "values_capped": dict(self.capped),
+            "customers_in": self.customers_in,
+            "customers_excluded": 0 if self.excluded is None else len(self.excluded),
+            "customers_touched": dict(self.customers_touched),
             "price_outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
+            "price_outliers": self.price_outliers,
             "price_group": self.price_group,
             "sessions_derived_from_gaps": self.sessions_derived,
             "main_categories": len(self.main_categories),
         }
+
+
+def describe_cleaning(summary: dict[str, Any]) -> str:
+    """One line for the console from :meth:`CleanedData.summary`: rows kept and dropped,
+    rows and customers per rule, values capped and the customers excluded."""
+    touched = summary.get("customers_touched", {})
+    dropped = {r: n for r, n in summary["rows_dropped"].items() if n}
+    rules = [f"{r} {n:,} rows" + (f" / {touched[r]:,} customers" if r in touched else "") for r, n in dropped.items()]
+    text = f"{summary['rows_used']:,} rows kept, {sum(dropped.values()):,} dropped" + (
+        f" ({'; '.join(rules)})" if rules else "")
+    capped = summary.get("values_capped", {}).get("price", 0)
+    if capped:
+        text += f"; {capped:,} prices capped at the outlier fence ({touched.get('capped', 0):,} customers)"
+    n_in, n_out = summary.get("customers_in", 0), summary.get("customers_excluded", 0)
+    if n_in:
+        text += f"; {n_in - n_out:,} of {n_in:,} customers kept" + (
+            f", {n_out:,} excluded (excluded.csv says why)" if n_out else "")
+    return text
 
 
 def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[str, Any] | None = None) -> CleanedData:
@@ -168,22 +219,24 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     rows_in = len(frame)
     dropped = dict.fromkeys(DROP_REASONS, 0)
     dropped["malformed_row"] = data.rows_malformed
-
-    if config.drop_duplicates:
-        before = len(frame)
-        frame = _drop_duplicates(frame, backend)
-        dropped["duplicate"] = before - len(frame)
-
-    cols: dict[str, Any] = {}
-    bad = frame.iloc[:, 0].isna() & False
+    customer = frame[data.schema.customer]
+    reasons: dict[str, Any] = {}  # reason -> the rows it dropped (each row under its first reason)
+    bad = customer.isna() & False
 
     def drop(reason: str, mask) -> None:
         nonlocal bad
         mask = mask.fillna(True)
-        dropped[reason] += int((mask & ~bad).sum())
+        new = mask & ~bad
+        dropped[reason] += int(new.sum())
+        reasons[reason] = new if reason not in reasons else reasons[reason] | new
         bad = bad | mask
 
-    drop("missing_customer_id", frame[data.schema.customer].isna())
+    record_key = _record_key(frame, kind, sessions_given=kind == "events" and _has_values(frame, "user_session"))
+    if config.drop_duplicates and record_key is not None:
+        drop("duplicate", _duplicate_rows(frame, backend) & frame[record_key].notna())
+
+    cols: dict[str, Any] = {}
+    drop("missing_customer_id", customer.isna())
     drop("bad_timestamp", frame[data.schema.time].isna())
 
     if kind == "events":
@@ -205,28 +258,31 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         cols["quantity"] = qty
         cols["price"] = unit
 
-    sessions_derived = kind == "events" and (
-        "user_session" not in frame.columns or int(frame["user_session"].notna().sum()) == 0
-    )
+    sessions_derived = kind == "events" and not _has_values(frame, "user_session")
     if kind == "events" and not sessions_derived:
         drop("missing_session", frame["user_session"].isna())
 
-    fence = None
-    if fitted is not None:
-        fence = tuple(fitted["outlier_fence"]) if fitted.get("outlier_fence") else None
-    elif config.price_outliers:
-        fence = _price_fence(cols["price"][~bad], config, backend)
+    mode, fence = _outlier_fence(cols["price"], bad, config, backend, fitted)
+    capped: dict[str, int] = {}
+    touched: dict[str, int] = {}
     if fence is not None:
         price = cols["price"]
-        drop("price_outlier", (price < fence[0]) | (price > fence[1]))
+        if mode == "drop":
+            drop("price_outlier", (price < fence[0]) | (price > fence[1]))
+        else:  # free items (price 0) are not raised to the fence
+            outside = (((price < fence[0]) & (price > 0)) | (price > fence[1])).fillna(False) & ~bad
+            capped, touched["capped"] = _cap(cols, outside, fence, customer)
 
     keep = ~bad
     rows_out = int(keep.sum())
+    customers_in = int(customer.nunique())
+    touched.update({r: int(customer[m].nunique()) for r, m in reasons.items() if dropped[r]})
+    excluded = _excluded(customer, keep, reasons) if rows_out < rows_in else no_exclusions()
     if rows_out == 0:
         worst = max(dropped, key=dropped.get)
         raise NoRowsError(
             f"no usable rows: all {rows_in} rows were dropped while cleaning (mostly {worst}: {dropped[worst]})",
-            rows_in + data.rows_malformed, dropped,
+            rows_in + data.rows_malformed, dropped, excluded,
         )
 
     frame = frame[keep].reset_index(drop=True)
@@ -302,6 +358,11 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         brand_names=brand_names,
         price_group=price_group,
         outlier_fence=fence,
+        price_outliers=mode,
+        capped=capped,
+        customers_in=customers_in,
+        customers_touched=touched,
+        excluded=excluded,
         sessions_derived=sessions_derived,
         reference_time=int(result["ts"].max()),
         columns=tuple(result.columns),
@@ -314,22 +375,96 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _drop_duplicates(frame, backend: Backend):
-    """Exact duplicate rows removed (first kept)."""
+def _has_values(frame, column: str) -> bool:
+    return column in frame.columns and int(frame[column].notna().sum()) > 0
+
+
+def _record_key(frame, kind: str, sessions_given: bool) -> str | None:
+    """The column that makes two identical rows provably one record: the order id of an
+    order log, the session of an event log; None when there is none (then a repeated row
+    is a repeated purchase, and kept)."""
+    if kind == "orders":
+        return "order_id" if _has_values(frame, "order_id") else None
+    return "user_session" if sessions_given else None
+
+
+def _duplicate_rows(frame, backend: Backend):
+    """True for every exact copy of an earlier row (the first of each kept)."""
     if backend.is_gpu:
-        return frame.drop_duplicates(ignore_index=True)
+        return frame.duplicated()
     import pandas as pd
 
     # pandas factorizes every column; one 64-bit row hash is twice as fast. Rows whose hash
     # repeats are then compared exactly, so a hash collision never drops a distinct row.
     h = pd.util.hash_pandas_object(frame, index=False)
     candidates = h.duplicated(keep=False)
-    if not bool(candidates.any()):
-        return frame
-    dup = frame[candidates].duplicated()
-    keep = pd.Series(True, index=frame.index)
-    keep[dup[dup].index] = False
-    return frame[keep].reset_index(drop=True)
+    mask = pd.Series(False, index=frame.index)
+    if bool(candidates.any()):
+        dup = frame[candidates].duplicated()
+        mask[dup[dup].index] = True
+    return mask
+
+
+def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
+                   fitted: dict[str, Any] | None) -> tuple[str, tuple[float, float] | None]:
+    """(what to do with outliers, the fence): a model's own (``fitted``; models saved before
+    capping dropped them), else fitted on the prices that survived so far."""
+    if fitted is not None:
+        fence = tuple(fitted["outlier_fence"]) if fitted.get("outlier_fence") else None
+        return fitted.get("price_outliers", "drop"), fence
+    if config.price_outliers == "off":
+        return "off", None
+    return config.price_outliers, _price_fence(price[~bad], config, backend)
+
+
+def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) -> tuple[dict[str, int], int]:
+    """Cap (winsorise) unit prices outside the fence at it, order amounts in proportion;
+    zero prices stay zero. Returns the values capped per column and the customers touched."""
+    n = int(outside.sum())
+    if n == 0:
+        return {}, 0
+    price = cols["price"]
+    capped = price.clip(lower=fence[0], upper=fence[1])
+    if "amount" in cols:
+        cols["amount"] = cols["amount"].where(~outside, cols["amount"] * (capped / price))
+    cols["price"] = price.where(~outside, capped)
+    out = {"price": n, **({"amount": n} if "amount" in cols else {})}
+    return out, int(customer[outside].nunique())
+
+
+def no_exclusions():
+    """An empty ``customer_id, reason, rows`` table."""
+    import pandas as pd
+
+    return pd.DataFrame({"customer_id": pd.Series([], dtype="object"), "reason": pd.Series([], dtype="object"),
+                         "rows": pd.Series([], dtype="int64")})
+
+
+def _excluded(customer, keep, reasons: dict[str, Any]):
+    """Customers none of whose rows survived: ``customer_id, reason, rows`` (host pandas),
+    the reason being the one that dropped most of their rows (the earlier rule on a tie)."""
+    import pandas as pd
+
+    kept = customer[keep].unique()
+    lost = customer.notna() & ~customer.isin(kept)
+    if not bool(lost.any()):
+        return no_exclusions()
+    parts = []
+    for order, (reason, mask) in enumerate(reasons.items()):
+        rows = mask & lost
+        if bool(rows.any()):
+            counts = customer[rows].value_counts()
+            counts = counts.to_pandas() if hasattr(counts, "to_pandas") else counts
+            counts = counts[counts > 0]  # a categorical column counts every category
+            parts.append(pd.DataFrame({"customer_id": counts.index, "reason": reason, "order": order,
+                                       "n": counts.to_numpy()}))
+    table = pd.concat(parts, ignore_index=True)
+    rows = table.groupby("customer_id", sort=False)["n"].sum()
+    table = table.sort_values(["customer_id", "n", "order"], ascending=[True, False, True], kind="stable")
+    first = table.drop_duplicates("customer_id").set_index("customer_id")
+    out = pd.DataFrame({"customer_id": _plain_ids(pd.Series(first.index)), "reason": first["reason"].to_numpy(),
+                        "rows": rows.reindex(first.index).to_numpy().astype("int64")})
+    return out.reset_index(drop=True)
 
 
 def _not_a_price(s):
@@ -508,7 +643,8 @@ def _plain_ids(s):
 
     Text ids (CSV ids are read as text) become integers when every one is a plain number
     of at most 18 digits without a leading zero, so "000027" stays "000027"; float ids such
-    as 17850.0 (integer ids with gaps, as pandas stores them) become integers when whole.
+    as 17850.0 (integer ids with gaps, as pandas stores them), or written as text
+    ("17850.0", as pandas writes them to CSV), become integers when whole.
     """
     kind = s.dtype.kind
     if kind == "f":
@@ -516,8 +652,9 @@ def _plain_ids(s):
     if kind in "iu" or str(s.dtype) == "category" or len(s) == 0:
         return s
     text = s.astype("str")
-    plain = text.str.isdigit() & (text.str.len() <= 18) & ~(text.str.startswith("0") & (text.str.len() > 1))
-    return text.astype("int64") if bool(plain.all()) else text
+    digits = text.str.replace(r"\.0+$", "", regex=True)  # "12346.0": a float id written as text
+    plain = digits.str.isdigit() & (digits.str.len() <= 18) & ~(digits.str.startswith("0") & (digits.str.len() > 1))
+    return digits.astype("int64") if bool(plain.all()) else text
 
 
 def _sessions_from_gaps(frame):

@@ -282,7 +282,17 @@ def _summary_section(run: RunOutputs) -> str:
     filled = {k: v for k, v in _dict(data.get("values_filled")).items() if _int(v)}
     if filled:
         rows.append(("Values filled", ", ".join(f"{_e(k)}: {_num(v)}" for k, v in filled.items())))
-    rows.append(("Customers", _num(data.get("customers", len(run.segments)))))
+    capped = _int(_dict(data.get("values_capped")).get("price"))
+    if capped:
+        touched = _int(_dict(data.get("customers_touched")).get("capped"))
+        rows.append(("Values capped", f"{_num(capped)} prices outside the outlier fence, capped at it "
+                                      f"({_num(touched)} customers)"))
+    customers = _num(data.get("customers", len(run.segments)))
+    if data.get("customers_in") is not None:
+        lost = _int(data.get("customers_excluded"))
+        customers += f" of {_num(data['customers_in'])} in the input" + (
+            f"; {_num(lost)} excluded, each with its reason in excluded.csv" if lost else "; none excluded")
+    rows.append(("Customers", customers))
     feats = _list(data.get("features")) or run.feature_names
     if feats:
         rows.append(("Features", f"{len(feats)} ({_e(', '.join(map(str, feats)))})"))

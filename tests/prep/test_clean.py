@@ -33,7 +33,7 @@ def rows_with_every_problem():
 
 def test_every_reason_counted_once(make_log, backend):
     data = from_frame(make_log(rows_with_every_problem()), backend)
-    c = clean(data, CleanConfig(), backend)
+    c = clean(data, CleanConfig(price_outliers="drop"), backend)
     assert list(c.dropped) == list(DROP_REASONS)
     assert c.dropped == {
         "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1,
@@ -44,21 +44,102 @@ def test_every_reason_counted_once(make_log, backend):
     f = to_host(c.frame)
     assert sorted(f["etype"].unique().tolist()) == [0, 3]
     assert f.loc[f["customer_id"] == 3, "main_cat"].tolist() == [-1]  # filled as unknown
+    # customer 2 lost every row: listed with the reason most of them had
+    assert c.customers_in == 3
+    assert c.excluded.to_dict("records") == [{"customer_id": 2, "reason": "bad_price", "rows": 7}]
+    assert c.customers_touched["bad_price"] == 1 and c.customers_touched["duplicate"] == 1
+
+
+def test_outliers_are_capped_by_default(make_log, backend):
+    data = from_frame(make_log(rows_with_every_problem()), backend)
+    c = clean(data, CleanConfig(), backend)
+    assert c.price_outliers == "cap" and c.dropped["price_outlier"] == 0
+    assert c.rows_out == 22 and c.capped == {"price": 1} and c.customers_touched["capped"] == 1
+    f = to_host(c.frame)
+    assert f["price"].max() == pytest.approx(c.outlier_fence[1])  # the 1e9 price, at the fence
+    assert c.state()["price_outliers"] == "cap"
 
 
 def test_outlier_fence_can_be_switched_off(make_log, cpu):
     data = from_frame(make_log(rows_with_every_problem()), cpu)
-    c = clean(data, CleanConfig(price_outliers=False), cpu)
-    assert c.dropped["price_outlier"] == 0 and c.outlier_fence is None
+    c = clean(data, CleanConfig(price_outliers="off"), cpu)
+    assert c.dropped["price_outlier"] == 0 and c.outlier_fence is None and not c.capped
     assert c.rows_out == 22
 
 
 def test_iqr_factor_controls_the_fence(make_log, cpu):
     rows = [(T, "view", 1, 10, "a.b", "x", float(p), 1, "s") for p in [10, 11, 12, 13, 14, 15, 16, 17, 40, 400]]
-    tight = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=0.5), cpu)
-    loose = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=20.0), cpu)
+    tight = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=0.5, price_outliers="drop"), cpu)
+    loose = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=20.0, price_outliers="drop"), cpu)
     assert tight.dropped["price_outlier"] > loose.dropped["price_outlier"] == 0
     assert tight.outlier_fence[1] < 400
+    capped = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=0.5), cpu)
+    assert capped.capped["price"] == tight.dropped["price_outlier"] and capped.rows_out == 10
+
+
+def _orders(rows, with_order_id: bool):
+    cols = ["order_id", "customer_id", "timestamp", "amount", "quantity"]
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame if with_order_id else frame.drop(columns="order_id")
+
+
+def test_repeated_order_rows_are_purchases_without_an_order_id(cpu):
+    rows = [(1, 7, "1997-01-01", 20.0, 1), (1, 7, "1997-01-01", 20.0, 1), (2, 8, "1997-01-02", 15.0, 1),
+            (None, 9, "1997-01-03", 12.0, 1), (None, 9, "1997-01-03", 12.0, 1)]
+    no_ids = clean(from_frame(_orders(rows, False), cpu, fmt="orders"), CleanConfig(), cpu)
+    assert no_ids.dropped["duplicate"] == 0 and no_ids.rows_out == 5
+    assert to_host(no_ids.frame).groupby("customer_id")["amount"].sum().to_dict() == {7: 40.0, 8: 15.0, 9: 24.0}
+    ids = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu)
+    # the same order id proves one record; rows without an order id prove nothing
+    assert ids.dropped["duplicate"] == 1 and ids.rows_out == 4
+
+
+def test_event_duplicates_only_within_a_session(make_log, cpu):
+    rows = [(T, "purchase", 1, 10, "a.b", "x", 10.0, 1, None), (T, "purchase", 1, 10, "a.b", "x", 10.0, 1, None),
+            (T, "view", 1, 10, "a.b", "x", 10.0, 2, None)]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+    assert c.sessions_derived and c.dropped["duplicate"] == 0 and c.rows_out == 3
+
+
+def test_capped_amounts_keep_the_largest_orders(cpu):
+    amounts = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 5000.0]
+    rows = [(i, i % 3, f"1997-01-{i + 1:02d}", a, 2) for i, a in enumerate(amounts)]
+    c = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(iqr_factor=1.0), cpu)
+    f = to_host(c.frame)
+    assert c.rows_out == 10 and c.excluded.empty and c.capped == {"price": 1, "amount": 1}
+    big = f.loc[f["amount"].idxmax()]
+    assert big["price"] == pytest.approx(c.outlier_fence[1]) and big["amount"] == pytest.approx(2 * big["price"])
+
+
+def test_every_customer_is_kept_or_excluded_with_a_reason(cpu):
+    rows = [(1, 1, "1997-01-01", 10.0, 1), (2, 2, "not a date", 10.0, 1), (3, 3, "1997-01-02", -5.0, 1),
+            (4, 3, "1997-01-02", None, 1), (5, 4, "1997-01-03", 8.0, 0), (6, 1, "1997-01-04", 9.0, 1)]
+    c = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu)
+    kept = set(to_host(c.frame)["customer_id"])
+    excluded = c.excluded.set_index("customer_id")
+    assert kept == {1} and c.customers_in == 4
+    assert excluded["reason"].to_dict() == {2: "bad_timestamp", 3: "bad_price", 4: "bad_quantity"}
+    assert excluded["rows"].to_dict() == {2: 1, 3: 2, 4: 1}
+    assert c.summary()["customers_excluded"] == 3
+
+
+def test_text_ids_written_as_floats_become_integers(cpu):
+    rows = [(1, "12346.0", "1997-01-01", 10.0, 1), (2, "12347.0", "1997-01-02", 12.0, 1),
+            (3, "12348", "1997-01-03", 9.0, 1)]
+    frame = _orders(rows, True)
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == [12346, 12347, 12348]
+    frame["customer_id"] = ["A1.0", "12347.0", "12348"]
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == ["12347.0", "12348", "A1.0"]
+
+
+def test_a_model_saved_before_capping_drops_its_outliers(make_log, cpu):
+    data = from_frame(make_log(rows_with_every_problem()), cpu)
+    c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "fill": {}})
+    assert c.price_outliers == "drop" and c.dropped["price_outlier"] == 1
+    c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "price_outliers": "cap", "fill": {}})
+    assert c.dropped["price_outlier"] == 0 and c.capped["price"] == 1
 
 
 def test_fill_with_mode(make_log, cpu):
