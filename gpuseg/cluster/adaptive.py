@@ -15,7 +15,8 @@ The shrinkage ``a`` rises in two steps to ``shrinkage`` (half, then all of it), 
 metric moves away from the Euclidean one gradually. This is classification EM for a
 Gaussian mixture with one shared covariance, regularised towards K-means (Friedman & Rubin
 1967 scored partitions by the same within/between scatter); the shrinkage keeps it from
-collapsing a segment onto a value many customers share. Of ``n_init`` starts, the one with
+collapsing a segment onto a value many customers share. ``n_starts`` cheap K-means starts
+are screened and the ``n_init`` best adapted; of those, the one with
 the smallest within-segment sum of squares in the input space wins: that respects the
 feature weights (:mod:`gpuseg.prep.represent`), which an affine-invariant criterion such as
 ``tr(T^-1 B)`` would undo; chosen by ``tr(T^-1 B)``, the starts split CDNOW's customers
@@ -102,8 +103,13 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         Weight ``a`` of the pooled within-segment covariance in the metric (0: plain
         K-means; 1: no regularisation).
     n_init : int, default=5
-        Starts (k-means++ then a few K-means steps); the smallest within-segment sum of
-        squares in the input space wins.
+        Starts adapted (each a K-means start then the metric steps); the smallest
+        within-segment sum of squares in the input space wins.
+    n_starts : int, default=20
+        Rough K-means starts (k-means++ then up to 20 steps) screened: the ``n_init`` of them
+        with the least within-segment sum of squares are adapted. Screening many cheap starts
+        finds the better optimum far more often than adapting a few (on CDNOW, k = 6: the same
+        optimum for 5 of 5 seeds instead of 1 of 5) at a quarter of the cost of adapting all.
     max_iter : int, default=50
         Metric updates (each followed by one assignment) per shrinkage step.
     tol : float, default=0.001
@@ -145,11 +151,13 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     [200, 200]
     """
 
-    def __init__(self, n_clusters: int = 8, *, shrinkage: float = 0.6, n_init: int = 5, max_iter: int = 50,
-                 tol: float = 1e-3, max_samples: int | None = None, random_state: Any = None) -> None:
+    def __init__(self, n_clusters: int = 8, *, shrinkage: float = 0.6, n_init: int = 5, n_starts: int = 20,
+                 max_iter: int = 50, tol: float = 1e-3, max_samples: int | None = None,
+                 random_state: Any = None) -> None:
         self.n_clusters = n_clusters
         self.shrinkage = shrinkage
         self.n_init = n_init
+        self.n_starts = n_starts
         self.max_iter = max_iter
         self.tol = tol
         self.max_samples = max_samples
@@ -168,7 +176,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(
                 self.max_samples, (int, np.integer)) or self.max_samples < 2 * self.n_clusters):
             raise ValueError(f"max_samples must be None or an integer >= 2 * n_clusters, got {self.max_samples!r}")
-        for name in ("n_init", "max_iter"):
+        for name in ("n_init", "n_starts", "max_iter"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -183,7 +191,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         X = as_float_array(X)
         self._validate(X)
         rs = check_random_state(self.random_state)
-        seeds = rs.randint(np.iinfo(np.int32).max, size=int(self.n_init))
+        seeds = rs.randint(np.iinfo(np.int32).max, size=max(int(self.n_starts), int(self.n_init)))
         xp = array_namespace(X)
         n = X.shape[0]
         S = X
@@ -192,9 +200,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
             S = X[xp.asarray(rows)]
         T, mean, active = _moments(S)
         best = None
-        for seed in seeds:
-            # a rough start is enough: the metric steps move the segments much further
-            labels = KMeans(self.n_clusters, n_init=1, max_iter=20, random_state=int(seed)).fit(S).labels_
+        for labels in self._rough_starts(S, seeds):
             labels, A, n_iter = self._adapt(S, T, mean, active, labels)
             W, centers, _ = _within(T, mean, S, labels, self.n_clusters)
             if best is None or np.trace(W) < best[0]:
@@ -218,6 +224,14 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         self.n_iter_ = n_iter
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _rough_starts(self, S: Any, seeds: np.ndarray) -> list[Any]:
+        """Labels of the ``n_init`` best of the rough K-means starts (least within-segment sum
+        of squares first; a rough start is enough: the metric steps move the segments much
+        further)."""
+        fits = [KMeans(self.n_clusters, n_init=1, max_iter=20, random_state=int(seed)).fit(S) for seed in seeds]
+        order = sorted(range(len(fits)), key=lambda i: (fits[i].inertia_, i))
+        return [fits[i].labels_ for i in order[:int(self.n_init)]]
 
     def _adapt(self, X: Any, T: np.ndarray, mean: np.ndarray, active: np.ndarray, labels: Any,
                steps: tuple[float, ...] | None = None) -> tuple[Any, np.ndarray, int]:

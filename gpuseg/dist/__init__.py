@@ -382,7 +382,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         medians = _medians([s["price_pairs"] for s in full]) if "price" in groups_on else None
         include = {"brands": any(s["has_brand"] for s in full),
                    "items_per_order": any(s.get("has_quantity", False) for s in full),
-                   "avg_unit_price": any(s.get("has_unit_price", False) for s in full)}
+                   "avg_unit_price": any(s.get("has_unit_price", False) for s in full),
+                   "share_morning": not all(s.get("date_only", False) for s in full)}
         spec = FeatureSpec(names=(), groups={}, category_columns=category_columns(top), price_medians=medians,
                            include=include)
         # the report's row-level tables: the rows of the customers in the first bins of a
@@ -427,7 +428,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             price_outliers=config.clean.price_outliers, capped=accounts["values_capped"],
             customers_in=accounts["customers_in"], customers_touched=accounts["customers_touched"],
             excluded=accounts["excluded"],
-            sessions_derived=first["sessions_derived"], reference_time=reference, columns=tuple(first["columns"]),
+            sessions_derived=first["sessions_derived"], date_only=not include["share_morning"],
+            reference_time=reference, columns=tuple(first["columns"]),
             fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
         )
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"

@@ -117,6 +117,8 @@ class CleanedData:
         reason most of their rows were dropped for and how many rows they had (host pandas).
     sessions_derived : bool
         True when sessions came from inactivity gaps.
+    date_only : bool
+        Every timestamp falls on midnight UTC: the data carry dates, not times of day.
     """
 
     frame: Any
@@ -136,6 +138,7 @@ class CleanedData:
     customers_touched: dict[str, int] = field(default_factory=dict)
     excluded: Any = None
     sessions_derived: bool = False
+    date_only: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
     price_key_names: list[str] | None = None
@@ -169,6 +172,7 @@ class CleanedData:
             "price_outliers": self.price_outliers,
             "price_group": self.price_group,
             "sessions_derived_from_gaps": self.sessions_derived,
+            "date_only": self.date_only,
             "main_categories": len(self.main_categories),
         }
 
@@ -364,6 +368,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         customers_touched=touched,
         excluded=excluded,
         sessions_derived=sessions_derived,
+        date_only=bool(((result["ts"] % 86400) == 0).all()),
         reference_time=int(result["ts"].max()),
         columns=tuple(result.columns),
         price_key_names=price_key_names,
@@ -412,9 +417,12 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
     if fitted is not None:
         fence = tuple(fitted["outlier_fence"]) if fitted.get("outlier_fence") else None
         return fitted.get("price_outliers", "drop"), fence
-    if config.price_outliers == "off":
+    mode = config.price_outliers
+    if isinstance(mode, bool):  # CleanConfig(price_outliers=True/False) from older code
+        mode = "cap" if mode else "off"
+    if mode == "off":
         return "off", None
-    return config.price_outliers, _price_fence(price[~bad], config, backend)
+    return mode, _price_fence(price[~bad], config, backend)
 
 
 def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) -> tuple[dict[str, int], int]:

@@ -310,9 +310,12 @@ def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig) -> None:
     b.put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
 
 
-def _put_time(b: _Builder, a, count: str) -> None:
-    for name, _, _ in DAYPARTS:
-        b.put(f"share_{name}", _safe_div(a[f"t_{name}"], a[count]), "time", True)
+def _put_time(b: _Builder, a, count: str, data: CleanedData, spec: FeatureSpec | None) -> None:
+    """Day-part shares (not for date-only data: every event would fall at midnight) and the
+    weekend share."""
+    if spec.wants("share_morning") if spec is not None else not data.date_only:
+        for name, _, _ in DAYPARTS:
+            b.put(f"share_{name}", _safe_div(a[f"t_{name}"], a[count]), "time", True)
     b.put("share_weekend", _safe_div(a["t_weekend"], a[count]), "time", True)
 
 
@@ -427,7 +430,7 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         b.put("events_per_session", _safe_div(a["events"], a["sessions"]), "sessions")
         b.put("session_minutes", _safe_div(a["minutes"], a["sessions"]), "sessions")
     if "time" in groups_on:
-        _put_time(b, a, "events")
+        _put_time(b, a, "events", data, spec)
     _put_categories(b, a, data, top, "events", spec)
     brands = spec.wants("brands") if spec is not None else bool((f["brand"] >= 0).any())
     if "category" in groups_on and brands:
@@ -472,7 +475,7 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         if spec.wants("items_per_order") if spec is not None else bool((f["quantity"] != 1.0).any()):
             b.put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
     if "time" in groups_on:
-        _put_time(b, a, "lines")
+        _put_time(b, a, "lines", data, spec)
     _put_categories(b, a, data, top, "lines", spec)
     if "price" in groups_on:
         # a unit price other than the line amount exists only with quantities or unit prices

@@ -89,6 +89,10 @@ _WORDS = {
 #: Width of the timing windows.
 TIMING_DAYS = 3
 TIMING_HOURS = 3
+#: A segment with at least this share of its activity in one hour of the day has dates
+#: without times (CDNOW: every order at midnight): no hour is advised.
+DATE_ONLY_SHARE = 0.99
+
 #: A day (hour) window holding less than this multiple of an even spread is "any day" ("any time of day").
 PEAK_LIFT = 1.15
 
@@ -218,6 +222,18 @@ def _threshold(signal: str) -> float:
     return cond.threshold
 
 
+def _day_timing(days: np.ndarray) -> str:
+    """Timing advice from the weekdays alone (date-only data)."""
+    d0, d_share = _best_window(days, TIMING_DAYS)
+    d_even = TIMING_DAYS / 7
+    day_text = f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}"
+    numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly); "
+               "the data have dates without times of day")
+    if d_share >= PEAK_LIFT * d_even:
+        return f"send campaigns {day_text}, any time of day: {numbers}"
+    return f"no clear peak day, send on any day: {numbers}"
+
+
 def _timing(grid: np.ndarray) -> str | None:
     """``send campaigns Tue-Thu, 19:00-22:00: ...`` from a (7, 24) share grid.
 
@@ -231,6 +247,8 @@ def _timing(grid: np.ndarray) -> str | None:
         return None
     grid = grid / total
     days, hours = grid.sum(axis=1), grid.sum(axis=0)
+    if hours.max() >= DATE_ONLY_SHARE:  # dates without times of day: only the days can be advised
+        return _day_timing(days)
     d0, d_share = _best_window(days, TIMING_DAYS)
     h0, h_share = _best_window(hours, TIMING_HOURS)
     d_even, h_even = TIMING_DAYS / 7, TIMING_HOURS / 24

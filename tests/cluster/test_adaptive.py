@@ -128,10 +128,31 @@ def test_max_samples_fits_a_sample_and_labels_everyone(personas):
     assert adjusted_rand_score(which, est.labels_) > adjusted_rand_score(which, full.labels_) - 0.05
 
 
+def test_the_best_rough_starts_are_adapted(personas):
+    from gpuseg.cluster.kmeans import KMeans
+
+    X, _ = personas
+    est = AdaptiveKMeans(6, n_init=3, n_starts=8)
+    seeds = np.arange(8) + 11
+    chosen = est._rough_starts(X, seeds)
+    fits = [KMeans(6, n_init=1, max_iter=20, random_state=int(s)).fit(X) for s in seeds]
+    best = sorted(fits, key=lambda f: f.inertia_)[:3]
+    assert len(chosen) == 3
+    for labels, fit in zip(chosen, best):
+        assert np.array_equal(np.asarray(labels), np.asarray(fit.labels_))
+    # more screened starts never end worse than the first n_init of the same seeds
+    few = AdaptiveKMeans(6, n_init=2, n_starts=2, random_state=0).fit(X)
+    many = AdaptiveKMeans(6, n_init=2, n_starts=2, random_state=0)
+    many.n_starts = 12
+    many.fit(X)
+    assert many.inertia_ <= few.inertia_ * 1.02
+
+
 @pytest.mark.parametrize("params, message", [
     ({"n_clusters": 0}, "n_clusters must be a positive integer"),
     ({"shrinkage": 1.5}, "shrinkage must be within"),
     ({"n_init": 0}, "n_init must be a positive integer"),
+    ({"n_starts": 0}, "n_starts must be a positive integer"),
     ({"tol": -1}, "tol must be within"),
     ({"max_samples": 3}, "max_samples must be None or an integer"),
 ])

@@ -329,3 +329,13 @@ def test_orders_without_products(cpu):
     df = pd.DataFrame({"customer_id": [1, 2], "timestamp": ["2010-12-01"] * 2, "amount": [1.0, 2.0]})
     c = clean(from_frame(df, cpu), CleanConfig(), cpu)
     assert c.frame["product"].tolist() == [-1, -1] and c.product_names is None and c.brand_names == []
+
+
+def test_dates_without_times_are_recognised(cpu):
+    rows = [(1, 1, "1997-01-01", 10.0, 1), (2, 2, "1997-01-02", 12.0, 1), (3, 3, "1997-01-03", 9.0, 1)]
+    assert clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu).date_only
+    rows = [(i, i, f"1997-01-0{i} 00:00", 10.0, 1) for i in (1, 2, 3)]
+    assert clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu).date_only
+    rows[1] = (2, 2, "1997-01-02 13:45", 12.0, 1)
+    c = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu)
+    assert not c.date_only and c.summary()["date_only"] is False

@@ -158,9 +158,12 @@ def test_orders_with_amounts_only(cpu):
                        "amount": [1.0, 2.0, 3.0]})
     f = customer_features(clean(from_frame(df, cpu), CleanConfig(), cpu), FeatureConfig())
     assert "avg_unit_price" not in f.names and "items_per_order" not in f.names
+    # dates without times of day: no day-part shares (every order would be "at midnight")
     assert f.names == ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value", "clv",
-                       "share_midnight", "share_morning", "share_afternoon", "share_evening", "share_night",
                        "share_weekend"]
+    df["timestamp"] = pd.to_datetime(["2020-01-01 09:30", "2020-01-01 00:00", "2020-01-01 00:00"])
+    f = customer_features(clean(from_frame(df, cpu), CleanConfig(), cpu), FeatureConfig())
+    assert "share_midnight" in f.names and "share_morning" in f.names
 
 
 def test_infinite_features_are_a_clear_error(cpu):

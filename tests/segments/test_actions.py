@@ -133,3 +133,15 @@ def test_segment_actions_from_a_summary():
     assert out[-1] == []
     assert [a["kind"] for a in out[0]] == ["loyalty", "timing"]
     assert [a["kind"] for a in out[1]] == ["nurture"]
+
+
+@pytest.mark.parametrize("peak, expected", [(True, "send campaigns Tue-Thu, any time of day: "),
+                                            (False, "no clear peak day, send on any day: ")])
+def test_date_only_activity_gets_no_hour_advice(peak, expected):
+    grid = np.zeros((7, 24))
+    grid[:, 0] = 1.0  # every order "at midnight": dates without times
+    if peak:
+        grid[1:4, 0] = 4.0
+    text = suggest_actions({}, {}, grid)[-1]["text"]
+    assert text.startswith(expected), text
+    assert "00:00" not in text and "dates without times of day" in text
