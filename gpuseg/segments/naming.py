@@ -30,6 +30,18 @@ which the marketing actions of :mod:`gpuseg.segments.actions` use too (Lapsed an
 High-value and loyalty, ... fire on the same numbers). A rule that needs a feature the data
 lack (order logs have no ``views``, ``carts``, ...) does not fire.
 
+In an order log (no ``views``: nothing but purchases to go on) a segment whose persona is a
+statement about recency, frequency and spend (Lapsed, High-value loyal, High-value, Regular
+buyers, Occasional) is named from its place on the recency, frequency and spend map
+instead; so is a segment of event data that no persona rule names. The persona, and with it the actions, stays what the rules
+above say. On the map, recency ``z <= -0.5`` is *Recent* (fewer days since the last purchase than
+most), ``z >= 0.5`` *Lapsed*; a mean below 1.5 orders is *one-time*, frequency ``z >= 1.0``
+*frequent*, a mean of 1.5 orders or more with ``z > 0`` *repeat*; spend ``z >= 0.5``
+*big spenders*, ``z <= -0.5`` *low spenders*, else *buyers*. Recent frequent or repeat big
+spenders are *Champions*; one-time buyers are *one-timers* (``Lapsed one-timers``,
+``Recent repeat buyers``, ``One-time big spenders``). A segment in the middle of all three
+stays ``Occasional``. The rule text gives the three numbers against the overall ones.
+
 Names are unique within a run. When several segments match the same persona, the strongest
 (largest :attr:`PersonaRule.strength` value, ties by the lower segment number) keeps the
 plain name; each other one is qualified, in the same order, by its most distinctive feature
@@ -166,6 +178,7 @@ def _name_segments(
 ) -> dict[int, dict[str, str]]:
     z_table = summary_table(summary, "z")
     stats = segment_stats(summary)
+    orders_only = "views" not in z_table.columns  # an order log: purchases are all there is
 
     out: dict[int, dict[str, str]] = {}
     groups: dict[str, list[tuple[float, int]]] = defaultdict(list)
@@ -176,10 +189,17 @@ def _name_segments(
                         "rule": f"label {seg}: customers no segment took"}
             continue
         persona, rule_text, strength, used = _match(seg_stats, rules)
-        if persona == FALLBACK_NAME and seg_stats.share is not None:
-            strength = seg_stats.share
-        out[seg] = {"name": persona, "persona": persona, "rule": rule_text}
-        groups[persona].append((strength, seg))
+        name = persona
+        if persona == FALLBACK_NAME:
+            strength = seg_stats.share if seg_stats.share is not None else strength
+        if persona == FALLBACK_NAME or orders_only and persona in RFM_PERSONAS:
+            rfm = _rfm_name(seg_stats)
+            if rfm is not None:
+                name = rfm[0]
+                rule_text = rfm[1] + ("" if persona == FALLBACK_NAME else f"; persona {persona}: {rule_text}")
+                used = used | set(RFM_FEATURES)
+        out[seg] = {"name": name, "persona": persona, "rule": rule_text}
+        groups[name].append((strength, seg))
         used_features[seg] = used
 
     taken = {UNASSIGNED_NAME} | set(groups)
@@ -192,6 +212,52 @@ def _name_segments(
             out[seg]["name"] = name
             out[seg]["rule"] += f"; {why}, segment {leader} being the stronger {persona}"
     return out
+
+
+#: Personas that are statements about recency, frequency and spend: in an order log the map
+#: names their segments (New customers and Deal seekers say more than the map can).
+RFM_PERSONAS = frozenset({"Lapsed", "High-value loyal", "High-value", "Regular buyers", FALLBACK_NAME})
+
+#: The features of the recency-frequency-spend map, in the order of the rule text.
+RFM_FEATURES = ("recency_days", "frequency", "monetary")
+_RFM_WORDS = {"recency_days": ("recency", " days"), "frequency": ("orders", ""), "monetary": ("spend", "")}
+
+
+def _rfm_name(stats: SegmentStats) -> tuple[str, str] | None:
+    """(name, why) from the segment's place on the recency, frequency and spend map (module
+    doc); None without the three features, or in the middle of all three."""
+    z = {f: stats.z.get(f) for f in RFM_FEATURES}
+    mean = {f: stats.mean.get(f) for f in RFM_FEATURES}
+    if any(v is None or pd.isna(v) for v in [*z.values(), *mean.values()]):
+        return None
+    recency = "Recent" if z["recency_days"] <= -0.5 else "Lapsed" if z["recency_days"] >= 0.5 else ""
+    if mean["frequency"] < 1.5:
+        orders = "one-time"
+    elif z["frequency"] >= 1.0:
+        orders = "frequent"
+    else:
+        orders = "repeat" if z["frequency"] > 0.0 else ""
+    spend = "big spenders" if z["monetary"] >= 0.5 else "low spenders" if z["monetary"] <= -0.5 else "buyers"
+    if recency == "Recent" and orders in ("frequent", "repeat") and spend == "big spenders":
+        name = "Champions"
+    elif orders == "one-time" and spend == "buyers":
+        name = " ".join(filter(None, (recency, "one-timers")))
+    elif not recency and not orders and spend == "buyers":
+        return None
+    else:
+        name = " ".join(filter(None, (recency, orders, spend)))
+    name = name[0].upper() + name[1:]
+    why = ", ".join(_versus(stats, f) for f in RFM_FEATURES)
+    return name, f"{why}: named from recency, orders and spend"
+
+
+def _versus(stats: SegmentStats, feature: str) -> str:
+    """``recency 490 days vs 160 overall (z=+1.20)``."""
+    word, unit = _RFM_WORDS[feature]
+    text = f"{word} {stats.mean[feature]:,.3g}{unit}"
+    if stats.overall.get(feature) is not None:
+        text += f" vs {stats.overall[feature]:,.3g} overall"
+    return text + f" (z={stats.z[feature]:+.2f})"
 
 
 def _match(stats: SegmentStats, rules: tuple[PersonaRule, ...]) -> tuple[str, str, float, set[str]]:

@@ -98,7 +98,9 @@ def test_orders_data_rules_that_need_missing_features_do_not_fire():
     summary = make_summary({0: {"recency_days": -0.5, "tenure_days": -1.0}, 1: {"monetary": 1.5, "frequency": 1.0},
                             2: {"items_per_order": 2.0}}, features=ORDER_FEATURES)
     names = name_segments(summary)
-    assert [names[s]["name"] for s in range(3)] == ["New customers", "High-value loyal", "Occasional"]
+    # an order log: High-value loyal is named from the recency-frequency-spend map; New customers keep theirs
+    assert [names[s]["name"] for s in range(3)] == ["New customers", "Frequent big spenders", "Occasional"]
+    assert [names[s]["persona"] for s in range(3)] == ["New customers", "High-value loyal", "Occasional"]
 
 
 def test_duplicate_personas_are_qualified_by_their_most_distinctive_feature():
@@ -150,7 +152,9 @@ def test_names_are_unique(profiles, price, unassigned):
         if seg < 0:
             assert v["name"] == "Unassigned"
         else:
-            assert v["persona"] in personas and v["name"].startswith(v["persona"])
+            assert v["persona"] in personas
+            rfm_named = v["persona"] == "Occasional" and "named from recency, orders and spend" in v["rule"]
+            assert v["name"].startswith(v["persona"]) or rfm_named, v
 
 
 def test_synthetic_personas_get_their_names(cpu, small_events):
@@ -227,3 +231,42 @@ def test_kmeans_segments_of_the_synthetic_data_are_named(cpu, small_events):
         for seg, v in names.items():
             assert PERSONA_ACTIONS[v["persona"]] in [a["kind"] for a in actions[seg]]
     assert occasional <= 5  # of 25 segments
+
+
+ORDER_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg_order_value")
+
+
+@pytest.mark.parametrize(
+    "z, means, expected",
+    [
+        ({"recency_days": 1.2, "monetary": -0.8}, {"frequency": 1.0}, "Lapsed one-time low spenders"),
+        ({"recency_days": 1.2}, {"frequency": 1.1}, "Lapsed one-timers"),
+        ({"monetary": 0.3, "recency_days": 0.2}, {"frequency": 1.0}, "One-timers"),
+        ({"monetary": 0.9}, {"frequency": 1.2}, "One-time big spenders"),
+        ({"recency_days": -0.8, "frequency": 0.3, "monetary": 0.2}, {"frequency": 2.5}, "Recent repeat buyers"),
+        ({"recency_days": -0.8, "frequency": 0.3, "monetary": 0.7}, {"frequency": 2.5}, "Champions"),
+        ({"recency_days": 0.8, "frequency": 0.2, "monetary": -0.2}, {"frequency": 3.0}, "Lapsed repeat buyers"),
+        ({"recency_days": 0.8, "frequency": -0.2, "monetary": -0.2}, {"frequency": 3.0}, "Lapsed buyers"),
+        ({"recency_days": 0.1, "frequency": -0.1, "monetary": 0.1}, {"frequency": 3.0}, "Occasional"),
+    ],
+)
+def test_order_segments_are_named_from_recency_orders_and_spend(z, means, expected):
+    # an order log: the RFM map names every segment; the persona (and its actions) stays the rules'
+    names = name_segments(make_summary({0: z, 1: {}}, features=ORDER_FEATURES, means={0: means}))
+    assert names[0]["name"] == expected, names[0]
+    if expected != "Occasional":
+        assert names[0]["rule"].startswith("recency ") and "vs 10 overall" in names[0]["rule"]
+
+
+def test_rfm_names_are_unique_and_recency_means_days_since_the_last_purchase():
+    # two lapsed one-timers (persona Lapsed): the second is qualified by another feature; the recent one
+    # is the one with fewer days since the last purchase
+    segs = {0: {"recency_days": 1.0, "tenure_days": 0.6}, 1: {"recency_days": 1.1, "tenure_days": -0.7},
+            2: {"recency_days": -0.9}}
+    means = {0: {"frequency": 1.0, "recency_days": 30.0}, 1: {"frequency": 1.0, "recency_days": 31.0},
+             2: {"frequency": 1.0, "recency_days": 2.0}}
+    names = name_segments(make_summary(segs, features=ORDER_FEATURES, means=means))
+    assert {names[s]["name"] for s in (0, 1)} == {"Lapsed one-timers", "Lapsed one-timers (low tenure)"} or {
+        names[s]["name"] for s in (0, 1)} == {"Lapsed one-timers", "Lapsed one-timers (high tenure)"}
+    assert names[2]["name"] == "Recent one-timers"
+    assert len({v["name"] for v in names.values()}) == 3
