@@ -428,7 +428,8 @@ def _rename_pairs(values: list[str] | None) -> dict[str, str]:
     return dict(_parse_rename(values or []))
 
 
-def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None) -> tuple[Any, Any, Any]:
+def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None,
+              listed_in: str = "excluded.csv") -> tuple[Any, Any, Any]:
     """(model, backend, cleaned new data), each stage timed on the progress display."""
     from . import backend as _backend
     from .dynamic import clean_like_model, load_input
@@ -446,16 +447,19 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
     progress.stage_finished("load", time.perf_counter() - t0, f"{loaded.rows_read:,} rows")
     t0 = time.perf_counter()
     cleaned = clean_like_model(model, loaded, be)
-    progress.stage_finished("clean", time.perf_counter() - t0, f"{cleaned.rows_out:,} rows kept")
+    from .prep.clean import describe_cleaning
+
+    progress.stage_finished("clean", time.perf_counter() - t0, describe_cleaning(cleaned.summary(), listed_in))
     return model, be, cleaned
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
-    from .dynamic import assign_frame, check_table_path, prepare, write_table
+    from .dynamic import assign_frame, check_table_path, excluded_path, prepare, write_excluded, write_table
     from .io.readers import resolve_paths
 
     files, _ = resolve_paths(args.input)
     out = check_table_path(args.out, files, args.force)
+    side = excluded_path(out)
     reference = None
     if args.as_of:
         from .dynamic import as_of_time
@@ -463,7 +467,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         reference = as_of_time(args.as_of)
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
-    model, be, cleaned = _load_for(args, progress)
+    model, be, cleaned = _load_for(args, progress, listed_in=str(side))
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned, reference)
     progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
@@ -478,7 +482,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    progress.stage_finished("write", time.perf_counter() - t0, str(out))
+    n_excluded = write_excluded(cleaned.excluded, side)
+    progress.stage_finished("write", time.perf_counter() - t0, str(out) + (f" and {side}" if n_excluded else ""))
     sizes = frame["segment_name"].value_counts()
     ood = int(frame["out_of_distribution"].sum())
     sys.stdout.write(
@@ -487,6 +492,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         + ", ".join(f"{name} {n:,}" for name, n in sizes.items()) + "\n"
         + f"{ood:,} customers ({ood / max(len(frame), 1):.1%}) out of distribution; "
         + f"{int(frame['low_confidence'].sum()):,} low confidence. Wrote {out}\n"
+        + (f"{n_excluded:,} customers of the input excluded while cleaning: listed with the reason in {side}\n"
+           if n_excluded else "")
     )
     return 0
 

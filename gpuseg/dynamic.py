@@ -227,6 +227,32 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False, float_format="%.6g")
 
 
+def excluded_path(out: Path) -> Path:
+    """Where ``assign`` lists the customers cleaning excluded: beside ``out``,
+    ``NAME.excluded.csv`` (``NAME`` without .parquet / .csv / .csv.gz)."""
+    name = out.name
+    for suffix in (".csv.gz", ".parquet", ".csv"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return out.with_name(f"{name}.excluded.csv")
+
+
+def write_excluded(excluded: pd.DataFrame | None, path: Path) -> int:
+    """Write the excluded customers to ``path`` (all or nothing), or remove a stale list when
+    there are none; returns how many."""
+    if excluded is None or len(excluded) == 0:
+        path.unlink(missing_ok=True)
+        return 0
+    tmp = path.with_name(f".gpuseg-tmp-{path.name}")
+    try:
+        excluded.to_csv(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(excluded)
+
+
 def check_table_path(out: str, inputs: Sequence[Any] = (), force: bool = False) -> Path:
     """A file to write: a known suffix, an existing folder, not an input, not an existing
     file unless ``force``."""
@@ -243,6 +269,9 @@ def check_table_path(out: str, inputs: Sequence[Any] = (), force: bool = False) 
             raise ConfigError(f"--out {out}: is an input file; choose another name")
     if path.exists() and not force:
         raise ConfigError(f"--out {out}: exists; use --force to replace it")
+    if excluded_path(path).exists() and not force:
+        raise ConfigError(f"--out {out}: {excluded_path(path).name} (the customers a run excluded) exists beside it; "
+                          "use --force to replace it")
     return path
 
 

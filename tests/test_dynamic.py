@@ -141,6 +141,30 @@ def test_assign_cli_writes_csv_and_refuses_to_overwrite(events, kmeans_run, tmp_
     assert rc == 0
 
 
+def test_assign_lists_the_customers_cleaning_excluded(events, kmeans_run, tmp_path, capsys):
+    new = pd.read_parquet(events / "new.parquet")
+    lost = new["user_id"].drop_duplicates().iloc[:3].tolist()
+    new.loc[new["user_id"].isin(lost), "price"] = -1.0  # every row of three customers unusable
+    new.to_parquet(tmp_path / "bad.parquet")
+    out = tmp_path / "assigned.parquet"
+    args = ["assign", "--model", str(kmeans_run / "model"), "--input", str(tmp_path / "bad.parquet"), "--out", str(out)]
+    assert main(args) == 0
+    got = pd.read_parquet(out)
+    side = tmp_path / "assigned.excluded.csv"
+    excluded = pd.read_csv(side)
+    assert sorted(excluded["customer_id"]) == sorted(lost) and set(excluded["reason"]) == {"bad_price"}
+    assert set(got["customer_id"]) | set(excluded["customer_id"]) == set(new["user_id"])
+    io = capsys.readouterr()
+    assert "3 customers of the input excluded while cleaning" in io.out and str(side) in io.out
+    assert "3 excluded (" in io.err
+    # the list is the user's file too: not replaced without --force; a clean re-run removes it
+    assert main(args) == 2 and "exists" in capsys.readouterr().err
+    out.unlink()
+    assert main(args) == 2 and "assigned.excluded.csv" in capsys.readouterr().err
+    args[4] = str(events / "new.parquet")
+    assert main(args + ["--force"]) == 0 and not side.exists()
+
+
 def test_assign_new_customers_of_the_same_population(events, kmeans_run):
     got = _assign(kmeans_run / "model", events / "new.parquet")
     run_shares = pd.read_parquet(kmeans_run / "segments.parquet")["segment"].value_counts(normalize=True)

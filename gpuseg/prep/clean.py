@@ -177,9 +177,10 @@ class CleanedData:
         }
 
 
-def describe_cleaning(summary: dict[str, Any]) -> str:
+def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") -> str:
     """One line for the console from :meth:`CleanedData.summary`: rows kept and dropped,
-    rows and customers per rule, values capped and the customers excluded."""
+    rows and customers per rule, values capped and the customers excluded (listed in
+    ``listed_in``)."""
     touched = summary.get("customers_touched", {})
     dropped = {r: n for r, n in summary["rows_dropped"].items() if n}
     rules = [f"{r} {n:,} rows" + (f" / {touched[r]:,} customers" if r in touched else "") for r, n in dropped.items()]
@@ -191,7 +192,7 @@ def describe_cleaning(summary: dict[str, Any]) -> str:
     n_in, n_out = summary.get("customers_in", 0), summary.get("customers_excluded", 0)
     if n_in:
         text += f"; {n_in - n_out:,} of {n_in:,} customers kept" + (
-            f", {n_out:,} excluded (excluded.csv says why)" if n_out else "")
+            f", {n_out:,} excluded ({listed_in} says why)" if n_out else "")
     return text
 
 
