@@ -156,6 +156,23 @@ def sparse_module(xp: ModuleType) -> ModuleType:
 
 
 @functools.lru_cache(maxsize=32)
+def special_module(xp: ModuleType) -> ModuleType:
+    """Special functions (``gammaln``, ...) for an array module: ``scipy.special`` for NumPy,
+    ``cupyx.scipy.special`` for CuPy.
+
+    Examples
+    --------
+    >>> special_module(np).__name__
+    'scipy.special'
+    """
+    name = getattr(xp, "__name__", "")
+    if name == "numpy":
+        return import_optional("scipy.special", hint="pip install scipy")
+    if name == "cupy":
+        return import_optional("cupyx.scipy.special")
+    raise TypeError(f"no special-function module for {name or xp!r}; expected numpy or cupy")
+
+
 def raw_kernel(source: str, name: str, options: tuple[str, ...] = ()) -> Any:
     """A CuPy ``RawKernel`` for the ``extern "C"`` function ``name`` of CUDA C++ ``source``.
 

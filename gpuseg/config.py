@@ -34,6 +34,12 @@ A config file holds the same keys as the command line plus the stage sections::
     redundancy = 0.8               # |Spearman rho| from which features share one weight
     describe_only = []             # features or groups that profile but do not define segments
 
+    [value]                        # lifetime value: BG/NBD + Gamma-Gamma (gpuseg.segments.value)
+    enabled = true
+    horizon_days = 365             # expected purchases and predicted_clv over this many days
+    discount_rate = 0.1            # a year
+    margin = 1.0                   # predicted_clv = margin x expected spend
+
     [evaluate]
     silhouette_exact_max = 5000    # exact silhouette up to this many customers
     silhouette_sample = 5000       # fixed-seed sample size above it
@@ -130,6 +136,18 @@ class SegmentsConfig:
     rfm_cuts: tuple = ()
     tree_depth: int = 4
     top_items: int = 10
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    """Lifetime-value settings (see :mod:`gpuseg.segments.value`)."""
+
+    enabled: bool = True
+    horizon_days: float = 365.0
+    #: a year, for the discounting of predicted_clv
+    discount_rate: float = 0.1
+    #: predicted_clv = margin x expected spend (1: revenue)
+    margin: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,7 @@ class RunConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     dask: DaskConfig = field(default_factory=DaskConfig)
 
@@ -315,6 +334,7 @@ _TOP_KEYS = {
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig,
+             "value": ValueConfig,
              "dask": DaskConfig}
 
 
@@ -369,6 +389,13 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
     if not 0 < c.iqr_factor < float("inf"):
         raise ConfigError(f"config [clean] iqr_factor must be positive, not {c.iqr_factor!r}")
+    v = cfg.value
+    if not 0 < v.horizon_days <= 3650:
+        raise ConfigError(f"config [value] horizon_days must be in (0, 3650], not {v.horizon_days!r}")
+    if not 0 <= v.discount_rate < 10:
+        raise ConfigError(f"config [value] discount_rate must be a yearly rate in [0, 10), not {v.discount_rate!r}")
+    if not 0 < v.margin <= 1e6:
+        raise ConfigError(f"config [value] margin must be positive, not {v.margin!r}")
     f = cfg.features
     bad = [g for g in f.groups if g not in FEATURE_GROUPS]
     if bad or not f.groups:

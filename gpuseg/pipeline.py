@@ -358,9 +358,11 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         if rfm is not None:
             for col in rfm.columns:
                 segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
+        value_info = _add_value(segments, cleaned, config, be)
         for method, lab in labels.items():
             segments[f"label_{method}"] = lab
         profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
+        profiles = _value_profiles(profiles, segments)
         st["detail"] = ", ".join(f"{r.segment_name} {int(r.size):,}" for r in profiles.itertuples())
         chosen_fit = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]]
         model_kwargs, model_info = _model_to_save(chosen_method, chosen_fit, runs, method_metrics, embedding)
@@ -402,6 +404,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         },
         "scaling": scaler.params(feats.names),
         "representation": _representation_entry(weighting, config),
+        "lifetime_value": value_info,
         "embedding": embedding,
         "evaluation": {
             "silhouette": (
@@ -770,6 +773,45 @@ def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
         raise ConfigError("no feature is left to define the segments ([features] describe_only lists them all, or "
                           "every feature is near-constant)")
     return weights
+
+
+VALUE_COLUMNS = ("p_alive", "expected_purchases", "predicted_clv")
+
+
+def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _backend.Backend) -> dict[str, Any]:
+    """``p_alive, expected_purchases, predicted_clv`` per customer into ``segments`` (NaN for
+    customers without a purchase); returns the ``metrics.json`` entry."""
+    vc = config.value
+    if not vc.enabled:
+        info = {"status": "off", "reason": "[value] enabled = false"}
+    elif config.dask.cluster:
+        info = {"status": "skipped", "reason": "not computed on a Dask cluster yet (the purchases stay on the workers)"}
+    else:
+        from .segments.value import customer_value, purchase_history
+
+        history = purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time)
+        values, info = customer_value(history, be.xp, vc.horizon_days, vc.discount_rate, vc.margin)
+        values = values.reindex(_backend.to_host(segments["customer_id"]).to_numpy())
+        for col in VALUE_COLUMNS:
+            segments[col] = values[col].to_numpy()
+        return info
+    for col in VALUE_COLUMNS:
+        segments[col] = np.nan
+    return info
+
+
+def _value_profiles(profiles: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+    """The segment means of the lifetime-value columns (over customers with a purchase) and
+    each segment's share of the total predicted value, added to the profiles."""
+    seg = _backend.to_host(segments[["segment", *VALUE_COLUMNS]])
+    if seg["predicted_clv"].isna().all():
+        return profiles
+    means = seg.groupby("segment")[list(VALUE_COLUMNS)].mean()
+    total = seg["predicted_clv"].sum()
+    means["predicted_clv_share"] = seg.groupby("segment")["predicted_clv"].sum() / total if total > 0 else np.nan
+    return profiles.merge(means.add_prefix("mean_").rename(columns={"mean_predicted_clv_share":
+                                                                     "predicted_clv_share"}),
+                          left_on="segment", right_index=True, how="left")
 
 
 def _representation_entry(weighting: Any, config: RunConfig) -> dict[str, Any]:

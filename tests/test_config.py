@@ -54,6 +54,7 @@ def test_file_values_and_overrides(tmp_path):
         ("[clean]\niqr_factor = 'big'", "must be a number"),
         ("[clean]\ndrop_duplicates = 1", "true or false"),
         ("[clean]\nprice_outliers = 'trim'", "'cap', 'drop' or 'off'"),
+        ("[value]\nhorizon_days = 0", r"\[value\] horizon_days"),
         ("[features]\ngroups = ['rfm', 'astrology']", "astrology"),
         ("[clean]\nfill_missing = 'zero'", "fill_missing"),
         ("device = 'tpu'", "--device"),
@@ -61,7 +62,7 @@ def test_file_values_and_overrides(tmp_path):
         ("[evaluate]\nsilhouette_sample = 5", "silhouette_sample"),
         ("this is not toml", "not valid TOML"),
     ],
-    ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "outliers", "group", "fill", "device", "k-list",
+    ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "outliers", "horizon", "group", "fill", "device", "k-list",
          "sample", "toml"],
 )
 def test_config_errors(tmp_path, text, match):

@@ -59,7 +59,17 @@ def test_segments_file(synthetic_run):
     result, _ = synthetic_run
     seg = pd.read_parquet(result.out_dir / "segments.parquet")
     assert list(seg.columns) == ["customer_id", "segment", "segment_name", "confidence", "low_confidence",
-                                 "r_score", "f_score", "m_score", "rfm_segment", "label_kmeans", "label_kmeans_random"]
+                                 "r_score", "f_score", "m_score", "rfm_segment", "p_alive", "expected_purchases",
+                                 "predicted_clv", "label_kmeans", "label_kmeans_random"]
+    # lifetime value for every customer with a purchase, none for those without
+    m = json.loads((result.out_dir / "metrics.json").read_text())["lifetime_value"]
+    features = pd.read_parquet(result.out_dir / "features.parquet").set_index("customer_id")
+    bought = features.loc[seg["customer_id"], "purchases"].to_numpy() > 0
+    assert m["status"] == "ok" and m["customers"] == int(bought.sum())
+    assert seg.loc[bought, "p_alive"].between(0, 1).all() and (seg.loc[bought, "predicted_clv"] >= 0).all()
+    assert seg.loc[~bought, ["p_alive", "expected_purchases", "predicted_clv"]].isna().all().all()
+    profiles = pd.read_csv(result.out_dir / "profiles.csv")
+    assert profiles["predicted_clv_share"].sum() == pytest.approx(1.0)
     k = result.chosen["k"]
     assert sorted(seg["segment"].unique()) == list(range(k))
     sizes = seg["segment"].value_counts().sort_index().to_numpy()
@@ -200,6 +210,8 @@ def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
     assert data["customers_in"] == n and data["customers_excluded"] == 2
     features = pd.read_parquet(result.out_dir / "features.parquet").set_index("customer_id")
     assert features.loc[3, "frequency"] == 5  # its two repeated rows counted as purchases
+    assert result.metrics["lifetime_value"]["status"] == "ok"  # 58 purchasers, most of them repeat
+    assert segments[["p_alive", "expected_purchases", "predicted_clv"]].notna().all().all()
     assert "58 of 60 customers kept, 2 excluded (excluded.csv says why)" in details["clean"]
     assert "bad_price 3 rows / 1 customers" in details["clean"]
     assert "6 prices capped at the outlier fence (2 customers)" in details["clean"]

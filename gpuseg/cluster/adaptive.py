@@ -93,6 +93,10 @@ def trace_criterion(T: np.ndarray, active: np.ndarray, W: np.ndarray) -> float:
     return float(np.trace(np.linalg.solve(T + ridge * np.eye(len(idx)), B)))
 
 
+#: K-means steps of a rough start.
+ROUGH_STEPS = 8
+
+
 class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     """K-means whose distance is learned from its segments' pooled covariance (module doc).
 
@@ -106,10 +110,11 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         Starts adapted (each a K-means start then the metric steps); the smallest
         within-segment sum of squares in the input space wins.
     n_starts : int, default=20
-        Rough K-means starts (k-means++ then up to 20 steps) screened: the ``n_init`` of them
-        with the least within-segment sum of squares are adapted. Screening many cheap starts
-        finds the better optimum far more often than adapting a few (on CDNOW, k = 6: the same
-        optimum for 5 of 5 seeds instead of 1 of 5) at a quarter of the cost of adapting all.
+        Rough K-means starts (k-means++ then up to ``ROUGH_STEPS`` steps) screened: the
+        ``n_init`` of them with the least within-segment sum of squares are adapted. Screening
+        many cheap starts finds the better optimum far more often than adapting a few (on
+        CDNOW, k = 6: the same optimum for 5 of 5 seeds instead of 1 of 5; 10 starts: 4 of 5;
+        screening on a 2,000-customer sample: 3 of 5).
     max_iter : int, default=50
         Metric updates (each followed by one assignment) per shrinkage step.
     tol : float, default=0.001
@@ -229,7 +234,8 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         """Labels of the ``n_init`` best of the rough K-means starts (least within-segment sum
         of squares first; a rough start is enough: the metric steps move the segments much
         further)."""
-        fits = [KMeans(self.n_clusters, n_init=1, max_iter=20, random_state=int(seed)).fit(S) for seed in seeds]
+        fits = [KMeans(self.n_clusters, n_init=1, max_iter=ROUGH_STEPS, random_state=int(seed)).fit(S)
+                for seed in seeds]
         order = sorted(range(len(fits)), key=lambda i: (fits[i].inertia_, i))
         return [fits[i].labels_ for i in order[:int(self.n_init)]]
 

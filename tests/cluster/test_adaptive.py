@@ -129,13 +129,14 @@ def test_max_samples_fits_a_sample_and_labels_everyone(personas):
 
 
 def test_the_best_rough_starts_are_adapted(personas):
+    from gpuseg.cluster.adaptive import ROUGH_STEPS
     from gpuseg.cluster.kmeans import KMeans
 
     X, _ = personas
     est = AdaptiveKMeans(6, n_init=3, n_starts=8)
     seeds = np.arange(8) + 11
     chosen = est._rough_starts(X, seeds)
-    fits = [KMeans(6, n_init=1, max_iter=20, random_state=int(s)).fit(X) for s in seeds]
+    fits = [KMeans(6, n_init=1, max_iter=ROUGH_STEPS, random_state=int(s)).fit(X) for s in seeds]
     best = sorted(fits, key=lambda f: f.inertia_)[:3]
     assert len(chosen) == 3
     for labels, fit in zip(chosen, best):

@@ -1,0 +1,265 @@
+"""Predictive customer lifetime value: BG/NBD for repeat purchases, Gamma-Gamma for spend.
+
+From each customer's purchases (order lines, or ``purchase`` events) on distinct days:
+
+- ``x``: repeat purchase days (distinct purchase days - 1);
+- ``t_x``: days from the first to the last purchase day;
+- ``T``: days from the first purchase day to the end of the data;
+- ``m``: mean spend per repeat purchase day (the first day left out, as ``lifetimes`` does).
+
+**BG/NBD** (Fader, Hardie & Lee 2005, "Counting your customers the easy way"): while alive a
+customer buys at a Poisson rate (Gamma(r, alpha) across customers) and after every purchase
+drops out with probability p (Beta(a, b)). Its log-likelihood (section 7 of the paper) and
+the conditional expectations are written once over ``xp`` (NumPy or CuPy); the four
+parameters are fitted by maximum likelihood on their logs with L-BFGS on the host (then
+Nelder-Mead if L-BFGS stalls), every
+evaluation of the likelihood (and of its finite-difference gradient) running where the
+data are. **Gamma-Gamma** (Fader, Hardie & Lee 2005, "RFM and CLV") fits the spend per
+transaction of the repeat customers (``x > 0``) the same way.
+
+Per customer: ``p_alive`` (probability the customer is still active), ``expected_purchases``
+over ``horizon_days``, and ``predicted_clv``: expected purchases in each 30-day step times
+the Gamma-Gamma expected spend per purchase, discounted at ``discount_rate`` a year, times
+``margin``. Customers without a purchase (event logs: browsers) get none of them (NaN): the
+model describes purchasers. Parameters are in days (``alpha`` and hence the rates); the
+published CDNOW values, in weeks, compare after ``alpha / 7`` (``bench/clv.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..backend import array_namespace, special_module, to_host, to_namespace
+
+__all__ = ["BGNBD", "GammaGamma", "purchase_history", "customer_value", "MIN_PURCHASERS", "MIN_REPEATERS"]
+
+_DAY = 86_400
+#: Fewer customers with a purchase than this: no BG/NBD fit (the parameters would be noise).
+MIN_PURCHASERS = 20
+#: Fewer repeat customers than this: no Gamma-Gamma fit; spend per purchase is the customer's own mean.
+MIN_REPEATERS = 10
+
+
+def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame:
+    """``x, t_x, T, m`` per customer with at least one purchase (host pandas, indexed by
+    ``customer_id``; ``m`` NaN without repeat purchases) from a cleaned frame
+    (:mod:`gpuseg.prep.clean`)."""
+    if kind == "events":
+        rows = frame.loc[frame["etype"] == 3, ["customer_id", "ts", "price"]].rename(columns={"price": "value"})
+    else:
+        rows = frame[["customer_id", "ts", "amount"]].rename(columns={"amount": "value"})
+    rows = rows.assign(day=rows["ts"] // _DAY)
+    days = rows.groupby(["customer_id", "day"], sort=False)["value"].sum().reset_index()
+    days = days.sort_values(["customer_id", "day"])
+    per = days.groupby("customer_id", sort=True).agg(n=("day", "size"), first=("day", "min"), last=("day", "max"),
+                                                     total=("value", "sum"))
+    first_value = days.drop_duplicates("customer_id").set_index("customer_id")["value"]
+    per = to_host(per) if not isinstance(per, pd.DataFrame) else per
+    first_value = first_value.to_pandas() if hasattr(first_value, "to_pandas") else first_value
+    x = per["n"].astype("float64") - 1.0
+    out = pd.DataFrame({
+        "x": x,
+        "t_x": (per["last"] - per["first"]).astype("float64"),
+        "T": (reference_time // _DAY - per["first"]).astype("float64"),
+        "m": ((per["total"] - first_value.reindex(per.index)) / x).where(x > 0),
+    })
+    return out
+
+
+def _special(xp: Any, name: str) -> Any:
+    return getattr(special_module(xp), name)
+
+
+def bgnbd_log_likelihood(params: Any, x: Any, t_x: Any, T: Any) -> Any:
+    """Per-customer BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. in section 7)."""
+    xp = array_namespace(x)
+    gammaln = _special(xp, "gammaln")
+    r, alpha, a, b = (float(p) for p in params)
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    a3 = -(r + x) * xp.log(alpha + T)
+    a4 = np.log(a) - xp.log(b + xp.maximum(x, 1.0) - 1.0) - (r + x) * xp.log(t_x + alpha)
+    top = xp.maximum(a3, a4)
+    return a1 + a2 + top + xp.log(xp.exp(a3 - top) + xp.exp(a4 - top) * (x > 0))
+
+
+def gamma_gamma_log_likelihood(params: Any, x: Any, m: Any) -> Any:
+    """Per-customer Gamma-Gamma log-likelihood of the mean spend ``m`` of ``x`` purchases."""
+    xp = array_namespace(x)
+    gammaln = _special(xp, "gammaln")
+    p, q, v = (float(z) for z in params)
+    return (gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v) + (p * x - 1.0) * xp.log(m)
+            + (p * x) * xp.log(x) - (p * x + q) * xp.log(x * m + v))
+
+
+def _fit(nll: Any, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """Minimise a mean negative log-likelihood over log-parameters: (params, value, converged)."""
+    from scipy.optimize import minimize
+
+    def objective(theta: np.ndarray) -> float:
+        value = nll(np.exp(theta))
+        return value if np.isfinite(value) else 1e300
+
+    res = minimize(objective, start, method="L-BFGS-B", options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000})
+    if res.success:
+        return np.exp(res.x), float(res.fun), True
+    # finite-difference gradients can stall L-BFGS: finish without them
+    res2 = minimize(objective, res.x, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-13, "maxiter": 4000})
+    best = res2 if res2.fun <= res.fun else res
+    return np.exp(best.x), float(best.fun), bool(res2.success)
+
+
+@dataclass
+class BGNBD:
+    """The BG/NBD model; :meth:`fit` sets ``params_ = (r, alpha, a, b)`` (alpha in days)."""
+
+    params_: tuple[float, float, float, float] | None = None
+    log_likelihood_: float | None = None
+    converged_: bool = False
+
+    def fit(self, x: Any, t_x: Any, T: Any) -> "BGNBD":
+        n = x.shape[0]
+
+        def nll(params: np.ndarray) -> float:
+            return -float(bgnbd_log_likelihood(params, x, t_x, T).sum()) / n
+
+        params, value, ok = _fit(nll, np.zeros(4))
+        self.params_ = tuple(float(p) for p in params)
+        self.log_likelihood_, self.converged_ = -value * n, ok
+        return self
+
+    def p_alive(self, x: Any, t_x: Any, T: Any) -> Any:
+        """Probability that each customer is still active at the end of the data."""
+        xp = array_namespace(x)
+        r, alpha, a, b = self.params_
+        odds = (x > 0) * (a / (b + xp.maximum(x, 1.0) - 1.0)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+        return 1.0 / (1.0 + odds)
+
+    def expected_purchases(self, t: float, x: Any, t_x: Any, T: Any) -> Any:
+        """Expected purchases in the next ``t`` days of each customer (``lifetimes``'
+        ``conditional_expected_number_of_purchases_up_to_time``)."""
+        xp = array_namespace(x)
+        r, alpha, a, b = self.params_
+        ca, cb, cc = r + x, b + x, a + b + x - 1.0
+        z = t / (alpha + T + t)
+        ln_hyp = _log_hyp2f1(ca, cb, cc, z)
+        first = (a + b + x - 1.0) / (a - 1.0)
+        second = 1.0 - xp.exp(ln_hyp + (r + x) * xp.log((alpha + T) / (alpha + t + T)))
+        odds = (x > 0) * (a / (b + xp.maximum(x, 1.0) - 1.0)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+        return first * second / (1.0 + odds)
+
+
+def _log_hyp2f1(a: Any, b: Any, c: Any, z: Any) -> Any:
+    """log 2F1(a, b; c; z) elementwise (on the host when the array module has no hyp2f1),
+    with Euler's transformation where the direct series overflows."""
+    xp = array_namespace(a)
+    sp = special_module(xp)
+    if not hasattr(sp, "hyp2f1"):
+        from scipy.special import hyp2f1
+
+        host = [to_host(v) for v in (a, b, c, z)]
+        return to_namespace(_log_hyp2f1(*(np.asarray(v, dtype=np.float64) for v in host)), xp)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        direct = xp.log(sp.hyp2f1(a, b, c, z))
+        alt = xp.log(sp.hyp2f1(c - a, c - b, c, z)) + (c - a - b) * xp.log(1.0 - z)
+    return xp.where(xp.isfinite(direct), direct, alt)
+
+
+@dataclass
+class GammaGamma:
+    """The Gamma-Gamma spend model; :meth:`fit` sets ``params_ = (p, q, v)``."""
+
+    params_: tuple[float, float, float] | None = None
+    log_likelihood_: float | None = None
+    converged_: bool = False
+
+    def fit(self, x: Any, m: Any) -> "GammaGamma":
+        n = x.shape[0]
+
+        def nll(params: np.ndarray) -> float:
+            return -float(gamma_gamma_log_likelihood(params, x, m).sum()) / n
+
+        params, value, ok = _fit(nll, np.zeros(3))
+        self.params_ = tuple(float(p) for p in params)
+        self.log_likelihood_, self.converged_ = -value * n, ok
+        return self
+
+    def expected_spend(self, x: Any, m: Any) -> Any:
+        """Expected spend per purchase: the customer's mean shrunk towards the population
+        mean ``v p / (q - 1)``, more for customers with fewer purchases (``m`` may be NaN
+        where ``x`` is 0)."""
+        xp = array_namespace(x)
+        p, q, v = self.params_
+        own = xp.where(x > 0, p * x / (p * x + q - 1.0), 0.0)
+        return (1.0 - own) * (v * p / (q - 1.0)) + own * xp.where(x > 0, m, 0.0)
+
+
+def discounted_purchases(model: BGNBD, horizon_days: float, discount_rate: float, x: Any, t_x: Any, T: Any) -> Any:
+    """Expected purchases over the horizon in 30-day steps, each discounted at
+    ``discount_rate`` a year to its end."""
+    total, before, t = 0.0, 0.0, 0.0
+    while t < horizon_days:
+        t = min(t + 30.0, float(horizon_days))
+        upto = model.expected_purchases(t, x, t_x, T)
+        total = total + (upto - before) / (1.0 + discount_rate) ** (t / 365.0)
+        before = upto
+    return total
+
+
+def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 365.0, discount_rate: float = 0.1,
+                   margin: float = 1.0) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit BG/NBD and Gamma-Gamma on :func:`purchase_history` and predict per customer.
+
+    Returns
+    -------
+    (frame, summary)
+        ``p_alive, expected_purchases, predicted_clv`` indexed like ``history`` (host
+        pandas), and the fit for ``metrics.json``: parameters, log-likelihoods, customers,
+        settings, or ``status`` and ``reason`` when there were too few purchasers.
+    """
+    settings = {"horizon_days": float(horizon_days), "discount_rate": float(discount_rate), "margin": float(margin)}
+    empty = pd.DataFrame(np.nan, index=history.index, columns=["p_alive", "expected_purchases", "predicted_clv"])
+    repeaters = int((history["x"] > 0).sum())
+    if len(history) < MIN_PURCHASERS or repeaters == 0:
+        return empty, {"status": "skipped", **settings, "customers": len(history), "repeat_customers": repeaters,
+                       "reason": f"{len(history)} customers with a purchase, {repeaters} with a repeat purchase: "
+                                 f"too few for BG/NBD (needs {MIN_PURCHASERS}, and repeat purchases)"}
+    x, t_x, T = (xp.asarray(history[c].to_numpy(np.float64)) for c in ("x", "t_x", "T"))
+    bg = BGNBD().fit(x, t_x, T)
+    spend, gg_info = _spend(history, xp, x)
+    frame = pd.DataFrame({
+        "p_alive": to_host(bg.p_alive(x, t_x, T)),
+        "expected_purchases": to_host(bg.expected_purchases(float(horizon_days), x, t_x, T)),
+        "predicted_clv": to_host(margin * spend * discounted_purchases(bg, horizon_days, discount_rate, x, t_x, T)),
+    }, index=history.index)
+    r, alpha, a, b = bg.params_
+    summary = {"status": "ok", **settings, "customers": len(history), "repeat_customers": repeaters,
+               "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
+                         "converged": bg.converged_},
+               "gamma_gamma": gg_info}
+    return frame, summary
+
+
+def _spend(history: pd.DataFrame, xp: Any, x: Any) -> tuple[Any, dict[str, Any]]:
+    """Expected spend per purchase for every customer: Gamma-Gamma when enough repeat
+    customers with positive spend, else the repeat customers' mean (everyone's mean spend
+    per purchase day when none)."""
+    rep = history[(history["x"] > 0) & (history["m"] > 0)]
+    if len(rep) < MIN_REPEATERS:
+        fallback = float(rep["m"].mean()) if len(rep) else float("nan")
+        return xp.full(x.shape, fallback), {"status": "skipped", "repeat_customers": len(rep),
+                                            "reason": f"{len(rep)} repeat customers with spend (needs "
+                                                      f"{MIN_REPEATERS}); their mean spend per purchase is used"}
+    gg = GammaGamma().fit(xp.asarray(rep["x"].to_numpy(np.float64)), xp.asarray(rep["m"].to_numpy(np.float64)))
+    m = xp.asarray(history["m"].fillna(0.0).clip(lower=0.0).to_numpy(np.float64))
+    p, q, v = gg.params_
+    info = {"status": "ok", "p": p, "q": q, "v": v, "log_likelihood": gg.log_likelihood_, "converged": gg.converged_,
+            "repeat_customers": len(rep)}
+    if q <= 1.0:  # no finite population mean: each customer's own mean
+        info["note"] = "q <= 1: the population mean spend is infinite; each customer's own mean spend is used"
+        return xp.where(x > 0, m, float(rep["m"].mean())), info
+    return gg.expected_spend(x, xp.where(x > 0, m, 0.0)), info

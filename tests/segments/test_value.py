@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import beta as B
+from scipy.special import gamma as G
+
+from gpuseg.segments.value import (
+    BGNBD, GammaGamma, bgnbd_log_likelihood, customer_value, gamma_gamma_log_likelihood, purchase_history,
+)
+
+#: Fader, Hardie & Lee (2005), fitted to the CDNOW sample (weeks): what lifetimes reproduces.
+CDNOW_BGNBD = (0.2426, 4.4135, 0.7929, 2.4259)
+
+
+def _direct_bgnbd(r, alpha, a, b, x, t_x, T):
+    """The likelihood as printed in the paper (section 7), one customer at a time."""
+    common = G(r + x) * alpha**r / G(r)
+    out = B(a, b + x) / B(a, b) * common / (alpha + T) ** (r + x)
+    if x > 0:
+        out += B(a + 1, b + x - 1) / B(a, b) * common / (alpha + t_x) ** (r + x)
+    return np.log(out)
+
+
+@pytest.mark.parametrize("x, t_x, T", [(0, 0.0, 38.9), (1, 1.7, 38.9), (2, 30.4, 38.9), (7, 20.0, 33.0)])
+def test_bgnbd_likelihood_matches_the_papers_formula(x, t_x, T):
+    got = bgnbd_log_likelihood(CDNOW_BGNBD, np.array([float(x)]), np.array([t_x]), np.array([T]))[0]
+    assert got == pytest.approx(_direct_bgnbd(*CDNOW_BGNBD, x, t_x, T), rel=1e-10)
+
+
+def test_gamma_gamma_likelihood_matches_its_density():
+    # mean of x Gamma(p, nu) spends, nu ~ Gamma(q, v): density of z-bar, integrated over nu numerically
+    from scipy import integrate, stats
+
+    p, q, v, x, m = 6.25, 3.74, 15.45, 3.0, 30.0
+    dens = integrate.quad(lambda nu: stats.gamma(p * x, scale=1 / (nu * x)).pdf(m) * stats.gamma(q, scale=1 / v).pdf(nu),
+                          0, np.inf)[0]
+    got = gamma_gamma_log_likelihood((p, q, v), np.array([x]), np.array([m]))[0]
+    assert got == pytest.approx(np.log(dens), rel=1e-6)
+
+
+def _simulate(n, r, alpha, a, b, T, seed=0):
+    """Purchase histories drawn from the BG/NBD story itself."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1 / alpha, n)
+    p = rng.beta(a, b, n)
+    x, t_x = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / lam[i])
+            if t > T:
+                break
+            x[i] += 1
+            t_x[i] = t
+            if rng.random() < p[i]:
+                break
+    return x, t_x, np.full(n, float(T))
+
+
+def test_bgnbd_recovers_the_parameters_it_simulated():
+    truth = (0.5, 10.0, 0.8, 3.0)
+    x, t_x, T = _simulate(4000, *truth, T=200)
+    got = BGNBD().fit(x, t_x, T)
+    assert got.converged_
+    for est, true in zip(got.params_, truth):
+        assert est == pytest.approx(true, rel=0.3)
+    # the fitted model expects about as many purchases in a second period as the simulation has
+    assert got.expected_purchases(200.0, x, t_x, T).mean() > 0
+
+
+def test_p_alive_and_expected_purchases_behave():
+    model = BGNBD(params_=CDNOW_BGNBD)
+    x, t_x = np.array([0.0, 2.0, 2.0, 2.0]), np.array([0.0, 30.0, 10.0, 30.0])
+    T = np.array([38.0, 38.0, 38.0, 60.0])
+    alive = model.p_alive(x, t_x, T)
+    assert alive[0] == 1.0  # no repeat purchase: never observed to drop out
+    assert alive[1] > alive[2] and alive[1] > alive[3]  # longer silence: less likely alive
+    e10, e40 = model.expected_purchases(10.0, x, t_x, T), model.expected_purchases(40.0, x, t_x, T)
+    assert np.all(e40 > e10) and np.all(e10 > 0)
+    assert model.expected_purchases(1e-9, x, t_x, T) == pytest.approx(np.zeros(4), abs=1e-8)
+
+
+def test_gamma_gamma_shrinks_towards_the_population_mean():
+    model = GammaGamma(params_=(6.25, 3.74, 15.45))
+    population = 15.45 * 6.25 / 2.74
+    few, many = model.expected_spend(np.array([1.0, 20.0]), np.array([100.0, 100.0]))
+    assert population < few < many < 100.0
+    assert model.expected_spend(np.array([0.0]), np.array([np.nan]))[0] == pytest.approx(population)
+
+
+def test_purchase_history_from_orders_and_events():
+    day = 86_400
+    orders = pd.DataFrame({"customer_id": [1, 1, 1, 2, 3, 3], "ts": [0, 100, 10 * day, 5 * day, 2 * day, 2 * day + 5],
+                           "amount": [10.0, 5.0, 30.0, 7.0, 4.0, 6.0]})
+    h = purchase_history(orders, "orders", reference_time=20 * day)
+    # customer 1: days 0 (15) and 10 (30); 2: one day; 3: one day (two lines)
+    assert h.loc[1].tolist() == [1.0, 10.0, 20.0, 30.0]
+    assert h.loc[2, ["x", "t_x", "T"]].tolist() == [0.0, 0.0, 15.0] and np.isnan(h.loc[2, "m"])
+    assert h.loc[3, "x"] == 0.0
+    events = pd.DataFrame({"customer_id": [1, 1, 2], "ts": [0, 3 * day, day], "etype": [3, 0, 0],
+                           "price": [9.0, 9.0, 9.0]})
+    assert purchase_history(events, "events", 4 * day).index.tolist() == [1]  # views are not purchases
+
+
+def test_customer_value_predicts_for_every_purchaser_and_skips_tiny_data():
+    x, t_x, T = _simulate(300, 0.5, 10.0, 0.8, 3.0, T=200, seed=1)
+    m = np.where(x > 0, np.random.default_rng(2).gamma(5.0, 6.0, len(x)), np.nan)
+    history = pd.DataFrame({"x": x, "t_x": t_x, "T": T, "m": m}, index=pd.RangeIndex(300, name="customer_id"))
+    frame, info = customer_value(history, horizon_days=365.0, discount_rate=0.1, margin=0.3)
+    assert info["status"] == "ok" and info["gamma_gamma"]["status"] == "ok"
+    assert frame.notna().all().all() and (frame["p_alive"].between(0, 1)).all()
+    assert (frame["predicted_clv"] >= 0).all()
+    longer, _ = customer_value(history, horizon_days=730.0, discount_rate=0.1, margin=0.3)
+    assert (longer["expected_purchases"] >= frame["expected_purchases"]).all()
+    small, info = customer_value(history.iloc[:5])
+    assert info["status"] == "skipped" and small.isna().all().all() and "too few" in info["reason"]
