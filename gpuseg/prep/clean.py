@@ -49,7 +49,8 @@ from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["CleanedData", "NoRowsError", "clean", "describe_cleaning", "no_exclusions", "DROP_REASONS", "SESSION_GAP_SECONDS"]
+__all__ = ["CleanedData", "NoRowsError", "clean", "describe_cleaning", "no_exclusions", "DROP_REASONS",
+           "SESSION_GAP_SECONDS"]
 
 
 class NoRowsError(DataError):
@@ -236,7 +237,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         reasons[reason] = new if reason not in reasons else reasons[reason] | new
         bad = bad | mask
 
-    record_key = _record_key(frame, kind, sessions_given=kind == "events" and _has_values(frame, "user_session"))
+    record_key = _record_key(frame, kind)
     if config.drop_duplicates and record_key is not None:
         drop("duplicate", _duplicate_rows(frame, backend) & frame[record_key].notna())
 
@@ -385,13 +386,12 @@ def _has_values(frame, column: str) -> bool:
     return column in frame.columns and int(frame[column].notna().sum()) > 0
 
 
-def _record_key(frame, kind: str, sessions_given: bool) -> str | None:
+def _record_key(frame, kind: str) -> str | None:
     """The column that makes two identical rows provably one record: the order id of an
     order log, the session of an event log; None when there is none (then a repeated row
     is a repeated purchase, and kept)."""
-    if kind == "orders":
-        return "order_id" if _has_values(frame, "order_id") else None
-    return "user_session" if sessions_given else None
+    column = "order_id" if kind == "orders" else "user_session"
+    return column if _has_values(frame, column) else None
 
 
 def _duplicate_rows(frame, backend: Backend):

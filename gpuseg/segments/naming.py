@@ -33,11 +33,12 @@ lack (order logs have no ``views``, ``carts``, ...) does not fire.
 In an order log (no ``views``: nothing but purchases to go on) a segment whose persona is a
 statement about recency, frequency and spend (Lapsed, High-value loyal, High-value, Regular
 buyers, Occasional) is named from its place on the recency, frequency and spend map
-instead; so is a segment of event data that no persona rule names. The persona, and with it the actions, stays what the rules
-above say. On the map, recency ``z <= -0.5`` is *Recent* (fewer days since the last purchase than
-most), ``z >= 0.5`` *Lapsed*; a mean below 1.5 orders is *one-time*, frequency ``z >= 1.0``
-*frequent*, a mean of 1.5 orders or more with ``z > 0`` *repeat*; spend ``z >= 0.5``
-*big spenders*, ``z <= -0.5`` *low spenders*, else *buyers*. Recent frequent or repeat big
+instead; so is a segment of event data that no persona rule names. The persona, and with
+it the actions, stays what the rules above say. On the map, recency ``z <= -0.5`` is
+*Recent* (fewer days since the last purchase than most), ``z >= 0.5`` *Lapsed*; a mean
+below 1.5 orders is *one-time*, frequency ``z >= 1.0`` *frequent*, a mean of 1.5 orders or
+more with ``z > 0`` *repeat*; spend ``z >= 0.5`` *big spenders*, ``z <= -0.5`` *low
+spenders*, else *buyers*. Recent frequent or repeat big
 spenders are *Champions*; one-time buyers are *one-timers* (``Lapsed one-timers``,
 ``Recent repeat buyers``, ``One-time big spenders``). A segment in the middle of all three
 stays ``Occasional``. The rule text gives the three numbers against the overall ones.
