@@ -8,7 +8,7 @@
    ``[value] horizon_days`` = the holdout's 273 days and no discounting; how well each
    customer's ``predicted_clv`` ranks the spend of 1997-10-01..1998-06-30 (Spearman), and the
    predicted against the actual holdout spend per decile of ``predicted_clv``. Beside it, the
-   ranking by the old ``clv`` feature (spend per day x 365, an extrapolation) and by spend so far.
+   ranking by ``spend_rate_annualised`` (the old ``clv`` feature: spend per day x 365, an extrapolation) and by spend so far.
 
     python bench/clv.py
 
@@ -91,7 +91,7 @@ def holdout() -> dict:
     feats = feats.assign(customer_id=feats["customer_id"].astype(str)).set_index("customer_id").reindex(seg.index)
     actual = hold.groupby("customer_id")["amount"].sum().reindex(seg.index, fill_value=0.0)
     rankers = {"gpuseg predicted_clv (BG/NBD + Gamma-Gamma)": seg["predicted_clv"],
-               "old clv feature (spend per day x 365)": feats["clv"], "spend so far": feats["monetary"]}
+               "spend_rate_annualised feature (the old clv: spend per day x 365)": feats["spend_rate_annualised"], "spend so far": feats["monetary"]}
     spearman = {name: float(spearmanr(v, actual).statistic) for name, v in rankers.items()}
     deciles = pd.qcut(seg["predicted_clv"].rank(method="first"), 10, labels=False) + 1
     table = pd.DataFrame({"predicted": seg["predicted_clv"], "actual": actual}).groupby(deciles.values).mean()

@@ -96,7 +96,9 @@ def run_baseline(path: str, feat_out: str) -> dict:
     df = df[df["event_type"].isin(["view", "cart", "remove_from_cart", "purchase"]) & (df["price"] >= 0)]
     lp = np.log1p(df["price"])
     q1, q3 = lp.quantile(0.25), lp.quantile(0.75)
-    df = df[(lp >= q1 - 3 * (q3 - q1)) & (lp <= q3 + 3 * (q3 - q1))]
+    lo, hi = np.expm1(max(q1 - 3 * (q3 - q1), 0.0)), np.expm1(q3 + 3 * (q3 - q1))
+    outside = ((df["price"] < lo) & (df["price"] > 0)) | (df["price"] > hi)  # capped at the fence, not dropped
+    df["price"] = df["price"].where(~outside, df["price"].clip(lo, hi))
     st["clean"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -130,7 +132,7 @@ def run_baseline(path: str, feat_out: str) -> dict:
     f["tenure_days"] = (c["last"] - c["first"]).dt.total_seconds() / 86400
     f["avg_order_value"] = (c["revenue"] / c["orders"]).fillna(0)
     since = ((ref - c["first"]).dt.total_seconds() / 86400).clip(lower=30)
-    f["clv"] = c["revenue"] / since * 365
+    f["spend_rate_annualised"] = c["revenue"] / since * 365
     for col in ("views", "carts", "removals", "purchases"):
         f[col] = c[col]
     f["view_to_cart"] = (c["carts"] / c["views"]).replace(np.inf, np.nan).fillna(0).clip(upper=1)

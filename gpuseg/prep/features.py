@@ -10,8 +10,9 @@ Feature groups (``[features] groups``) and what they hold for **events** input:
 ``rfm``
     ``recency_days`` (since last activity), ``frequency`` (orders: sessions with a
     purchase), ``monetary`` (spend), ``tenure_days`` (first to last activity),
-    ``avg_order_value``, ``clv`` (spend rate since first seen, at least 30 days, times
-    ``clv_horizon_days``).
+    ``avg_order_value``, ``spend_rate_annualised`` (spend per day since first seen, over
+    at least 30 days, times ``clv_horizon_days``: an extrapolation, not a lifetime value;
+    the model is :mod:`gpuseg.segments.value`; models saved before 0.2 call it ``clv``).
 ``funnel``
     ``views``, ``carts``, ``removals``, ``purchases``, ``view_to_cart`` (carts / views),
     ``cart_to_purchase`` (purchases / carts), ``cart_abandonment`` (share of sessions with
@@ -301,13 +302,14 @@ def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs:
     return top
 
 
-def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig) -> None:
+def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig, spec: FeatureSpec | None) -> None:
     b.put("recency_days", (ref - a["last_ts"]) / _DAY, "rfm")
     b.put("frequency", a["orders"], "rfm")
     b.put("monetary", a["revenue"], "rfm")
     b.put("tenure_days", (a["last_ts"] - a["first_ts"]) / _DAY, "rfm")
     b.put("avg_order_value", _safe_div(a["revenue"], a["orders"]), "rfm")
-    b.put("clv", _clv(a["revenue"], a["first_ts"], ref, config), "rfm")
+    rate = "clv" if spec is not None and "clv" in spec.names else "spend_rate_annualised"  # older models: "clv"
+    b.put(rate, _spend_rate(a["revenue"], a["first_ts"], ref, config), "rfm")
 
 
 def _put_time(b: _Builder, a, count: str, data: CleanedData, spec: FeatureSpec | None) -> None:
@@ -416,7 +418,7 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
 
     b = _Builder(a)
     if "rfm" in groups_on:
-        _put_rfm(b, a, ref, config)
+        _put_rfm(b, a, ref, config, spec)
     if "funnel" in groups_on:
         b.put("views", a["views"], "funnel")
         b.put("carts", a["carts"], "funnel")
@@ -471,7 +473,7 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
 
     b = _Builder(a)
     if "rfm" in groups_on:
-        _put_rfm(b, a, ref, config)
+        _put_rfm(b, a, ref, config, spec)
         if spec.wants("items_per_order") if spec is not None else bool((f["quantity"] != 1.0).any()):
             b.put("items_per_order", _safe_div(a["items"], a["orders"]), "rfm")
     if "time" in groups_on:
@@ -486,8 +488,8 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
     return b.done(ref, medians)
 
 
-def _clv(revenue, first_ts, ref: int, config: FeatureConfig):
-    """Spend rate since first seen (over at least 30 days) projected over the horizon."""
+def _spend_rate(revenue, first_ts, ref: int, config: FeatureConfig):
+    """Spend per day since first seen (over at least 30 days) times the horizon."""
     days = ((ref - first_ts) / _DAY).clip(lower=_MIN_CLV_DAYS)
     return revenue / days * config.clv_horizon_days
 

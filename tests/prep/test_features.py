@@ -38,19 +38,19 @@ LOG = [
 DAY = 86400.0
 EXPECTED = {
     1: dict(recency_days=0.0, frequency=1, monetary=100.0, tenure_days=(4 * DAY + 10 * 3600 + 60) / DAY,
-            avg_order_value=100.0, clv=100.0 / 30 * 365, views=2, carts=2, removals=0, purchases=1,
+            avg_order_value=100.0, spend_rate_annualised=100.0 / 30 * 365, views=2, carts=2, removals=0, purchases=1,
             view_to_cart=1.0, cart_to_purchase=0.5, cart_abandonment=0.5, sessions=2, events_per_session=2.5,
             session_minutes=5.5, share_midnight=0, share_morning=0.6, share_afternoon=0, share_evening=0.4,
             share_night=0, share_weekend=0.4, cat_electronics=0.6, cat_appliances=0.4, brands=2,
             avg_price_viewed=75.0, avg_price_paid=100.0, price_index=1.0),
     2: dict(recency_days=(2 * DAY + 20 * 3600 + 16 * 60) / DAY, frequency=0, monetary=0.0, tenure_days=45 / 1440,
-            avg_order_value=0.0, clv=0.0, views=2, carts=1, removals=1, purchases=0, view_to_cart=0.5,
+            avg_order_value=0.0, spend_rate_annualised=0.0, views=2, carts=1, removals=1, purchases=0, view_to_cart=0.5,
             cart_to_purchase=0.0, cart_abandonment=1.0, sessions=1, events_per_session=4.0, session_minutes=45.0,
             share_midnight=0, share_morning=0, share_afternoon=0, share_evening=0, share_night=1.0, share_weekend=0,
             cat_electronics=1.0, cat_appliances=0.0, brands=2, avg_price_viewed=200.0, avg_price_paid=0.0,
             price_index=(1 + 3 + 3 + 3) / 4),
     3: dict(recency_days=(2 * DAY + 17 * 3600 - 9 * 60) / DAY, frequency=1, monetary=50.0, tenure_days=10 / 1440,
-            avg_order_value=50.0, clv=50.0 / 30 * 365, views=1, carts=0, removals=0, purchases=1, view_to_cart=0.0,
+            avg_order_value=50.0, spend_rate_annualised=50.0 / 30 * 365, views=1, carts=0, removals=0, purchases=1, view_to_cart=0.0,
             cart_to_purchase=0.0, cart_abandonment=0.0, sessions=1, events_per_session=2.0, session_minutes=10.0,
             share_midnight=1.0, share_morning=0, share_afternoon=0, share_evening=0, share_night=0, share_weekend=0,
             cat_electronics=0.0, cat_appliances=1.0, brands=1, avg_price_viewed=50.0, avg_price_paid=50.0,
@@ -159,8 +159,8 @@ def test_orders_with_amounts_only(cpu):
     f = customer_features(clean(from_frame(df, cpu), CleanConfig(), cpu), FeatureConfig())
     assert "avg_unit_price" not in f.names and "items_per_order" not in f.names
     # dates without times of day: no day-part shares (every order would be "at midnight")
-    assert f.names == ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value", "clv",
-                       "share_weekend"]
+    assert f.names == ["recency_days", "frequency", "monetary", "tenure_days", "avg_order_value",
+                       "spend_rate_annualised", "share_weekend"]
     df["timestamp"] = pd.to_datetime(["2020-01-01 09:30", "2020-01-01 00:00", "2020-01-01 00:00"])
     f = customer_features(clean(from_frame(df, cpu), CleanConfig(), cpu), FeatureConfig())
     assert "share_midnight" in f.names and "share_morning" in f.names
@@ -169,6 +169,22 @@ def test_orders_with_amounts_only(cpu):
 def test_infinite_features_are_a_clear_error(cpu):
     df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": pd.to_datetime(["2020-01-01"] * 3),
                        "amount": [1e308, 1e308, 3.0]})
-    with pytest.raises(DataError, match="feature 'clv' is not finite"):
+    with pytest.raises(DataError, match="feature 'spend_rate_annualised' is not finite"):
         customer_features(clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu),
                           FeatureConfig(groups=("rfm",)))
+
+
+def test_models_saved_before_the_rename_still_get_their_clv_column(cpu):
+    from gpuseg.prep.features import FeatureSpec
+
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01"]),
+                       "amount": [10.0, 20.0, 30.0]})
+    data = clean(from_frame(df, cpu), CleanConfig(), cpu)
+    now = customer_features(data, FeatureConfig())
+    assert "spend_rate_annualised" in now.names and "clv" not in now.names
+    old_names = tuple("clv" if n == "spend_rate_annualised" else n for n in now.names)
+    spec = FeatureSpec(names=old_names, groups={("clv" if n == "spend_rate_annualised" else n): g
+                                                for n, g in now.groups.items()})
+    old = customer_features(data, FeatureConfig(), spec)
+    assert old.names == list(old_names)
+    assert old.frame["clv"].tolist() == now.frame["spend_rate_annualised"].tolist()
