@@ -452,6 +452,22 @@ def _segments_section(run: RunOutputs, names: Mapping[int, str]) -> str:
     return "".join(out)
 
 
+def _value_line(prof: Mapping[str, Any] | None) -> str:
+    """The segment's lifetime value from profiles.csv (BG/NBD + Gamma-Gamma), or nothing."""
+    if prof is None or _float(prof.get("mean_predicted_clv")) is None:
+        return ""
+    parts = [f"mean predicted value <strong>{_num(_float(prof['mean_predicted_clv']))}</strong>"]
+    if _float(prof.get("predicted_clv_share")) is not None:
+        parts.append(f"<strong>{_pct(_float(prof['predicted_clv_share']))}</strong> of all predicted value")
+    if _float(prof.get("mean_p_alive")) is not None:
+        parts.append(f"probability still active {_num(_float(prof['mean_p_alive']))}")
+    if _float(prof.get("mean_expected_purchases")) is not None:
+        parts.append(f"expected purchases {_num(_float(prof['mean_expected_purchases']))}")
+    return (f'<p class="facts value"><span class="label">Lifetime value</span> {" &middot; ".join(parts)} '
+            '<span class="muted">(BG/NBD + Gamma-Gamma over the [value] horizon; metrics.json '
+            'lifetime_value)</span></p>')
+
+
 def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None, ins: Mapping[str, Any],
           count: int, n_total: int, n_assigned: int) -> str:
     name = names.get(segment, "unassigned" if segment < 0 else f"segment {segment}")
@@ -466,7 +482,7 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
     facts = [f"<strong>{_num(size)}</strong> customers", f"<strong>{_pct(share)}</strong> of all"]
     if ins.get("revenue_share") is not None:
         facts.append(f"<strong>{_pct(ins['revenue_share'])}</strong> of revenue")
-    body = [head, f'<p class="facts">{" &middot; ".join(facts)}</p>']
+    body = [head, f'<p class="facts">{" &middot; ".join(facts)}</p>', _value_line(prof)]
     low = _dict(ins.get("low_confidence"))
     if _int(low.get("count")) is not None:
         threshold = low.get("threshold", 0.5)

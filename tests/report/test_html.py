@@ -151,6 +151,12 @@ def test_one_card_per_segment_with_the_insights(run_dir, page):
         assert text in page, text
 
 
+def test_cards_show_the_segments_lifetime_value(run_dir, page):
+    prof = pd.read_csv(run_dir / "profiles.csv")
+    assert page.count("Lifetime value</span>") == len(prof)
+    assert "of all predicted value" in page and "probability still active" in page
+
+
 def test_summary_and_comparison(run_dir, page):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     comp = pd.read_csv(run_dir / "comparison.csv")
@@ -245,11 +251,11 @@ def test_the_pipeline_shapes_of_recommendations_and_importances(run_dir, plots):
         "top_items": [{"item": 41675977, "purchases": 5, "buyers": 5}, {"item": 8338781, "purchases": 4, "buyers": 3}],
         "bought_together": [{"item": 41675977, "related": [{"item": 99, "score": 0.8, "co_buyers": 2}]},
                             {"item": 8338781, "related": []}]}}],
-        "explanation": {"fidelity": 0.975, "feature_importance": {"views": 0.3, "clv": 0.5}}}
+        "explanation": {"fidelity": 0.975, "feature_importance": {"imp_small": 0.3, "imp_large": 0.5}}}
     text = report.report_html(run_dir, ins, plots=plots)
     assert "41675977</strong> &rarr; 99" in text and "8338781</strong>" not in text
     assert "12 purchases, 7 buyers, 9 distinct items" in text
-    assert text.index("<td>clv</td>") < text.index("<td>views</td>")  # largest importance first
+    assert text.index("<td>imp_large</td>") < text.index("<td>imp_small</td>")  # largest importance first
 
 
 @pytest.mark.parametrize("insights", [
