@@ -197,7 +197,8 @@ def out_of_distribution(model: LoadedModel, X: Any) -> tuple[Any, Any]:
 
 def assign_frame(model: LoadedModel, prepared: Prepared) -> pd.DataFrame:
     """customer_id, segment, segment_name, confidence, low_confidence, out_of_distribution,
-    ood_feature for the prepared customers (a pandas frame)."""
+    ood_feature, p_alive, expected_purchases, predicted_clv for the prepared customers (a
+    pandas frame)."""
     from .segments.confidence import LOW_CONFIDENCE
 
     segments, confidence = model.predict_with_confidence(prepared.X)
@@ -207,7 +208,7 @@ def assign_frame(model: LoadedModel, prepared: Prepared) -> pd.DataFrame:
     names = np.asarray(model.segment_names + ["unassigned"], dtype=object)
     feature = np.asarray(list(model.feature_names) + [""], dtype=object)
     worst = np.asarray(_backend.to_host(worst))
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "customer_id": prepared.ids,
         "segment": seg,
         "segment_name": names[np.where(seg >= 0, seg, len(names) - 1)],
@@ -216,6 +217,23 @@ def assign_frame(model: LoadedModel, prepared: Prepared) -> pd.DataFrame:
         "out_of_distribution": np.asarray(_backend.to_host(flag)).astype(bool),
         "ood_feature": feature[np.where(worst >= 0, worst, len(feature) - 1)],
     })
+    return _with_value(frame, model, prepared)
+
+
+def _with_value(frame: pd.DataFrame, model: LoadedModel, prepared: Prepared) -> pd.DataFrame:
+    """``p_alive, expected_purchases, predicted_clv`` from the model's lifetime-value fit (NaN
+    for customers without a purchase, and for models saved without one)."""
+    from .segments.value import predict_value, purchase_history
+
+    columns = ["p_alive", "expected_purchases", "predicted_clv"]
+    fit = model.data.get("value")
+    if not isinstance(fit, dict) or fit.get("status") != "ok":
+        return frame.assign(**{c: np.nan for c in columns})
+    cleaned = prepared.cleaned
+    history = purchase_history(cleaned.frame, cleaned.kind, int(prepared.features.reference_time))
+    xp = _backend.array_namespace(prepared.X)
+    values = predict_value(history, fit, xp).reindex(frame["customer_id"].to_numpy())
+    return frame.assign(**{c: values[c].to_numpy() for c in columns})
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

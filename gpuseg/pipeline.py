@@ -376,6 +376,8 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
                 **_model_data(cleaned, feats, X, column_map, ts_format, chosen_est, Z, relabel, calibration),
                 train_X=Z,
             )
+            if value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
+                model_kwargs["data"]["value"] = value_info
 
     metrics: dict[str, Any] = {
         "gpuseg_version": __version__,

@@ -128,7 +128,8 @@ def test_assign_cli_writes_csv_and_refuses_to_overwrite(events, kmeans_run, tmp_
     assert rc == 0
     got = pd.read_csv(out)
     assert list(got.columns) == ["customer_id", "segment", "segment_name", "confidence", "low_confidence",
-                                 "out_of_distribution", "ood_feature"]
+                                 "out_of_distribution", "ood_feature", "p_alive", "expected_purchases",
+                                 "predicted_clv"]
     assert len(got) == 1500 and got["segment"].between(0, 3).all()
     assert "Assigned 1,500 customers" in capsys.readouterr().out
     before = out.read_bytes()
@@ -139,6 +140,17 @@ def test_assign_cli_writes_csv_and_refuses_to_overwrite(events, kmeans_run, tmp_
     rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
                "--out", str(out), "-q", "--force"])
     assert rc == 0
+
+
+def test_assign_predicts_lifetime_value_with_the_models_fit(events, kmeans_run):
+    # the training data again: the same purchases, the same reference time, so the run's own values
+    got = _assign(kmeans_run / "model", events / "train.parquet").set_index("customer_id")
+    run_seg = pd.read_parquet(kmeans_run / "segments.parquet").set_index("customer_id")
+    cols = ["p_alive", "expected_purchases", "predicted_clv"]
+    pd.testing.assert_frame_equal(got.loc[run_seg.index, cols], run_seg[cols], check_dtype=False)
+    assert got["predicted_clv"].notna().any() and got["predicted_clv"].isna().any()  # browsers: none
+    new = _assign(kmeans_run / "model", events / "new.parquet")
+    assert new["p_alive"].dropna().between(0, 1).all()
 
 
 def test_assign_lists_the_customers_cleaning_excluded(events, kmeans_run, tmp_path, capsys):

@@ -35,7 +35,8 @@ import pandas as pd
 
 from ..backend import array_namespace, special_module, to_host, to_namespace
 
-__all__ = ["BGNBD", "GammaGamma", "purchase_history", "customer_value", "MIN_PURCHASERS", "MIN_REPEATERS"]
+__all__ = ["BGNBD", "GammaGamma", "purchase_history", "customer_value", "predict_value", "MIN_PURCHASERS",
+           "MIN_REPEATERS"]
 
 _DAY = 86_400
 #: Fewer customers with a purchase than this: no BG/NBD fit (the parameters would be noise).
@@ -230,36 +231,48 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
                                  f"too few for BG/NBD (needs {MIN_PURCHASERS}, and repeat purchases)"}
     x, t_x, T = (xp.asarray(history[c].to_numpy(np.float64)) for c in ("x", "t_x", "T"))
     bg = BGNBD().fit(x, t_x, T)
-    spend, gg_info = _spend(history, xp, x)
-    frame = pd.DataFrame({
-        "p_alive": to_host(bg.p_alive(x, t_x, T)),
-        "expected_purchases": to_host(bg.expected_purchases(float(horizon_days), x, t_x, T)),
-        "predicted_clv": to_host(margin * spend * discounted_purchases(bg, horizon_days, discount_rate, x, t_x, T)),
-    }, index=history.index)
     r, alpha, a, b = bg.params_
     summary = {"status": "ok", **settings, "customers": len(history), "repeat_customers": repeaters,
                "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
                          "converged": bg.converged_},
-               "gamma_gamma": gg_info}
-    return frame, summary
+               "gamma_gamma": _fit_spend(history, xp)}
+    return predict_value(history, summary, xp), summary
 
 
-def _spend(history: pd.DataFrame, xp: Any, x: Any) -> tuple[Any, dict[str, Any]]:
-    """Expected spend per purchase for every customer: Gamma-Gamma when enough repeat
-    customers with positive spend, else the repeat customers' mean (everyone's mean spend
-    per purchase day when none)."""
-    rep = history[(history["x"] > 0) & (history["m"] > 0)]
-    if len(rep) < MIN_REPEATERS:
-        fallback = float(rep["m"].mean()) if len(rep) else float("nan")
-        return xp.full(x.shape, fallback), {"status": "skipped", "repeat_customers": len(rep),
-                                            "reason": f"{len(rep)} repeat customers with spend (needs "
-                                                      f"{MIN_REPEATERS}); their mean spend per purchase is used"}
-    gg = GammaGamma().fit(xp.asarray(rep["x"].to_numpy(np.float64)), xp.asarray(rep["m"].to_numpy(np.float64)))
+def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> pd.DataFrame:
+    """``p_alive, expected_purchases, predicted_clv`` of :func:`purchase_history` customers
+    from a fit :func:`customer_value` made (its summary; a saved model keeps it, so
+    ``gpuseg assign`` predicts for new customers with the training parameters)."""
+    x, t_x, T = (xp.asarray(history[c].to_numpy(np.float64)) for c in ("x", "t_x", "T"))
     m = xp.asarray(history["m"].fillna(0.0).clip(lower=0.0).to_numpy(np.float64))
+    p = fit["bgnbd"]
+    bg = BGNBD(params_=(p["r"], p["alpha_days"], p["a"], p["b"]))
+    gg = fit["gamma_gamma"]
+    if gg["status"] == "ok" and gg["q"] > 1.0:
+        spend = GammaGamma(params_=(gg["p"], gg["q"], gg["v"])).expected_spend(x, xp.where(x > 0, m, 0.0))
+    else:  # no finite population mean, or too few repeat customers: own mean, else the repeat customers'
+        spend = xp.where(x > 0, m, gg["mean_spend"]) if gg["status"] == "ok" else xp.full(x.shape, gg["mean_spend"])
+    horizon, rate, margin = fit["horizon_days"], fit["discount_rate"], fit["margin"]
+    return pd.DataFrame({
+        "p_alive": to_host(bg.p_alive(x, t_x, T)),
+        "expected_purchases": to_host(bg.expected_purchases(float(horizon), x, t_x, T)),
+        "predicted_clv": to_host(margin * spend * discounted_purchases(bg, horizon, rate, x, t_x, T)),
+    }, index=history.index)
+
+
+def _fit_spend(history: pd.DataFrame, xp: Any) -> dict[str, Any]:
+    """Gamma-Gamma on the repeat customers with positive spend, when there are enough; the
+    entry always carries their mean spend per purchase (``mean_spend``), the fallback."""
+    rep = history[(history["x"] > 0) & (history["m"] > 0)]
+    mean_spend = float(rep["m"].mean()) if len(rep) else float("nan")
+    if len(rep) < MIN_REPEATERS:
+        return {"status": "skipped", "repeat_customers": len(rep), "mean_spend": mean_spend,
+                "reason": f"{len(rep)} repeat customers with spend (needs {MIN_REPEATERS}); their mean spend per "
+                          "purchase is used"}
+    gg = GammaGamma().fit(xp.asarray(rep["x"].to_numpy(np.float64)), xp.asarray(rep["m"].to_numpy(np.float64)))
     p, q, v = gg.params_
     info = {"status": "ok", "p": p, "q": q, "v": v, "log_likelihood": gg.log_likelihood_, "converged": gg.converged_,
-            "repeat_customers": len(rep)}
-    if q <= 1.0:  # no finite population mean: each customer's own mean
+            "repeat_customers": len(rep), "mean_spend": mean_spend}
+    if q <= 1.0:
         info["note"] = "q <= 1: the population mean spend is infinite; each customer's own mean spend is used"
-        return xp.where(x > 0, m, float(rep["m"].mean())), info
-    return gg.expected_spend(x, xp.where(x > 0, m, 0.0)), info
+    return info
