@@ -121,19 +121,27 @@ def log_rfm(orders, customers, end) -> "object":
     return (rfm - rfm.mean(axis=0)) / rfm.std(axis=0)
 
 
-def holdout_table(csv: Path, methods: str | None, stability: int, seed: int = 0) -> dict:
-    import numpy as np
+def calibration_split(csv: Path, folder: Path) -> tuple:
+    """(calibration orders, holdout orders, the calibration orders written as a CSV in
+    ``folder``): orders up to CALIBRATION_END, and after it up to HOLDOUT_END."""
     import pandas as pd
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
 
     orders = pd.read_csv(csv, dtype={"customer_id": str})
     orders["ts"] = pd.to_datetime(orders["timestamp"])
     cal = orders[orders["ts"] <= CALIBRATION_END]
     hold = orders[(orders["ts"] > CALIBRATION_END) & (orders["ts"] <= HOLDOUT_END)]
+    cal_csv = Path(folder) / "cal.csv"
+    cal.drop(columns="ts").to_csv(cal_csv, index=False)
+    return cal, hold, cal_csv
+
+
+def holdout_table(csv: Path, methods: str | None, stability: int, seed: int = 0) -> dict:
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
     with tempfile.TemporaryDirectory() as tmp:
-        cal_csv = Path(tmp) / "cal.csv"
-        cal.drop(columns="ts").to_csv(cal_csv, index=False)
+        cal, hold, cal_csv = calibration_split(csv, Path(tmp))
         g = run_gpuseg(cal_csv, Path(tmp) / "out", seed, methods, stability)
     seg = g["segments"]
     customers = seg.index

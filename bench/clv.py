@@ -73,17 +73,12 @@ def parameters() -> dict:
 def holdout() -> dict:
     from scipy.stats import spearmanr
 
-    from cdnow import CALIBRATION_END, HOLDOUT_END, cdnow_csv
+    from cdnow import calibration_split, cdnow_csv
     from gpuseg.config import build_config
     from gpuseg.pipeline import run
 
-    orders = pd.read_csv(cdnow_csv(), dtype={"customer_id": str})
-    orders["ts"] = pd.to_datetime(orders["timestamp"])
-    cal = orders[orders["ts"] <= CALIBRATION_END]
-    hold = orders[(orders["ts"] > CALIBRATION_END) & (orders["ts"] <= HOLDOUT_END)]
     with tempfile.TemporaryDirectory() as tmp:
-        cal_csv = Path(tmp) / "cal.csv"
-        cal.drop(columns="ts").to_csv(cal_csv, index=False)
+        _, hold, cal_csv = calibration_split(cdnow_csv(), Path(tmp))
         result = run(build_config({"value": {"horizon_days": HOLDOUT_DAYS, "discount_rate": 0.0}}, input=str(cal_csv),
                                   out=str(Path(tmp) / "o"), report=False, format="orders", stability=0))
         feats = pd.read_parquet(Path(tmp) / "o" / "features.parquet")

@@ -138,6 +138,16 @@ def gpu_module(name: str) -> ModuleType:
     return import_optional(name)
 
 
+def _scipy_submodule(xp: ModuleType, sub: str) -> ModuleType:
+    """``scipy.<sub>`` for NumPy, ``cupyx.scipy.<sub>`` for CuPy (imported on first use)."""
+    name = getattr(xp, "__name__", "")
+    if name == "numpy":
+        return import_optional(f"scipy.{sub}", hint="pip install scipy")
+    if name == "cupy":
+        return import_optional(f"cupyx.scipy.{sub}")
+    raise TypeError(f"no scipy.{sub} counterpart for {name or xp!r}; expected numpy or cupy")
+
+
 def sparse_module(xp: ModuleType) -> ModuleType:
     """The sparse-matrix module for an array module: ``scipy.sparse`` for NumPy,
     ``cupyx.scipy.sparse`` for CuPy (imported on first use).
@@ -147,15 +157,9 @@ def sparse_module(xp: ModuleType) -> ModuleType:
     >>> sparse_module(np).__name__
     'scipy.sparse'
     """
-    name = getattr(xp, "__name__", "")
-    if name == "numpy":
-        return import_optional("scipy.sparse", hint="pip install scipy")
-    if name == "cupy":
-        return import_optional("cupyx.scipy.sparse")
-    raise TypeError(f"no sparse-matrix module for {name or xp!r}; expected numpy or cupy")
+    return _scipy_submodule(xp, "sparse")
 
 
-@functools.lru_cache(maxsize=32)
 def special_module(xp: ModuleType) -> ModuleType:
     """Special functions (``gammaln``, ...) for an array module: ``scipy.special`` for NumPy,
     ``cupyx.scipy.special`` for CuPy.
@@ -165,12 +169,7 @@ def special_module(xp: ModuleType) -> ModuleType:
     >>> special_module(np).__name__
     'scipy.special'
     """
-    name = getattr(xp, "__name__", "")
-    if name == "numpy":
-        return import_optional("scipy.special", hint="pip install scipy")
-    if name == "cupy":
-        return import_optional("cupyx.scipy.special")
-    raise TypeError(f"no special-function module for {name or xp!r}; expected numpy or cupy")
+    return _scipy_submodule(xp, "special")
 
 
 def raw_kernel(source: str, name: str, options: tuple[str, ...] = ()) -> Any:
