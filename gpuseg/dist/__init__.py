@@ -41,7 +41,7 @@ import pandas as pd
 
 from .. import backend as _backend
 from ..errors import DataError, DeviceError, SchemaError
-from ..prep.clean import describe_cleaning, fence_from_quartiles
+from ..prep.clean import describe_cleaning, fence_from_quartiles, no_exclusions
 from . import tasks
 
 __all__ = ["DistData", "load_clean_features", "plan_pieces", "weighted_quantile"]
@@ -160,8 +160,6 @@ def _customer_accounts(stats: list[dict]) -> dict[str, Any]:
             for k, v in s.get(key, {}).items():
                 total[k] = total.get(k, 0) + int(v)
     excluded = [s["excluded"] for s in stats if s.get("excluded") is not None and len(s["excluded"])]
-    from ..prep.clean import no_exclusions
-
     table = pd.concat(excluded, ignore_index=True) if excluded else no_exclusions()
     return {"customers_in": sum(int(s.get("customers_in", 0)) for s in stats), "customers_touched": touched,
             "values_capped": capped, "customers_excluded": len(table), "excluded": table}

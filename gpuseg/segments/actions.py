@@ -222,11 +222,16 @@ def _threshold(signal: str) -> float:
     return cond.threshold
 
 
+def _day_window(days: np.ndarray) -> tuple[str, float, float]:
+    """(``Tue-Thu``, its share of the activity, the share if spread evenly) of the busiest
+    TIMING_DAYS consecutive weekdays."""
+    d0, d_share = _best_window(days, TIMING_DAYS)
+    return f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}", d_share, TIMING_DAYS / 7
+
+
 def _day_timing(days: np.ndarray) -> str:
     """Timing advice from the weekdays alone (date-only data)."""
-    d0, d_share = _best_window(days, TIMING_DAYS)
-    d_even = TIMING_DAYS / 7
-    day_text = f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}"
+    day_text, d_share, d_even = _day_window(days)
     numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly); "
                "the data have dates without times of day")
     if d_share >= PEAK_LIFT * d_even:
@@ -249,11 +254,10 @@ def _timing(grid: np.ndarray) -> str | None:
     days, hours = grid.sum(axis=1), grid.sum(axis=0)
     if hours.max() >= DATE_ONLY_SHARE:  # dates without times of day: only the days can be advised
         return _day_timing(days)
-    d0, d_share = _best_window(days, TIMING_DAYS)
+    day_text, d_share, d_even = _day_window(days)
     h0, h_share = _best_window(hours, TIMING_HOURS)
-    d_even, h_even = TIMING_DAYS / 7, TIMING_HOURS / 24
+    h_even = TIMING_HOURS / 24
     peak_day, peak_hour = np.unravel_index(int(np.argmax(grid)), grid.shape)
-    day_text = f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}"
     hour_text = f"{h0:02d}:00-{(h0 + TIMING_HOURS) % 24:02d}:00"
     numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly) and "
                f"{h_share:.0%} in {hour_text} ({h_even:.1%} if even); busiest hour {WEEKDAYS[peak_day]} "

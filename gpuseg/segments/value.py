@@ -199,16 +199,17 @@ class GammaGamma:
         return (1.0 - own) * (v * p / (q - 1.0)) + own * xp.where(x > 0, m, 0.0)
 
 
-def discounted_purchases(model: BGNBD, horizon_days: float, discount_rate: float, x: Any, t_x: Any, T: Any) -> Any:
-    """Expected purchases over the horizon in 30-day steps, each discounted at
-    ``discount_rate`` a year to its end."""
+def discounted_purchases(model: BGNBD, horizon_days: float, discount_rate: float, x: Any, t_x: Any,
+                         T: Any) -> tuple[Any, Any]:
+    """(expected purchases over the horizon, the same in 30-day steps each discounted at
+    ``discount_rate`` a year to its end)."""
     total, before, t = 0.0, 0.0, 0.0
     while t < horizon_days:
         t = min(t + 30.0, float(horizon_days))
         upto = model.expected_purchases(t, x, t_x, T)
         total = total + (upto - before) / (1.0 + discount_rate) ** (t / 365.0)
         before = upto
-    return total
+    return before, total
 
 
 def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 365.0, discount_rate: float = 0.1,
@@ -252,11 +253,11 @@ def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> p
         spend = GammaGamma(params_=(gg["p"], gg["q"], gg["v"])).expected_spend(x, xp.where(x > 0, m, 0.0))
     else:  # no finite population mean, or too few repeat customers: own mean, else the repeat customers'
         spend = xp.where(x > 0, m, gg["mean_spend"]) if gg["status"] == "ok" else xp.full(x.shape, gg["mean_spend"])
-    horizon, rate, margin = fit["horizon_days"], fit["discount_rate"], fit["margin"]
+    expected, discounted = discounted_purchases(bg, fit["horizon_days"], fit["discount_rate"], x, t_x, T)
     return pd.DataFrame({
         "p_alive": to_host(bg.p_alive(x, t_x, T)),
-        "expected_purchases": to_host(bg.expected_purchases(float(horizon), x, t_x, T)),
-        "predicted_clv": to_host(margin * spend * discounted_purchases(bg, horizon, rate, x, t_x, T)),
+        "expected_purchases": to_host(expected),
+        "predicted_clv": to_host(fit["margin"] * spend * discounted),
     }, index=history.index)
 
 
