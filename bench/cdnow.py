@@ -10,9 +10,9 @@ ignores; the data are not committed) and writes the log as an order CSV.
 2. **Holdout.** Segments fitted on the orders up to 1997-09-30 (the calibration period of
    the lifetimes literature); the customers' spend from 1997-10-01 to 1998-06-30 (holdout).
    The share of the holdout spend's variance between segments (eta squared) says how much
-   of what customers do next the segments capture. Beside gpuseg: K-means on
-   log(recency), log(frequency) and log(spend) at the same k, and at the k of the best
-   silhouette in 2..8 (the notebook baseline).
+   of what customers do next the segments capture. This is ``gpuseg backtest`` itself: beside
+   gpuseg, the RFM quintile map, K-means on log(recency), log(frequency) and log(spend) at
+   the k of the best silhouette (the notebook baseline) and at gpuseg's k.
 
     python bench/cdnow.py                      # default methods
     python bench/cdnow.py --methods all        # every method, the rule choosing
@@ -97,30 +97,6 @@ def seeds_table(csv: Path, methods: str | None, stability: int, seeds=range(5)) 
             "ari_min": min(aris), "ari_mean": sum(aris) / len(aris)}
 
 
-def eta_squared(value, groups) -> float:
-    import numpy as np
-    import pandas as pd
-
-    v = pd.Series(np.asarray(value, dtype=float))
-    g = pd.Series(np.asarray(groups))
-    means = v.groupby(g.values).transform("mean")
-    total = ((v - v.mean()) ** 2).sum()
-    return float(((means - v.mean()) ** 2).sum() / total) if total > 0 else 0.0
-
-
-def log_rfm(orders, customers, end) -> "object":
-    import numpy as np
-
-    end = __import__("pandas").Timestamp(end)
-    g = orders.groupby("customer_id")
-    rfm = np.column_stack([
-        np.log1p((end - g["ts"].max()).dt.days.reindex(customers).to_numpy()),
-        np.log1p(g.size().reindex(customers).to_numpy()),
-        np.log1p(g["amount"].sum().reindex(customers).to_numpy()),
-    ])
-    return (rfm - rfm.mean(axis=0)) / rfm.std(axis=0)
-
-
 def calibration_split(csv: Path, folder: Path) -> tuple:
     """(calibration orders, holdout orders, the calibration orders written as a CSV in
     ``folder``): orders up to CALIBRATION_END, and after it up to HOLDOUT_END."""
@@ -136,28 +112,22 @@ def calibration_split(csv: Path, folder: Path) -> tuple:
 
 
 def holdout_table(csv: Path, methods: str | None, stability: int, seed: int = 0) -> dict:
-    import numpy as np
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
+    """``gpuseg backtest --until CALIBRATION_END --holdout-end HOLDOUT_END`` on the whole log:
+    its ``backtest`` entry (eta squared of gpuseg and the baselines, value calibration)."""
+    from gpuseg.config import build_config
+    from gpuseg.evaluate.backtest import BacktestPlan, parse_window
+    from gpuseg.pipeline import run
 
+    overrides = dict(input=str(csv), seed=seed, report=False, format="orders", stability=stability)
+    if methods:
+        overrides["methods"] = methods
     with tempfile.TemporaryDirectory() as tmp:
-        cal, hold, cal_csv = calibration_split(csv, Path(tmp))
-        g = run_gpuseg(cal_csv, Path(tmp) / "out", seed, methods, stability)
-    seg = g["segments"]
-    customers = seg.index
-    spend = hold.groupby("customer_id")["amount"].sum().reindex(customers, fill_value=0.0).to_numpy()
-    X = log_rfm(cal, customers, CALIBRATION_END)
-    k = g["k"]
-    base_same_k = KMeans(k, n_init=10, random_state=seed).fit_predict(X)
-    sil = {kk: silhouette_score(X, KMeans(kk, n_init=10, random_state=seed).fit_predict(X), sample_size=10000,
-                                random_state=seed) for kk in range(2, 9)}
-    k_sil = max(sil, key=sil.get)
-    base_sil = KMeans(k_sil, n_init=10, random_state=seed).fit_predict(X)
-    calib_customers = cal["customer_id"].nunique()
-    return {"gpuseg": {"method": g["method"], "k": k, "eta2": eta_squared(spend, seg.to_numpy())},
-            "kmeans_log_rfm_same_k": {"k": k, "eta2": eta_squared(spend, base_same_k)},
-            "kmeans_log_rfm_silhouette_k": {"k": k_sil, "eta2": eta_squared(spend, base_sil)},
-            "customers_segmented": int(len(customers)), "customers_in_calibration": int(calib_customers)}
+        result = run(build_config(**overrides, out=str(Path(tmp) / "o")),
+                     backtest=BacktestPlan(parse_window(CALIBRATION_END, HOLDOUT_END)))
+    bt = result.metrics["backtest"]
+    return {"method": result.metrics["chosen"]["method"], "segmentations": bt["segmentations"],
+            "customers_scored": bt["customers_scored"], "customers_in_calibration": result.metrics["data"]["customers_in"],
+            "value_spearman": bt["value"]["spearman"] if bt["value"] else None, "window": bt["window"]}
 
 
 def main(argv=None) -> int:
@@ -174,14 +144,14 @@ def main(argv=None) -> int:
           f"| 5 | {', '.join(seeds['methods'])} | {', '.join(map(str, seeds['ks']))} | "
           f"{seeds['ari_min']:.3f} / {seeds['ari_mean']:.3f} |")
     hold = holdout_table(csv, args.methods, args.stability)
-    print(f"\nHoldout spend {CALIBRATION_END[:7]}..{HOLDOUT_END[:7]}, share of its variance between segments "
-          f"({hold['customers_segmented']:,} of {hold['customers_in_calibration']:,} calibration customers "
-          "segmented):\n\n| segmentation | k | eta squared |\n|---|---:|---:|")
-    print(f"| gpuseg ({hold['gpuseg']['method']}) | {hold['gpuseg']['k']} | {hold['gpuseg']['eta2']:.3f} |")
-    print(f"| K-means on log RFM, same k | {hold['kmeans_log_rfm_same_k']['k']} | "
-          f"{hold['kmeans_log_rfm_same_k']['eta2']:.3f} |")
-    print(f"| K-means on log RFM, k by silhouette | {hold['kmeans_log_rfm_silhouette_k']['k']} | "
-          f"{hold['kmeans_log_rfm_silhouette_k']['eta2']:.3f} |")
+    print(f"\n`gpuseg backtest --until {CALIBRATION_END} --holdout-end {HOLDOUT_END}`: share of the holdout spend's "
+          f"variance between segments ({hold['customers_scored']:,} of {hold['customers_in_calibration']:,} "
+          "calibration customers scored):\n\n| segmentation | k | eta squared (revenue) | eta squared (bought again) |"
+          "\n|---|---:|---:|---:|")
+    for name, v in hold["segmentations"].items():
+        label = f"gpuseg ({hold['method']})" if name == "gpuseg" else name
+        print(f"| {label} | {v['k']} | {v['eta_squared']:.3f} | {v['eta_squared_repeat']:.3f} |")
+    print(f"\npredicted_clv against holdout spend: Spearman {hold['value_spearman']:.3f}")
     total = time.perf_counter() - t
     print(f"\nTotal {total:.0f} s; load {os.getloadavg()[0]:.2f}")
     out = HERE / "results" / f"cdnow-{args.tag}.json"

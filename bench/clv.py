@@ -78,7 +78,7 @@ def holdout() -> dict:
     from gpuseg.pipeline import run
 
     with tempfile.TemporaryDirectory() as tmp:
-        _, hold, cal_csv = calibration_split(cdnow_csv(), Path(tmp))
+        cal, hold, cal_csv = calibration_split(cdnow_csv(), Path(tmp))
         result = run(build_config({"value": {"horizon_days": HOLDOUT_DAYS, "discount_rate": 0.0}}, input=str(cal_csv),
                                   out=str(Path(tmp) / "o"), report=False, format="orders", stability=0))
         feats = pd.read_parquet(Path(tmp) / "o" / "features.parquet")
@@ -87,6 +87,9 @@ def holdout() -> dict:
     actual = hold.groupby("customer_id")["amount"].sum().reindex(seg.index, fill_value=0.0)
     rankers = {"gpuseg predicted_clv (BG/NBD + Gamma-Gamma)": seg["predicted_clv"],
                "spend_rate_annualised feature (the old clv: spend per day x 365)": feats["spend_rate_annualised"], "spend so far": feats["monetary"]}
+    lt = _lifetimes_clv(cal, seg.index)
+    if lt is not None:
+        rankers["lifetimes BetaGeoFitter + GammaGammaFitter (same horizon, undiscounted)"] = lt
     spearman = {name: float(spearmanr(v, actual).statistic) for name, v in rankers.items()}
     deciles = pd.qcut(seg["predicted_clv"].rank(method="first"), 10, labels=False) + 1
     table = pd.DataFrame({"predicted": seg["predicted_clv"], "actual": actual}).groupby(deciles.values).mean()
@@ -95,6 +98,28 @@ def holdout() -> dict:
             "deciles": [{"decile": int(d), "predicted": float(r.predicted), "actual": float(r.actual)}
                         for d, r in table.iterrows()],
             "fit": result.metrics["lifetime_value"]}
+
+
+def _lifetimes_clv(cal: pd.DataFrame, customers: pd.Index) -> pd.Series | None:
+    """lifetimes' own BG/NBD + Gamma-Gamma on the calibration orders (its summary function,
+    daily): expected purchases over the holdout times expected spend per purchase; None
+    when lifetimes does not import."""
+    try:
+        from lifetimes import BetaGeoFitter, GammaGammaFitter
+        from lifetimes.utils import summary_data_from_transaction_data
+    except Exception:  # noqa: BLE001 - optional (old NumPy/autograd pins)
+        return None
+    from cdnow import CALIBRATION_END
+
+    summary = summary_data_from_transaction_data(cal, "customer_id", "ts", monetary_value_col="amount",
+                                                 observation_period_end=CALIBRATION_END, freq="D")
+    bg = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    rep = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]  # lifetimes refuses zero spend
+    gg = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    purchases = bg.conditional_expected_number_of_purchases_up_to_time(HOLDOUT_DAYS, summary["frequency"],
+                                                                      summary["recency"], summary["T"])
+    spend = gg.conditional_expected_average_profit(summary["frequency"], summary["monetary_value"])
+    return (purchases * spend).reindex(customers)
 
 
 def main() -> int:

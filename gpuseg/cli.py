@@ -1,4 +1,4 @@
-"""Command line: ``python -m gpuseg run | generate | report | assign | update | migrate``.
+"""Command line: ``python -m gpuseg run | backtest | generate | report | assign | update | migrate``.
 
 Argument parsing, the progress display and turning user errors into one line on stderr
 with exit code 2. No computation happens here.
@@ -29,21 +29,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="gpuseg",
-        description="Customer segmentation for e-commerce event and order logs, on GPU (RAPIDS) or CPU.",
-    )
-    p.add_argument("--version", action="version", version=f"gpuseg {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    r = sub.add_parser(
-        "run",
-        help="segment customers (no arguments: the built-in synthetic data set)",
-        description="Load logs, clean, engineer per-customer features, cluster over a k range, evaluate, "
-        "choose a segmentation, name and explain its segments, and write segments.parquet, features.parquet, "
-        "excluded.csv, profiles.csv, comparison.csv, insights.json, metrics.json, plots/ and report.html.",
-    )
+def _run_options(r: argparse.ArgumentParser) -> None:
+    """The options of ``run`` (``backtest`` takes them too)."""
     r.add_argument("--input", metavar="PATH", help="CSV/Parquet file, glob or folder of parts (gzip CSV too); "
                    "omit for the built-in synthetic data set")
     r.add_argument("--format", choices=["auto", "events", "orders"], default=None,
@@ -81,7 +68,44 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, metavar="N", default=None, help="workers of a local Dask cluster")
     r.add_argument("--memory-limit", metavar="SIZE", default=None,
                    help="memory limit per worker of a local Dask cluster, e.g. 4GB (default: auto)")
+    r.add_argument("--anonymize", action="store_true", default=None,
+                   help="pseudonymous customer ids (HMAC-SHA-256) in every output and the report; the key stays "
+                   "in model/, so assign and migrate give the same pseudonyms")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="gpuseg",
+        description="Customer segmentation for e-commerce event and order logs, on GPU (RAPIDS) or CPU.",
+    )
+    p.add_argument("--version", action="version", version=f"gpuseg {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser(
+        "run",
+        help="segment customers (no arguments: the built-in synthetic data set)",
+        description="Load logs, clean, engineer per-customer features, cluster over a k range, evaluate, "
+        "choose a segmentation, name and explain its segments, and write segments.parquet, features.parquet, "
+        "excluded.csv, profiles.csv, comparison.csv, insights.json, metrics.json, plots/ and report.html.",
+    )
+    _run_options(r)
+
+    b = sub.add_parser(
+        "backtest",
+        help="fit on the data up to a date, score the segments against what customers did after it",
+        description="Run as `run` does on the rows up to --until only, then compare with the rows after it: "
+        "holdout revenue and repeat rate per segment, the share of holdout revenue variance the segments "
+        "explain (eta squared) beside RFM-quintile segments and K-means on log RFM, and lifetime value "
+        "calibration by decile. Writes run's files plus backtest.csv and backtest.json; the report gets a "
+        "Backtest section.",
+    )
+    b.add_argument("--until", metavar="DATE", required=True,
+                   help="last day (or time) of the calibration period, e.g. 1997-09-30 (included)")
+    b.add_argument("--holdout-end", metavar="DATE", default=None,
+                   help="last day of the holdout (default: the end of the data)")
+    _run_options(b)
 
     g = sub.add_parser(
         "generate",
@@ -356,7 +380,7 @@ def _print_comparison(m: dict, has_truth: bool, out: TextIO) -> None:
         out.write("Failed on these data:\n" + "\n".join(failed) + "\n")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
     from .config import build_config, load_config_file
     from .pipeline import run
 
@@ -382,14 +406,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         workers=args.workers,
         memory_limit=args.memory_limit,
+        anonymize=args.anonymize,
     )
     progress = ConsoleProgress(quiet=args.quiet)
     try:
-        result = run(config, progress)
+        result = run(config, progress, backtest=backtest)
     finally:
         progress.clear_line()
     print_summary(result, sys.stdout)
+    if backtest is not None:
+        print_backtest(result.metrics["backtest"], sys.stdout)
     return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from .evaluate.backtest import BacktestPlan, parse_window
+
+    return _cmd_run(args, BacktestPlan(parse_window(args.until, args.holdout_end)))
+
+
+def print_backtest(bt: dict, out: TextIO) -> None:
+    """The backtest's verdict: eta squared per segmentation and the value calibration."""
+    w = bt["window"]
+    out.write(f"\nBacktest: fitted up to {w['until']}, held out to {w['holdout_end']} ({w['holdout_days']:g} days); "
+              f"{bt['customers_scored']:,} customers scored, {bt['customers_bought_again']:,} bought again"
+              + (f"; {bt['new_customers_in_holdout']:,} new customers in the holdout not scored"
+                 if bt["new_customers_in_holdout"] else "") + "\n")
+    rows = [[name, str(v["k"]), _fmt(v["eta_squared"]), _fmt(v["eta_squared_repeat"])]
+            for name, v in bt["segmentations"].items()]
+    out.write(_table(["segmentation", "k", "eta2 revenue", "eta2 repeat"], rows) + "\n")
+    if bt.get("value"):
+        v = bt["value"]
+        out.write(f"predicted_clv against holdout revenue: Spearman {_fmt(v['spearman'])}; total predicted "
+                  f"{v['total_predicted']:,.0f} against {v['total_actual']:,.0f} spent\n")
+    out.write("Per segment and decile: backtest.csv, backtest.json, report.html (Backtest)\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -455,6 +505,7 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
     from .dynamic import assign_frame, check_table_path, excluded_path, prepare, write_excluded, write_table
+    from .io.privacy import key_of_model, pseudonymise
     from .io.readers import resolve_paths
 
     files, _ = resolve_paths(args.input)
@@ -473,16 +524,18 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
     t0 = time.perf_counter()
     frame = assign_frame(model, prepared)
+    key = key_of_model(model)
     dt = time.perf_counter() - t0
     progress.stage_finished("assign", dt, f"{len(frame) / max(dt, 1e-9):,.0f} customers/s")
     t0 = time.perf_counter()
     tmp = out.with_name(f".gpuseg-tmp-{out.name}")
     try:
-        write_table(frame, tmp)
+        write_table(pseudonymise(frame, key) if key else frame, tmp)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    n_excluded = write_excluded(cleaned.excluded, side)
+    excluded = pseudonymise(cleaned.excluded, key) if key and cleaned.excluded is not None else cleaned.excluded
+    n_excluded = write_excluded(excluded, side)
     progress.stage_finished("write", time.perf_counter() - t0, str(out) + (f" and {side}" if n_excluded else ""))
     sizes = frame["segment_name"].value_counts()
     ood = int(frame["out_of_distribution"].sum())
@@ -491,7 +544,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - t_all:.1f} s on {_where({'backend': be.name, 'label': be.device_label})}: "
         + ", ".join(f"{name} {n:,}" for name, n in sizes.items()) + "\n"
         + f"{ood:,} customers ({ood / max(len(frame), 1):.1%}) out of distribution; "
-        + f"{int(frame['low_confidence'].sum()):,} low confidence. Wrote {out}\n"
+        + f"{int(frame['low_confidence'].sum()):,} low confidence. Wrote {out}"
+        + (" (customer ids pseudonymised with the model's key)" if key else "") + "\n"
         + (f"{n_excluded:,} customers of the input excluded while cleaning: listed with the reason in {side}\n"
            if n_excluded else "")
     )
@@ -548,6 +602,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from .dynamic import migrate, parse_windows, write_table
     from .errors import ConfigError
+    from .io.privacy import key_of_model, pseudonymise
     from .report.files import to_json, write_outputs
 
     out = Path(args.out).expanduser()
@@ -582,11 +637,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     except GpusegError as exc:
         png = None
         progress.note(f"no Sankey plot: {exc}")
+    key = key_of_model(model)
+    summary["pseudonymised"] = key is not None
     html = migration_html(summary, result.transitions, result.drift, png)
     windows_frame = pd_windows(result.windows)
     write_outputs(out, {
         "migration.csv": lambda p: result.transitions.to_csv(p, index=False, float_format="%.6g"),
-        "movers.parquet": lambda p: write_table(result.movers, p),
+        "movers.parquet": lambda p: write_table(pseudonymise(result.movers, key) if key else result.movers, p),
         "windows.csv": lambda p: windows_frame.to_csv(p, index=False),
         "drift.csv": lambda p: result.drift.to_csv(p, index=False, float_format="%.6g"),
         **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
@@ -698,6 +755,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "backtest":
+            return _cmd_backtest(args)
         if args.command == "generate":
             return _cmd_generate(args)
         if args.command == "report":

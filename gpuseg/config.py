@@ -226,6 +226,8 @@ class RunConfig:
         ``--select``: use this method's segmentation whatever the ranking.
     report : bool
         Write ``plots/`` and ``report.html`` (default True).
+    anonymize : bool
+        ``--anonymize``: pseudonymous customer ids in every output (:mod:`gpuseg.io.privacy`).
     sensitivity : bool
         Also write ``sensitivity.csv`` (scores across k, and across eps/min_samples for
         DBSCAN).
@@ -247,6 +249,7 @@ class RunConfig:
     threads: int = 0
     sensitivity: bool = False
     report: bool = True
+    anonymize: bool = False
     select: str | None = None
     params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     clean: CleanConfig = field(default_factory=CleanConfig)
@@ -330,7 +333,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params", "embed", "select", "stability", "report", "threads",
+    "sensitivity", "params", "embed", "select", "stability", "report", "threads", "anonymize",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig,
@@ -504,7 +507,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     for key in ("seed", "synthetic_customers", "threads"):
         if key in values:
             kwargs[key] = values[key]
-    for key in ("sensitivity", "report"):
+    for key in ("sensitivity", "report", "anonymize"):
         if key in values:
             if not isinstance(values[key], bool):
                 raise ConfigError(f"{key} must be true or false, not {values[key]!r}")

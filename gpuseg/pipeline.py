@@ -13,7 +13,7 @@ import contextlib
 import datetime as _dt
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, sensitivity_table
 from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
+from .io.privacy import SCHEME as PSEUDONYM_SCHEME, model_entry, new_key, pseudonymise
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
@@ -114,13 +115,17 @@ class _Timer:
         self.progress.stage_finished(name, dt, info["detail"])
 
 
-def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
+def run(config: RunConfig, progress: Progress | None = None, backtest: Any = None) -> RunResult:
     """Run the whole pipeline.
 
     Parameters
     ----------
     config : RunConfig
     progress : Progress, optional
+    backtest : gpuseg.evaluate.backtest.BacktestPlan, optional
+        Fit on the rows up to the plan's cut only, and score the segments against what the
+        customers did after it (``gpuseg backtest``): backtest.csv, backtest.json and the
+        ``backtest`` entry of metrics.json.
 
     Returns
     -------
@@ -133,7 +138,7 @@ def run(config: RunConfig, progress: Progress | None = None) -> RunResult:
     """
     with contextlib.ExitStack() as stack:  # closes a Dask session however the run ends
         stack.enter_context(thread_limit(config.threads))
-        return _run(config, progress or Progress(), stack)
+        return _run(config, progress or Progress(), stack, backtest)
 
 
 def usable_cores() -> int:
@@ -171,7 +176,7 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
                 torch.set_num_threads(before[0])
 
 
-def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
+def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None) -> RunResult:
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     consensus_params = dict(dict(config.params).get("consensus", ()))
@@ -192,6 +197,8 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
     truth = read_truth(config.truth) if config.truth else None
     dist_info = None
     kmeans_on = None  # the fit of "kmeans" on the Dask workers, when it runs there
+    if config.dask.cluster and backtest is not None:
+        raise ConfigError("backtest runs in one process: drop --cluster")
     if config.dask.cluster:
         cleaned, feats, column_map, ts_format, source, dist_info, session = _distributed_stages(
             config, files, kind, be, timer, progress)
@@ -201,7 +208,10 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         if kmeans_on is None:
             session.close()  # the workers' memory back before clustering
     else:
-        cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer)
+        cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer,
+                                                                                       backtest)
+        if backtest is not None:  # predicted value over the holdout, to compare with what was spent
+            config = replace(config, value=backtest.value_horizon(config.value))
         truth = synthetic_truth if truth is None else truth
     n_customers = len(feats)
     if config.cluster.k_max >= n_customers:
@@ -378,6 +388,18 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
             )
             if value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
                 model_kwargs["data"]["value"] = value_info
+        key = new_key() if config.anonymize else None
+        if key is not None and model_kwargs is not None:  # assign and migrate give the same pseudonyms
+            model_kwargs["data"]["privacy"] = model_entry(key)
+        if key is not None and model_kwargs is None:
+            progress.note("customer ids pseudonymised with a key no model keeps: later runs cannot give the same "
+                          "pseudonyms")
+
+    backtest_result = None
+    if backtest is not None:
+        with timer.stage("backtest") as st:
+            backtest_result = backtest.evaluate(segments, feats.frame, ks, config.seed)
+            st["detail"] = backtest_result.headline
 
     metrics: dict[str, Any] = {
         "gpuseg_version": __version__,
@@ -442,6 +464,10 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         },
         "model": model_info,
         "dask": dist_info,
+        "backtest": backtest_result.summary if backtest_result is not None else None,
+        "privacy": ({"pseudonymised": True, "scheme": PSEUDONYM_SCHEME,
+                     "key_kept_in": "model/model.json (data.privacy)" if model_kwargs is not None else None}
+                    if key is not None else {"pseudonymised": False}),
         "config": config.to_dict(),
         "timings": {},
     }
@@ -450,6 +476,9 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
     with timer.stage("write") as st:
         feature_out = feats.frame.reset_index()
         excluded = cleaned.excluded if cleaned.excluded is not None else no_exclusions()
+        segments_out = segments
+        if key is not None:  # every id written becomes its pseudonym; the result keeps the ids
+            segments_out, feature_out, excluded = (pseudonymise(f, key) for f in (segments, feature_out, excluded))
         t_write = time.perf_counter()
 
         def write_metrics(path: Path) -> None:
@@ -462,7 +491,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         files = write_outputs(
             out_dir,
             {
-                "segments.parquet": lambda p: segments.to_parquet(p, index=False),
+                "segments.parquet": lambda p: segments_out.to_parquet(p, index=False),
                 "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
                 "excluded.csv": lambda p: excluded.to_csv(p, index=False),
                 "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
@@ -473,6 +502,12 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
                     else {}
                 ),
                 "insights.json": lambda p: p.write_text(to_json(insights)),
+                **(
+                    {"backtest.csv": lambda p: backtest_result.table.to_csv(p, index=False, float_format="%.6g"),
+                     "backtest.json": lambda p: p.write_text(to_json(backtest_result.summary))}
+                    if backtest_result is not None
+                    else {}
+                ),
                 **({"model": lambda p: save_model(p, **model_kwargs)} if model_kwargs is not None else {}),
                 "metrics.json": write_metrics,
             },
@@ -480,6 +515,9 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
         st["detail"] = str(out_dir)
         if model_kwargs is None:  # the previous run's model predicts other segments
             remove_model(out_dir)
+        # a previous run's sensitivity table or backtest scored other segments
+        remove_files(out_dir, (() if sensitivity is not None else ("sensitivity.csv",))
+                     + (() if backtest_result is not None else ("backtest.csv", "backtest.json")))
         # the previous run's report describes other segments: it goes now, and the report
         # stage writes this run's (a failed or skipped report leaves none, never a stale one)
         remove_report(out_dir)
@@ -497,9 +535,11 @@ def _run(config: RunConfig, progress: Progress, stack: Any) -> RunResult:
     return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
 
 
-def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backend, timer: _Timer) -> tuple:
+def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backend, timer: _Timer,
+                  backtest: Any = None) -> tuple:
     """load, clean and features in this process: (cleaned, features, column map, timestamp
-    format, source, the synthetic data's truth or None)."""
+    format, source, the synthetic data's truth or None). With a backtest plan, only the
+    calibration rows go on."""
     truth = None
     rename = dict(config.rename)
     with timer.stage("load") as st:
@@ -514,8 +554,16 @@ def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backen
             data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
             source = config.input
         st["detail"] = f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
+        if backtest is not None:
+            data = backtest.split(data)
+            r = backtest.rows
+            st["detail"] += (f"; {r['calibration']:,} up to {backtest.window.until} fit, {r['holdout']:,} after it "
+                             "held out" + (f", {r['after_holdout']:,} after the holdout unused"
+                                           if r["after_holdout"] else ""))
     with timer.stage("clean") as st:
         cleaned = clean(data, config.clean, be)
+        if backtest is not None:
+            cleaned = backtest.calibrated(cleaned, config.clean, be)
         column_map, ts_format = data.column_map, data.timestamp_format
         del data
         st["detail"] = describe_cleaning(cleaned.summary())
@@ -659,6 +707,14 @@ def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: s
     if calibration is not None:
         data["confidence"]["calibration"] = calibration.to_json()
     return {"data": data, "data_arrays": arrays}
+
+
+def remove_files(out_dir: Path, names: tuple[str, ...]) -> None:
+    """Remove gpuseg's files of these names (checked as gpuseg's by ``check_out_dir``)."""
+    for name in names:
+        path = out_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
 
 
 def remove_report(out_dir: Path) -> None:

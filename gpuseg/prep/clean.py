@@ -10,6 +10,8 @@ etype           events: 0 view, 1 cart, 2 remove_from_cart, 3 purchase (int8)
 session         events: int64 session code (``user_session``, or a 30-minute inactivity gap)
 price           events: item price; orders: unit price (``amount / quantity``)
 amount          orders: order-line value
+spent           with the price fence capping (the default) only: the order-line value (orders)
+                or item price (events) before capping, what lifetime value is fitted on
 quantity        orders: items (1 where absent)
 order           orders: int64 order code (``order_id``, or one order per row)
 main_cat        int32 index into ``main_categories`` (first token of category_code), -1 none
@@ -271,6 +273,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     mode, fence = _outlier_fence(cols["price"], bad, config, backend, fitted)
     capped: dict[str, int] = {}
     touched: dict[str, int] = {}
+    if fence is not None and mode != "drop":  # what was spent, for lifetime value (features see capped values)
+        cols["spent"] = cols["amount"] if kind == "orders" else cols["price"]
     if fence is not None:
         price = cols["price"]
         if mode == "drop":
@@ -297,6 +301,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     result["customer_id"] = _plain_ids(result["customer_id"])
     result["ts"] = frame[data.schema.time].astype("int64")
     result["price"] = cols["price"].astype("float64")
+    if "spent" in cols:
+        result["spent"] = cols["spent"].astype("float64")
 
     filled: dict[str, int] = {}
     fill_values: dict[str, str | None] = {}

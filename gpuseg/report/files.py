@@ -27,8 +27,8 @@ __all__ = [
 
 #: The files a run writes.
 OUTPUT_FILES = (
-    "segments.parquet", "features.parquet", "profiles.csv", "comparison.csv", "sensitivity.csv", "insights.json",
-    "report.html", "metrics.json",
+    "segments.parquet", "features.parquet", "excluded.csv", "profiles.csv", "comparison.csv", "sensitivity.csv",
+    "insights.json", "backtest.csv", "backtest.json", "report.html", "metrics.json",
 )
 #: The folders a run writes (replaced as a whole).
 OUTPUT_DIRS = ("plots", "model")

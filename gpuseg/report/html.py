@@ -161,13 +161,15 @@ def _render(run: RunOutputs, plots: Mapping[str, bytes | str] | None, lookup_lim
         + (f' &middot; run started {_e(m["started_at"])}' if m.get("started_at") else "")
         + f" &middot; {_e(run.out_dir.name)}</p>",
         '<nav><a href="#summary">Run</a><a href="#features">Features</a><a href="#methods">Methods</a>'
-        '<a href="#segments">Segments</a><a href="#plots">Plots</a><a href="#lookup">Customer lookup</a></nav>',
+        '<a href="#segments">Segments</a>' + ('<a href="#backtest">Backtest</a>' if m.get("backtest") else "")
+        + '<a href="#plots">Plots</a><a href="#lookup">Customer lookup</a></nav>',
         "</header>",
         "<main>",
         _summary_section(run),
         _representation_section(run),
         _methods_section(run),
         _segments_section(run, names),
+        _backtest_section(run),
         _plots_section(plots),
         _lookup_section(run, names, lookup_limit),
         "</main>",
@@ -276,6 +278,9 @@ def _summary_section(run: RunOutputs) -> str:
         rows.append(("Files", shown + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")))
     if data.get("rows_read") is not None:
         rows.append(("Rows", f"{_num(data.get('rows_used'))} used of {_num(data.get('rows_read'))} read"))
+    if _dict(m.get("privacy")).get("pseudonymised"):
+        rows.append(("Customer ids", "pseudonymised (" + _e(_dict(m.get("privacy")).get("scheme")) + "); the key is "
+                     "kept only in model/, which is not to be shared with this page"))
     dropped = {k: v for k, v in _dict(data.get("rows_dropped")).items() if _int(v)}
     if dropped:
         rows.append(("Rows dropped", ", ".join(f"{_e(k.replace('_', ' '))}: {_num(v)}" for k, v in dropped.items())))
@@ -370,6 +375,49 @@ def _representation_section(run: RunOutputs) -> str:
                    "<li>Features left out still describe the segments: profiles, names and the explaining "
                    "rules use every feature.</li></ul>")
     out.append("</section>")
+    return "".join(out)
+
+
+def _backtest_section(run: RunOutputs) -> str:
+    """``gpuseg backtest``: how well the segments and the predicted value foretold the
+    holdout (metrics.json ``backtest``); nothing for a plain run."""
+    bt = _dict(run.metrics.get("backtest"))
+    if not bt:
+        return ""
+    w = _dict(bt.get("window"))
+    out = ['<section id="backtest"><h2>Backtest: did the segments predict what customers did next?</h2>',
+           f"<p>Everything was fitted on the data up to <strong>{_e(w.get('until'))}</strong> and compared "
+           f"with the holdout to <strong>{_e(w.get('holdout_end'))}</strong> ({_num(w.get('holdout_days'), 0)} "
+           f"days): {_num(bt.get('customers_scored'))} customers scored, {_num(bt.get('customers_bought_again'))} "
+           "of them bought again"
+           + (f"; {_num(bt.get('new_customers_in_holdout'))} customers first seen in the holdout have no segment "
+              "and are not scored" if _int(bt.get("new_customers_in_holdout")) else "") + ".</p>"]
+    segs = _dict(bt.get("segmentations"))
+    rows = [[_e(name), _e(_dict(v).get("what")), _num(_dict(v).get("k")), _num(_dict(v).get("eta_squared"), 3),
+             _num(_dict(v).get("eta_squared_repeat"), 3)] for name, v in segs.items()]
+    out.append("<p>Share of the variance of holdout revenue per customer (and of buying again at all) that lies "
+               "between segments (eta squared; higher predicts better):</p>")
+    out.append(_table(["segmentation", "what", "k", "eta² revenue", "eta² bought again"], rows,
+                      "comparison", ["chosen"] if rows else ()))
+    seg_rows = [[_e(r.get("segment_name")), _num(_int(r.get("customers"))), _num(_float(r.get("holdout_revenue_mean")), 2),
+                 _pct(r.get("share_of_holdout_revenue")), _pct(r.get("repeat_rate")),
+                 _num(_float(r.get("predicted_value_mean")), 2)] for r in map(_dict, _list(bt.get("segments")))]
+    if seg_rows:
+        out.append("<h3>The segments in the holdout</h3>")
+        out.append(_table(["segment", "customers", "mean holdout revenue", "share of holdout revenue",
+                           "bought again", "mean predicted value"], seg_rows, "comparison"))
+    value = _dict(bt.get("value"))
+    if value:
+        out.append(f"<h3>Lifetime value calibration</h3><p>Spearman correlation of <code>predicted_clv</code> "
+                   f"with holdout revenue: <strong>{_num(_float(value.get('spearman')), 3)}</strong>; predicted "
+                   f"{_num(_float(value.get('total_predicted')), 0)} in all against "
+                   f"{_num(_float(value.get('total_actual')), 0)} spent.</p>")
+        dec = [[_num(_int(d.get("decile"))), _num(_int(d.get("customers"))), _num(_float(d.get("predicted_mean")), 2),
+                _num(_float(d.get("actual_mean")), 2)] for d in map(_dict, _list(value.get("deciles")))]
+        out.append(_table(["decile of predicted value", "customers", "mean predicted", "mean actual"], dec,
+                          "comparison"))
+    out.append('<p class="muted">Per segment of every segmentation: backtest.csv; everything: backtest.json.</p>'
+               "</section>")
     return "".join(out)
 
 
@@ -682,6 +730,10 @@ def _lookup_section(run: RunOutputs, names: Mapping[int, str], limit: int) -> st
                  "page small; segments.parquet has every customer.")
     else:
         cover = f"The lookup covers all {n:,} customers."
+    privacy = _dict(run.metrics.get("privacy"))
+    if privacy.get("pseudonymised"):
+        cover += (f" Customer ids are pseudonymised ({privacy.get('scheme')}): look up a customer by the pseudonym "
+                  "that segments.parquet and gpuseg assign give; the key is kept only in the model folder.")
     return ('<section id="lookup"><h2>Customer lookup</h2>'
             f'<p>Type or paste a customer id and press Enter. <span id="lookup-coverage">{_e(cover)}</span></p>'
             '<form id="lookup-form" autocomplete="off">'

@@ -49,10 +49,12 @@ def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame
     """``x, t_x, T, m`` per customer with at least one purchase (host pandas, indexed by
     ``customer_id``; ``m`` NaN without repeat purchases) from a cleaned frame
     (:mod:`gpuseg.prep.clean`)."""
+    # what was spent: the values before the price fence capped them, where it did
+    col = "spent" if "spent" in frame.columns else ("price" if kind == "events" else "amount")
     if kind == "events":
-        rows = frame.loc[frame["etype"] == 3, ["customer_id", "ts", "price"]].rename(columns={"price": "value"})
+        rows = frame.loc[frame["etype"] == 3, ["customer_id", "ts", col]].rename(columns={col: "value"})
     else:
-        rows = frame[["customer_id", "ts", "amount"]].rename(columns={"amount": "value"})
+        rows = frame[["customer_id", "ts", col]].rename(columns={col: "value"})
     rows = rows.assign(day=rows["ts"] // _DAY)
     days = rows.groupby(["customer_id", "day"], sort=False)["value"].sum().reset_index()
     days = days.sort_values(["customer_id", "day"])

@@ -104,6 +104,28 @@ def test_purchase_history_from_orders_and_events():
     assert purchase_history(events, "events", 4 * day).index.tolist() == [1]  # views are not purchases
 
 
+def test_lifetime_value_sees_what_was_spent_not_the_capped_amount(cpu):
+    """The price fence caps order values for the features; the value model is fitted on the
+    amounts as spent (the ``spent`` column cleaning keeps)."""
+    from gpuseg.config import CleanConfig
+    from gpuseg.io.readers import from_frame
+    from gpuseg.prep.clean import clean
+
+    rng = np.random.default_rng(0)
+    n = 200
+    orders = pd.DataFrame({"customer_id": np.arange(n) % 50, "timestamp": pd.Timestamp("2020-01-01")
+                           + pd.to_timedelta(rng.integers(0, 300, n), unit="D"), "amount": rng.uniform(10, 20, n)})
+    orders.loc[0, "amount"] = 10_000.0
+    capped = clean(from_frame(orders, cpu, "orders"), CleanConfig(), cpu)
+    assert capped.capped.get("amount") == 1 and capped.frame["amount"].max() < 100
+    spent = purchase_history(capped.frame, "orders", capped.reference_time)
+    raw = purchase_history(clean(from_frame(orders, cpu, "orders"), CleanConfig(price_outliers="off"), cpu).frame,
+                           "orders", capped.reference_time)
+    pd.testing.assert_frame_equal(spent, raw)
+    dropped = clean(from_frame(orders, cpu, "orders"), CleanConfig(price_outliers="drop"), cpu)
+    assert "spent" not in dropped.frame.columns  # a dropped order is not spent money the model may see
+
+
 def test_customer_value_predicts_for_every_purchaser_and_skips_tiny_data():
     x, t_x, T = _simulate(300, 0.5, 10.0, 0.8, 3.0, T=200, seed=1)
     m = np.where(x > 0, np.random.default_rng(2).gamma(5.0, 6.0, len(x)), np.nan)
