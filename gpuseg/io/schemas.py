@@ -84,11 +84,11 @@ EVENTS = Schema(
 ORDERS = Schema(
     name="orders",
     required=("customer_id", "timestamp", "amount"),
-    optional=("order_id", "quantity", "unit_price", "product_id", "category"),
+    optional=("order_id", "quantity", "unit_price", "product_id", "category", "description"),
     customer="customer_id",
     time="timestamp",
     numeric=("amount", "quantity", "unit_price"),
-    categorical=("category",),
+    categorical=("category", "description"),
     ids=("customer_id", "order_id", "product_id"),
     alternatives=(("amount", ("quantity", "unit_price")),),
 )

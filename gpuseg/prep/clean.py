@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, index_values, series_values
+from ..backend import Backend, index_values, series_values, to_host
 from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
@@ -98,6 +98,10 @@ class CleanedData:
         Missing values filled per column.
     main_categories : list of str
         Names behind ``main_cat`` codes.
+    product_labels : dict
+        Product code -> a readable name, where the data have one: the most frequent
+        ``description`` of the product (orders), or its ``brand`` and the last part of its
+        ``category_code`` (events, "samsung smartphone"). Empty otherwise.
     product_names : list of str or None
         Original ids behind ``product`` codes; None when the codes are the ids themselves
         (plain integer ids, as REES46's) or there is no ``product_id`` column.
@@ -132,6 +136,7 @@ class CleanedData:
     filled: dict[str, int] = field(default_factory=dict)
     main_categories: list[str] = field(default_factory=list)
     product_names: list[str] | None = None
+    product_labels: dict[int, str] = field(default_factory=dict)
     brand_names: list[str] = field(default_factory=list)
     price_group: str | None = None
     outlier_fence: tuple[float, float] | None = None
@@ -350,8 +355,10 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     else:
         result["price_key"] = 0
     product_names: list[str] | None = None
+    product_labels: dict[int, str] = {}
     if "product_id" in frame.columns:
         result["product"], product_names = _product_codes(frame["product_id"], backend)
+        product_labels = _product_labels(frame, result["product"], kind)
     else:
         result["product"] = -1
 
@@ -367,6 +374,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         filled=filled,
         main_categories=main_categories,
         product_names=product_names,
+        product_labels=product_labels,
         brand_names=brand_names,
         price_group=price_group,
         outlier_fence=fence,
@@ -651,6 +659,29 @@ def _product_codes(s, backend: Backend):
     if all(_is_plain_integer(n) for n in names):
         return _lookup_categories(s, int, -1, backend), None
     return _category_codes(s), names
+
+
+def _product_labels(frame, product, kind: str) -> dict[int, str]:
+    """Product code -> its most frequent readable name (:attr:`CleanedData.product_labels`);
+    ties go to the name that sorts first. Counted on the frame's device; only the distinct
+    (product, name parts) pairs come to the host."""
+    parts = [c for c in (("description",) if kind == "orders" else ("brand", "category_code")) if c in frame.columns]
+    if not parts:
+        return {}
+    table = frame[[]].assign(product=product, **{c: frame[c].astype("str").fillna("") for c in parts})
+    counts = to_host(table[table["product"] >= 0].groupby(["product", *parts], sort=False).size())
+    counts = counts.rename("n").reset_index()
+    for c in parts:  # missing values read as text are no name
+        counts[c] = counts[c].where(~counts[c].isin(["nan", "None", "<NA>", "NaN"]), "")
+    if "category_code" in parts:  # "electronics.smartphone" -> "smartphone"
+        counts["category_code"] = counts["category_code"].str.rsplit(".", n=1).str[-1]
+    counts["name"] = counts[parts].agg(" ".join, axis=1).str.strip().str.replace(r"\s+", " ", regex=True)
+    counts = counts[counts["name"] != ""].groupby(["product", "name"], sort=False)["n"].sum().reset_index()
+    if counts.empty:
+        return {}
+    counts = counts.sort_values(["product", "n", "name"], ascending=[True, False, True], kind="stable")
+    best = counts.drop_duplicates("product")
+    return dict(zip(best["product"].astype("int64").tolist(), best["name"].tolist()))
 
 
 def _plain_ids(s):

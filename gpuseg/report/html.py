@@ -563,12 +563,16 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
             (f'<li><span class="kind">{_e(a.get("kind", ""))}</span> {_e(a.get("text", ""))}</li>'
              if isinstance(a, Mapping) else f"<li>{_e(a)}</li>") for a in actions)
         body.append(f'<div class="block"><h4>Actions</h4><ul class="actions">{items}</ul></div>')
-    for key, label in (("top_categories", "Top categories"), ("top_brands", "Top brands")):
+    for key, label in (("top_categories", "Categories it buys more than others"),
+                       ("top_brands", "Brands it buys more than others")):
         entries = [t for t in _list(ins.get(key)) if isinstance(t, Mapping)]
         if entries:
             items = "".join(f'<li><span class="nm">{_e(t.get("name", "?"))}</span>{_bar(t.get("share"))}'
-                            f'<span class="pc">{_pct(t.get("share"))}</span></li>' for t in entries)
-            body.append(f'<div class="block"><h4>{label}</h4><ul class="shares">{items}</ul></div>')
+                            f'<span class="pc">{_pct(t.get("share"))}'
+                            + (f' &middot; {_num(_float(t.get("lift")), 1)}&times; the base' if t.get("lift") else "")
+                            + "</span></li>" for t in entries)
+            body.append(f'<div class="block"><h4>{label}</h4><p class="muted">share of the segment\'s events '
+                        f'&middot; lift over all customers</p><ul class="shares">{items}</ul></div>')
     if not _list(ins.get("top_categories")) and prof is not None and isinstance(prof.get("top_category"), str):
         body.append(f'<p class="rule"><span class="label">Top category</span> {_e(prof["top_category"])}</p>')
     body.append(_recommendations(_dict(ins.get("recommendations"))))
@@ -627,6 +631,13 @@ def _full_profile(prof: Mapping[str, Any] | None, profile: Mapping[str, Any]) ->
     return f"<details><summary>All {len(feats)} features</summary>{_table(headers, rows, 'small')}</details>"
 
 
+def _item(entry: Mapping[str, Any]) -> str:
+    """A product's readable name with its id, or the id alone."""
+    item = _e(entry.get("item", "?"))
+    label = entry.get("label")
+    return f'{_e(label)} <span class="muted">({item})</span>' if label else item
+
+
 def _recommendations(rec: Mapping[str, Any]) -> str:
     if not rec:
         return ""
@@ -638,7 +649,7 @@ def _recommendations(rec: Mapping[str, Any]) -> str:
     items = [t for t in _list(rec.get("top_items")) if isinstance(t, Mapping)]
     if items:
         parts.append(_table(["item", "purchases", "buyers"],
-                            [[_e(t.get("item", "?")), _num(t.get("purchases")), _num(t.get("buyers"))] for t in items],
+                            [[_item(t), _num(t.get("purchases")), _num(t.get("buyers"))] for t in items],
                             "small"))
     lis = []
     for t in _list(rec.get("bought_together")):
@@ -646,9 +657,9 @@ def _recommendations(rec: Mapping[str, Any]) -> str:
             continue
         related = [w for w in _list(t.get("with", t.get("related"))) if isinstance(w, Mapping)]
         if related:  # a top item nobody bought anything with says nothing
-            withs = ", ".join(f'{_e(w.get("item", "?"))} <span class="muted">(score {_num(w.get("score"), 2)}, '
+            withs = ", ".join(f'{_item(w)} <span class="muted">(score {_num(w.get("score"), 2)}, '
                               f'{_num(w.get("co_buyers"))} co-buyers)</span>' for w in related)
-            lis.append(f"<li><strong>{_e(t.get('item', '?'))}</strong> &rarr; {withs}</li>")
+            lis.append(f"<li><strong>{_item(t)}</strong> &rarr; {withs}</li>")
     if lis:
         parts.append(f'<p class="label">Bought together</p><ul class="rules">{"".join(lis)}</ul>')
     if rec.get("note"):

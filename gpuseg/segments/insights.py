@@ -31,7 +31,7 @@ from .actions import segment_actions
 from .explain import explain_segments
 from .naming import name_segments
 from .profiles import activity_grid, segment_summary, top_shares
-from .recommend import segment_recommendations
+from .recommend import label_items, segment_recommendations
 from .rfm import rfm_crosstab, rfm_scores
 
 __all__ = ["segment_insights", "event_segments"]
@@ -117,13 +117,15 @@ def segment_insights(
     frame = cleaned.frame
     pos, seg = event_segments(features.index, frame["customer_id"], labels)
     activity = activity_grid(series_values(frame["ts"]), seg, utc_offset_hours)
-    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories))
-    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names))
+    # what each segment buys more than the base does, not what every segment buys
+    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories), by="lift")
+    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names), by="lift")
               if "brand" in frame.columns and cleaned.brand_names else {})
     actions = segment_actions(summary, activity)
     etype = series_values(frame["etype"]) if cleaned.kind == "events" else None
-    recs = segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
-                                   product_names=cleaned.product_names)
+    recs = label_items(segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
+                                               product_names=cleaned.product_names),
+                       getattr(cleaned, "product_labels", {}), cleaned.product_names)
 
     low = {}
     if confidence is not None:

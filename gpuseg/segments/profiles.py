@@ -83,7 +83,8 @@ def segment_profiles(
         Segment -> name.
     top_categories : mapping, optional
         Feature column (``cat_*``) -> category name; adds ``top_category``, the category
-        with the highest mean share.
+        with the highest lift (mean share in the segment over the mean share of all
+        customers) among those with a mean share of at least 2%.
 
     Returns
     -------
@@ -103,8 +104,11 @@ def segment_profiles(
     prof["share"] = prof["size"] / prof["size"].sum()
     if top_categories:
         cols = [c for c in top_categories if c in means.columns]
-        if cols:
-            prof["top_category"] = [top_categories[c] for c in means[cols].idxmax(axis=1)]
+        if cols:  # the category the segment leans to most over the base, among its real shares
+            base = (means[cols].mul(prof["size"], axis=0).sum() / prof["size"].sum()).replace(0.0, np.nan)
+            lift = means[cols].div(base, axis=1).where(means[cols] >= 0.02).fillna(0.0)
+            pick = lift.idxmax(axis=1).where(lift.max(axis=1) > 0, means[cols].idxmax(axis=1))
+            prof["top_category"] = [top_categories[c] for c in pick]
     prof = pd.concat([prof, means], axis=1)
     prof.index.name = "segment"
     return prof.reset_index()
@@ -299,8 +303,17 @@ def activity_grid(event_ts: Any, event_segment: Any, utc_offset_hours: float = 0
     return out
 
 
-def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: int = 5) -> dict[int, list[dict]]:
-    """Most frequent categories (or brands) of each segment's events, with their shares.
+def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: int = 5, by: str = "share",
+               min_share: float = 0.02) -> dict[int, list[dict]]:
+    """Most frequent (``by="share"``) or most over-represented (``by="lift"``) categories
+    (or brands) of each segment's events, with their shares and lift.
+
+    The lift of a category in a segment is its share of the segment's events over its share
+    of all events: 2 means the segment buys it twice as much as the base does. A category
+    every segment shares ("electronics" everywhere) has lift near 1 in each, so ranking by
+    lift shows what sets a segment apart. With ``by="lift"`` only categories with lift above 1
+    that hold at least ``min_share`` of the segment's events are listed (a category of 3
+    events is not a trait).
 
     Parameters
     ----------
@@ -314,21 +327,30 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
     top : int, default=5
         How many to keep per segment.
 
+    by : {"share", "lift"}, default="share"
+    min_share : float, default=0.02
+        With ``by="lift"``, the least share of the segment's events a listed category has.
+
     Returns
     -------
     dict of int to list of dict
-        Segment -> up to ``top`` entries ``{"name": str, "share": float}``, share being the
-        part of the segment's events with a known code, largest first (ties by code). Every
-        segment with events appears; one without a known code gets an empty list.
+        Segment -> up to ``top`` entries ``{"name": str, "share": float, "base_share":
+        float, "lift": float}``, share being the part of the segment's events with a known
+        code and base_share the part of all events, largest share (or lift) first (ties by
+        code). Every segment with events appears; one without a known code gets an empty
+        list.
 
     Examples
     --------
     >>> import numpy as np
     >>> top_shares(np.array([0, 1, 1, -1, 0]), np.array([0, 0, 0, 0, 1]), ["kids", "auto"], top=1)
-    {0: [{'name': 'auto', 'share': 0.6666666666666666}], 1: [{'name': 'kids', 'share': 1.0}]}
+    {0: [{'name': 'auto', 'share': 0.6666666666666666, 'base_share': 0.5, 'lift': 1.3333333333333333}], \
+1: [{'name': 'kids', 'share': 1.0, 'base_share': 0.5, 'lift': 2.0}]}
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, not {top}")
+    if by not in ("share", "lift"):
+        raise ValueError(f"by must be 'share' or 'lift', not {by!r}")
     event_codes, event_segment = _values(event_codes), _values(event_segment)
     xp = array_namespace(event_codes, event_segment)
     codes = xp.asarray(event_codes).astype(xp.int64)
@@ -350,13 +372,22 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
         counts = to_host(xp.bincount(cell, minlength=span * width)).reshape(span, width)
     else:
         counts = np.zeros((span, width), dtype=np.int64)
+    everyone = counts.sum(axis=0)
+    base = everyone / max(int(everyone.sum()), 1)
     out: dict[int, list[dict]] = {}
     for i in np.flatnonzero(present):
         row = counts[i]
-        total = row.sum()
-        order = np.lexsort((np.arange(width), -row))[:top]
+        total = max(int(row.sum()), 1)
+        share = row / total
+        lift = np.divide(share, base, out=np.zeros(width), where=base > 0)
+        if by == "lift":
+            ranked = np.lexsort((np.arange(width), -lift))
+            order = [c for c in ranked if share[c] >= min_share and lift[c] > 1.0][:top]
+        else:
+            order = np.lexsort((np.arange(width), -row))[:top]
         out[lo + int(i)] = [
-            {"name": str(names[c]), "share": float(row[c] / total)} for c in order if row[c] > 0
+            {"name": str(names[c]), "share": float(share[c]), "base_share": float(base[c]), "lift": float(lift[c])}
+            for c in order if row[c] > 0
         ]
     return out
 

@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_namespace, sparse_module, to_host
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["segment_recommendations", "PURCHASE", "NO_PURCHASES", "NO_PRODUCTS"]
+__all__ = ["segment_recommendations", "label_items", "PURCHASE", "NO_PURCHASES", "NO_PRODUCTS"]
 
 #: The ``etype`` code of a purchase in the cleaned event frame.
 PURCHASE = EVENT_TYPES.index("purchase")
@@ -221,6 +221,30 @@ def _related_items(xp, rows, cols, n_customers, buyers, codes, top, top_related,
     r, item, n_both, score = (to_host(a[first]) for a in (r, codes[c], n_both, score))
     bounds = np.searchsorted(r, np.arange(k + 1))
     return [tuple(a[bounds[p]:bounds[p + 1]] for a in (item, n_both, score)) for p in range(k)]
+
+
+def label_items(recs: dict[int, dict[str, Any]], labels: dict[int, str],
+                product_names: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
+    """Add ``label``, a readable product name (``CleanedData.product_labels``: description,
+    or brand and category), to every item of :func:`segment_recommendations`' result that
+    has one; ``item`` stays the product id. Returns ``recs``, changed in place."""
+    if not labels:
+        return recs
+    by_item = {(product_names[c] if product_names is not None else c): name for c, name in labels.items()
+               if product_names is None or 0 <= c < len(product_names)}
+
+    def put(entry: dict[str, Any]) -> None:
+        if entry.get("item") in by_item:
+            entry["label"] = by_item[entry["item"]]
+
+    for rec in recs.values():
+        for entry in rec.get("top_items", []):
+            put(entry)
+        for entry in rec.get("bought_together", []):
+            put(entry)
+            for related in entry.get("related", []):
+                put(related)
+    return recs
 
 
 def _empty(note: str | None) -> dict[str, Any]:

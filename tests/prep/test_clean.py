@@ -339,3 +339,24 @@ def test_dates_without_times_are_recognised(cpu):
     rows[1] = (2, 2, "1997-01-02 13:45", 12.0, 1)
     c = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(), cpu)
     assert not c.date_only and c.summary()["date_only"] is False
+
+
+def test_product_labels_from_description_and_from_brand_and_category(cpu):
+    """Readable product names for recommendations: the most frequent description of an order
+    log's product (ties to the name that sorts first, blanks ignored), or brand and the last
+    part of category_code for events."""
+    from gpuseg.io.readers import from_frame
+
+    orders = pd.DataFrame({"customer_id": [1, 2, 3, 4, 5, 6], "timestamp": pd.Timestamp("2021-01-01"),
+                           "amount": 5.0, "product_id": ["85123A", "85123A", "85123A", "22423", "22423", "X1"],
+                           "Description": ["WHITE HEART", "WHITE HEART", "white heart ", "CAKESTAND", None, None]})
+    c = clean(from_frame(orders, cpu, "orders"), CleanConfig(), cpu)
+    by_id = {c.product_names[code]: name for code, name in c.product_labels.items()}
+    assert by_id == {"85123A": "WHITE HEART", "22423": "CAKESTAND"}  # X1 has no description: no label
+    events = pd.DataFrame({"event_time": "2021-01-01 10:00:00 UTC", "event_type": "view", "product_id": [7, 7, 8, 9],
+                           "category_id": 1, "category_code": ["electronics.smartphone", "electronics.smartphone",
+                                                               None, "apparel.shoes.keds"],
+                           "brand": ["samsung", "samsung", "apple", None], "price": 10.0, "user_id": [1, 2, 3, 4],
+                           "user_session": ["a", "b", "c", "d"]})
+    e = clean(from_frame(events, cpu, "events"), CleanConfig(), cpu)
+    assert e.product_labels == {7: "samsung smartphone", 8: "apple", 9: "keds"}

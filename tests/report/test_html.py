@@ -147,7 +147,7 @@ def test_one_card_per_segment_with_the_insights(run_dir, page):
         assert f"purchases &gt;= {seg + 1} and recency_days &lt; 12" in page
         assert f"Send offers on Friday evenings ({seg})" in page
     for text in ("monetary z &gt; 0", "93.0%", "1004856", "1005115", "Champions", "samsung",
-                 "items bought by at least 5 customers", "Top categories", "of revenue"):
+                 "items bought by at least 5 customers", "Categories it buys more than others", "of revenue"):
         assert text in page, text
 
 
@@ -321,3 +321,12 @@ def test_plots_given_as_reasons_are_listed_as_left_out(run_dir, plots):
     assert skipped and skipped.group(1) == "1"
     assert f"<li><strong>{PLOTS['umap']}</strong>: {reason}</li>" in skipped.group(2)
     assert 'id="plot-umap"' not in text and text.count('src="data:image/png;base64,') == len(PLOTS) - 1
+
+
+def test_recommendations_show_product_names_with_their_ids():
+    from gpuseg.report.html import _recommendations
+
+    html = _recommendations({"purchases": 3, "top_items": [{"item": "85123A", "purchases": 3, "buyers": 3,
+                                                            "label": "WHITE <HEART>"}, {"item": 7, "purchases": 1}],
+                             "bought_together": []})
+    assert "WHITE &lt;HEART&gt; <span class=\"muted\">(85123A)</span>" in html and "<td>7</td>" in html

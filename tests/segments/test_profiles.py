@@ -143,10 +143,32 @@ def test_top_shares(xp):
     codes = xp.asarray([0, 1, 1, 2, -1, -1, 2, 2, 0, -1])
     seg = xp.asarray([0, 0, 0, 0, 0, 1, 1, 1, -1, 2])
     out = top_shares(codes, seg, ["kids", "auto", "sport"], top=2)
-    assert out[0] == [{"name": "auto", "share": 0.5}, {"name": "kids", "share": 0.25}]  # unknown left out
-    assert out[1] == [{"name": "sport", "share": 1.0}]
-    assert out[-1] == [{"name": "kids", "share": 1.0}]
+    short = {s: [(e["name"], e["share"]) for e in v] for s, v in out.items()}
+    assert short[0] == [("auto", 0.5), ("kids", 0.25)]  # unknown left out
+    assert short[1] == [("sport", 1.0)]
+    assert short[-1] == [("kids", 1.0)]
     assert out[2] == []  # events, none with a known code
+    # 7 known codes: kids 2, auto 2, sport 3; lift = share in the segment / share of all
+    assert out[0][0]["base_share"] == pytest.approx(2 / 7) and out[0][0]["lift"] == pytest.approx(0.5 / (2 / 7))
+
+
+def test_top_shares_by_lift_shows_what_sets_a_segment_apart():
+    """Every segment buys mostly electronics; ranked by lift, each shows what it buys more
+    than the base, and a category below min_share is no trait."""
+    names = ["electronics", "kids", "sport", "auto"]
+    seg0 = [0] * 70 + [1] * 29 + [3]  # electronics and kids, one auto event
+    seg1 = [0] * 70 + [2] * 30
+    codes = np.array(seg0 + seg1)
+    seg = np.array([0] * 100 + [1] * 100)
+    by_share = top_shares(codes, seg, names, top=2)
+    assert [e["name"] for e in by_share[0]] == ["electronics", "kids"]
+    by_lift = top_shares(codes, seg, names, top=2, by="lift")
+    # auto (lift 2, 1%) is below min_share; electronics (lift 1) is bought as much as by everyone
+    assert [e["name"] for e in by_lift[0]] == ["kids"]
+    assert by_lift[0][0]["lift"] == pytest.approx(0.29 / 0.145)
+    assert [e["name"] for e in by_lift[1]][0] == "sport"
+    with pytest.raises(ValueError, match="by must be"):
+        top_shares(codes, seg, names, by="size")
 
 
 def test_top_shares_ties_by_code():

@@ -190,3 +190,17 @@ def test_rejects_bad_input(kwargs, match):
             "segment_of_row": np.array([0, 0])} | kwargs
     with pytest.raises(ValueError, match=match):
         segment_recommendations(**args)
+
+
+def test_label_items_names_every_listed_item_it_can():
+    from gpuseg.segments.recommend import label_items
+
+    customer = np.array([0, 0, 1, 1, 2])
+    product = np.array([0, 1, 0, 1, 0])
+    recs = segment_recommendations(customer, product, None, np.zeros(5, dtype=int), min_support=1,
+                                   product_names=["85123A", "22423"])
+    label_items(recs, {0: "WHITE HEART"}, ["85123A", "22423"])
+    top = recs[0]["top_items"]
+    assert top[0] == {"item": "85123A", "purchases": 3, "buyers": 3, "label": "WHITE HEART"}
+    assert "label" not in top[1]  # no name known: the id alone
+    assert recs[0]["bought_together"][1]["related"][0]["label"] == "WHITE HEART"
