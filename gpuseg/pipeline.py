@@ -842,12 +842,13 @@ def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _bac
     vc = config.value
     if not vc.enabled:
         info = {"status": "off", "reason": "[value] enabled = false"}
-    elif config.dask.cluster:
-        info = {"status": "skipped", "reason": "not computed on a Dask cluster yet (the purchases stay on the workers)"}
+    elif config.dask.cluster and cleaned.purchases is None:
+        info = {"status": "skipped", "reason": "no purchase histories came back from the Dask workers"}
     else:
         from .segments.value import customer_value, purchase_history
 
-        history = purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time)
+        history = (cleaned.purchases if cleaned.purchases is not None  # from the Dask workers
+                   else purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time))
         values, info = customer_value(history, be.xp, vc.horizon_days, vc.discount_rate, vc.margin)
         values = values.reindex(_backend.to_host(segments["customer_id"]).to_numpy())
         for col in VALUE_COLUMNS:

@@ -74,6 +74,11 @@ def _same(single, dist, exact_segments: bool = True):
     sa = pd.read_parquet(single.out_dir / "segments.parquet")
     sb = pd.read_parquet(dist.out_dir / "segments.parquet")
     assert adjusted_rand_score(sa["segment"], sb["segment"]) == 1.0
+    # lifetime value from the workers' purchase histories equals the single process's
+    assert single.metrics["lifetime_value"]["status"] == dist.metrics["lifetime_value"]["status"] == "ok"
+    for col in ("p_alive", "expected_purchases", "predicted_clv"):
+        # (to the optimiser's tolerance: per-day sums added in another order move the optimum by ~1e-6)
+        np.testing.assert_allclose(sb[col].to_numpy(float), sa[col].to_numpy(float), rtol=1e-4, equal_nan=True)
     ma, mb = single.metrics["data"], dist.metrics["data"]
     for key in ("rows_read", "rows_used", "rows_dropped", "customers", "features", "top_categories",
                 "reference_time", "price_outlier_fence", "values_filled"):

@@ -190,6 +190,21 @@ def _medians(pairs: list[pd.DataFrame]) -> dict[str, float]:
     return out
 
 
+def _product_labels(stats: list[dict], products: list[str] | None) -> dict[int, str]:
+    """The buckets' product name counts summed, each product's most frequent name, keyed by
+    the global product code (the id itself when ids are their codes)."""
+    from ..prep.clean import best_labels
+
+    tables = [s["product_labels"] for s in stats if s.get("product_labels") is not None and len(s["product_labels"])]
+    if not tables:
+        return {}
+    best = best_labels(pd.concat(tables, ignore_index=True))
+    if products is None:
+        return {int(k): v for k, v in best.items()}
+    code = {p: i for i, p in enumerate(products)}
+    return {code[k]: v for k, v in best.items() if k in code}
+
+
 def _worker_memory() -> tuple[int, int]:
     """(pid, peak resident bytes) of the process it runs in (a worker, by ``client.run``).
 
@@ -396,7 +411,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         if any(s["products"] is not None for s in full):
             products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
         kwargs = dict(feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed,
-                      sample_bins=n_bins, main_categories=main_names, brands=brand_names, products=products)
+                      sample_bins=n_bins, main_categories=main_names, brands=brand_names, products=products,
+                      value=bool(config.value.enabled))
         if hold:
             results = client.map(tasks.features_rows, cleaned, clean_args=None, **kwargs)
             del cleaned
@@ -413,6 +429,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
         check_finite(table)
         rows = [r[1] for r in results if r[1] is not None]
+        histories = [r[2] for r in results if r[2] is not None]
         del results
         sample = pd.concat(rows, ignore_index=True) if rows else None
         if be.is_gpu and sample is not None:
@@ -429,6 +446,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
             sessions_derived=first["sessions_derived"], date_only=not include["share_morning"],
             reference_time=reference, columns=tuple(first["columns"]),
             fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
+            purchases=pd.concat(histories).sort_index() if histories else None,
+            product_labels=_product_labels(full, products),
         )
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
         if n_sample < n_customers:

@@ -238,6 +238,10 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
         "sample_bins": np.bincount((sample_hash(_customers(cleaned), seed) >> np.uint64(64 - SAMPLE_BITS))
                                    .astype(np.int64), minlength=1 << SAMPLE_BITS),
     }
+    labels = cleaned.product_label_counts
+    if labels is not None and len(labels) and cleaned.product_names is not None:  # codes are this bucket's
+        labels = labels.assign(product=[cleaned.product_names[int(c)] for c in labels["product"]])
+    out["product_labels"] = labels
     if cleaned.kind == "orders":
         out["has_quantity"] = bool((f["quantity"] != 1.0).any())
         out["has_unit_price"] = bool((f["price"] != f["amount"]).any())
@@ -282,13 +286,25 @@ def len_or_zero(frame: Any) -> int:
 
 def features_rows(bucket: Any, clean_args: tuple | None, feature_cfg: Any, spec: Any, reference_time: int,
                   seed: int, sample_bins: int, main_categories: list[str], brands: list[str],
-                  products: list[str] | None) -> tuple[Any, Any]:
-    """(:func:`features_of`, :func:`insight_rows`) of a cleaned bucket, or of a raw bucket
-    cleaned first when ``clean_args`` (those of :func:`clean_bucket` after the frame) are
-    given; the cleaned rows are dropped when the task ends."""
+                  products: list[str] | None, value: bool = False) -> tuple[Any, Any, Any]:
+    """(:func:`features_of`, :func:`insight_rows`, :func:`purchases_of` when ``value``) of a
+    cleaned bucket, or of a raw bucket cleaned first when ``clean_args`` (those of
+    :func:`clean_bucket` after the frame) are given; the cleaned rows are dropped when the
+    task ends."""
     cleaned = clean_bucket(bucket, *clean_args) if clean_args is not None else bucket
     return (features_of(cleaned, feature_cfg, spec, reference_time),
-            insight_rows(cleaned, seed, sample_bins, main_categories, brands, products))
+            insight_rows(cleaned, seed, sample_bins, main_categories, brands, products),
+            purchases_of(cleaned, reference_time) if value else None)
+
+
+def purchases_of(cleaned: Any, reference_time: int) -> Any:
+    """The bucket's :func:`gpuseg.segments.value.purchase_history` (host pandas; a bucket
+    holds every row of its customers, so the histories of all buckets concatenate)."""
+    from ..segments.value import purchase_history
+
+    if cleaned is None or isinstance(cleaned, dict):
+        return None
+    return purchase_history(cleaned.frame, cleaned.kind, reference_time)
 
 
 def insight_rows(cleaned: Any, seed: int, sample_bins: int, main_categories: list[str], brands: list[str],

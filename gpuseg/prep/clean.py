@@ -137,6 +137,8 @@ class CleanedData:
     main_categories: list[str] = field(default_factory=list)
     product_names: list[str] | None = None
     product_labels: dict[int, str] = field(default_factory=dict)
+    #: ``product, name, n`` behind ``product_labels`` (host pandas; the Dask path sums them)
+    product_label_counts: Any = None
     brand_names: list[str] = field(default_factory=list)
     price_group: str | None = None
     outlier_fence: tuple[float, float] | None = None
@@ -152,6 +154,9 @@ class CleanedData:
     price_key_names: list[str] | None = None
     fill_values: dict[str, str | None] = field(default_factory=dict)
     source_columns: tuple[str, ...] = ()
+    #: Every customer's purchase history (:func:`gpuseg.segments.value.purchase_history`)
+    #: when ``frame`` holds only some of the rows (the Dask path computes it on the workers).
+    purchases: Any = None
 
     def state(self) -> dict[str, Any]:
         """What :func:`clean` needs to treat new data as it treated these (``fitted=``):
@@ -356,9 +361,11 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         result["price_key"] = 0
     product_names: list[str] | None = None
     product_labels: dict[int, str] = {}
+    label_counts = None
     if "product_id" in frame.columns:
         result["product"], product_names = _product_codes(frame["product_id"], backend)
-        product_labels = _product_labels(frame, result["product"], kind)
+        label_counts = product_label_counts(frame, result["product"], kind)
+        product_labels = {int(k): v for k, v in best_labels(label_counts).items()}
     else:
         result["product"] = -1
 
@@ -375,6 +382,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         main_categories=main_categories,
         product_names=product_names,
         product_labels=product_labels,
+        product_label_counts=label_counts,
         brand_names=brand_names,
         price_group=price_group,
         outlier_fence=fence,
@@ -661,13 +669,17 @@ def _product_codes(s, backend: Backend):
     return _category_codes(s), names
 
 
-def _product_labels(frame, product, kind: str) -> dict[int, str]:
-    """Product code -> its most frequent readable name (:attr:`CleanedData.product_labels`);
-    ties go to the name that sorts first. Counted on the frame's device; only the distinct
-    (product, name parts) pairs come to the host."""
+def product_label_counts(frame, product, kind: str):
+    """How often each product appears under each readable name: host pandas ``product,
+    name, n`` (empty when the data have no name column). Counted on the frame's device;
+    only the distinct (product, name parts) pairs come to the host."""
+    import pandas as pd
+
+    empty = pd.DataFrame({"product": pd.Series(dtype="int64"), "name": pd.Series(dtype="object"),
+                          "n": pd.Series(dtype="int64")})
     parts = [c for c in (("description",) if kind == "orders" else ("brand", "category_code")) if c in frame.columns]
     if not parts:
-        return {}
+        return empty
     table = frame[[]].assign(product=product, **{c: frame[c].astype("str").fillna("") for c in parts})
     counts = to_host(table[table["product"] >= 0].groupby(["product", *parts], sort=False).size())
     counts = counts.rename("n").reset_index()
@@ -675,13 +687,22 @@ def _product_labels(frame, product, kind: str) -> dict[int, str]:
         counts[c] = counts[c].where(~counts[c].isin(["nan", "None", "<NA>", "NaN"]), "")
     if "category_code" in parts:  # "electronics.smartphone" -> "smartphone"
         counts["category_code"] = counts["category_code"].str.rsplit(".", n=1).str[-1]
-    counts["name"] = counts[parts].agg(" ".join, axis=1).str.strip().str.replace(r"\s+", " ", regex=True)
-    counts = counts[counts["name"] != ""].groupby(["product", "name"], sort=False)["n"].sum().reset_index()
     if counts.empty:
+        return empty
+    counts["name"] = counts[parts].agg(" ".join, axis=1).str.strip().str.replace(r"\s+", " ", regex=True)
+    counts = counts[counts["name"] != ""]
+    return counts.groupby(["product", "name"], sort=False)["n"].sum().reset_index()
+
+
+def best_labels(counts) -> dict:
+    """Product -> its most frequent name in :func:`product_label_counts` tables (summed when
+    several are concatenated); ties go to the name that sorts first."""
+    if counts is None or len(counts) == 0:
         return {}
+    counts = counts.groupby(["product", "name"], sort=False)["n"].sum().reset_index()
     counts = counts.sort_values(["product", "n", "name"], ascending=[True, False, True], kind="stable")
     best = counts.drop_duplicates("product")
-    return dict(zip(best["product"].astype("int64").tolist(), best["name"].tolist()))
+    return dict(zip(best["product"].tolist(), best["name"].tolist()))
 
 
 def _plain_ids(s):
