@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from . import __version__
-from .errors import GpusegError
+from .errors import GpusegError, os_error_line, printable
 
 __all__ = ["main", "ConsoleProgress"]
 
@@ -204,6 +204,9 @@ class ConsoleProgress:
             self.stream.write(text)
             self.stream.flush()
 
+    # texts from the data (file names, headers, category names) pass through printable():
+    # only gpuseg's own "\r\033[K" drives the terminal
+
     def run_started(self, backend: Any, config: Any, methods: tuple[str, ...]) -> None:
         from . import backend as _backend
 
@@ -226,11 +229,11 @@ class ConsoleProgress:
         width = 20
         filled = int(width * done / total)
         bar = "#" * filled + "-" * (width - filled)
-        self._write(f"\r  {stage:<{_STAGE_WIDTH}} [{bar}] {done}/{total} {detail:<24}")
+        self._write(f"\r  {stage:<{_STAGE_WIDTH}} [{bar}] {done}/{total} {printable(detail):<24}")
 
     def stage_finished(self, stage: str, seconds: float, detail: str = "") -> None:
         prefix = "\r\033[K" if self.live else ""
-        self._write(f"{prefix}  {stage:<{_STAGE_WIDTH}} {seconds:7.2f} s  {detail}\n")
+        self._write(f"{prefix}  {stage:<{_STAGE_WIDTH}} {seconds:7.2f} s  {printable(detail)}\n")
 
     def clear_line(self) -> None:
         """Erase a live progress line (before an error message, say)."""
@@ -239,7 +242,7 @@ class ConsoleProgress:
 
     def note(self, text: str) -> None:
         prefix = "\r\033[K" if self.live else ""
-        self._write(f"{prefix}  note: {text}\n")
+        self._write(f"{prefix}  note: {printable(text)}\n")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -603,7 +606,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from .dynamic import migrate, parse_windows, write_table
     from .errors import ConfigError
     from .io.privacy import key_of_model, pseudonymise
-    from .report.files import to_json, write_outputs
+    from .report.files import to_json, write_csv, write_outputs
 
     out = Path(args.out).expanduser()
     ours = ("migration.csv", "movers.parquet", "windows.csv", "drift.csv", "migration.json", "migration.html",
@@ -642,10 +645,10 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     html = migration_html(summary, result.transitions, result.drift, png)
     windows_frame = pd_windows(result.windows)
     write_outputs(out, {
-        "migration.csv": lambda p: result.transitions.to_csv(p, index=False, float_format="%.6g"),
+        "migration.csv": lambda p: write_csv(result.transitions, p, float_format="%.6g"),
         "movers.parquet": lambda p: write_table(pseudonymise(result.movers, key) if key else result.movers, p),
-        "windows.csv": lambda p: windows_frame.to_csv(p, index=False),
-        "drift.csv": lambda p: result.drift.to_csv(p, index=False, float_format="%.6g"),
+        "windows.csv": lambda p: write_csv(windows_frame, p),
+        "drift.csv": lambda p: write_csv(result.drift, p, float_format="%.6g"),
         **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
         "migration.html": lambda p: p.write_text(html, encoding="utf-8"),
         "migration.json": lambda p: p.write_text(to_json({**summary, "gpuseg_version": __version__,
@@ -752,6 +755,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
+    restore = _stop_on_signals()
+    stdout, sys.stdout = sys.stdout, _PrintableStream(sys.stdout)  # summaries quote the data's names
     try:
         if args.command == "run":
             return _cmd_run(args)
@@ -770,15 +775,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     except GpusegError as exc:
-        msg = " ".join(str(exc).split())
+        msg = " ".join(printable(exc).split())
         sys.stderr.write(f"gpuseg: error: {msg}\n")
         return exc.exit_code
+    except _Stopped as exc:
+        sys.stderr.write(f"\ngpuseg: stopped by {exc.name}; outputs left as they were before the run\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("\ngpuseg: interrupted\n")
         return 130
     except MemoryError:
         sys.stderr.write("gpuseg: error: out of memory; try fewer input files, a smaller --k range or --device cpu\n")
         return 1
+    except OSError as exc:  # disk full, read-only, permissions: the path and why, no traceback
+        sys.stderr.write(f"gpuseg: error: {' '.join(printable(os_error_line(exc)).split())}\n")
+        return 2
+    finally:
+        sys.stdout = stdout
+        restore()
+
+
+class _PrintableStream:
+    """A text stream that shows control characters other than newline and tab as ``?``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled like Ctrl-C (the run unwinds, outputs stay all-old)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+def _stop_on_signals():
+    """Turn SIGTERM and SIGHUP into :class:`_Stopped` in the main thread; returns a function
+    that puts the previous handlers back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise _Stopped(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, stop)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 if __name__ == "__main__":  # pragma: no cover

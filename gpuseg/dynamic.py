@@ -44,6 +44,7 @@ from . import backend as _backend
 from .config import CleanConfig, FeatureConfig
 from .errors import ConfigError, DataError, SchemaError
 from .model import LoadedModel
+from .report.files import write_csv
 
 __all__ = [
     "OOD_MARGIN", "PSI_WATCH", "PSI_REFIT", "Prepared", "load_input", "prepare", "assign_frame",
@@ -242,7 +243,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     if name.endswith(".parquet"):
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False, float_format="%.6g")
+        write_csv(frame, path, float_format="%.6g")
 
 
 def excluded_path(out: Path) -> Path:
@@ -264,7 +265,7 @@ def write_excluded(excluded: pd.DataFrame | None, path: Path) -> int:
         return 0
     tmp = path.with_name(f".gpuseg-tmp-{path.name}")
     try:
-        excluded.to_csv(tmp, index=False)
+        write_csv(excluded, tmp)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

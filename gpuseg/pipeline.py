@@ -32,7 +32,7 @@ from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
-from .report.files import check_out_dir, to_json, write_outputs
+from .report.files import check_out_dir, to_json, write_csv, write_outputs
 from .segments import (
     LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles,
     size_order,
@@ -493,17 +493,17 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
             {
                 "segments.parquet": lambda p: segments_out.to_parquet(p, index=False),
                 "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
-                "excluded.csv": lambda p: excluded.to_csv(p, index=False),
-                "profiles.csv": lambda p: profiles.to_csv(p, index=False, float_format="%.6g"),
-                "comparison.csv": lambda p: comparison.to_csv(p, index=False, float_format="%.6g"),
+                "excluded.csv": lambda p: write_csv(excluded, p),
+                "profiles.csv": lambda p: write_csv(profiles, p, float_format="%.6g"),
+                "comparison.csv": lambda p: write_csv(comparison, p, float_format="%.6g"),
                 **(
-                    {"sensitivity.csv": lambda p: sensitivity.to_csv(p, index=False, float_format="%.6g")}
+                    {"sensitivity.csv": lambda p: write_csv(sensitivity, p, float_format="%.6g")}
                     if sensitivity is not None
                     else {}
                 ),
                 "insights.json": lambda p: p.write_text(to_json(insights)),
                 **(
-                    {"backtest.csv": lambda p: backtest_result.table.to_csv(p, index=False, float_format="%.6g"),
+                    {"backtest.csv": lambda p: write_csv(backtest_result.table, p, float_format="%.6g"),
                      "backtest.json": lambda p: p.write_text(to_json(backtest_result.summary))}
                     if backtest_result is not None
                     else {}

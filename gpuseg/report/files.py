@@ -23,6 +23,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_output_dir", "write_outputs", "to_json",
+    "spreadsheet_safe", "write_csv",
 ]
 
 #: The files a run writes.
@@ -36,14 +37,43 @@ OUTPUT_DIRS = ("plots", "model")
 _MODEL_FILES = re.compile(r"model\.json|arrays\.npz|weights(_\d+)?\.pt")
 
 
+#: A text cell starting with one of these is a formula to Excel, LibreOffice or Sheets.
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: Any) -> Any:
+    """A copy of a host frame whose text cells that a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``, ``-2+3``) start with ``'``, as OWASP's
+    CSV-injection rule says; numbers, and text cells that start otherwise, are unchanged."""
+    import pandas as pd
+
+    out = None
+    for col in frame.columns:
+        s = frame[col]
+        if not (s.dtype == object or isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype))):
+            continue
+        text = s.astype("object")
+        risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_LEADS))
+        if bool(risky.any()):
+            out = frame.copy() if out is None else out
+            out[col] = text.where(~risky, "'" + text.astype(str))
+    return frame if out is None else out
+
+
+def write_csv(frame: Any, path: str | os.PathLike, **kwargs: Any) -> None:
+    """``frame.to_csv(path, index=False, **kwargs)`` with :func:`spreadsheet_safe` cells."""
+    spreadsheet_safe(frame).to_csv(path, index=False, **kwargs)
+
+
 def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Validate the output folder before any work is done.
 
     Raises
     ------
     ConfigError
-        The path is a file or not writable; an output name is taken by a folder; the folder
-        holds files of gpuseg's names that an earlier gpuseg run did not write; or an output
+        The path is a file or not writable; it is the root or the home folder; an output
+        name is taken by a folder; the folder holds files that no earlier gpuseg run wrote
+        (gpuseg writes only into an empty or new folder, or one a run wrote); or an output
         file would overwrite an input.
     """
     if not str(out).strip():
@@ -51,6 +81,10 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     p = Path(out).expanduser()
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
+    resolved = p.resolve()
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        raise ConfigError(f"--out {out}: that is the {'root' if resolved == Path(resolved.anchor) else 'home'} "
+                          "folder; give gpuseg a folder of its own (it is created)")
     probe = p
     while not probe.exists():
         probe = probe.parent
@@ -73,6 +107,11 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise ConfigError(
                 f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
             )
+    if p.is_dir() and not _written_by_gpuseg(p):
+        foreign = next((q.name for q in sorted(p.iterdir()) if not q.name.startswith(".gpuseg-")), None)
+        if foreign is not None:
+            raise ConfigError(f"--out {out}: holds {foreign}, which gpuseg did not write; give an empty or new "
+                              "folder (a folder a gpuseg run wrote may be used again)")
     return p
 
 

@@ -79,6 +79,23 @@ def test_out_dir_with_foreign_files_is_refused(tmp_path):
     assert check_out_dir(tmp_path) == tmp_path
 
 
+def test_out_dir_must_be_gpusegs_own(tmp_path, monkeypatch):
+    """Root, home and a folder of someone else's files are refused; a run's own folder and
+    an empty one are not."""
+    with pytest.raises(ConfigError, match="root folder"):
+        check_out_dir("/")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="home folder"):
+        check_out_dir("~")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds notes.txt, which gpuseg did not write"):
+        check_out_dir(tmp_path / "theirs")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".gpuseg-lock").write_text("")
+    assert check_out_dir(tmp_path / "empty") == tmp_path / "empty"
+
+
 def test_output_name_taken_by_a_folder(tmp_path):
     (tmp_path / "metrics.json").mkdir()
     with pytest.raises(ConfigError, match="metrics.json is a folder"):

@@ -1,0 +1,112 @@
+"""Issue 16's guarantees at the command line: signals, operating-system errors, what reaches
+the terminal, spreadsheet-safe CSVs, output folders gpuseg may write."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+
+import pandas as pd
+import pytest
+
+from gpuseg import pipeline
+from gpuseg.cli import main
+from gpuseg.errors import os_error_line, printable
+
+
+def _orders(path, ids=None):
+    ids = ids or [f"c{i}" for i in range(30)]
+    rows = [(cid, f"2021-0{1 + j % 9}-1{j % 9}", 10.0 + 3 * j + i) for i, cid in enumerate(ids) for j in range(1 + i % 3)]
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(path, index=False)
+
+
+ARGS = ["--methods", "kmeans", "--k", "2", "--stability", "0", "--no-report", "-q"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_ctrl_c_and_leave_outputs(tmp_path, capsys, monkeypatch, signum):
+    _orders(tmp_path / "o.csv")
+    handler = signal.getsignal(signum)
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signum)
+        raise AssertionError("the signal did not stop the run")
+
+    monkeypatch.setattr(pipeline, "_run", killed)
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS])
+    assert rc == 128 + signum
+    assert f"stopped by {signal.Signals(signum).name}" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert signal.getsignal(signum) == handler  # the process's own handler is back
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
+                                         (errno.EACCES, "permission denied")])
+def test_os_errors_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch, code, words):
+    _orders(tmp_path / "o.csv")
+
+    def full(path, *a, **k):
+        raise OSError(code, os.strerror(code), str(tmp_path / "out" / "segments.parquet"))
+
+    monkeypatch.setattr(pipeline, "write_outputs", full)
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(tmp_path / "out"), *ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert words in err and "segments.parquet" in err and "Traceback" not in err
+
+
+def test_os_error_line_without_a_path():
+    assert os_error_line(OSError(errno.ENOSPC, "x")) == "no space left on the device"
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path, capsys):
+    bad = tmp_path / "evil.csv"
+    bad.write_text("\x1b[31mwho\x1b[0m,when\x07\n1,2\n")
+    rc = main(["run", "--input", str(bad), "--out", str(tmp_path / "out"), *ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and "\x1b" not in err and "\x07" not in err and "?[31mwho" in err
+    assert printable("a\rb\x9bc\td\ne") == "a?b?c\td\ne"
+
+
+def test_csv_outputs_are_spreadsheet_safe(tmp_path, capsys):
+    ids = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3"] + [f"c{i}" for i in range(26)]
+    _orders(tmp_path / "o.csv", ids)
+    with open(tmp_path / "o.csv", "a") as f:
+        f.write("=1+1,2021-01-01,not a price\n")  # excluded while cleaning
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0
+    excluded = pd.read_csv(out / "excluded.csv")
+    assert excluded["customer_id"].tolist() == ["'=1+1"]
+    assigned = tmp_path / "a.csv"
+    assert main(["assign", "--model", str(out / "model"), "--input", str(tmp_path / "o.csv"), "--out", str(assigned),
+                 "-q"]) == 0
+    cells = pd.read_csv(assigned)["customer_id"].tolist()
+    assert {"'=HYPERLINK(\"http://x\",\"y\")", "'+cmd|' /C calc'!A0", "'@SUM(1+1)", "'-2+3"} <= set(cells)
+    assert not any(str(c).startswith(("=", "+", "-", "@")) for c in cells)
+    # parquet keeps the ids as they are: it is data, not a spreadsheet
+    assert ids[0] in set(pd.read_parquet(out / "segments.parquet")["customer_id"])
+    assert pd.read_csv(tmp_path / "a.excluded.csv")["customer_id"].tolist() == ["'=1+1"]
+
+
+@pytest.mark.parametrize("target", ["/", "~"])
+def test_out_refuses_root_and_home(tmp_path, capsys, monkeypatch, target):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    _orders(tmp_path / "o.csv")
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", target, *ARGS])
+    assert rc == 2 and "folder of its own" in capsys.readouterr().err
+
+
+def test_out_refuses_a_folder_of_someone_elses_files(tmp_path, capsys):
+    _orders(tmp_path / "o.csv")
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(tmp_path), *ARGS])
+    assert rc == 2 and "holds o.csv, which gpuseg did not write" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0  # its own: again
+    assert json.loads((out / "metrics.json").read_text())["gpuseg_version"]
