@@ -452,7 +452,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from .errors import ConfigError
     from .pipeline import write_report
-    from .report.files import check_output_dir
+    from .report.files import check_output_dir, output_lock, recover
 
     out = Path(args.out_dir).expanduser()
     try:
@@ -468,7 +468,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if (out / "plots").exists() or (out / "plots").is_symlink():
         check_output_dir(out / "plots")
     t0 = time.perf_counter()
-    write_report(out, None, lambda text: sys.stderr.write(f"  note: {text}\n"), umap=args.umap)
+    with output_lock(out):  # no run is writing the folder; a killed run's half-commit is undone first
+        for line in recover(out):
+            sys.stderr.write(f"  note: {printable(line)}\n")
+        write_report(out, None, lambda text: sys.stderr.write(f"  note: {printable(text)}\n"), umap=args.umap)
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     sys.stdout.write(f"Wrote {out / 'report.html'} and {len(plots)} plots in {out / 'plots'}/ "
                      f"in {time.perf_counter() - t0:.1f} s\n")
@@ -606,7 +609,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from .dynamic import migrate, parse_windows, write_table
     from .errors import ConfigError
     from .io.privacy import key_of_model, pseudonymise
-    from .report.files import to_json, write_csv, write_outputs
+    from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
     out = Path(args.out).expanduser()
     ours = ("migration.csv", "movers.parquet", "windows.csv", "drift.csv", "migration.json", "migration.html",
@@ -644,16 +647,18 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     summary["pseudonymised"] = key is not None
     html = migration_html(summary, result.transitions, result.drift, png)
     windows_frame = pd_windows(result.windows)
-    write_outputs(out, {
-        "migration.csv": lambda p: write_csv(result.transitions, p, float_format="%.6g"),
-        "movers.parquet": lambda p: write_table(pseudonymise(result.movers, key) if key else result.movers, p),
-        "windows.csv": lambda p: write_csv(windows_frame, p),
-        "drift.csv": lambda p: write_csv(result.drift, p, float_format="%.6g"),
-        **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
-        "migration.html": lambda p: p.write_text(html, encoding="utf-8"),
-        "migration.json": lambda p: p.write_text(to_json({**summary, "gpuseg_version": __version__,
-                                                           "seconds": round(time.perf_counter() - t_all, 3)})),
-    })
+    with output_lock(out):  # one writer per folder; a killed run's half-commit undone first
+        recover(out)
+        write_outputs(out, {
+            "migration.csv": lambda p: write_csv(result.transitions, p, float_format="%.6g"),
+            "movers.parquet": lambda p: write_table(pseudonymise(result.movers, key) if key else result.movers, p),
+            "windows.csv": lambda p: write_csv(windows_frame, p),
+            "drift.csv": lambda p: write_csv(result.drift, p, float_format="%.6g"),
+            **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
+            "migration.html": lambda p: p.write_text(html, encoding="utf-8"),
+            "migration.json": lambda p: p.write_text(to_json({**summary, "gpuseg_version": __version__,
+                                                               "seconds": round(time.perf_counter() - t_all, 3)})),
+        })
     progress.stage_finished("write", time.perf_counter() - t0, str(out))
     stay = result.transitions[(result.transitions["from_segment"] == result.transitions["to_segment"])
                               & (result.transitions["from_segment"] >= 0)]["customers"].sum()

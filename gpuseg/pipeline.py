@@ -32,14 +32,14 @@ from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
-from .report.files import check_out_dir, to_json, write_csv, write_outputs
+from .report.files import check_out_dir, output_lock, recover, to_json, write_csv, write_outputs
 from .segments import (
     LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles,
     size_order,
 )
 from .segments.insights import segment_insights
 
-__all__ = ["Progress", "RunResult", "run", "write_report", "remove_report", "STAGES"]
+__all__ = ["Progress", "RunResult", "run", "write_report", "STAGES"]
 
 STAGES = ("load", "clean", "features", "scale", "cluster", "evaluate", "stability", "segments", "write", "report")
 
@@ -189,6 +189,9 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
     files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
     input_files = [str(p) for p in files]
     out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
+    stack.enter_context(output_lock(out_dir))  # one run per folder; killed runs' leftovers settled
+    for line in recover(out_dir):
+        progress.note(f"{out_dir}: {line}")
     be = _backend.select(config.device)
     progress.run_started(be, config, methods)
     _backend.warm_up(be)
@@ -511,16 +514,14 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
                 **({"model": lambda p: save_model(p, **model_kwargs)} if model_kwargs is not None else {}),
                 "metrics.json": write_metrics,
             },
+            # in the same commit, the previous run's files that describe other segments go:
+            # its model when none is saved now, its sensitivity table, its backtest, and its
+            # report (the report stage writes this run's; a failed or skipped one leaves none)
+            remove=(("model",) if model_kwargs is None else ()) + (
+                ("sensitivity.csv",) if sensitivity is None else ()) + (
+                ("backtest.csv", "backtest.json") if backtest_result is None else ()) + ("report.html", "plots"),
         )
         st["detail"] = str(out_dir)
-        if model_kwargs is None:  # the previous run's model predicts other segments
-            remove_model(out_dir)
-        # a previous run's sensitivity table or backtest scored other segments
-        remove_files(out_dir, (() if sensitivity is not None else ("sensitivity.csv",))
-                     + (() if backtest_result is not None else ("backtest.csv", "backtest.json")))
-        # the previous run's report describes other segments: it goes now, and the report
-        # stage writes this run's (a failed or skipped report leaves none, never a stale one)
-        remove_report(out_dir)
 
     # -- report ----------------------------------------------------------------------------
     if not config.report:
@@ -628,14 +629,6 @@ def _kmeans_on_workers(config: RunConfig, session: Any, be: _backend.Backend, fe
     return fit_with
 
 
-def remove_model(out_dir: Path) -> None:
-    """Remove ``model/`` (only gpuseg's: checked by ``check_out_dir``)."""
-    import shutil
-
-    if (out_dir / "model").is_dir() and not (out_dir / "model").is_symlink():
-        shutil.rmtree(out_dir / "model")
-
-
 def _model_to_save(
     method: str, fit: Any, runs: dict[str, MethodRun], method_metrics: dict[str, Any], embedding: Any
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -707,23 +700,6 @@ def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: s
     if calibration is not None:
         data["confidence"]["calibration"] = calibration.to_json()
     return {"data": data, "data_arrays": arrays}
-
-
-def remove_files(out_dir: Path, names: tuple[str, ...]) -> None:
-    """Remove gpuseg's files of these names (checked as gpuseg's by ``check_out_dir``)."""
-    for name in names:
-        path = out_dir / name
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-
-
-def remove_report(out_dir: Path) -> None:
-    """Remove ``report.html`` and ``plots/`` (only gpuseg's: checked by ``check_out_dir``)."""
-    import shutil
-
-    (out_dir / "report.html").unlink(missing_ok=True)
-    if (out_dir / "plots").is_dir() and not (out_dir / "plots").is_symlink():
-        shutil.rmtree(out_dir / "plots")
 
 
 def write_report(

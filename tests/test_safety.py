@@ -110,3 +110,45 @@ def test_out_refuses_a_folder_of_someone_elses_files(tmp_path, capsys):
     assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0
     assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0  # its own: again
     assert json.loads((out / "metrics.json").read_text())["gpuseg_version"]
+
+
+@pytest.mark.parametrize("moment", ["moving", "committed"])
+def test_kill_9_during_the_commit_leaves_all_old_or_all_new(tmp_path, moment):
+    """A real run killed with SIGKILL while its files move in (the commit slowed by the test
+    hook): the next reader's recovery gives every old file (killed before the commit point)
+    or every new one (after it), and ``gpuseg report``-style readers never see a mix."""
+    import subprocess
+    import sys
+    import time
+
+    from gpuseg.report.files import MANIFEST, recover
+
+    _orders(tmp_path / "o.csv")
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "gpuseg", "run", "--input", str(tmp_path / "o.csv"), "--out", str(out),
+            "--methods", "kmeans", "--stability", "0", "--no-report", "-q"]
+    subprocess.run(base + ["--k", "2"], check=True, capture_output=True)
+    old = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".gpuseg-")}
+    old_run = json.loads((out / MANIFEST).read_text())["run_id"]
+    env = {**os.environ, "GPUSEG_TEST_COMMIT_PAUSE": "0.4"}
+    proc = subprocess.Popen(base + ["--k", "3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        tmp = [t for t in out.glob(".gpuseg-tmp-*") if (t / ".journal.json").exists()]
+        moved = tmp and any(p.name.startswith(".previous-") for p in tmp[0].iterdir())
+        run_id = json.loads((out / MANIFEST).read_text())["run_id"] if (out / MANIFEST).exists() else old_run
+        if (moment == "moving" and moved and run_id == old_run) or (moment == "committed" and run_id != old_run):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(out.glob(".gpuseg-tmp-*"))  # it died mid-commit
+    recover(out)
+    now = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".gpuseg-")}
+    segments = pd.read_parquet(out / "segments.parquet")
+    if moment == "moving":
+        assert now == old and segments["segment"].nunique() == 2
+    else:
+        assert now != old and segments["segment"].nunique() == 3
+        assert json.loads((out / "metrics.json").read_text())["chosen"]["k"] == 3
+    assert not list(out.glob(".gpuseg-tmp-*"))

@@ -8,14 +8,16 @@ alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_output_dir", "write_outputs", "to_json",
-    "spreadsheet_safe", "write_csv",
+    "spreadsheet_safe", "write_csv", "recover", "output_lock", "MANIFEST", "LOCK",
 ]
 
 #: The files a run writes.
@@ -149,12 +151,29 @@ def _written_by_gpuseg(folder: Path) -> bool:
         return False
 
 
-def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]]) -> list[Path]:
-    """Write every file with its writer, then move them all into ``out``.
+#: Written last by every commit: which run the folder's files are (``run_id``) and their names.
+MANIFEST = ".gpuseg-manifest.json"
+#: The journal of a commit under way, inside its temporary folder.
+_JOURNAL = ".journal.json"
+#: The advisory lock of an output folder.
+LOCK = ".gpuseg-lock"
+#: Test hook: seconds to sleep between the moves of a commit (widens the window a fault test
+#: kills the process in). Unset in normal use.
+_PAUSE_ENV = "GPUSEG_TEST_COMMIT_PAUSE"
 
-    All files are written into a temporary folder first. The previous versions are moved
-    aside while the new ones are moved in, and put back if anything fails, so the folder
-    ends with either every new file or every old one.
+
+def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path], None]],
+                  remove: Iterable[str] = ()) -> list[Path]:
+    """Write every file with its writer, then move them all into ``out`` in one commit.
+
+    All files are written into a temporary folder ``out/.gpuseg-tmp-*`` first. Then a
+    journal is written there, the previous versions (and the files named in ``remove``) are
+    moved aside into it while the new ones are moved in, and the folder's manifest
+    (:data:`MANIFEST`, naming this commit) replaces the old one with one ``rename``: that is
+    the commit point. If anything fails before it, the moves are undone here; if the process
+    dies (kill -9, power), the next :func:`recover` of the folder (``run``, ``report`` and
+    ``migrate`` do it first, holding the folder's lock) undoes them from the journal. Either way the folder holds every
+    new file or every old one, never a mix.
 
     Parameters
     ----------
@@ -164,6 +183,10 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
         File (or folder) name -> function writing it to the path it is given. Writers run
         in order, in the temporary folder, so a writer may read the files written before
         it (the report reads the others).
+    remove : iterable of str
+        gpuseg's files of an earlier run that this commit takes away (a stale report,
+        model or backtest), moved aside with the rest so they go if and only if the new
+        files come.
 
     Returns
     -------
@@ -176,29 +199,146 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     try:
         for name, write in writers.items():
             write(tmp / name)
-        moved: list[tuple[Path, Path | None]] = []
+        names = list(writers)
+        gone = [n for n in remove if n not in writers and ((out / n).exists() or (out / n).is_symlink())]
+        run_id = f"{os.getpid()}-{time.time_ns()}"
+        manifest = json.dumps({"run_id": run_id, "files": sorted(set(_manifest_files(out)) - set(gone) | set(names))})
+        (tmp / MANIFEST).write_text(manifest)
+        (tmp / _JOURNAL).write_text(json.dumps({"run_id": run_id, "names": names, "remove": gone}))
         try:
-            for name in writers:
-                target = out / name
-                backup = None
-                if target.exists() or target.is_symlink():
-                    backup = tmp / f".previous-{name}"
-                    os.replace(target, backup)
-                moved.append((target, backup))
-                os.replace(tmp / name, target)
+            _move_in(out, tmp, names, gone)
+            os.replace(tmp / MANIFEST, out / MANIFEST)  # the commit point
+            _pause()
         except BaseException:
-            for target, backup in reversed(moved):
-                if not (tmp / target.name).exists():  # the new file went in: take it out
-                    if target.is_dir() and not target.is_symlink():
-                        shutil.rmtree(target, ignore_errors=True)
-                    else:
-                        target.unlink(missing_ok=True)
-                if backup is not None:
-                    os.replace(backup, target)
+            _roll_back(out, tmp, names + gone)
             raise
-        return [target for target, _ in moved]
+        return [out / name for name in names]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _manifest_files(out: Path) -> list[str]:
+    try:
+        return list(json.loads((out / MANIFEST).read_text()).get("files", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _pause() -> None:
+    pause = os.environ.get(_PAUSE_ENV)
+    if pause:
+        time.sleep(float(pause))
+
+
+def _move_in(out: Path, tmp: Path, names: list[str], gone: list[str]) -> None:
+    """The old files aside into ``tmp`` as ``.previous-NAME``, the new ones in."""
+    for name in gone:
+        os.replace(out / name, tmp / f".previous-{name}")
+        _pause()
+    for name in names:
+        target = out / name
+        if target.exists() or target.is_symlink():
+            os.replace(target, tmp / f".previous-{name}")
+            _pause()
+        os.replace(tmp / name, target)
+        _pause()
+
+
+def _roll_back(out: Path, tmp: Path, names: list[str]) -> None:
+    """Undo :func:`_move_in`: a new file that went in comes out, every old one goes back."""
+    for name in reversed(names):
+        target = out / name
+        if not (tmp / name).exists() and (target.exists() or target.is_symlink()) and (
+                (tmp / f".previous-{name}").exists() or name in _new_names(tmp)):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        backup = tmp / f".previous-{name}"
+        if backup.exists() or backup.is_symlink():
+            os.replace(backup, target)
+
+
+def _new_names(tmp: Path) -> set[str]:
+    try:
+        return set(json.loads((tmp / _JOURNAL).read_text())["names"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def recover(out: str | os.PathLike) -> list[str]:
+    """Finish what runs killed in ``out`` left: a commit that reached its commit point is
+    kept (its temporary folder goes), one that did not is undone from its journal, and a
+    temporary folder without a journal (killed while writing) is removed. Returns what was
+    done, one line per folder. Call it holding the folder's lock (:func:`output_lock`), or
+    where no run can be writing."""
+    out = Path(out).expanduser()
+    done = []
+    if not out.is_dir():
+        return done
+    current = _manifest_run(out / MANIFEST)
+    for tmp in sorted(out.glob(".gpuseg-tmp-*")):
+        if not tmp.is_dir() or tmp.is_symlink():
+            continue
+        try:
+            journal = json.loads((tmp / _JOURNAL).read_text())
+        except (OSError, ValueError):
+            journal = None
+        if journal is None:
+            done.append(f"removed {tmp.name}, the unfinished files of a run that was stopped")
+        elif journal.get("run_id") == current:
+            done.append(f"removed {tmp.name}: its run had committed")
+        else:
+            _roll_back(out, tmp, list(journal.get("names", [])) + list(journal.get("remove", [])))
+            done.append(f"undid the interrupted commit of {tmp.name}: the previous run's files are back")
+        shutil.rmtree(tmp, ignore_errors=True)
+    return done
+
+
+def _manifest_run(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``out``'s advisory lock (``flock`` on :data:`LOCK`) for a run; a second run
+    into the same folder is refused at once. Where ``fcntl`` is missing (Windows) there is
+    no lock.
+
+    Raises
+    ------
+    ConfigError
+        Another process holds the lock.
+    """
+    out = Path(out).expanduser()
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield out
+        return
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise ConfigError(f"--out {out}: another gpuseg run (pid {holder}) is writing this folder; wait for it "
+                              "or choose another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield out
+        finally:
+            if created and [p.name for p in out.iterdir()] == [LOCK]:  # a run that wrote nothing leaves nothing
+                (out / LOCK).unlink(missing_ok=True)
+                out.rmdir()
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _plain(obj: Any) -> Any:

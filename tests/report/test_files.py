@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from gpuseg.errors import ConfigError
-from gpuseg.report.files import check_out_dir, to_json, write_outputs
+from gpuseg.report.files import MANIFEST, check_out_dir, to_json, write_outputs
 
 
 def test_write_outputs_moves_files_into_place(tmp_path):
     out = tmp_path / "new" / "out"
     files = write_outputs(out, {"a.txt": lambda p: p.write_text("A"), "b.txt": lambda p: p.write_text("B")})
     assert [f.name for f in files] == ["a.txt", "b.txt"]
-    assert (out / "a.txt").read_text() == "A" and sorted(os.listdir(out)) == ["a.txt", "b.txt"]
+    assert (out / "a.txt").read_text() == "A" and sorted(os.listdir(out)) == [MANIFEST, "a.txt", "b.txt"]
+    assert json.loads((out / MANIFEST).read_text())["files"] == ["a.txt", "b.txt"]
 
 
 def test_failure_leaves_previous_files(tmp_path):
@@ -140,3 +141,87 @@ def test_plots_name_taken_by_a_file(tmp_path):
     (tmp_path / "plots").mkdir()
     with pytest.raises(ConfigError, match="holds plots that gpuseg did not write"):
         check_out_dir(tmp_path)
+
+
+# --- the commit point, recovery and the lock (issue 16) ---------------------------------------
+
+def _v(out, text, extra=()):
+    writers = {"a.txt": lambda p: p.write_text(text), "b.txt": lambda p: p.write_text(text)}
+    writers.update({name: (lambda p: p.write_text(text)) for name in extra})
+    return write_outputs(out, writers)
+
+
+def _state(out):
+    return {p.name: p.read_text() for p in out.iterdir() if p.is_file() and not p.name.startswith(".gpuseg-")}
+
+
+def _killed_during(monkeypatch, out, text, after_moves):
+    """A commit that dies (as kill -9 would: no rollback, no cleanup) after ``after_moves``
+    renames."""
+    import gpuseg.report.files as files
+
+    real = os.replace
+    count = [0]
+
+    def replace(a, b):
+        if count[0] == after_moves:
+            raise SystemExit("killed")
+        count[0] += 1
+        return real(a, b)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(files, "_roll_back", lambda *a: None)
+    monkeypatch.setattr(files.shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(SystemExit):
+        _v(out, text, extra=("c.txt",))
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("after_moves", range(0, 6))
+def test_a_commit_killed_anywhere_recovers_to_all_old_or_all_new(tmp_path, monkeypatch, after_moves):
+    from gpuseg.report.files import recover
+
+    out = tmp_path / "out"
+    _v(out, "old")
+    _killed_during(monkeypatch, out, "new", after_moves)
+    recover(out)
+    state = _state(out)
+    # 5 renames move the files (a, b aside and in; c in), the 6th is the manifest: the commit point
+    assert state in ({"a.txt": "old", "b.txt": "old"}, {"a.txt": "new", "b.txt": "new", "c.txt": "new"}), state
+    assert not list(out.glob(".gpuseg-tmp-*"))
+
+
+def test_recover_keeps_a_committed_run_and_removes_unjournaled_leftovers(tmp_path, monkeypatch):
+    import gpuseg.report.files as files
+    from gpuseg.report.files import recover
+
+    out = tmp_path / "out"
+    _v(out, "old")
+    monkeypatch.setattr(files.shutil, "rmtree", lambda *a, **k: None)  # killed after the commit point
+    _v(out, "new")
+    monkeypatch.undo()
+    (out / ".gpuseg-tmp-dead").mkdir()
+    (out / ".gpuseg-tmp-dead" / "a.txt").write_text("half written")
+    lines = recover(out)
+    assert _state(out) == {"a.txt": "new", "b.txt": "new"} and len(lines) == 2
+    assert not list(out.glob(".gpuseg-tmp-*"))
+
+
+def test_a_second_writer_is_refused_while_the_lock_is_held(tmp_path):
+    from gpuseg.report.files import output_lock
+
+    with output_lock(tmp_path / "out"):
+        with pytest.raises(ConfigError, match=f"another gpuseg run \\(pid {os.getpid()}\\)"):
+            with output_lock(tmp_path / "out"):
+                pass
+    with output_lock(tmp_path / "out"):  # released
+        pass
+    assert not (tmp_path / "out").exists()  # a lock that wrote nothing leaves no folder
+
+
+def test_write_outputs_removes_named_files_in_the_same_commit(tmp_path):
+    out = tmp_path / "out"
+    _v(out, "old", extra=("stale.txt",))
+    write_outputs(out, {"a.txt": lambda p: p.write_text("new")}, remove=("stale.txt", "never-there"))
+    assert _state(out) == {"a.txt": "new", "b.txt": "old"}
+    assert json.loads((out / MANIFEST).read_text())["files"] == ["a.txt", "b.txt"]
