@@ -74,9 +74,10 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "save_model", "sa
 
 FORMAT_NAME = "gpuseg-model"
 #: Major version of the folder layout; a loader reads only its own major version.
-FORMAT_VERSION = 2
-#: Versions this gpuseg reads: 1 predates feature weights (every weight is 1).
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Versions this gpuseg reads: 1 predates feature weights (every weight is 1); 2 predates
+#: model.json's own digest (``manifest_sha256``).
+READABLE_VERSIONS = (1, 2, 3)
 
 _CENTROID_METHODS = ("adaptive_kmeans", "kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans")
 _DEEP_METHODS = ("deep_kmeans", "dec", "idec")
@@ -227,8 +228,7 @@ def save_model(
         "data": _plain(dict(data), "data") if data is not None else None,
         "files": files,
     }
-    text = json.dumps(manifest, indent=2, allow_nan=False)
-    (folder / _MANIFEST).write_text(text + "\n", encoding="utf-8")
+    (folder / _MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
     return folder
 
 
@@ -704,6 +704,9 @@ def load_model(path: str | Path) -> LoadedModel:
     """
     folder = Path(path)
     manifest = _read_manifest(folder)
+    _check_listing(folder, manifest)
+    _check_data(folder / _MANIFEST, manifest.get("data"))
+    _check_manifest_digest(folder / _MANIFEST, manifest)
     state = manifest["state"]
     needed = [_ARRAYS] + ([_WEIGHTS] if state.get("kind") == "deep" else [])
     if state["kind"] == "consensus":
@@ -711,6 +714,7 @@ def load_model(path: str | Path) -> LoadedModel:
     data = {name: _read_checked(folder, name, manifest["files"]) for name in needed}
     arrays = _read_arrays(folder / _ARRAYS, data[_ARRAYS])
     _check_arrays(folder / _ARRAYS, manifest, arrays)
+    _check_finite(folder / _ARRAYS, manifest, arrays)
     network = None
     if state["kind"] == "deep":
         network = _read_network(folder / _WEIGHTS, data[_WEIGHTS], manifest)
@@ -762,7 +766,7 @@ def save_updated(model: LoadedModel, path: str | Path, arrays: Mapping[str, np.n
                               "sha256": hashlib.sha256((old / _MANIFEST).read_bytes()).hexdigest()}
         manifest["updates"] = list(model.manifest.get("updates", [])) + [_plain(dict(update), "update")]
         manifest["gpuseg_version"] = __version__
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        (tmp / _MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
         load_model(tmp)  # what was written reads back
         tmp.rename(folder)
     except BaseException:
@@ -777,16 +781,105 @@ def _fail(file: Path, what: str) -> ConfigError:
     return ConfigError(f"saved model {file}: {what}")
 
 
+#: The largest model.json and the largest other file a model folder may hold.
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_FILE_BYTES = 8 * 2**30
+_HASH_KEY = "manifest_sha256"
+
+
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """SHA-256 of the manifest without its own digest, as canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != _HASH_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+                          .encode("utf-8")).hexdigest()
+
+
+def _manifest_text(manifest: dict[str, Any]) -> str:
+    """model.json's text: the manifest with its digest (``manifest_sha256``)."""
+    manifest[_HASH_KEY] = _manifest_digest(manifest)
+    return json.dumps(manifest, indent=2, allow_nan=False) + "\n"
+
+
+def _regular_file(file: Path, limit: int) -> int:
+    """The size of ``file`` after checking it is a plain file of at most ``limit`` bytes:
+    a symbolic link (to /dev/zero, say), a FIFO or a device in a model folder is refused
+    before it is opened."""
+    import stat
+
+    try:
+        st = file.lstat()
+    except FileNotFoundError:
+        raise _fail(file, "missing") from None
+    except OSError as exc:
+        raise _fail(file, f"cannot be read ({exc.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise _fail(file, "is a symbolic link; a model folder holds plain files only")
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(file, "is not a plain file (a FIFO, device or folder); refused")
+    if st.st_size > limit:
+        raise _fail(file, f"is {st.st_size:,} bytes, over the {limit:,} a model file may have")
+    return st.st_size
+
+
+def _check_listing(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Nothing in the folder but model.json and the files it lists."""
+    listed = {_MANIFEST, *manifest["files"]}
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in listed)
+    if extra:
+        raise _fail(folder, f"holds {extra[0]}, which model.json does not list; a model folder holds only its "
+                            "own files (move it away)")
+
+
+def _check_manifest_digest(file: Path, manifest: Mapping[str, Any]) -> None:
+    """model.json's own SHA-256 (format_version 3 on): any edit is caught. Like the file
+    hashes it is integrity, not a signature."""
+    if manifest["format_version"] < 3:
+        return
+    if manifest.get(_HASH_KEY) != _manifest_digest(manifest):
+        raise _fail(file, "edited after it was saved (manifest_sha256 does not match its content); "
+                          "save the model again")
+
+
+#: The types of the entries of ``data`` that loading and assigning read.
+_DATA_TYPES = {"kind": str, "source_columns": list, "column_map": dict, "timestamp_format": str,
+               "sessions_derived": bool, "clean": dict, "features": dict, "reference_time": int,
+               "customers": int, "confidence": dict, "value": dict, "privacy": dict}
+
+
+def _check_data(file: Path, data: Any) -> None:
+    if data is None:
+        return
+    for key, typ in _DATA_TYPES.items():
+        if key in data and not isinstance(data[key], typ) or (typ is int and isinstance(data.get(key), bool)):
+            raise _fail(file, f"data.{key} is not a {typ.__name__}")
+    if data.get("kind") not in (None, "events", "orders"):
+        raise _fail(file, f"data.kind {data['kind']!r} is neither events nor orders")
+
+
+def _check_finite(file: Path, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """The fitted state and the scaler hold finite numbers (NaN centres would put everyone
+    in one segment)."""
+    for name, a in arrays.items():
+        base = name.split("__")[-1]
+        if base in _DATA_ARRAYS or a.dtype.kind not in "fc":
+            continue
+        if not np.isfinite(a).all():
+            raise _fail(file, f"array {name!r} holds NaN or infinite values")
+
+
 def _read_manifest(folder: Path) -> dict[str, Any]:
     file = folder / _MANIFEST
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():
         raise ConfigError(f"saved model {folder}: not a folder")
-    if not file.is_file():
+    if not file.exists() and not file.is_symlink():
         raise _fail(file, "missing; not a gpuseg model folder")
+    _regular_file(file, MAX_MANIFEST_BYTES)
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise _fail(file, f"not valid JSON ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise _fail(file, "nested too deeply to be a gpuseg model") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise _fail(file, f"not a gpuseg model (format is not {FORMAT_NAME!r})")
     version = manifest.get("format_version")
@@ -841,6 +934,7 @@ def _read_checked(folder: Path, name: str, files: Mapping[str, Any]) -> bytes:
     expected = files.get(name)
     if not isinstance(expected, str):
         raise _fail(folder / _MANIFEST, f"no SHA-256 for {name}")
+    _regular_file(file, MAX_FILE_BYTES)
     try:
         data = file.read_bytes()
     except FileNotFoundError:

@@ -21,7 +21,7 @@ from gpuseg.dynamic import (
 )
 from gpuseg.errors import ConfigError, SchemaError
 from gpuseg.io.synthetic import PERSONAS, generate_events
-from gpuseg.model import FORMAT_VERSION, load_model
+from gpuseg.model import FORMAT_VERSION, _manifest_text, load_model
 from gpuseg.pipeline import run
 
 CPU = _backend.select("cpu")
@@ -209,7 +209,7 @@ def test_bad_input_one_line_exit_2_nothing_written(events, kmeans_run, tmp_path,
         (model_dir / "arrays.npz").write_bytes(payload)
         manifest = json.loads((model_dir / "model.json").read_text())
         manifest["files"]["arrays.npz"] = hashlib.sha256(payload).hexdigest()  # a consistent forgery
-        (model_dir / "model.json").write_text(json.dumps(manifest))
+        (model_dir / "model.json").write_text(_manifest_text(manifest))
     elif case == "other_major":
         manifest = json.loads((model_dir / "model.json").read_text())
         manifest["format_version"] = FORMAT_VERSION + 1
@@ -386,7 +386,7 @@ def test_model_without_data_cannot_label_raw_data(events, kmeans_run, tmp_path):
     shutil.copytree(kmeans_run / "model", model_dir)
     manifest = json.loads((model_dir / "model.json").read_text())
     manifest["data"] = None
-    (model_dir / "model.json").write_text(json.dumps(manifest))
+    (model_dir / "model.json").write_text(_manifest_text(manifest))
     model = load_model(model_dir)
     with pytest.raises(ConfigError, match="saved without its data preparation"):
         load_input(model, str(events / "new.parquet"), CPU)
@@ -479,3 +479,20 @@ def test_windows_must_be_ordered_and_not_overlap():
         parse_windows(None, "2019-10-11..2019-10-20,2019-10-01..2019-10-10", 0, 0)
     with pytest.raises(ConfigError, match="not a date"):
         parse_windows(None, "..2019-10-10,2019-10-11..2019-10-20", 0, 0)
+
+
+@pytest.mark.parametrize("key, value, words", [("clean", "x", "data.clean is not a dict"),
+                                               ("reference_time", "soon", "data.reference_time is not a int"),
+                                               ("kind", "sessions", "neither events nor orders")])
+def test_edited_data_entries_are_one_clear_error(events, kmeans_run, tmp_path, capsys, key, value, words):
+    """`data.clean: "x"` crashed assign with AttributeError; now every entry assign reads is
+    type-checked, before the digest says the file was edited."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(kmeans_run / "model", model_dir)
+    manifest = json.loads((model_dir / "model.json").read_text())
+    manifest["data"][key] = value
+    (model_dir / "model.json").write_text(_manifest_text(manifest))  # even with a consistent digest
+    rc = main(["assign", "--model", str(model_dir), "--input", str(events / "new.parquet"),
+               "--out", str(tmp_path / "a.parquet"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1

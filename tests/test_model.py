@@ -15,7 +15,7 @@ from sklearn.datasets import make_blobs
 from gpuseg.backend import to_host
 from gpuseg.cluster import make_estimator
 from gpuseg.errors import ConfigError
-from gpuseg.model import FORMAT_VERSION, load_model, save_model
+from gpuseg.model import FORMAT_VERSION, _manifest_text, load_model, save_model
 from gpuseg.prep.scale import FeatureScaler
 
 K = 4
@@ -219,7 +219,7 @@ def _rehash(folder, name):
     """What an attacker would do: make model.json's hash match the swapped file."""
     manifest = json.loads((folder / "model.json").read_text())
     manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-    (folder / "model.json").write_text(json.dumps(manifest))
+    (folder / "model.json").write_text(_manifest_text(manifest))  # model.json's own digest too
 
 
 def test_tampered_file_is_refused(tmp_path, data):
@@ -356,4 +356,69 @@ def test_bad_consensus_arrays_are_refused(tmp_path, data, name, change, message)
     np.savez(folder / "arrays.npz", **arrays)
     _rehash(folder, "arrays.npz")
     with pytest.raises(ConfigError, match=message):
+        load_model(folder)
+
+
+# --- the model folder as an untrusted input (issue 16) -----------------------------------------
+
+@pytest.mark.parametrize("swap", ["dev_zero_link", "fifo", "folder"])
+def test_only_plain_files_are_read(tmp_path, data, swap):
+    import os
+
+    _, folder = _save(tmp_path, data, "kmeans")
+    (folder / "arrays.npz").unlink()
+    if swap == "dev_zero_link":
+        (folder / "arrays.npz").symlink_to("/dev/zero")
+        words = "symbolic link"
+    elif swap == "fifo":
+        os.mkfifo(folder / "arrays.npz")
+        words = "not a plain file"
+    else:
+        (folder / "arrays.npz").mkdir()
+        words = "not a plain file"
+    with pytest.raises(ConfigError, match=words):  # refused at once: no read of /dev/zero, no hang on the FIFO
+        load_model(folder)
+
+
+def test_unlisted_files_are_refused(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    (folder / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="holds notes.txt, which model.json does not list"):
+        load_model(folder)
+
+
+def _edit(folder, change):
+    manifest = json.loads((folder / "model.json").read_text())
+    change(manifest)
+    (folder / "model.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda m: m["feature_names"].reverse(), "edited after it was saved"),
+    (lambda m: m.__setitem__("segment_names", m["segment_names"][::-1]), "edited after it was saved"),
+    (lambda m: m["extra"].__setitem__("note", "changed"), "edited after it was saved"),
+])
+def test_model_json_edits_are_caught(tmp_path, data, change, words):
+    """Reversed feature names changed 88.75% of assignments silently: model.json's own
+    digest catches any edit (re-indenting it does not count: the digest is of its content)."""
+    _, folder = _save(tmp_path, data, "kmeans")
+    _edit(folder, change)
+    with pytest.raises(ConfigError, match=words):
+        load_model(folder)
+
+
+def test_deeply_nested_model_json_is_one_clear_error(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    (folder / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply|not a gpuseg model|not valid JSON"):
+        load_model(folder)
+
+
+def test_nan_centres_are_refused_even_in_a_consistent_forgery(tmp_path, data):
+    _, folder = _save(tmp_path, data, "kmeans")
+    arrays = dict(np.load(folder / "arrays.npz"))
+    arrays["centers"][0, 0] = np.nan
+    np.savez(folder / "arrays.npz", **arrays)
+    _rehash(folder, "arrays.npz")
+    with pytest.raises(ConfigError, match="'centers' holds NaN"):
         load_model(folder)
