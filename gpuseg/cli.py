@@ -567,6 +567,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed {args.seed}: give a whole number from 0 to 4294967295")
     progress = ConsoleProgress(quiet=args.quiet)
     model_dir = Path(args.model).expanduser()
     model, be, cleaned = _load_for(args, progress)
@@ -693,6 +695,22 @@ def pd_windows(windows: list[dict]) -> Any:
     return pd.DataFrame(rows)
 
 
+def _check_window(start: str, days: int | None) -> None:
+    """``generate --start/--days``: a real date, 1 to 3,650 days, ending before 2200."""
+    import pandas as pd
+
+    from .errors import ConfigError
+
+    try:
+        first = pd.Timestamp(str(start))
+    except (ValueError, TypeError, OverflowError):
+        raise ConfigError(f"--start {start}: not a date; write it like 2019-10-01") from None
+    if first is pd.NaT or not 1990 <= first.year <= 2100:
+        raise ConfigError(f"--start {start}: give a date between 1990 and 2100")
+    if days is not None and not 1 <= days <= 3650:
+        raise ConfigError(f"--days {days}: give 1 to 3650 days")
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .io.synthetic import file_kind, generate_events, write_events, write_orders, write_truth
@@ -708,6 +726,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError("--truth and --out must be different files")
     if args.customers is not None and args.customers < 1:
         raise ConfigError(f"--customers must be at least 1, not {args.customers}")
+    _check_window(args.start, args.days)
     t0 = time.perf_counter()
     if args.scenario is None:
         customers = 20_000 if args.customers is None else args.customers

@@ -317,6 +317,9 @@ def parse_k(value: Any, option: str = "--k") -> tuple[int, int]:
     return lo, hi
 
 
+_MAX_CONFIG_BYTES = 4 * 2**20
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a plain dict (validated by :func:`build_config`)."""
     p = Path(path)
@@ -324,9 +327,24 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: no such file")
     try:
         with p.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read(_MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"--config {path}: over {_MAX_CONFIG_BYTES // 2**20} MB; a config file is a short text")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) > 1 and b"\x00" in raw[:64]):
+        raise ConfigError(f"--config {path}: is UTF-16 text; save it as UTF-8 (TOML files are UTF-8)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: is not UTF-8 text (byte {exc.start}); a config file is TOML in "
+                          "UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"--config {path}: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
 
@@ -518,10 +536,14 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
 
     k_min, k_max = parse_k(values["k"]) if "k" in values else (ClusterConfig.k_min, ClusterConfig.k_max)
     methods = values.get("methods", ())
+    given = "methods" in values
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
         raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
+    if given and not methods:  # "--methods ''" ran the default silently
+        raise ConfigError("--methods is empty; name methods (kmeans,gmm,...), give all, or leave it out for the "
+                          "default")
     kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
     dask_cli = {key: values.pop(key) for key in ("cluster", "workers", "memory_limit") if key in values}
     if dask_cli:  # --cluster, --workers, --memory-limit override [dask]

@@ -152,3 +152,84 @@ def test_kill_9_during_the_commit_leaves_all_old_or_all_new(tmp_path, moment):
         assert now != old and segments["segment"].nunique() == 3
         assert json.loads((out / "metrics.json").read_text())["chosen"]["k"] == 3
     assert not list(out.glob(".gpuseg-tmp-*"))
+
+
+# --- input (issue 16) ------------------------------------------------------------------------
+
+def test_only_ascii_digits_make_integer_ids(tmp_path, capsys):
+    rows = ["customer_id,timestamp,amount", "１２３,2021-01-01,5", "²,2021-01-02,6", "123,2021-01-03,7"]
+    rows += [f"{i},2021-01-0{i % 9 + 1},{i}" for i in range(1, 12)]
+    (tmp_path / "o.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS]) == 0
+    ids = set(pd.read_parquet(out / "segments.parquet")["customer_id"])
+    assert {"１２３", "²", "123"} <= ids  # three customers, kept as text, none lost or merged
+
+
+def test_epoch_units_are_decided_per_value(cpu):
+    from gpuseg.io.readers import from_frame
+
+    t = 1_609_459_200  # 2021-01-01
+    df = pd.DataFrame({"customer_id": [1, 2, 3, 4], "timestamp": [t, t * 1000, t * 1_000_000, t + 86_400],
+                       "amount": 1.0})
+    times = from_frame(df, cpu, "orders").frame["timestamp"]
+    assert times.dt.strftime("%Y-%m-%d").tolist() == ["2021-01-01"] * 3 + ["2021-01-02"]
+
+
+def test_placeholder_dates_are_dropped_under_their_own_reason(tmp_path, capsys):
+    _orders(tmp_path / "o.csv")
+    with open(tmp_path / "o.csv", "a") as f:
+        f.write("c1,1900-01-01,5\nc2,2100-01-01,5\n")
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *ARGS[:-1]]) == 0
+    err = capsys.readouterr().err
+    assert "implausible_time 2 rows" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["rows_dropped"]["implausible_time"] == 2
+    assert metrics["data"]["reference_time"].startswith("2021-")  # not 2100
+
+
+def test_unreadable_values_are_named_with_an_example(tmp_path, capsys):
+    _orders(tmp_path / "o.csv")
+    with open(tmp_path / "o.csv", "a") as f:
+        f.write('c1,2021-03-03,"1,234.50"\n')
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(tmp_path / "out"), *ARGS[:-1]]) == 0
+    assert "bad_price 1 rows / 1 customers, e.g. '1,234.50'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, words", [(b"\xff\xfe[\x00c\x00]\x00", "UTF-16"),
+                                            (bytes(range(128, 256)), "not UTF-8 text"),
+                                            (b"[a]\n" + b"x = [" * 2000, "not valid TOML|nested too deeply")])
+def test_bad_config_files_are_one_line(tmp_path, capsys, content, words):
+    import re
+
+    (tmp_path / "c.toml").write_bytes(content)
+    rc = main(["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(words, err) and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (["generate", "--start", "9999-12-30", "--out", "{t}/g.csv"], "between 1990 and 2100"),
+    (["generate", "--days", "10000000", "--out", "{t}/g.csv"], "1 to 3650 days"),
+    (["generate", "--start", "soon", "--out", "{t}/g.csv"], "not a date"),
+    (["run", "--methods", "", "--out", "{t}/o"], "--methods is empty"),
+    (["update", "--model", "{t}", "--input", "{t}", "--seed", "-1"], "--seed -1"),
+])
+def test_option_values_are_checked(tmp_path, capsys, args, words):
+    rc = main([a.format(t=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: os.mkfifo(p), "a FIFO"),
+    (lambda p: p.symlink_to(p), "loops back on itself"),
+    (lambda p: p.symlink_to("/dev/zero"), "a device"),
+    (lambda p: p.write_bytes("customer_id,timestamp,amount\n1,2021-01-01,5\n".encode("utf-16")), "UTF-16"),
+])
+def test_input_that_is_not_a_plain_csv_says_what_it_is(tmp_path, capsys, make, words):
+    make(tmp_path / "x.csv")
+    rc = main(["run", "--input", str(tmp_path / "x.csv"), "--out", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err

@@ -16,11 +16,12 @@ wrong type is an error (:class:`~gpuseg.errors.SchemaError`).
 from __future__ import annotations
 
 import csv
+import errno
 import glob as _glob
 import gzip
 import io as _io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class LoadedData:
         The format used (or ``"native"`` for typed timestamp columns).
     rows_malformed : int
         CSV rows with the wrong number of fields, skipped while reading.
+    examples : dict
+        Column -> one value that could not be read as a time or a number.
     """
 
     frame: Any
@@ -86,6 +89,7 @@ class LoadedData:
     column_map: dict[str, str]
     timestamp_format: str = ""
     rows_malformed: int = 0
+    examples: dict[str, str] = field(default_factory=dict)
 
 
 def _is_csv(name: str) -> bool:
@@ -135,6 +139,8 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
             raise DataError(f"{spec}: folder holds no .csv, .csv.gz or .parquet files")
     elif p.is_file():
         files = [p]
+    elif p.exists() or p.is_symlink():
+        raise DataError(f"{spec}: {_not_a_file(p)}")
     elif any(ch in spec for ch in "*?["):
         files = sorted(
             Path(f) for f in _glob.glob(os.path.expanduser(spec), recursive=True) if Path(f).is_file() and wanted(Path(f))
@@ -150,6 +156,21 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
     if len(kinds) > 1:
         raise DataError(f"{spec}: mixes CSV and Parquet files; point --input at one kind")
     return files, kinds.pop()
+
+
+def _not_a_file(p: Path) -> str:
+    """Why a path that exists is not a data file (a FIFO, device, socket, or a link loop)."""
+    import stat
+
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        return f"a symbolic link to nothing that can be read ({(exc.strerror or '').lower()})"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"{kind}; --input reads regular files (CSV or Parquet), a glob or a folder of them"
 
 
 def _open_text(path: Path):
@@ -192,8 +213,21 @@ def read_header(path: Path, kind: str) -> list[str]:
     if not row or all(not c.strip() for c in row):
         raise DataError(f"{path}: file is empty (no header row)")
     if "\x00" in "".join(row):
-        raise DataError(f"{path}: not a text CSV file (binary content)")
+        raise DataError(f"{path}: {_binary_kind(path)}")
     return [c.strip().lstrip("\ufeff") for c in row]
+
+
+def _binary_kind(path: Path) -> str:
+    """What a CSV with NUL bytes in its header is: UTF-16/32 text, or binary."""
+    try:
+        with (gzip.open(path, "rb") if str(path).lower().endswith(".gz") else open(path, "rb")) as fh:
+            head = fh.read(256)
+    except OSError:
+        head = b""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (head[1:2] == b"\x00" and head[:1].isascii()) or (
+            head[:1] == b"\x00" and head[1:2].isascii()):
+        return "is UTF-16 (or UTF-32) text; save it as UTF-8 (or Latin-1) CSV"
+    return "not a text CSV file (binary content)"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -263,7 +297,9 @@ def load_files(
     rows = len(frame)
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]))
+    examples: dict[str, str] = {}
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
+                                    examples=examples)
     return LoadedData(
         frame=frame,
         schema=schema,
@@ -272,6 +308,7 @@ def load_files(
         column_map=mapping,
         timestamp_format=used_fmt,
         rows_malformed=malformed,
+        examples=examples,
     )
 
 
@@ -293,9 +330,11 @@ def from_frame(
     frame = df[list(mapping)]
     if backend.is_gpu:
         frame = backend.frame.from_pandas(frame)
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source)
+    examples: dict[str, str] = {}
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples)
     return LoadedData(
-        frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt
+        frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt,
+        examples=examples,
     )
 
 
@@ -336,16 +375,16 @@ def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = ()) -> 
 
 
 def _plain_integers(col) -> bool:
-    """A text column of ids that int64 holds exactly: no gaps, digits only, at most 18 of
-    them, no leading zero (ids with gaps or leading zeros stay text; cleaning decides)."""
+    """A text column of ids that int64 holds exactly: no gaps, ASCII digits only, at most 18
+    of them, no leading zero (ids with gaps or leading zeros stay text; cleaning decides)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or col.null_count or len(col) == 0:
         return False
     length = pc.utf8_length(col)
-    return bool(
-        pc.all(pc.utf8_is_digit(col)).as_py()
+    return bool(  # ASCII digits only: "１２３" (fullwidth) or "²" are digits to Unicode, not to int64
+        pc.all(pc.match_substring_regex(col, r"^[0-9]+$")).as_py()
         and pc.max(length).as_py() <= 18
         and not pc.any(pc.and_(pc.starts_with(col, "0"), pc.greater(length, 1))).as_py()
     )
@@ -465,12 +504,21 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] =
 # --- canonical columns -------------------------------------------------------------------
 
 
-def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str):
+def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str,
+                  examples: dict[str, str] | None = None):
+    """Schema names, parsed times, numbers and categories. ``examples`` (when given) gets,
+    per column, one value that could not be read (cleaning then drops its row and says why)."""
     frame = frame.rename(columns=mapping)[[mapping[c] for c in mapping]]
+    raw_time = frame[schema.time]
     frame, used = _parse_time(frame, schema.time, backend, ts_format, source)
+    if examples is not None and int((frame[schema.time].isna() & raw_time.notna()).sum()):
+        examples[schema.time] = _example_invalid(raw_time, frame[schema.time])
     for col in schema.numeric:
         if col in frame.columns:
-            frame[col] = _to_float(frame[col], col, backend, source)
+            raw = frame[col]
+            frame[col] = _to_float(raw, col, backend, source)
+            if examples is not None and int((frame[col].isna() & raw.notna()).sum()):
+                examples[col] = _example_invalid(raw, frame[col])
     for col in schema.categorical:
         if col in frame.columns and str(frame[col].dtype) != "category":
             frame[col] = frame[col].astype("category")
@@ -607,7 +655,8 @@ def _parse_time_gpu(s, fmt: str):
 
 
 def _numeric_time(s, col: str, backend: Backend, source: str):
-    """Integer timestamps: YYYYMMDD (CDNOW) or Unix seconds / milliseconds; missing stay NaT."""
+    """Integer timestamps: YYYYMMDD (CDNOW) or Unix seconds, milliseconds, microseconds or
+    nanoseconds, the unit decided per value (a column may mix them); missing stay NaT."""
     nn = s[s.notna()]
     if len(nn) == 0:
         raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
@@ -615,12 +664,16 @@ def _numeric_time(s, col: str, backend: Backend, source: str):
     if 19000101 <= lo and hi <= 21001231:
         ints = s.astype("int64") if backend.is_gpu else s.astype("Int64")  # nullable on both
         return _parse_time_on(ints.astype("str"), "%Y%m%d", backend)
-    unit = "ms" if hi > 1e11 else "s"
-    if not (0 <= lo and hi < (4e12 if unit == "ms" else 4e9)):
+    # the unit per value: Unix seconds stay below 1e11 until the year 5138, milliseconds
+    # (microseconds, nanoseconds) since 1973 are above it, so a column mixing them is read right
+    x = s.astype("float64")
+    seconds = x.where(x < 1e11, x.where(x >= 1e14, x / 1e3).where(x < 1e14, x.where(x >= 1e17, x / 1e6)))
+    seconds = seconds.where(x < 1e17, x / 1e9)
+    if not (0 <= lo and float(seconds[seconds.notna()].max()) < 4e9):
         raise SchemaError(
             f"{source}: column {col!r} holds numbers that are neither YYYYMMDD dates nor Unix times (e.g. {hi:.0f})"
         )
-    return backend.frame.to_datetime(s.astype("float64"), unit=unit).astype("datetime64[s]")
+    return backend.frame.to_datetime(seconds, unit="s").astype("datetime64[s]")
 
 
 _TRUTH_ID = ("customer_id", "user_id", "customer", "id")

@@ -24,7 +24,9 @@ product         int64 product: the ``product_id`` itself when ids are plain inte
 Every dropped row is counted once, under the first reason that applies, in this order:
 ``duplicate`` (an exact copy of an earlier row, only where an order id or a session makes
 the two provably one record: an order log without order ids keeps repeated rows, which are
-separate purchases), ``missing_customer_id``, ``bad_timestamp``, ``unknown_event_type``,
+separate purchases), ``missing_customer_id``, ``bad_timestamp``, ``implausible_time`` (dated
+before 1990-01-01 or more than a day after now: placeholders such as 1900-01-01 or
+2100-01-01 that would set the reference time), ``unknown_event_type``,
 ``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
 (price or amount missing, non-numeric, negative or infinite), ``missing_session``,
 ``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
@@ -40,6 +42,7 @@ are not known to cleaning).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +72,27 @@ DROP_REASONS = (
     "duplicate",
     "missing_customer_id",
     "bad_timestamp",
+    "implausible_time",
     "unknown_event_type",
     "bad_quantity",
     "bad_price",
     "missing_session",
     "price_outlier",
 )
+
+#: Rows dated before this are dropped as ``implausible_time`` (1900-01-01 placeholders, epoch zeros).
+EARLIEST = np.datetime64("1990-01-01T00:00:00", "s")
+
+
+def _latest() -> np.datetime64:
+    """Rows dated after this are dropped as ``implausible_time``: nothing happens a day
+    after now (2100-01-01 placeholders would otherwise set the reference time)."""
+    return np.datetime64(int(time.time()) + 86_400, "s")
+
+
+#: The drop reason of a column that could not be read (its example goes on the console).
+_REASON_OF_COLUMN = {"event_time": "bad_timestamp", "timestamp": "bad_timestamp", "price": "bad_price",
+                     "amount": "bad_price", "unit_price": "bad_price", "quantity": "bad_quantity"}
 
 #: Inactivity that starts a new session when the input has no session column.
 SESSION_GAP_SECONDS = 30 * 60
@@ -139,6 +157,8 @@ class CleanedData:
     product_labels: dict[int, str] = field(default_factory=dict)
     #: ``product, name, n`` behind ``product_labels`` (host pandas; the Dask path sums them)
     product_label_counts: Any = None
+    #: Drop reason -> one value of the input that it dropped (what the console shows).
+    drop_examples: dict[str, str] = field(default_factory=dict)
     brand_names: list[str] = field(default_factory=list)
     price_group: str | None = None
     outlier_fence: tuple[float, float] | None = None
@@ -181,6 +201,7 @@ class CleanedData:
             "customers_in": self.customers_in,
             "customers_excluded": 0 if self.excluded is None else len(self.excluded),
             "customers_touched": dict(self.customers_touched),
+            "drop_examples": dict(self.drop_examples),
             "price_outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
             "price_outliers": self.price_outliers,
             "price_group": self.price_group,
@@ -195,8 +216,10 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
     rows and customers per rule, values capped and the customers excluded (listed in
     ``listed_in``)."""
     touched = summary.get("customers_touched", {})
-    dropped = {r: n for r, n in summary["rows_dropped"].items() if n}
-    rules = [f"{r} {n:,} rows" + (f" / {touched[r]:,} customers" if r in touched else "") for r, n in dropped.items()]
+    examples = summary.get("drop_examples", {})
+    dropped = dict(sorted(((r, n) for r, n in summary["rows_dropped"].items() if n), key=lambda rn: -rn[1]))
+    rules = [f"{r} {n:,} rows" + (f" / {touched[r]:,} customers" if r in touched else "")
+             + (f", e.g. {examples[r]!r}" if r in examples else "") for r, n in dropped.items()]
     text = f"{summary['rows_used']:,} rows kept, {sum(dropped.values()):,} dropped" + (
         f" ({'; '.join(rules)})" if rules else "")
     capped = summary.get("values_capped", {}).get("price", 0)
@@ -256,6 +279,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     cols: dict[str, Any] = {}
     drop("missing_customer_id", customer.isna())
     drop("bad_timestamp", frame[data.schema.time].isna())
+    when = frame[data.schema.time]
+    drop("implausible_time", (when < EARLIEST) | (when > _latest()))
 
     if kind == "events":
         etype = _lookup_categories(
@@ -383,6 +408,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         product_names=product_names,
         product_labels=product_labels,
         product_label_counts=label_counts,
+        drop_examples=_drop_examples(data, dropped),
         brand_names=brand_names,
         price_group=price_group,
         outlier_fence=fence,
@@ -705,6 +731,16 @@ def best_labels(counts) -> dict:
     return dict(zip(best["product"].tolist(), best["name"].tolist()))
 
 
+def _drop_examples(data: LoadedData, dropped: dict[str, int]) -> dict[str, str]:
+    """One unreadable input value per drop reason that dropped rows (from the reader)."""
+    out: dict[str, str] = {}
+    for col, value in getattr(data, "examples", {}).items():
+        reason = _REASON_OF_COLUMN.get(col)
+        if reason and dropped.get(reason) and reason not in out:
+            out[reason] = str(value)[:40]
+    return out
+
+
 def _plain_ids(s):
     """Ids as int64 where that loses nothing, else as they are.
 
@@ -720,7 +756,9 @@ def _plain_ids(s):
         return s
     text = s.astype("str")
     digits = text.str.replace(r"\.0+$", "", regex=True)  # "12346.0": a float id written as text
-    plain = digits.str.isdigit() & (digits.str.len() <= 18) & ~(digits.str.startswith("0") & (digits.str.len() > 1))
+    # ASCII digits only: "１２３" or "²" are digits to str.isdigit, not to int64
+    plain = digits.str.match(r"^[0-9]+$") & (digits.str.len() <= 18) & ~(digits.str.startswith("0")
+                                                                          & (digits.str.len() > 1))
     return digits.astype("int64") if bool(plain.all()) else text
 
 

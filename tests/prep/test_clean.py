@@ -8,7 +8,7 @@ from gpuseg.backend import to_host
 from gpuseg.config import CleanConfig
 from gpuseg.errors import DataError
 from gpuseg.io.readers import from_frame
-from gpuseg.prep.clean import DROP_REASONS, SESSION_GAP_SECONDS, clean
+from gpuseg.prep.clean import DROP_REASONS, SESSION_GAP_SECONDS, clean, describe_cleaning
 
 T = "2019-10-01 10:00:00 UTC"
 
@@ -27,6 +27,8 @@ def rows_with_every_problem():
         (T, "view", 1, 10, "electronics.phone", "apple", 5.0, 2, None),       # missing session
         (T, "view", 1, 10, "electronics.phone", "apple", 1e9, 2, "s3"),       # price outlier
         (T, " Purchase ", 1, 10, None, None, 120.0, 3, "s4"),                 # kept: type normalised, gaps filled
+        ("1900-01-01 00:00:00 UTC", "view", 1, 10, "electronics.phone", "apple", 5.0, 4, "s5"),  # implausible
+        ("2100-01-01 00:00:00 UTC", "view", 1, 10, "electronics.phone", "apple", 5.0, 4, "s5"),  # implausible
     ]
     return good + bad
 
@@ -36,17 +38,22 @@ def test_every_reason_counted_once(make_log, backend):
     c = clean(data, CleanConfig(price_outliers="drop"), backend)
     assert list(c.dropped) == list(DROP_REASONS)
     assert c.dropped == {
-        "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1,
+        "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1, "implausible_time": 2,
         "unknown_event_type": 1, "bad_price": 3, "bad_quantity": 0, "missing_session": 1, "price_outlier": 1,
     }
-    assert c.rows_in == 30 and c.rows_out == 21
+    assert c.rows_in == 32 and c.rows_out == 21
+    # the reference time comes from the plausible rows, not from 2100
+    assert c.reference_time == int(pd.Timestamp("2019-10-01 10:00:19").value // 10**9)
     assert c.filled == {"category_code": 1, "brand": 1}
     f = to_host(c.frame)
     assert sorted(f["etype"].unique().tolist()) == [0, 3]
     assert f.loc[f["customer_id"] == 3, "main_cat"].tolist() == [-1]  # filled as unknown
-    # customer 2 lost every row: listed with the reason most of them had
-    assert c.customers_in == 3
-    assert c.excluded.to_dict("records") == [{"customer_id": 2, "reason": "bad_price", "rows": 7}]
+    # customers 2 and 4 lost every row: listed with the reason most of them had
+    assert c.customers_in == 4
+    assert c.excluded.to_dict("records") == [{"customer_id": 2, "reason": "bad_price", "rows": 7},
+                                             {"customer_id": 4, "reason": "implausible_time", "rows": 2}]
+    assert c.drop_examples == {"bad_timestamp": "yesterday"}  # what the console shows beside the count
+    assert "bad_timestamp 1 rows / 1 customers, e.g. 'yesterday'" in describe_cleaning(c.summary())
     assert c.customers_touched["bad_price"] == 1 and c.customers_touched["duplicate"] == 1
 
 
