@@ -914,6 +914,8 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise _fail(file, f"k={manifest['k']} does not match {len(manifest['segment_names'])} segment names")
     if not all(isinstance(n, str) for n in manifest["feature_names"] + manifest["segment_names"]):
         raise _fail(file, "feature and segment names must be strings")
+    if "scaler" not in manifest:
+        raise _fail(file, "'scaler' is missing (null for a model without one)")
     if manifest.get("scaler") is not None and not isinstance(manifest["scaler"], dict):
         raise _fail(file, "'scaler' is not an object")
     return manifest

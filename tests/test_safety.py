@@ -233,3 +233,13 @@ def test_input_that_is_not_a_plain_csv_says_what_it_is(tmp_path, capsys, make, w
     rc = main(["run", "--input", str(tmp_path / "x.csv"), "--out", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and words in err
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_the_delimiter_is_found_from_the_header(tmp_path, sep):
+    _orders(tmp_path / "o.csv")
+    text = (tmp_path / "o.csv").read_text().replace(",", sep)
+    (tmp_path / "s.csv").write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", "--input", str(tmp_path / "s.csv"), "--out", str(out), *ARGS]) == 0
+    assert len(pd.read_parquet(out / "segments.parquet")) == 30

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import functools
 import glob as _glob
 import gzip
 import io as _io
@@ -179,8 +180,31 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8", errors="replace", newline="")
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+@functools.lru_cache(maxsize=256)
+def _delimiter_of(path: str, mtime_ns: int) -> str:
+    """The delimiter of a CSV by its header line: the one of , ; tab | that splits it into the
+    most fields (a comma when none does, or when it ties); .tsv files are tab-separated."""
+    if ".tsv" in path.lower():
+        return "\t"
+    try:
+        with (gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")) as fh:
+            head = fh.readline(1 << 16).decode("latin-1")
+    except (OSError, EOFError):
+        return ","
+    counts = {d: head.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] > 0 else ","
+
+
 def _delimiter(path: Path) -> str:
-    return "\t" if ".tsv" in path.name.lower() else ","
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _delimiter_of(str(path), mtime)
 
 
 def read_header(path: Path, kind: str) -> list[str]:
@@ -422,6 +446,21 @@ def _read_parquet_cpu(path: Path, columns: list[str]):
         raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
+def _looks_utf8(path: Path, size: int = 4 << 20) -> bool:
+    """The first ``size`` bytes (decompressed for .gz) decode as UTF-8."""
+    import codecs
+
+    try:
+        with (gzip.open(path, "rb") if str(path).lower().endswith(".gz") else open(path, "rb")) as fh:
+            head = fh.read(size)
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return True
+    except UnicodeDecodeError:
+        return False
+    except (OSError, EOFError):
+        return True  # the reader says what is wrong
+
+
 def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -444,7 +483,9 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
             convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types),
         )
 
-    encoding = "utf8"
+    # a file that is not UTF-8 near its start is read as Latin-1 from the outset: Arrow
+    # cannot hand a non-UTF-8 ragged row to the row handler (it would print a traceback)
+    encoding = "utf8" if _looks_utf8(path) else "latin-1"
     for as_text in (False, True):
         try:
             table = attempt(encoding, as_text)
