@@ -706,11 +706,16 @@ def product_label_counts(frame, product, kind: str):
     parts = [c for c in (("description",) if kind == "orders" else ("brand", "category_code")) if c in frame.columns]
     if not parts:
         return empty
-    table = frame[[]].assign(product=product, **{c: frame[c].astype("str").fillna("") for c in parts})
+    # counted on category codes (integers), named afterwards: a million rows in well under
+    # a tenth of a second, where grouping the text itself took half a second
+    cats = {c: _as_category(frame[c]) for c in parts}
+    table = frame[[]].assign(product=product, **{c: cats[c].cat.codes.fillna(-1) for c in parts})  # cuDF: null codes
     counts = to_host(table[table["product"] >= 0].groupby(["product", *parts], sort=False).size())
     counts = counts.rename("n").reset_index()
-    for c in parts:  # missing values read as text are no name
-        counts[c] = counts[c].where(~counts[c].isin(["nan", "None", "<NA>", "NaN"]), "")
+    for c in parts:  # code -1 (missing) and missing values read as text are no name
+        names = np.asarray([str(v) for v in index_values(cats[c].cat.categories)] + [""], dtype=object)
+        named = names[np.where(counts[c].to_numpy() >= 0, counts[c].to_numpy(), len(names) - 1)]
+        counts[c] = pd.Series(named, index=counts.index).where(lambda x: ~x.isin(["nan", "None", "<NA>", "NaN"]), "")
     if "category_code" in parts:  # "electronics.smartphone" -> "smartphone"
         counts["category_code"] = counts["category_code"].str.rsplit(".", n=1).str[-1]
     if counts.empty:
