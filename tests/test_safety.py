@@ -243,3 +243,12 @@ def test_the_delimiter_is_found_from_the_header(tmp_path, sep):
     out = tmp_path / "out"
     assert main(["run", "--input", str(tmp_path / "s.csv"), "--out", str(out), *ARGS]) == 0
     assert len(pd.read_parquet(out / "segments.parquet")) == 30
+
+
+def test_a_timestamp_in_another_format_is_not_called_invalid(cpu):
+    from gpuseg.errors import SchemaError
+    from gpuseg.io.readers import from_frame
+
+    df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": ["2021-01-01 10:00:00"] * 3, "amount": 1.0})
+    with pytest.raises(SchemaError, match="is a timestamp in another format"):
+        from_frame(df, cpu, "orders", timestamp_format="%d/%m/%Y %H:%M")

@@ -655,6 +655,14 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
     valid = int(parsed.notna().sum())
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
+        readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())
+        if readable and ts_format:
+            raise SchemaError(f"{source}: column {col!r} should hold format {ts_format!r} ([clean] timestamp_format); "
+                              f"{example!r} is a timestamp in another format")
+        if readable:  # the example is a fine timestamp on its own: the column mixes formats
+            raise SchemaError(f"{source}: column {col!r} mixes timestamp formats: {fmt!r} reads {valid:,} of "
+                              f"{nonnull:,} values, not e.g. {example!r}; give one with --config "
+                              "[clean] timestamp_format, or write the column in one format")
         hint = f"format {ts_format!r}" if ts_format else "timestamps like '2019-10-01 00:00:00 UTC'"
         raise SchemaError(f"{source}: column {col!r} should hold {hint}, found values such as {example!r}")
     frame[col] = parsed
