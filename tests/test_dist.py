@@ -173,7 +173,8 @@ def test_a_run_whose_workers_keep_dying_fails_in_one_line_and_writes_nothing(dat
     cloudpickle.register_pickle_by_value(__import__(__name__))
     out = tmp_path / "o"
     out.mkdir()
-    (out / "mine.txt").write_text("the user's")
+    (out / "mine.txt").write_text("the user's")  # beside an earlier run's files
+    (out / "metrics.json").write_text('{"gpuseg_version": "0.1.0"}')
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):  # the first death, not the fourth
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                memory_limit="1GB")
@@ -190,7 +191,9 @@ def test_a_run_whose_workers_keep_dying_fails_in_one_line_and_writes_nothing(dat
     line = [x for x in err.splitlines() if "error" in x.lower()]
     assert len(line) == 1 and "died repeatedly while computing features" in line[0], err[-2000:]
     assert "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".gpuseg-")) == ["metrics.json", "mine.txt"]
+    assert (out / "metrics.json").read_text() == '{"gpuseg_version": "0.1.0"}'
+    assert not list(out.glob(".gpuseg-tmp-*"))
 
 
 @pytest.mark.parametrize("partitions", [3, 17])
