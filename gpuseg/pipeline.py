@@ -298,7 +298,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
         for method in methods:
             method_metrics[method] = score_method(
                 X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score, fitted_on_X=Z is X,
-                cache=score_cache,
+                cache=score_cache, Z=Z,
             )
             if method_metrics[method]["status"] != "ok":
                 progress.note(f"{method} failed on these data: {method_metrics[method]['reason']}")

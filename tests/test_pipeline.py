@@ -317,12 +317,16 @@ def test_clustering_an_embedding(tmp_path, embed):
         pytest.importorskip("torch")
     cfg = build_config(
         {"embed": {"method": embed, "n_components": 4, "params": {"max_epochs": 3} if embed == "autoencoder" else {}}},
-        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", device="cpu", methods="kmeans", report=False,
+        out=str(tmp_path / "o"), synthetic_customers=600, k="3-4", device="cpu", report=False,
+        methods="kmeans,gmm" if embed == "pca" else "kmeans",
     )
     m = run(cfg).metrics
     assert m["embedding"]["method"] == embed and m["embedding"]["n_components"] == 4
     assert "embed" in m["timings"]
     assert m["methods"]["kmeans"]["status"] == "ok"
+    if embed == "pca":  # the mixture's BIC is of the 4-d embedding it was fitted on (it crashed on the 34 features)
+        assert m["methods"]["gmm"]["status"] == "ok"
+        assert all(np.isfinite(r["bic"]) for r in m["methods"]["gmm"]["sweep"] if r["status"] == "ok")
     # scores are computed on the scaled features, not on the 4-d embedding
     seg = pd.read_parquet(tmp_path / "o" / "segments.parquet")
     assert seg["segment"].nunique() == m["chosen"]["k"]

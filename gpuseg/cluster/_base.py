@@ -68,6 +68,15 @@ class EstimatorMixin:
         """Fit and return ``labels_``."""
         return self.fit(X).labels_
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (scikit-learn >= 1.6 asks every estimator for them:
+        ``GridSearchCV``, ``Pipeline``, ``clone``). Imported here, when scikit-learn asks, so
+        ``import gpuseg.cluster`` does not import scikit-learn."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
+                    input_tags=InputTags(allow_nan=False), non_deterministic=False)
+
     def __repr__(self) -> str:
         defaults = {
             p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values() if p.name != "self"
@@ -86,13 +95,22 @@ class EstimatorMixin:
 
 def as_float_array(X: Any) -> Any:
     """NumPy/CuPy array from an array or a (pandas/cuDF) frame; dtypes other than float32
-    and float64 become float64. Arrays already in shape are returned as they are."""
+    and float64 become float64. Arrays already in shape are returned as they are.
+
+    Raises
+    ------
+    ValueError
+        ``X`` holds NaN or infinite values (scikit-learn's ``check_array`` does the same).
+    """
     if is_gpu_frame(X) or (not is_gpu_array(X) and hasattr(X, "to_numpy")):
         X = frame_to_array(X, dtype=np.float64)
     elif not is_gpu_array(X):
         X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
+    if X.size and not bool(array_namespace(X).isfinite(X).all()):  # NaN would silently become segment 0
+        raise ValueError("X contains NaN or infinity; gpuseg estimators need finite numbers (impute or drop "
+                         "those rows first)")
     return X
 
 

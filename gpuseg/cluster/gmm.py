@@ -541,11 +541,9 @@ class GaussianMixture(EstimatorMixin):
     def _check_predict_X(self, X: Any) -> Any:
         if not hasattr(self, "precisions_cholesky_"):
             raise AttributeError("this GaussianMixture instance is not fitted yet; call fit first")
-        if getattr(X, "ndim", None) != 2 or X.shape[1] != self.means_.shape[1]:
-            raise ValueError(f"expected a 2-D array with {self.means_.shape[1]} features, got shape {getattr(X, 'shape', None)}")
-        xp = array_namespace(X)
-        if X.dtype not in (xp.float32, xp.float64):
-            X = xp.asarray(X, dtype=xp.float64)
+        X = as_float_array(X)  # finite numbers only
+        if X.ndim != 2 or X.shape[1] != self.means_.shape[1]:
+            raise ValueError(f"expected a 2-D array with {self.means_.shape[1]} features, got shape {X.shape}")
         return X
 
     def score_samples(self, X: Any) -> Any:

@@ -150,6 +150,7 @@ def score_fit(
     truth_mask: Any = None,
     fitted_on_X: bool = True,
     cache: dict | None = None,
+    Z: Any = None,
 ) -> dict[str, Any]:
     """Scores of one fit: internal scores on the non-noise rows, noise counts, ARI/NMI.
 
@@ -159,7 +160,8 @@ def score_fit(
 
     Scores are always computed on ``X`` (the scaled features), so methods fitted on an
     embedding are compared in the same space; ``fitted_on_X=False`` says the estimator saw
-    another space, so its own ``inertia_`` is not used.
+    another space, so its own ``inertia_`` is not used; ``Z`` is that space (an embedding),
+    where a mixture's BIC and AIC are computed (its likelihood is of ``Z``, not ``X``).
     """
     row: dict[str, Any] = {"k": fit.k, "fit_seconds": round(fit.seconds, 4)}
     if fit.error is not None:
@@ -217,8 +219,9 @@ def score_fit(
     if n_iter is not None:
         row["n_iter"] = int(n_iter)
     if hasattr(est, "bic"):
-        row["bic"] = float(est.bic(X))
-        row["aic"] = float(est.aic(X))
+        space = X if fitted_on_X or Z is None else Z
+        row["bic"] = float(est.bic(space))
+        row["aic"] = float(est.aic(space))
     if truth_codes is not None:
         # noise stays a group of its own ("unassigned") against the truth
         row["ari"] = _m.adjusted_rand_score(truth_codes[truth_mask], labels[truth_mask])
@@ -258,9 +261,10 @@ def score_method(
     on_score: Callable[[str, int | None], None] | None = None,
     fitted_on_X: bool = True,
     cache: dict | None = None,
+    Z: Any = None,
 ) -> dict[str, Any]:
     """Score every fit of a run and choose the method's k (scores on ``X``; see
-    :func:`score_fit` for ``fitted_on_X``).
+    :func:`score_fit` for ``fitted_on_X`` and ``Z``).
 
     Returns
     -------
@@ -273,7 +277,7 @@ def score_method(
     for fit in run.fits:
         if on_score:
             on_score(run.method, fit.k)
-        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask, fitted_on_X, cache))
+        sweep.append(score_fit(X, fit, sample_size, seed, truth_codes, truth_mask, fitted_on_X, cache, Z))
     ok = [i for i, r in enumerate(sweep) if r["status"] == "ok"]
     entry: dict[str, Any] = {"params": run.params, "k_rule": spec.k_rule, "total_fit_seconds": round(run.seconds, 4)}
     if not ok:
