@@ -189,6 +189,24 @@ def probe_gpu() -> GpuProbe:
     Counts devices through CuPy inside ``try`` (as cuML does), then checks that cuDF and
     cuML import. The reason names the missing part.
     """
+    probe = probe_cupy()
+    if not probe.available:
+        return probe
+    label = probe.label
+    for mod in ("cudf", "cuml"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            return GpuProbe(False, f"CUDA device found but {mod} is not installed: {GPU_EXTRA_HINT}", label)
+        except Exception as exc:  # a broken install: CUDA version mismatch, ...
+            return GpuProbe(False, f"CUDA device found but {mod} failed to import: {exc}", label)
+    return GpuProbe(True, "CUDA device and RAPIDS found", label)
+
+
+@functools.lru_cache(maxsize=1)
+def probe_cupy() -> GpuProbe:
+    """Probe for CuPy and a CUDA device, without RAPIDS (cached per process): what gpuseg's
+    own array code (metrics, the PSO kernel, mixtures, SOM, value models) needs."""
     if os.environ.get("GPUSEG_DISABLE_GPU"):
         return GpuProbe(False, "GPU disabled by GPUSEG_DISABLE_GPU")
     try:
@@ -211,14 +229,7 @@ def probe_gpu() -> GpuProbe:
             label = f"{label} x{count}"
     except Exception:  # pragma: no cover - label is cosmetic
         label = f"{count} CUDA device(s)"
-    for mod in ("cudf", "cuml"):
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            return GpuProbe(False, f"CUDA device found but {mod} is not installed: {GPU_EXTRA_HINT}", label)
-        except Exception as exc:  # a broken install: CUDA version mismatch, ...
-            return GpuProbe(False, f"CUDA device found but {mod} failed to import: {exc}", label)
-    return GpuProbe(True, "CUDA device and RAPIDS found", label)
+    return GpuProbe(True, "CUDA device and CuPy found", label)
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,7 +11,20 @@ from gpuseg import backend as _backend
 
 
 def _gpu_params():
-    return pytest.param("gpu", marks=[pytest.mark.gpu], id="gpu")
+    return pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.rapids], id="gpu")
+
+
+def needs_rapids(xp) -> None:
+    """Skip a CuPy case whose code reaches cuML (K-means starts, Ward's micro-clusters) where
+    only CuPy is installed (the ``cupy`` tier of bench/gpu_check.py)."""
+    if getattr(xp, "__name__", "") == "cupy" and not _backend.probe_gpu().available:
+        pytest.skip(f"needs RAPIDS: {_backend.probe_gpu().reason}")
+
+
+@pytest.fixture
+def rapids_if_cupy(xp):
+    """Request it beside ``xp`` in a test whose CuPy case reaches cuML (:func:`needs_rapids`)."""
+    needs_rapids(xp)
 
 
 @pytest.fixture(params=["cpu", _gpu_params()])
@@ -24,14 +37,15 @@ def backend(request):
     return _backend.select(request.param)
 
 
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.cupy])])
 def xp(request):
-    """The array module: NumPy always, CuPy where a GPU backend is usable."""
+    """The array module: NumPy always, CuPy where CuPy and a CUDA device are usable (RAPIDS
+    not needed: tests whose code reaches cuML call :func:`needs_rapids`)."""
     if request.param == "cupy":
-        probe = _backend.probe_gpu()
+        probe = _backend.probe_cupy()
         if not probe.available:
-            pytest.skip(f"no GPU backend: {probe.reason}")
-        return _backend.select("gpu").xp
+            pytest.skip(f"no GPU: {probe.reason}")
+        return _backend.gpu_module("cupy")
     return np
 
 

@@ -70,6 +70,7 @@ def test_namespaces_and_moves():
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_gpu_arrays_round_trip():
     probe = backend.probe_gpu()
     if not probe.available:

@@ -372,6 +372,7 @@ def test_peak_worker_memory_stays_within_the_limit_on_data_larger_than_it(tmp_pa
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_dask_cuda_on_one_gpu_equals_plain_cudf(data, tmp_path):
     """LocalCUDACluster (one worker per GPU) against the single-process cuDF run."""
     from gpuseg import backend as _backend

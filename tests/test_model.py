@@ -324,6 +324,7 @@ def test_loading_imports_no_gpu_library(tmp_path, data):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_predict_on_cupy(tmp_path, data):
     from gpuseg import backend
 

@@ -149,7 +149,7 @@ def test_evidence_accumulation_is_seeded():
 
 
 @pytest.mark.parametrize("strategy", ["vote", "evidence"])
-def test_consensus_of_members_finds_the_blobs(blobs, strategy, xp):
+def test_consensus_of_members_finds_the_blobs(blobs, strategy, xp, rapids_if_cupy):
     X, y = blobs
     est = ConsensusClustering(4, members=("kmeans", "minibatch_kmeans", "pso_kmeans"), strategy=strategy,
                               sample_size=300, random_state=0)

@@ -377,6 +377,7 @@ def test_synthetic_customers_ari_next_to_kmeans(customers, record_property, caps
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_cupy_input_gives_cupy_output_without_copies(blobs, cuda, count_pretraining):
     X, _ = blobs
     Xg = cuda.asarray(X)
@@ -390,6 +391,7 @@ def test_cupy_input_gives_cupy_output_without_copies(blobs, cuda, count_pretrain
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_gpu_matches_cpu(blobs, models, cuda, name):
     X, y = blobs
     cls, params = CLASSES[name]

@@ -485,6 +485,7 @@ def test_hdbscan_labels_are_valid(points, min_cluster_size, min_samples):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_dbscan_gpu_parity(gpu_xp, blobs):
     X, y = blobs
     cpu = DBSCAN(random_state=0).fit(X)
@@ -500,6 +501,7 @@ def test_dbscan_gpu_parity(gpu_xp, blobs):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_dbscan_gpu_matches_cpu_with_given_eps(gpu_xp, blobs):
     X, _ = blobs
     cpu = DBSCAN(1.0, min_samples=5).fit(X)
@@ -510,6 +512,7 @@ def test_dbscan_gpu_matches_cpu_with_given_eps(gpu_xp, blobs):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_hdbscan_gpu_parity(gpu_xp, blobs):
     X, y = blobs
     cpu = HDBSCAN(15, min_samples=5).fit(X)
@@ -524,6 +527,7 @@ def test_hdbscan_gpu_parity(gpu_xp, blobs):
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 @pytest.mark.parametrize("cls", [DBSCAN, HDBSCAN], ids=["dbscan", "hdbscan"])
 def test_gpu_sampling_labels_every_row(gpu_xp, big_blobs, cls):
     X, y = big_blobs

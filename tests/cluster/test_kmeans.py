@@ -83,6 +83,7 @@ def test_sklearn_tooling_clone():
 
 
 @pytest.mark.gpu
+@pytest.mark.rapids
 def test_gpu_parity_with_cpu(backend, blobs):
     if not backend.is_gpu:
         pytest.skip("GPU parity needs the GPU backend")

@@ -526,13 +526,14 @@ def test_fit_on_each_backend(backend, blobs):
 
 @pytest.fixture(scope="module")
 def cupy():
-    probe = _backend.probe_gpu()
+    probe = _backend.probe_cupy()
     if not probe.available:
-        pytest.skip(f"no GPU backend: {probe.reason}")
+        pytest.skip(f"no GPU: {probe.reason}")
     return _backend.gpu_module("cupy")
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 @pytest.mark.parametrize(
     "n, n_particles, k, d",
     [(1000, 32, 8, 32), (777, 40, 16, 64), (129, 7, 5, 3), (100_003, 32, 8, 32), (5, 1, 1, 1)],
@@ -554,6 +555,7 @@ def test_kernel_fitness_matches_vectorized_and_numpy(cupy, n, n_particles, k, d)
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 def test_auto_takes_the_kernel_on_cupy_float32(cupy, monkeypatch):
     calls = []
     real = pso._swarm_inertia_kernel
@@ -568,6 +570,7 @@ def test_auto_takes_the_kernel_on_cupy_float32(cupy, monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 @pytest.mark.parametrize("fitness_backend", ["kernel", "vectorized"])
 def test_gpu_matches_cpu(cupy, blobs, fitness_backend):
     X, y = blobs

@@ -267,7 +267,7 @@ def test_sklearn_clone():
 
 
 @pytest.mark.parametrize("mode", ["exact", "micro"])
-def test_array_types_and_parity(xp, separated, mode):
+def test_array_types_and_parity(xp, separated, mode, rapids_if_cupy):
     X, _ = separated
     n_micro = "auto" if mode == "exact" else 60
     ref = WardClustering(4, n_micro=n_micro, random_state=0).fit(X)

@@ -32,10 +32,10 @@ def fitted(X):
 
 @pytest.fixture
 def cuda():
-    """Skips unless a GPU backend (CuPy + RAPIDS) and torch's CUDA are usable."""
-    probe = _backend.probe_gpu()
+    """Skips unless CuPy, a CUDA device and torch's CUDA are usable (RAPIDS not needed)."""
+    probe = _backend.probe_cupy()
     if not probe.available:
-        pytest.skip(f"no GPU backend: {probe.reason}")
+        pytest.skip(f"no GPU: {probe.reason}")
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA device")
     return _backend.gpu_module("cupy")
@@ -239,6 +239,7 @@ def test_missing_torch_raises_device_error(X, monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 def test_cupy_input_stays_on_the_gpu(X, cuda):
     Xg = cuda.asarray(X)
     t = _training_tensor(Xg)
@@ -250,6 +251,7 @@ def test_cupy_input_stays_on_the_gpu(X, cuda):
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 def test_gpu_matches_cpu(X, fitted, cuda):
     gpu = Autoencoder(**SMALL).fit(cuda.asarray(X))
     # same initial weights, split and batches: only rounding differs

@@ -25,13 +25,13 @@ ATOL = {np.float64: 1e-9, np.float32: 1e-5}
 
 
 def _cupy():
-    probe = backend.probe_gpu()
+    probe = backend.probe_cupy()
     if not probe.available:
         pytest.skip(f"no GPU: {probe.reason}")
     return backend.gpu_module("cupy")
 
 
-@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.cupy])])
 def xp(request):
     """numpy always; cupy when a CUDA device and RAPIDS are usable (skipped otherwise)."""
     return np if request.param == "numpy" else _cupy()
@@ -564,6 +564,7 @@ def test_property_identical_partitions_score_one(pair, rnd):
 
 
 @pytest.mark.gpu
+@pytest.mark.cupy
 @pytest.mark.parametrize("dtype", DTYPES.values(), ids=DTYPES.keys())
 def test_gpu_matches_cpu(dtype):
     cupy = _cupy()
