@@ -1,0 +1,48 @@
+"""bench/gpu_check.py runs here too: it says what it skipped and why, and its timed cases
+run on NumPy (the CPU side of the check)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def test_without_a_gpu_every_step_says_why(tmp_path):
+    from gpuseg import backend
+
+    if backend.probe_cupy().available:
+        pytest.skip("a GPU is here: the check would run for real")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    reason = backend.probe_cupy().reason
+    assert report["tiers"]["cupy"] == {"status": "skipped", "reason": reason}
+    assert report["tiers"]["rapids"]["status"] == "skipped"
+    assert report["timings"] == {"status": "skipped", "reason": reason}
+    assert "| pytest -m cupy | skipped |" in done.stdout and "| timings | skipped |" in done.stdout
+
+
+def test_the_timed_cases_run_on_numpy():
+    import gpu_check
+
+    X, labels, cases = gpu_check.timing_cases(3000)
+    assert X.shape == (3000, 32) and X.dtype == np.float32
+    for name, fn in cases.items():
+        fn(np, X, labels)  # the CPU side of each row of the table
+
+
+def test_the_test_tiers_split_every_gpu_test():
+    """Every GPU test is in exactly one tier, so `pytest -m cupy` and `-m rapids` cover them."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider", "-m",
+                           "(gpu and not (cupy or rapids)) or (cupy and rapids) or ((cupy or rapids) and not gpu)",
+                           str(ROOT / "tests")], capture_output=True, text=True, cwd=ROOT)
+    assert "no tests collected" in done.stdout, done.stdout[-2000:]
