@@ -447,6 +447,9 @@ def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: in
     ConfigError
         A method without an incremental update (SOM, Ward micro-clusters).
     """
+    if model.embedded:
+        raise ConfigError("update: this model's segments were found in a PCA embedding; updating one is not "
+                          "supported yet (run again on the new data)")
     arrays = dict(model.arrays)
     seg_map = arrays.get("segment_map")
 

@@ -92,7 +92,18 @@ _WEIGHTS = "weights.pt"
 _MANIFEST = "model.json"
 _FLOAT_DTYPES = ("float32", "float64")
 #: Arrays that describe the training data (``data_arrays``).
-_DATA_ARRAYS = ("price_keys", "price_medians", "train_quantiles", "confidence_centers", "confidence_rows")
+_DATA_ARRAYS = ("price_keys", "price_medians", "train_quantiles", "confidence_centers", "confidence_rows",
+                "projection_mean", "projection_components", "projection_scale")
+
+
+def projection_arrays(pca: Any) -> dict[str, np.ndarray]:
+    """A fitted :class:`gpuseg.embed.PCA` as the arrays a model keeps (``data.embedding``):
+    ``predict`` computes ``(X - mean) @ components.T / scale`` before the estimator."""
+    components = np.asarray(to_host(pca.components_), dtype=np.float64)
+    scale = (np.sqrt(np.maximum(np.asarray(to_host(pca.explained_variance_), dtype=np.float64), 1e-300))
+             if getattr(pca, "whiten", False) else np.ones(components.shape[0]))
+    return {"projection_mean": np.asarray(to_host(pca.mean_), dtype=np.float64), "projection_components": components,
+            "projection_scale": scale[: components.shape[0]]}
 
 
 # --- saving ------------------------------------------------------------------------------------
@@ -178,8 +189,11 @@ def save_model(
         arrays, state, weights = _estimator_state(method, estimator, train_X)
         weights = {} if weights is None else {_WEIGHTS: weights}
     n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
-    if len(feature_names) != n_features:
-        raise ValueError(f"{len(feature_names)} feature names for an estimator fitted on {n_features} features")
+    embedded = (data or {}).get("embedding")
+    expected = int(embedded["n_components"]) if embedded else len(feature_names)  # a PCA's dimensions
+    if expected != n_features:
+        raise ValueError(f"{expected} {'embedding dimensions' if embedded else 'feature names'} for an estimator "
+                         f"fitted on {n_features} features")
     k = int(state["k"])
     if relabel is not None:
         relabel = np.asarray(to_host(relabel)).ravel()
@@ -443,7 +457,7 @@ class LoadedModel:
             gmm = GaussianMixture(n_components=self.k, covariance_type=self._state["covariance_type"])
             for name in ("weights", "means", "covariances", "precisions_cholesky"):
                 setattr(gmm, name + "_", arrays[name])
-            gmm.n_features_in_ = len(self.feature_names)
+            gmm.n_features_in_ = int(arrays["means"].shape[1])  # the features, or a saved PCA's dimensions
             self._gmm = gmm
 
     def __repr__(self) -> str:
@@ -479,10 +493,21 @@ class LoadedModel:
         return self._state["kind"] == "gmm" or self._state.get("assign") == "student_t"
 
     def _check_X(self, X: Any) -> Any:
+        """Scaled features as the estimator's input: checked, and projected onto the saved
+        PCA when the segments were found in one (``data.embedding``)."""
         X = as_float_array(X)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {len(self.feature_names)}) scaled features")
+        if "projection_components" in self._arrays:
+            xp = array_namespace(X)
+            X = ((X - self._on("projection_mean", xp, X.dtype)) @ self._on("projection_components", xp, X.dtype).T
+                 / self._on("projection_scale", xp, X.dtype))
         return X
+
+    @property
+    def embedded(self) -> bool:
+        """The segments were found in a saved PCA of the scaled features."""
+        return "projection_components" in self._arrays
 
     def _on(self, name: str, xp: Any, dtype: Any) -> Any:
         return xp.asarray(to_namespace(self._arrays[name], xp), dtype=dtype)
@@ -843,7 +868,7 @@ def _check_manifest_digest(file: Path, manifest: Mapping[str, Any]) -> None:
 #: The types of the entries of ``data`` that loading and assigning read.
 _DATA_TYPES = {"kind": str, "source_columns": list, "column_map": dict, "timestamp_format": str,
                "sessions_derived": bool, "clean": dict, "features": dict, "reference_time": int,
-               "customers": int, "confidence": dict, "value": dict, "privacy": dict}
+               "customers": int, "confidence": dict, "value": dict, "privacy": dict, "embedding": dict}
 
 
 def _check_data(file: Path, data: Any) -> None:
@@ -963,6 +988,16 @@ def _read_arrays(file: Path, data: bytes) -> dict[str, np.ndarray]:
 def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Names, numeric dtypes and shapes of the arrays the method needs."""
     state, d = manifest["state"], len(manifest["feature_names"])
+    embedding = (manifest.get("data") or {}).get("embedding")
+    if embedding is not None:  # the estimator lives in the saved PCA's space
+        m = embedding.get("n_components") if isinstance(embedding, dict) else None
+        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= d:
+            raise _fail(file, f"data.embedding.n_components {m!r} is not a whole number from 1 to {d}")
+        for name, shape in (("projection_mean", (d,)), ("projection_components", (m, d)), ("projection_scale", (m,))):
+            a = arrays.get(name)
+            if a is None or a.shape != shape or a.dtype.kind != "f" or not np.isfinite(a).all():
+                raise _fail(file, f"array {name!r} is missing, not finite or not of shape {shape}")
+        d = m
     k, kind = state["k"], state["kind"]  # the estimator's labels (manifest k: segments)
     if kind == "consensus":
         for i in range(len(state["members"])):
@@ -993,11 +1028,12 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
     if kind == "centroids" and state.get("metric"):
         shapes["metric"] = (d, d)
     if manifest.get("scaler") is not None:
-        shapes.update(scaler_log_mask=(d,), scaler_mean=(d,), scaler_scale=(d,), scaler_skew=(d,))
+        f = len(manifest["feature_names"])  # the scaler sees the features, before any projection
+        shapes.update(scaler_log_mask=(f,), scaler_mean=(f,), scaler_scale=(f,), scaler_skew=(f,))
         if manifest["format_version"] >= 2:
-            shapes["scaler_weights"] = (d,)
+            shapes["scaler_weights"] = (f,)
     if "train_quantiles" in arrays:
-        shapes["train_quantiles"] = (d, None)
+        shapes["train_quantiles"] = (len(manifest["feature_names"]), None)
     if "counts" in arrays:
         shapes["counts"] = (k,)
     if "confidence_centers" in arrays:

@@ -29,7 +29,7 @@ from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.privacy import SCHEME as PSEUDONYM_SCHEME, model_entry, new_key, pseudonymise
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
-from .model import SAVABLE_METHODS, save_model
+from .model import SAVABLE_METHODS, projection_arrays, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
 from .report.files import check_out_dir, output_lock, recover, to_json, write_csv, write_outputs
@@ -242,10 +242,11 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
 
     # -- embed -----------------------------------------------------------------------------
     Z = X  # what the methods cluster; every score is computed on X
-    embedding = None
+    embedding = embedder = None
     if config.embed.method != "none":
         with timer.stage("embed") as st:
-            Z, embedding = _embed(X, config, lambda *a: progress.stage_progress("embed", *_epoch_progress(*a)))
+            Z, embedding, embedder = _embed(X, config,
+                                            lambda *a: progress.stage_progress("embed", *_epoch_progress(*a)))
             st["detail"] = f"{config.embed.method}: {X.shape[1]} features -> {Z.shape[1]} dimensions"
 
     # -- cluster ---------------------------------------------------------------------------
@@ -391,6 +392,9 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
             )
             if value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
                 model_kwargs["data"]["value"] = value_info
+            if embedder is not None:  # the PCA the segments were found in: predict projects onto it first
+                model_kwargs["data"]["embedding"] = {"method": embedding["method"], "n_components": int(Z.shape[1])}
+                model_kwargs["data_arrays"].update(projection_arrays(embedder))
         key = new_key() if config.anonymize else None
         if key is not None and model_kwargs is not None:  # assign and migrate give the same pseudonyms
             model_kwargs["data"]["privacy"] = model_entry(key)
@@ -635,8 +639,9 @@ def _model_to_save(
     """(save_model's estimator arguments, or None; the ``model`` entry of metrics.json)."""
     est = fit.estimator
     reason = None
-    if embedding is not None:
-        reason = f"the segments were found in a {embedding['method']} embedding, which a saved model cannot hold yet"
+    if embedding is not None and (embedding["method"] != "pca" or method == "consensus"):
+        reason = (f"the segments were found in a {embedding['method']} embedding, which a saved model cannot hold "
+                  "yet (a PCA one it can, for a single method)")
     elif method not in SAVABLE_METHODS:
         reason = f"{method} has no predict state (a density method)"
     elif method == "consensus" and est.strategy != "vote":
@@ -875,8 +880,9 @@ def _epoch_progress(phase: str, epoch: int, total: int, loss: float) -> tuple[in
     return epoch, total, f"{phase} epoch {epoch}/{total} loss {loss:.4g}"
 
 
-def _embed(X: Any, config: RunConfig, callback: Any) -> tuple[Any, dict[str, Any]]:
-    """Fit the configured embedding on X; returns the embedding and its metrics entry."""
+def _embed(X: Any, config: RunConfig, callback: Any) -> tuple[Any, dict[str, Any], Any]:
+    """Fit the configured embedding on X; returns the embedding, its metrics entry and the
+    fitted embedder."""
     from .embed.registry import make_embedder
 
     dim = min(config.embed.n_components, X.shape[1])
@@ -898,7 +904,7 @@ def _embed(X: Any, config: RunConfig, callback: Any) -> tuple[Any, dict[str, Any
         value = getattr(embedder, attr, None)
         if value is not None:
             info[key] = [float(v) for v in value] if isinstance(value, (list, tuple)) else value
-    return Z, info
+    return Z, info, embedder
 
 
 def _torch_available() -> bool:

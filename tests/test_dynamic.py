@@ -496,3 +496,21 @@ def test_edited_data_entries_are_one_clear_error(events, kmeans_run, tmp_path, c
                "--out", str(tmp_path / "a.parquet"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path, capsys):
+    """--embed pca saves the projection with the model: assigning the training data gives the
+    run's segments; update says plainly that it cannot refresh such a model yet."""
+    out = tmp_path / "o"
+    assert main(["run", "--input", str(events_csv), "--out", str(out), "--embed", "pca", "--methods", "kmeans",
+                 "--k", "4", "--stability", "0", "--no-report", "-q"]) == 0
+    assigned = tmp_path / "a.parquet"
+    assert main(["assign", "--model", str(out / "model"), "--input", str(events_csv), "--out", str(assigned),
+                 "-q"]) == 0
+    a = pd.read_parquet(assigned).set_index("customer_id")["segment"]
+    s = pd.read_parquet(out / "segments.parquet").set_index("customer_id")["segment"]
+    assert (a.loc[s.index] == s).mean() > 0.99
+    capsys.readouterr()
+    rc = main(["update", "--model", str(out / "model"), "--input", str(events_csv), "--out", str(tmp_path / "v2"),
+               "-q"])
+    assert rc == 2 and "PCA embedding" in capsys.readouterr().err
