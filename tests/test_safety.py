@@ -130,7 +130,7 @@ def test_kill_9_during_the_commit_leaves_all_old_or_all_new(tmp_path, moment):
     subprocess.run(base + ["--k", "2"], check=True, capture_output=True)
     old = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".gpuseg-")}
     old_run = json.loads((out / MANIFEST).read_text())["run_id"]
-    env = {**os.environ, "GPUSEG_TEST_COMMIT_PAUSE": "0.4"}
+    env = {**os.environ, "GPUSEG_TEST_COMMIT_PAUSE": "0.25"}
     proc = subprocess.Popen(base + ["--k", "3"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
