@@ -38,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
 WHEELS = HERE / "data" / "wheels"
 TEST_PACKAGES = ("pytest", "hypothesis")
@@ -94,20 +95,12 @@ def run_tier(marker: str, env: dict | None, why: str, timeout: int) -> dict:
             "reason": why if done.returncode != 5 else f"no test selected by -m {marker}"}
 
 
-def _timed(fn, repeat: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def timings(rows: int, seed: int = 0) -> list[dict]:
     """GPU against CPU seconds for the xp code paths (the GPU times include a sync)."""
     import numpy as np
 
     from gpuseg import backend
+    from methods import timed  # bench/methods.py: the best of a few calls
 
     cp = backend.gpu_module("cupy")
     X, labels, cases = timing_cases(rows, seed)
@@ -118,8 +111,8 @@ def timings(rows: int, seed: int = 0) -> list[dict]:
         try:
             fn(cp, Xg[:1000], Lg[:1000])  # compile kernels, warm the pool
             cp.cuda.Device().synchronize()
-            row["gpu_s"] = _timed(lambda: (fn(cp, Xg, Lg), cp.cuda.Device().synchronize()))
-            row["cpu_s"] = _timed(lambda: fn(np, X, labels))
+            row["gpu_s"] = timed(lambda: (fn(cp, Xg, Lg), cp.cuda.Device().synchronize()))
+            row["cpu_s"] = timed(lambda: fn(np, X, labels))
             row["speedup"] = row["cpu_s"] / row["gpu_s"] if row["gpu_s"] > 0 else None
         except Exception as exc:  # noqa: BLE001 - a check reports, it does not stop
             row["error"] = f"{type(exc).__name__}: {str(exc)[:160]}"

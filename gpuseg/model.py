@@ -846,6 +846,15 @@ def _regular_file(file: Path, limit: int) -> int:
     return st.st_size
 
 
+def _read_regular(file: Path, limit: int) -> bytes:
+    """The bytes of a plain file of at most ``limit`` bytes (:func:`_regular_file`)."""
+    _regular_file(file, limit)
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise _fail(file, f"cannot be read ({exc.strerror})") from None
+
+
 def _check_listing(folder: Path, manifest: Mapping[str, Any]) -> None:
     """Nothing in the folder but model.json and the files it lists."""
     listed = {_MANIFEST, *manifest["files"]}
@@ -898,9 +907,9 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise ConfigError(f"saved model {folder}: not a folder")
     if not file.exists() and not file.is_symlink():
         raise _fail(file, "missing; not a gpuseg model folder")
-    _regular_file(file, MAX_MANIFEST_BYTES)
+    raw = _read_regular(file, MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise _fail(file, f"not valid JSON ({' '.join(str(exc).split())})") from None
     except RecursionError:
@@ -961,13 +970,7 @@ def _read_checked(folder: Path, name: str, files: Mapping[str, Any]) -> bytes:
     expected = files.get(name)
     if not isinstance(expected, str):
         raise _fail(folder / _MANIFEST, f"no SHA-256 for {name}")
-    _regular_file(file, MAX_FILE_BYTES)
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise _fail(file, "missing") from None
-    except OSError as exc:
-        raise _fail(file, f"cannot be read ({exc.strerror})") from None
+    data = _read_regular(file, MAX_FILE_BYTES)
     if hashlib.sha256(data).hexdigest() != expected.lower():
         raise _fail(file, "SHA-256 does not match model.json (file truncated or modified)")
     return data
