@@ -554,7 +554,7 @@ class LoadedModel:
         if kind == "consensus":
             return self._vote(X)[0]
         if kind == "centroids":
-            space = self.latent(X) if self._state.get("metric") else X
+            space = self._latent(X) if self._state.get("metric") else X
             return nearest_center(space, self._on("centers", xp, X.dtype))[0]
         if kind == "gmm":
             return self._gmm.predict(X)
@@ -617,9 +617,9 @@ class LoadedModel:
 
         segments = self._segments(self._predict_labels(X))
         if self.has_predict_proba:
-            conf = xp.asarray(self.predict_proba(X)).max(axis=1)
+            conf = xp.asarray(self._proba(X)).max(axis=1)
         elif "confidence_centers" in self._arrays:
-            space = self.latent(X) if self._state["kind"] == "deep" or self._state.get("metric") else X
+            space = self._latent(X) if self._state["kind"] == "deep" or self._state.get("metric") else X
             rows = self._arrays["confidence_rows"]
             row_of = np.full(self.k + 1, -1, dtype=np.int64)
             for row in range(rows.shape[0] - 1, -1, -1):
@@ -642,14 +642,25 @@ class LoadedModel:
         from . import backend as _backend
         from .embed.autoencoder import _encode, _training_tensor
 
+        return self._latent(self._check_X(X))
+
+    @property
+    def _input_dim(self) -> int:
+        """Columns of the estimator's input: the features, or the saved PCA's dimensions."""
+        return int(self._arrays["projection_components"].shape[0]) if self.embedded else len(self.feature_names)
+
+    def _latent(self, X: Any) -> Any:
+        """:meth:`latent` of input already checked (and projected) by :meth:`_check_X`."""
+        from . import backend as _backend
+        from .embed.autoencoder import _encode, _training_tensor
+
         if self._state.get("metric"):
-            X = self._check_X(X)
             xp = array_namespace(X)
             return X @ self._on("metric", xp, X.dtype)
         if self._state["kind"] != "deep":
             raise AttributeError(f"a saved {self.method} model has no latent space")
         torch = _backend.torch_module()
-        Xt = _training_tensor(self._check_X(X), len(self.feature_names))
+        Xt = _training_tensor(X, self._input_dim)
         if next(self._network.parameters()).device != Xt.device:
             self._network = self._network.to(Xt.device)
         return _backend.from_torch(_encode(torch, self._network, Xt, self._state["amp"]))
@@ -665,7 +676,10 @@ class LoadedModel:
         """
         if not self.has_predict_proba:
             raise AttributeError(f"a saved {self.method} model has no predict_proba")
-        X = self._check_X(X)
+        return self._proba(self._check_X(X))
+
+    def _proba(self, X: Any) -> Any:
+        """:meth:`predict_proba` of input already checked (and projected)."""
         if self._gmm is not None:
             return self._gmm.predict_proba(X)
         return self._predict_deep(X)[1]
@@ -676,7 +690,7 @@ class LoadedModel:
         from .embed.autoencoder import _encode, _training_tensor
 
         torch = _backend.torch_module()
-        Xt = _training_tensor(X, len(self.feature_names))
+        Xt = _training_tensor(X, self._input_dim)
         if next(self._network.parameters()).device != Xt.device:
             self._network = self._network.to(Xt.device)
         Z = _encode(torch, self._network, Xt, self._state["amp"])

@@ -498,18 +498,21 @@ def test_edited_data_entries_are_one_clear_error(events, kmeans_run, tmp_path, c
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
 
 
-def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "adaptive_kmeans"])
+def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path, capsys, method):
     """--embed pca saves the projection with the model: assigning the training data gives the
-    run's segments; update says plainly that it cannot refresh such a model yet."""
+    run's segments (GMM's confidence and adaptive K-means' metric included: the projection is
+    applied once); update says plainly that it cannot refresh such a model yet."""
     out = tmp_path / "o"
-    assert main(["run", "--input", str(events_csv), "--out", str(out), "--embed", "pca", "--methods", "kmeans",
+    assert main(["run", "--input", str(events_csv), "--out", str(out), "--embed", "pca", "--methods", method,
                  "--k", "4", "--stability", "0", "--no-report", "-q"]) == 0
     assigned = tmp_path / "a.parquet"
     assert main(["assign", "--model", str(out / "model"), "--input", str(events_csv), "--out", str(assigned),
                  "-q"]) == 0
-    a = pd.read_parquet(assigned).set_index("customer_id")["segment"]
-    s = pd.read_parquet(out / "segments.parquet").set_index("customer_id")["segment"]
-    assert (a.loc[s.index] == s).mean() > 0.99
+    a = pd.read_parquet(assigned).set_index("customer_id")
+    s = pd.read_parquet(out / "segments.parquet").set_index("customer_id")
+    assert (a.loc[s.index, "segment"] == s["segment"]).mean() > 0.99
+    assert a["confidence"].between(0, 1).all()
     capsys.readouterr()
     rc = main(["update", "--model", str(out / "model"), "--input", str(events_csv), "--out", str(tmp_path / "v2"),
                "-q"])

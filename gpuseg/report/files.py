@@ -144,7 +144,10 @@ def check_output_dir(folder: Path) -> None:
 
 
 def _written_by_gpuseg(folder: Path) -> bool:
-    """True when the folder's metrics.json is one a gpuseg run wrote."""
+    """True when the folder's metrics.json is one a gpuseg run wrote, or the folder holds a
+    gpuseg commit's manifest or an interrupted commit's journal (which recover() settles)."""
+    if (folder / MANIFEST).is_file() or any(folder.glob(f".gpuseg-tmp-*/{_JOURNAL}")):
+        return True
     try:
         return "gpuseg_version" in json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError, TypeError):
@@ -170,8 +173,9 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     journal is written there, the previous versions (and the files named in ``remove``) are
     moved aside into it while the new ones are moved in, and the folder's manifest
     (:data:`MANIFEST`, naming this commit) replaces the old one with one ``rename``: that is
-    the commit point. If anything fails before it, the moves are undone here; if the process
-    dies (kill -9, power), the next :func:`recover` of the folder (``run``, ``report`` and
+    the commit point. If anything fails before it, the moves are undone here (Ctrl-C and
+    SIGTERM wait while files move); if the process is killed (kill -9), the next
+    :func:`recover` of the folder (``run``, ``report`` and
     ``migrate`` do it first, holding the folder's lock) undoes them from the journal. Either way the folder holds every
     new file or every old one, never a mix.
 
@@ -196,25 +200,52 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".gpuseg-tmp-", dir=out))
+    settled = False  # the folder is all-new or all-old and the journal says nothing more
     try:
         for name, write in writers.items():
             write(tmp / name)
         names = list(writers)
         gone = [n for n in remove if n not in writers and ((out / n).exists() or (out / n).is_symlink())]
+        had_old = [n for n in names if (out / n).exists() or (out / n).is_symlink()] + gone
         run_id = f"{os.getpid()}-{time.time_ns()}"
         manifest = json.dumps({"run_id": run_id, "files": sorted(set(_manifest_files(out)) - set(gone) | set(names))})
         (tmp / MANIFEST).write_text(manifest)
-        (tmp / _JOURNAL).write_text(json.dumps({"run_id": run_id, "names": names, "remove": gone}))
-        try:
-            _move_in(out, tmp, names, gone)
-            os.replace(tmp / MANIFEST, out / MANIFEST)  # the commit point
-            _pause()
-        except BaseException:
-            _roll_back(out, tmp, names + gone)
-            raise
+        (tmp / _JOURNAL).write_text(json.dumps({"run_id": run_id, "names": names, "remove": gone,
+                                                "had_old": had_old}))
+        with _signals_held():  # a second Ctrl-C or SIGTERM waits until the folder is consistent
+            try:
+                _move_in(out, tmp, names, gone)
+                os.replace(tmp / MANIFEST, out / MANIFEST)  # the commit point
+            except BaseException:
+                _roll_back(out, tmp, names + gone, set(had_old))
+                (tmp / _JOURNAL).unlink()
+                settled = True
+                raise
+            (tmp / _JOURNAL).unlink()  # committed: what is left in tmp is the old files, garbage
+            settled = True
+        _pause()
         return [out / name for name in names]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if settled or not (tmp / _JOURNAL).exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        # else: a journal of moves not undone stays for recover()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP (delivered when the block ends) in the main thread."""
+    import signal
+    import threading
+
+    sigs = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _manifest_files(out: Path) -> list[str]:
@@ -244,26 +275,22 @@ def _move_in(out: Path, tmp: Path, names: list[str], gone: list[str]) -> None:
         _pause()
 
 
-def _roll_back(out: Path, tmp: Path, names: list[str]) -> None:
-    """Undo :func:`_move_in`: a new file that went in comes out, every old one goes back."""
+def _roll_back(out: Path, tmp: Path, names: list[str], had_old: set[str]) -> None:
+    """Undo :func:`_move_in`, any number of times: a new file that went in comes out, every
+    old one goes back. A name with an old version is touched only while its old version is
+    still aside (so a second undo never deletes a restored file); a name without one is
+    removed only when its new file left ``tmp``."""
     for name in reversed(names):
-        target = out / name
-        if not (tmp / name).exists() and (target.exists() or target.is_symlink()) and (
-                (tmp / f".previous-{name}").exists() or name in _new_names(tmp)):
+        target, backup = out / name, tmp / f".previous-{name}"
+        aside = backup.exists() or backup.is_symlink()
+        came_in = not (tmp / name).exists() and (target.exists() or target.is_symlink())
+        if (name in had_old and aside and came_in) or (name not in had_old and came_in):
             if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, ignore_errors=True)
+                shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
-        backup = tmp / f".previous-{name}"
-        if backup.exists() or backup.is_symlink():
+        if aside:
             os.replace(backup, target)
-
-
-def _new_names(tmp: Path) -> set[str]:
-    try:
-        return set(json.loads((tmp / _JOURNAL).read_text())["names"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
 
 
 def recover(out: str | os.PathLike) -> list[str]:
@@ -289,8 +316,11 @@ def recover(out: str | os.PathLike) -> list[str]:
         elif journal.get("run_id") == current:
             done.append(f"removed {tmp.name}: its run had committed")
         else:
-            _roll_back(out, tmp, list(journal.get("names", [])) + list(journal.get("remove", [])))
+            names = list(journal.get("names", [])) + list(journal.get("remove", []))
+            had_old = set(journal.get("had_old", names))
+            _roll_back(out, tmp, names, had_old)
             done.append(f"undid the interrupted commit of {tmp.name}: the previous run's files are back")
+        (tmp / _JOURNAL).unlink(missing_ok=True)  # settled: never undone twice
         shutil.rmtree(tmp, ignore_errors=True)
     return done
 

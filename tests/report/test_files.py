@@ -169,9 +169,11 @@ def _killed_during(monkeypatch, out, text, after_moves):
         count[0] += 1
         return real(a, b)
 
+    def die(*a):  # killed before the undo could run: nothing else happens in this process
+        raise SystemExit("killed")
+
     monkeypatch.setattr(files.os, "replace", replace)
-    monkeypatch.setattr(files, "_roll_back", lambda *a: None)
-    monkeypatch.setattr(files.shutil, "rmtree", lambda *a, **k: None)
+    monkeypatch.setattr(files, "_roll_back", die)
     with pytest.raises(SystemExit):
         _v(out, text, extra=("c.txt",))
     monkeypatch.undo()
@@ -188,6 +190,38 @@ def test_a_commit_killed_anywhere_recovers_to_all_old_or_all_new(tmp_path, monke
     state = _state(out)
     # 5 renames move the files (a, b aside and in; c in), the 6th is the manifest: the commit point
     assert state in ({"a.txt": "old", "b.txt": "old"}, {"a.txt": "new", "b.txt": "new", "c.txt": "new"}), state
+    assert not list(out.glob(".gpuseg-tmp-*"))
+
+
+@pytest.mark.parametrize("after_moves", range(1, 5))
+def test_an_undo_killed_halfway_is_finished_by_recover(tmp_path, monkeypatch, after_moves):
+    """The undo itself may be interrupted: running it again never deletes a restored file."""
+    import gpuseg.report.files as files
+    from gpuseg.report.files import recover
+
+    out = tmp_path / "out"
+    _v(out, "old")
+    _killed_during(monkeypatch, out, "new", after_moves)
+    tmp = next(out.glob(".gpuseg-tmp-*"))
+    journal = json.loads((tmp / ".journal.json").read_text())
+    names = journal["names"] + journal["remove"]
+    real = os.replace
+    count = [0]
+
+    def replace(a, b):
+        if count[0] == 1:
+            raise SystemExit("killed again")
+        count[0] += 1
+        return real(a, b)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    try:  # dies after its first rename (an undo with one rename to do finishes)
+        files._roll_back(out, tmp, names, set(journal["had_old"]))
+    except SystemExit:
+        pass
+    monkeypatch.undo()
+    recover(out)
+    assert _state(out) == {"a.txt": "old", "b.txt": "old"}
     assert not list(out.glob(".gpuseg-tmp-*"))
 
 
