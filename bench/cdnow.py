@@ -151,7 +151,8 @@ def main(argv=None) -> int:
     for name, v in hold["segmentations"].items():
         label = f"gpuseg ({hold['method']})" if name == "gpuseg" else name
         print(f"| {label} | {v['k']} | {v['eta_squared']:.3f} | {v['eta_squared_repeat']:.3f} |")
-    print(f"\npredicted_clv against holdout spend: Spearman {hold['value_spearman']:.3f}")
+    if hold["value_spearman"] is not None:
+        print(f"\npredicted_clv against holdout spend: Spearman {hold['value_spearman']:.3f}")
     total = time.perf_counter() - t
     print(f"\nTotal {total:.0f} s; load {os.getloadavg()[0]:.2f}")
     out = HERE / "results" / f"cdnow-{args.tag}.json"

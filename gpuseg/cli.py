@@ -705,10 +705,15 @@ def _check_window(start: str, days: int | None) -> None:
         first = pd.Timestamp(str(start))
     except (ValueError, TypeError, OverflowError):
         raise ConfigError(f"--start {start}: not a date; write it like 2019-10-01") from None
-    if first is pd.NaT or not 1990 <= first.year <= 2100:
-        raise ConfigError(f"--start {start}: give a date between 1990 and 2100")
+    if first is pd.NaT or first.year < 1990:
+        raise ConfigError(f"--start {start}: give a date from 1990 on")
     if days is not None and not 1 <= days <= 3650:
         raise ConfigError(f"--days {days}: give 1 to 3650 days")
+    tomorrow = pd.Timestamp.now() + pd.Timedelta(days=1)
+    last = first + pd.Timedelta(days=61 if days is None else days) if first < tomorrow else first
+    if last > tomorrow:
+        raise ConfigError(f"--start {start}: the data would reach {last.date()}, after tomorrow; cleaning drops "
+                          "events dated in the future as implausible, so end the window by today")
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

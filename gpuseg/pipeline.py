@@ -214,6 +214,7 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
         cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer,
                                                                                        backtest)
         if backtest is not None:  # predicted value over the holdout, to compare with what was spent
+            user_value = config.value  # what the saved model predicts with (assign)
             config = replace(config, value=backtest.value_horizon(config.value))
         truth = synthetic_truth if truth is None else truth
     n_customers = len(feats)
@@ -392,6 +393,10 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
             )
             if value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
                 model_kwargs["data"]["value"] = value_info
+                if backtest is not None:  # the fit is the backtest's; the horizon and money terms the user's
+                    model_kwargs["data"]["value"] = {**value_info, "horizon_days": float(user_value.horizon_days),
+                                                     "discount_rate": float(user_value.discount_rate),
+                                                     "margin": float(user_value.margin)}
             if embedder is not None:  # the PCA the segments were found in: predict projects onto it first
                 model_kwargs["data"]["embedding"] = {"method": embedding["method"], "n_components": int(Z.shape[1])}
                 model_kwargs["data_arrays"].update(projection_arrays(embedder))
@@ -485,7 +490,9 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
         excluded = cleaned.excluded if cleaned.excluded is not None else no_exclusions()
         segments_out = segments
         if key is not None:  # every id written becomes its pseudonym; the result keeps the ids
-            segments_out, feature_out, excluded = (pseudonymise(f, key) for f in (segments, feature_out, excluded))
+            segments_out = pseudonymise(segments, key)  # features hold the same customers in the same order
+            feature_out = _backend.to_host(feature_out).assign(customer_id=segments_out["customer_id"].to_numpy())
+            excluded = pseudonymise(excluded, key)
         t_write = time.perf_counter()
 
         def write_metrics(path: Path) -> None:

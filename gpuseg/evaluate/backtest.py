@@ -309,7 +309,11 @@ def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataF
                       seed: int, window: dict[str, Any]) -> BacktestResult:
     """The tables of the module docstring for the customers of ``seg`` (host pandas)."""
     ids = seg["customer_id"].to_numpy()
-    out = outcomes.reindex(ids).fillna({"revenue": 0.0, "purchase_days": 0})
+    # matched as text: calibration and holdout are cleaned apart, and an id such as "0789"
+    # seen only in the holdout can leave one side text and the other integers
+    outcomes = outcomes.set_axis(outcomes.index.astype(str))
+    id_text = pd.Index(ids).astype(str)
+    out = outcomes.reindex(id_text).fillna({"revenue": 0.0, "purchase_days": 0})
     predicted = (seg["predicted_clv"].to_numpy(np.float64) if "predicted_clv" in seg.columns
                  else np.full(len(seg), np.nan))
     frames = feats.reindex(ids) if feats.index.name == "customer_id" else feats.set_index("customer_id").reindex(ids)
@@ -334,8 +338,8 @@ def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataF
         "window": window,
         "customers_scored": int(len(seg)),
         "customers_bought_again": int((out["purchase_days"] > 0).sum()),
-        "new_customers_in_holdout": int((~outcomes.index.isin(ids)).sum()),
-        "new_customers_revenue": float(outcomes.loc[~outcomes.index.isin(ids), "revenue"].sum()),
+        "new_customers_in_holdout": int((~outcomes.index.isin(id_text)).sum()),
+        "new_customers_revenue": float(outcomes.loc[~outcomes.index.isin(id_text), "revenue"].sum()),
         "holdout_revenue_scored": float(revenue.sum()),
         "segmentations": scored,
         "log_rfm_silhouette": km["silhouette"] if km else None,

@@ -41,12 +41,16 @@ _MODEL_FILES = re.compile(r"model\.json|arrays\.npz|weights(_\d+)?\.pt")
 
 #: A text cell starting with one of these is a formula to Excel, LibreOffice or Sheets.
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+#: A plain signed number ("-42", "+4917612345") is a number to a spreadsheet, not a formula:
+#: it is left as it is, so ids still join back.
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
 
 
 def spreadsheet_safe(frame: Any) -> Any:
     """A copy of a host frame whose text cells that a spreadsheet would run as a formula
     (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``, ``-2+3``) start with ``'``, as OWASP's
-    CSV-injection rule says; numbers, and text cells that start otherwise, are unchanged."""
+    CSV-injection rule says; numbers (also as text: ``-42``), and text cells that start
+    otherwise, are unchanged."""
     import pandas as pd
 
     out = None
@@ -55,7 +59,7 @@ def spreadsheet_safe(frame: Any) -> Any:
         if not (s.dtype == object or isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype))):
             continue
         text = s.astype("object")
-        risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_LEADS))
+        risky = text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_LEADS) and not _NUMBER.fullmatch(v))
         if bool(risky.any()):
             out = frame.copy() if out is None else out
             out[col] = text.where(~risky, "'" + text.astype(str))

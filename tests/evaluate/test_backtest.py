@@ -171,6 +171,9 @@ def test_backtest_command_end_to_end(tmp_path, capsys):
     assert feats.loc["L1", "frequency"] == facts["calibration_orders_L1"]
     assert "NEW" not in feats.index
     assert json.loads((out / "metrics.json").read_text())["config"]["value"]["horizon_days"] == 183
+    # the saved model predicts with the user's [value] settings, not the backtest's horizon
+    model = json.loads((out / "model" / "model.json").read_text())
+    assert model["data"]["value"]["horizon_days"] == 365 and model["data"]["value"]["discount_rate"] == 0.1
     table = pd.read_csv(out / "backtest.csv")
     assert set(table["segmentation"]) == set(bt["segmentations"])
     for _, part in table.groupby("segmentation"):
@@ -199,3 +202,19 @@ def test_backtest_user_errors_are_one_line(tmp_path, capsys, extra, words):
     rc = main(["backtest", "--input", str(tmp_path / "orders.csv"), "--out", str(tmp_path / "o"), "-q", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_ids_are_matched_as_text_across_calibration_and_holdout():
+    """Cleaned apart, the calibration may read ids as integers and the holdout as text (an
+    id "0789" only in the holdout keeps it text): the customers still match."""
+    from gpuseg.evaluate.backtest import evaluate_backtest
+
+    seg = pd.DataFrame({"customer_id": [1, 2, 3, 4], "segment": [0, 0, 1, 1], "segment_name": ["a", "a", "b", "b"],
+                        "predicted_clv": [1.0, 2.0, 3.0, 4.0]})
+    feats = pd.DataFrame({"recency_days": [1.0, 2, 30, 40], "frequency": [5.0, 4, 1, 1],
+                          "monetary": [50.0, 40, 5, 6]}, index=pd.Index([1, 2, 3, 4], name="customer_id"))
+    outcomes = pd.DataFrame({"revenue": [10.0, 20.0, 99.0], "purchase_days": [1, 2, 1]},
+                            index=pd.Index(["1", "2", "0789"], name="customer_id"))
+    bt = evaluate_backtest(seg, feats, outcomes, [2, 3], 0, {}).summary
+    assert bt["holdout_revenue_scored"] == 30.0 and bt["customers_bought_again"] == 2
+    assert bt["new_customers_in_holdout"] == 1 and bt["new_customers_revenue"] == 99.0
