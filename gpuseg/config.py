@@ -507,6 +507,9 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
                 f"config: unknown setting {key!r}; known: {', '.join(sorted(_TOP_KEYS | set(_SECTIONS)))}"
             )
     sections = {name: values.pop(name, {}) for name in _SECTIONS}
+    for name, table in sections.items():  # "evaluate = 5" is not a table (command-line values merge into them)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"config: [{name}] must be a table of settings, not {table!r}")
     for key, val in overrides.items():
         if val is None:
             continue

@@ -255,3 +255,13 @@ def test_a_timestamp_in_another_format_is_not_called_invalid(cpu):
     df = pd.DataFrame({"customer_id": [1, 2, 3], "timestamp": ["2021-01-01 10:00:00"] * 3, "amount": 1.0})
     with pytest.raises(SchemaError, match="is a timestamp in another format"):
         from_frame(df, cpu, "orders", timestamp_format="%d/%m/%Y %H:%M")
+
+
+@pytest.mark.parametrize("text", ["evaluate = 5\nstability = 3", "dask = [1]", "segments = 'x'"])
+def test_a_section_given_as_a_value_is_one_line(tmp_path, capsys, text):
+    """Found by bench/campaign.py: a section written as a plain value beside the command-line
+    setting that merges into it raised a TypeError."""
+    (tmp_path / "c.toml").write_text(text)
+    rc = main(["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must be a table" in err and len(err.strip().splitlines()) == 1
