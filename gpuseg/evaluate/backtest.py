@@ -203,18 +203,17 @@ def holdout_outcomes(frame: Any, kind: str) -> pd.DataFrame:
     """``revenue, purchase_days`` per customer with a purchase in the cleaned holdout rows
     (host pandas indexed by ``customer_id``): purchase events' prices for event logs, order
     lines' amounts for order logs."""
+    from ..segments.value import purchase_rows
+
     empty = pd.DataFrame({"revenue": pd.Series(dtype="float64"), "purchase_days": pd.Series(dtype="int64")})
     if frame is None or len(frame) == 0:
         return empty
-    if kind == "events":
-        rows = frame.loc[frame["etype"] == 3, ["customer_id", "ts", "price"]].rename(columns={"price": "value"})
-    else:
-        rows = frame[["customer_id", "ts", "amount"]].rename(columns={"amount": "value"})
-    rows = to_host(rows)
+    rows = purchase_rows(frame, kind)
     if len(rows) == 0:
         return empty
     rows = rows.assign(day=rows["ts"] // _DAY)
-    per = rows.groupby("customer_id").agg(revenue=("value", "sum"), purchase_days=("day", "nunique"))
+    per = to_host(rows.groupby("customer_id").agg({"value": "sum", "day": "nunique"}))  # summed on the device
+    per = per.rename(columns={"value": "revenue", "day": "purchase_days"})
     return per.astype({"revenue": "float64", "purchase_days": "int64"})
 
 

@@ -45,16 +45,20 @@ MIN_PURCHASERS = 20
 MIN_REPEATERS = 10
 
 
+def purchase_rows(frame: Any, kind: str) -> Any:
+    """``customer_id, ts, value`` of every purchase in a cleaned frame, on its device:
+    purchase events' prices (events) or order lines' amounts (orders), as spent (before the
+    price fence capped them, where it did)."""
+    col = "spent" if "spent" in frame.columns else ("price" if kind == "events" else "amount")
+    rows = frame.loc[frame["etype"] == 3] if kind == "events" else frame
+    return rows[["customer_id", "ts", col]].rename(columns={col: "value"})
+
+
 def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame:
     """``x, t_x, T, m`` per customer with at least one purchase (host pandas, indexed by
     ``customer_id``; ``m`` NaN without repeat purchases) from a cleaned frame
     (:mod:`gpuseg.prep.clean`)."""
-    # what was spent: the values before the price fence capped them, where it did
-    col = "spent" if "spent" in frame.columns else ("price" if kind == "events" else "amount")
-    if kind == "events":
-        rows = frame.loc[frame["etype"] == 3, ["customer_id", "ts", col]].rename(columns={col: "value"})
-    else:
-        rows = frame[["customer_id", "ts", col]].rename(columns={col: "value"})
+    rows = purchase_rows(frame, kind)
     rows = rows.assign(day=rows["ts"] // _DAY)
     days = rows.groupby(["customer_id", "day"], sort=False)["value"].sum().reset_index()
     days = days.sort_values(["customer_id", "day"])
