@@ -10,6 +10,20 @@ import pytest
 from gpuseg import backend as _backend
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every GPU test is in exactly one tier (``cupy`` or ``rapids``) and marked ``gpu``, so
+    ``bench/gpu_check.py``'s ``pytest -m cupy`` and ``-m rapids`` cover them all: checked in
+    every session, a test that breaks the rule stops the run."""
+    wrong = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        tiers = marks & {"cupy", "rapids"}
+        if ("gpu" in marks) != (len(tiers) == 1) or len(tiers) > 1:
+            wrong.append(item.nodeid)
+    if wrong:
+        raise pytest.UsageError(f"GPU tests must be marked gpu and exactly one of cupy/rapids: {wrong[:5]}")
+
+
 def _gpu_params():
     return pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.rapids], id="gpu")
 
