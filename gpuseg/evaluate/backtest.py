@@ -69,19 +69,12 @@ class Window:
 
 
 def _instant(text: str, option: str) -> tuple[int, bool]:
-    """(the first second after ``text``, whether ``text`` is a bare date)."""
-    try:
-        ts = pd.Timestamp(str(text).strip())
-    except (ValueError, TypeError, OverflowError):
-        raise ConfigError(f"{option} {text}: not a date or time; write it like 1997-09-30 or "
-                          "'1997-09-30 18:00'") from None
-    if ts is pd.NaT:
-        raise ConfigError(f"{option} {text}: not a date or time")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
+    """(the first second after ``text``, whether ``text`` is a bare date), parsed as
+    ``assign --as-of`` parses its date (:func:`gpuseg.dynamic.as_of_time`)."""
+    from ..dynamic import _day
+
     whole = bool(_DATE_ONLY.fullmatch(str(text)))
-    seconds = int(ts.value // 1_000_000_000)
-    return seconds + (_DAY if whole else 1), whole  # the date (or second) itself is included
+    return _day(str(text), option) + (_DAY if whole else 1), whole  # the date (or second) itself is included
 
 
 def parse_window(until: str, holdout_end: str | None = None) -> Window:
