@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,71 +297,38 @@ def check_table_path(out: str, inputs: Sequence[Any] = (), force: bool = False) 
 
 
 def _minibatch(X: Any, centers: Any, counts: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
-    """One pass of mini-batch steps over X from (centers, counts); returns the new centres,
-    counts and the customers each centre received."""
-    from .cluster.minibatch import _minibatch_step
+    """One pass of mini-batch steps (:meth:`MiniBatchKMeans.partial_fit`, no reassignment)
+    over X in a seeded order from (centers, counts); returns the new centres (float64),
+    counts and the customers each centre received, on the host."""
+    from .cluster.minibatch import MiniBatchKMeans
 
     xp = _backend.array_namespace(X)
-    centers = xp.asarray(_backend.to_namespace(centers, xp), dtype=xp.float64)
-    counts = xp.asarray(_backend.to_namespace(counts, xp), dtype=xp.float64)
-    start = counts.copy()
+    est = MiniBatchKMeans.from_arrays(xp.asarray(_backend.to_namespace(centers, xp), dtype=xp.float64),
+                                      xp.asarray(_backend.to_namespace(counts, xp)), batch_size=batch_size,
+                                      reassignment_ratio=0.0)
+    start = est.counts_.copy()
     order = xp.asarray(np.random.default_rng(seed).permutation(X.shape[0]))
     for lo in range(0, X.shape[0], batch_size):
-        rows = order[lo: lo + batch_size]
-        centers, counts, _ = _minibatch_step(X[rows], centers, counts, reassign=False, reassignment_ratio=0.0,
-                                             random_state=None)
-    return centers, counts, counts - start
+        est.partial_fit(X[order[lo: lo + batch_size]])
+    state = est.to_arrays()
+    return state["cluster_centers"], state["counts"], state["counts"] - np.asarray(_backend.to_host(start))
 
 
 def _gmm_update(arrays: dict[str, np.ndarray], state: dict[str, Any], X: Any, max_iter: int, tol: float
                 ) -> tuple[dict[str, np.ndarray], Any, int]:
-    """Incremental EM: the old mixture's sufficient statistics (its weights times its
-    training customers) stay fixed, the new data's are re-estimated every iteration."""
-    from .cluster.gmm import GaussianMixture, _compute_precision_cholesky, _estimate_gaussian_parameters
+    """Incremental EM (:meth:`GaussianMixture.partial_fit`): the old mixture's sufficient
+    statistics (its weights times its training customers) stay fixed, the new data's are
+    re-estimated every iteration."""
+    from .cluster.gmm import GaussianMixture
 
     xp = _backend.array_namespace(X)
-    X = xp.asarray(X, dtype=xp.float64)
-    ct = state["covariance_type"]
-    k = state["k"]
     n_old = float(arrays["counts"].sum()) if "counts" in arrays else float(X.shape[0])
-    No = xp.asarray(arrays["weights"]) * n_old
-    mo = xp.asarray(arrays["means"])
-    Co = xp.asarray(arrays["covariances"])
-    g = GaussianMixture(k, covariance_type=ct)
-    g.weights_, g.means_, g.covariances_ = xp.asarray(arrays["weights"]), mo, Co
-    g.precisions_cholesky_ = xp.asarray(arrays["precisions_cholesky"])
-    prev, it = -math.inf, 0
-    received = xp.zeros(k)
-    for it in range(1, max_iter + 1):
-        log_norm, log_resp = g._e_step(X)
-        nk, mn, Cn = _estimate_gaussian_parameters(X, xp.exp(log_resp), 1e-6, ct)
-        N = No + nk
-        mu = (No[:, None] * mo + nk[:, None] * mn) / N[:, None]
-        if ct == "full":
-            outer = lambda m: m[:, :, None] * m[:, None, :]  # noqa: E731
-            cov = ((No[:, None, None] * (Co + outer(mo)) + nk[:, None, None] * (Cn + outer(mn))) / N[:, None, None]
-                   - outer(mu))
-        elif ct == "diag":
-            cov = (No[:, None] * (Co + mo ** 2) + nk[:, None] * (Cn + mn ** 2)) / N[:, None] - mu ** 2
-        elif ct == "spherical":
-            cov = ((No * (Co + (mo ** 2).mean(axis=1)) + nk * (Cn + (mn ** 2).mean(axis=1))) / N
-                   - (mu ** 2).mean(axis=1))
-        else:  # tied: one covariance around every component's mean
-            second = lambda n, m: (n[:, None, None] * m[:, :, None] * m[:, None, :]).sum(axis=0)  # noqa: E731
-            total = N.sum()
-            cov = (n_old * Co + second(No, mo) + X.shape[0] * Cn + second(nk, mn) - second(N, mu)) / total
-        g.weights_, g.means_, g.covariances_ = N / N.sum(), mu, cov
-        g.precisions_cholesky_ = _compute_precision_cholesky(cov, ct)
-        received = nk
-        bound = float(log_norm.mean())
-        if abs(bound - prev) < tol:
-            break
-        prev = bound
-    out = dict(arrays)
-    for name in ("weights", "means", "covariances", "precisions_cholesky"):
-        out[name] = np.asarray(_backend.to_host(getattr(g, name + "_")), dtype=np.float64)
-    out["counts"] = np.asarray(_backend.to_host(No + received))
-    return out, received, it
+    g = GaussianMixture.from_arrays(
+        *(xp.asarray(arrays[name]) for name in ("weights", "means", "covariances", "precisions_cholesky")),
+        counts=xp.asarray(arrays["weights"]) * n_old, covariance_type=state["covariance_type"],
+        reg_covar=1e-6, max_iter=max_iter, tol=tol,
+    ).partial_fit(X)
+    return {**arrays, **g.to_arrays()}, g.batch_counts_, g.n_iter_
 
 
 def _match(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -406,9 +372,6 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
         perm = _match(old, new)
         if not np.array_equal(perm, np.arange(k)):
             for name in ("weights", "means", "counts", "covariances", "precisions_cholesky"):
-                if name == "covariances" or name == "precisions_cholesky":
-                    if state["covariance_type"] == "tied":
-                        continue
                 arrays[name] = arrays[name][perm]
             received = received[perm]
             new = arrays["means"]

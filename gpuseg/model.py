@@ -287,7 +287,7 @@ def _fitted_state(method: str, est: Any) -> tuple[dict[str, np.ndarray], dict[st
         arrays = {"centers": centers}
         if not est.exact_:
             arrays["micro_centers"] = _host(est.micro_centers_)
-            arrays["micro_cluster"] = _host(est._micro_cluster).astype(np.int32)
+            arrays["micro_cluster"] = _host(est.micro_cluster_labels_).astype(np.int32)
         return arrays, {"kind": "ward", "k": centers.shape[0], "exact": bool(est.exact_)}, None
     # deep methods: the encoder's weights and the centres in the latent space
     centers = _host(est.cluster_centers_, np.float32)
@@ -356,7 +356,7 @@ def _scaler_state(scaler: Any, names: list[str]) -> tuple[dict[str, Any], dict[s
         "scaler_mean": np.asarray(scaler.mean_, dtype=np.float64),
         "scaler_scale": np.asarray(scaler.scale_, dtype=np.float64),
         "scaler_skew": np.asarray(scaler.skew_, dtype=np.float64),
-        "scaler_weights": np.asarray(scaler._weights(), dtype=np.float64),
+        "scaler_weights": np.asarray(scaler.feature_weights(), dtype=np.float64),
     }
     return meta, arrays
 
@@ -454,11 +454,10 @@ class LoadedModel:
         if self._state["kind"] == "gmm":
             from .cluster.gmm import GaussianMixture
 
-            gmm = GaussianMixture(n_components=self.k, covariance_type=self._state["covariance_type"])
-            for name in ("weights", "means", "covariances", "precisions_cholesky"):
-                setattr(gmm, name + "_", arrays[name])
-            gmm.n_features_in_ = int(arrays["means"].shape[1])  # the features, or a saved PCA's dimensions
-            self._gmm = gmm
+            # n_features_in_ from the means: the features, or a saved PCA's dimensions
+            self._gmm = GaussianMixture.from_arrays(
+                *(arrays[name] for name in ("weights", "means", "covariances", "precisions_cholesky")),
+                covariance_type=self._state["covariance_type"])
 
     def __repr__(self) -> str:
         return f"LoadedModel(method={self.method!r}, k={self.k}, n_features={len(self.feature_names)})"
@@ -640,7 +639,7 @@ class LoadedModel:
         """Where the centres live, for the scaled features ``X`` (X's array type): the
         encoder's embedding (deep methods) or ``X @ metric`` (adaptive K-means)."""
         from . import backend as _backend
-        from .embed.autoencoder import _encode, _training_tensor
+        from .embed.autoencoder import encode_rows, training_tensor
 
         return self._latent(self._check_X(X))
 
@@ -652,7 +651,7 @@ class LoadedModel:
     def _latent(self, X: Any) -> Any:
         """:meth:`latent` of input already checked (and projected) by :meth:`_check_X`."""
         from . import backend as _backend
-        from .embed.autoencoder import _encode, _training_tensor
+        from .embed.autoencoder import encode_rows, training_tensor
 
         if self._state.get("metric"):
             xp = array_namespace(X)
@@ -660,10 +659,10 @@ class LoadedModel:
         if self._state["kind"] != "deep":
             raise AttributeError(f"a saved {self.method} model has no latent space")
         torch = _backend.torch_module()
-        Xt = _training_tensor(X, self._input_dim)
+        Xt = training_tensor(X, self._input_dim)
         if next(self._network.parameters()).device != Xt.device:
             self._network = self._network.to(Xt.device)
-        return _backend.from_torch(_encode(torch, self._network, Xt, self._state["amp"]))
+        return _backend.from_torch(encode_rows(torch, self._network, Xt, self._state["amp"]))
 
     def predict_proba(self, X: Any) -> Any:
         """Soft memberships, shape (n_samples, k): GMM posteriors (float64) or DEC/IDEC's
@@ -686,20 +685,20 @@ class LoadedModel:
 
     def _predict_deep(self, X: Any) -> tuple[Any, Any]:
         from . import backend as _backend
-        from .cluster.deep import _soft_assignment
-        from .embed.autoencoder import _encode, _training_tensor
+        from .cluster.deep import soft_assignment
+        from .embed.autoencoder import encode_rows, training_tensor
 
         torch = _backend.torch_module()
-        Xt = _training_tensor(X, self._input_dim)
+        Xt = training_tensor(X, self._input_dim)
         if next(self._network.parameters()).device != Xt.device:
             self._network = self._network.to(Xt.device)
-        Z = _encode(torch, self._network, Xt, self._state["amp"])
+        Z = encode_rows(torch, self._network, Xt, self._state["amp"])
         if self._state["assign"] == "nearest":
             Zx = _backend.from_torch(Z)
             return nearest_center(Zx, self._on("centers", array_namespace(Zx), Zx.dtype))[0], None
         centers = torch.from_numpy(self._arrays["centers"]).to(Xt.device)
         with torch.no_grad():
-            Q = _soft_assignment(Z, centers, self._state["alpha"])
+            Q = soft_assignment(Z, centers, self._state["alpha"])
         return _backend.from_torch(Q.argmax(dim=1).to(torch.int32)), _backend.from_torch(Q)
 
 

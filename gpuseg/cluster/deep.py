@@ -35,21 +35,21 @@ from ..embed.autoencoder import (
     _check_float,
     _check_int,
     _clone_state,
-    _encode,
+    encode_rows,
     _fit_context,
     _reconstruction_mse,
-    _training_tensor,
+    training_tensor,
 )
 from ._base import EstimatorMixin, seed_from
 from .kmeans import KMeans
 
-__all__ = ["DeepKMeans", "DEC", "IDEC"]
+__all__ = ["DeepKMeans", "DEC", "IDEC", "soft_assignment"]
 
 
 # --- the DEC objective (torch tensors) --------------------------------------------------------
 
 
-def _soft_assignment(Z: Any, centers: Any, alpha: float = 1.0) -> Any:
+def soft_assignment(Z: Any, centers: Any, alpha: float = 1.0) -> Any:
     """Student's t similarity of embeddings to centroids, rows normalised (DEC eq. 1).
 
     ``q_ij = (1 + ||z_i - mu_j||^2 / alpha) ** (-(alpha + 1) / 2) / sum_j' (...)``
@@ -75,11 +75,11 @@ def _kl_divergence(P: Any, Q: Any) -> Any:
 def _embed_and_assign(torch: Any, net: Any, Xt: Any, centers: Any, alpha: float, amp: bool) -> tuple[Any, Any]:
     """Embedding Z and soft assignments Q of every row (no gradients, in row blocks);
     ``net=None`` takes ``Xt`` as the embedding."""
-    Z = Xt if net is None else _encode(torch, net, Xt, amp)
+    Z = Xt if net is None else encode_rows(torch, net, Xt, amp)
     Q = torch.empty((Z.shape[0], centers.shape[0]), dtype=torch.float32, device=Z.device)
     with torch.no_grad():
         for start in range(0, Z.shape[0], _INFERENCE_ROWS):
-            Q[start : start + _INFERENCE_ROWS] = _soft_assignment(Z[start : start + _INFERENCE_ROWS], centers, alpha)
+            Q[start : start + _INFERENCE_ROWS] = soft_assignment(Z[start : start + _INFERENCE_ROWS], centers, alpha)
     return Z, Q
 
 
@@ -133,7 +133,7 @@ class _DeepClustering(EstimatorMixin):
         self
         """
         self._validate_params()
-        Xt = _training_tensor(X)
+        Xt = training_tensor(X)
         self._check_n_samples(Xt.shape[0])
         torch = _backend.torch_module()
         seed = seed_from(self.random_state)
@@ -157,7 +157,7 @@ class _DeepClustering(EstimatorMixin):
         new = copy.copy(self)
         new.n_clusters = n_clusters
         new._validate_params()
-        Xt = _training_tensor(X, self.n_features_in_)
+        Xt = training_tensor(X, self.n_features_in_)
         new._check_n_samples(Xt.shape[0])
         torch = _backend.torch_module()
         ae = copy.copy(self.autoencoder_)
@@ -169,7 +169,7 @@ class _DeepClustering(EstimatorMixin):
 
     def _kmeans_init(self, torch: Any, Xt: Any, net: Any) -> tuple[Any, KMeans]:
         """The embedding tensor of every row and gpuseg's K-means fitted on it (zero-copy hand-off)."""
-        Z = _encode(torch, net, Xt, self.amp)
+        Z = encode_rows(torch, net, Xt, self.amp)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._seed).fit(_backend.from_torch(Z))
         return Z, km
 
@@ -185,9 +185,9 @@ class _DeepClustering(EstimatorMixin):
     def _embed(self, X: Any) -> Any:
         """Embedding tensor of X on X's device."""
         self._check_fitted()
-        Xt = _training_tensor(X, self.n_features_in_)
+        Xt = training_tensor(X, self.n_features_in_)
         torch = _backend.torch_module()
-        return _encode(torch, self.autoencoder_._network_on(Xt.device), Xt, self.amp)
+        return encode_rows(torch, self.autoencoder_._network_on(Xt.device), Xt, self.amp)
 
     def transform(self, X: Any) -> Any:
         """Embedding of X, shape (n_samples, latent_dim), float32, in X's array type."""
@@ -501,7 +501,7 @@ class DEC(_DeepClustering):
             xb = Xt[idx]
             with _autocast(torch, dev, self.amp):
                 z = net["encoder"](xb)
-            loss = _kl_divergence(P[idx], _soft_assignment(z.float(), centers, alpha))
+            loss = _kl_divergence(P[idx], soft_assignment(z.float(), centers, alpha))
             if gamma is not None:
                 with _autocast(torch, dev, self.amp):
                     out = net["decoder"](z)
@@ -521,7 +521,7 @@ class DEC(_DeepClustering):
 
     def _proba_tensor(self, X: Any) -> Any:
         Z = self._embed(X)
-        centers = _training_tensor(self.cluster_centers_).to(Z.device)
+        centers = training_tensor(self.cluster_centers_).to(Z.device)
         return _embed_and_assign(_backend.torch_module(), None, Z, centers, float(self.alpha), False)[1]
 
     def predict_proba(self, X: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .._xp import block_rows, one_hot, row_blocks
-from ..backend import array_namespace, to_namespace
+from ..backend import array_namespace, to_host, to_namespace
 from ._base import EstimatorMixin, as_float_array, check_random_state
 from .kmeans import KMeans, kmeans_plusplus
 
@@ -535,6 +535,85 @@ class GaussianMixture(EstimatorMixin):
         _, log_resp = self._e_step(X)
         self.labels_ = log_resp.argmax(axis=1).astype(xp.int32)
         self.n_features_in_ = X.shape[1]
+        return self
+
+    # ------------------------------------------------------------------ state and updates
+    @classmethod
+    def from_arrays(cls, weights: Any, means: Any, covariances: Any, precisions_cholesky: Any, *,
+                    counts: Any = None, **params: Any) -> "GaussianMixture":
+        """A fitted mixture from its parameter arrays (as :meth:`to_arrays` gives them and a
+        saved model keeps them), ready for :meth:`predict` and :meth:`partial_fit`.
+
+        Parameters
+        ----------
+        weights, means, covariances, precisions_cholesky : arrays on one device
+            Shaped as the attributes of the same names.
+        counts : array of shape (n_components,), optional
+            The customers each component stands for: the weight of the current mixture
+            against a new batch in :meth:`partial_fit` (default there: ``weights_`` times
+            the batch's size).
+        **params
+            Constructor parameters (``covariance_type``, ``reg_covar``, ``max_iter``,
+            ``tol``, ...); ``n_components`` comes from ``means``.
+        """
+        est = cls(n_components=int(means.shape[0]), **params)
+        if est.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {est.covariance_type!r}")
+        xp = array_namespace(means)
+        est._set_parameters(tuple(xp.asarray(to_namespace(a, xp), dtype=xp.float64)
+                                  for a in (weights, means, covariances, precisions_cholesky)))
+        if counts is not None:
+            est.counts_ = xp.asarray(to_namespace(counts, xp), dtype=xp.float64)
+        est.n_features_in_ = int(means.shape[1])
+        est.converged_, est.n_iter_, est.lower_bound_ = True, 0, -np.inf
+        return est
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Host float64 copies of ``weights``, ``means``, ``covariances``,
+        ``precisions_cholesky`` (and ``counts`` when known): what :meth:`from_arrays` takes."""
+        names = ("weights", "means", "covariances", "precisions_cholesky") + (("counts",) if hasattr(self, "counts_")
+                                                                             else ())
+        return {name: np.asarray(to_host(getattr(self, name + "_")), dtype=np.float64) for name in names}
+
+    def partial_fit(self, X: Any, y: Any = None) -> "GaussianMixture":
+        """Update the fitted mixture with a new batch by incremental EM (unfitted: :meth:`fit`).
+
+        The current mixture's sufficient statistics (its weights times ``counts_``
+        customers) stay fixed; the batch's are re-estimated every iteration, for up to
+        ``max_iter`` iterations until the batch's mean log-likelihood changes by less than
+        ``tol``. Sets ``counts_`` (old plus the batch's), ``batch_counts_`` (the soft count
+        each component received), ``n_iter_``, ``converged_`` and ``lower_bound_`` (of the
+        batch). ``labels_`` is not set (the batch is not the training data).
+        """
+        if not hasattr(self, "precisions_cholesky_"):
+            return self.fit(X)
+        X = self._check_predict_X(X)
+        xp = array_namespace(X)
+        X = xp.asarray(X, dtype=xp.float64)
+        self._move_parameters(xp)
+        No = (xp.asarray(to_namespace(self.counts_, xp), dtype=xp.float64) if hasattr(self, "counts_")
+              else self.weights_ * X.shape[0])
+        mo, Co = self.means_, self.covariances_
+        prev, nk, self.converged_, self.n_iter_ = -math.inf, xp.zeros_like(No), False, 0
+        for self.n_iter_ in range(1, int(self.max_iter) + 1):
+            log_norm, log_resp = self._e_step(X)
+            nk, mn, Cn = _estimate_gaussian_parameters(X, xp.exp(log_resp), self.reg_covar, self.covariance_type)
+            N = No + nk
+            mu = (No[:, None] * mo + nk[:, None] * mn) / N[:, None]
+            if self.covariance_type == "full":
+                def outer(m: Any) -> Any:
+                    return m[:, :, None] * m[:, None, :]
+                cov = ((No[:, None, None] * (Co + outer(mo)) + nk[:, None, None] * (Cn + outer(mn)))
+                       / N[:, None, None] - outer(mu))
+            else:
+                cov = (No[:, None] * (Co + mo ** 2) + nk[:, None] * (Cn + mn ** 2)) / N[:, None] - mu ** 2
+            self._set_parameters((N / N.sum(), mu, cov, _compute_precision_cholesky(cov, self.covariance_type)))
+            self.lower_bound_ = float(log_norm.mean())
+            if abs(self.lower_bound_ - prev) < self.tol:
+                self.converged_ = True
+                break
+            prev = self.lower_bound_
+        self.counts_, self.batch_counts_ = No + nk, nk
         return self
 
     # ------------------------------------------------------------------ inference

@@ -326,6 +326,7 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
                 break
 
         self._random_state = rs
+        self._centers64 = centers
         self.cluster_centers_ = centers.astype(X.dtype)
         self.n_steps_ = step + 1
         self.n_iter_ = int(np.ceil(self.n_steps_ * self._batch_size / n))
@@ -338,8 +339,8 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
         """Update the centres with one mini-batch.
 
         The first call (on an unfitted estimator) initialises the centres from this batch;
-        later calls continue the running means from the per-centre counts kept in
-        ``_counts``, so a stream of batches converges like :meth:`fit` on their union.
+        later calls continue the running means (kept in float64) from the per-centre
+        counts ``counts_``, so a stream of batches converges like :meth:`fit` on their union.
         ``labels_`` and ``inertia_`` describe this batch.
 
         Parameters
@@ -373,8 +374,11 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
             self._n_since_last_reassign = 0
             self.n_steps_ = 0
             self.n_features_in_ = X.shape[1]
-        else:
-            centers = xp.asarray(to_namespace(self.cluster_centers_, xp), dtype=xp.float64)
+        else:  # the float64 running means when this estimator kept them (fit, from_arrays)
+            centers = getattr(self, "_centers64", None)
+            if centers is None or centers.shape != self.cluster_centers_.shape:
+                centers = self.cluster_centers_
+            centers = xp.asarray(to_namespace(centers, xp), dtype=xp.float64)
             self._counts = xp.asarray(to_namespace(self._counts, xp), dtype=xp.float64)
         centers, self._counts, _ = _minibatch_step(
             X,
@@ -384,10 +388,56 @@ class MiniBatchKMeans(CentroidMixin, EstimatorMixin):
             reassignment_ratio=float(self.reassignment_ratio),
             random_state=self._random_state,
         )
+        self._centers64 = centers
         self.cluster_centers_ = centers.astype(X.dtype)
         self.labels_, dist = nearest_center(X, self.cluster_centers_)
         self.inertia_ = float(dist.astype(xp.float64).sum())
         self.n_steps_ += 1
         return self
+
+    # ------------------------------------------------------------------ state
+    @property
+    def counts_(self) -> Any:
+        """Samples each centre has been given (float64, the centres' device): the weight of
+        the running means that :meth:`partial_fit` continues."""
+        if not hasattr(self, "_counts"):
+            raise AttributeError("this MiniBatchKMeans instance is not fitted yet; call fit first")
+        return self._counts
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Host float64 ``cluster_centers`` (the running means) and ``counts``: what
+        :meth:`from_arrays` takes."""
+        centers = getattr(self, "_centers64", None)
+        centers = self.cluster_centers_ if centers is None else centers
+        return {"cluster_centers": np.asarray(to_host(centers), dtype=np.float64),
+                "counts": np.asarray(to_host(self.counts_), dtype=np.float64)}
+
+    @classmethod
+    def from_arrays(cls, cluster_centers: Any, counts: Any, **params: Any) -> "MiniBatchKMeans":
+        """A fitted estimator from saved state, ready for :meth:`predict` and
+        :meth:`partial_fit` (the ``update`` of a saved model).
+
+        Parameters
+        ----------
+        cluster_centers : array of shape (n_clusters, n_features)
+            Kept in float64 for the running means (``cluster_centers_`` in its own dtype).
+        counts : array of shape (n_clusters,)
+            Samples each centre has been given.
+        **params
+            Constructor parameters (``batch_size``, ``reassignment_ratio``, ``random_state``,
+            ...); ``n_clusters`` comes from ``cluster_centers``.
+        """
+        est = cls(n_clusters=int(cluster_centers.shape[0]), **params)
+        est._validate_params()
+        xp = array_namespace(cluster_centers)
+        est._centers64 = xp.asarray(cluster_centers, dtype=xp.float64)
+        est.cluster_centers_ = cluster_centers
+        est._counts = xp.asarray(to_namespace(counts, xp), dtype=xp.float64)
+        est._batch_size = int(est.batch_size)
+        est._random_state = check_random_state(est.random_state)
+        est._start()
+        est.n_steps_ = 0
+        est.n_features_in_ = int(cluster_centers.shape[1])
+        return est
 
     # ------------------------------------------------------------------ inference

@@ -253,6 +253,8 @@ class WardClustering(EstimatorMixin):
         Micro-centroids on X's device; None in exact mode.
     micro_labels_ : array of shape (n_samples,), int32, or None
         Micro-cluster of each row; None in exact mode.
+    micro_cluster_labels_ : ndarray of shape (n_micro_clusters,), or None
+        Segment of each micro-cluster (host); None in exact mode.
     cluster_centers_ : array of shape (n_clusters, n_features)
         Mean of each cluster's rows.
     n_leaves_ : int
@@ -322,7 +324,7 @@ class WardClustering(EstimatorMixin):
 
             self.linkage_ = linkage(np.asarray(to_host(X), dtype=np.float64), method="ward")
             self.labels_ = xp.asarray(_cut_linkage(self.linkage_, self.n_clusters))
-            self.micro_centers_ = self.micro_labels_ = self._micro_cluster = None
+            self.micro_centers_ = self.micro_labels_ = self.micro_cluster_labels_ = None
             self.exact_ = True
         else:
             centers, micro = _micro_clusters(X, n_micro, rs)
@@ -333,8 +335,8 @@ class WardClustering(EstimatorMixin):
                 remap[keep] = np.arange(len(keep), dtype=np.int32)
                 centers, micro, counts = centers[xp.asarray(keep)], xp.asarray(remap)[micro], counts[keep]
             self.linkage_ = _ward_linkage(np.asarray(to_host(centers), dtype=np.float64), counts.astype(np.float64))
-            self._micro_cluster = _cut_linkage(self.linkage_, min(self.n_clusters, len(counts)))
-            self.labels_ = xp.asarray(self._micro_cluster)[micro]
+            self.micro_cluster_labels_ = _cut_linkage(self.linkage_, min(self.n_clusters, len(counts)))
+            self.labels_ = xp.asarray(self.micro_cluster_labels_)[micro]
             self.micro_centers_, self.micro_labels_ = centers, micro.astype(xp.int32)
             self.exact_ = False
         self.n_leaves_ = self.linkage_.shape[0] + 1
@@ -357,8 +359,8 @@ class WardClustering(EstimatorMixin):
         if self.exact_:
             new.labels_ = xp.asarray(_cut_linkage(self.linkage_, new.n_clusters))
         else:
-            new._micro_cluster = _cut_linkage(self.linkage_, min(new.n_clusters, self.n_leaves_))
-            new.labels_ = xp.asarray(new._micro_cluster)[self.micro_labels_]
+            new.micro_cluster_labels_ = _cut_linkage(self.linkage_, min(new.n_clusters, self.n_leaves_))
+            new.labels_ = xp.asarray(new.micro_cluster_labels_)[self.micro_labels_]
         k = int(new.labels_.max()) + 1
         sums, counts = cluster_sums(X, new.labels_, k)
         new.cluster_centers_ = (sums / counts[:, None]).astype(X.dtype)
@@ -382,4 +384,4 @@ class WardClustering(EstimatorMixin):
         if self.exact_:
             return nearest_center(X, to_namespace(self.cluster_centers_, xp).astype(X.dtype))[0]
         micro, _ = nearest_center(X, to_namespace(self.micro_centers_, xp).astype(X.dtype))
-        return xp.asarray(self._micro_cluster)[micro]
+        return xp.asarray(self.micro_cluster_labels_)[micro]

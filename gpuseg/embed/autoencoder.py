@@ -26,7 +26,7 @@ import numpy as np
 from .. import backend as _backend
 from ..cluster._base import EstimatorMixin, as_float_array, seed_from
 
-__all__ = ["Autoencoder"]
+__all__ = ["Autoencoder", "encode_rows", "training_tensor"]
 
 #: ``callback(phase, epoch, total, loss)``: called once per epoch / target refresh.
 Callback = Callable[[str, int, int, float], None]
@@ -93,7 +93,7 @@ def _as_float32(X: Any) -> Any:
     return X
 
 
-def _training_tensor(X: Any, n_features: int | None = None) -> Any:
+def training_tensor(X: Any, n_features: int | None = None) -> Any:
     """The float32 tensor a model trains on or embeds: it shares memory with ``X``.
 
     NumPy -> CPU tensor (``torch.from_numpy``), CuPy -> CUDA tensor (DLPack). Only input
@@ -181,7 +181,7 @@ def _device_of(net: Any) -> Any:
     return next(net.parameters()).device
 
 
-def _encode(torch: Any, net: Any, Xt: Any, amp: bool) -> Any:
+def encode_rows(torch: Any, net: Any, Xt: Any, amp: bool) -> Any:
     """Embedding of every row of ``Xt`` (float32 tensor on Xt's device), in row blocks."""
     out = torch.empty((Xt.shape[0], net["decoder"][0].in_features), dtype=torch.float32, device=Xt.device)
     with torch.no_grad(), _autocast(torch, Xt.device, amp):
@@ -349,12 +349,12 @@ class Autoencoder(EstimatorMixin):
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit and return the embedding of X (see :meth:`transform`)."""
         Xt = self._fit(X)
-        return _backend.from_torch(_encode(_backend.torch_module(), self.network_, Xt, self.amp))
+        return _backend.from_torch(encode_rows(_backend.torch_module(), self.network_, Xt, self.amp))
 
     def _fit(self, X: Any) -> Any:
         """Validate, train; returns the training tensor."""
         self._validate_params()
-        Xt = _training_tensor(X)
+        Xt = training_tensor(X)
         torch = _backend.torch_module()
         with _fit_context(torch, Xt.device):
             self._fit_tensor(Xt, seed_from(self.random_state))
@@ -448,13 +448,13 @@ class Autoencoder(EstimatorMixin):
     def transform(self, X: Any) -> Any:
         """Embedding of X, shape (n_samples, latent_dim), float32, in X's array type."""
         self._check_fitted()
-        Xt = _training_tensor(X, self.n_features_in_)
+        Xt = training_tensor(X, self.n_features_in_)
         torch = _backend.torch_module()
-        return _backend.from_torch(_encode(torch, self._network_on(Xt.device), Xt, self.amp))
+        return _backend.from_torch(encode_rows(torch, self._network_on(Xt.device), Xt, self.amp))
 
     def inverse_transform(self, Z: Any) -> Any:
         """Reconstruction from embeddings, shape (n_samples, n_features), in Z's array type."""
         self._check_fitted()
-        Zt = _training_tensor(Z, int(self.latent_dim))
+        Zt = training_tensor(Z, int(self.latent_dim))
         torch = _backend.torch_module()
         return _backend.from_torch(_decode(torch, self._network_on(Zt.device), Zt, self.amp))

@@ -137,10 +137,12 @@ class FeatureScaler:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the scaler was fitted on {self.n_features_in_}")
         T = self._log(X.astype(xp.float64), xp)
-        Z = (T - xp.asarray(self.mean_)) * xp.asarray(self._weights() / self.scale_)
+        Z = (T - xp.asarray(self.mean_)) * xp.asarray(self.feature_weights() / self.scale_)
         return xp.ascontiguousarray(Z.astype(self.dtype))
 
-    def _weights(self) -> np.ndarray:
+    def feature_weights(self) -> np.ndarray:
+        """The weight of every feature (host float64; ones when :meth:`set_weights` was not
+        called): what a saved model keeps besides the scaling."""
         return getattr(self, "weights_", None) if getattr(self, "weights_", None) is not None else np.ones(
             len(self.mean_))
 
@@ -150,7 +152,7 @@ class FeatureScaler:
     def inverse_transform(self, Z: Any) -> Any:
         """Back to the raw feature scale (float64); a feature of weight 0 comes back as its mean."""
         xp = array_namespace(Z)
-        w = self._weights()
+        w = self.feature_weights()
         unweight = np.where(w > 0, self.scale_ / np.where(w > 0, w, 1.0), 0.0)
         T = Z.astype(xp.float64) * xp.asarray(unweight) + xp.asarray(self.mean_)
         if self.log_mask_.any():
@@ -165,7 +167,7 @@ class FeatureScaler:
                 "skew": float(self.skew_[i]),
                 "mean": float(self.mean_[i]),
                 "scale": float(self.scale_[i]),
-                "weight": float(self._weights()[i]),
+                "weight": float(self.feature_weights()[i]),
             }
             for i, n in enumerate(names)
         }

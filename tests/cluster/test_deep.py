@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from gpuseg import backend as _backend
 from gpuseg.cluster import KMeans
-from gpuseg.cluster.deep import DEC, IDEC, DeepKMeans, _kl_divergence, _soft_assignment, _target_distribution
+from gpuseg.cluster.deep import DEC, IDEC, DeepKMeans, _kl_divergence, soft_assignment, _target_distribution
 from gpuseg.embed import Autoencoder
 from gpuseg.errors import DeviceError
 
@@ -66,14 +66,14 @@ def numpy_soft_assignment(Z, mu, alpha):
 def test_soft_assignment_matches_numpy(alpha):
     rng = np.random.default_rng(0)
     Z, mu = rng.normal(size=(60, 3)), rng.normal(size=(5, 3))
-    Q = _soft_assignment(torch.from_numpy(Z), torch.from_numpy(mu), alpha).numpy()
+    Q = soft_assignment(torch.from_numpy(Z), torch.from_numpy(mu), alpha).numpy()
     np.testing.assert_allclose(Q, numpy_soft_assignment(Z, mu, alpha), rtol=1e-12)
     np.testing.assert_allclose(Q.sum(1), 1.0, rtol=1e-12)
 
 
 def test_soft_assignment_by_hand():
     # distances^2 1 and 4 -> 1/2 and 1/5, normalised: 5/7 and 2/7
-    Q = _soft_assignment(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    Q = soft_assignment(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
     np.testing.assert_allclose(Q.numpy(), [[5 / 7, 2 / 7]], rtol=1e-6)
 
 
@@ -82,11 +82,11 @@ def test_soft_assignment_by_hand():
 def test_soft_assignment_invariances(seed, shift, n, k):
     rng = np.random.default_rng(seed)
     Z, mu = torch.from_numpy(rng.normal(size=(n, 3))), torch.from_numpy(rng.normal(size=(k, 3)))
-    Q = _soft_assignment(Z, mu)
+    Q = soft_assignment(Z, mu)
     assert torch.allclose(Q.sum(1), torch.ones(n, dtype=Q.dtype))
-    assert torch.allclose(_soft_assignment(Z + shift, mu + shift), Q, atol=1e-9)  # translation
+    assert torch.allclose(soft_assignment(Z + shift, mu + shift), Q, atol=1e-9)  # translation
     perm = torch.from_numpy(rng.permutation(k))
-    assert torch.allclose(_soft_assignment(Z, mu[perm]), Q[:, perm])  # relabelling centroids
+    assert torch.allclose(soft_assignment(Z, mu[perm]), Q[:, perm])  # relabelling centroids
 
 
 def test_target_distribution_matches_formula_and_sharpens():

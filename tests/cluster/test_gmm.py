@@ -332,3 +332,74 @@ def test_diag_survives_features_constant_within_a_component():
     X = ((X - X.mean(0)) / X.std(0) * 3.7 + 11.0).astype(np.float32)  # constants far from 0
     gm = GaussianMixture(4, covariance_type="diag", random_state=0).fit(X)
     assert np.isfinite(gm.lower_bound_) and (gm.covariances_ > 0).all()
+
+
+# --- state and incremental updates (what saved models and `gpuseg update` use) ------------------
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_from_arrays_round_trip_predicts_the_same(blobs, covariance_type):
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    arrays = gm.to_arrays()
+    assert set(arrays) == {"weights", "means", "covariances", "precisions_cholesky"}
+    back = GaussianMixture.from_arrays(*(arrays[n] for n in ("weights", "means", "covariances",
+                                                             "precisions_cholesky")), covariance_type=covariance_type)
+    assert back.n_components == 3 and back.n_features_in_ == X.shape[1]
+    np.testing.assert_allclose(back.predict_proba(X), gm.predict_proba(X), atol=1e-12)
+    np.testing.assert_allclose(back.precisions_, gm.precisions_, rtol=1e-12)
+
+
+def test_from_arrays_refuses_unknown_covariance_type(blobs):
+    X, _ = blobs
+    a = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X).to_arrays()
+    with pytest.raises(ValueError, match="covariance_type"):
+        GaussianMixture.from_arrays(a["weights"], a["means"], a["covariances"], a["precisions_cholesky"],
+                                    covariance_type="tied")
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_partial_fit_without_history_is_warm_started_em(blobs, covariance_type):
+    """Old statistics worth (almost) nothing: incremental EM is EM warm-started from the old
+    parameters on the batch alone."""
+    X, _ = blobs
+    old = GaussianMixture(3, covariance_type=covariance_type, random_state=0, max_iter=3).fit(X[:200])
+    a = old.to_arrays()
+    inc = GaussianMixture.from_arrays(*(a[n] for n in ("weights", "means", "covariances", "precisions_cholesky")),
+                                      counts=np.full(3, 1e-9), covariance_type=covariance_type, max_iter=20,
+                                      tol=1e-6).partial_fit(X[200:])
+    warm = GaussianMixture(3, covariance_type=covariance_type, max_iter=20, tol=1e-6, warm_start=True,
+                           random_state=0)
+    warm.weights_, warm.means_, warm.covariances_ = old.weights_, old.means_, old.covariances_
+    warm.precisions_cholesky_, warm.converged_, warm.lower_bound_ = old.precisions_cholesky_, True, -np.inf
+    warm.fit(X[200:])
+    np.testing.assert_allclose(inc.means_, warm.means_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(inc.weights_, warm.weights_, atol=1e-6)
+    np.testing.assert_allclose(inc.counts_.sum(), len(X) - 200, rtol=1e-6)
+    np.testing.assert_allclose(inc.batch_counts_.sum(), len(X) - 200, rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_partial_fit_pools_old_and_new_statistics(blobs, covariance_type):
+    """With the batch's responsibilities fixed (one iteration), the new means are the
+    count-weighted means of the old means and the batch's weighted means."""
+    X, _ = blobs
+    gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X[:300])
+    a = gm.to_arrays()
+    counts = a["weights"] * 300
+    batch = X[300:]
+    resp = gm.predict_proba(batch)
+    upd = GaussianMixture.from_arrays(*(a[n] for n in ("weights", "means", "covariances", "precisions_cholesky")),
+                                      counts=counts, covariance_type=covariance_type, max_iter=1).partial_fit(batch)
+    nk = resp.sum(axis=0)
+    want = (counts[:, None] * a["means"] + resp.T @ batch) / (counts + nk)[:, None]
+    np.testing.assert_allclose(upd.means_, want, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(upd.counts_, counts + nk, rtol=1e-6)
+    assert upd.n_iter_ == 1
+
+
+def test_partial_fit_on_an_unfitted_mixture_fits(blobs):
+    X, _ = blobs
+    a = GaussianMixture(3, random_state=0).partial_fit(X)
+    b = GaussianMixture(3, random_state=0).fit(X)
+    np.testing.assert_allclose(a.means_, b.means_)

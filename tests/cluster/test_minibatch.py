@@ -253,3 +253,57 @@ def test_same_result_on_every_array_module(xp, blobs):
         stream.partial_fit(xp.asarray(batch))
     assert type(stream.cluster_centers_) is type(xp.asarray(X))
     assert -stream.score(xp.asarray(X)) <= 1.05 * ref.inertia_
+
+
+# --- state and updates (what saved models and `gpuseg update` use) --------------------------------
+
+
+def test_from_arrays_then_partial_fit_moves_centres_to_running_means():
+    """A NumPy reference: each centre moves to the mean of everything it has been given."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0]])
+    counts = np.array([4.0, 1.0])
+    batch = np.vstack([rng.normal(0, 1, (6, 2)), rng.normal(10, 1, (3, 2))])
+    est = MiniBatchKMeans.from_arrays(centers, counts, reassignment_ratio=0.0).partial_fit(batch)
+    near = np.argmin(((batch[:, None, :] - centers[None]) ** 2).sum(axis=2), axis=1)
+    want = np.stack([(centers[j] * counts[j] + batch[near == j].sum(axis=0)) / (counts[j] + (near == j).sum())
+                     for j in range(2)])
+    state = est.to_arrays()
+    np.testing.assert_allclose(state["cluster_centers"], want, rtol=1e-12)
+    np.testing.assert_allclose(state["counts"], counts + np.bincount(near, minlength=2))
+    assert est.n_steps_ == 1 and est.n_features_in_ == 2
+    np.testing.assert_array_equal(est.predict(batch), near)
+
+
+def test_running_means_stay_float64_across_float32_batches():
+    """float32 batches: the running means are kept in float64 (cluster_centers_ is the
+    batch's dtype), so many small steps do not accumulate float32 rounding."""
+    X = customer_like_matrix(4_000, 8).astype(np.float32)
+    est = MiniBatchKMeans.from_arrays(X[:5].astype(np.float64), np.ones(5), reassignment_ratio=0.0)
+    ref_c, ref_n = X[:5].astype(np.float64), np.ones(5)
+    for lo in range(0, len(X), 256):
+        b = X[lo: lo + 256]
+        est.partial_fit(b)
+        lab = np.argmin(((b[:, None, :] - ref_c.astype(np.float32)[None]) ** 2).sum(axis=2), axis=1)
+        for j in range(5):
+            m = (lab == j).sum()
+            if m:
+                ref_c[j] = (ref_c[j] * ref_n[j] + b[lab == j].astype(np.float64).sum(axis=0)) / (ref_n[j] + m)
+                ref_n[j] += m
+    assert est.cluster_centers_.dtype == np.float32
+    np.testing.assert_allclose(est.to_arrays()["cluster_centers"], ref_c, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(est.counts_, ref_n)
+
+
+def test_to_arrays_round_trip_after_fit():
+    X = customer_like_matrix(2_000, 6)
+    est = MiniBatchKMeans(4, random_state=0).fit(X)
+    state = est.to_arrays()
+    back = MiniBatchKMeans.from_arrays(state["cluster_centers"], state["counts"])
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    np.testing.assert_allclose(back.counts_, est.counts_)
+
+
+def test_counts_before_fit_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="not fitted"):
+        MiniBatchKMeans(2).counts_

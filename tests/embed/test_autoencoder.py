@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 
 from gpuseg import backend as _backend
 from gpuseg.embed import Autoencoder
-from gpuseg.embed.autoencoder import _training_tensor
+from gpuseg.embed.autoencoder import training_tensor
 from gpuseg.errors import DeviceError
 
 torch = pytest.importorskip("torch")
@@ -152,7 +152,7 @@ def test_importing_gpuseg_does_not_import_torch():
 
 
 def test_training_tensor_shares_memory_with_numpy(X):
-    t = _training_tensor(X)
+    t = training_tensor(X)
     assert t.device.type == "cpu" and t.dtype == torch.float32
     assert t.data_ptr() == X.ctypes.data
 
@@ -160,7 +160,7 @@ def test_training_tensor_shares_memory_with_numpy(X):
 @pytest.mark.parametrize("make", [lambda X: X.astype(np.float64), np.asfortranarray], ids=["float64", "fortran"])
 def test_training_tensor_copies_only_what_it_must(X, make):
     Y = make(X)
-    t = _training_tensor(Y)
+    t = training_tensor(Y)
     assert t.data_ptr() != Y.ctypes.data and t.is_contiguous()
     np.testing.assert_array_equal(t.numpy(), X)
 
@@ -242,7 +242,7 @@ def test_missing_torch_raises_device_error(X, monkeypatch):
 @pytest.mark.cupy
 def test_cupy_input_stays_on_the_gpu(X, cuda):
     Xg = cuda.asarray(X)
-    t = _training_tensor(Xg)
+    t = training_tensor(Xg)
     assert t.device.type == "cuda" and t.data_ptr() == Xg.data.ptr
     ae = Autoencoder(**SMALL).fit(Xg)
     Z = ae.transform(Xg)
