@@ -176,7 +176,97 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
                 torch.set_num_threads(before[0])
 
 
+@dataclass
+class _Run:
+    """What one run's stages hand on to each other (the workflow's state): each stage reads
+    what the stages before it set and sets its own fields."""
+
+    config: RunConfig
+    progress: Progress
+    stack: Any
+    backtest: Any
+    timer: _Timer
+    be: _backend.Backend
+    methods: tuple[str, ...]
+    consensus_params: dict[str, Any]
+    files: list
+    kind: str
+    out_dir: Path
+    t_start: float
+    started: _dt.datetime
+    truth: Any = None
+    user_value: Any = None  # [value] as the user set it, when a backtest overrides its horizon
+    # load, clean, features
+    cleaned: Any = None
+    feats: Any = None
+    column_map: dict = field(default_factory=dict)
+    ts_format: str = ""
+    source: str = ""
+    dist_info: Any = None
+    session: Any = None
+    kmeans_on: Any = None  # the fit of "kmeans" on the Dask workers, when it runs there
+    # scale, embed
+    scaler: Any = None
+    weighting: Any = None
+    X: Any = None
+    Z: Any = None  # what the methods cluster; every score is computed on X
+    embedding: Any = None
+    embedder: Any = None
+    # cluster, evaluate, stability, choice
+    ks: tuple[int, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    n_fits: int = 0
+    runs: dict[str, MethodRun] = field(default_factory=dict)
+    sample_size: int | None = None
+    truth_info: Any = None
+    method_metrics: dict[str, Any] = field(default_factory=dict)
+    refits: dict[str, Any] = field(default_factory=dict)  # per method: the stability refits
+    chosen_method: str = ""
+    ranking: list = field(default_factory=list)
+    comparison: Any = None
+    sensitivity: Any = None
+    # segments, model, backtest
+    labels: dict[str, Any] = field(default_factory=dict)
+    chosen_est: Any = None
+    confidence: Any = None
+    calibration: Any = None
+    calibration_info: dict[str, Any] = field(default_factory=dict)
+    insights: dict[str, Any] = field(default_factory=dict)
+    segments: Any = None
+    profiles: Any = None
+    value_info: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+    key: bytes | None = None  # the pseudonym key of --anonymize
+    backtest_result: Any = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    written: list = field(default_factory=list)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.feats)
+
+    def chosen_fit(self) -> Any:
+        return self.runs[self.chosen_method].fits[self.method_metrics[self.chosen_method]["chosen_index"]]
+
+    def result(self) -> RunResult:
+        return RunResult(self.out_dir, self.metrics, self.segments, self.profiles, self.feats.frame, self.be,
+                         self.written)
+
+
 def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None) -> RunResult:
+    """The stages in order (module doc); each is a function of the run's state."""
+    r = _start(config, progress, stack, backtest)
+    for stage in (_ingest, _scale, _embed_stage, _cluster, _evaluate, _stability, _choose, _sensitivity, _segments,
+                  _backtest, _metrics, _write):
+        stage(r)
+    if r.config.report:
+        _report(r)
+    return r.result()
+
+
+def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> _Run:
+    """Check the options against each other, take the output folder, pick the device."""
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     consensus_params = dict(dict(config.params).get("consensus", ()))
@@ -186,365 +276,416 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
     for method, table in config.params:  # wrong values fail here, before the data are read
         if method in methods:
             check_method_params(method, dict(table), config.cluster.k_max)
+    if config.dask.cluster and backtest is not None:
+        raise ConfigError("backtest runs in one process: drop --cluster")
     files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
-    input_files = [str(p) for p in files]
-    out_dir = check_out_dir(config.out, input_files + ([config.truth] if config.truth else []))
+    out_dir = check_out_dir(config.out, [str(p) for p in files] + ([config.truth] if config.truth else []))
     stack.enter_context(output_lock(out_dir))  # one run per folder; killed runs' leftovers settled
     for line in recover(out_dir):
         progress.note(f"{out_dir}: {line}")
     be = _backend.select(config.device)
     progress.run_started(be, config, methods)
     _backend.warm_up(be)
-    timer = _Timer(progress)
+    return _Run(config=config, progress=progress, stack=stack, backtest=backtest, timer=_Timer(progress), be=be,
+                methods=methods, consensus_params=consensus_params, files=files, kind=kind, out_dir=out_dir,
+                t_start=t_start, started=started, truth=read_truth(config.truth) if config.truth else None)
 
-    truth = read_truth(config.truth) if config.truth else None
-    dist_info = None
-    kmeans_on = None  # the fit of "kmeans" on the Dask workers, when it runs there
-    if config.dask.cluster and backtest is not None:
-        raise ConfigError("backtest runs in one process: drop --cluster")
+
+def _ingest(r: _Run) -> None:
+    """load, clean and features, in this process or on a Dask cluster."""
+    config = r.config
     if config.dask.cluster:
-        cleaned, feats, column_map, ts_format, source, dist_info, session = _distributed_stages(
-            config, files, kind, be, timer, progress)
-        stack.callback(session.close)
-        kmeans_on = _kmeans_on_workers(config, session, be, feats, progress) if "kmeans" in methods else None
-        dist_info["kmeans"] = "workers" if kmeans_on else "client"
-        if kmeans_on is None:
-            session.close()  # the workers' memory back before clustering
+        (r.cleaned, r.feats, r.column_map, r.ts_format, r.source, r.dist_info,
+         r.session) = _distributed_stages(config, r.files, r.kind, r.be, r.timer, r.progress)
+        r.stack.callback(r.session.close)
+        r.kmeans_on = (_kmeans_on_workers(config, r.session, r.be, r.feats, r.progress)
+                       if "kmeans" in r.methods else None)
+        r.dist_info["kmeans"] = "workers" if r.kmeans_on else "client"
+        if r.kmeans_on is None:
+            r.session.close()  # the workers' memory back before clustering
     else:
-        cleaned, feats, column_map, ts_format, source, synthetic_truth = _local_stages(config, files, kind, be, timer,
-                                                                                       backtest)
-        if backtest is not None:  # predicted value over the holdout, to compare with what was spent
-            user_value = config.value  # what the saved model predicts with (assign)
-            config = replace(config, value=backtest.value_horizon(config.value))
-        truth = synthetic_truth if truth is None else truth
-    n_customers = len(feats)
-    if config.cluster.k_max >= n_customers:
+        r.cleaned, r.feats, r.column_map, r.ts_format, r.source, synthetic_truth = _local_stages(
+            config, r.files, r.kind, r.be, r.timer, r.backtest)
+        if r.backtest is not None:  # predicted value over the holdout, to compare with what was spent
+            r.user_value = config.value  # what the saved model predicts with (assign)
+            r.config = replace(config, value=r.backtest.value_horizon(config.value))
+        r.truth = synthetic_truth if r.truth is None else r.truth
+    if config.cluster.k_max >= r.n_customers:
         raise ConfigError(
-            f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {n_customers} customers; "
+            f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {r.n_customers} customers; "
             f"k must be below that"
         )
 
-    # -- scale -----------------------------------------------------------------------------
-    with timer.stage("scale") as st:
+
+def _scale(r: _Run) -> None:
+    """log1p on skewed features, standardised, weighted by shared structure (float32)."""
+    config, feats = r.config, r.feats
+    with r.timer.stage("scale") as st:
         raw = _backend.frame_to_array(feats.frame, dtype=np.float64)
         bounded = [i for i, n in enumerate(feats.names) if n in feats.bounded]
-        scaler = FeatureScaler(
+        r.scaler = FeatureScaler(
             log_skewed=config.features.log_skewed,
             skew_threshold=config.features.skew_threshold,
             bounded=bounded,
         ).fit(raw)
-        X = scaler.transform(raw)
-        weighting = _weigh_features(X, feats, config)
-        if weighting is not None:  # transformed again, bit for bit what a saved model computes
-            X = scaler.set_weights(weighting.weights).transform(raw)
+        r.X = r.scaler.transform(raw)
+        r.weighting = _weigh_features(r.X, feats, config)
+        if r.weighting is not None:  # transformed again, bit for bit what a saved model computes
+            r.X = r.scaler.set_weights(r.weighting.weights).transform(raw)
         del raw
-        st["detail"] = (f"log1p on {int(scaler.log_mask_.sum())} skewed features, standardised to float32"
-                        + (f"; {weighting.summary()}" if weighting is not None else "; every feature weight 1"))
+        st["detail"] = (f"log1p on {int(r.scaler.log_mask_.sum())} skewed features, standardised to float32"
+                        + (f"; {r.weighting.summary()}" if r.weighting is not None else "; every feature weight 1"))
+    r.Z = r.X
 
-    # -- embed -----------------------------------------------------------------------------
-    Z = X  # what the methods cluster; every score is computed on X
-    embedding = embedder = None
-    if config.embed.method != "none":
-        with timer.stage("embed") as st:
-            Z, embedding, embedder = _embed(X, config,
-                                            lambda *a: progress.stage_progress("embed", *_epoch_progress(*a)))
-            st["detail"] = f"{config.embed.method}: {X.shape[1]} features -> {Z.shape[1]} dimensions"
 
-    # -- cluster ---------------------------------------------------------------------------
-    ks = config.k_values
-    params = {m: config.method_params(m, gpu=be.is_gpu) for m in methods}
-    total = sum(len(ks) if METHODS[m].k_param else 1 for m in methods)
-    runs: dict[str, MethodRun] = {}
-    with timer.stage("cluster") as st:
+def _embed_stage(r: _Run) -> None:
+    """PCA, UMAP or an autoencoder, when asked: the methods then cluster the embedding."""
+    if r.config.embed.method == "none":
+        return
+    with r.timer.stage("embed") as st:
+        r.Z, r.embedding, r.embedder = _embed(
+            r.X, r.config, lambda *a: r.progress.stage_progress("embed", *_epoch_progress(*a)))
+        st["detail"] = f"{r.config.embed.method}: {r.X.shape[1]} features -> {r.Z.shape[1]} dimensions"
+
+
+def _cluster(r: _Run) -> None:
+    """Every method over the k range (the consensus after its members)."""
+    r.ks = r.config.k_values
+    r.params = {m: r.config.method_params(m, gpu=r.be.is_gpu) for m in r.methods}
+    r.n_fits = total = sum(len(r.ks) if METHODS[m].k_param else 1 for m in r.methods)
+    with r.timer.stage("cluster") as st:
         done = [0]
 
         def on_fit(method: str, k: int | None) -> None:
-            progress.stage_progress("cluster", done[0], total, f"{method}" + (f" k={k}" if k else ""))
+            r.progress.stage_progress("cluster", done[0], total, f"{method}" + (f" k={k}" if k else ""))
             done[0] += 1
 
         def on_epoch(*a) -> None:
-            progress.stage_progress("cluster", *_epoch_progress(*a))
+            r.progress.stage_progress("cluster", *_epoch_progress(*a))
 
-        for method in methods:
+        for method in r.methods:
             member_runs = None
             if method == "consensus":
-                member_runs = {m: runs[m] for m in consensus_members(consensus_params, _torch_available())}
-            fit_with = kmeans_on(Z, params[method]) if kmeans_on is not None and method == "kmeans" else None
-            runs[method] = fit_method(method, Z, ks, config.seed, params[method], on_fit, on_epoch, member_runs,
-                                      fit_with=fit_with)
-        progress.stage_progress("cluster", total, total, "")
-        if kmeans_on is not None:
-            session.close()  # the fits hold their labels and centres here; the workers' memory back
-        st["detail"] = f"{total} fit(s): {', '.join(methods)}" + (
-            f" over k={ks[0]}..{ks[-1]}" if len(ks) > 1 else f" at k={ks[0]}"
+                member_runs = {m: r.runs[m] for m in consensus_members(r.consensus_params, _torch_available())}
+            fit_with = r.kmeans_on(r.Z, r.params[method]) if r.kmeans_on is not None and method == "kmeans" else None
+            r.runs[method] = fit_method(method, r.Z, r.ks, r.config.seed, r.params[method], on_fit, on_epoch,
+                                        member_runs, fit_with=fit_with)
+        r.progress.stage_progress("cluster", total, total, "")
+        if r.kmeans_on is not None:
+            r.session.close()  # the fits hold their labels and centres here; the workers' memory back
+        st["detail"] = f"{total} fit(s): {', '.join(r.methods)}" + (
+            f" over k={r.ks[0]}..{r.ks[-1]}" if len(r.ks) > 1 else f" at k={r.ks[0]}"
         )
 
-    # -- evaluate --------------------------------------------------------------------------
-    sample_size = None
-    if n_customers > config.evaluate.silhouette_exact_max:
-        sample_size = config.evaluate.silhouette_sample
-        progress.note(
-            f"silhouette on a fixed-seed sample of {sample_size:,} of {n_customers:,} customers "
+
+def _evaluate(r: _Run) -> None:
+    """Scores of every fit (on X), the k each method's rule chooses, ARI against a truth."""
+    config, n = r.config, r.n_customers
+    if n > config.evaluate.silhouette_exact_max:
+        r.sample_size = config.evaluate.silhouette_sample
+        r.progress.note(
+            f"silhouette on a fixed-seed sample of {r.sample_size:,} of {n:,} customers "
             f"(exact up to {config.evaluate.silhouette_exact_max:,}; [evaluate] in the config)"
         )
-    truth_codes, truth_mask, truth_info = _align_truth(truth, feats.frame.index, be)
-    method_metrics: dict[str, Any] = {}
+    truth_codes, truth_mask, r.truth_info = _align_truth(r.truth, r.feats.frame.index, r.be)
     score_cache: dict = {}
-    with timer.stage("evaluate") as st:
+    with r.timer.stage("evaluate") as st:
         done = [0]
 
         def on_score(method: str, k: int | None) -> None:
-            progress.stage_progress("evaluate", done[0], total, f"{method}" + (f" k={k}" if k else ""))
+            r.progress.stage_progress("evaluate", done[0], r.n_fits, f"{method}" + (f" k={k}" if k else ""))
             done[0] += 1
 
-        for method in methods:
-            method_metrics[method] = score_method(
-                X, runs[method], sample_size, config.seed, truth_codes, truth_mask, on_score, fitted_on_X=Z is X,
-                cache=score_cache, Z=Z,
+        for method in r.methods:
+            r.method_metrics[method] = score_method(
+                r.X, r.runs[method], r.sample_size, config.seed, truth_codes, truth_mask, on_score,
+                fitted_on_X=r.Z is r.X, cache=score_cache, Z=r.Z,
             )
-            if method_metrics[method]["status"] != "ok":
-                progress.note(f"{method} failed on these data: {method_metrics[method]['reason']}")
-        progress.stage_progress("evaluate", total, total, "")
-        st["detail"] = f"{sum(m['status'] == 'ok' for m in method_metrics.values())} of {len(methods)} methods succeeded"
+            if r.method_metrics[method]["status"] != "ok":
+                r.progress.note(f"{method} failed on these data: {r.method_metrics[method]['reason']}")
+        r.progress.stage_progress("evaluate", r.n_fits, r.n_fits, "")
+        ok = sum(m["status"] == "ok" for m in r.method_metrics.values())
+        st["detail"] = f"{ok} of {len(r.methods)} methods succeeded"
 
-    # -- stability ---------------------------------------------------------------------------
-    refits: dict[str, Any] = {}  # per method: the stability refits, for the confidence calibration
-    if config.evaluate.stability_resamples > 0:
-        ok = [m for m in methods if method_metrics[m]["status"] == "ok"]
-        with timer.stage("stability") as st:
-            chosen_ks = {m: (method_metrics[m]["k"] if METHODS[m].k_param else None) for m in ok}
-            members = {}
-            if "consensus" in ok:
-                est = runs["consensus"].fits[method_metrics["consensus"]["chosen_index"]].estimator
-                members["consensus"] = tuple(est.members)
-            ev = config.evaluate
-            stab = run_stability(
-                Z, chosen_ks, params, config.seed, ev.stability_resamples, members,
-                lambda done, total, detail: progress.stage_progress("stability", done, total, detail),
-                scheme=ev.stability_scheme, max_size=ev.stability_sample, refits=refits,
-            )
-            for m, value in stab.items():
-                method_metrics[m]["stability"] = value
-            per = min(n_customers // 2, ev.stability_sample) if ev.stability_scheme == "half" else None
-            st["detail"] = (f"{ev.stability_resamples} {ev.stability_scheme} samples per method"
-                            + (f" of {per:,} customers" if per else ""))
 
-    chosen_method, ranking = choose_method(method_metrics, methods, config.select)
-    chosen_k = method_metrics[chosen_method]["k"]
-    comparison = comparison_table(method_metrics, ranking, chosen_method)
+def _stability(r: _Run) -> None:
+    """Refits on resamples at each method's chosen k (kept for the confidence calibration)."""
+    ev = r.config.evaluate
+    if ev.stability_resamples <= 0:
+        return
+    mm = r.method_metrics
+    ok = [m for m in r.methods if mm[m]["status"] == "ok"]
+    with r.timer.stage("stability") as st:
+        chosen_ks = {m: (mm[m]["k"] if METHODS[m].k_param else None) for m in ok}
+        members = {}
+        if "consensus" in ok:
+            members["consensus"] = tuple(r.runs["consensus"].fits[mm["consensus"]["chosen_index"]].estimator.members)
+        stab = run_stability(
+            r.Z, chosen_ks, r.params, r.config.seed, ev.stability_resamples, members,
+            lambda done, total, detail: r.progress.stage_progress("stability", done, total, detail),
+            scheme=ev.stability_scheme, max_size=ev.stability_sample, refits=r.refits,
+        )
+        for m, value in stab.items():
+            mm[m]["stability"] = value
+        per = min(r.n_customers // 2, ev.stability_sample) if ev.stability_scheme == "half" else None
+        st["detail"] = (f"{ev.stability_resamples} {ev.stability_scheme} samples per method"
+                        + (f" of {per:,} customers" if per else ""))
 
-    sensitivity = None
-    if config.sensitivity:
-        with timer.stage("sensitivity") as st:
-            sensitivity = sensitivity_table(
-                X, runs, method_metrics, params, config.seed, sample_size,
-                lambda done, total, detail: progress.stage_progress("sensitivity", done, total, detail),
-                Z=None if Z is X else Z,
-            )
-            st["detail"] = f"{len(sensitivity)} settings scored"
 
-    # -- segments --------------------------------------------------------------------------
-    with timer.stage("segments") as st:
+def _choose(r: _Run) -> None:
+    """The method by the documented rule (or --select), and the comparison table."""
+    r.chosen_method, r.ranking = choose_method(r.method_metrics, r.methods, r.config.select)
+    r.comparison = comparison_table(r.method_metrics, r.ranking, r.chosen_method)
+    r.chosen_est = r.chosen_fit().estimator
+
+
+def _sensitivity(r: _Run) -> None:
+    """--sensitivity: the scores under other settings of each method."""
+    if not r.config.sensitivity:
+        return
+    with r.timer.stage("sensitivity") as st:
+        r.sensitivity = sensitivity_table(
+            r.X, r.runs, r.method_metrics, r.params, r.config.seed, r.sample_size,
+            lambda done, total, detail: r.progress.stage_progress("sensitivity", done, total, detail),
+            Z=None if r.Z is r.X else r.Z,
+        )
+        st["detail"] = f"{len(r.sensitivity)} settings scored"
+
+
+def _segments(r: _Run) -> None:
+    """Labels numbered by size, confidence, names and insights, lifetime value, profiles,
+    and what a saved model keeps."""
+    config = r.config
+    with r.timer.stage("segments") as st:
         # every labelling numbered by size, so segment and label_<chosen> agree
-        labels = {
-            m: order_by_size(runs[m].fits[method_metrics[m]["chosen_index"]].labels)
-            for m in methods
-            if method_metrics[m]["status"] == "ok"
-        }
-        chosen_labels = labels[chosen_method]
-        chosen_est = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]].estimator
-        confidence, calibration, calibration_info = _calibrated_confidence(chosen_est, Z, refits.get(chosen_method),
-                                                                           config.seed)
+        r.labels = {m: order_by_size(r.runs[m].fits[r.method_metrics[m]["chosen_index"]].labels)
+                    for m in r.methods if r.method_metrics[m]["status"] == "ok"}
+        chosen_labels = r.labels[r.chosen_method]
+        r.confidence, r.calibration, r.calibration_info = _calibrated_confidence(
+            r.chosen_est, r.Z, r.refits.get(r.chosen_method), config.seed)
         sg = config.segments
-        insights, names, rfm = segment_insights(
-            feats.frame, chosen_labels, cleaned, category_columns=feats.category_columns,
+        r.insights, names, rfm = segment_insights(
+            r.feats.frame, chosen_labels, r.cleaned, category_columns=r.feats.category_columns,
             utc_offset_hours=config.features.utc_offset_hours, random_state=config.seed,
             max_depth=sg.tree_depth, top_items=sg.top_items, rfm_bins=sg.rfm_bins,
-            rfm_cuts=dict(sg.rfm_cuts) or None, confidence=confidence, low_confidence=LOW_CONFIDENCE,
+            rfm_cuts=dict(sg.rfm_cuts) or None, confidence=r.confidence, low_confidence=LOW_CONFIDENCE,
         )
-        if "som" in labels:
-            som = runs["som"].fits[method_metrics["som"]["chosen_index"]].estimator
-            insights["som_umatrix"] = np.asarray(som.umatrix_).round(6).tolist()
-        segments = feats.frame[[]].reset_index()
-        segments["segment"] = chosen_labels
-        segments["segment_name"] = segments["segment"].map(names)
-        segments["confidence"] = confidence
-        segments["low_confidence"] = confidence < LOW_CONFIDENCE
-        if rfm is not None:
-            for col in rfm.columns:
-                segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
-        value_info = _add_value(segments, cleaned, config, be)
-        for method, lab in labels.items():
-            segments[f"label_{method}"] = lab
-        profiles = segment_profiles(feats.frame, chosen_labels, names, feats.category_columns)
-        profiles = _value_profiles(profiles, segments)
-        st["detail"] = ", ".join(f"{r.segment_name} {int(r.size):,}" for r in profiles.itertuples())
-        chosen_fit = runs[chosen_method].fits[method_metrics[chosen_method]["chosen_index"]]
-        model_kwargs, model_info = _model_to_save(chosen_method, chosen_fit, runs, method_metrics, embedding)
-        if model_kwargs is None:
-            progress.note(f"model/ not written: {model_info['reason']}")
-        else:
-            relabel = size_order(chosen_fit.labels)
-            model_kwargs.update(
-                relabel=relabel, scaler=scaler, feature_names=feats.names, config_dict=config.to_dict(),
-                segment_names=[str(names[s]) for s in range(int(relabel.max()) + 1)],
-                **_model_data(cleaned, feats, X, column_map, ts_format, chosen_est, Z, relabel, calibration),
-                train_X=Z,
-            )
-            if value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
-                model_kwargs["data"]["value"] = value_info
-                if backtest is not None:  # the fit is the backtest's; the horizon and money terms the user's
-                    model_kwargs["data"]["value"] = {**value_info, "horizon_days": float(user_value.horizon_days),
-                                                     "discount_rate": float(user_value.discount_rate),
-                                                     "margin": float(user_value.margin)}
-            if embedder is not None:  # the PCA the segments were found in: predict projects onto it first
-                model_kwargs["data"]["embedding"] = {"method": embedding["method"], "n_components": int(Z.shape[1])}
-                model_kwargs["data_arrays"].update(projection_arrays(embedder))
-        key = new_key() if config.anonymize else None
-        if key is not None and model_kwargs is not None:  # assign and migrate give the same pseudonyms
-            model_kwargs["data"]["privacy"] = model_entry(key)
-        if key is not None and model_kwargs is None:
-            progress.note("customer ids pseudonymised with a key no model keeps: later runs cannot give the same "
-                          "pseudonyms")
+        if "som" in r.labels:
+            som = r.runs["som"].fits[r.method_metrics["som"]["chosen_index"]].estimator
+            r.insights["som_umatrix"] = np.asarray(som.umatrix_).round(6).tolist()
+        r.segments = _segment_table(r, chosen_labels, names, rfm)
+        r.profiles = _value_profiles(
+            segment_profiles(r.feats.frame, chosen_labels, names, r.feats.category_columns), r.segments)
+        st["detail"] = ", ".join(f"{p.segment_name} {int(p.size):,}" for p in r.profiles.itertuples())
+        _model(r, names)
 
-    backtest_result = None
-    if backtest is not None:
-        with timer.stage("backtest") as st:
-            backtest_result = backtest.evaluate(segments, feats.frame, ks, config.seed)
-            st["detail"] = backtest_result.headline
 
-    metrics: dict[str, Any] = {
+def _segment_table(r: _Run, chosen_labels: Any, names: dict, rfm: Any) -> pd.DataFrame:
+    """segments.parquet: segment, name, confidence, RFM scores, lifetime value, every
+    method's labels (in the features' row order)."""
+    segments = r.feats.frame[[]].reset_index()
+    segments["segment"] = chosen_labels
+    segments["segment_name"] = segments["segment"].map(names)
+    segments["confidence"] = r.confidence
+    segments["low_confidence"] = r.confidence < LOW_CONFIDENCE
+    if rfm is not None:
+        for col in rfm.columns:
+            segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
+    r.value_info = _add_value(segments, r.cleaned, r.config, r.be)
+    for method, lab in r.labels.items():
+        segments[f"label_{method}"] = lab
+    return segments
+
+
+def _model(r: _Run, names: dict) -> None:
+    """save_model's arguments for the chosen segmentation (or why none is saved), and the
+    pseudonym key of --anonymize, which the model keeps."""
+    chosen_fit = r.chosen_fit()
+    r.model_kwargs, r.model_info = _model_to_save(r.chosen_method, chosen_fit, r.runs, r.method_metrics,
+                                                  r.embedding)
+    kw = r.model_kwargs
+    if kw is None:
+        r.progress.note(f"model/ not written: {r.model_info['reason']}")
+    else:
+        relabel = size_order(chosen_fit.labels)
+        kw.update(
+            relabel=relabel, scaler=r.scaler, feature_names=r.feats.names, config_dict=r.config.to_dict(),
+            segment_names=[str(names[s]) for s in range(int(relabel.max()) + 1)],
+            **_model_data(r.cleaned, r.feats, r.X, r.column_map, r.ts_format, r.chosen_est, r.Z, relabel,
+                          r.calibration),
+            train_X=r.Z,
+        )
+        if r.value_info.get("status") == "ok":  # assign predicts new customers' value with these parameters
+            kw["data"]["value"] = r.value_info
+            if r.backtest is not None:  # the fit is the backtest's; the horizon and money terms the user's
+                uv = r.user_value
+                kw["data"]["value"] = {**r.value_info, "horizon_days": float(uv.horizon_days),
+                                       "discount_rate": float(uv.discount_rate), "margin": float(uv.margin)}
+        if r.embedder is not None:  # the PCA the segments were found in: predict projects onto it first
+            kw["data"]["embedding"] = {"method": r.embedding["method"], "n_components": int(r.Z.shape[1])}
+            kw["data_arrays"].update(projection_arrays(r.embedder))
+    r.key = new_key() if r.config.anonymize else None
+    if r.key is not None and kw is not None:  # assign and migrate give the same pseudonyms
+        kw["data"]["privacy"] = model_entry(r.key)
+    if r.key is not None and kw is None:
+        r.progress.note("customer ids pseudonymised with a key no model keeps: later runs cannot give the same "
+                        "pseudonyms")
+
+
+def _backtest(r: _Run) -> None:
+    """gpuseg backtest: the segments against what the customers did after the cut."""
+    if r.backtest is None:
+        return
+    with r.timer.stage("backtest") as st:
+        r.backtest_result = r.backtest.evaluate(r.segments, r.feats.frame, r.ks, r.config.seed)
+        st["detail"] = r.backtest_result.headline
+
+
+def _metrics(r: _Run) -> None:
+    """metrics.json (its timings are filled in when it is written)."""
+    config = r.config
+    r.metrics = {
         "gpuseg_version": __version__,
-        "started_at": started.isoformat(timespec="seconds"),
+        "started_at": r.started.isoformat(timespec="seconds"),
         "device": {
-            "backend": be.name,
-            "label": be.device_label,
-            "libraries": _backend.library_versions(be),
+            "backend": r.be.name,
+            "label": r.be.device_label,
+            "libraries": _backend.library_versions(r.be),
             "cpu_threads": _backend.RUN_THREADS,
         },
-        "data": {
-            "source": source,
-            "format": cleaned.kind,
-            "files": input_files,
-            "column_map": column_map,
-            "timestamp_format": ts_format,
-            "rows_read": cleaned.rows_in,
-            "rows_used": cleaned.rows_out,
-            "rows_dropped": cleaned.dropped,
-            **{k: v for k, v in cleaned.summary().items() if k not in ("rows_in", "rows_used", "rows_dropped")},
-            "customers": n_customers,
-            "features": feats.names,
-            "feature_groups": feats.groups,
-            "top_categories": feats.top_categories,
-            "reference_time": _dt.datetime.fromtimestamp(feats.reference_time, _dt.timezone.utc).isoformat(),
-        },
-        "scaling": scaler.params(feats.names),
-        "representation": _representation_entry(weighting, config),
-        "lifetime_value": value_info,
-        "embedding": embedding,
-        "evaluation": {
-            "silhouette": (
-                {"exact": False, "sample_size": sample_size, "sample_seed": config.seed}
-                if sample_size
-                else {"exact": True, "sample_size": n_customers}
-            ),
-            "k_range": [ks[0], ks[-1]],
-            "k_rule": "elbow of the inertia curve (Kneedle); without an elbow the best composite of silhouette, "
-            "Davies-Bouldin and Calinski-Harabasz",
-            "method_rule": METHOD_RULE,
-            "stability": {
-                "resamples": config.evaluate.stability_resamples,
-                "scheme": config.evaluate.stability_scheme,
-                "max_sample": config.evaluate.stability_sample,
-                "seed": config.seed,
-                "score": "mean pairwise ARI of refits on the customers they share",
-            },
-            "truth": truth_info,
-        },
-        "methods": method_metrics,
-        "ranking": ranking,
-        "chosen": {
-            "method": chosen_method,
-            "k": chosen_k,
-            "by": "--select" if config.select else "ranking",
-            "confidence": (f"probability of keeping the segment when the segmentation is rebuilt without the "
-                           f"customer (isotonic calibration of the {confidence_meaning(chosen_est)} against "
-                           f"{calibration.pairs:,} refit assignments)" if calibration is not None
-                           else f"{confidence_meaning(chosen_est)} (not calibrated: {calibration_info['reason']})"),
-            "confidence_summary": confidence_summary(confidence),
-            "confidence_calibration": calibration_info,
-        },
-        "model": model_info,
-        "dask": dist_info,
-        "backtest": backtest_result.summary if backtest_result is not None else None,
+        "data": _data_entry(r),
+        "scaling": r.scaler.params(r.feats.names),
+        "representation": _representation_entry(r.weighting, config),
+        "lifetime_value": r.value_info,
+        "embedding": r.embedding,
+        "evaluation": _evaluation_entry(r),
+        "methods": r.method_metrics,
+        "ranking": r.ranking,
+        "chosen": _chosen_entry(r),
+        "model": r.model_info,
+        "dask": r.dist_info,
+        "backtest": r.backtest_result.summary if r.backtest_result is not None else None,
         "privacy": ({"pseudonymised": True, "scheme": PSEUDONYM_SCHEME,
-                     "key_kept_in": "model/model.json (data.privacy)" if model_kwargs is not None else None}
-                    if key is not None else {"pseudonymised": False}),
+                     "key_kept_in": "model/model.json (data.privacy)" if r.model_kwargs is not None else None}
+                    if r.key is not None else {"pseudonymised": False}),
         "config": config.to_dict(),
         "timings": {},
     }
 
-    # -- write -----------------------------------------------------------------------------
-    with timer.stage("write") as st:
-        feature_out = feats.frame.reset_index()
-        excluded = cleaned.excluded if cleaned.excluded is not None else no_exclusions()
-        segments_out = segments
-        if key is not None:  # every id written becomes its pseudonym; the result keeps the ids
-            segments_out = pseudonymise(segments, key)  # features hold the same customers in the same order
+
+def _data_entry(r: _Run) -> dict[str, Any]:
+    cleaned, feats = r.cleaned, r.feats
+    return {
+        "source": r.source,
+        "format": cleaned.kind,
+        "files": [str(p) for p in r.files],
+        "column_map": r.column_map,
+        "timestamp_format": r.ts_format,
+        "rows_read": cleaned.rows_in,
+        "rows_used": cleaned.rows_out,
+        "rows_dropped": cleaned.dropped,
+        **{k: v for k, v in cleaned.summary().items() if k not in ("rows_in", "rows_used", "rows_dropped")},
+        "customers": r.n_customers,
+        "features": feats.names,
+        "feature_groups": feats.groups,
+        "top_categories": feats.top_categories,
+        "reference_time": _dt.datetime.fromtimestamp(feats.reference_time, _dt.timezone.utc).isoformat(),
+    }
+
+
+def _evaluation_entry(r: _Run) -> dict[str, Any]:
+    config = r.config
+    return {
+        "silhouette": (
+            {"exact": False, "sample_size": r.sample_size, "sample_seed": config.seed}
+            if r.sample_size
+            else {"exact": True, "sample_size": r.n_customers}
+        ),
+        "k_range": [r.ks[0], r.ks[-1]],
+        "k_rule": "elbow of the inertia curve (Kneedle); without an elbow the best composite of silhouette, "
+        "Davies-Bouldin and Calinski-Harabasz",
+        "method_rule": METHOD_RULE,
+        "stability": {
+            "resamples": config.evaluate.stability_resamples,
+            "scheme": config.evaluate.stability_scheme,
+            "max_sample": config.evaluate.stability_sample,
+            "seed": config.seed,
+            "score": "mean pairwise ARI of refits on the customers they share",
+        },
+        "truth": r.truth_info,
+    }
+
+
+def _chosen_entry(r: _Run) -> dict[str, Any]:
+    meaning = confidence_meaning(r.chosen_est)
+    return {
+        "method": r.chosen_method,
+        "k": r.method_metrics[r.chosen_method]["k"],
+        "by": "--select" if r.config.select else "ranking",
+        "confidence": (f"probability of keeping the segment when the segmentation is rebuilt without the "
+                       f"customer (isotonic calibration of the {meaning} against "
+                       f"{r.calibration.pairs:,} refit assignments)" if r.calibration is not None
+                       else f"{meaning} (not calibrated: {r.calibration_info['reason']})"),
+        "confidence_summary": confidence_summary(r.confidence),
+        "confidence_calibration": r.calibration_info,
+    }
+
+
+def _write(r: _Run) -> None:
+    """Every output file in one commit (report.files.write_outputs); ids pseudonymised
+    first with --anonymize."""
+    with r.timer.stage("write") as st:
+        feature_out = r.feats.frame.reset_index()
+        excluded = r.cleaned.excluded if r.cleaned.excluded is not None else no_exclusions()
+        segments_out = r.segments
+        if r.key is not None:  # every id written becomes its pseudonym; the result keeps the ids
+            segments_out = pseudonymise(r.segments, r.key)  # features hold the same customers in the same order
             feature_out = _backend.to_host(feature_out).assign(customer_id=segments_out["customer_id"].to_numpy())
-            excluded = pseudonymise(excluded, key)
+            excluded = pseudonymise(excluded, r.key)
         t_write = time.perf_counter()
 
         def write_metrics(path: Path) -> None:
             # written last: its timings cover everything but moving the files into place
-            metrics["timings"] = {k: round(v, 4) for k, v in timer.timings.items()}
-            metrics["timings"]["write"] = round(time.perf_counter() - t_write, 4)
-            metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
-            path.write_text(to_json(metrics))
+            r.metrics["timings"] = {k: round(v, 4) for k, v in r.timer.timings.items()}
+            r.metrics["timings"]["write"] = round(time.perf_counter() - t_write, 4)
+            r.metrics["timings"]["total"] = round(time.perf_counter() - r.t_start, 4)
+            path.write_text(to_json(r.metrics))
 
-        files = write_outputs(
-            out_dir,
-            {
-                "segments.parquet": lambda p: segments_out.to_parquet(p, index=False),
-                "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
-                "excluded.csv": lambda p: write_csv(excluded, p),
-                "profiles.csv": lambda p: write_csv(profiles, p, float_format="%.6g"),
-                "comparison.csv": lambda p: write_csv(comparison, p, float_format="%.6g"),
-                **(
-                    {"sensitivity.csv": lambda p: write_csv(sensitivity, p, float_format="%.6g")}
-                    if sensitivity is not None
-                    else {}
-                ),
-                "insights.json": lambda p: p.write_text(to_json(insights)),
-                **(
-                    {"backtest.csv": lambda p: write_csv(backtest_result.table, p, float_format="%.6g"),
-                     "backtest.json": lambda p: p.write_text(to_json(backtest_result.summary))}
-                    if backtest_result is not None
-                    else {}
-                ),
-                **({"model": lambda p: save_model(p, **model_kwargs)} if model_kwargs is not None else {}),
-                "metrics.json": write_metrics,
-            },
-            # in the same commit, the previous run's files that describe other segments go:
-            # its model when none is saved now, its sensitivity table, its backtest, and its
-            # report (the report stage writes this run's; a failed or skipped one leaves none)
-            remove=(("model",) if model_kwargs is None else ()) + (
-                ("sensitivity.csv",) if sensitivity is None else ()) + (
-                ("backtest.csv", "backtest.json") if backtest_result is None else ()) + ("report.html", "plots"),
-        )
-        st["detail"] = str(out_dir)
+        outputs = {
+            "segments.parquet": lambda p: segments_out.to_parquet(p, index=False),
+            "features.parquet": lambda p: feature_out.to_parquet(p, index=False),
+            "excluded.csv": lambda p: write_csv(excluded, p),
+            "profiles.csv": lambda p: write_csv(r.profiles, p, float_format="%.6g"),
+            "comparison.csv": lambda p: write_csv(r.comparison, p, float_format="%.6g"),
+            "insights.json": lambda p: p.write_text(to_json(r.insights)),
+        }
+        if r.sensitivity is not None:
+            outputs["sensitivity.csv"] = lambda p: write_csv(r.sensitivity, p, float_format="%.6g")
+        if r.backtest_result is not None:
+            outputs["backtest.csv"] = lambda p: write_csv(r.backtest_result.table, p, float_format="%.6g")
+            outputs["backtest.json"] = lambda p: p.write_text(to_json(r.backtest_result.summary))
+        if r.model_kwargs is not None:
+            outputs["model"] = lambda p: save_model(p, **r.model_kwargs)
+        outputs["metrics.json"] = write_metrics
+        # in the same commit, the previous run's files that describe other segments go: its
+        # model when none is saved now, its sensitivity table, its backtest, and its report
+        # (the report stage writes this run's; a failed or skipped one leaves none)
+        remove = (("model",) if r.model_kwargs is None else ()) + (
+            ("sensitivity.csv",) if r.sensitivity is None else ()) + (
+            ("backtest.csv", "backtest.json") if r.backtest_result is None else ()) + ("report.html", "plots")
+        r.written = write_outputs(r.out_dir, outputs, remove=remove)
+        st["detail"] = str(r.out_dir)
 
-    # -- report ----------------------------------------------------------------------------
-    if not config.report:
-        return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
-    with timer.stage("report") as st:
-        files += write_report(out_dir, insights, progress.note, umap=config.embed.method == "umap")
-        st["detail"] = f"{out_dir / 'report.html'} and {len(list((out_dir / 'plots').glob('*.png')))} plots"
+
+def _report(r: _Run) -> None:
+    """report.html and plots/, then metrics.json again with the report's time."""
+    with r.timer.stage("report") as st:
+        r.written += write_report(r.out_dir, r.insights, r.progress.note, umap=r.config.embed.method == "umap")
+        st["detail"] = f"{r.out_dir / 'report.html'} and {len(list((r.out_dir / 'plots').glob('*.png')))} plots"
     # metrics.json again, now that its timings can include the report
-    metrics["timings"]["report"] = round(timer.timings["report"], 4)
-    metrics["timings"]["total"] = round(time.perf_counter() - t_start, 4)
-    write_outputs(out_dir, {"metrics.json": lambda p: p.write_text(to_json(metrics))})
-    return RunResult(out_dir, metrics, segments, profiles, feats.frame, be, files)
+    r.metrics["timings"]["report"] = round(r.timer.timings["report"], 4)
+    r.metrics["timings"]["total"] = round(time.perf_counter() - r.t_start, 4)
+    write_outputs(r.out_dir, {"metrics.json": lambda p: p.write_text(to_json(r.metrics))})
 
 
 def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backend, timer: _Timer,
