@@ -3,8 +3,9 @@
 load -> clean -> features -> scale -> [embed] -> cluster -> evaluate -> stability -> segments
 -> write -> report
 
-The data stays on the backend's device from file to labels; only small results (scores,
-profiles) come to the host before the write stage.
+Each stage is a function of one run's state (``_Run``); ``_run`` composes them in order
+(NVTabular's workflow is the model). The data stays on the backend's device from file to
+labels; only small results (scores, profiles) come to the host before the write stage.
 """
 
 from __future__ import annotations
