@@ -8,6 +8,7 @@ costs over a second and the GPU path never needs it).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -16,7 +17,12 @@ import numpy as np
 from .._xp import nearest_center, squared_distances
 from ..backend import array_namespace, frame_to_array, is_gpu_array, is_gpu_frame, to_namespace
 
-__all__ = ["EstimatorMixin", "CentroidMixin", "check_random_state", "seed_from", "as_float_array"]
+__all__ = ["EstimatorMixin", "CentroidMixin", "check_random_state", "seed_from", "as_float_array", "check_input"]
+
+#: Methods whose X is checked before they run (scikit-learn's ``validate_data``): fitting
+#: ones learn the width, the others must match it and need a fitted estimator.
+_FIT_METHODS = ("fit", "partial_fit")
+_FITTED_METHODS = ("predict", "predict_proba", "transform", "score", "score_samples")
 
 
 def check_random_state(seed: Any) -> np.random.RandomState:
@@ -37,10 +43,72 @@ def seed_from(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def _not_fitted(est: Any) -> Exception:
+    """scikit-learn's ``NotFittedError`` (a ValueError and an AttributeError), imported only
+    when raised; an AttributeError where scikit-learn is missing."""
+    msg = f"this {type(est).__name__} instance is not fitted yet; call fit first"
+    try:
+        from sklearn.exceptions import NotFittedError
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return AttributeError(msg)
+    return NotFittedError(msg)
+
+
+def check_input(est: Any, X: Any, *, reset: bool) -> None:
+    """What scikit-learn's ``validate_data`` checks, with its messages, without converting
+    X (the method converts it): a fitted estimator and X of its width (``reset=False``),
+    dense, real, 2-D, at least one feature (and one sample when fitting). Finite values are
+    checked by :func:`as_float_array`."""
+    if not reset and not hasattr(est, "n_features_in_"):
+        raise _not_fitted(est)
+    if "sparse" in type(X).__module__:  # scipy.sparse, cupyx.scipy.sparse
+        raise TypeError(f"{type(est).__name__}: sparse input is not supported; pass a dense array (X.toarray())")
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        X = np.asarray(X)
+        shape = X.shape
+    if getattr(getattr(X, "dtype", None), "kind", None) == "c":
+        raise ValueError("Complex data not supported")
+    if len(shape) != 2:
+        raise ValueError(f"expected a 2-D array, got shape {tuple(shape)}. Reshape your data either using "
+                         "X.reshape(-1, 1) if your data has a single feature or X.reshape(1, -1) if it contains a "
+                         "single sample.")
+    if shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if reset and shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if not reset and shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {shape[1]} features, but {type(est).__name__} is expecting {est.n_features_in_} "
+                         "features as input")
+
+
+def _checked(fn: Any, name: str) -> Any:
+    """``fn`` with :func:`check_input` first (``partial_fit`` learns the width when unfitted)."""
+    if getattr(fn, "_checks_input", False):
+        return fn
+
+    @functools.wraps(fn)
+    def method(self: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
+        reset = name == "fit" or (name == "partial_fit" and not hasattr(self, "n_features_in_"))
+        check_input(self, X, reset=reset)
+        return fn(self, X, *args, **kwargs)
+
+    method._checks_input = True
+    return method
+
+
 class EstimatorMixin:
-    """``get_params``, ``set_params``, ``fit_predict`` and a readable ``repr``."""
+    """``get_params``, ``set_params``, ``fit_predict`` and a readable ``repr``; every
+    subclass's fit, partial_fit, predict, predict_proba, transform, score and score_samples
+    check their X first (:func:`check_input`)."""
 
     _estimator_type = "clusterer"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _FIT_METHODS + _FITTED_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, _checked(cls.__dict__[name], name))
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -72,9 +140,10 @@ class EstimatorMixin:
         """scikit-learn's estimator tags (scikit-learn >= 1.6 asks every estimator for them:
         ``GridSearchCV``, ``Pipeline``, ``clone``). Imported here, when scikit-learn asks, so
         ``import gpuseg.cluster`` does not import scikit-learn."""
-        from sklearn.utils import InputTags, Tags, TargetTags
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
         return Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags() if hasattr(self, "transform") else None,
                     input_tags=InputTags(allow_nan=False), non_deterministic=False)
 
     def __repr__(self) -> str:
@@ -117,9 +186,19 @@ def as_float_array(X: Any) -> Any:
 class CentroidMixin:
     """``predict``, ``transform`` and ``score`` for estimators with ``cluster_centers_``."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _FITTED_METHODS:  # the mixin's own predict, transform and score
+            if name not in cls.__dict__ and name in CentroidMixin.__dict__:
+                setattr(cls, name, _checked(CentroidMixin.__dict__[name], name))
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "cluster_centers_"):
-            raise AttributeError(f"this {type(self).__name__} instance is not fitted yet; call fit first")
+            raise _not_fitted(self)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, then the distances of X to every centre."""
+        return self.fit(X).transform(X)
 
     def _centers_for(self, X: Any) -> tuple[Any, Any]:
         """(X as a float array, the centres on its device in its dtype)."""

@@ -189,6 +189,16 @@ class _DeepClustering(EstimatorMixin):
         torch = _backend.torch_module()
         return encode_rows(torch, self.autoencoder_._network_on(Xt.device), Xt, self.amp)
 
+    def __sklearn_tags__(self) -> Any:
+        """The embedding is float32 whatever the input (the networks compute in float32)."""
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, then :meth:`transform` X."""
+        return self.fit(X).transform(X)
+
     def transform(self, X: Any) -> Any:
         """Embedding of X, shape (n_samples, latent_dim), float32, in X's array type."""
         return _backend.from_torch(self._embed(X))

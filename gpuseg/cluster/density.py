@@ -65,8 +65,11 @@ def _check_X(X: Any, min_rows: int = 1) -> Any:
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D array, got shape {X.shape}")
     if X.shape[0] < min_rows or X.shape[1] < 1:
-        raise ValueError(f"expected at least {min_rows} sample(s) and one feature, got shape {X.shape}")
+        raise ValueError(f"expected at least {min_rows} sample(s) and one feature, got shape {X.shape} "
+                         f"(n_samples={X.shape[0]})")
     xp = array_namespace(X)
+    if X.dtype.kind == "O":  # numbers held as objects (scikit-learn's check_array converts them)
+        X = X.astype(np.float64)
     if X.dtype.kind not in "fiub":
         raise ValueError(f"expected a numeric array, got dtype {X.dtype}")
     if X.dtype.kind != "f":

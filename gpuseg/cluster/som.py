@@ -366,6 +366,10 @@ class SelfOrganizingMap(EstimatorMixin):
         bmu, _ = nearest_center(X, codebook, chunk_size=_CHUNK_ROWS)
         return to_namespace(self.unit_labels_, array_namespace(X))[bmu]
 
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, then :meth:`transform` X."""
+        return self.fit(X).transform(X)
+
     def transform(self, X: Any) -> Any:
         """Euclidean distances of each row to every unit, shape (n_samples, rows * cols).
 

@@ -60,7 +60,8 @@ class PCA(EstimatorMixin):
         """Find the principal axes."""
         X = as_float_array(X)
         if X.ndim != 2 or X.shape[0] < 2:
-            raise ValueError(f"PCA needs a 2-D array with at least 2 rows, got shape {X.shape}")
+            raise ValueError(f"PCA needs a 2-D array with at least 2 rows, got shape {X.shape} "
+                             f"(n_samples={X.shape[0] if X.ndim else 0})")
         n, d = X.shape
         nc = self.n_components
         if nc is not None and not (

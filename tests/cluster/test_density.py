@@ -387,7 +387,7 @@ def test_importing_the_module_does_not_import_scikit_learn():
         (lambda: DBSCAN(0.5, metric="manhattan"), np.zeros((5, 2)), "metric"),
         (lambda: DBSCAN(0.5, max_points=0), np.zeros((5, 2)), "max_points"),
         (lambda: DBSCAN(0.5), np.zeros(5), "2-D"),
-        (lambda: DBSCAN(0.5), np.zeros((0, 2)), "at least 1 sample"),
+        (lambda: DBSCAN(0.5), np.zeros((0, 2)), r"0 sample\(s\)"),
         (lambda: DBSCAN(0.5), np.array([[0.0, np.nan], [1.0, 1.0]]), "NaN"),
         (lambda: DBSCAN(0.5), np.array([["a", "b"]]), "numeric"),
         (lambda: DBSCAN(min_samples=10), np.zeros((5, 2)), "min_samples=10"),

@@ -446,7 +446,7 @@ def test_predict_checks_fit_and_width(blobs):
     with pytest.raises(AttributeError, match="not fitted"):
         PSOKMeans(2).predict(X)
     est = PSOKMeans(2, random_state=0, n_particles=2, max_iter=1).fit(X)
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ValueError, match="expecting 6 features"):
         est.predict(X[:, :3])
 
 
