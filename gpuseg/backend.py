@@ -121,11 +121,40 @@ def import_optional(name: str, hint: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        pkg = _GPU_PACKAGES.get(name.split(".")[0], name)
-        raise DeviceError(
-            f"{pkg} is needed for this but could not be imported ({exc}); "
-            f"install it with: {hint or GPU_EXTRA_HINT}"
-        ) from None
+        raise DeviceError(import_failure(name, exc, hint)) from None
+
+
+#: What installs a module that a GPU library imports but that may be missing on its own
+#: (an environment set up before gpuseg's extras named it, or by hand).
+_DEPENDENCY_HINTS = {
+    "raft_dask": "pip install 'raft-dask-cu13==26.10.*' (raft-dask-cu12 for CUDA 12)",
+    "dask_cudf": "pip install 'dask-cudf-cu13==26.10.*' (dask-cudf-cu12 for CUDA 12)",
+    "dask": "pip install 'gpuseg[dask]'",
+    "distributed": "pip install 'gpuseg[dask]'",
+}
+
+
+def import_failure(name: str, exc: ImportError, hint: str | None = None) -> str:
+    """One line on why ``import name`` failed, naming the module actually missing.
+
+    When the missing module belongs to another package than ``name`` (``cuml.dask.cluster``
+    without ``raft_dask``), the line names that package and what installs it, rather than
+    the extra that installed ``name``.
+    """
+    return _missing_dependency(name, exc) or (
+        f"{_GPU_PACKAGES.get(name.split('.')[0], name)} is needed for this but could not be imported ({exc}); "
+        f"install it with: {hint or GPU_EXTRA_HINT}")
+
+
+def _missing_dependency(name: str, exc: ImportError) -> str | None:
+    """The line for an import of ``name`` that failed on another package's missing module,
+    else None."""
+    missing = (getattr(exc, "name", None) or "").split(".")[0]
+    if not missing or missing == name.split(".")[0]:
+        return None
+    what = _DEPENDENCY_HINTS.get(missing)
+    what = f"install it with: {what}" if what else f"install the package that provides {missing}"
+    return f"{name} could not be imported: it needs {missing}, which is missing ({exc}); {what}"
 
 
 def gpu_module(name: str) -> ModuleType:
@@ -196,8 +225,9 @@ def probe_gpu() -> GpuProbe:
     for mod in ("cudf", "cuml"):
         try:
             importlib.import_module(mod)
-        except ImportError:
-            return GpuProbe(False, f"CUDA device found but {mod} is not installed: {GPU_EXTRA_HINT}", label)
+        except ImportError as exc:
+            why = _missing_dependency(mod, exc) or f"{mod} is not installed: {GPU_EXTRA_HINT}"
+            return GpuProbe(False, f"CUDA device found but {why}", label)
         except Exception as exc:  # a broken install: CUDA version mismatch, ...
             return GpuProbe(False, f"CUDA device found but {mod} failed to import: {exc}", label)
     return GpuProbe(True, "CUDA device and RAPIDS found", label)
@@ -411,29 +441,60 @@ def from_torch(t: Any, like: Any = None) -> Any:
 
 
 _POOL_SHARED = False
+_POOL_MADE = False
+
+
+def _make_rmm_pool(rmm: ModuleType) -> None:
+    """Give the current device an RMM pool (once per process), unless RMM already has a
+    resource other than its default: a pool from dask-cuda's ``rmm_pool_size``, managed
+    memory or the user's own is kept.
+
+    ``set_current_device_resource`` rather than ``rmm.reinitialize``: cuDF already holds
+    buffers by now, and RMM documents using memory from before a reinitialisation as
+    undefined; a buffer keeps the resource it came from, so changing the current one is
+    safe. The pool starts at RMM's default (half the free device memory) and grows on demand.
+    """
+    global _POOL_MADE
+    if _POOL_MADE:
+        return
+    mr = rmm.mr
+    current = mr.get_current_device_resource()
+    if type(current) is mr.CudaMemoryResource:  # RMM's default: every allocation a cudaMalloc
+        mr.set_current_device_resource(mr.PoolMemoryResource(current))
+    _POOL_MADE = True
 
 
 def share_memory_pool() -> bool:
-    """Make torch and CuPy allocate from one RMM pool (when RAPIDS is installed).
+    """Make torch, CuPy and cuDF allocate from one RMM pool (when RAPIDS is installed).
 
     Must run before torch's first CUDA allocation: afterwards torch keeps its own caching
-    allocator and a large run would hold two pools. Returns True when the pools are shared
-    (idempotent), False when RMM is missing or torch already allocated on the GPU.
+    allocator and a large run would hold two pools. Returns True when the pool is shared
+    (idempotent), False when RMM is missing, torch cannot use it (a CPU-only build, where
+    RMM offers no torch allocator) or torch already allocated on the GPU; CuPy and cuDF
+    then still share the RMM pool.
     """
     global _POOL_SHARED
     if _POOL_SHARED:
         return True
     try:
+        rmm = importlib.import_module("rmm")
         rmm_torch = importlib.import_module("rmm.allocators.torch")
         rmm_cupy = importlib.import_module("rmm.allocators.cupy")
-    except ImportError:
+        torch = torch_module()
+    except (ImportError, DeviceError):
         return False
-    torch = torch_module()
+    allocator = getattr(rmm_torch, "rmm_torch_allocator", None)  # None without torch's CUDA
+    if allocator is None:
+        return False
+    _make_rmm_pool(rmm)
+    cupy = importlib.import_module("cupy")
+    if cupy.cuda.get_allocator() is not rmm_cupy.rmm_cupy_allocator:
+        cupy.cuda.set_allocator(rmm_cupy.rmm_cupy_allocator)
+        cupy.get_default_memory_pool().free_all_blocks()  # what CuPy's own pool kept, back to the device
     try:
-        torch.cuda.memory.change_current_allocator(rmm_torch.rmm_torch_allocator)
-    except RuntimeError:  # torch already initialised its allocator
+        torch.cuda.memory.change_current_allocator(allocator)
+    except (RuntimeError, AttributeError, TypeError):  # already initialised, or a build without CUDA
         return False
-    importlib.import_module("cupy").cuda.set_allocator(rmm_cupy.rmm_cupy_allocator)
     _POOL_SHARED = True
     return True
 

@@ -42,24 +42,7 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
 
     be = _be(backend)
     path = Path(piece[0])
-    malformed = 0
-    if piece[1] == "file":
-        if be.is_gpu:
-            frame, malformed = readers._read_gpu([path], kind, columns, ids)
-        else:
-            frame, malformed = readers._read_cpu([path], kind, columns, categorical, ids)
-    elif piece[1] == "row_groups":
-        import pyarrow.parquet as pq
-
-        table = pq.ParquetFile(path).read_row_groups(list(piece[2]), columns=columns)
-        frame = readers.arrow_to_pandas(table, categorical, ids)
-        if be.is_gpu:
-            frame = be.frame.from_pandas(frame)
-    else:  # ("csv_range", start, end)
-        table, malformed = _read_csv_range(path, piece[2], piece[3], columns, ids)
-        frame = readers.arrow_to_pandas(table, categorical, ids)
-        if be.is_gpu:
-            frame = be.frame.from_pandas(frame)
+    frame, malformed = read_piece_frame(piece, be, kind, columns, categorical, ids)
     rows = len(frame)
     if rows == 0:
         return None, {"rows": 0, "malformed": malformed, "timestamp_format": "", "categories": {}}
@@ -71,6 +54,33 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
                 categories[col] = [str(c) for c in frame[col].cat.categories]
     return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used,
                    "categories": categories}
+
+
+def read_piece_frame(piece: tuple, be: Any, kind: str, columns: list[str], categorical: list[str],
+                     ids: list[str]) -> tuple[Any, int]:
+    """The input columns of one piece on ``be``'s device, and its malformed CSV rows.
+
+    Ids keep the type the file stores them as: text in CSV on every piece, whether cuDF
+    (``dtype`` str), PyArrow for a byte range or a whole (gzip) file reads it; the Parquet
+    column's own type. Never int64 by what one piece holds: pieces that disagree cannot be
+    shuffled together (cleaning makes plain-integer ids int64 per bucket).
+    """
+    from ..io import readers
+
+    path = Path(piece[0])
+    malformed = 0
+    if piece[1] == "file":
+        if be.is_gpu:
+            return readers._read_gpu([path], kind, columns, ids)
+        return readers._read_cpu([path], kind, columns, categorical, ids, int_ids=False)
+    if piece[1] == "row_groups":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read_row_groups(list(piece[2]), columns=columns)
+    else:  # ("csv_range", start, end)
+        table, malformed = _read_csv_range(path, piece[2], piece[3], columns, ids)
+    frame = readers.arrow_to_pandas(table, categorical)
+    return (be.frame.from_pandas(frame) if be.is_gpu else frame), malformed
 
 
 #: Text columns with few distinct values that cross the shuffle as int32 codes of one

@@ -366,8 +366,15 @@ def from_frame(
 
 
 def _read_cpu(
-    files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = ()
+    files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = (),
+    int_ids: bool = True,
 ) -> tuple[pd.DataFrame, int]:
+    """Files read by PyArrow into one pandas frame, and the malformed CSV rows skipped.
+
+    CSV ids are read as text; ``int_ids`` turns a column of plain integers into int64
+    (:func:`arrow_to_pandas`). Off for the pieces of a Dask run, which must agree on the
+    ids' type whatever ids each piece happens to hold.
+    """
     tables = []
     malformed = 0
     for f in files:
@@ -378,7 +385,7 @@ def _read_cpu(
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
-    return arrow_to_pandas(table, categorical, ids), malformed
+    return arrow_to_pandas(table, categorical, ids if int_ids else ()), malformed
 
 
 def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = ()) -> pd.DataFrame:
@@ -446,19 +453,42 @@ def _read_parquet_cpu(path: Path, columns: list[str]):
         raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
-def _looks_utf8(path: Path, size: int = 4 << 20) -> bool:
-    """The first ``size`` bytes (decompressed for .gz) decode as UTF-8."""
+def _looks_utf8(path: Path, size: int = 4 << 20, spread: int = 0) -> bool:
+    """The first ``size`` bytes (decompressed for .gz), and ``spread`` blocks of
+    :data:`_SPREAD_BLOCK` bytes spread over the rest of an uncompressed file, decode as UTF-8."""
+    try:
+        gz = str(path).lower().endswith(".gz")
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+            if not _utf8_block(fh.read(size)):
+                return False
+            end = 0 if gz else os.fstat(fh.fileno()).st_size
+            offsets = np.linspace(size, end, spread + 2)[1:-1].astype(np.int64) if end > size else []
+            for offset in offsets:
+                fh.seek(int(offset))
+                if not _utf8_block(fh.read(_SPREAD_BLOCK), cut=True):
+                    return False
+        return True
+    except (OSError, EOFError):
+        return True  # the reader says what is wrong
+
+
+#: Bytes of each block :func:`_looks_utf8` samples beyond the head of a file.
+_SPREAD_BLOCK = 256 << 10
+
+
+def _utf8_block(block: bytes, cut: bool = False) -> bool:
+    """Whether ``block`` is UTF-8, but for a character cut at its end (and at its start,
+    with ``cut``: a block read from the middle of a file)."""
     import codecs
 
+    start = 0
+    while cut and start < min(3, len(block)) and 0x80 <= block[start] < 0xC0:  # continuation bytes
+        start += 1
     try:
-        with (gzip.open(path, "rb") if str(path).lower().endswith(".gz") else open(path, "rb")) as fh:
-            head = fh.read(size)
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        codecs.getincrementaldecoder("utf-8")().decode(block[start:], final=False)
         return True
     except UnicodeDecodeError:
         return False
-    except (OSError, EOFError):
-        return True  # the reader says what is wrong
 
 
 def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
@@ -511,18 +541,24 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
 
 
 def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] = ()):
+    """Files read by cuDF into one frame on the device, and the malformed CSV rows skipped.
+
+    As the CPU reader as far as cuDF allows (:func:`_read_gpu_csv`); CSV ids are read as
+    text on every file (:func:`csv_dtypes`), Parquet columns keep the file's types.
+    """
     cudf = gpu_module("cudf")
     parts = []
+    malformed = 0
     for f in files:
         try:
             if kind == "parquet":
                 parts.append(cudf.read_parquet(str(f), columns=columns))
             else:
-                parts.append(
-                    cudf.read_csv(
-                        str(f), usecols=columns, sep=_delimiter(f), compression="infer", dtype={c: "str" for c in ids}
-                    )
-                )
+                frame, bad = _read_gpu_csv(cudf, f, columns, ids)
+                parts.append(frame)
+                malformed += bad
+        except (DataError, SchemaError):
+            raise
         except (MemoryError, RuntimeError) as exc:
             if "out of memory" in str(exc).lower():
                 raise DataError(
@@ -532,14 +568,116 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] =
         except Exception as exc:
             raise DataError(f"{f}: cannot be read by cuDF ({_first_line(exc)})") from None
     if len(parts) == 1:
-        return parts[0], 0
+        return parts[0], malformed
     mixed = [c for c in columns if len({str(p[c].dtype) for p in parts}) > 1]
     for c in mixed:  # typed differently across parts: text, coerced like any text column later
         parts = [p.assign(**{c: p[c].astype("str")}) for p in parts]
     try:
-        return cudf.concat(parts, ignore_index=True), 0
+        return cudf.concat(parts, ignore_index=True), malformed
     except Exception as exc:
         raise SchemaError(f"{files[0].parent}: the parts cannot be combined ({_first_line(exc)})") from None
+
+
+def csv_dtypes(ids: list[str]) -> dict[str, str]:
+    """The ``dtype`` cuDF reads a CSV with: ids as text (cuDF would turn "000027" into 27,
+    and a file of plain-integer ids into int64 where another file's ids are text)."""
+    return {c: "str" for c in ids}
+
+
+def _read_gpu_csv(cudf: Any, path: Path, columns: list[str], ids: list[str]) -> tuple[Any, int]:
+    """One CSV file with cuDF, as the CPU reader (:func:`_read_csv_cpu`) reads it.
+
+    ``cudf.read_csv`` reads UTF-8 only (other bytes stay in the strings as they are) and has
+    no bad-line handling: a row with too few fields gets nulls, extra fields are dropped,
+    neither is reported. So a file goes to the CPU reader (Latin-1 fallback, malformed rows
+    skipped and counted), then to the device, when :func:`_gpu_csv_host_reason` finds
+    non-UTF-8 bytes, rows with a number of fields other than the header's, or a quoted
+    field across a line break (which the per-line count cannot follow). What cannot be
+    seen: non-UTF-8 bytes of an uncompressed file outside the sampled blocks of
+    :func:`_looks_utf8` (the CPU reader would read that file as Latin-1).
+
+    A .gz file is decompressed once on the host, for the check and for cuDF.
+    """
+    sep = _delimiter(path)
+    data = None
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from None
+    if _gpu_csv_host_reason(cudf, path, sep, data):
+        table, bad = _read_csv_cpu(path, columns, ids)
+        return cudf.from_pandas(arrow_to_pandas(table)), bad  # ids stay text, as cuDF reads them
+    source = str(path) if data is None else _io.BytesIO(data)
+    frame = cudf.read_csv(source, usecols=columns, sep=sep, compression="infer" if data is None else None,
+                          dtype=csv_dtypes(ids))
+    return frame, 0
+
+
+#: Bytes of a CSV checked per pass on the device by :func:`_gpu_csv_host_reason`.
+_CHECK_BYTES = 512 << 20
+
+
+def _gpu_csv_host_reason(cudf: Any, path: Path, sep: str, data: bytes | None = None) -> str:
+    """Why a CSV must be read by the CPU reader rather than cuDF ("" when it need not):
+    "not UTF-8", "malformed rows" or "quoted line break".
+
+    UTF-8: the head and 16 blocks spread over an uncompressed file (:func:`_looks_utf8`),
+    every byte of a decompressed one (``data``). Fields: counted per line on the device,
+    :data:`_CHECK_BYTES` at a time (:func:`csv_field_check`).
+    """
+    if data is None:
+        if not _looks_utf8(path, spread=16):
+            return "not UTF-8"
+        size = path.stat().st_size
+        chunks = (cudf.read_text(str(path), delimiter="\n", byte_range=(offset, _CHECK_BYTES), strip_delimiters=True)
+                  for offset in range(0, max(size, 1), _CHECK_BYTES))
+    else:
+        if not all(_utf8_block(p) for p in _line_pieces(data, _CHECK_BYTES)):  # pieces end at line breaks
+            return "not UTF-8"
+        chunks = (cudf.read_text(_io.BytesIO(p), delimiter="\n", strip_delimiters=True)
+                  for p in _line_pieces(data, _CHECK_BYTES))
+    n_fields = None
+    for lines in chunks:
+        bad, open_quotes, n_fields = csv_field_check(lines, sep, n_fields)
+        if open_quotes:
+            return "quoted line break"
+        if bad:
+            return "malformed rows"
+    return ""
+
+
+def _line_pieces(data: bytes, size: int):
+    """``data`` in pieces (views, not copies) of about ``size`` bytes, each ending at a line
+    break (or the end)."""
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + size)
+        end = len(data) if end < 0 else end + 1
+        yield view[start:end]
+        start = end
+
+
+def csv_field_check(lines: Any, sep: str, n_fields: int | None = None) -> tuple[int, int, int | None]:
+    """(rows whose number of fields is not ``n_fields``, rows with a quote left open, the
+    header's number of fields) of CSV lines: a pandas or cuDF string Series without the line
+    breaks. With ``n_fields`` None the first non-blank line is the header, counted and not
+    checked. Blank lines are no rows (both readers skip them); quoted fields ("a, b", with
+    "" inside) are taken out before counting ``sep``.
+    """
+    text = lines.str.rstrip("\r")
+    text = text[text.str.len() > 0]
+    if len(text) == 0:
+        return 0, 0, n_fields
+    unquoted = text.str.replace(r'"[^"]*"', "", regex=True)
+    fields = unquoted.str.count("\\" + sep if sep in "|^$.*+?()[]{}\\" else sep) + 1
+    open_quotes = unquoted.str.contains('"', regex=False)
+    if n_fields is None:
+        n_fields = int(fields.iloc[0])
+        fields, open_quotes = fields.iloc[1:], open_quotes.iloc[1:]
+    return int((fields != n_fields).sum()), int(open_quotes.sum()), n_fields
 
 
 # --- canonical columns -------------------------------------------------------------------

@@ -593,10 +593,20 @@ def _order_values(frame):
 
 
 def _mode_code(codes) -> int | None:
+    """The most frequent code (>= 0), the smallest among equally frequent ones; None when
+    there is none. Explicit because ``value_counts`` orders ties differently on pandas
+    (first seen) and cuDF (hash order)."""
     present = codes[codes >= 0]
     if len(present) == 0:
         return None
-    return int(present.value_counts().index[0])
+    return int(mode_value(present))
+
+
+def mode_value(s):
+    """The most frequent value of a non-empty pandas or cuDF Series (missing values not
+    counted), the smallest among equally frequent ones."""
+    counts = s.value_counts()
+    return counts[counts == counts.max()].index.min()
 
 
 #: "compute the fill value from these data" (a fitted fill value may itself be None)

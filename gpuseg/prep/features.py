@@ -348,7 +348,7 @@ def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, d
 
     With ``spec``, the training medians; a group they lack keeps these data's median.
     """
-    med = f.groupby("price_key")["price"].median()
+    med = f.groupby("price_key")["price"].median().sort_index()  # cuDF groups in hash order
     host = med.to_pandas() if hasattr(med, "to_pandas") else med
     keys = price_key_names(data, host.index)
     if spec is not None and spec.price_medians:
@@ -414,7 +414,9 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         abandoned=("abandoned", "sum"),
         orders=("has_purchase", "sum"),
     )
-    a = a.join(s, how="left")
+    # cuDF keeps the left frame's row order in a join only in pandas-compatible mode (else
+    # hash order): customer_id order is made explicit (a no-op copy on pandas, which keeps it)
+    a = a.join(s, how="left").sort_index()
 
     b = _Builder(a)
     if "rfm" in groups_on:
