@@ -713,8 +713,9 @@ def activity_plot(grids: Mapping[str, Any], *, path: str | os.PathLike | None = 
 
 
 def dendrogram_plot(X: Any, *, n_clusters: int | None = None, weights: Any = None,
-                    leaf_names: Sequence[str] | None = None, max_points: int = DENDROGRAM_MAX_POINTS,
-                    seed: int = 0, path: str | os.PathLike | None = None) -> bytes:
+                    leaf_names: Sequence[str] | None = None, leaf_colours: Sequence[Any] | None = None,
+                    max_points: int = DENDROGRAM_MAX_POINTS, seed: int = 0,
+                    path: str | os.PathLike | None = None) -> bytes:
     """Ward dendrogram of customers (a fixed-seed sample) or of segment centres.
 
     Parameters
@@ -728,6 +729,8 @@ def dendrogram_plot(X: Any, *, n_clusters: int | None = None, weights: Any = Non
         :func:`gpuseg.cluster.ward.ward_linkage` (no sampling).
     leaf_names : sequence of str, optional
         Leaf labels (segment names); without them large trees show their last 30 merges.
+    leaf_colours : sequence of colours, optional
+        One per point, for its leaf label (the segments' colours in the other plots).
     max_points : int, default=2000
         Customers above this are sampled (the tree needs O(n^2) memory).
     seed : int, default=0
@@ -764,7 +767,11 @@ def dendrogram_plot(X: Any, *, n_clusters: int | None = None, weights: Any = Non
         kwargs["leaf_rotation"] = 30
     elif len(Z) + 1 > 30:
         kwargs.update(truncate_mode="lastp", p=30, show_contracted=True, leaf_rotation=90)
-    dendrogram(Z, ax=ax, **kwargs)
+    tree = dendrogram(Z, ax=ax, **kwargs)
+    if leaf_names is not None and leaf_colours is not None:
+        for label, leaf in zip(ax.get_xticklabels(), tree["leaves"]):
+            label.set_color(leaf_colours[leaf])
+            label.set_fontweight("bold")
     if cut is not None:
         ax.axhline(cut, color="black", ls="--", lw=1)
         ax.text(ax.get_xlim()[1], cut, f" k={n_clusters}", va="bottom", ha="right", fontsize=9)
@@ -932,13 +939,14 @@ def make_plots(out_dir: str | os.PathLike | RunOutputs, insights: Mapping[str, A
 
 def _segment_tree(X: np.ndarray, labels: np.ndarray, names: Mapping[int, str], path: Any) -> bytes | str:
     """The weighted Ward tree of the chosen segments' centres: how the segments relate (nothing
-    is fitted on the customers)."""
+    is fitted on the customers), each leaf in its segment's colour of the other plots."""
     segs = sorted(int(s) for s in np.unique(labels) if s >= 0)
     if len(segs) < 2:
         return "needs at least 2 segments"
     centers = np.stack([X[labels == s].mean(axis=0) for s in segs])
     sizes = np.array([(labels == s).sum() for s in segs], dtype=np.float64)
-    return dendrogram_plot(centers, weights=sizes, leaf_names=[names.get(s, str(s)) for s in segs], path=path)
+    return dendrogram_plot(centers, weights=sizes, leaf_names=[names.get(s, str(s)) for s in segs],
+                           leaf_colours=_colours(len(segs)), path=path)
 
 
 def _with(value: Any, draw: Any, missing: str = "no data") -> bytes | str:

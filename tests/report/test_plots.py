@@ -158,3 +158,23 @@ def test_umap_is_skipped_with_a_reason_without_umap_learn(run_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)
     got = plots.make_plots(run_dir, include=["umap"])
     assert isinstance(got["umap"], str) and "umap" in got["umap"].lower()
+
+
+def test_segment_tree_leaves_in_the_segments_colours(monkeypatch):
+    """The report's tree of the chosen segments: each leaf label in its segment's colour
+    of the scatter plots (segment 0 the first colour, ...)."""
+    seen = {}
+
+    def capture(fig, path):
+        ax = fig.axes[0]
+        seen.update({t.get_text(): t.get_color() for t in ax.get_xticklabels()})
+        return b"png"
+
+    monkeypatch.setattr(plots, "_png", capture)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    labels = np.repeat(np.arange(3), 30)
+    X[labels == 2] += 5
+    plots._segment_tree(X, labels, {0: "zero", 1: "one", 2: "two"}, None)
+    colours = plots._colours(3)
+    assert seen == {"zero": colours[0], "one": colours[1], "two": colours[2]}
