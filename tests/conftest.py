@@ -24,6 +24,18 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"GPU tests must be marked gpu and exactly one of cupy/rapids: {wrong[:5]}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _threads_once_for_the_session():
+    """BLAS and OpenMP pools at the cores other work leaves free, once for the session (as
+    ``gpuseg run`` sets them): a pool thread on a busy core stalls the others at every step."""
+    from threadpoolctl import threadpool_limits
+
+    from gpuseg.pipeline import auto_threads
+
+    with threadpool_limits(limits=auto_threads()):
+        yield
+
+
 def _gpu_params():
     return pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.rapids], id="gpu")
 

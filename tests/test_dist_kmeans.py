@@ -190,7 +190,7 @@ def test_predict_errors(uniform):
     with pytest.raises(AttributeError, match="not fitted"):
         km.predict(uniform)
     km.fit(uniform[:100])
-    with pytest.raises(ValueError, match="X has 3 features; this model was fitted on 6"):
+    with pytest.raises(ValueError, match="X has 3 features, but DaskKMeans is expecting 6 features"):
         km.predict(uniform[:, :3])
 
 

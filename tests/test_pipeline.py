@@ -500,3 +500,28 @@ def test_describe_only_names_must_exist_and_leave_something(tmp_path):
     with pytest.raises(ConfigError, match="no feature is left to define the segments"):
         run(build_config({"features": {"describe_only": everything}}, out=str(tmp_path / "b"),
                          synthetic_customers=300, k="3", device="cpu", stability=0, report=False))
+
+
+@pytest.mark.parametrize("load, cores, want", [(0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.4, 2, 1), (5.0, 2, 1),
+                                               (3.0, 16, 13), (0.0, 1, 1)])
+def test_auto_threads_leaves_busy_cores_alone(monkeypatch, load, cores, want):
+    import os
+
+    from gpuseg import pipeline
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert pipeline.auto_threads() == want
+
+
+def test_auto_threads_without_a_load_average(monkeypatch):
+    import os
+
+    from gpuseg import pipeline
+
+    def unavailable():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", unavailable)
+    assert pipeline.auto_threads() == 4
