@@ -152,39 +152,28 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def auto_threads() -> int:
-    """Threads for a run without ``--threads``: the usable cores less those other work keeps
-    busy (the 1-minute load average, rounded), at least 1.
-
-    OpenMP and BLAS pools wait for all their threads at every parallel step, so one thread
-    on a core another process holds stalls the others: on a 2-core machine with about one
-    core busy elsewhere, the default run took 15.0-15.1 s on 1 thread and 42.6-116 s on 2
-    (bench/README.md). The load average lags by a minute and counts this process's
-    own recent work, so the rule errs towards fewer threads, the cheaper mistake.
-    """
-    import os
-
-    cores = usable_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average on this platform
-        return cores
-    return max(1, min(cores, cores - int(busy + 0.5)))
-
-
 @contextlib.contextmanager
 def thread_limit(threads: int = 0) -> Iterator[int]:
-    """Every thread pool (BLAS, OpenMP, torch) at ``threads`` (0: :func:`auto_threads`) for
-    the duration, set once: nested pools of different sizes oversubscribe shared cores (one
-    K-means sweep ran 5.9x slower that way on a busy 2-core machine)."""
+    """Every thread pool set once for the duration: nested pools of different sizes
+    oversubscribe shared cores (one K-means sweep ran 5.9x slower that way on a busy 2-core
+    machine).
+
+    ``threads`` > 0: BLAS, OpenMP and torch at that many. 0 (the default): OpenMP
+    (scikit-learn) and torch at :func:`usable_cores`, BLAS at 1. gpuseg's BLAS work is
+    products with the few feature columns, which gain little from threads, while OpenBLAS
+    threads on a core another process holds stall every call: with one core of 2 busy, the
+    default run took 26-31 s with BLAS on 2 threads and 17-20 s on 1 (OpenMP on 2 either
+    way; bench/README.md). A fixed rule, not one read from the load, so that the same data
+    and seed give the same segments however busy the machine is.
+    """
     import sys
 
     from threadpoolctl import threadpool_limits
 
-    n = threads or auto_threads()
+    n = threads or usable_cores()
     torch = sys.modules.get("torch")  # already imported: set now; else backend.torch_module sets it
     before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS)
-    with threadpool_limits(limits=n):
+    with threadpool_limits(limits=n if threads else {"blas": 1, "openmp": n}):
         _backend.RUN_THREADS = n
         if torch is not None:
             torch.set_num_threads(n)

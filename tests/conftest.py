@@ -26,13 +26,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _threads_once_for_the_session():
-    """BLAS and OpenMP pools at the cores other work leaves free, once for the session (as
-    ``gpuseg run`` sets them): a pool thread on a busy core stalls the others at every step."""
-    from threadpoolctl import threadpool_limits
+    """Thread pools set once for the session as ``gpuseg run`` sets them by default (BLAS on
+    one thread, OpenMP and torch on the usable cores): a BLAS thread on a busy core stalls
+    every call, and the tests' own estimators then compute as the runs they compare with."""
+    from gpuseg.pipeline import thread_limit
 
-    from gpuseg.pipeline import auto_threads
-
-    with threadpool_limits(limits=auto_threads()):
+    with thread_limit(0):
         yield
 
 
