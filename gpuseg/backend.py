@@ -470,8 +470,8 @@ def share_memory_pool() -> bool:
     Must run before torch's first CUDA allocation: afterwards torch keeps its own caching
     allocator and a large run would hold two pools. Returns True when the pool is shared
     (idempotent), False when RMM is missing, torch cannot use it (a CPU-only build, where
-    RMM offers no torch allocator) or torch already allocated on the GPU; CuPy and cuDF
-    then still share the RMM pool.
+    RMM offers no torch allocator: then nothing is changed) or torch already allocated on
+    the GPU (then CuPy and cuDF still share the RMM pool).
     """
     global _POOL_SHARED
     if _POOL_SHARED:

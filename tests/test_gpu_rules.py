@@ -427,3 +427,12 @@ def test_gpu_reader_keeps_parts_apart_in_its_counts(tmp_path, fake_cudf):
     frame, malformed = readers._read_gpu([good, bad], "csv", COLUMNS, ["user_id"])
     assert malformed == 1 and len(frame) == 4
     assert isinstance(frame, pd.DataFrame) and frame.index.tolist() == list(range(4))
+
+
+def test_gpu_reader_fallback_keeps_every_column_as_text(tmp_path, fake_cudf):
+    """A file the CPU reader reads for the GPU path comes back as text, as cuDF leaves
+    times: PyArrow would parse them, and combined with cuDF's parts of the same run they
+    would be cast back to text in another format than the raw one."""
+    p = _write(tmp_path / "m.csv", HEADER + ROWS[0] + "2019-10-01 00:00:05 UTC,view,1\n" + "".join(ROWS[1:]))
+    frame, _ = readers._read_gpu([p], "csv", COLUMNS, ["user_id"])
+    assert all(pd.api.types.is_string_dtype(frame[c]) for c in frame.columns), frame.dtypes

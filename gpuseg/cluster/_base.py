@@ -75,7 +75,7 @@ def check_input(est: Any, X: Any, *, reset: bool) -> None:
                          "single sample.")
     if shape[1] == 0:
         raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if reset and shape[0] == 0:
+    if reset and isinstance(shape[0], (int, np.integer)) and shape[0] == 0:  # lazy (Dask) row counts pass
         raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
     if not reset and shape[1] != est.n_features_in_:
         raise ValueError(f"X has {shape[1]} features, but {type(est).__name__} is expecting {est.n_features_in_} "
@@ -189,8 +189,9 @@ class CentroidMixin:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in _FITTED_METHODS:  # the mixin's own predict, transform and score
-            if name not in cls.__dict__ and name in CentroidMixin.__dict__:
-                setattr(cls, name, _checked(CentroidMixin.__dict__[name], name))
+            own = CentroidMixin.__dict__.get(name)
+            if own is not None and getattr(cls, name, None) is own:  # not overridden on the way
+                setattr(cls, name, _checked(own, name))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "cluster_centers_"):

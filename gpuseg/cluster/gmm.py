@@ -246,6 +246,9 @@ class GaussianMixture(EstimatorMixin):
     Attributes
     ----------
     weights_ : array of shape (n_components,)
+    counts_ : array of shape (n_components,)
+        The rows each component stands for (``weights_`` times the rows fitted, plus what
+        :meth:`partial_fit` added): the old mixture's weight against a new batch.
     means_ : array of shape (n_components, n_features)
     covariances_ : array
         (n_components, n_features, n_features) for ``full``, (n_components, n_features)
@@ -530,6 +533,7 @@ class GaussianMixture(EstimatorMixin):
                 stacklevel=2,
             )
         self._set_parameters(best_params)
+        self.counts_ = self.weights_ * X.shape[0]  # what the fit stands for in a later partial_fit
         self.n_iter_ = best_n_iter
         self.lower_bound_ = best_bound
         _, log_resp = self._e_step(X)

@@ -607,8 +607,10 @@ def _read_gpu_csv(cudf: Any, path: Path, columns: list[str], ids: list[str]) -> 
         except (OSError, EOFError) as exc:
             raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from None
     if _gpu_csv_host_reason(cudf, path, sep, data):
-        table, bad = _read_csv_cpu(path, columns, ids)
-        return cudf.from_pandas(arrow_to_pandas(table)), bad  # ids stay text, as cuDF reads them
+        # every column as text: PyArrow would parse times that cuDF leaves as text, and a
+        # run's other files (read by cuDF) must give the same types to be combined
+        table, bad = _read_csv_cpu(path, columns, columns)
+        return cudf.from_pandas(arrow_to_pandas(table)), bad
     source = str(path) if data is None else _io.BytesIO(data)
     frame = cudf.read_csv(source, usecols=columns, sep=sep, compression="infer" if data is None else None,
                           dtype=csv_dtypes(ids))

@@ -342,9 +342,9 @@ def test_from_arrays_round_trip_predicts_the_same(blobs, covariance_type):
     X, _ = blobs
     gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
     arrays = gm.to_arrays()
-    assert set(arrays) == {"weights", "means", "covariances", "precisions_cholesky"}
-    back = GaussianMixture.from_arrays(*(arrays[n] for n in ("weights", "means", "covariances",
-                                                             "precisions_cholesky")), covariance_type=covariance_type)
+    assert set(arrays) == {"weights", "means", "covariances", "precisions_cholesky", "counts"}
+    np.testing.assert_allclose(arrays["counts"].sum(), len(X))  # a fit stands for its rows in partial_fit
+    back = GaussianMixture.from_arrays(**arrays, covariance_type=covariance_type)
     assert back.n_components == 3 and back.n_features_in_ == X.shape[1]
     np.testing.assert_allclose(back.predict_proba(X), gm.predict_proba(X), atol=1e-12)
     np.testing.assert_allclose(back.precisions_, gm.precisions_, rtol=1e-12)

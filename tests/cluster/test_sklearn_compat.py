@@ -144,3 +144,25 @@ def test_input_checks_use_scikit_learn_messages():
 
     with pytest.raises(TypeError, match="sparse input is not supported"):
         KMeans(2).fit(sparse.csr_matrix(X))
+
+
+def test_a_subclass_keeps_its_parents_predict():
+    """The mixin's generic predict must not replace one a parent overrides (AdaptiveKMeans
+    predicts in its learned metric)."""
+    from gpuseg.cluster import AdaptiveKMeans
+
+    class Sub(AdaptiveKMeans):
+        pass
+
+    assert Sub.predict is AdaptiveKMeans.predict and Sub.transform is AdaptiveKMeans.transform
+
+
+def test_dask_frames_with_lazy_row_counts_are_checked_without_computing():
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+
+    from gpuseg.cluster._base import check_input
+    from gpuseg.cluster import KMeans
+
+    frame = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=2)
+    check_input(KMeans(2), frame, reset=True)  # no TypeError from the lazy row count
