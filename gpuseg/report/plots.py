@@ -353,19 +353,27 @@ def _colours(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
 
+def _segment_colours(segs: Sequence[int], names: Mapping[int, str] | None) -> dict[int, Any]:
+    """Segment number -> colour, the same in every plot: by number, from one palette sized
+    to every segment (those named as well as those present), so a segment absent from a
+    plot's sample shifts no other segment's colour."""
+    ids = sorted({int(s) for s in segs} | {int(s) for s in (names or {})})
+    ids = [s for s in ids if s >= 0]
+    palette = _colours(ids[-1] + 1 if ids else 1)
+    return {s: palette[s] for s in ids}
+
+
 def _scatter(points: np.ndarray, labels: np.ndarray, names: Mapping[int, str] | None, title: str,
              axis_labels: tuple[str, str], path: str | os.PathLike | None) -> bytes:
     names = names or {}
     segs = sorted(int(s) for s in np.unique(labels))
-    colours = _colours(sum(s >= 0 for s in segs))
+    colours = _segment_colours(segs, names)
     fig = _figure(8.0, 6.0)
     ax = fig.add_subplot()
     size = 4.0 if len(points) > 5_000 else 10.0
-    i = 0
     for s in segs:
         m = labels == s
-        colour = (0.6, 0.6, 0.6, 1.0) if s < 0 else colours[i]
-        i += s >= 0
+        colour = (0.6, 0.6, 0.6, 1.0) if s < 0 else colours[s]
         ax.scatter(points[m, 0], points[m, 1], s=size, color=colour, alpha=0.6, linewidths=0, rasterized=True,
                    label=f"{names.get(s, 'unassigned' if s < 0 else f'segment {s}')} ({int(m.sum()):,})")
     ax.set_title(title)
@@ -945,8 +953,9 @@ def _segment_tree(X: np.ndarray, labels: np.ndarray, names: Mapping[int, str], p
         return "needs at least 2 segments"
     centers = np.stack([X[labels == s].mean(axis=0) for s in segs])
     sizes = np.array([(labels == s).sum() for s in segs], dtype=np.float64)
+    colours = _segment_colours(segs, names)
     return dendrogram_plot(centers, weights=sizes, leaf_names=[names.get(s, str(s)) for s in segs],
-                           leaf_colours=_colours(len(segs)), path=path)
+                           leaf_colours=[colours[s] for s in segs], path=path)
 
 
 def _with(value: Any, draw: Any, missing: str = "no data") -> bytes | str:

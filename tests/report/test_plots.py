@@ -178,3 +178,21 @@ def test_segment_tree_leaves_in_the_segments_colours(monkeypatch):
     plots._segment_tree(X, labels, {0: "zero", 1: "one", 2: "two"}, None)
     colours = plots._colours(3)
     assert seen == {"zero": colours[0], "one": colours[1], "two": colours[2]}
+
+
+def test_a_segment_missing_from_a_sample_shifts_no_colour(monkeypatch):
+    """Colours follow the segment's number: the scatter of a sample without segment 1 still
+    draws segment 2 in segment 2's colour (as the tree and the other plots do)."""
+    seen = {}
+
+    def capture(fig, path):
+        for coll in fig.axes[0].collections:
+            seen[coll.get_label()] = tuple(coll.get_facecolor()[0][:3])
+        return b"png"
+
+    monkeypatch.setattr(plots, "_png", capture)
+    pts = np.random.default_rng(0).normal(size=(40, 2))
+    labels = np.repeat([0, 2], 20)
+    plots._scatter(pts, labels, {0: "zero", 1: "one", 2: "two"}, "t", ("a", "b"), None)
+    colours = plots._colours(3)
+    assert seen == {"zero (20)": tuple(colours[0][:3]), "two (20)": tuple(colours[2][:3])}
