@@ -149,6 +149,28 @@ def test_the_best_rough_starts_are_adapted(personas):
     assert many.inertia_ <= few.inertia_ * 1.02
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_shared_seeding_picks_scikit_learns_k_means_plus_plus_rows(personas, dtype):
+    """The rough starts' seeding is scikit-learn's k-means++ on the centred data, row for row
+    (scikit-learn's KMeans centres before seeding), only without its per-call upcast."""
+    from sklearn.cluster import kmeans_plusplus
+
+    from gpuseg.cluster.adaptive import _Seeding
+
+    X, _ = personas
+    X = (X * np.linspace(0.5, 3.0, X.shape[1]) + 7.0).astype(dtype)  # off-centre, unequal scales
+    seeding = _Seeding(X)
+    for k in (2, 5, 12):
+        for seed in range(6):
+            _, rows = kmeans_plusplus(X - X.mean(axis=0), k, random_state=seed)
+            assert np.array_equal(seeding.rows(k, seed), X[rows]), (k, seed)
+    # and a rough start from them is the same fit as scikit-learn's own seeding
+    ours = SkKMeans(6, init=seeding.rows(6, 3), n_init=1, max_iter=8).fit(X)
+    theirs = SkKMeans(6, n_init=1, max_iter=8, random_state=3).fit(X)
+    assert np.array_equal(ours.labels_, theirs.labels_)
+    assert np.array_equal(ours.cluster_centers_, theirs.cluster_centers_)
+
+
 @pytest.mark.parametrize("params, message", [
     ({"n_clusters": 0}, "n_clusters must be a positive integer"),
     ({"shrinkage": 1.5}, "shrinkage must be within"),
