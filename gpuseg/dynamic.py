@@ -342,9 +342,11 @@ def _match(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return perm
 
 
-def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_iter: int
+def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_iter: int, embedded: bool = False
                    ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], str]:
-    """(new arrays, movement per estimator label, what was done) for one (member) model."""
+    """(new arrays, movement per estimator label, what was done) for one (member) model;
+    ``X`` is the estimator's input (:meth:`LoadedModel.embed`), ``embedded``: in a saved
+    embedding."""
     state, arrays = sub.state, dict(sub.arrays)
     kind = state["kind"]
     k = state["k"]
@@ -352,7 +354,7 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
     if counts is None:
         raise ConfigError(f"saved model: the {sub.method} state has no training counts; refit with gpuseg run")
     if kind == "centroids" or (kind == "ward" and state.get("exact", True)) or kind == "deep":
-        space = sub.latent(X) if kind == "deep" or state.get("metric") else X
+        space = sub.latent(X, embedded=True) if kind == "deep" or state.get("metric") else X
         old = arrays["centers"].astype(np.float64)
         centers, new_counts, received = _minibatch(space, old, counts, batch_size, seed)
         new = np.asarray(_backend.to_host(centers))
@@ -363,7 +365,8 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
         arrays["counts"] = new_counts
         how = ("mini-batch steps on the latent centres (encoder kept)" if kind == "deep"
                else "mini-batch steps from the saved centres")
-        space_name = "latent" if kind == "deep" else ("metric" if state.get("metric") else "features")
+        space_name = "latent" if kind == "deep" else ("metric" if state.get("metric") else
+                                                      "embedding" if embedded else "features")
     elif kind == "gmm":
         old = arrays["means"].astype(np.float64)
         arrays, received, iters = _gmm_update(arrays, state, X, max_iter, 1e-4)
@@ -376,7 +379,7 @@ def _update_single(sub: LoadedModel, X: Any, batch_size: int, seed: int, max_ite
             received = received[perm]
             new = arrays["means"]
         how = f"incremental EM warm-started from the saved mixture ({iters} iterations)"
-        space_name = "features"
+        space_name = "embedding" if embedded else "features"
     else:
         what = "a SOM" if kind == "som" else "a Ward (micro-cluster or nearest-row)"
         raise ConfigError(f"update is not available for {what} model; refit with gpuseg run")
@@ -405,14 +408,17 @@ def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: in
     how : str
         What was done.
 
+    A model found in an embedding keeps its embedding as saved (the PCA, the autoencoder,
+    the UMAP placement rows): the new customers are embedded once and the centres move in
+    that fixed space, as a deep model's centres move in its kept encoder's.
+
     Raises
     ------
     ConfigError
         A method without an incremental update (SOM, Ward micro-clusters).
     """
-    if model.embedded:
-        raise ConfigError("update: this model's segments were found in a PCA embedding; updating one is not "
-                          "supported yet (run again on the new data)")
+    X = model.embed(X)
+    kept = f", in the saved {model.embedding['method']} embedding (kept as it was)" if model.embedded else ""
     arrays = dict(model.arrays)
     seg_map = arrays.get("segment_map")
 
@@ -428,15 +434,16 @@ def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: in
     if model.state["kind"] == "consensus":
         movement, hows = [], set()
         for i, (member, entry) in enumerate(zip(model.members, model.state["members"])):
-            sub_arrays, rows, how = _update_single(member, X, batch_size, seed + i, max_iter)
+            sub_arrays, rows, how = _update_single(member, X, batch_size, seed + i, max_iter, model.embedded)
             hows.add(how)
             for name, a in sub_arrays.items():
                 arrays[f"member{i}__{name}"] = a
             cmap = model.arrays[f"member{i}__consensus_map"]
             table = cmap if seg_map is None else np.where(cmap >= 0, np.append(seg_map, -1)[cmap], -1)
             movement += named(rows, entry["method"], table)
-        return arrays, movement, "; ".join(sorted(hows)) + " (every consensus member)"
-    sub_arrays, rows, how = _update_single(model, X, batch_size, seed, max_iter)
+        return arrays, movement, "; ".join(sorted(hows)) + " (every consensus member)" + kept
+    sub_arrays, rows, how = _update_single(model, X, batch_size, seed, max_iter, model.embedded)
+    how += kept
     arrays.update(sub_arrays)
     old_conf = arrays.get("confidence_centers")
     if old_conf is not None and "centers" in sub_arrays and old_conf.shape == sub_arrays["centers"].shape:

@@ -14,6 +14,8 @@ A model folder holds
     clusters) for Ward, the latent centres of the deep methods, and the scaler's arrays.
 ``weights.pt``
     Deep methods only: the autoencoder's ``state_dict`` (``torch.save``).
+``embedder.pt``
+    ``--embed autoencoder`` only: the embedding network's ``state_dict``.
 
 A consensus (``strategy="vote"``) is saved as its members: member ``i`` (rank ``i``, best
 first) has its arrays as ``member<i>__<name>`` in ``arrays.npz``, a deep member its weights
@@ -24,6 +26,34 @@ Predicting, every member predicts, its labels go through its map, and the weight
 training rows this reproduces the consensus wherever every member's ``predict`` gives its
 training labels (K-means' last assignment step may leave a few boundary rows whose nearest
 final centroid is another; a few of those can change a vote).
+
+Embeddings (``--embed``): the estimator then lives in the embedding, and ``data.embedding``
+in ``model.json`` says which one (``method``, ``n_components``); ``predict`` embeds the
+scaled features once, then the estimator (or every consensus member) predicts there.
+
+``pca``
+    ``projection_mean``, ``projection_components`` and ``projection_scale`` in
+    ``arrays.npz``: ``(X - mean) @ components.T / scale``. Exact.
+``autoencoder``
+    The network's ``state_dict`` in ``embedder.pt`` (``torch.save``, read with
+    ``weights_only=True``) and its layout (``hidden``, ``amp``) in ``data.embedding``: new
+    rows are encoded by the same network (:func:`gpuseg.embed.autoencoder.encode_rows`).
+    Exact: the training rows get the run's embedding, hence its segments.
+``umap``
+    Neither umap-learn's nor cuML's fitted UMAP can be stored without pickle, so the model
+    keeps the scaled training rows (``embedding_rows``) and their UMAP coordinates
+    (``embedding_coords``) and places a new customer at the inverse-distance weighted mean
+    of the coordinates of its ``n_neighbors`` nearest training rows in the scaled feature
+    space (:func:`gpuseg.embed.projection.knn_place`; a row equal to training rows gets
+    their mean). This approximates UMAP's own ``transform`` (which starts from a weighted
+    mean of the neighbours' coordinates too, then runs optimisation epochs) and is not that
+    transform. Training customers keep their segment (exact duplicates of one another get
+    the mean of their coordinates); on synthetic runs of 2,000-5,000 customers
+    (``docs/data-and-outputs.md``) 95-97% of held-out customers got the segment of
+    umap-learn's own ``transform`` and 94-97% kept their segment when placed from the other
+    training rows (leave-one-out). The rows make the model about ``4 x n_customers x
+    (n_features + n_components)`` bytes (34 MB for 200,000 customers, 34 features, 8
+    dimensions), and placing a customer reads every training row.
 
 ``segment_map`` (optional, in ``arrays.npz``): estimator label -> segment label (the
 pipeline numbers segments by size); ``predict`` returns segment labels.
@@ -69,8 +99,8 @@ from .backend import array_namespace, to_host, to_namespace
 from .cluster._base import as_float_array
 from .errors import ConfigError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "save_model", "save_updated", "load_model",
-           "LoadedModel"]
+__all__ = ["EMBEDDINGS", "FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "embedding_state", "save_model",
+           "save_updated", "load_model", "LoadedModel"]
 
 FORMAT_NAME = "gpuseg-model"
 #: Major version of the folder layout; a loader reads only its own major version.
@@ -93,7 +123,10 @@ _MANIFEST = "model.json"
 _FLOAT_DTYPES = ("float32", "float64")
 #: Arrays that describe the training data (``data_arrays``).
 _DATA_ARRAYS = ("price_keys", "price_medians", "train_quantiles", "confidence_centers", "confidence_rows",
-                "projection_mean", "projection_components", "projection_scale")
+                "projection_mean", "projection_components", "projection_scale", "embedding_rows", "embedding_coords")
+_EMBEDDER_WEIGHTS = "embedder.pt"
+#: ``data.embedding.method`` values a model can hold.
+EMBEDDINGS = ("pca", "autoencoder", "umap")
 
 
 def projection_arrays(pca: Any) -> dict[str, np.ndarray]:
@@ -104,6 +137,48 @@ def projection_arrays(pca: Any) -> dict[str, np.ndarray]:
              if getattr(pca, "whiten", False) else np.ones(components.shape[0]))
     return {"projection_mean": np.asarray(to_host(pca.mean_), dtype=np.float64), "projection_components": components,
             "projection_scale": scale[: components.shape[0]]}
+
+
+def embedding_state(embedder: Any, rows: Any = None) -> tuple[dict[str, Any], dict[str, np.ndarray], Any]:
+    """What a model keeps of a fitted embedder (module docstring): the ``data.embedding``
+    entry, the arrays and the torch ``state_dict`` (autoencoder; else None).
+
+    Parameters
+    ----------
+    embedder : fitted :class:`gpuseg.embed.PCA`, :class:`gpuseg.embed.UMAP` or
+        :class:`gpuseg.embed.Autoencoder`
+    rows : array of shape (n_samples, n_features), optional
+        The scaled rows the embedder was fitted on; required for UMAP (the model places new
+        customers by their nearest training rows).
+
+    Raises
+    ------
+    ValueError
+        An unfitted or unknown embedder, or UMAP without its training rows.
+    """
+    from .embed.autoencoder import Autoencoder
+    from .embed.projection import PCA, UMAP
+
+    if isinstance(embedder, PCA) and hasattr(embedder, "components_"):
+        arrays = projection_arrays(embedder)
+        return {"method": "pca", "n_components": int(arrays["projection_components"].shape[0])}, arrays, None
+    if isinstance(embedder, Autoencoder) and hasattr(embedder, "network_"):
+        weights = {k: v.detach().to("cpu").clone() for k, v in embedder.network_.state_dict().items()}
+        entry = {"method": "autoencoder", "n_components": int(embedder.latent_dim),
+                 "hidden": [int(h) for h in embedder.hidden], "amp": bool(embedder.amp)}
+        return entry, {}, weights
+    if isinstance(embedder, UMAP) and hasattr(embedder, "embedding_"):
+        coords = _host(embedder.embedding_, np.float32)
+        if rows is None:
+            raise ValueError("a UMAP embedding is saved with the rows it was fitted on (rows=)")
+        rows = _host(rows, np.float32)
+        if rows.ndim != 2 or rows.shape[0] != coords.shape[0] or rows.shape[1] != embedder.n_features_in_:
+            raise ValueError(f"rows of shape {rows.shape} are not the {coords.shape[0]} x {embedder.n_features_in_} "
+                             "rows the UMAP was fitted on")
+        entry = {"method": "umap", "n_components": int(coords.shape[1]), "n_neighbors": int(embedder.n_neighbors),
+                 "placement": "inverse-distance weighted mean of the n_neighbors nearest training rows"}
+        return entry, {"embedding_rows": rows, "embedding_coords": coords}, None
+    raise ValueError(f"{type(embedder).__name__} is not a fitted PCA, UMAP or Autoencoder; a model cannot hold it")
 
 
 # --- saving ------------------------------------------------------------------------------------
@@ -124,6 +199,8 @@ def save_model(
     data: Mapping[str, Any] | None = None,
     data_arrays: Mapping[str, Any] | None = None,
     train_X: Any = None,
+    embedder: Any = None,
+    embedder_rows: Any = None,
 ) -> Path:
     """Write a fitted segmentation to the folder ``path`` (created; files in it are replaced).
 
@@ -162,6 +239,11 @@ def save_model(
         What the estimator was fitted on. Ward in exact mode then keeps these rows and
         predicts the segment of the nearest one (reproducing its training labels); without
         them it predicts the nearest cluster centre.
+    embedder : fitted PCA, UMAP or Autoencoder, optional
+        The embedding the estimator was fitted in (:func:`embedding_state`): kept with the
+        model, and ``data.embedding`` says which.
+    embedder_rows : array, optional
+        The scaled rows the embedder was fitted on (UMAP needs them).
 
     Returns
     -------
@@ -188,9 +270,15 @@ def save_model(
     else:
         arrays, state, weights = _estimator_state(method, estimator, train_X)
         weights = {} if weights is None else {_WEIGHTS: weights}
+    if embedder is not None:
+        entry, embed_arrays, embed_weights = embedding_state(embedder, embedder_rows)
+        data = {**dict(data or {}), "embedding": entry}
+        data_arrays = {**dict(data_arrays or {}), **embed_arrays}
+        if embed_weights is not None:
+            weights[_EMBEDDER_WEIGHTS] = embed_weights
     n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
     embedded = (data or {}).get("embedding")
-    expected = int(embedded["n_components"]) if embedded else len(feature_names)  # a PCA's dimensions
+    expected = int(embedded["n_components"]) if embedded else len(feature_names)  # the embedding's dimensions
     if expected != n_features:
         raise ValueError(f"{expected} {'embedding dimensions' if embedded else 'feature names'} for an estimator "
                          f"fitted on {n_features} features")
@@ -221,7 +309,7 @@ def save_model(
     files = {_ARRAYS: _write_bytes(folder / _ARRAYS, _npz_bytes(arrays))}
     for name, state_dict in weights.items():
         files[name] = _write_bytes(folder / name, _torch_bytes(state_dict))
-    for old in folder.glob("weights*.pt"):  # an earlier model's weights
+    for old in folder.glob("*.pt"):  # an earlier model's weights
         if old.name not in weights:
             old.unlink()
     manifest = {
@@ -429,12 +517,15 @@ class LoadedModel:
     params : dict
         The estimator's hyper-parameters as saved.
     extra : dict
+    embedding : dict or None
+        ``data.embedding``: the embedding the segments were found in (``method``,
+        ``n_components``, its layout); :meth:`embed` applies it.
     manifest : dict
         The whole of ``model.json``.
     """
 
     def __init__(self, manifest: dict[str, Any], arrays: dict[str, np.ndarray], network: Any, scaler: Any,
-                 members: list["LoadedModel"] | None = None) -> None:
+                 members: list["LoadedModel"] | None = None, embedder: Any = None) -> None:
         self.manifest = manifest
         self.method = manifest["method"]
         self.k = int(manifest["k"])
@@ -450,6 +541,11 @@ class LoadedModel:
         self._arrays = arrays
         self._network = network
         self._members = members or []
+        self._embedding = _embedding_entry(manifest)
+        self._embedder = embedder  # the autoencoder of --embed autoencoder
+        self._owner: LoadedModel | None = None  # a consensus member's consensus: it embeds the input
+        for member in self._members:
+            member._owner = self
         self._gmm = None
         if self._state["kind"] == "gmm":
             from .cluster.gmm import GaussianMixture
@@ -492,21 +588,62 @@ class LoadedModel:
         return self._state["kind"] == "gmm" or self._state.get("assign") == "student_t"
 
     def _check_X(self, X: Any) -> Any:
-        """Scaled features as the estimator's input: checked, and projected onto the saved
-        PCA when the segments were found in one (``data.embedding``)."""
+        """Scaled features as the estimator's input: checked, and embedded when the segments
+        were found in an embedding (``data.embedding``; a consensus member's consensus
+        embeds for it)."""
+        if self._owner is not None:
+            return self._owner._check_X(X)
         X = as_float_array(X)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"X has shape {X.shape}; expected (n_samples, {len(self.feature_names)}) scaled features")
-        if "projection_components" in self._arrays:
-            xp = array_namespace(X)
-            X = ((X - self._on("projection_mean", xp, X.dtype)) @ self._on("projection_components", xp, X.dtype).T
-                 / self._on("projection_scale", xp, X.dtype))
-        return X
+        return self._embed(X)
+
+    def embed(self, X: Any) -> Any:
+        """The estimator's input for the scaled features ``X`` (X's array type): X itself, or
+        its embedding when the segments were found in one (module docstring: a PCA
+        projection, the saved autoencoder's encoding, or the nearest-rows placement in a
+        UMAP)."""
+        return self._check_X(X)
+
+    def _embed(self, X: Any) -> Any:
+        """:meth:`embed` of checked X."""
+        entry = self._embedding
+        if entry is None:
+            return X
+        xp = array_namespace(X)
+        if entry["method"] == "pca":
+            return ((X - self._on("projection_mean", xp, X.dtype)) @ self._on("projection_components", xp, X.dtype).T
+                    / self._on("projection_scale", xp, X.dtype))
+        if entry["method"] == "autoencoder":
+            return self._encode(self._embedder, X, len(self.feature_names), bool(entry["amp"]))
+        from .embed.projection import knn_place
+
+        coords = self._arrays["embedding_coords"]
+        Z = knn_place(X, self._on("embedding_rows", xp, xp.float32), self._on("embedding_coords", xp, coords.dtype),
+                      int(entry["n_neighbors"]))
+        return Z.astype(coords.dtype)
+
+    def _encode(self, net: Any, X: Any, width: int, amp: bool) -> Any:
+        """``encode_rows`` of X with ``net`` (moved to X's device), in X's array type."""
+        from . import backend as _backend
+        from .embed.autoencoder import encode_rows, training_tensor
+
+        torch = _backend.torch_module()
+        Xt = training_tensor(X, width)
+        if next(net.parameters()).device != Xt.device:
+            net.to(Xt.device)
+        return _backend.from_torch(encode_rows(torch, net, Xt, amp))
 
     @property
     def embedded(self) -> bool:
-        """The segments were found in a saved PCA of the scaled features."""
-        return "projection_components" in self._arrays
+        """The segments were found in a saved embedding of the scaled features."""
+        return self._embedding is not None
+
+    @property
+    def embedding(self) -> dict[str, Any] | None:
+        """``data.embedding``: the embedding's ``method`` and ``n_components`` (and its
+        layout), or None."""
+        return None if self._embedding is None else dict(self._embedding)
 
     def _on(self, name: str, xp: Any, dtype: Any) -> Any:
         return xp.asarray(to_namespace(self._arrays[name], xp), dtype=dtype)
@@ -635,34 +772,28 @@ class LoadedModel:
             conf = segment_confidence(_Labels(), X)
         return segments, conf
 
-    def latent(self, X: Any) -> Any:
+    def latent(self, X: Any, *, embedded: bool = False) -> Any:
         """Where the centres live, for the scaled features ``X`` (X's array type): the
-        encoder's embedding (deep methods) or ``X @ metric`` (adaptive K-means)."""
-        from . import backend as _backend
-        from .embed.autoencoder import encode_rows, training_tensor
+        encoder's embedding (deep methods) or ``X @ metric`` (adaptive K-means).
 
-        return self._latent(self._check_X(X))
+        ``embedded=True``: X is already the estimator's input (:meth:`embed`)."""
+        return self._latent(X if embedded else self._check_X(X))
 
     @property
     def _input_dim(self) -> int:
-        """Columns of the estimator's input: the features, or the saved PCA's dimensions."""
-        return int(self._arrays["projection_components"].shape[0]) if self.embedded else len(self.feature_names)
+        """Columns of the estimator's input: the features, or the saved embedding's dimensions."""
+        if self._owner is not None:
+            return self._owner._input_dim
+        return len(self.feature_names) if self._embedding is None else int(self._embedding["n_components"])
 
     def _latent(self, X: Any) -> Any:
-        """:meth:`latent` of input already checked (and projected) by :meth:`_check_X`."""
-        from . import backend as _backend
-        from .embed.autoencoder import encode_rows, training_tensor
-
+        """:meth:`latent` of input already checked (and embedded) by :meth:`_check_X`."""
         if self._state.get("metric"):
             xp = array_namespace(X)
             return X @ self._on("metric", xp, X.dtype)
         if self._state["kind"] != "deep":
             raise AttributeError(f"a saved {self.method} model has no latent space")
-        torch = _backend.torch_module()
-        Xt = training_tensor(X, self._input_dim)
-        if next(self._network.parameters()).device != Xt.device:
-            self._network = self._network.to(Xt.device)
-        return _backend.from_torch(encode_rows(torch, self._network, Xt, self._state["amp"]))
+        return self._encode(self._network, X, self._input_dim, self._state["amp"])
 
     def predict_proba(self, X: Any) -> Any:
         """Soft memberships, shape (n_samples, k): GMM posteriors (float64) or DEC/IDEC's
@@ -745,29 +876,35 @@ def load_model(path: str | Path) -> LoadedModel:
     _check_listing(folder, manifest)
     _check_data(folder / _MANIFEST, manifest.get("data"))
     _check_manifest_digest(folder / _MANIFEST, manifest)
-    state = manifest["state"]
+    state, entry = manifest["state"], _embedding_entry(manifest)
     needed = [_ARRAYS] + ([_WEIGHTS] if state.get("kind") == "deep" else [])
     if state["kind"] == "consensus":
         needed += [f"weights_{i}.pt" for i, e in enumerate(state["members"]) if e["state"]["kind"] == "deep"]
+    if entry is not None and entry["method"] == "autoencoder":
+        needed.append(_EMBEDDER_WEIGHTS)
     data = {name: _read_checked(folder, name, manifest["files"]) for name in needed}
     arrays = _read_arrays(folder / _ARRAYS, data[_ARRAYS])
     _check_arrays(folder / _ARRAYS, manifest, arrays)
     _check_finite(folder / _ARRAYS, manifest, arrays)
+    d = len(manifest["feature_names"]) if entry is None else int(entry["n_components"])  # the estimator's input
+    embedder = None
+    if _EMBEDDER_WEIGHTS in data:
+        embedder = _read_network(folder / _EMBEDDER_WEIGHTS, data[_EMBEDDER_WEIGHTS],
+                                 {**entry, "latent_dim": entry["n_components"]}, len(manifest["feature_names"]))
     network = None
     if state["kind"] == "deep":
-        network = _read_network(folder / _WEIGHTS, data[_WEIGHTS], manifest)
+        network = _read_network(folder / _WEIGHTS, data[_WEIGHTS], state, d)
     members = []
     if state["kind"] == "consensus":
-        for i, entry in enumerate(state["members"]):
-            sub = _member_manifest(manifest, i)
+        for i, member in enumerate(state["members"]):
             prefix = f"member{i}__"
             sub_arrays = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
             sub_net = None
-            if entry["state"]["kind"] == "deep":
-                sub_net = _read_network(folder / f"weights_{i}.pt", data[f"weights_{i}.pt"], sub)
-            members.append(LoadedModel(sub, sub_arrays, sub_net, None))
+            if member["state"]["kind"] == "deep":
+                sub_net = _read_network(folder / f"weights_{i}.pt", data[f"weights_{i}.pt"], member["state"], d)
+            members.append(LoadedModel(_member_manifest(manifest, i), sub_arrays, sub_net, None))
     scaler = _make_scaler(manifest["scaler"], arrays, folder / _ARRAYS) if manifest["scaler"] is not None else None
-    model = LoadedModel(manifest, arrays, network, scaler, members)
+    model = LoadedModel(manifest, arrays, network, scaler, members, embedder)
     model.path = folder
     return model
 
@@ -1001,26 +1138,65 @@ def _read_arrays(file: Path, data: bytes) -> dict[str, np.ndarray]:
         raise _fail(file, f"cannot be read as .npz ({' '.join(str(exc).split())})") from None
 
 
-def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Names, numeric dtypes and shapes of the arrays the method needs."""
-    state, d = manifest["state"], len(manifest["feature_names"])
-    embedding = (manifest.get("data") or {}).get("embedding")
-    if embedding is not None:  # the estimator lives in the saved PCA's space
-        m = embedding.get("n_components") if isinstance(embedding, dict) else None
-        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= d:
-            raise _fail(file, f"data.embedding.n_components {m!r} is not a whole number from 1 to {d}")
-        for name, shape in (("projection_mean", (d,)), ("projection_components", (m, d)), ("projection_scale", (m,))):
-            a = arrays.get(name)
-            if a is None or a.shape != shape or a.dtype.kind != "f" or not np.isfinite(a).all():
-                raise _fail(file, f"array {name!r} is missing, not finite or not of shape {shape}")
-        d = m
+def _embedding_entry(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``data.embedding`` with its method filled in (``pca`` where it is missing)."""
+    entry = (manifest.get("data") or {}).get("embedding")
+    return None if entry is None else {"method": "pca", **entry}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_embedding(file: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
+    """The saved embedding's entry and arrays (module docstring); returns the width of the
+    estimator's input: the embedding's dimensions, or the number of features."""
+    d = len(manifest["feature_names"])
+    entry = _embedding_entry(manifest)
+    if entry is None:
+        return d
+    method, m = entry["method"], entry.get("n_components")
+    if method not in EMBEDDINGS:
+        raise _fail(file, f"data.embedding.method {method!r} is not one of {', '.join(EMBEDDINGS)}")
+    top = None if method == "autoencoder" else d  # an autoencoder's width is checked against its weights
+    if not _positive_int(m) or (top is not None and m > top):
+        raise _fail(file, f"data.embedding.n_components {m!r} is not a whole number from 1 to {top}" if top
+                    else f"data.embedding.n_components {m!r} is not a positive whole number")
+    shapes: dict[str, tuple] = {}
+    if method == "pca":
+        shapes = {"projection_mean": (d,), "projection_components": (m, d), "projection_scale": (m,)}
+    elif method == "umap":
+        if not _positive_int(entry.get("n_neighbors")):
+            raise _fail(file, f"data.embedding.n_neighbors {entry.get('n_neighbors')!r} is not a positive integer")
+        if "embedding_rows" not in arrays:
+            raise _fail(file, "array 'embedding_rows' (the UMAP's training rows) is missing")
+        n = arrays["embedding_rows"].shape[0]
+        shapes = {"embedding_rows": (n, d), "embedding_coords": (n, m)}
+    else:
+        hidden = entry.get("hidden")
+        if not isinstance(hidden, list) or not all(_positive_int(h) for h in hidden) or not isinstance(
+                entry.get("amp"), bool):
+            raise _fail(file, "data.embedding of an autoencoder needs hidden (layer widths) and amp (true/false)")
+    for name, shape in shapes.items():
+        a = arrays.get(name)
+        if a is None or a.shape != shape or a.dtype.kind != "f" or not a.size or not np.isfinite(a).all():
+            raise _fail(file, f"array {name!r} is missing, empty, not finite or not of shape {shape}")
+    return m
+
+
+def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray], d: int | None = None) -> None:
+    """Names, numeric dtypes and shapes of the arrays the method needs (``d``: the width of
+    the estimator's input, given for a consensus member; else from the manifest)."""
+    state = manifest["state"]
+    if d is None:  # the estimator lives in the saved embedding's space, if any
+        d = _check_embedding(file, manifest, arrays)
     k, kind = state["k"], state["kind"]  # the estimator's labels (manifest k: segments)
     if kind == "consensus":
         for i in range(len(state["members"])):
             prefix = f"member{i}__"
             try:
                 _check_arrays(file, _member_manifest(manifest, i),
-                              {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)})
+                              {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}, d)
             except ConfigError as exc:
                 raise _fail(file, f"consensus member {i} ({state['members'][i]['method']}): "
                                   f"{str(exc).split(': ', 1)[1]}") from None
@@ -1087,7 +1263,9 @@ def _check_table(file: Path, arrays: dict[str, np.ndarray], name: str, length: i
         raise _fail(file, f"array {name!r} holds labels outside -1..{k - 1}")
 
 
-def _read_network(file: Path, data: bytes, manifest: dict[str, Any]) -> Any:
+def _read_network(file: Path, data: bytes, state: Mapping[str, Any], n_inputs: int) -> Any:
+    """The autoencoder of ``state`` (``hidden``, ``latent_dim``) on ``n_inputs`` inputs,
+    with the tensors of ``data`` (``torch.load(weights_only=True)``)."""
     from .backend import torch_module
     from .embed.autoencoder import _build_network
 
@@ -1099,15 +1277,32 @@ def _read_network(file: Path, data: bytes, manifest: dict[str, Any]) -> Any:
         raise _fail(file, f"not a plain tensor state dict, refused by torch.load(weights_only=True) ({first})") from None
     if not isinstance(weights, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in weights.items()):
         raise _fail(file, "not a state dict of named tensors")
-    state = manifest["state"]
     try:
         hidden = tuple(int(h) for h in state["hidden"])
-        net = _build_network(torch, len(manifest["feature_names"]), hidden, int(state["latent_dim"]),
-                             torch.Generator().manual_seed(0))
+        sizes = [int(n_inputs), *hidden, int(state["latent_dim"])]
+        expected = _layer_shapes(sizes)
+        got = {name: tuple(t.shape) for name, t in weights.items()}
+        if got != expected:  # before anything is built: the manifest's layout cannot allocate more than the file
+            wrong = sorted(set(got.items()) ^ set(expected.items()))[0][0]
+            raise ValueError(f"{wrong}: {got.get(wrong, 'missing')} in the file, {expected.get(wrong, 'none')} "
+                             f"in a {'-'.join(map(str, sizes))} network")
+        net = _build_network(torch, n_inputs, hidden, int(state["latent_dim"]), torch.Generator().manual_seed(0))
         net.load_state_dict(weights, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise _fail(file, f"weights do not fit the saved network layout ({' '.join(str(exc).split())[:200]})") from None
     return net.eval()
+
+
+def _layer_shapes(sizes: list[int]) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of :func:`gpuseg.embed.autoencoder._build_network`'s ``state_dict`` for
+    layer widths ``sizes`` (inputs, hidden..., latent): Linear layers at the even positions
+    of the encoder and of the mirrored decoder."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for part, widths in (("encoder", sizes), ("decoder", sizes[::-1])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            shapes[f"{part}.{2 * i}.weight"] = (b, a)
+            shapes[f"{part}.{2 * i}.bias"] = (b,)
+    return shapes
 
 
 def _make_scaler(meta: dict[str, Any], arrays: dict[str, np.ndarray], file: Path) -> Any:

@@ -30,7 +30,7 @@ from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.privacy import SCHEME as PSEUDONYM_SCHEME, model_entry, new_key, pseudonymise
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
-from .model import SAVABLE_METHODS, projection_arrays, save_model
+from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
 from .report.files import check_out_dir, output_lock, recover, to_json, write_csv, write_outputs
@@ -531,9 +531,8 @@ def _model(r: _Run, names: dict) -> None:
                 uv = r.user_value
                 kw["data"]["value"] = {**r.value_info, "horizon_days": float(uv.horizon_days),
                                        "discount_rate": float(uv.discount_rate), "margin": float(uv.margin)}
-        if r.embedder is not None:  # the PCA the segments were found in: predict projects onto it first
-            kw["data"]["embedding"] = {"method": r.embedding["method"], "n_components": int(r.Z.shape[1])}
-            kw["data_arrays"].update(projection_arrays(r.embedder))
+        if r.embedder is not None:  # the embedding the segments were found in: predict embeds new rows first
+            kw.update(embedder=r.embedder, embedder_rows=r.X)
     r.key = new_key() if r.config.anonymize else None
     if r.key is not None and kw is not None:  # assign and migrate give the same pseudonyms
         kw["data"]["privacy"] = model_entry(r.key)
@@ -794,13 +793,14 @@ def _kmeans_on_workers(config: RunConfig, session: Any, be: _backend.Backend, fe
 def _model_to_save(
     method: str, fit: Any, runs: dict[str, MethodRun], method_metrics: dict[str, Any], embedding: Any
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """(save_model's estimator arguments, or None; the ``model`` entry of metrics.json)."""
+    """(save_model's estimator arguments, or None; the ``model`` entry of metrics.json).
+
+    A run on an embedding is saved with its embedder (:func:`gpuseg.model.embedding_state`:
+    a PCA's projection, the autoencoder's weights, a UMAP's training rows and coordinates),
+    for every savable method, a vote consensus included."""
     est = fit.estimator
     reason = None
-    if embedding is not None and (embedding["method"] != "pca" or method == "consensus"):
-        reason = (f"the segments were found in a {embedding['method']} embedding, which a saved model cannot hold "
-                  "yet (a PCA one it can, for a single method)")
-    elif method not in SAVABLE_METHODS:
+    if method not in SAVABLE_METHODS:
         reason = f"{method} has no predict state (a density method)"
     elif method == "consensus" and est.strategy != "vote":
         reason = f"a consensus by {est.strategy!r} cannot be saved (only the vote)"
@@ -814,7 +814,10 @@ def _model_to_save(
     if method == "consensus":
         at = method_metrics[method]["chosen_index"]  # the consensus and its members share the sweep's ks
         kwargs["members"] = {m: runs[m].fits[at].estimator for m in est.member_labels_}
-    return kwargs, {"saved": True, "folder": "model", "method": method}
+    info = {"saved": True, "folder": "model", "method": method}
+    if embedding is not None:
+        info["embedding"] = embedding["method"]
+    return kwargs, info
 
 
 def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: str, est: Any, Z: Any,

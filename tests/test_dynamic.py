@@ -502,7 +502,7 @@ def test_edited_data_entries_are_one_clear_error(events, kmeans_run, tmp_path, c
 def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path, capsys, method):
     """--embed pca saves the projection with the model: assigning the training data gives the
     run's segments (GMM's confidence and adaptive K-means' metric included: the projection is
-    applied once); update says plainly that it cannot refresh such a model yet."""
+    applied once); update keeps the projection and moves the centres in it."""
     out = tmp_path / "o"
     assert main(["run", "--input", str(events_csv), "--out", str(out), "--embed", "pca", "--methods", method,
                  "--k", "4", "--stability", "0", "--no-report", "-q"]) == 0
@@ -516,4 +516,10 @@ def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path
     capsys.readouterr()
     rc = main(["update", "--model", str(out / "model"), "--input", str(events_csv), "--out", str(tmp_path / "v2"),
                "-q"])
-    assert rc == 2 and "PCA embedding" in capsys.readouterr().err
+    assert rc == 0, capsys.readouterr().err
+    v1, v2 = load_model(out / "model"), load_model(tmp_path / "v2")
+    assert v2.embedding == v1.embedding and "saved pca embedding" in v2.manifest["updates"][-1]["how"]
+    assert {r["space"] for r in v2.manifest["updates"][-1]["movement"]} == {
+        "metric" if method == "adaptive_kmeans" else "embedding"}
+    X = v1.scaler.transform(pd.read_parquet(out / "features.parquet")[v1.feature_names].to_numpy(np.float64))
+    assert (np.asarray(v2.predict(X)) == np.asarray(v1.predict(X))).mean() > 0.9  # same customers: little moves

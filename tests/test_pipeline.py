@@ -330,17 +330,15 @@ def test_clustering_an_embedding(tmp_path, embed):
     # scores are computed on the scaled features, not on the 4-d embedding
     seg = pd.read_parquet(tmp_path / "o" / "segments.parquet")
     assert seg["segment"].nunique() == m["chosen"]["k"]
-    if embed == "pca":  # the model keeps the projection: predicting the training customers gives their segments
-        from gpuseg.model import load_model
+    # the model keeps the projection / the autoencoder: predicting the training customers gives their segments
+    from gpuseg.model import load_model
 
-        model = load_model(tmp_path / "o" / "model")
-        feats = pd.read_parquet(tmp_path / "o" / "features.parquet").set_index("customer_id")
-        assert model.embedded and m["model"]["saved"] is True
-        pred = np.asarray(model.predict(model.scaler.transform(feats[model.feature_names].to_numpy(np.float64))))
-        assert (pred == seg.set_index("customer_id").loc[feats.index, "segment"].to_numpy()).mean() > 0.99
-    else:  # an autoencoder is not saved, so neither is a model of it
-        assert m["model"]["saved"] is False and embed in m["model"]["reason"]
-        assert not (tmp_path / "o" / "model").exists()
+    model = load_model(tmp_path / "o" / "model")
+    feats = pd.read_parquet(tmp_path / "o" / "features.parquet").set_index("customer_id")
+    assert model.embedding["method"] == embed and m["model"] == {**m["model"], "saved": True, "embedding": embed}
+    assert (tmp_path / "o" / "model" / "embedder.pt").exists() == (embed == "autoencoder")
+    pred = np.asarray(model.predict(model.scaler.transform(feats[model.feature_names].to_numpy(np.float64))))
+    assert (pred == seg.set_index("customer_id").loc[feats.index, "segment"].to_numpy()).mean() > 0.99
 
 
 def test_stability_in_metrics_and_skipped_with_zero(tmp_path, synthetic_run):

@@ -3,6 +3,8 @@
 ``PCA`` is written once for NumPy and CuPy (an eigendecomposition of the d x d covariance,
 d being a few dozen customer features, so the n x d data are read twice and never copied).
 ``UMAP`` dispatches to cuML on CuPy input and to umap-learn on NumPy input.
+:func:`knn_place` is how a saved model places new customers in a UMAP embedding (neither
+library's UMAP can be stored without pickle).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from ..backend import array_namespace, gpu_module, import_optional, is_gpu_array, to_host
 from ..cluster._base import EstimatorMixin, as_float_array, seed_from
 
-__all__ = ["PCA", "UMAP"]
+__all__ = ["PCA", "UMAP", "knn_place"]
 
 UMAP_HINT = "pip install 'gpuseg[umap]' (umap-learn; on the GPU cuML's UMAP is used)"
 
@@ -183,3 +185,64 @@ class UMAP(EstimatorMixin):
         X = as_float_array(X)
         out = self._model.transform(X)
         return out if is_gpu_array(X) else np.asarray(out, dtype=X.dtype)
+
+
+#: Candidates per row picked by the fast (expanded) distance; their exact distances then
+#: choose the ``n_neighbors`` nearest, so rounding of the expansion cannot swap neighbours.
+_EXTRA_CANDIDATES = 8
+#: float64 distances held at once while placing rows (elements of a block x rows matrix).
+_PLACE_BLOCK_ELEMENTS = 2**24
+
+
+def knn_place(X: Any, rows: Any, coords: Any, n_neighbors: int) -> Any:
+    """Place rows in a fitted embedding from their nearest training rows.
+
+    Each row of ``X`` goes to the inverse-distance weighted mean of the embedding
+    coordinates of its ``n_neighbors`` nearest training rows (Euclidean distance in the
+    space of ``rows``; equal distances ordered by training row). A row at distance 0 from
+    one or more of those neighbours (a training customer itself, say) goes to the plain
+    mean of their coordinates, the limit of the weighting. UMAP's own ``transform`` starts
+    from such a weighted mean too (with its fuzzy-membership weights) and then refines it
+    with optimisation epochs; a saved model uses this rule because UMAP's fitted state
+    cannot be stored without pickle.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        NumPy or CuPy; the rows to place.
+    rows : array of shape (n_train, n_features)
+        The training rows (same array type as X).
+    coords : array of shape (n_train, n_components)
+        Their coordinates in the embedding.
+    n_neighbors : int
+        Neighbours per row (at most ``n_train`` are used).
+
+    Returns
+    -------
+    array of shape (n_samples, n_components), float64, in X's array type
+    """
+    xp = array_namespace(X)
+    n_train = rows.shape[0]
+    k = max(1, min(int(n_neighbors), n_train))
+    n_cand = min(n_train, k + _EXTRA_CANDIDATES)
+    R = xp.asarray(rows, dtype=xp.float64)
+    C = xp.asarray(coords, dtype=xp.float64)
+    sq = (R * R).sum(axis=1)
+    out = xp.empty((X.shape[0], C.shape[1]), dtype=xp.float64)
+    block = max(16, _PLACE_BLOCK_ELEMENTS // max(n_train, 1))
+    for lo in range(0, X.shape[0], block):
+        B = xp.asarray(X[lo : lo + block], dtype=xp.float64)
+        fast = (B * B).sum(axis=1)[:, None] - 2.0 * (B @ R.T) + sq[None, :]
+        if n_cand < n_train:
+            cand = xp.sort(xp.argpartition(fast, n_cand - 1, axis=1)[:, :n_cand], axis=1)
+        else:
+            cand = xp.broadcast_to(xp.arange(n_train)[None, :], (B.shape[0], n_train))
+        dist = xp.sqrt(((B[:, None, :] - R[cand]) ** 2).sum(axis=2))  # exact, for the kept candidates
+        order = (xp.argsort(dist, axis=1, kind="stable") if xp is np else xp.argsort(dist, axis=1))[:, :k]
+        idx = xp.take_along_axis(cand, order, axis=1)
+        dist = xp.take_along_axis(dist, order, axis=1)
+        zero = dist == 0
+        at_row = zero.any(axis=1)[:, None]
+        w = xp.where(at_row, zero.astype(xp.float64), 1.0 / xp.where(zero, 1.0, dist))
+        out[lo : lo + block] = (w[:, :, None] * C[idx]).sum(axis=1) / w.sum(axis=1)[:, None]
+    return out
