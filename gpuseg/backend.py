@@ -378,6 +378,18 @@ def series_values(s: Any) -> Any:
     return s.to_numpy()
 
 
+def nullable_codes(s: Any) -> Any:
+    """int32 codes of a Series' distinct values, missing as null: a pandas ``Int32`` Series
+    (``pd.factorize``: codes in order of first appearance, as Arrow's dictionary encoding
+    gives them; -1 masked), a cuDF int32 Series (category codes, which carry the column's
+    nulls; ``where`` keeps them null either way)."""
+    if is_gpu_frame(s):
+        cat = s if str(s.dtype) == "category" else s.astype("category")
+        return cat.cat.codes.astype("int32").where(s.notna())
+    values = pd.factorize(s)[0].astype(np.int32)
+    return pd.Series(pd.arrays.IntegerArray(values, values < 0), index=s.index, name=s.name)
+
+
 def index_values(index: Any) -> list:
     """A (small) Index as a host list, e.g. the categories of a categorical column."""
     if is_gpu_frame(index):

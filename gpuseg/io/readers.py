@@ -7,7 +7,9 @@ PyArrow's multi-threaded readers into pandas. Both paths end in the same canonic
 - the schema's column names (``--rename`` and case-insensitive matching applied);
 - the timestamp column parsed to ``datetime64`` (UTC, no zone), unparseable values ``NaT``;
 - numeric columns as floats, non-numbers ``NaN``;
-- text columns of the schema as categories.
+- text columns of the schema as categories, but for the session (:data:`CODED`), which
+  only has to be told apart: int32 codes of its distinct values, missing ``<NA>`` (a
+  pandas ``Int32`` column, a cuDF int32 column with nulls).
 
 Bad values are not dropped here: cleaning counts them per reason. A whole column of the
 wrong type is an error (:class:`~gpuseg.errors.SchemaError`).
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import Backend, gpu_module, is_gpu_frame
+from ..backend import Backend, gpu_module, is_gpu_frame, nullable_codes
 from ..errors import DataError, SchemaError
 from .schemas import Schema, detect_format
 
@@ -59,6 +61,10 @@ TIMESTAMP_FORMATS = (
     "%Y%m%d",
 )
 _TIME_SAMPLE = 2000
+#: Schema columns handed over as int32 codes (missing ``<NA>``) rather than categories:
+#: cleaning compares them (duplicates, sessions) and never shows a value, and a pandas
+#: Categorical of 2.1M session ids takes longer to build than the rest of the load.
+CODED = ("user_session",)
 #: Share of non-empty values that must convert for a column to count as the right type.
 _MIN_VALID_SHARE = 0.5
 
@@ -317,13 +323,14 @@ def load_files(
         frame, malformed = _read_gpu(files, kind, list(mapping), ids)
     else:
         categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
-        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids)
+        codes = [src for src, dst in mapping.items() if dst in CODED]
+        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids, codes=codes)
     rows = len(frame)
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
-                                    examples=examples)
+                                    examples=examples, codes=True)
     return LoadedData(
         frame=frame,
         schema=schema,
@@ -355,7 +362,8 @@ def from_frame(
     if backend.is_gpu:
         frame = backend.frame.from_pandas(frame)
     examples: dict[str, str] = {}
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples)
+    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples,
+                                    codes=True)
     return LoadedData(
         frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt,
         examples=examples,
@@ -367,13 +375,13 @@ def from_frame(
 
 def _read_cpu(
     files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = (),
-    int_ids: bool = True,
+    int_ids: bool = True, codes: list[str] = (),
 ) -> tuple[pd.DataFrame, int]:
     """Files read by PyArrow into one pandas frame, and the malformed CSV rows skipped.
 
     CSV ids are read as text; ``int_ids`` turns a column of plain integers into int64
     (:func:`arrow_to_pandas`). Off for the pieces of a Dask run, which must agree on the
-    ids' type whatever ids each piece happens to hold.
+    ids' type whatever ids each piece happens to hold (and so must their ``codes``: none).
     """
     tables = []
     malformed = 0
@@ -385,40 +393,88 @@ def _read_cpu(
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
-    return arrow_to_pandas(table, categorical, ids if int_ids else ()), malformed
+    return arrow_to_pandas(table, categorical, ids if int_ids else (), codes), malformed
 
 
-def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = ()) -> pd.DataFrame:
+def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), codes: list[str] = ()) -> pd.DataFrame:
     """An Arrow table of input columns as pandas: dates as timestamps, plain-integer ids as
-    int64, categorical text as categories."""
+    int64, ``codes`` text columns as int32 codes (:func:`text_codes`), categorical text as
+    categories."""
     import pyarrow as pa
 
+    coded = {}
     for i, fld in enumerate(table.schema):
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
-        elif fld.name in ids and fld.name not in categorical and _plain_integers(table.column(i)):
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.int64()))
+        elif fld.name in codes and _is_text(fld.type):
+            coded[fld.name] = (i, text_codes(table.column(i)))
+        elif fld.name in ids and fld.name not in categorical and (ints := _plain_integers(table.column(i))) is not None:
+            table = table.set_column(i, fld.name, ints)
         elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
             # text columns become categories here: Arrow encodes them several times faster
             # than pandas' astype("category")
             table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
-    return table.to_pandas(split_blocks=True, self_destruct=True)
+    table = table.drop_columns(list(coded))
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    for name, (i, values) in coded.items():  # back in place: columns keep the file's order
+        frame.insert(i, name, pd.Series(values, index=frame.index, name=name))
+    return frame
 
 
-def _plain_integers(col) -> bool:
-    """A text column of ids that int64 holds exactly: no gaps, ASCII digits only, at most 18
-    of them, no leading zero (ids with gaps or leading zeros stay text; cleaning decides)."""
+def _is_text(typ) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
+
+
+def text_codes(col) -> Any:
+    """int32 codes of a text column's distinct values (in order of first appearance), missing
+    ``<NA>``: a pandas ``Int32`` array from Arrow's dictionary encoding of ``col`` (an Arrow
+    string or dictionary column), without a pandas Categorical of the values.
+
+    A dictionary column (Parquet written from categories) is encoded again from its text:
+    each row group may carry a dictionary of its own, and this is faster than unifying them.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    encoded = col.dictionary_encode()
+    chunks = [c.indices.cast(pa.int32()) for c in encoded.chunks]
+    indices = pa.chunked_array(chunks, type=pa.int32())
+    return pa.table({"codes": indices}).to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get)["codes"].array
+
+
+def _plain_integers(col) -> Any:
+    """A text column of ids as int64 when int64 holds every one exactly, else None: no gaps,
+    ASCII digits only, at most 18 of them, no leading zero (ids with gaps or leading zeros
+    stay text; cleaning decides).
+
+    One cast (reused as the column) and a few prefix checks, the same rule as the regex
+    ``^[0-9]{1,18}$`` without a leading zero, several times faster. The cast also takes
+    "-1", "-0", "01", "0x1F" (hex) and, in some Arrow versions, "+1"; the prefix checks
+    turn those away. It takes no blank, no other digit ("１２", "²") and no "1e3".
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or col.null_count or len(col) == 0:
-        return False
-    length = pc.utf8_length(col)
-    return bool(  # ASCII digits only: "１２３" (fullwidth) or "²" are digits to Unicode, not to int64
-        pc.all(pc.match_substring_regex(col, r"^[0-9]+$")).as_py()
-        and pc.max(length).as_py() <= 18
-        and not pc.any(pc.and_(pc.starts_with(col, "0"), pc.greater(length, 1))).as_py()
-    )
+        return None
+    try:
+        ints = col.cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    low, high = (v.as_py() for v in pc.min_max(ints).values())
+    if low < 0 or high >= 10**18 or pc.any(pc.starts_with(col, "+")).as_py():
+        return None
+    if low == 0 and pc.any(pc.starts_with(col, "-")).as_py():  # "-0"
+        return None
+    zero = col.filter(pc.starts_with(col, "0"))  # "0" alone, not "01", "00" or "0x1F"
+    if len(zero) and pc.max(pc.binary_length(zero)).as_py() > 1:
+        return None
+    return ints
 
 
 def _concat_tables(tables):
@@ -686,9 +742,14 @@ def csv_field_check(lines: Any, sep: str, n_fields: int | None = None) -> tuple[
 
 
 def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str,
-                  examples: dict[str, str] | None = None):
+                  examples: dict[str, str] | None = None, codes: bool = False):
     """Schema names, parsed times, numbers and categories. ``examples`` (when given) gets,
-    per column, one value that could not be read (cleaning then drops its row and says why)."""
+    per column, one value that could not be read (cleaning then drops its row and says why).
+
+    With ``codes`` the :data:`CODED` columns become int32 codes, missing ``<NA>``
+    (:func:`~gpuseg.backend.nullable_codes`; integer columns are their own codes). Off for
+    the pieces of a Dask run, whose codes would not agree: they keep the text.
+    """
     frame = frame.rename(columns=mapping)[[mapping[c] for c in mapping]]
     raw_time = frame[schema.time]
     frame, used = _parse_time(frame, schema.time, backend, ts_format, source)
@@ -701,7 +762,13 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
             if examples is not None and int((frame[col].isna() & raw.notna()).sum()):
                 examples[col] = _example_invalid(raw, frame[col])
     for col in schema.categorical:
-        if col in frame.columns and str(frame[col].dtype) != "category":
+        if col not in frame.columns:
+            continue
+        is_category = str(frame[col].dtype) == "category"
+        if codes and col in CODED:
+            if is_category or frame[col].dtype.kind not in "iu":  # the CPU reader's codes are int32 already
+                frame[col] = nullable_codes(frame[col])
+        elif not is_category:
             frame[col] = frame[col].astype("category")
     return frame, used
 

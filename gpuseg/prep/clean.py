@@ -43,6 +43,7 @@ are not known to cleaning).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +55,8 @@ from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
 
-__all__ = ["CleanedData", "NoRowsError", "clean", "describe_cleaning", "no_exclusions", "DROP_REASONS",
-           "SESSION_GAP_SECONDS"]
+__all__ = ["CleanedData", "NoRowsError", "ProductLabels", "clean", "describe_cleaning", "no_exclusions",
+           "DROP_REASONS", "SESSION_GAP_SECONDS"]
 
 
 class NoRowsError(DataError):
@@ -116,10 +117,13 @@ class CleanedData:
         Missing values filled per column.
     main_categories : list of str
         Names behind ``main_cat`` codes.
-    product_labels : dict
+    product_labels : Mapping
         Product code -> a readable name, where the data have one: the most frequent
         ``description`` of the product (orders), or its ``brand`` and the last part of its
-        ``category_code`` (events, "samsung smartphone"). Empty otherwise.
+        ``category_code`` (events, "samsung smartphone"). Empty otherwise. From
+        :func:`clean` a :class:`ProductLabels`, which names products when asked
+        (:meth:`ProductLabels.for_products`: only the few a report lists); a plain dict
+        from the Dask path.
     product_names : list of str or None
         Original ids behind ``product`` codes; None when the codes are the ids themselves
         (plain integer ids, as REES46's) or there is no ``product_id`` column.
@@ -154,9 +158,7 @@ class CleanedData:
     filled: dict[str, int] = field(default_factory=dict)
     main_categories: list[str] = field(default_factory=list)
     product_names: list[str] | None = None
-    product_labels: dict[int, str] = field(default_factory=dict)
-    #: ``product, name, n`` behind ``product_labels`` (host pandas; the Dask path sums them)
-    product_label_counts: Any = None
+    product_labels: Mapping[int, str] = field(default_factory=dict)
     #: Drop reason -> one value of the input that it dropped (what the console shows).
     drop_examples: dict[str, str] = field(default_factory=dict)
     brand_names: list[str] = field(default_factory=list)
@@ -177,6 +179,13 @@ class CleanedData:
     #: Every customer's purchase history (:func:`gpuseg.segments.value.purchase_history`)
     #: when ``frame`` holds only some of the rows (the Dask path computes it on the workers).
     purchases: Any = None
+
+    @property
+    def product_label_counts(self) -> Any:
+        """``product, name, n`` behind ``product_labels`` (host pandas; the Dask path sums
+        the buckets'), None when there is no ``product_id`` column."""
+        labels = self.product_labels
+        return labels.counts() if isinstance(labels, ProductLabels) else None
 
     def state(self) -> dict[str, Any]:
         """What :func:`clean` needs to treat new data as it treated these (``fitted=``):
@@ -354,7 +363,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
 
     if kind == "events":
         result["etype"] = cols["etype"]
-        result["session"] = 0 if sessions_derived else _category_codes(frame["user_session"])
+        result["session"] = 0 if sessions_derived else _key_codes(frame["user_session"])
         if "brand" in frame.columns:
             brands = _as_category(frame["brand"])
             brand_names = [str(c) for c in index_values(brands.cat.categories)]
@@ -385,12 +394,10 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     else:
         result["price_key"] = 0
     product_names: list[str] | None = None
-    product_labels: dict[int, str] = {}
-    label_counts = None
+    product_labels: Mapping[int, str] = {}
     if "product_id" in frame.columns:
         result["product"], product_names = _product_codes(frame["product_id"], backend)
-        label_counts = product_label_counts(frame, result["product"], kind)
-        product_labels = {int(k): v for k, v in best_labels(label_counts).items()}
+        product_labels = ProductLabels(frame, result["product"], kind)  # named when a report asks
     else:
         result["product"] = -1
 
@@ -407,7 +414,6 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         main_categories=main_categories,
         product_names=product_names,
         product_labels=product_labels,
-        product_label_counts=label_counts,
         drop_examples=_drop_examples(data, dropped),
         brand_names=brand_names,
         price_group=price_group,
@@ -662,9 +668,10 @@ def _brand_codes(s, fill: str, names: list[str], fill_name: Any = _FIT):
 
 
 def _key_codes(s):
-    """Integer codes for a key column (integral ids stay as they are); missing -> -1."""
-    if s.dtype.kind in "iu":
-        return s.astype("int64")
+    """Integer codes for a key column (integral ids, and the reader's int32 session codes,
+    stay as they are); missing -> -1."""
+    if s.dtype.kind in "iu" and str(s.dtype) != "category":
+        return s.fillna(-1).astype("int64")
     return _category_codes(s)
 
 
@@ -713,7 +720,8 @@ def product_label_counts(frame, product, kind: str):
 
     empty = pd.DataFrame({"product": pd.Series(dtype="int64"), "name": pd.Series(dtype="object"),
                           "n": pd.Series(dtype="int64")})
-    parts = [c for c in (("description",) if kind == "orders" else ("brand", "category_code")) if c in frame.columns]
+    parts = [] if frame is None else [
+        c for c in (("description",) if kind == "orders" else ("brand", "category_code")) if c in frame.columns]
     if not parts:
         return empty
     # counted on category codes (integers), named afterwards: a million rows in well under
@@ -733,6 +741,65 @@ def product_label_counts(frame, product, kind: str):
     counts["name"] = counts[parts].agg(" ".join, axis=1).str.strip().str.replace(r"\s+", " ", regex=True)
     counts = counts[counts["name"] != ""]
     return counts.groupby(["product", "name"], sort=False)["n"].sum().reset_index()
+
+
+class ProductLabels(Mapping):
+    """Product code -> its most frequent readable name (:func:`best_labels` of
+    :func:`product_label_counts`), counted when asked rather than while cleaning.
+
+    Holds the cleaned rows' product codes and name columns (``description``, or ``brand``
+    and ``category_code``; categories, so little memory) on their device.
+    :meth:`for_products` names only the products asked for (a report lists a few dozen);
+    reading it as a mapping names every product once. Either gives each product the name
+    the whole table would: every count of a product is among its own rows.
+    """
+
+    def __init__(self, frame, product, kind: str) -> None:
+        self.kind = kind
+        self.parts = [c for c in (("description",) if kind == "orders" else ("brand", "category_code"))
+                      if c in frame.columns]
+        self._rows = frame[self.parts].assign(product=product) if self.parts else None
+        self._all: dict[int, str] | None = None
+
+    def counts(self, products=None):
+        """:func:`product_label_counts` of every product, or of ``products`` (codes) only."""
+        if self._rows is None:
+            return product_label_counts(self._rows, None, self.kind)
+        rows = self._rows
+        if products is not None:
+            rows = rows[rows["product"].isin([int(p) for p in products])]
+        return product_label_counts(rows, rows["product"], self.kind)
+
+    def for_products(self, products) -> dict[int, str]:
+        """Code -> name of those of ``products`` (codes) that have a name."""
+        if self._all is not None:
+            return {int(p): self._all[int(p)] for p in products if int(p) in self._all}
+        return {int(k): v for k, v in best_labels(self.counts(products)).items()}
+
+    def _names(self) -> dict[int, str]:
+        if self._all is None:
+            self._all = {int(k): v for k, v in best_labels(self.counts()).items()}
+        return self._all
+
+    def __getitem__(self, code) -> str:
+        return self._names()[code]
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"ProductLabels({self.kind}, {', '.join(self.parts) or 'no name column'})"
+
+
+def labels_for(labels: Mapping, products) -> dict[int, str]:
+    """Code -> name of those of ``products`` (codes) that ``labels`` names: a
+    :class:`ProductLabels` counts only their rows, a dict is looked up."""
+    if isinstance(labels, ProductLabels):
+        return labels.for_products(products)
+    return {int(p): labels[int(p)] for p in products if int(p) in labels}
 
 
 def best_labels(counts) -> dict:

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -223,28 +224,39 @@ def _related_items(xp, rows, cols, n_customers, buyers, codes, top, top_related,
     return [tuple(a[bounds[p]:bounds[p + 1]] for a in (item, n_both, score)) for p in range(k)]
 
 
-def label_items(recs: dict[int, dict[str, Any]], labels: dict[int, str],
+def label_items(recs: dict[int, dict[str, Any]], labels: Mapping[int, str],
                 product_names: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
     """Add ``label``, a readable product name (``CleanedData.product_labels``: description,
     or brand and category), to every item of :func:`segment_recommendations`' result that
-    has one; ``item`` stays the product id. Returns ``recs``, changed in place."""
-    if not labels:
+    has one; ``item`` stays the product id. Only the listed items are named
+    (:func:`~gpuseg.prep.clean.labels_for`: a :class:`~gpuseg.prep.clean.ProductLabels`
+    counts their rows alone). Returns ``recs``, changed in place."""
+    from ..prep.clean import labels_for
+
+    entries = [e for rec in recs.values() for e in _listed(rec)]
+    items = {e["item"] for e in entries}
+    if not items or labels is None:
         return recs
-    by_item = {(product_names[c] if product_names is not None else c): name for c, name in labels.items()
-               if product_names is None or 0 <= c < len(product_names)}
-
-    def put(entry: dict[str, Any]) -> None:
-        if entry.get("item") in by_item:
-            entry["label"] = by_item[entry["item"]]
-
-    for rec in recs.values():
-        for entry in rec.get("top_items", []):
-            put(entry)
-        for entry in rec.get("bought_together", []):
-            put(entry)
-            for related in entry.get("related", []):
-                put(related)
+    if product_names is None:
+        code_of = {item: int(item) for item in items}
+    else:
+        code_of = {name: c for c, name in enumerate(product_names) if name in items}
+    names = labels_for(labels, sorted(set(code_of.values())))
+    for entry in entries:
+        code = code_of.get(entry["item"])
+        if code in names:
+            entry["label"] = names[code]
     return recs
+
+
+def _listed(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item entry of one segment's recommendations: top items, bought together and
+    their related items."""
+    out = list(rec.get("top_items", []))
+    for entry in rec.get("bought_together", []):
+        out.append(entry)
+        out.extend(entry.get("related", []))
+    return out
 
 
 def _empty(note: str | None) -> dict[str, Any]:

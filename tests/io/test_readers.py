@@ -253,3 +253,122 @@ def test_output_folder_inside_the_input_folder_is_not_read(tmp_path):
     assert [f.name for f in files] == ["a.csv"] and kind == "csv"
     with pytest.raises(DataError, match="--input is empty"):
         resolve_paths("  ")
+
+
+# --- ids checked by one Arrow cast, sessions handed over as codes ------------------------------
+
+_TRICKY_IDS = ["", " 1", "1 ", "\t1", "1\n", "01", "00", "0", "7", "+1", "+0", "-1", "-0", "1e3", "1.0", "1_000", "1,000",
+               "0x1F", "0X1f", "0b1", "１２", "٣", "²", "1\x00", "999999999999999999", "1000000000000000000",
+               "0999999999999999999", "9223372036854775807", "9223372036854775808", "9" * 40, "12a", "a12"]
+
+
+def _regex_rule(values) -> bool:
+    """The rule before the cast (a regex): no gaps, ASCII digits only, at most 18 of them,
+    no leading zero."""
+    import re
+
+    return bool(values) and all(v is not None and re.fullmatch(r"[0-9]+", v) is not None and len(v) <= 18
+                                and not (v.startswith("0") and len(v) > 1) for v in values)
+
+
+@pytest.mark.parametrize("value", _TRICKY_IDS + [None])
+def test_plain_integer_ids_follow_the_regex_rule_on_tricky_values(value):
+    import pyarrow as pa
+
+    from gpuseg.io.readers import _plain_integers
+
+    for values in ([value], [value, "12"], ["12", value, "3"]):
+        col = pa.chunked_array([pa.array(values[:1], pa.string()), pa.array(values[1:], pa.string())])
+        ints = _plain_integers(col)
+        assert (ints is not None) == _regex_rule(values), values
+        if ints is not None:
+            assert ints.to_pylist() == [int(v) for v in values]
+
+
+def test_plain_integer_ids_follow_the_regex_rule_on_random_text():
+    import pyarrow as pa
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from gpuseg.io.readers import _plain_integers
+
+    digits = st.text(alphabet="0123456789", min_size=1, max_size=21)
+    text = st.one_of(digits, st.text(alphabet="0123456789+-x eE.١２", min_size=0, max_size=6),
+                     st.integers(-10, 2**63 - 1).map(str), st.sampled_from(_TRICKY_IDS))
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(st.lists(text, min_size=1, max_size=6))
+    def check(values):
+        ints = _plain_integers(pa.chunked_array([pa.array(values, pa.string())]))
+        assert (ints is not None) == _regex_rule(values)
+
+    check()
+
+
+def test_plain_integer_ids_refuse_no_column_but_text_without_gaps():
+    import pyarrow as pa
+
+    from gpuseg.io.readers import _plain_integers
+
+    assert _plain_integers(pa.chunked_array([pa.array([], pa.string())])) is None
+    assert _plain_integers(pa.chunked_array([pa.array([1, 2], pa.int64())])) is None
+    assert _plain_integers(pa.chunked_array([pa.array(["1", None], pa.string())])) is None
+    assert _plain_integers(pa.chunked_array([pa.array(["1", "2"], pa.large_string())])).to_pylist() == [1, 2]
+
+
+def test_csv_ids_are_int64_only_when_every_one_is_a_plain_integer(tmp_path, cpu):
+    p = write(tmp_path / "e.csv", REES)
+    assert str(load(str(p), cpu).frame["user_id"].dtype) == "int64"
+    q = write(tmp_path / "z.csv", REES.replace(",541312140,", ",0541312140,"))
+    ids = load(str(q), cpu).frame["user_id"]
+    assert ids.dtype.kind != "i" and "0541312140" in set(ids.astype(str))
+
+
+def test_sessions_are_int32_codes_from_csv_and_parquet_and_frames(tmp_path, cpu):
+    """The session reaches cleaning as int32 codes with <NA> for missing, whatever the input:
+    equal ids equal codes, distinct ids distinct codes."""
+    text = REES + "2019-10-01 00:00:05 UTC,view,1307067,2053013558920217191,,lenovo,251.74,550050854,\n"
+    p = write(tmp_path / "e.csv", text)
+    frames = [load(str(p), cpu).frame]
+    raw = pd.read_csv(p, dtype={"user_session": "string"})
+    raw.to_parquet(tmp_path / "plain.parquet")
+    raw.assign(user_session=raw["user_session"].astype("category")).to_parquet(tmp_path / "dict.parquet")
+    frames += [load(str(tmp_path / "plain.parquet"), cpu).frame, load(str(tmp_path / "dict.parquet"), cpu).frame]
+    frames.append(from_frame(raw.assign(user_session=raw["user_session"].astype("category")), cpu).frame)
+    frames.append(from_frame(raw, cpu).frame)
+    for f in frames:
+        s = f["user_session"]
+        assert str(s.dtype) == "Int32"
+        assert s.isna().tolist() == [False, False, False, True]
+        assert s.iloc[1] == s.iloc[2] and s.iloc[0] != s.iloc[1]
+
+
+def test_integer_sessions_stay_their_own_codes(tmp_path, cpu):
+    raw = pd.read_csv(write(tmp_path / "e.csv", REES)).assign(user_session=[10, 20, 20])
+    raw.to_parquet(tmp_path / "int.parquet")
+    s = load(str(tmp_path / "int.parquet"), cpu).frame["user_session"]
+    assert s.tolist() == [10, 20, 20]
+
+
+def test_text_codes_of_many_chunks_and_dictionaries_agree():
+    import pyarrow as pa
+
+    from gpuseg.io.readers import text_codes
+
+    col = pa.chunked_array([pa.array(["b", None, "a"]), pa.array(["a", "c", "b"])])
+    dict_col = pa.chunked_array([pa.array(["b", None, "a"]).dictionary_encode(),
+                                 pa.array(["a", "c", "b"]).dictionary_encode()])  # a dictionary per chunk
+    for c in (col, dict_col):
+        codes = pd.Series(text_codes(c))
+        assert str(codes.dtype) == "Int32" and codes.isna().tolist() == [False, True, False, False, False, False]
+        assert codes.tolist() == [0, pd.NA, 1, 1, 2, 0]
+
+
+def test_dask_pieces_keep_the_session_text(tmp_path, cpu):
+    """A Dask run's pieces hash the session text to compare it across pieces: no codes there."""
+    from gpuseg.io import readers
+
+    p = write(tmp_path / "e.csv", REES)
+    frame, _ = readers._read_cpu([p], "csv", ["user_id", "user_session"], ["user_session"],
+                                 ["user_id", "user_session"], int_ids=False)
+    assert str(frame["user_session"].dtype) == "category"

@@ -367,3 +367,41 @@ def test_product_labels_from_description_and_from_brand_and_category(cpu):
                            "user_session": ["a", "b", "c", "d"]})
     e = clean(from_frame(events, cpu, "events"), CleanConfig(), cpu)
     assert e.product_labels == {7: "samsung smartphone", 8: "apple", 9: "keds"}
+
+
+def test_session_codes_drop_the_same_duplicates_and_missing_sessions_as_text(make_log, cpu):
+    """Cleaning sees the session as int32 codes (<NA> missing): the same duplicates, missing
+    sessions and session groups as the text gave."""
+    rows = [(T, "view", 1, 10, "a.b", "x", 10.0, 1, "s1"), (T, "view", 1, 10, "a.b", "x", 10.0, 1, "s1"),  # duplicate
+            (T, "view", 1, 10, "a.b", "x", 10.0, 1, "s2"),  # another session: kept
+            (T, "view", 1, 10, "a.b", "x", 10.0, 2, None), (T, "view", 1, 10, "a.b", "x", 10.0, 2, None),  # missing
+            (T, "cart", 2, 10, "a.b", "x", 11.0, 2, "s3")]
+    frame = make_log(rows)
+    for sessions in (frame["user_session"], frame["user_session"].astype("category")):
+        loaded = from_frame(frame.assign(user_session=sessions), cpu)
+        assert str(loaded.frame["user_session"].dtype) == "Int32"
+        c = clean(loaded, CleanConfig(price_outliers=False), cpu)
+        assert c.dropped["duplicate"] == 1 and c.dropped["missing_session"] == 2 and c.rows_out == 3
+        assert to_host(c.frame)["session"].tolist() == [0, 1, 2]
+
+
+def test_product_labels_are_counted_when_asked_and_agree_with_the_whole_table(cpu):
+    from gpuseg.prep.clean import ProductLabels, best_labels, labels_for
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    events = pd.DataFrame({
+        "event_time": "2021-01-01 10:00:00 UTC", "event_type": "view", "product_id": rng.integers(1, 60, n),
+        "category_id": 1, "category_code": rng.choice(["electronics.smartphone", "apparel.shoes.keds", None], n),
+        "brand": rng.choice(["samsung", "apple", "b", "a", None], n), "price": 10.0,
+        "user_id": rng.integers(1, 200, n), "user_session": rng.integers(1, 900, n).astype(str)})
+    c = clean(from_frame(events, cpu), CleanConfig(), cpu)
+    assert isinstance(c.product_labels, ProductLabels)
+    whole = best_labels(c.product_label_counts)
+    assert dict(c.product_labels) == whole and len(whole) > 50
+    asked = [3, 17, 59, 1000]
+    assert labels_for(c.product_labels, asked) == {p: whole[p] for p in asked if p in whole}
+    fresh = clean(from_frame(events, cpu), CleanConfig(), cpu).product_labels
+    assert fresh.for_products(asked) == {p: whole[p] for p in asked if p in whole}
+    assert labels_for(whole, asked) == {p: whole[p] for p in asked if p in whole}  # a plain dict (the Dask path)
+    assert clean(from_frame(events.drop(columns=["product_id"]), cpu), CleanConfig(), cpu).product_label_counts is None

@@ -204,3 +204,25 @@ def test_label_items_names_every_listed_item_it_can():
     assert top[0] == {"item": "85123A", "purchases": 3, "buyers": 3, "label": "WHITE HEART"}
     assert "label" not in top[1]  # no name known: the id alone
     assert recs[0]["bought_together"][1]["related"][0]["label"] == "WHITE HEART"
+
+
+def test_label_items_asks_product_labels_for_the_listed_items_only(cpu):
+    from gpuseg.config import CleanConfig
+    from gpuseg.io.readers import from_frame
+    from gpuseg.prep.clean import clean
+    from gpuseg.segments.recommend import label_items
+
+    orders = pd.DataFrame({"customer_id": [1, 1, 2, 2, 3, 3], "timestamp": pd.Timestamp("2021-01-01"),
+                           "amount": 5.0, "product_id": ["85123A", "22423", "85123A", "22423", "85123A", "X1"],
+                           "Description": ["WHITE HEART", "CAKESTAND", "WHITE HEART", "cake", None, "EGG"]})
+    cleaned = clean(from_frame(orders, cpu, "orders"), CleanConfig(), cpu)
+    labels = cleaned.product_labels
+    asked = []
+    original = labels.for_products
+    labels.for_products = lambda codes: asked.append(list(codes)) or original(codes)
+    recs = {0: {"top_items": [{"item": "85123A"}], "bought_together": [
+        {"item": "85123A", "related": [{"item": "22423"}]}]}}
+    label_items(recs, labels, cleaned.product_names)
+    assert [sorted(cleaned.product_names[c] for c in a) for a in asked] == [["22423", "85123A"]]
+    assert recs[0]["top_items"][0]["label"] == "WHITE HEART"
+    assert recs[0]["bought_together"][0]["related"][0]["label"] == "CAKESTAND"
