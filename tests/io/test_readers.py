@@ -343,6 +343,23 @@ def test_sessions_are_int32_codes_from_csv_and_parquet_and_frames(tmp_path, cpu)
         assert s.iloc[1] == s.iloc[2] and s.iloc[0] != s.iloc[1]
 
 
+def test_session_codes_agree_across_the_files_of_a_folder(tmp_path, cpu):
+    """Files are joined before the session is encoded: a session in two files has one code,
+    different sessions different codes (encoding file by file would give both files' first
+    session code 0)."""
+    d = tmp_path / "parts"
+    d.mkdir()
+    write(d / "a.csv", REES)
+    second = REES.split("\n", 1)[0] + "\n" + (
+        "2019-10-02 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,ffff0000\n"
+        "2019-10-02 00:00:01 UTC,view,1307067,2053013558920217191,,lenovo,251.74,550050854,7c90fc70\n")
+    write(d / "b.csv", second)
+    f = load(str(d), cpu).frame
+    by_text = dict(zip(["72d76fde", "7c90fc70", "7c90fc70", "ffff0000", "7c90fc70"], f["user_session"].tolist()))
+    codes = f["user_session"].tolist()
+    assert codes[1] == codes[2] == codes[4] and len({codes[0], codes[1], codes[3]}) == 3, by_text
+
+
 def test_integer_sessions_stay_their_own_codes(tmp_path, cpu):
     raw = pd.read_csv(write(tmp_path / "e.csv", REES)).assign(user_session=[10, 20, 20])
     raw.to_parquet(tmp_path / "int.parquet")
