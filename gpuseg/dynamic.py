@@ -410,7 +410,13 @@ def update_model(model: LoadedModel, X: Any, *, batch_size: int = 1024, seed: in
 
     A model found in an embedding keeps its embedding as saved (the PCA, the autoencoder,
     the UMAP placement rows): the new customers are embedded once and the centres move in
-    that fixed space, as a deep model's centres move in its kept encoder's.
+    that fixed space, as a deep model's centres move in its kept encoder's. On a UMAP
+    embedding this has two limits: the new customers are placed at weighted means of the
+    training customers' coordinates, so they never land outside the region the training
+    customers cover (a new kind of customer is pulled into the nearest old one, and the
+    centres can move only within that region); and the stored training rows and their
+    coordinates are those of the original run in every version (``update`` never adds the
+    new customers to them). Refit with ``gpuseg run`` when the customers change.
 
     Raises
     ------

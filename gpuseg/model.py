@@ -41,19 +41,35 @@ scaled features once, then the estimator (or every consensus member) predicts th
     Exact: the training rows get the run's embedding, hence its segments.
 ``umap``
     Neither umap-learn's nor cuML's fitted UMAP can be stored without pickle, so the model
-    keeps the scaled training rows (``embedding_rows``) and their UMAP coordinates
+    keeps the scaled training rows (``embedding_rows``: every training customer's scaled
+    features, kept even with ``--anonymize``) and their UMAP coordinates
     (``embedding_coords``) and places a new customer at the inverse-distance weighted mean
     of the coordinates of its ``n_neighbors`` nearest training rows in the scaled feature
     space (:func:`gpuseg.embed.projection.knn_place`; a row equal to training rows gets
-    their mean). This approximates UMAP's own ``transform`` (which starts from a weighted
-    mean of the neighbours' coordinates too, then runs optimisation epochs) and is not that
-    transform. Training customers keep their segment (exact duplicates of one another get
-    the mean of their coordinates); on synthetic runs of 2,000-5,000 customers
-    (``docs/data-and-outputs.md``) 95-97% of held-out customers got the segment of
-    umap-learn's own ``transform`` and 94-97% kept their segment when placed from the other
-    training rows (leave-one-out). The rows make the model about ``4 x n_customers x
-    (n_features + n_components)`` bytes (34 MB for 200,000 customers, 34 features, 8
-    dimensions), and placing a customer reads every training row.
+    the mean of all of theirs). This approximates UMAP's own ``transform`` (which starts
+    from a weighted mean of the neighbours' coordinates too, then runs optimisation
+    epochs) and is not that transform: placements are weighted means of training
+    coordinates, so a new customer never lands outside the region the training customers
+    cover, however far out it is. Training customers keep their segment (exact duplicates
+    of one another get the mean of their coordinates); on synthetic runs of 2,000-5,000
+    customers (``bench/umap_place.py``, ``docs/data-and-outputs.md``) 96-97% of held-out
+    customers got the segment of umap-learn's own ``transform`` and 94-96% kept their
+    segment when placed from the other training rows (leave-one-out). The rows make the
+    model about ``4 x n_customers x (n_features + n_components)`` bytes (34 MB for
+    200,000 customers, 34 features, 8 dimensions), and placing a customer reads every
+    training row.
+
+"Exact" is bit for bit on the device and library build the run used. Assigned elsewhere
+(a GPU run assigned on a CPU, say) the floating-point arithmetic differs in its last bits,
+more so for an autoencoder trained with ``amp`` (bfloat16 on the GPU, another bfloat16 path
+on the CPU): customers on a segment border can change segment, and confidences differ
+slightly. The same holds for every method, embedded or not.
+
+Format versions: a model whose embedding is UMAP or an autoencoder is written as
+``format_version`` 4; every other model as 3, as before those embeddings could be saved,
+so that a gpuseg reading format 3 still reads it. Such an older gpuseg refuses a format-4
+folder by its version, in one line, instead of reading it as a broken PCA model. This
+gpuseg reads 1 to 4, and UMAP or autoencoder folders marked 3 too.
 
 ``segment_map`` (optional, in ``arrays.npz``): estimator label -> segment label (the
 pipeline numbers segments by size); ``predict`` returns segment labels.
@@ -99,15 +115,19 @@ from .backend import array_namespace, to_host, to_namespace
 from .cluster._base import as_float_array
 from .errors import ConfigError
 
-__all__ = ["EMBEDDINGS", "FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "embedding_state", "save_model",
-           "save_updated", "load_model", "LoadedModel"]
+__all__ = ["EMBEDDINGS", "FORMAT_NAME", "FORMAT_VERSION", "SAVABLE_METHODS", "embedding_state",
+           "format_version_for", "save_model", "save_updated", "load_model", "LoadedModel"]
 
 FORMAT_NAME = "gpuseg-model"
-#: Major version of the folder layout; a loader reads only its own major version.
-FORMAT_VERSION = 3
+#: Newest version of the folder layout; a loader reads only the versions it knows.
+FORMAT_VERSION = 4
 #: Versions this gpuseg reads: 1 predates feature weights (every weight is 1); 2 predates
-#: model.json's own digest (``manifest_sha256``).
-READABLE_VERSIONS = (1, 2, 3)
+#: model.json's own digest (``manifest_sha256``); 3 predates UMAP and autoencoder
+#: embeddings (:func:`format_version_for`).
+READABLE_VERSIONS = (1, 2, 3, 4)
+#: Embeddings a format-3 gpuseg cannot read (it knows only a PCA's projection and would
+#: report a UMAP's or an autoencoder's missing ``projection_mean``).
+_FORMAT_4_EMBEDDINGS = ("autoencoder", "umap")
 
 _CENTROID_METHODS = ("adaptive_kmeans", "kmeans", "kmeans_random", "minibatch_kmeans", "pso_kmeans")
 _DEEP_METHODS = ("deep_kmeans", "dec", "idec")
@@ -276,23 +296,10 @@ def save_model(
         data_arrays = {**dict(data_arrays or {}), **embed_arrays}
         if embed_weights is not None:
             weights[_EMBEDDER_WEIGHTS] = embed_weights
-    n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
-    embedded = (data or {}).get("embedding")
-    expected = int(embedded["n_components"]) if embedded else len(feature_names)  # the embedding's dimensions
-    if expected != n_features:
-        raise ValueError(f"{expected} {'embedding dimensions' if embedded else 'feature names'} for an estimator "
-                         f"fitted on {n_features} features")
+    n_features = _input_width(estimator, feature_names, data)
     k = int(state["k"])
     if relabel is not None:
-        relabel = np.asarray(to_host(relabel)).ravel()
-        if relabel.dtype.kind not in "iu" or relabel.shape[0] > k or (relabel.size and relabel.min() < -1):
-            raise ValueError(f"relabel must hold up to {k} integers >= -1 (one per estimator label)")
-        relabel = np.concatenate([relabel, np.full(k - relabel.shape[0], -1, dtype=relabel.dtype)])
-        kept = np.unique(relabel[relabel >= 0])
-        if kept.size == 0 or not np.array_equal(kept, np.arange(kept.size)):
-            raise ValueError("relabel must map onto the segment labels 0..n-1, each used")
-        arrays["segment_map"] = relabel.astype(np.int32)
-        k = int(kept.size)
+        arrays["segment_map"], k = _segment_map(relabel, k)
     if len(segment_names) != k:
         raise ValueError(f"{len(segment_names)} segment names for {k} segments")
     scaler_meta = None
@@ -305,16 +312,10 @@ def save_model(
         arrays[name] = np.asarray(to_host(a))
 
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {_ARRAYS: _write_bytes(folder / _ARRAYS, _npz_bytes(arrays))}
-    for name, state_dict in weights.items():
-        files[name] = _write_bytes(folder / name, _torch_bytes(state_dict))
-    for old in folder.glob("*.pt"):  # an earlier model's weights
-        if old.name not in weights:
-            old.unlink()
+    files = _write_files(folder, arrays, weights)
     manifest = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version_for(data),
         "gpuseg_version": __version__,
         "method": method,
         "estimator": type(estimator).__name__,
@@ -332,6 +333,54 @@ def save_model(
     }
     (folder / _MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
     return folder
+
+
+def _input_width(estimator: Any, feature_names: list[str], data: Mapping[str, Any] | None) -> int:
+    """The estimator's input width, checked against the features or, for a model on an
+    embedding, the embedding's dimensions."""
+    n_features = int(getattr(estimator, "n_features_in_", len(feature_names)))
+    embedded = (data or {}).get("embedding")
+    expected = int(embedded["n_components"]) if embedded else len(feature_names)
+    if expected != n_features:
+        raise ValueError(f"{expected} {'embedding dimensions' if embedded else 'feature names'} for an estimator "
+                         f"fitted on {n_features} features")
+    return n_features
+
+
+def _write_files(folder: Path, arrays: Mapping[str, np.ndarray], weights: Mapping[str, Any]) -> dict[str, str]:
+    """Write ``arrays.npz`` and the torch weights into ``folder`` (created), remove an
+    earlier model's weights no longer part of it, and return every file's SHA-256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {_ARRAYS: _write_bytes(folder / _ARRAYS, _npz_bytes(arrays))}
+    for name, state_dict in weights.items():
+        files[name] = _write_bytes(folder / name, _torch_bytes(state_dict))
+    for old in folder.glob("*.pt"):
+        if old.name not in weights:
+            old.unlink()
+    return files
+
+
+def format_version_for(data: Mapping[str, Any] | None) -> int:
+    """The ``format_version`` a model with this ``data`` entry is written with: the oldest
+    that holds it, so an older gpuseg reads what it can and refuses by version, in one
+    clear line, what it cannot (a UMAP or autoencoder embedding: 4; anything else: 3, as
+    before those embeddings could be saved)."""
+    entry = (data or {}).get("embedding")
+    method = entry.get("method", "pca") if isinstance(entry, Mapping) else None
+    return FORMAT_VERSION if method in _FORMAT_4_EMBEDDINGS else 3
+
+
+def _segment_map(relabel: Any, k: int) -> tuple[np.ndarray, int]:
+    """(``segment_map``, number of segments) of save_model's ``relabel`` for k estimator
+    labels: padded with -1 to k entries and checked to use each of 0..n-1."""
+    relabel = np.asarray(to_host(relabel)).ravel()
+    if relabel.dtype.kind not in "iu" or relabel.shape[0] > k or (relabel.size and relabel.min() < -1):
+        raise ValueError(f"relabel must hold up to {k} integers >= -1 (one per estimator label)")
+    relabel = np.concatenate([relabel, np.full(k - relabel.shape[0], -1, dtype=relabel.dtype)])
+    kept = np.unique(relabel[relabel >= 0])
+    if kept.size == 0 or not np.array_equal(kept, np.arange(kept.size)):
+        raise ValueError("relabel must map onto the segment labels 0..n-1, each used")
+    return relabel.astype(np.int32), int(kept.size)
 
 
 def _estimator_state(method: str, est: Any, train_X: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
@@ -869,7 +918,8 @@ def load_model(path: str | Path) -> LoadedModel:
     ------
     ConfigError
         Not a gpuseg model folder, another major ``format_version``, a missing, truncated
-        or edited file, or a file holding anything but plain arrays / tensors.
+        or edited file, a file holding anything but plain arrays / tensors, or fitted state
+        or network weights that are not finite.
     """
     folder = Path(path)
     manifest = _read_manifest(folder)
@@ -1265,7 +1315,9 @@ def _check_table(file: Path, arrays: dict[str, np.ndarray], name: str, length: i
 
 def _read_network(file: Path, data: bytes, state: Mapping[str, Any], n_inputs: int) -> Any:
     """The autoencoder of ``state`` (``hidden``, ``latent_dim``) on ``n_inputs`` inputs,
-    with the tensors of ``data`` (``torch.load(weights_only=True)``)."""
+    with the tensors of ``data`` (``torch.load(weights_only=True)``): their shapes are
+    checked against the layout before any network is built, and every value must be
+    finite."""
     from .backend import torch_module
     from .embed.autoencoder import _build_network
 
@@ -1286,9 +1338,15 @@ def _read_network(file: Path, data: bytes, state: Mapping[str, Any], n_inputs: i
             wrong = sorted(set(got.items()) ^ set(expected.items()))[0][0]
             raise ValueError(f"{wrong}: {got.get(wrong, 'missing')} in the file, {expected.get(wrong, 'none')} "
                              f"in a {'-'.join(map(str, sizes))} network")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(file, f"weights do not fit the saved network layout ({' '.join(str(exc).split())[:200]})") from None
+    for name, tensor in weights.items():  # NaN weights would put every customer in one segment
+        if not bool(torch.isfinite(tensor).all()):
+            raise _fail(file, f"tensor {name!r} holds NaN or infinite values")
+    try:
         net = _build_network(torch, n_inputs, hidden, int(state["latent_dim"]), torch.Generator().manual_seed(0))
         net.load_state_dict(weights, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise _fail(file, f"weights do not fit the saved network layout ({' '.join(str(exc).split())[:200]})") from None
     return net.eval()
 

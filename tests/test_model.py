@@ -96,7 +96,7 @@ def test_scaler_round_trip(tmp_path, data):
     np.testing.assert_array_equal(loaded.log_mask_, scaler.log_mask_)
     np.testing.assert_array_equal(loaded.transform(raw), Z)
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format"] == "gpuseg-model" and manifest["format_version"] == FORMAT_VERSION
+    assert manifest["format"] == "gpuseg-model" and manifest["format_version"] == 3  # 4: UMAP/autoencoder embeddings
     assert manifest["scaler"]["features"]["recency"]["mean"] == pytest.approx(scaler.mean_[0])
     assert manifest["config"] == {"seed": 0, "out": "x", "k": [2, 6]}
     assert manifest["params"]["n_clusters"] == K

@@ -187,11 +187,34 @@ class UMAP(EstimatorMixin):
         return out if is_gpu_array(X) else np.asarray(out, dtype=X.dtype)
 
 
-#: Candidates per row picked by the fast (expanded) distance; their exact distances then
-#: choose the ``n_neighbors`` nearest, so rounding of the expansion cannot swap neighbours.
-_EXTRA_CANDIDATES = 8
-#: float64 distances held at once while placing rows (elements of a block x rows matrix).
+#: float64 elements of the largest matrix of one block of rows being placed: the block x
+#: n_train fast distances, or the block x candidates x features differences of the exact
+#: step. About 3 temporaries of that size live at once (the fast distances beside the
+#: product ``B @ R.T`` and a partitioned copy or comparison; the gathered candidate rows,
+#: their differences and squares), so a block peaks near 3 x 8 x 2**24 bytes (400 MB),
+#: whatever the numbers of customers, training rows and features.
 _PLACE_BLOCK_ELEMENTS = 2**24
+#: Candidates beyond ``n_neighbors`` tried first (:func:`_candidates`); more are taken
+#: whenever more rows lie within rounding of the ``n_neighbors``-th distance.
+_EXTRA_CANDIDATES = 8
+
+
+def _place_block(n_train: int, n_cand: int, n_features: int) -> int:
+    """Rows placed at once by :func:`knn_place`: as many as keep both the block x
+    ``n_train`` fast distances and the block x ``n_cand`` x ``n_features`` exact step within
+    ``_PLACE_BLOCK_ELEMENTS`` elements (at least one row)."""
+    return max(1, _PLACE_BLOCK_ELEMENTS // max(int(n_train), int(n_cand) * int(n_features), 1))
+
+
+def _rounding_slack(bb: Any, sq_max: float, n_features: int) -> Any:
+    """How far a fast (expanded) squared distance ``|b|^2 - 2 b.r + |r|^2`` may be from the
+    exact one, per row of the block, plus that again: the dot product of d terms and the two
+    sums are off by at most about (2d + 4) u (|b|^2 + |r|^2), the exact sum of squared
+    differences by (d + 1) u 2 (|b|^2 + |r|^2) (u = eps / 2), and a row whose fast distance
+    is below the k-th smallest fast distance plus twice that bound may be a true neighbour.
+    The constant below is that bound with eps for u and room to spare."""
+    eps = float(np.finfo(np.float64).eps)
+    return 2.0 * (4 * n_features + 16) * eps * (bb + sq_max)
 
 
 def knn_place(X: Any, rows: Any, coords: Any, n_neighbors: int) -> Any:
@@ -199,12 +222,20 @@ def knn_place(X: Any, rows: Any, coords: Any, n_neighbors: int) -> Any:
 
     Each row of ``X`` goes to the inverse-distance weighted mean of the embedding
     coordinates of its ``n_neighbors`` nearest training rows (Euclidean distance in the
-    space of ``rows``; equal distances ordered by training row). A row at distance 0 from
-    one or more of those neighbours (a training customer itself, say) goes to the plain
-    mean of their coordinates, the limit of the weighting. UMAP's own ``transform`` starts
+    space of ``rows``; equal distances ordered by training row, so of many training rows at
+    the same distance the first ones count). A row at distance 0 from one or more training
+    rows (a training customer itself, say) goes to the plain mean of the coordinates of
+    *every* training row at distance 0, however many (the limit of the weighting), so
+    duplicate training customers all land at one point. UMAP's own ``transform`` starts
     from such a weighted mean too (with its fuzzy-membership weights) and then refines it
     with optimisation epochs; a saved model uses this rule because UMAP's fitted state
     cannot be stored without pickle.
+
+    The nearest rows are found in two steps, the same on NumPy and CuPy: fast squared
+    distances by the expansion ``|x|^2 - 2 x.r + |r|^2`` (one matrix product) keep every
+    training row within rounding of the ``n_neighbors``-th smallest (:func:`_rounding_slack`:
+    ties and near-ties all kept, however many), and exact distances of those candidates
+    decide. The result is the rule above up to the rounding of the weighted mean.
 
     Parameters
     ----------
@@ -222,27 +253,59 @@ def knn_place(X: Any, rows: Any, coords: Any, n_neighbors: int) -> Any:
     array of shape (n_samples, n_components), float64, in X's array type
     """
     xp = array_namespace(X)
-    n_train = rows.shape[0]
+    n_train, d = rows.shape
     k = max(1, min(int(n_neighbors), n_train))
-    n_cand = min(n_train, k + _EXTRA_CANDIDATES)
     R = xp.asarray(rows, dtype=xp.float64)
     C = xp.asarray(coords, dtype=xp.float64)
     sq = (R * R).sum(axis=1)
+    sq_max = float(sq.max()) if n_train else 0.0
     out = xp.empty((X.shape[0], C.shape[1]), dtype=xp.float64)
-    block = max(16, _PLACE_BLOCK_ELEMENTS // max(n_train, 1))
+    block = _place_block(n_train, k, d)
     for lo in range(0, X.shape[0], block):
         B = xp.asarray(X[lo : lo + block], dtype=xp.float64)
-        fast = (B * B).sum(axis=1)[:, None] - 2.0 * (B @ R.T) + sq[None, :]
-        if n_cand < n_train:
-            cand = xp.sort(xp.argpartition(fast, n_cand - 1, axis=1)[:, :n_cand], axis=1)
-        else:
-            cand = xp.broadcast_to(xp.arange(n_train)[None, :], (B.shape[0], n_train))
-        dist = xp.sqrt(((B[:, None, :] - R[cand]) ** 2).sum(axis=2))  # exact, for the kept candidates
-        order = (xp.argsort(dist, axis=1, kind="stable") if xp is np else xp.argsort(dist, axis=1))[:, :k]
-        idx = xp.take_along_axis(cand, order, axis=1)
-        dist = xp.take_along_axis(dist, order, axis=1)
-        zero = dist == 0
-        at_row = zero.any(axis=1)[:, None]
-        w = xp.where(at_row, zero.astype(xp.float64), 1.0 / xp.where(zero, 1.0, dist))
-        out[lo : lo + block] = (w[:, :, None] * C[idx]).sum(axis=1) / w.sum(axis=1)[:, None]
+        bb = (B * B).sum(axis=1)
+        fast = bb[:, None] - 2.0 * (B @ R.T) + sq[None, :]
+        cand = _candidates(xp, fast, k, _rounding_slack(bb, sq_max, d))
+        del fast
+        step = _place_block(0, cand.shape[1], d)  # the exact step, in pieces if many rows tie
+        for s in range(0, B.shape[0], step):
+            stop = min(s + step, B.shape[0])
+            out[lo + s : lo + stop] = _weighted_mean(xp, B[s:stop], R, C, cand[s:stop], k)
     return out
+
+
+def _candidates(xp: Any, fast: Any, k: int, slack: Any) -> Any:
+    """Per row of ``fast`` (block x n_train), the sorted indices of a set of training rows
+    holding every row whose fast distance is at most the k-th smallest plus ``slack``: the
+    same number for the whole block. First the ``k + _EXTRA_CANDIDATES`` smallest, enough
+    when the last of them lies beyond that threshold in every row (the usual case); else (many
+    ties) as many as the row with the most rows within the threshold needs."""
+    n_train = fast.shape[1]
+    n_cand = min(n_train, k + _EXTRA_CANDIDATES)
+    if n_cand == n_train:
+        return xp.broadcast_to(xp.arange(n_train)[None, :], fast.shape)
+    cand = xp.argpartition(fast, n_cand - 1, axis=1)[:, :n_cand]
+    values = xp.take_along_axis(fast, cand, axis=1)
+    threshold = xp.partition(values, k - 1, axis=1)[:, k - 1] + slack
+    if bool((values.max(axis=1) > threshold).all()):  # the rows left out lie beyond it
+        return xp.sort(cand, axis=1)
+    n_cand = max(k, int((fast <= threshold[:, None]).sum(axis=1).max()))
+    if n_cand >= n_train:
+        return xp.broadcast_to(xp.arange(n_train)[None, :], fast.shape)
+    return xp.sort(xp.argpartition(fast, n_cand - 1, axis=1)[:, :n_cand], axis=1)  # every row within it
+
+
+def _weighted_mean(xp: Any, B: Any, R: Any, C: Any, cand: Any, k: int) -> Any:
+    """:func:`knn_place` of the rows ``B`` from their candidate training rows ``cand``
+    (sorted indices): exact distances, the k nearest (ties by training row: a stable sort of
+    candidates in row order), inverse-distance weights; at distance 0 the plain mean of all
+    the rows there."""
+    dist = xp.sqrt(((B[:, None, :] - R[cand]) ** 2).sum(axis=2))
+    order = xp.argsort(dist, axis=1, kind="stable")[:, :k]
+    near = xp.take_along_axis(dist, order, axis=1)
+    w = 1.0 / xp.where(near == 0, 1.0, near)
+    placed = (w[:, :, None] * C[xp.take_along_axis(cand, order, axis=1)]).sum(axis=1) / w.sum(axis=1)[:, None]
+    zero = (dist == 0).astype(xp.float64)
+    hits = zero.sum(axis=1)
+    at_rows = (zero[:, :, None] * C[cand]).sum(axis=1) / xp.maximum(hits, 1.0)[:, None]
+    return xp.where((hits > 0)[:, None], at_rows, placed)
