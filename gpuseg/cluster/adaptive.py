@@ -96,6 +96,11 @@ def trace_criterion(T: np.ndarray, active: np.ndarray, W: np.ndarray) -> float:
 #: K-means steps of a rough start.
 ROUGH_STEPS = 8
 
+#: Above this many elements the rough starts seed through ``KMeans(init="k-means++")`` rather
+#: than :class:`_Seeding`, whose float64 copy would then take more than 256 MiB (the same rows
+#: on NumPy; cuML seeds by k-means|| on CuPy). The pipeline fits on a sample of 10,000 rows.
+SEEDING_MAX_ELEMENTS = 1 << 25
+
 
 class _Seeding:
     """scikit-learn's greedy k-means++ (``KMeans(init="k-means++")``), step for step and
@@ -288,9 +293,13 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         further). Each start is ``KMeans(n_init=1, max_iter=ROUGH_STEPS, random_state=seed)``
         from the rows scikit-learn's k-means++ would pick (:class:`_Seeding`), seeded once for
         all starts instead of once per start."""
-        seeding = _Seeding(S)
-        fits = [KMeans(self.n_clusters, init=seeding.rows(self.n_clusters, int(seed)), n_init=1,
-                       max_iter=ROUGH_STEPS, random_state=int(seed)).fit(S)
+        seeding = _Seeding(S) if S.size <= SEEDING_MAX_ELEMENTS else None
+
+        def init(seed: int) -> Any:
+            return "k-means++" if seeding is None else seeding.rows(self.n_clusters, seed)
+
+        fits = [KMeans(self.n_clusters, init=init(int(seed)), n_init=1, max_iter=ROUGH_STEPS,
+                       random_state=int(seed)).fit(S)
                 for seed in seeds]
         order = sorted(range(len(fits)), key=lambda i: (fits[i].inertia_, i))
         return [fits[i].labels_ for i in order[:int(self.n_init)]]

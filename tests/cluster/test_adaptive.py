@@ -171,6 +171,21 @@ def test_shared_seeding_picks_scikit_learns_k_means_plus_plus_rows(personas, dty
     assert np.array_equal(ours.cluster_centers_, theirs.cluster_centers_)
 
 
+def test_large_data_seed_through_kmeans_plus_plus_with_the_same_rows(personas, monkeypatch):
+    """Above SEEDING_MAX_ELEMENTS the starts seed through KMeans' own k-means++ (no float64
+    copy): on NumPy the same rows, so the same starts."""
+    from gpuseg.cluster import adaptive
+
+    X, _ = personas
+    seeds = np.arange(4) + 3
+    est = AdaptiveKMeans(5, n_init=4, n_starts=4)
+    shared = est._rough_starts(X, seeds)
+    monkeypatch.setattr(adaptive, "SEEDING_MAX_ELEMENTS", X.size - 1)
+    monkeypatch.setattr(adaptive, "_Seeding", None)  # would fail if used
+    own = est._rough_starts(X, seeds)
+    assert all(np.array_equal(a, b) for a, b in zip(shared, own))
+
+
 @pytest.mark.parametrize("params, message", [
     ({"n_clusters": 0}, "n_clusters must be a positive integer"),
     ({"shrinkage": 1.5}, "shrinkage must be within"),
