@@ -228,7 +228,10 @@ def test_same_seed_same_segments(tmp_path, events_csv):
 def all_methods_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("all")
     cfg = build_config(
-        {"params": {"pso_kmeans": {"n_particles": 8, "max_iter": 20}, "som": {"n_epochs": 10}}},
+        {"params": {"pso_kmeans": {"n_particles": 8, "max_iter": 20}, "som": {"n_epochs": 10},
+                    # the deep methods short: this test is about the comparison, not their training
+                    "deep_kmeans": {"pretrain_epochs": 10}, "dec": {"pretrain_epochs": 10, "max_iter": 100},
+                    "idec": {"pretrain_epochs": 10, "max_iter": 100}}},
         out=str(out), synthetic_customers=800, k="3-5", methods="all", device="cpu", sensitivity=True, stability=3,
     )
     return run(cfg)
