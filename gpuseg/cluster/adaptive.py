@@ -113,7 +113,10 @@ class _Seeding:
     before seeding; :meth:`rows` returns the chosen rows of the uncentred data, which
     ``KMeans`` centres again to the same values. On NumPy float32 input the rows are those
     ``sklearn.cluster.KMeans(n_init=1, random_state=seed)`` seeds from (tested); on float64
-    and CuPy input they are k-means++ rows up to rounding.
+    and CuPy input they are k-means++ rows up to rounding. Not
+    :func:`~gpuseg.cluster.kmeans.kmeans_plusplus`: that one sums its potentials in float64,
+    so its rows can differ from scikit-learn's, and PSO, GMM and mini-batch K-means, whose
+    results follow from it, would change if it followed scikit-learn's float32 roundings.
     """
 
     def __init__(self, X: Any) -> None:
