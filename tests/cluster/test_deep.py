@@ -135,14 +135,30 @@ def test_fitted_attributes(blobs, models, name):
     assert not hasattr(est, "inertia_")  # an inertia in the embedding is not one in feature space
 
 
-def test_deep_kmeans_is_kmeans_on_the_embedding(blobs, models):
+def test_deep_kmeans_is_kmeans_on_the_embedding_started_from_the_input_segments(blobs, models):
     X, _ = blobs
     est = models["deep_kmeans"]
-    km = KMeans(4, n_init=10, random_state=0).fit(est.embedding_)
+    seeds = KMeans(4, n_init=10, random_state=0).fit(X).labels_
+    start = np.stack([est.embedding_[seeds == j].mean(axis=0) for j in range(4)])
+    km = KMeans(4, init=start, n_init=1, random_state=0).fit(est.embedding_)
     np.testing.assert_array_equal(est.labels_, km.labels_)
     assert est.latent_inertia_ == pytest.approx(km.inertia_)
     assert est.reconstruction_loss_ == est.autoencoder_.reconstruction_loss_
     assert (est.predict(X) == est.labels_).mean() > 0.99
+
+
+def test_embedding_init_is_kmeans_on_the_codes_alone(blobs):
+    X, _ = blobs
+    est = DeepKMeans(4, init="embedding", **AE).fit(X)
+    km = KMeans(4, n_init=10, random_state=0).fit(est.embedding_)
+    np.testing.assert_array_equal(est.labels_, km.labels_)
+    assert est.latent_inertia_ == pytest.approx(km.inertia_)
+
+
+@pytest.mark.parametrize("bad", ["kmeans", None, 1])
+def test_init_is_checked(blobs, bad):
+    with pytest.raises(ValueError, match="init must be one of"):
+        DEC(2, init=bad, **AE).fit(blobs[0][:50])
 
 
 @pytest.mark.parametrize("which", ["dec", "idec"])
