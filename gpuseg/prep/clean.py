@@ -266,169 +266,303 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     """
     frame = data.frame
     kind = data.schema.name
-    rows_in = len(frame)
-    dropped = dict.fromkeys(DROP_REASONS, 0)
-    dropped["malformed_row"] = data.rows_malformed
     customer = frame[data.schema.customer]
-    reasons: dict[str, Any] = {}  # reason -> the rows it dropped (each row under its first reason)
-    bad = customer.isna() & False
 
-    def drop(reason: str, mask) -> None:
-        nonlocal bad
+    # the row filters, in the order of the module docstring: each row counted under its first reason
+    drops = _Drops.start(customer, data.rows_malformed)
+    _drop_duplicates(frame, kind, config, backend, drops)
+    _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
+    cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
+    sessions_derived = _drop_missing_sessions(frame, kind, drops)
+    outliers = _fence_prices(cols, kind, customer, config, backend, fitted, drops)
+    survivors = _survivors(data, customer, drops)  # raises NoRowsError when none is left
+
+    # the canonical frame of the surviving rows, categories, brands and products coded
+    keep = survivors.keep
+    frame = frame[keep].reset_index(drop=True)
+    cols = {k: (v[keep].reset_index(drop=True) if v is not None else None) for k, v in cols.items()}
+    result = _base_columns(frame, data.schema, cols)
+    codes = _Codes()
+    _code_main_category(result, frame, kind, config, backend, fitted, codes)
+    if kind == "events":
+        _event_columns(result, frame, cols, sessions_derived, config, fitted, codes)
+    else:
+        _order_columns(result, frame, cols, backend)
+    _code_price_key(result, frame, kind, fitted, codes)
+    _code_products(result, frame, kind, backend, codes)
+    if sessions_derived:
+        result = _sessions_from_gaps(result)
+    return _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
+
+
+# --- the steps of clean() ----------------------------------------------------------------
+# The row filters record what they drop in a _Drops; the later steps assume the rows they
+# see have survived it.
+
+
+@dataclass
+class _Drops:
+    """Rows dropped so far: each row is counted once, under the first reason that drops it."""
+
+    #: rows per reason (every reason of DROP_REASONS, zeros included)
+    dropped: dict[str, int]
+    #: True for every row dropped so far
+    bad: Any
+    #: reason -> the rows it dropped (each row under its first reason), in the order the rules ran
+    reasons: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, customer, rows_malformed: int) -> _Drops:
+        """Nothing dropped yet but the rows the reader could not split into columns."""
+        dropped = dict.fromkeys(DROP_REASONS, 0)
+        dropped["malformed_row"] = rows_malformed
+        return cls(dropped=dropped, bad=customer.isna() & False)
+
+    def drop(self, reason: str, mask) -> None:
+        """Drop the rows of ``mask`` (missing: dropped); counted under ``reason`` where no
+        earlier rule dropped them."""
         mask = mask.fillna(True)
-        new = mask & ~bad
-        dropped[reason] += int(new.sum())
-        reasons[reason] = new if reason not in reasons else reasons[reason] | new
-        bad = bad | mask
+        new = mask & ~self.bad
+        self.dropped[reason] += int(new.sum())
+        self.reasons[reason] = new if reason not in self.reasons else self.reasons[reason] | new
+        self.bad = self.bad | mask
 
+
+def _drop_duplicates(frame, kind: str, config: CleanConfig, backend: Backend, drops: _Drops) -> None:
+    """``duplicate``: exact copies of an earlier row, where an order id or a session proves
+    the two one record (:func:`_record_key`)."""
     record_key = _record_key(frame, kind)
     if config.drop_duplicates and record_key is not None:
-        drop("duplicate", _duplicate_rows(frame, backend) & frame[record_key].notna())
+        drops.drop("duplicate", _duplicate_rows(frame, backend) & frame[record_key].notna())
 
-    cols: dict[str, Any] = {}
-    drop("missing_customer_id", customer.isna())
-    drop("bad_timestamp", frame[data.schema.time].isna())
-    when = frame[data.schema.time]
-    drop("implausible_time", (when < EARLIEST) | (when > _latest()))
 
-    if kind == "events":
-        etype = _lookup_categories(
-            frame["event_type"], lambda c: EVENT_TYPES.index(c) if c in EVENT_TYPES else -1, -1, backend,
-            normalise=lambda c: str(c).strip().lower(),
-        )
-        drop("unknown_event_type", etype < 0)
-        cols["etype"] = etype.astype("int8")
-        cols["price"] = frame["price"]
-        drop("bad_price", _not_a_price(frame["price"]))
-    else:
-        qty = frame["quantity"] if "quantity" in frame.columns else None
-        if qty is not None:  # returns and cancellations: negative quantities, before their amounts
-            drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
-        amount, unit = _order_values(frame)
-        drop("bad_price", _not_a_price(amount))
-        cols["amount"] = amount
-        cols["quantity"] = qty
-        cols["price"] = unit
+def _drop_missing_ids_and_bad_times(frame, schema, customer, drops: _Drops) -> None:
+    """``missing_customer_id``, ``bad_timestamp`` (unreadable) and ``implausible_time``
+    (before :data:`EARLIEST` or after :func:`_latest`)."""
+    drops.drop("missing_customer_id", customer.isna())
+    drops.drop("bad_timestamp", frame[schema.time].isna())
+    when = frame[schema.time]
+    drops.drop("implausible_time", (when < EARLIEST) | (when > _latest()))
 
+
+def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
+    """Events: ``etype`` codes and ``price``; drops ``unknown_event_type``, then ``bad_price``."""
+    etype = _lookup_categories(
+        frame["event_type"], lambda c: EVENT_TYPES.index(c) if c in EVENT_TYPES else -1, -1, backend,
+        normalise=lambda c: str(c).strip().lower(),
+    )
+    drops.drop("unknown_event_type", etype < 0)
+    cols = {"etype": etype.astype("int8"), "price": frame["price"]}
+    drops.drop("bad_price", _not_a_price(frame["price"]))
+    return cols
+
+
+def _order_line_values(frame, drops: _Drops) -> dict[str, Any]:
+    """Orders: ``amount``, ``quantity`` (None when absent) and unit ``price``; drops
+    ``bad_quantity``, then ``bad_price``."""
+    qty = frame["quantity"] if "quantity" in frame.columns else None
+    if qty is not None:  # returns and cancellations: negative quantities, before their amounts
+        drops.drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
+    amount, unit = _order_values(frame)
+    drops.drop("bad_price", _not_a_price(amount))
+    return {"amount": amount, "quantity": qty, "price": unit}
+
+
+def _drop_missing_sessions(frame, kind: str, drops: _Drops) -> bool:
+    """``missing_session`` (events with session values); True when sessions are to come
+    from inactivity gaps (events without any)."""
     sessions_derived = kind == "events" and not _has_values(frame, "user_session")
     if kind == "events" and not sessions_derived:
-        drop("missing_session", frame["user_session"].isna())
+        drops.drop("missing_session", frame["user_session"].isna())
+    return sessions_derived
 
-    mode, fence = _outlier_fence(cols["price"], bad, config, backend, fitted)
-    capped: dict[str, int] = {}
-    touched: dict[str, int] = {}
-    if fence is not None and mode != "drop":  # what was spent, for lifetime value (features see capped values)
+
+@dataclass
+class _Outliers:
+    """What :func:`_fence_prices` did: the mode and fence, values capped per column and the
+    customers capping touched (``{"capped": n}`` when it capped)."""
+
+    mode: str
+    fence: tuple[float, float] | None
+    capped: dict[str, int] = field(default_factory=dict)
+    touched: dict[str, int] = field(default_factory=dict)
+
+
+def _fence_prices(cols: dict[str, Any], kind: str, customer, config: CleanConfig, backend: Backend,
+                  fitted: dict[str, Any] | None, drops: _Drops) -> _Outliers:
+    """``price_outlier`` (mode "drop"), or prices outside the fence capped at it in ``cols``
+    (order amounts with them), ``spent`` keeping the values before capping."""
+    mode, fence = _outlier_fence(cols["price"], drops.bad, config, backend, fitted)
+    out = _Outliers(mode, fence)
+    if fence is None:
+        return out
+    if mode != "drop":  # what was spent, for lifetime value (features see capped values)
         cols["spent"] = cols["amount"] if kind == "orders" else cols["price"]
-    if fence is not None:
-        price = cols["price"]
-        if mode == "drop":
-            drop("price_outlier", (price < fence[0]) | (price > fence[1]))
-        else:  # free items (price 0) are not raised to the fence
-            outside = (((price < fence[0]) & (price > 0)) | (price > fence[1])).fillna(False) & ~bad
-            capped, touched["capped"] = _cap(cols, outside, fence, customer)
+    price = cols["price"]
+    if mode == "drop":
+        drops.drop("price_outlier", (price < fence[0]) | (price > fence[1]))
+    else:  # free items (price 0) are not raised to the fence
+        outside = (((price < fence[0]) & (price > 0)) | (price > fence[1])).fillna(False) & ~drops.bad
+        out.capped, out.touched["capped"] = _cap(cols, outside, fence, customer)
+    return out
 
-    keep = ~bad
+
+@dataclass
+class _Survivors:
+    """The rows every filter let through, and what became of the customers."""
+
+    keep: Any
+    rows_out: int
+    customers_in: int
+    #: per drop reason that dropped rows, the distinct customers it touched
+    touched: dict[str, int]
+    excluded: Any
+
+
+def _survivors(data: LoadedData, customer, drops: _Drops) -> _Survivors:
+    """The surviving rows, the customers touched per reason and those excluded.
+
+    Raises :class:`NoRowsError` when no row survives."""
+    rows_in = len(data.frame)
+    keep = ~drops.bad
     rows_out = int(keep.sum())
     customers_in = int(customer.nunique())
-    touched.update({r: int(customer[m].nunique()) for r, m in reasons.items() if dropped[r]})
-    excluded = _excluded(customer, keep, reasons) if rows_out < rows_in else no_exclusions()
+    touched = {r: int(customer[m].nunique()) for r, m in drops.reasons.items() if drops.dropped[r]}
+    excluded = _excluded(customer, keep, drops.reasons) if rows_out < rows_in else no_exclusions()
     if rows_out == 0:
+        dropped = drops.dropped
         worst = max(dropped, key=dropped.get)
         raise NoRowsError(
             f"no usable rows: all {rows_in} rows were dropped while cleaning (mostly {worst}: {dropped[worst]})",
             rows_in + data.rows_malformed, dropped, excluded,
         )
+    return _Survivors(keep=keep, rows_out=rows_out, customers_in=customers_in, touched=touched, excluded=excluded)
 
-    frame = frame[keep].reset_index(drop=True)
-    cols = {k: (v[keep].reset_index(drop=True) if v is not None else None) for k, v in cols.items()}
-    result = frame[[data.schema.customer]].rename(columns={data.schema.customer: "customer_id"})
+
+@dataclass
+class _Codes:
+    """What coding the surviving rows learnt: the names behind the codes and the gap fills."""
+
+    filled: dict[str, int] = field(default_factory=dict)
+    fill_values: dict[str, str | None] = field(default_factory=dict)
+    main_categories: list[str] = field(default_factory=list)
+    brand_names: list[str] = field(default_factory=list)
+    price_group: str | None = None
+    price_key_names: list[str] | None = None
+    product_names: list[str] | None = None
+    product_labels: Mapping[int, str] = field(default_factory=dict)
+
+
+def _base_columns(frame, schema, cols: dict[str, Any]):
+    """``customer_id``, ``ts``, ``price`` (and ``spent``) of the surviving rows."""
+    result = frame[[schema.customer]].rename(columns={schema.customer: "customer_id"})
     result["customer_id"] = _plain_ids(result["customer_id"])
-    result["ts"] = frame[data.schema.time].astype("int64")
+    result["ts"] = frame[schema.time].astype("int64")
     result["price"] = cols["price"].astype("float64")
     if "spent" in cols:
         result["spent"] = cols["spent"].astype("float64")
+    return result
 
-    filled: dict[str, int] = {}
-    fill_values: dict[str, str | None] = {}
+
+def _fitted_fill(fitted: dict[str, Any] | None, name: str) -> Any:
+    """The value a fitted model filled ``name``'s gaps with (None: left as unknown), or
+    :data:`_FIT` (compute it from these data) without a fitted model or such a value."""
     given = (fitted or {}).get("fill", {})
-    main_categories: list[str] = []
+    return given.get(name, _FIT) if fitted else _FIT
+
+
+def _code_main_category(result, frame, kind: str, config: CleanConfig, backend: Backend,
+                        fitted: dict[str, Any] | None, codes: _Codes) -> None:
+    """``main_cat`` from ``category_code`` (events) or ``category`` (orders), gaps filled; -1
+    without the column."""
     category_col = "category_code" if kind == "events" else "category"
     if category_col in frame.columns:
-        result["main_cat"], main_categories, filled[category_col], fill_values["category"] = _main_category(
-            frame[category_col], config.fill_missing, backend, given.get("category", _FIT) if fitted else _FIT
-        )
+        result["main_cat"], codes.main_categories, codes.filled[category_col], codes.fill_values["category"] = (
+            _main_category(frame[category_col], config.fill_missing, backend, _fitted_fill(fitted, "category")))
     else:
         result["main_cat"] = -1
-    brand_names: list[str] = []
 
-    if kind == "events":
-        result["etype"] = cols["etype"]
-        result["session"] = 0 if sessions_derived else _key_codes(frame["user_session"])
-        if "brand" in frame.columns:
-            brands = _as_category(frame["brand"])
-            brand_names = [str(c) for c in index_values(brands.cat.categories)]
-            result["brand"], filled["brand"], fill_values["brand"] = _brand_codes(
-                brands, config.fill_missing, brand_names, given.get("brand", _FIT) if fitted else _FIT
-            )
-        else:
-            result["brand"] = -1
-        groups = ("category_id", "category_code", "product_id")
+
+def _event_columns(result, frame, cols: dict[str, Any], sessions_derived: bool, config: CleanConfig,
+                   fitted: dict[str, Any] | None, codes: _Codes) -> None:
+    """Events: ``etype``, ``session`` (0 until derived from gaps) and ``brand`` (gaps
+    filled; -1 without the column)."""
+    result["etype"] = cols["etype"]
+    result["session"] = 0 if sessions_derived else _key_codes(frame["user_session"])
+    if "brand" in frame.columns:
+        brands = _as_category(frame["brand"])
+        codes.brand_names = [str(c) for c in index_values(brands.cat.categories)]
+        result["brand"], codes.filled["brand"], codes.fill_values["brand"] = _brand_codes(
+            brands, config.fill_missing, codes.brand_names, _fitted_fill(fitted, "brand"))
     else:
-        result["amount"] = cols["amount"].astype("float64")
-        result["quantity"] = cols["quantity"].astype("float64") if cols["quantity"] is not None else 1.0
-        rows = _like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
-        if "order_id" in frame.columns:
-            # a line without an order id is an order of its own
-            code = _key_codes(frame["order_id"])
-            result["order"] = code.where(frame["order_id"].notna(), -1 - rows)
-        else:
-            result["order"] = rows
-        groups = ("category", "product_id")
+        result["brand"] = -1
 
+
+def _order_columns(result, frame, cols: dict[str, Any], backend: Backend) -> None:
+    """Orders: ``amount``, ``quantity`` (1 where absent) and ``order`` (a line without an
+    order id, or every line without the column, an order of its own)."""
+    result["amount"] = cols["amount"].astype("float64")
+    result["quantity"] = cols["quantity"].astype("float64") if cols["quantity"] is not None else 1.0
+    rows = _like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
+    if "order_id" in frame.columns:
+        # a line without an order id is an order of its own
+        code = _key_codes(frame["order_id"])
+        result["order"] = code.where(frame["order_id"].notna(), -1 - rows)
+    else:
+        result["order"] = rows
+
+
+def _code_price_key(result, frame, kind: str, fitted: dict[str, Any] | None, codes: _Codes) -> None:
+    """``price_key``: codes of the price-comparison column, the first of the data's, or a
+    fitted model's (0 when there is none)."""
+    groups = ("category_id", "category_code", "product_id") if kind == "events" else ("category", "product_id")
     price_group = next((c for c in groups if c in frame.columns), None)
     if fitted is not None and "price_group" in fitted:  # the model's column, not the first one these data have
         price_group = fitted["price_group"] if fitted["price_group"] in frame.columns else None
-    price_key_names = None
+    codes.price_group = price_group
     if price_group:
-        result["price_key"], price_key_names = _named_key_codes(frame[price_group])
+        result["price_key"], codes.price_key_names = _named_key_codes(frame[price_group])
     else:
         result["price_key"] = 0
-    product_names: list[str] | None = None
-    product_labels: Mapping[int, str] = {}
+
+
+def _code_products(result, frame, kind: str, backend: Backend, codes: _Codes) -> None:
+    """``product`` codes (-1 without a ``product_id`` column) and their readable names."""
     if "product_id" in frame.columns:
-        result["product"], product_names = _product_codes(frame["product_id"], backend)
-        product_labels = ProductLabels(frame, result["product"], kind)  # named when a report asks
+        result["product"], codes.product_names = _product_codes(frame["product_id"], backend)
+        codes.product_labels = ProductLabels(frame, result["product"], kind)  # named when a report asks
     else:
         result["product"] = -1
 
-    if sessions_derived:
-        result = _sessions_from_gaps(result)
 
+def _cleaned_data(data: LoadedData, result, drops: _Drops, outliers: _Outliers, survivors: _Survivors,
+                  codes: _Codes, sessions_derived: bool) -> CleanedData:
+    """The :class:`CleanedData` of the canonical frame ``result`` and the steps' records."""
     return CleanedData(
         frame=result,
-        kind=kind,
-        rows_in=rows_in + data.rows_malformed,
-        rows_out=rows_out,
-        dropped=dropped,
-        filled=filled,
-        main_categories=main_categories,
-        product_names=product_names,
-        product_labels=product_labels,
-        drop_examples=_drop_examples(data, dropped),
-        brand_names=brand_names,
-        price_group=price_group,
-        outlier_fence=fence,
-        price_outliers=mode,
-        capped=capped,
-        customers_in=customers_in,
-        customers_touched=touched,
-        excluded=excluded,
+        kind=data.schema.name,
+        rows_in=len(data.frame) + data.rows_malformed,
+        rows_out=survivors.rows_out,
+        dropped=drops.dropped,
+        filled=codes.filled,
+        main_categories=codes.main_categories,
+        product_names=codes.product_names,
+        product_labels=codes.product_labels,
+        drop_examples=_drop_examples(data, drops.dropped),
+        brand_names=codes.brand_names,
+        price_group=codes.price_group,
+        outlier_fence=outliers.fence,
+        price_outliers=outliers.mode,
+        capped=outliers.capped,
+        customers_in=survivors.customers_in,
+        customers_touched={**outliers.touched, **survivors.touched},
+        excluded=survivors.excluded,
         sessions_derived=sessions_derived,
         date_only=bool(((result["ts"] % 86400) == 0).all()),
         reference_time=int(result["ts"].max()),
         columns=tuple(result.columns),
-        price_key_names=price_key_names,
-        fill_values=fill_values,
+        price_key_names=codes.price_key_names,
+        fill_values=codes.fill_values,
         source_columns=tuple(str(c) for c in data.frame.columns),
     )
 
