@@ -860,8 +860,10 @@ def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: s
             row_label[own[own >= 0]] = labels[own >= 0]
             table = np.append(np.asarray(relabel, dtype=np.int64), -1)
             rows = table[np.where((row_label >= 0) & (row_label < len(relabel)), row_label, len(relabel))]
-            data["confidence"] = {"kind": "margin", "within": float(within),
-                                  "space": "latent" if space is not Z else "features"}
+            # where the margin is measured (the names of dynamic.update's movement table)
+            name = ("features" if Z is X else "embedding") if space is Z else (
+                "metric" if hasattr(est, "metric_") else "latent")
+            data["confidence"] = {"kind": "margin", "within": float(within), "space": name}
             arrays.update(confidence_centers=_backend.to_host(centers), confidence_rows=rows.astype(np.int32))
     if calibration is not None:
         data["confidence"]["calibration"] = calibration.to_json()

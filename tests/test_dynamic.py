@@ -519,6 +519,9 @@ def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path
                "-q"])
     assert rc == 0, capsys.readouterr().err
     v1, v2 = load_model(out / "model"), load_model(tmp_path / "v2")
+    confidence = v1.data["confidence"]  # a margin is measured in the embedding, and says so
+    assert (confidence["kind"], confidence.get("space")) == (
+        {"gmm": ("probability", None), "kmeans": ("margin", "embedding"), "adaptive_kmeans": ("margin", "metric")}[method])
     update = v2.manifest["updates"][-1]
     assert v2.embedding == v1.embedding and update["how"].endswith(", in the saved pca embedding (kept as it was)")
     assert v2.manifest["format_version"] == v1.manifest["format_version"] == 3  # readable by a gpuseg of format 3

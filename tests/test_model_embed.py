@@ -84,7 +84,7 @@ def _confidence_data(est, Z):
     own, labels = np.asarray(to_host(own)), np.asarray(to_host(est.labels_))
     rows = np.arange(centers.shape[0])
     rows[own[own >= 0]] = labels[own >= 0]
-    return ({"kind": "margin", "within": float(within), "space": "features" if space is Z else "latent"},
+    return ({"kind": "margin", "within": float(within), "space": "embedding" if space is Z else "latent"},
             {"confidence_centers": to_host(centers), "confidence_rows": rows.astype(np.int32)})
 
 
