@@ -12,6 +12,7 @@ Estimator classes are imported lazily, so ``import gpuseg.cluster`` stays light.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -302,7 +303,7 @@ def check_method_params(method: str, params: Mapping[str, Any], k_max: int) -> N
         make_estimator(method, min(k_max, 50), 0, method_params(method, params)).fit(X)
     except (ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())
-        named = [p for p in params if p in message]
+        named = [p for p in params if re.search(rf"(?<![\w]){re.escape(p)}(?![\w])", message)]  # not init in n_init
         if named or isinstance(exc, TypeError):
             key = named[0] if named else next(iter(params))
             raise ConfigError(f"config [params.{method}] {key}: {message}") from None

@@ -155,7 +155,46 @@ def test_embedding_init_is_kmeans_on_the_codes_alone(blobs):
     assert est.latent_inertia_ == pytest.approx(km.inertia_)
 
 
-@pytest.mark.parametrize("bad", ["kmeans", None, 1])
+def test_input_init_hands_the_mean_codes_of_the_input_segments_to_kmeans_on_the_codes(blobs, monkeypatch):
+    """The first K-means sees the input rows; the second starts from each input segment's mean
+    code (whatever the partitions turn out to be on this data)."""
+    from gpuseg.cluster import deep
+
+    X, _ = blobs
+    calls = []
+    fit = KMeans.fit
+
+    def spy(self, data, y=None):
+        calls.append((self.init, np.array(data, copy=True)))
+        return fit(self, data, y)
+
+    monkeypatch.setattr(deep.KMeans, "fit", spy)
+    est = DeepKMeans(4, **AE).fit(X)
+    (init0, seen0), (init1, seen1) = calls[-2:]
+    np.testing.assert_array_equal(seen0, X)
+    np.testing.assert_array_equal(seen1, est.embedding_)
+    first = KMeans(4, n_init=10, random_state=0).fit(X).labels_
+    expected = np.stack([est.embedding_[first == j].mean(axis=0) for j in range(4)])
+    assert init0 == "k-means++" and isinstance(init1, np.ndarray)
+    np.testing.assert_allclose(init1, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["input", "embedding"])
+def test_fewer_distinct_rows_than_clusters_do_not_break_the_start(init):
+    """Input K-means leaves segments empty when the rows have fewer distinct values than k: the
+    input start then falls back to K-means on the codes (no NaN centres), as the embedding
+    start does."""
+    X = np.repeat(np.eye(3, 4, dtype=np.float32) * 3, 100, axis=0)
+    with pytest.warns(Warning):  # scikit-learn: fewer distinct points than clusters
+        est = DeepKMeans(5, init=init, **{**AE, "pretrain_epochs": 3}).fit(X)
+    assert np.isfinite(est.cluster_centers_).all() and est.labels_.shape == (300,)
+    ref = DeepKMeans(5, init="embedding", **{**AE, "pretrain_epochs": 3})
+    with pytest.warns(Warning):
+        ref.fit(X)
+    np.testing.assert_array_equal(est.labels_, ref.labels_)
+
+
+@pytest.mark.parametrize("bad", ["kmeans", None, 1, np.array(["input"])])
 def test_init_is_checked(blobs, bad):
     with pytest.raises(ValueError, match="init must be one of"):
         DEC(2, init=bad, **AE).fit(blobs[0][:50])

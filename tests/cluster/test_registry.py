@@ -59,8 +59,11 @@ def test_method_params_merge_and_check():
         ("dbscan", {"eps": -1.0}, r"\[params.dbscan\] eps"),
         ("kmeans", {"max_iter": "x"}, r"\[params.kmeans\] max_iter"),
         ("som", {"grid": [1, 1]}, r"\[params.som\] grid"),
+        ("dec", {"init": "paper"}, r"\[params.dec\] init: init must be one of"),
+        # the message names n_init, which contains "init": the setting at fault is n_init
+        ("dec", {"init": "input", "n_init": 0}, r"\[params.dec\] n_init: n_init must be"),
     ],
-    ids=["gmm-covariance", "dbscan-eps", "kmeans-max-iter", "som-grid"],
+    ids=["gmm-covariance", "dbscan-eps", "kmeans-max-iter", "som-grid", "dec-init", "dec-n-init-not-init"],
 )
 def test_bad_parameter_values_are_config_errors(method, params, match):
     from gpuseg.cluster import check_method_params
