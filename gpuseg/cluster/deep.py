@@ -4,9 +4,9 @@ All three pretrain a :class:`gpuseg.embed.Autoencoder` on the data and initialis
 clusters with gpuseg's :class:`~gpuseg.cluster.KMeans` in the embedding (the latent tensor
 is handed to K-means as a NumPy/CuPy array without a copy), started by default from the
 segments K-means finds on the input features (``init="input"``, below). DeepKMeans stops
-there. DEC (Xie, Girshick & Farhadi 2016) then fine-tunes the encoder and the centroids so that the
-Student's t soft assignments Q approach their sharpened target P; IDEC (Guo et al. 2017)
-keeps the decoder in the objective so the embedding keeps describing the data.
+there. DEC (Xie, Girshick & Farhadi 2016) then fine-tunes the encoder and the centroids so
+that the Student's t soft assignments Q approach their sharpened target P; IDEC (Guo et al.
+2017) keeps the decoder in the objective so the embedding keeps describing the data.
 
 A k sweep pretrains once: :meth:`recut` starts from the pretrained weights (kept as a
 copy) and redoes only the k-dependent phase, so ``recut(X, k)`` equals a fresh fit at
@@ -155,9 +155,9 @@ class _DeepClustering(EstimatorMixin):
         """A copy clustered into ``n_clusters`` from the same pretrained autoencoder.
 
         Only the k-dependent phase runs (the K-means start, on the input rows and in the
-        embedding, and DEC/IDEC's fine-tuning from the pretrained weights), seeded as :meth:`fit` seeds it: the
-        result equals a fresh fit at ``n_clusters`` with the same ``random_state``. ``X``
-        must be the training data.
+        embedding, and DEC/IDEC's fine-tuning from the pretrained weights), seeded as
+        :meth:`fit` seeds it: the result equals a fresh fit at ``n_clusters`` with the same
+        ``random_state``. ``X`` must be the training data.
         """
         self._check_fitted()
         new = copy.copy(self)
