@@ -349,13 +349,14 @@ def _input_width(estimator: Any, feature_names: list[str], data: Mapping[str, An
 
 def _write_files(folder: Path, arrays: Mapping[str, np.ndarray], weights: Mapping[str, Any]) -> dict[str, str]:
     """Write ``arrays.npz`` and the torch weights into ``folder`` (created), remove an
-    earlier model's weights no longer part of it, and return every file's SHA-256."""
+    earlier model's weights no longer part of it (only the names a model writes: other
+    ``.pt`` files in the folder are left alone), and return every file's SHA-256."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {_ARRAYS: _write_bytes(folder / _ARRAYS, _npz_bytes(arrays))}
     for name, state_dict in weights.items():
         files[name] = _write_bytes(folder / name, _torch_bytes(state_dict))
-    for old in folder.glob("*.pt"):
-        if old.name not in weights:
+    for old in [*folder.glob("weights*.pt"), folder / _EMBEDDER_WEIGHTS]:  # only files a model writes
+        if old.name not in weights and old.is_file():
             old.unlink()
     return files
 
