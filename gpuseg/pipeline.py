@@ -152,6 +152,18 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _load_thread_pools() -> None:
+    """Load the native thread pools a CPU run computes with (scikit-learn's OpenMP runtime,
+    SciPy's OpenBLAS), so that a limit set now reaches them; the run imports both anyway."""
+    import importlib
+
+    for name in ("sklearn.utils._openmp_helpers", "scipy.linalg"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # pragma: no cover - both are dependencies
+            pass
+
+
 @contextlib.contextmanager
 def thread_limit(threads: int = 0) -> Iterator[int]:
     """Every thread pool set once for the duration: nested pools of different sizes
@@ -165,11 +177,18 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
     default run took 26-31 s with BLAS on 2 threads and 17-20 s on 1 (OpenMP on 2 either
     way; bench/README.md). A fixed rule, not one read from the load, so that the same data
     and seed give the same segments however busy the machine is.
+
+    threadpoolctl limits only the pools loaded when it is called, and scikit-learn's OpenMP
+    runtime and SciPy's OpenBLAS load with their first import: :func:`_load_thread_pools`
+    loads them first, or a run's first K-means would ignore the limit (it did: ``--threads
+    1`` left scikit-learn on every core, and a process's first run at 1 thread gave other
+    segments than its later runs).
     """
     import sys
 
     from threadpoolctl import threadpool_limits
 
+    _load_thread_pools()
     n = threads or usable_cores()
     torch = sys.modules.get("torch")  # already imported: set now; else backend.torch_module sets it
     before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS)

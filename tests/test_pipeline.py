@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ast
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -518,3 +520,24 @@ def test_thread_limit_sets_every_pool_once():
         assert got.get("blas", 1) == 1 and got.get("openmp", n) == n
     with thread_limit(1) as n:
         assert n == 1 and set(pools().values()) == {1}
+
+
+def test_thread_limit_reaches_pools_that_load_after_it():
+    """In a fresh interpreter, where scikit-learn's OpenMP runtime and SciPy's OpenBLAS are not
+    loaded yet when the limit is set (as in every ``gpuseg run``): every pool is limited."""
+    import subprocess
+    import sys
+
+    code = (
+        "from gpuseg.pipeline import thread_limit\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with thread_limit(1):\n"
+        "    import sklearn.cluster, scipy.linalg\n"
+        "    print(sorted({(p['user_api'], p['num_threads']) for p in threadpool_info()}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "", "OPENBLAS_NUM_THREADS": ""}
+    env = {k: v for k, v in env.items() if v}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    pools = ast.literal_eval(out)  # a printed list of (api, threads) pairs
+    assert ("openmp", 1) in pools and ("blas", 1) in pools
+    assert all(n == 1 for _, n in pools), pools
