@@ -79,11 +79,13 @@ def _test_path(wheels: Path | None) -> tuple[dict | None, str]:
     return env, f"{', '.join(missing)} from {wheels}"
 
 
-def run_tier(marker: str, env: dict | None, why: str, timeout: int) -> dict:
+def run_tier(marker: str, env: dict | None, why: str, timeout: int, tests: Path = ROOT / "tests") -> dict:
     if env is None:
         return {"status": "skipped", "reason": why}
+    # one process on the one GPU, and no pytest-xdist needed (pyproject's addopts ask for it):
+    # the wheels folder brings pytest and hypothesis only
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "--continue-on-collection-errors",
-           "--rootdir", str(ROOT), str(ROOT / "tests")]
+           "-o", "addopts=--import-mode=importlib -ra", "--rootdir", str(ROOT), str(tests)]
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)

@@ -24,15 +24,40 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"GPU tests must be marked gpu and exactly one of cupy/rapids: {wrong[:5]}")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest without pytest-xdist (bench/gpu_check.py's wheels) must not fail
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (the README's command, through addopts): a worker per core this process may
+    run on, at most 8. pytest-xdist's own count asks psutil for the machine's physical cores,
+    which ignores a container's or ``taskset``'s limit."""
+    from gpuseg.pipeline import usable_cores
+
+    return min(8, usable_cores())
+
+
+def _worker_count() -> int:
+    """How many pytest-xdist workers share the machine (1 without xdist)."""
+    import os
+
+    return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _threads_once_for_the_session():
     """Thread pools set once for the session as ``gpuseg run`` sets them by default (BLAS on
     one thread, OpenMP and torch on the usable cores): a BLAS thread on a busy core stalls
-    every call, and the tests' own estimators then compute as the runs they compare with."""
-    from gpuseg.pipeline import thread_limit
+    every call, and the tests' own estimators then compute as the runs they compare with.
 
-    with thread_limit(0):
-        yield
+    Under pytest-xdist (the README's command runs a worker per core) the cores are shared
+    out: each worker's runs see ``usable_cores() // workers`` cores (at least 1), so two
+    workers on 2 cores run 2 threads in all, not 4."""
+    from gpuseg import pipeline
+
+    share = max(1, pipeline.usable_cores() // _worker_count())
+    with pytest.MonkeyPatch.context() as mp:
+        if _worker_count() > 1:
+            mp.setattr(pipeline, "usable_cores", lambda: share)
+        with pipeline.thread_limit(0):
+            yield
 
 
 def _gpu_params():

@@ -31,6 +31,19 @@ def test_without_a_gpu_every_step_says_why(tmp_path):
     assert "| pytest -m cupy | skipped |" in done.stdout and "| timings | skipped |" in done.stdout
 
 
+def test_a_tier_runs_with_pytest_alone():
+    """The tier's pytest needs no plugin but pytest's own (a GPU machine may get pytest and
+    hypothesis from the wheels folder only, while pyproject's addopts ask for pytest-xdist)."""
+    import os
+
+    import gpu_check
+
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    got = gpu_check.run_tier("cupy", env, "why", 120, tests=ROOT / "tests" / "evaluate" / "test_metrics.py")
+    assert got["status"] == "ok" and not got["failed"], got
+    assert "skipped" in got["summary"] and "passed" not in got["summary"], got  # -m cupy selected only GPU tests
+
+
 def test_the_timed_cases_run_on_numpy():
     import gpu_check
 
