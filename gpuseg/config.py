@@ -9,7 +9,7 @@ A config file holds the same keys as the command line plus the stage sections::
     methods = ["kmeans"]
     k = "2-12"                     # or 6, or [2, 12]
     seed = 0
-    threads = 0                    # CPU threads of BLAS/OpenMP/torch for the run (0: usable cores, BLAS on 1)
+    threads = 0                    # CPU threads of OpenMP/torch for the run (0: usable cores; BLAS always on 1)
 
     [rename]                       # source column -> gpuseg column
     CustomerID = "customer_id"
@@ -244,8 +244,8 @@ class RunConfig:
     seed: int = 0
     truth: str | None = None
     synthetic_customers: int = 20_000
-    #: CPU threads of every thread pool (BLAS, OpenMP, torch) for the run; 0: the cores this
-    #: process may use for OpenMP and torch, 1 for BLAS (pipeline.thread_limit)
+    #: CPU threads of OpenMP and torch for the run (0: the cores this process may use); BLAS
+    #: is always on 1 (pipeline.thread_limit)
     threads: int = 0
     sensitivity: bool = False
     report: bool = True

@@ -170,13 +170,15 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
     oversubscribe shared cores (one K-means sweep ran 5.9x slower that way on a busy 2-core
     machine).
 
-    ``threads`` > 0: BLAS, OpenMP and torch at that many. 0 (the default): OpenMP
-    (scikit-learn) and torch at :func:`usable_cores`, BLAS at 1. gpuseg's BLAS work is
-    products with the few feature columns, which gain little from threads, while OpenBLAS
-    threads on a core another process holds stall every call: with one core of 2 busy, the
-    default run took 26-31 s with BLAS on 2 threads and 17-20 s on 1 (OpenMP on 2 either
-    way; bench/README.md). A fixed rule, not one read from the load, so that the same data
-    and seed give the same segments however busy the machine is.
+    OpenMP (scikit-learn) and torch at ``threads``, or for 0 (the default) at
+    :func:`usable_cores`; BLAS at 1 either way. gpuseg's BLAS work is products with the few
+    feature columns, which gain little from threads, while OpenBLAS threads on a core
+    another process holds stall every call: with one core of 2 busy, the default run took
+    26-31 s with BLAS on 2 threads and 17-20 s on 1 (OpenMP on 2 either way), and with
+    ``--threads 2`` (BLAS on 2 until 2026-12-07) the pipeline bench's evaluate stage took
+    15-19 s at 1M events where it takes 2.4 s on 1 (bench/README.md). A fixed rule, not one
+    read from the load, so that the same data and seed give the same segments however busy
+    the machine is.
 
     threadpoolctl limits only the pools loaded when it is called, and scikit-learn's OpenMP
     runtime and SciPy's OpenBLAS load with their first import: :func:`_load_thread_pools`
@@ -192,7 +194,7 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
     n = threads or usable_cores()
     torch = sys.modules.get("torch")  # already imported: set now; else backend.torch_module sets it
     before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS)
-    with threadpool_limits(limits=n if threads else {"blas": 1, "openmp": n}):
+    with threadpool_limits(limits={"blas": 1, "openmp": n}):
         _backend.RUN_THREADS = n
         if torch is not None:
             torch.set_num_threads(n)

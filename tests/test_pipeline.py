@@ -520,6 +520,9 @@ def test_thread_limit_sets_every_pool_once():
         assert got.get("blas", 1) == 1 and got.get("openmp", n) == n
     with thread_limit(1) as n:
         assert n == 1 and set(pools().values()) == {1}
+    with thread_limit(3) as n:  # BLAS stays on 1 thread whatever the count
+        got = pools()
+        assert n == 3 == backend.RUN_THREADS and got.get("blas", 1) == 1 and got.get("openmp", 3) == 3
 
 
 def test_thread_limit_reaches_pools_that_load_after_it():
