@@ -82,8 +82,8 @@ def _test_path(wheels: Path | None) -> tuple[dict | None, str]:
 def run_tier(marker: str, env: dict | None, why: str, timeout: int, tests: Path = ROOT / "tests") -> dict:
     if env is None:
         return {"status": "skipped", "reason": why}
-    # one process on the one GPU, and no pytest-xdist needed (pyproject's addopts ask for it):
-    # the wheels folder brings pytest and hypothesis only
+    # one process on the one GPU: pyproject's addopts would start a pytest-xdist worker per
+    # core where pytest-xdist is installed (without it they are ignored: tests/conftest.py)
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "--continue-on-collection-errors",
            "-o", "addopts=--import-mode=importlib -ra", "--rootdir", str(ROOT), str(tests)]
     t0 = time.perf_counter()

@@ -5,8 +5,10 @@ CSV, as the Parquet ``gpuseg generate`` writes, or as ``parquet-plain`` (the sam
 the text columns as plain strings, see :func:`ensure_data`); then each engine runs in its
 own process (so peak memory is its own) on the same file, with the same thread count for
 every pool of every engine, set once for the run (``--threads``, default: the usable
-cores): BLAS/OpenMP through threadpoolctl and ``OMP_NUM_THREADS``, Arrow's CPU pool,
-``POLARS_MAX_THREADS``.
+cores): OpenMP through threadpoolctl and ``OMP_NUM_THREADS``, Arrow's CPU pool,
+``POLARS_MAX_THREADS``; BLAS on 1 thread for every engine, as gpuseg always runs it
+(``pipeline.thread_limit``: the products here have a few dozen columns, and OpenBLAS threads
+on a busy core stall every call).
 
 Every engine does the same stages, timed separately:
 
@@ -268,7 +270,7 @@ def worker(engine: str, path: str, feat_out: str, device: str, threads: str) -> 
     if engine == "gpuseg":
         res = run_gpuseg(path, feat_out, device, n)  # sets its own limit from the config, once
     else:
-        with threadpool_limits(limits=n):
+        with threadpool_limits(limits={"blas": 1, "openmp": n}):
             res = run_polars(path, feat_out) if engine == "polars" else run_pandas(path, feat_out)
     res["wall"] = time.perf_counter() - t0
     res["peak_rss_mb"] = peak_rss_mb()
@@ -345,10 +347,11 @@ def uptime() -> str:
 
 
 def child_env(threads: int) -> dict:
-    """The same thread settings for every engine, set before any library is imported."""
+    """The same thread settings for every engine, set before any library is imported (BLAS
+    on 1 thread for all, as gpuseg runs it)."""
     n = str(threads)
     return dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                POLARS_MAX_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n)
+                POLARS_MAX_THREADS=n, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def run_engine(engine: str, path: Path, feat_out: str, device: str, threads: int) -> dict:
@@ -433,7 +436,7 @@ def main() -> None:
                     help="comma-separated: csv, parquet (as gpuseg generate writes it), "
                          "parquet-plain (the text columns as plain strings)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"], help="gpuseg's device")
-    ap.add_argument("--threads", type=int, default=0, help="threads of every engine (0: the usable cores)")
+    ap.add_argument("--threads", type=int, default=0, help="OpenMP, Arrow and Polars threads of every engine (0: the usable cores); BLAS on 1 for all")
     ap.add_argument("--engines", default=",".join(ENGINES), help="which of gpuseg,polars,pandas run")
     ap.add_argument("--data", default=str(HERE / "data"), help="where generated files are cached")
     ap.add_argument("--out", default=None, help="JSON results file")
@@ -466,7 +469,7 @@ def main() -> None:
               flush=True)
         engines.remove("polars")
     machine = f"{platform.node()}: {cpu_label()}"
-    print(f"bench/pipeline.py on {machine}; gpuseg device={args.device}; {threads} threads for every engine; "
+    print(f"bench/pipeline.py on {machine}; gpuseg device={args.device}; {threads} threads for every engine (BLAS on 1); "
           f"engines {', '.join(engines)}", flush=True)
     rows = []
     for size in sizes:

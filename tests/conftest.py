@@ -24,25 +24,39 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"GPU tests must be marked gpu and exactly one of cupy/rapids: {wrong[:5]}")
 
 
-@pytest.hookimpl(optionalhook=True)  # pytest without pytest-xdist (bench/gpu_check.py's wheels) must not fail
+def pytest_addoption(parser, pluginmanager):
+    """Without pytest-xdist (``-p no:xdist``, or a GPU machine with pytest alone), accept and
+    ignore the options pyproject's ``addopts`` pass to it, so the suite runs in one process."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist-absent", "pytest-xdist is not loaded: these are ignored")
+        group.addoption("--numprocesses", dest="numprocesses", default=None)
+        group.addoption("--dist", dest="dist", default="no")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest without pytest-xdist must not fail
 def pytest_xdist_auto_num_workers(config):
-    """``-n auto`` (the README's command, through addopts): a worker per core this process may
-    run on, at most 8. pytest-xdist's own count asks psutil for the machine's physical cores,
-    which ignores a container's or ``taskset``'s limit."""
+    """``--numprocesses auto`` (the README's command, through addopts): a worker per core this
+    process may run on, at most 8. pytest-xdist's own count asks psutil for the machine's
+    physical cores, which ignores a container's or ``taskset``'s limit. ``logical`` and
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` are left to pytest-xdist."""
+    import os
+
+    if config.option.numprocesses == "logical" or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     from gpuseg.pipeline import usable_cores
 
     return min(8, usable_cores())
 
 
-def _worker_count() -> int:
-    """How many pytest-xdist workers share the machine (1 without xdist)."""
-    import os
-
-    return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+def _worker_count(config) -> int:
+    """How many pytest-xdist workers share the machine (1 without xdist, and in the
+    controller); read from this session's config, not the environment, which child
+    processes inherit."""
+    return max(1, int(getattr(config, "workerinput", {}).get("workercount", 1)))
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _threads_once_for_the_session():
+def _threads_once_for_the_session(request):
     """Thread pools set once for the session as ``gpuseg run`` sets them by default (BLAS on
     one thread, OpenMP and torch on the usable cores): a BLAS thread on a busy core stalls
     every call, and the tests' own estimators then compute as the runs they compare with.
@@ -52,9 +66,10 @@ def _threads_once_for_the_session():
     workers on 2 cores run 2 threads in all, not 4."""
     from gpuseg import pipeline
 
-    share = max(1, pipeline.usable_cores() // _worker_count())
+    workers = _worker_count(request.config)
+    share = max(1, pipeline.usable_cores() // workers)
     with pytest.MonkeyPatch.context() as mp:
-        if _worker_count() > 1:
+        if workers > 1:
             mp.setattr(pipeline, "usable_cores", lambda: share)
         with pipeline.thread_limit(0):
             yield

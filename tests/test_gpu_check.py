@@ -44,6 +44,18 @@ def test_a_tier_runs_with_pytest_alone():
     assert "skipped" in got["summary"] and "passed" not in got["summary"], got  # -m cupy selected only GPU tests
 
 
+def test_the_suite_runs_without_pytest_xdist():
+    """pyproject's addopts ask pytest-xdist for a worker per core; without it (``-p
+    no:xdist``, or plugin autoload off as on a machine with pytest alone) they are ignored."""
+    import os
+
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_backend.py"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout and "workers" not in done.stdout
+
+
 def test_the_timed_cases_run_on_numpy():
     import gpu_check
 
