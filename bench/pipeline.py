@@ -436,7 +436,8 @@ def main() -> None:
                     help="comma-separated: csv, parquet (as gpuseg generate writes it), "
                          "parquet-plain (the text columns as plain strings)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"], help="gpuseg's device")
-    ap.add_argument("--threads", type=int, default=0, help="OpenMP, Arrow and Polars threads of every engine (0: the usable cores); BLAS on 1 for all")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="OpenMP, Arrow and Polars threads of every engine (0: the usable cores); BLAS on 1 for all")
     ap.add_argument("--engines", default=",".join(ENGINES), help="which of gpuseg,polars,pandas run")
     ap.add_argument("--data", default=str(HERE / "data"), help="where generated files are cached")
     ap.add_argument("--out", default=None, help="JSON results file")
@@ -469,8 +470,8 @@ def main() -> None:
               flush=True)
         engines.remove("polars")
     machine = f"{platform.node()}: {cpu_label()}"
-    print(f"bench/pipeline.py on {machine}; gpuseg device={args.device}; {threads} threads for every engine (BLAS on 1); "
-          f"engines {', '.join(engines)}", flush=True)
+    print(f"bench/pipeline.py on {machine}; gpuseg device={args.device}; {threads} threads for every engine "
+          f"(BLAS on 1); engines {', '.join(engines)}", flush=True)
     rows = []
     for size in sizes:
         for fmt in formats:
