@@ -82,10 +82,10 @@ def _test_path(wheels: Path | None) -> tuple[dict | None, str]:
 def run_tier(marker: str, env: dict | None, why: str, timeout: int, tests: Path = ROOT / "tests") -> dict:
     if env is None:
         return {"status": "skipped", "reason": why}
-    # one process on the one GPU: pyproject's addopts would start a pytest-xdist worker per
-    # core where pytest-xdist is installed (without it they are ignored: tests/conftest.py)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "--continue-on-collection-errors",
-           "-o", "addopts=--import-mode=importlib -ra", "--rootdir", str(ROOT), str(tests)]
+    # one process on the one GPU: no pytest-xdist workers (tests/conftest.py then accepts and
+    # ignores the options pyproject's addopts pass to it)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-m", marker, "-p", "no:cacheprovider", "-p", "no:xdist",
+           "--continue-on-collection-errors", "--rootdir", str(ROOT), str(tests)]
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
