@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.metrics import adjusted_rand_score
 
 from gpuseg.cluster import AdaptiveKMeans
-from gpuseg.cluster.adaptive import _moments, _within, pooled_metric, trace_criterion
+from gpuseg.cluster.adaptive import _moments, _within, nearest_in_metric, pooled_metric, trace_criterion
 
 
 def parallel_bands(n=1500, k=3, seed=0):
@@ -67,6 +67,23 @@ def test_predict_in_the_learned_metric_reproduces_the_labels():
     assert d.shape == (X.shape[0], 3)
     np.testing.assert_array_equal(d.argmin(axis=1), est.predict(X))
     np.testing.assert_allclose(est.embedding_, X @ est.metric_.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nearest_in_metric_is_the_nearest_centre_after_the_map(seed):
+    """Against the distances of the mapped rows to the mapped centres, in float64 (NumPy
+    reference), over chunks smaller than the data."""
+    rng = np.random.default_rng(seed)
+    d, k = 7, 1 + seed * 3
+    X = rng.normal(size=(503, d)) * rng.uniform(0.1, 5.0, d)
+    A = rng.normal(size=(d, d))
+    centers = rng.normal(size=(k, d))
+    ref = (((X @ A)[:, None, :] - (centers @ A)[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    got = nearest_in_metric(X, A, centers, chunk_size=100)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, ref)
+    got32 = nearest_in_metric(X.astype(np.float32), A, centers.astype(np.float32), chunk_size=100)
+    assert np.mean(got32 == ref) > 0.99  # float32 rounding may flip a near tie
 
 
 def test_shrinkage_zero_is_a_kmeans_fixed_point():
