@@ -330,3 +330,15 @@ def test_recommendations_show_product_names_with_their_ids():
                                                             "label": "WHITE <HEART>"}, {"item": 7, "purchases": 1}],
                              "bought_together": []})
     assert "WHITE &lt;HEART&gt; <span class=\"muted\">(85123A)</span>" in html and "<td>7</td>" in html
+
+
+@pytest.mark.parametrize("fmt", ["%.4g", "%.4f"])
+def test_number_array_formats_each_value_and_writes_null_for_non_finite(fmt):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(size=300) * 10.0 ** rng.integers(-8, 9, 300),
+                             [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, 5e-324]])
+    text = report._number_array(values, fmt)
+    assert [p is None for p in json.loads(text)] == (~np.isfinite(values)).tolist()
+    # the reference: NumPy's element-wise % of the same format
+    expected = ["null" if not np.isfinite(v) else str(np.char.mod(fmt, v)) for v in values]
+    assert text == "[" + ",".join(expected) + "]"

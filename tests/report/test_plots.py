@@ -196,3 +196,25 @@ def test_a_segment_missing_from_a_sample_shifts_no_colour(monkeypatch):
     plots._scatter(pts, labels, {0: "zero", 1: "one", 2: "two"}, "t", ("a", "b"), None)
     colours = plots._colours(3)
     assert seen == {"zero (20)": tuple(colours[0][:3]), "two (20)": tuple(colours[2][:3])}
+
+
+def test_skipping_empty_axis_labels_draws_the_same_picture(run_dir, monkeypatch):
+    """Empty axis labels are hidden and pinned before drawing (speed); every plot stays the
+    same picture, byte for byte, and labels with text stay where they were."""
+    insights = plot_insights(run_dir)
+    names = [n for n in plots.PLOTS if n != "umap"]
+    fast = plots.make_plots(run_dir, insights, include=names)
+    monkeypatch.setattr(plots, "_skip_empty_axis_labels", lambda fig: None)
+    plain = plots.make_plots(run_dir, insights, include=names)
+    for name in names:
+        assert isinstance(fast[name], bytes)
+        assert fast[name] == plain[name], name
+
+
+def test_only_empty_axis_labels_are_hidden():
+    fig = plots._figure(4, 3)
+    ax = fig.add_subplot()
+    ax.set_ylabel("customers")
+    plots._skip_empty_axis_labels(fig)
+    assert not ax.xaxis.label.get_visible()
+    assert ax.yaxis.label.get_visible() and ax.yaxis.label.get_text() == "customers"
