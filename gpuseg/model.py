@@ -285,17 +285,8 @@ def save_model(
         raise ValueError(f"method {method!r} cannot be saved; savable: {', '.join(SAVABLE_METHODS)}")
     feature_names = [str(n) for n in feature_names]
     segment_names = [str(n) for n in segment_names]
-    if method == "consensus":
-        arrays, state, weights = _consensus_state(estimator, members, train_X)
-    else:
-        arrays, state, weights = _estimator_state(method, estimator, train_X)
-        weights = {} if weights is None else {_WEIGHTS: weights}
-    if embedder is not None:
-        entry, embed_arrays, embed_weights = embedding_state(embedder, embedder_rows)
-        data = {**dict(data or {}), "embedding": entry}
-        data_arrays = {**dict(data_arrays or {}), **embed_arrays}
-        if embed_weights is not None:
-            weights[_EMBEDDER_WEIGHTS] = embed_weights
+    arrays, state, weights, data = _model_state(method, estimator, members, train_X, embedder, embedder_rows,
+                                                data, data_arrays)
     n_features = _input_width(estimator, feature_names, data)
     k = int(state["k"])
     if relabel is not None:
@@ -306,10 +297,6 @@ def save_model(
     if scaler is not None:
         scaler_meta, scaler_arrays = _scaler_state(scaler, feature_names)
         arrays.update(scaler_arrays)
-    for name, a in dict(data_arrays or {}).items():
-        if name not in _DATA_ARRAYS:
-            raise ValueError(f"data_arrays: unknown array {name!r}; known: {', '.join(_DATA_ARRAYS)}")
-        arrays[name] = np.asarray(to_host(a))
 
     folder = Path(path)
     files = _write_files(folder, arrays, weights)
@@ -333,6 +320,29 @@ def save_model(
     }
     (folder / _MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
     return folder
+
+
+def _model_state(method: str, estimator: Any, members: Mapping[str, Any] | None, train_X: Any, embedder: Any,
+                 embedder_rows: Any, data: Mapping[str, Any] | None, data_arrays: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """(arrays, state, torch weights, data) of :func:`save_model`: the estimator's fitted
+    state, the embedder's (its entry added to ``data``) and the data arrays, checked."""
+    if method == "consensus":
+        arrays, state, weights = _consensus_state(estimator, members, train_X)
+    else:
+        arrays, state, weights = _estimator_state(method, estimator, train_X)
+        weights = {} if weights is None else {_WEIGHTS: weights}
+    if embedder is not None:
+        entry, embed_arrays, embed_weights = embedding_state(embedder, embedder_rows)
+        data = {**dict(data or {}), "embedding": entry}
+        data_arrays = {**dict(data_arrays or {}), **embed_arrays}
+        if embed_weights is not None:
+            weights[_EMBEDDER_WEIGHTS] = embed_weights
+    for name, a in dict(data_arrays or {}).items():
+        if name not in _DATA_ARRAYS:
+            raise ValueError(f"data_arrays: unknown array {name!r}; known: {', '.join(_DATA_ARRAYS)}")
+        arrays[name] = np.asarray(to_host(a))
+    return arrays, state, weights, data
 
 
 def _input_width(estimator: Any, feature_names: list[str], data: Mapping[str, Any] | None) -> int:
