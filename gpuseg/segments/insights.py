@@ -114,55 +114,11 @@ def segment_insights(
         rfm = rfm_scores(features, bins=rfm_bins, cuts=rfm_cuts)
         crosstab = rfm_crosstab(labels, rfm["rfm_segment"])
 
-    frame = cleaned.frame
-    pos, seg = event_segments(features.index, frame["customer_id"], labels)
-    activity = activity_grid(series_values(frame["ts"]), seg, utc_offset_hours)
-    # what each segment buys more than the base does, not what every segment buys
-    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories), by="lift")
-    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names), by="lift")
-              if "brand" in frame.columns and cleaned.brand_names else {})
-    actions = segment_actions(summary, activity)
-    etype = series_values(frame["etype"]) if cleaned.kind == "events" else None
-    recs = label_items(segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
-                                               product_names=cleaned.product_names),
-                       getattr(cleaned, "product_labels", {}), cleaned.product_names)
-
-    low = {}
-    if confidence is not None:
-        xp = array_namespace(labels)
-        lab = xp.asarray(labels)
-        values = to_host(xp.unique(lab))
-        flagged = xp.asarray(confidence) < low_confidence
-        for v in values:  # k small reductions on the device
-            member = lab == v
-            size = int(member.sum())
-            count = int((flagged & member).sum())
-            low[int(v)] = {"count": count, "share": count / size if size else 0.0, "threshold": low_confidence}
-
+    behaviour = _behaviour(features, labels, cleaned, summary, utc_offset_hours, top_items)
+    low = _low_confidence(labels, confidence, low_confidence) if confidence is not None else {}
     segments = []
-    per_segment = {int(s): g for s, g in summary.groupby("segment")}
-    for s in sorted(per_segment):
-        g = per_segment[s]
-        first = g.iloc[0]
-        entry: dict[str, Any] = {
-            "segment": s,
-            "name": names.get(s, f"segment {s}"),
-            "persona": naming.get(s, {}).get("persona"),
-            "name_rule": naming.get(s, {}).get("rule"),
-            "size": int(first["size"]),
-            "share": float(first["share"]),
-            "revenue_share": _num(first["revenue_share"]) if "revenue_share" in g else None,
-            "profile": {r.feature: {"mean": _num(r.mean), "median": _num(r.median), "z": _num(r.z)}
-                        for r in g.itertuples()},
-            "top_categories": categories.get(s, []),
-            "top_brands": brands.get(s, []),
-            "activity": np.asarray(activity[s]).round(6).tolist() if s in activity else None,
-            "rules": [{"rule": r["text"], "support": int(r["support"]), "precision": _num(r["precision"]),
-                       "conditions": r["conditions"]} for r in explanation["rules"].get(s, [])],
-            "top_features": explanation["top_features"].get(s, []),
-            "actions": actions.get(s, []),
-            "recommendations": recs.get(s),
-        }
+    for s, g in sorted({int(s): g for s, g in summary.groupby("segment")}.items()):
+        entry = _segment_entry(s, g, names, naming, explanation, behaviour)
         if s in low:
             entry["low_confidence"] = low[s]
         if crosstab is not None and s in crosstab.index:
@@ -190,6 +146,65 @@ def segment_insights(
         "utc_offset_hours": utc_offset_hours,
     }
     return insights, names, rfm
+
+
+def _behaviour(features: Any, labels: Any, cleaned: Any, summary: Any, utc_offset_hours: float,
+               top_items: int) -> dict[str, Any]:
+    """What the segments' customers did: weekday x hour activity, categories and brands by
+    lift, actions, recommended products (each a mapping segment -> value)."""
+    frame = cleaned.frame
+    pos, seg = event_segments(features.index, frame["customer_id"], labels)
+    activity = activity_grid(series_values(frame["ts"]), seg, utc_offset_hours)
+    # what each segment buys more than the base does, not what every segment buys
+    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories), by="lift")
+    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names), by="lift")
+              if "brand" in frame.columns and cleaned.brand_names else {})
+    etype = series_values(frame["etype"]) if cleaned.kind == "events" else None
+    recs = label_items(segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
+                                               product_names=cleaned.product_names),
+                       getattr(cleaned, "product_labels", {}), cleaned.product_names)
+    return {"activity": activity, "categories": categories, "brands": brands,
+            "actions": segment_actions(summary, activity), "recommendations": recs}
+
+
+def _low_confidence(labels: Any, confidence: Any, threshold: float) -> dict[int, dict[str, Any]]:
+    """Per segment, how many of its customers have a confidence below ``threshold``."""
+    xp = array_namespace(labels)
+    lab = xp.asarray(labels)
+    flagged = xp.asarray(confidence) < threshold
+    low = {}
+    for v in to_host(xp.unique(lab)):  # k small reductions on the device
+        member = lab == v
+        size = int(member.sum())
+        count = int((flagged & member).sum())
+        low[int(v)] = {"count": count, "share": count / size if size else 0.0, "threshold": threshold}
+    return low
+
+
+def _segment_entry(s: int, g: Any, names: Mapping[int, str], naming: Mapping[int, Any],
+                   explanation: Mapping[str, Any], behaviour: Mapping[str, Any]) -> dict[str, Any]:
+    """One segment's entry of ``insights["segments"]`` (``g``: its rows of the summary)."""
+    first = g.iloc[0]
+    activity = behaviour["activity"]
+    return {
+        "segment": s,
+        "name": names.get(s, f"segment {s}"),
+        "persona": naming.get(s, {}).get("persona"),
+        "name_rule": naming.get(s, {}).get("rule"),
+        "size": int(first["size"]),
+        "share": float(first["share"]),
+        "revenue_share": _num(first["revenue_share"]) if "revenue_share" in g else None,
+        "profile": {r.feature: {"mean": _num(r.mean), "median": _num(r.median), "z": _num(r.z)}
+                    for r in g.itertuples()},
+        "top_categories": behaviour["categories"].get(s, []),
+        "top_brands": behaviour["brands"].get(s, []),
+        "activity": np.asarray(activity[s]).round(6).tolist() if s in activity else None,
+        "rules": [{"rule": r["text"], "support": int(r["support"]), "precision": _num(r["precision"]),
+                   "conditions": r["conditions"]} for r in explanation["rules"].get(s, [])],
+        "top_features": explanation["top_features"].get(s, []),
+        "actions": behaviour["actions"].get(s, []),
+        "recommendations": behaviour["recommendations"].get(s),
+    }
 
 
 def _num(v: Any) -> float | None:
