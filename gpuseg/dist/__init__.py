@@ -278,182 +278,24 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
     DeviceError
         A worker died repeatedly.
     """
-    from ..io.readers import read_header
-    from ..io.schemas import detect_format
-    from ..prep.features import CustomerFeatures, FeatureSpec, category_columns, check_finite
-
     client = session.client
-    dk = config.dask
     started = workers_memory(client)
-    dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
-    rename = dict(config.rename)
-    headers = [read_header(f, kind) for f in files]
-    schema, mapping = detect_format(headers[0], config.format, rename, source=str(files[0]))
-    for f, h in zip(files[1:], headers[1:]):
-        lacking = [src for src in mapping if src not in h]
-        if lacking:
-            raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
-    columns = list(mapping)
-    categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
-    ids = [src for src, dst in mapping.items() if dst in schema.ids]
-    read_kind = "parquet" if kind == "parquet" else "csv"
-
-    # -- load: read the pieces, hash the rows into customer buckets ----------------------------
+    schema, mapping = _detect_schema(files, kind, config)
     with stage("load") as st:
-        budget = task_budget(session.memory_limit)
-        piece_bytes = min(dk.piece_mb << 20, budget) if budget else dk.piece_mb << 20
-        pieces = plan_pieces(files, read_kind, piece_bytes)
-        size = input_bytes(files, read_kind)
-        n_buckets = dk.partitions or max(2 * session.workers, min(len(pieces), 256), 2,
-                                         math.ceil(size / budget) if budget else 0)
-        read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=columns, categorical=categorical,
-                          ids=ids, schema_name=schema.name, mapping=mapping, ts_format=config.clean.timestamp_format,
-                          backend=be.name, pure=False)
-        infos = _gather(client, client.map(operator.itemgetter(1), read), "reading the input")
-        rows_read = sum(i["rows"] for i in infos)
-        malformed = sum(i["malformed"] for i in infos)
-        if rows_read == 0:
-            raise DataError(f"{config.input}: no data rows")
-        formats = sorted({i["timestamp_format"] for i in infos if i["timestamp_format"]})
-        if len(formats) > 1:
-            note(f"the pieces' timestamps were read with {len(formats)} formats: {', '.join(formats)}")
-        # every row to the bucket of its customer: Dask's (disk-backed, peer-to-peer)
-        # shuffle, with the bucket as the index and one partition per bucket
-        vocab: dict[str, set] = {}
-        for i in infos:
-            for col, values in i["categories"].items():
-                vocab.setdefault(col, set()).update(values)
-        vocab = {col: sorted(values) for col, values in vocab.items()}
-        # a task's result, not scattered data: a worker that dies takes scattered data with
-        # it, while a task's result is computed again
-        vocab_future = client.submit(tasks.identity, vocab, pure=False) if vocab else None
-        frames = client.map(tasks.for_shuffle, read, customer=schema.customer, n_buckets=n_buckets,
-                            vocab=vocab_future)
-        del read
-        frames = [f for f, i in zip(frames, infos) if i["rows"] > i["malformed"]]
-        if not frames:
-            raise DataError(f"{config.input}: no well-formed rows ({malformed:,} malformed)")
-        meta = frames[0].result().iloc[:0]
-        ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
-        shuffled = ddf.set_index("_bucket", divisions=list(range(n_buckets)) + [n_buckets - 1])
-        buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()), vocab=vocab_future)
-        del frames, ddf, shuffled
-        _gather(client, client.map(tasks.len_or_zero, buckets), "sending rows to their customer buckets")
-        st["detail"] = (f"{rows_read:,} rows of {schema.name} from {len(files)} file(s) in {len(pieces)} pieces, "
-                        f"hashed into {n_buckets} customer buckets on {session.workers} workers")
-
-    # -- clean: the global fence, then every bucket ----------------------------------------------
+        loaded = _load_buckets(session, files, kind, config, be, schema, mapping, note)
+        st["detail"] = (f"{loaded.rows_read:,} rows of {schema.name} from {len(files)} file(s) in {loaded.pieces} "
+                        f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers")
     with stage("clean") as st:
-        fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "fill": {}}
-        if config.clean.price_outliers != "off":
-            counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,
-                                                clean_cfg=config.clean, backend=be.name), "cleaning")
-            non_empty = [c for c in counts if len(c)]
-            fitted["outlier_fence"] = _fence(pd.concat(non_empty), config.clean) if non_empty else None
-        clean_kw = dict(schema_name=schema.name, mapping=mapping, clean_cfg=config.clean, fitted=fitted,
-                        backend=be.name)
-        # hold the cleaned buckets for the feature pass when they fit easily in the workers'
-        # memory; else hold only the raw buckets (Dask spills them to disk) and clean again
-        hold = not session.memory_limit or size <= HOLD_FRACTION * session.memory_limit * session.workers
-        if hold:
-            cleaned = client.map(tasks.clean_bucket, buckets, **clean_kw)
-            del buckets
-            stats = _gather(client, client.map(tasks.cleaned_stats, cleaned, seed=config.seed), "cleaning")
-        else:
-            stats = _gather(client, client.map(tasks.clean_stats, buckets, **clean_kw, seed=config.seed),
-                            "cleaning")
-        full = [s for s in stats if s.get("rows_out")]
-        dropped: dict[str, int] = {}
-        filled: dict[str, int] = {}
-        for s in stats:
-            for k, v in s["dropped"].items():
-                dropped[k] = dropped.get(k, 0) + int(v)
-            for k, v in s["filled"].items():
-                filled[k] = filled.get(k, 0) + int(v)
-        dropped["malformed_row"] = dropped.get("malformed_row", 0) + malformed
-        accounts = _customer_accounts(stats)  # buckets hold disjoint customers: counts add up
-        rows_out = sum(s["rows_out"] for s in stats)
-        if rows_out == 0:
-            worst = max(dropped, key=dropped.get)
-            raise DataError(f"no usable rows: all {rows_read} rows were dropped while cleaning "
-                            f"(mostly {worst}: {dropped[worst]})")
-        st["detail"] = describe_cleaning({"rows_used": rows_out, "rows_dropped": dropped, **accounts})
-
-    # -- features: the global settings, then every bucket's customers ----------------------------
+        cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
+        st["detail"] = describe_cleaning({"rows_used": cleaned.rows_out, "rows_dropped": cleaned.dropped,
+                                          **cleaned.accounts})
     with stage("features") as st:
-        first = full[0]
-        reference = max(s["reference_time"] for s in full)
-        groups_on = set(config.features.groups)
-        main: dict[str, int] = {}
-        for s in full:
-            for name, n in s["main"].items():
-                main[name] = main.get(name, 0) + n
-        top = []
-        if "category" in groups_on and config.features.top_categories:
-            top = [name for name, _ in sorted(main.items(), key=lambda kv: (-kv[1], kv[0]))][
-                : config.features.top_categories]
-        medians = _medians([s["price_pairs"] for s in full]) if "price" in groups_on else None
-        include = {"brands": any(s["has_brand"] for s in full),
-                   "items_per_order": any(s.get("has_quantity", False) for s in full),
-                   "avg_unit_price": any(s.get("has_unit_price", False) for s in full),
-                   "share_morning": not all(s.get("date_only", False) for s in full)}
-        spec = FeatureSpec(names=(), groups={}, category_columns=category_columns(top), price_medians=medians,
-                           include=include)
-        # the report's row-level tables: the rows of the customers in the first bins of a
-        # seeded hash of their ids, as many bins as keep them within insight_customers
-        bins = np.sum([s["sample_bins"] for s in full], axis=0)
-        n_customers = int(bins.sum())
-        n_bins = int(np.searchsorted(np.cumsum(bins), dk.insight_customers, side="right"))
-        n_sample = int(bins[:n_bins].sum())
-        main_names = sorted({n for s in full for n in s["main_categories"]})
-        brand_names = sorted({b for s in full for b in s["brands"]})
-        products = None
-        if any(s["products"] is not None for s in full):
-            products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
-        kwargs = dict(feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed,
-                      sample_bins=n_bins, main_categories=main_names, brands=brand_names, products=products,
-                      value=bool(config.value.enabled))
-        if hold:
-            results = client.map(tasks.features_rows, cleaned, clean_args=None, **kwargs)
-            del cleaned
-        else:
-            results = client.map(tasks.features_rows, buckets, clean_args=tuple(clean_kw.values()), **kwargs)
-            del buckets
-        results = _gather(client, results, "computing features")
-        parts = [r[0] for r in results if r[0] is not None]
-        frame_ns = _backend.frame_namespace(parts[0][0])
-        table = frame_ns.concat([p[0] for p in parts]).sort_index()
-        feats = CustomerFeatures(table, dict(parts[0][1]), set(parts[0][2]), reference,
-                                 dict(spec.category_columns), medians)
-        if len(feats) < 3:
-            raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
-        check_finite(table)
-        rows = [r[1] for r in results if r[1] is not None]
-        histories = [r[2] for r in results if r[2] is not None]
-        del results
-        sample = pd.concat(rows, ignore_index=True) if rows else None
-        if be.is_gpu and sample is not None:
-            sample = be.frame.from_pandas(sample)
-        from ..prep.clean import CleanedData
-
-        cleaned_all = CleanedData(
-            frame=sample, kind=first["kind"], rows_in=rows_read, rows_out=rows_out, dropped=dropped, filled=filled,
-            main_categories=main_names, product_names=products, brand_names=brand_names,
-            price_group=first["price_group"], outlier_fence=fitted["outlier_fence"],
-            price_outliers=config.clean.price_outliers, capped=accounts["values_capped"],
-            customers_in=accounts["customers_in"], customers_touched=accounts["customers_touched"],
-            excluded=accounts["excluded"],
-            sessions_derived=first["sessions_derived"], date_only=not include["share_morning"],
-            reference_time=reference, columns=tuple(first["columns"]),
-            fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
-            purchases=pd.concat(histories).sort_index() if histories else None,
-            product_labels=_product_labels(full, products),
-        )
+        cleaned_all, feats, n_sample, n_customers = _bucket_features(client, loaded, cleaned, config, be)
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
         if n_sample < n_customers:
             note(f"the report's activity, category and product tables use the rows of a seeded sample of "
                  f"{n_sample:,} of {n_customers:,} customers ([dask] insight_customers)")
-        if not hold:
+        if not cleaned.hold:
             note("the cleaned rows did not fit easily in the workers' memory: the feature pass cleaned the "
                  "buckets again instead of holding them")
     ended = workers_memory(client)
@@ -462,6 +304,218 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
     if replaced:
         note(f"{replaced} Dask worker process(es) died or were restarted during the run; Dask computed their "
              "tasks again")
-    return DistData(cleaned_all, feats, rows_read, mapping, formats[0] if formats else "", len(pieces), n_buckets,
-                    session.workers, n_sample, hold, peak, replaced)
+    return DistData(cleaned_all, feats, loaded.rows_read, mapping, loaded.formats[0] if loaded.formats else "",
+                    loaded.pieces, loaded.n_buckets, session.workers, n_sample, cleaned.hold, peak, replaced)
 
+
+def _detect_schema(files: list[Path], kind: str, config: Any) -> tuple[Any, dict[str, str]]:
+    """The schema and column mapping of the first file; every other part must have its columns."""
+    from ..io.readers import read_header
+    from ..io.schemas import detect_format
+
+    headers = [read_header(f, kind) for f in files]
+    schema, mapping = detect_format(headers[0], config.format, dict(config.rename), source=str(files[0]))
+    for f, h in zip(files[1:], headers[1:]):
+        lacking = [src for src in mapping if src not in h]
+        if lacking:
+            raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
+    return schema, mapping
+
+
+@dataclass
+class _Loaded:
+    """What the load stage hands on: the customer buckets (futures) and the counts."""
+
+    buckets: list | None
+    rows_read: int
+    malformed: int
+    formats: list[str]
+    pieces: int
+    n_buckets: int
+    size: int
+
+
+def _load_buckets(session: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
+                  mapping: dict[str, str], note: Callable[[str], None]) -> _Loaded:
+    """Read the pieces and hash every row into the bucket of its customer."""
+    client, dk = session.client, config.dask
+    dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
+    read_kind = "parquet" if kind == "parquet" else "csv"
+    budget = task_budget(session.memory_limit)
+    piece_bytes = min(dk.piece_mb << 20, budget) if budget else dk.piece_mb << 20
+    pieces = plan_pieces(files, read_kind, piece_bytes)
+    size = input_bytes(files, read_kind)
+    n_buckets = dk.partitions or max(2 * session.workers, min(len(pieces), 256), 2,
+                                     math.ceil(size / budget) if budget else 0)
+    read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=list(mapping),
+                      categorical=[src for src, dst in mapping.items() if dst in schema.categorical],
+                      ids=[src for src, dst in mapping.items() if dst in schema.ids], schema_name=schema.name,
+                      mapping=mapping, ts_format=config.clean.timestamp_format, backend=be.name, pure=False)
+    infos = _gather(client, client.map(operator.itemgetter(1), read), "reading the input")
+    rows_read = sum(i["rows"] for i in infos)
+    malformed = sum(i["malformed"] for i in infos)
+    if rows_read == 0:
+        raise DataError(f"{config.input}: no data rows")
+    formats = sorted({i["timestamp_format"] for i in infos if i["timestamp_format"]})
+    if len(formats) > 1:
+        note(f"the pieces' timestamps were read with {len(formats)} formats: {', '.join(formats)}")
+    # every row to the bucket of its customer: Dask's (disk-backed, peer-to-peer)
+    # shuffle, with the bucket as the index and one partition per bucket
+    vocab: dict[str, set] = {}
+    for i in infos:
+        for col, values in i["categories"].items():
+            vocab.setdefault(col, set()).update(values)
+    vocab = {col: sorted(values) for col, values in vocab.items()}
+    # a task's result, not scattered data: a worker that dies takes scattered data with
+    # it, while a task's result is computed again
+    vocab_future = client.submit(tasks.identity, vocab, pure=False) if vocab else None
+    frames = client.map(tasks.for_shuffle, read, customer=schema.customer, n_buckets=n_buckets, vocab=vocab_future)
+    del read
+    frames = [f for f, i in zip(frames, infos) if i["rows"] > i["malformed"]]
+    if not frames:
+        raise DataError(f"{config.input}: no well-formed rows ({malformed:,} malformed)")
+    meta = frames[0].result().iloc[:0]
+    ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
+    shuffled = ddf.set_index("_bucket", divisions=list(range(n_buckets)) + [n_buckets - 1])
+    buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()), vocab=vocab_future)
+    del frames, ddf, shuffled
+    _gather(client, client.map(tasks.len_or_zero, buckets), "sending rows to their customer buckets")
+    return _Loaded(buckets, rows_read, malformed, formats, len(pieces), n_buckets, size)
+
+
+@dataclass
+class _Cleaned:
+    """What the clean stage hands on: the cleaned buckets (futures) when they are held, else
+    the raw ones with the arguments to clean them again; the buckets' statistics."""
+
+    parts: list | None
+    hold: bool
+    clean_kw: dict[str, Any]
+    fitted: dict[str, Any]
+    full: list[dict]
+    dropped: dict[str, int]
+    filled: dict[str, int]
+    accounts: dict[str, Any]
+    rows_out: int
+
+
+def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: Any,
+                   mapping: dict[str, str]) -> _Cleaned:
+    """The global outlier fence, then every bucket cleaned (the raw buckets leave ``loaded``)."""
+    client = session.client
+    fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "fill": {}}
+    buckets, loaded.buckets = loaded.buckets, None
+    if config.clean.price_outliers != "off":
+        counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,
+                                            clean_cfg=config.clean, backend=be.name), "cleaning")
+        non_empty = [c for c in counts if len(c)]
+        fitted["outlier_fence"] = _fence(pd.concat(non_empty), config.clean) if non_empty else None
+    clean_kw = dict(schema_name=schema.name, mapping=mapping, clean_cfg=config.clean, fitted=fitted,
+                    backend=be.name)
+    # hold the cleaned buckets for the feature pass when they fit easily in the workers'
+    # memory; else hold only the raw buckets (Dask spills them to disk) and clean again
+    hold = not session.memory_limit or loaded.size <= HOLD_FRACTION * session.memory_limit * session.workers
+    if hold:
+        parts = client.map(tasks.clean_bucket, buckets, **clean_kw)
+        del buckets
+        stats = _gather(client, client.map(tasks.cleaned_stats, parts, seed=config.seed), "cleaning")
+    else:
+        parts = buckets
+        stats = _gather(client, client.map(tasks.clean_stats, parts, **clean_kw, seed=config.seed), "cleaning")
+    dropped: dict[str, int] = {}
+    filled: dict[str, int] = {}
+    for s in stats:
+        for k, v in s["dropped"].items():
+            dropped[k] = dropped.get(k, 0) + int(v)
+        for k, v in s["filled"].items():
+            filled[k] = filled.get(k, 0) + int(v)
+    dropped["malformed_row"] = dropped.get("malformed_row", 0) + loaded.malformed
+    accounts = _customer_accounts(stats)  # buckets hold disjoint customers: counts add up
+    rows_out = sum(s["rows_out"] for s in stats)
+    if rows_out == 0:
+        worst = max(dropped, key=dropped.get)
+        raise DataError(f"no usable rows: all {loaded.rows_read} rows were dropped while cleaning "
+                        f"(mostly {worst}: {dropped[worst]})")
+    return _Cleaned(parts, hold, clean_kw, fitted, [s for s in stats if s.get("rows_out")], dropped, filled,
+                    accounts, rows_out)
+
+
+def _feature_spec(full: list[dict], config: Any) -> Any:
+    """The global feature settings from every bucket's statistics: the top categories, the
+    price medians, and which optional features the data allow."""
+    from ..prep.features import FeatureSpec, category_columns
+
+    groups_on = set(config.features.groups)
+    main: dict[str, int] = {}
+    for s in full:
+        for name, n in s["main"].items():
+            main[name] = main.get(name, 0) + n
+    top = []
+    if "category" in groups_on and config.features.top_categories:
+        top = [name for name, _ in sorted(main.items(), key=lambda kv: (-kv[1], kv[0]))][
+            : config.features.top_categories]
+    medians = _medians([s["price_pairs"] for s in full]) if "price" in groups_on else None
+    include = {"brands": any(s["has_brand"] for s in full),
+               "items_per_order": any(s.get("has_quantity", False) for s in full),
+               "avg_unit_price": any(s.get("has_unit_price", False) for s in full),
+               "share_morning": not all(s.get("date_only", False) for s in full)}
+    return FeatureSpec(names=(), groups={}, category_columns=category_columns(top), price_medians=medians,
+                       include=include)
+
+
+def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: Any, be: Any
+                     ) -> tuple[Any, Any, int, int]:
+    """(CleanedData of the report's sample, CustomerFeatures, sampled customers, customers):
+    every bucket's customers' features, the report's row-level sample beside them."""
+    from ..prep.features import CustomerFeatures, check_finite
+
+    full = cleaned.full
+    reference = max(s["reference_time"] for s in full)
+    spec = _feature_spec(full, config)
+    # the report's row-level tables: the rows of the customers in the first bins of a
+    # seeded hash of their ids, as many bins as keep them within insight_customers
+    bins = np.sum([s["sample_bins"] for s in full], axis=0)
+    n_bins = int(np.searchsorted(np.cumsum(bins), config.dask.insight_customers, side="right"))
+    main_names = sorted({n for s in full for n in s["main_categories"]})
+    brand_names = sorted({b for s in full for b in s["brands"]})
+    products = None
+    if any(s["products"] is not None for s in full):
+        products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
+    parts, cleaned.parts = cleaned.parts, None
+    results = _gather(client, client.map(
+        tasks.features_rows, parts, clean_args=None if cleaned.hold else tuple(cleaned.clean_kw.values()),
+        feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed, sample_bins=n_bins,
+        main_categories=main_names, brands=brand_names, products=products, value=bool(config.value.enabled)),
+        "computing features")
+    del parts
+    tables = [r[0] for r in results if r[0] is not None]
+    table = _backend.frame_namespace(tables[0][0]).concat([p[0] for p in tables]).sort_index()
+    feats = CustomerFeatures(table, dict(tables[0][1]), set(tables[0][2]), reference,
+                             dict(spec.category_columns), spec.price_medians)
+    if len(feats) < 3:
+        raise DataError(f"only {len(feats)} customer(s) left after cleaning; segmentation needs at least 3")
+    check_finite(table)
+    rows = [r[1] for r in results if r[1] is not None]
+    histories = [r[2] for r in results if r[2] is not None]
+    del results
+    sample = pd.concat(rows, ignore_index=True) if rows else None
+    if be.is_gpu and sample is not None:
+        sample = be.frame.from_pandas(sample)
+    from ..prep.clean import CleanedData
+
+    first, accounts = full[0], cleaned.accounts
+    cleaned_all = CleanedData(
+        frame=sample, kind=first["kind"], rows_in=loaded.rows_read, rows_out=cleaned.rows_out,
+        dropped=cleaned.dropped, filled=cleaned.filled,
+        main_categories=main_names, product_names=products, brand_names=brand_names,
+        price_group=first["price_group"], outlier_fence=cleaned.fitted["outlier_fence"],
+        price_outliers=config.clean.price_outliers, capped=accounts["values_capped"],
+        customers_in=accounts["customers_in"], customers_touched=accounts["customers_touched"],
+        excluded=accounts["excluded"],
+        sessions_derived=first["sessions_derived"], date_only=not spec.include["share_morning"],
+        reference_time=reference, columns=tuple(first["columns"]),
+        fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
+        purchases=pd.concat(histories).sort_index() if histories else None,
+        product_labels=_product_labels(full, products),
+    )
+    return cleaned_all, feats, int(bins[:n_bins].sum()), int(bins.sum())
