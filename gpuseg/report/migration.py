@@ -102,14 +102,46 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
     k = max(len(segment_names), top + 1, 1)
     names = [str(n) for n in segment_names] + [f"segment {i}" for i in range(len(segment_names), k)]
     W = len(windows)
-    pairs = []  # per pair: k+1 x k+1 matrix, index k = new (rows) / lapsed (columns)
+    pairs = _pair_matrices(flows, windows, k)
+    sizes, tops, bottom, gap = _block_layout(pairs, W, k)
+    colours = _colours(k)
+    fig = _figure(min(24.0, 3.0 + 1.9 * W), min(10.0, 5.5 + 0.15 * k))
+    ax = fig.add_subplot()
+    _draw_bands(ax, pairs, tops, k, colours)
+    _draw_blocks(ax, sizes, tops, bottom, names, colours)
+    ticks = []
+    for t, w in enumerate(windows):
+        a, sep, b = w.partition("..")
+        ticks.append((f"{a} \u2013\n{b}" if sep else w) + f"\n{int(round(sizes[t, :k].sum())):,} customers")
+    ax.set_xticks(range(W), ticks, fontsize=8)
+    ax.tick_params(axis="x", length=0)
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(bottom - gap, gap)
+    ax.set_title(f"Segment migration across {W} windows (band width = customers; grey: new / lapsed)")
+    if not any(mat.sum() > 0 for mat in pairs):
+        ax.text(0.5, 0.5, "no moves between the windows", transform=ax.transAxes, ha="center", color="0.4")
+    return _png(fig, path)
+
+
+def _pair_matrices(flows: pd.DataFrame, windows: list[str], k: int) -> list[np.ndarray]:
+    """Per pair of consecutive windows, a (k + 1) x (k + 1) matrix of customers moving from
+    segment (rows) to segment (columns); index k = new (rows) / lapsed (columns)."""
+    pairs = []
     for a, b in zip(windows[:-1], windows[1:]):
         mat = np.zeros((k + 1, k + 1))
         part = flows[(flows["window_from"] == a) & (flows["window_to"] == b)]
         np.add.at(mat, (np.where(part["from_segment"] < 0, k, part["from_segment"]),
                         np.where(part["to_segment"] < 0, k, part["to_segment"])), part["customers"].to_numpy())
         pairs.append(mat)
-    # block sizes: segments, then lapsed (target of the pair before), then new (source of the next)
+    return pairs
+
+
+def _block_layout(pairs: list[np.ndarray], W: int, k: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(sizes, tops, bottom, gap) of every window's blocks: the segments, then lapsed (target
+    of the pair before), then new (source of the next), stacked downwards from 0."""
     sizes = np.zeros((W, k + 2))
     for t, mat in enumerate(pairs):
         sizes[t, :k] = np.maximum(sizes[t, :k], mat[:k, :].sum(axis=1))
@@ -127,10 +159,11 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
             tops[t, s] = y
             y -= sizes[t, s] + (gap if sizes[t, s] > 0 else 0.0)
     bottom = float(min(tops[t, s] - sizes[t, s] for t in range(W) for s in range(k + 2)))
+    return sizes, tops, bottom, gap
 
-    colours = _colours(k)
-    fig = _figure(min(24.0, 3.0 + 1.9 * W), min(10.0, 5.5 + 0.15 * k))
-    ax = fig.add_subplot()
+
+def _draw_bands(ax: Any, pairs: list[np.ndarray], tops: np.ndarray, k: int, colours: list[Any]) -> None:
+    """The bands between consecutive windows, each as wide as the customers it carries."""
     u = np.linspace(0.0, 1.0, 40)
     ease = 3 * u ** 2 - 2 * u ** 3  # cubic smoothstep
     for t, mat in enumerate(pairs):
@@ -150,7 +183,13 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
                                 linewidth=0)
                 out_y[src] -= w
                 in_y[j] -= w
-    for t in range(W):
+
+
+def _draw_blocks(ax: Any, sizes: np.ndarray, tops: np.ndarray, bottom: float, names: list[str],
+                 colours: list[Any]) -> None:
+    """Every window's blocks, labelled with the segment and its customers where they fit."""
+    k = len(names)
+    for t in range(sizes.shape[0]):
         for s in range(k + 2):
             h = sizes[t, s]
             if h <= 0:
@@ -165,21 +204,6 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
                 sep = "\n" if frac >= 0.055 else " "
                 ax.text(t, tops[t, s] - h / 2, f"{label}{sep}{int(round(h)):,}", ha="center", va="center",
                         fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
-    ticks = []
-    for t, w in enumerate(windows):
-        a, sep, b = w.partition("..")
-        ticks.append((f"{a} \u2013\n{b}" if sep else w) + f"\n{int(round(sizes[t, :k].sum())):,} customers")
-    ax.set_xticks(range(W), ticks, fontsize=8)
-    ax.tick_params(axis="x", length=0)
-    ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
-    ax.set_xlim(-0.5, W - 0.5)
-    ax.set_ylim(bottom - gap, gap)
-    ax.set_title(f"Segment migration across {W} windows (band width = customers; grey: new / lapsed)")
-    if not any(mat.sum() > 0 for mat in pairs):
-        ax.text(0.5, 0.5, "no moves between the windows", transform=ax.transAxes, ha="center", color="0.4")
-    return _png(fig, path)
 
 
 _EXTRA_CSS = """
