@@ -17,7 +17,8 @@ from __future__ import annotations
 import gzip as _gzip
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -516,8 +517,53 @@ def _generate_events(
     rng = np.random.default_rng(seed)
     params = _persona_arrays(table)
     catalog = _product_catalog(int(np.clip(n_customers // 2, 2_000, 200_000)), rng)
+    # each step draws from rng in turn: the order of the steps is the order of the draws
+    c = _draw_customers(n_customers, seed, weights, table, params, days, rng, random_context, spread)
+    s = _draw_sessions(c, params, catalog, start_day, days, len(names), rng)
+    e = _draw_events(c, s, params, catalog, days, rng)
+    order, seconds = _time_order(e["seconds"], days)
+    epoch_s = (start_day - np.datetime64("1970-01-01", "D")).astype(np.int64) * _SECONDS_PER_DAY
+    micros = (seconds + epoch_s) * 1_000_000
+    product = e["product"][order]
+    n_s = s["n_s"]
+    # Sessions get their (sorted) UUIDs in random order.
+    session_label = rng.permutation(n_s).astype(np.int32 if n_s < 2**31 else np.int64)
 
-    # Customers.
+    events = pd.DataFrame(
+        {
+            "event_time": pd.array(micros.view("datetime64[us]"), dtype="datetime64[us, UTC]"),
+            "event_type": pd.Categorical.from_codes(
+                e["event_type"][order], dtype=pd.CategoricalDtype(list(EVENT_TYPES))
+            ),
+            "product_id": catalog["product_id"][product],
+            "category_id": catalog["category_id"][product],
+            "category_code": pd.Categorical.from_codes(
+                catalog["code"][product], dtype=catalog["code_dtype"]
+            ),
+            "brand": pd.Categorical.from_codes(
+                catalog["brand"][product], dtype=catalog["brand_dtype"]
+            ),
+            "price": e["price"][order],
+            "user_id": c["user_id"][e["cust_e"][order]],
+            "user_session": pd.Categorical.from_codes(
+                session_label[e["sess_e"][order]], dtype=pd.CategoricalDtype(_uuid_strings(n_s, rng))
+            ),
+        }
+    )
+    truth = pd.DataFrame(
+        {
+            "user_id": c["user_id"],
+            "persona": pd.array(np.asarray(names, dtype=object)[c["persona"]], dtype=_STR_DTYPE),
+        }
+    )
+    return events, truth
+
+
+def _draw_customers(n_customers: int, seed: int, weights: np.ndarray, table: Mapping[str, dict],
+                    params: dict[str, np.ndarray], days: int, rng: np.random.Generator, random_context: bool,
+                    spread: float) -> dict[str, np.ndarray]:
+    """Every customer's persona, id, sessions, funnel, price taste, time shift, context
+    persona, favourite category and active days."""
     persona = _allocate_personas(n_customers, weights, rng)
     user_id = _unique_ids(n_customers, 510_000_000, 999_999_999, rng)
     shape = params["activity_shape"][persona] / spread**2
@@ -537,20 +583,28 @@ def _generate_events(
     price_skew = params["price_skew"][persona] * rng.lognormal(0.0, 0.15 * spread, size=n_customers)
     hour_shift = np.rint(rng.normal(0.0, _HOUR_SHIFT_SD, size=n_customers)).astype(np.int64)
     # the persona whose time of day, weekend habit and favourite categories the customer has
-    context = np.random.default_rng([seed, 1]).integers(0, len(names), n_customers) if random_context else persona
+    context = np.random.default_rng([seed, 1]).integers(0, len(table), n_customers) if random_context else persona
     favourite_main = _sample_rows(_favourite_cdf(table), context, rng.random(n_customers))
     first_day, end_day = _active_days(persona, params, days)
+    return {"persona": persona, "user_id": user_id, "n_sessions": n_sessions, "funnel_cdf": funnel_cdf,
+            "price_skew": price_skew, "hour_shift": hour_shift, "context": context,
+            "favourite_main": favourite_main, "first_day": first_day, "end_day": end_day}
 
-    # Sessions: one row per (customer, session).
-    cust_s = np.repeat(np.arange(n_customers), n_sessions)
-    persona_s = persona[cust_s]
-    context_s = context[cust_s]
+
+def _draw_sessions(c: Mapping[str, np.ndarray], params: dict[str, np.ndarray], catalog: dict[str, Any],
+                   start_day: np.datetime64, days: int, n_personas: int, rng: np.random.Generator
+                   ) -> dict[str, Any]:
+    """One row per (customer, session), in time order: customer, persona, start, category
+    leaf and length."""
+    cust_s = np.repeat(np.arange(c["persona"].size), c["n_sessions"])
+    persona_s = c["persona"][cust_s]
+    context_s = c["context"][cust_s]
     n_s = cust_s.size
     day_cdf = _day_cdf(start_day, days, params["weekend"], params["trend"])  # rows: context x persona
-    day = _sample_rows(day_cdf, context_s * len(names) + persona_s, rng.random(n_s), first_day[cust_s],
-                       end_day[cust_s])
+    day = _sample_rows(day_cdf, context_s * n_personas + persona_s, rng.random(n_s), c["first_day"][cust_s],
+                       c["end_day"][cust_s])
     hour = _sample_rows(_hour_cdf(params), context_s, rng.random(n_s))
-    hour = (hour + hour_shift[cust_s]) % 24
+    hour = (hour + c["hour_shift"][cust_s]) % 24
     session_start = (
         day * _SECONDS_PER_DAY + hour * 3_600 + rng.integers(0, 3_600, size=n_s)
     ).astype(np.int64)
@@ -561,7 +615,7 @@ def _generate_events(
     persona_s = persona_s[by_start]
     main_s = np.where(
         rng.random(n_s) < 0.7,
-        favourite_main[cust_s],
+        c["favourite_main"][cust_s],
         _sample_cdf(catalog["main_cdf"], rng.random(n_s)),
     )
     leaf_s = _sample_range(
@@ -569,16 +623,22 @@ def _generate_events(
         catalog["main_first_leaf"][main_s + 1], rng.random(n_s),
     )
     session_len = rng.geometric(1.0 / params["session_len"][persona_s])
+    return {"cust_s": cust_s, "persona_s": persona_s, "start": session_start, "leaf_s": leaf_s,
+            "session_len": session_len, "n_s": n_s}
 
-    # Events: one row per event, grouped by session.
+
+def _draw_events(c: Mapping[str, np.ndarray], s: Mapping[str, Any], params: dict[str, np.ndarray],
+                 catalog: dict[str, Any], days: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One row per event, grouped by session: session, customer, second, type, product, price."""
+    session_len, n_s = s["session_len"], s["n_s"]
     sess_e = np.repeat(np.arange(n_s), session_len)
     n_e = sess_e.size
     first_e = np.zeros(n_s, dtype=np.int64)
     np.cumsum(session_len[:-1], out=first_e[1:])
     is_first = np.zeros(n_e, dtype=bool)
     is_first[first_e] = True
-    cust_e = cust_s[sess_e]
-    persona_e = persona_s[sess_e]
+    cust_e = s["cust_s"][sess_e]
+    persona_e = s["persona_s"][sess_e]
 
     # Seconds to minutes between events of a session.
     gaps = np.exp(3.4 + rng.standard_normal(n_e, dtype=np.float32)).astype(np.int64)
@@ -587,23 +647,31 @@ def _generate_events(
     elapsed -= elapsed[first_e][sess_e]
     duration = elapsed[first_e + session_len - 1]
     window_end = days * _SECONDS_PER_DAY - 1
-    session_start = np.maximum(0, np.minimum(session_start, window_end - duration))
+    session_start = np.maximum(0, np.minimum(s["start"], window_end - duration))
     seconds = session_start[sess_e] + elapsed
 
     # Event types: the customer's funnel, sessions always open with a view.
     u = rng.random(n_e, dtype=np.float32)
     event_type = np.zeros(n_e, dtype=np.int8)
     for k in range(3):
-        event_type += u >= funnel_cdf[:, k].astype(np.float32)[cust_e]
+        event_type += u >= c["funnel_cdf"][:, k].astype(np.float32)[cust_e]
     event_type[is_first] = 0
+    product, price = _draw_products(c, s["leaf_s"][sess_e], persona_e, cust_e, event_type, params, catalog, rng)
+    return {"sess_e": sess_e, "cust_e": cust_e, "seconds": seconds, "event_type": event_type, "product": product,
+            "price": price}
 
-    # Products: views pick a product (mostly in the session's category, at the persona's
-    # price rank); cart/remove/purchase concern the product viewed last in the session.
-    leaf_e = leaf_s[sess_e]
+
+def _draw_products(c: Mapping[str, np.ndarray], leaf_e: np.ndarray, persona_e: np.ndarray, cust_e: np.ndarray,
+                   event_type: np.ndarray, params: dict[str, np.ndarray], catalog: dict[str, Any],
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(product, price) of every event. Views pick a product (mostly in the session's
+    category, at the persona's price rank); cart/remove/purchase concern the product viewed
+    last in the session. A few prices are discounted."""
+    n_e = leaf_e.size
     wander = np.flatnonzero(rng.random(n_e, dtype=np.float32) >= params["focus"][persona_e])
     leaf_e[wander] = _sample_cdf(catalog["leaf_cdf"], rng.random(wander.size))
     n_in_leaf = catalog["leaf_count"][leaf_e]
-    skew = price_skew.astype(np.float32)[cust_e]
+    skew = c["price_skew"].astype(np.float32)[cust_e]
     rank = (rng.random(n_e, dtype=np.float32) ** skew * n_in_leaf).astype(np.int64)
     product = catalog["leaf_start"][leaf_e] + np.minimum(rank, n_in_leaf - 1)
     source = np.where(event_type == 0, np.arange(n_e), 0)
@@ -615,42 +683,7 @@ def _generate_events(
     price[discounted] = np.maximum(
         0.01, np.round(price[discounted] * rng.uniform(0.8, 0.97, size=discounted.size), 2)
     )
-
-    order, seconds = _time_order(seconds, days)
-    epoch_s = (start_day - np.datetime64("1970-01-01", "D")).astype(np.int64) * _SECONDS_PER_DAY
-    micros = (seconds + epoch_s) * 1_000_000
-    product = product[order]
-    # Sessions get their (sorted) UUIDs in random order.
-    session_label = rng.permutation(n_s).astype(np.int32 if n_s < 2**31 else np.int64)
-
-    events = pd.DataFrame(
-        {
-            "event_time": pd.array(micros.view("datetime64[us]"), dtype="datetime64[us, UTC]"),
-            "event_type": pd.Categorical.from_codes(
-                event_type[order], dtype=pd.CategoricalDtype(list(EVENT_TYPES))
-            ),
-            "product_id": catalog["product_id"][product],
-            "category_id": catalog["category_id"][product],
-            "category_code": pd.Categorical.from_codes(
-                catalog["code"][product], dtype=catalog["code_dtype"]
-            ),
-            "brand": pd.Categorical.from_codes(
-                catalog["brand"][product], dtype=catalog["brand_dtype"]
-            ),
-            "price": price[order],
-            "user_id": user_id[cust_e[order]],
-            "user_session": pd.Categorical.from_codes(
-                session_label[sess_e[order]], dtype=pd.CategoricalDtype(_uuid_strings(n_s, rng))
-            ),
-        }
-    )
-    truth = pd.DataFrame(
-        {
-            "user_id": user_id,
-            "persona": pd.array(np.asarray(names, dtype=object)[persona], dtype=_STR_DTYPE),
-        }
-    )
-    return events, truth
+    return product, price
 
 
 def _time_order(seconds: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:

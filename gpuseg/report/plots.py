@@ -930,7 +930,6 @@ def make_plots(out_dir: str | os.PathLike | RunOutputs, insights: Mapping[str, A
         return grids or "needs per-segment activity grids (insights segments[].activity)"
 
     chosen = (run.metrics.get("chosen") or {})
-    k = chosen.get("k")
     builders: dict[str, Any] = {
         "pca": lambda p: no_features if X is None else pca_plot(X, labels, names, seed=seed, path=p),
         "umap": lambda p: no_features if X is None else _optional(umap_plot, X, labels, names, seed=seed, path=p),
