@@ -285,8 +285,8 @@ def save_model(
         raise ValueError(f"method {method!r} cannot be saved; savable: {', '.join(SAVABLE_METHODS)}")
     feature_names = [str(n) for n in feature_names]
     segment_names = [str(n) for n in segment_names]
-    arrays, state, weights, data = _model_state(method, estimator, members, train_X, embedder, embedder_rows,
-                                                data, data_arrays)
+    arrays, state, weights, data, data_arrays = _model_state(method, estimator, members, train_X, embedder,
+                                                             embedder_rows, data, data_arrays)
     n_features = _input_width(estimator, feature_names, data)
     k = int(state["k"])
     if relabel is not None:
@@ -297,6 +297,10 @@ def save_model(
     if scaler is not None:
         scaler_meta, scaler_arrays = _scaler_state(scaler, feature_names)
         arrays.update(scaler_arrays)
+    for name, a in data_arrays.items():
+        if name not in _DATA_ARRAYS:
+            raise ValueError(f"data_arrays: unknown array {name!r}; known: {', '.join(_DATA_ARRAYS)}")
+        arrays[name] = np.asarray(to_host(a))
 
     folder = Path(path)
     files = _write_files(folder, arrays, weights)
@@ -324,9 +328,11 @@ def save_model(
 
 def _model_state(method: str, estimator: Any, members: Mapping[str, Any] | None, train_X: Any, embedder: Any,
                  embedder_rows: Any, data: Mapping[str, Any] | None, data_arrays: Mapping[str, Any] | None
-                 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any], dict[str, Any] | None]:
-    """(arrays, state, torch weights, data) of :func:`save_model`: the estimator's fitted
-    state, the embedder's (its entry added to ``data``) and the data arrays, checked."""
+                 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any], dict[str, Any] | None,
+                            dict[str, Any]]:
+    """(arrays, state, torch weights, data, data arrays) of :func:`save_model`: the
+    estimator's fitted state, and the embedder's (its entry added to ``data``, its arrays to
+    the data arrays)."""
     if method == "consensus":
         arrays, state, weights = _consensus_state(estimator, members, train_X)
     else:
@@ -338,11 +344,7 @@ def _model_state(method: str, estimator: Any, members: Mapping[str, Any] | None,
         data_arrays = {**dict(data_arrays or {}), **embed_arrays}
         if embed_weights is not None:
             weights[_EMBEDDER_WEIGHTS] = embed_weights
-    for name, a in dict(data_arrays or {}).items():
-        if name not in _DATA_ARRAYS:
-            raise ValueError(f"data_arrays: unknown array {name!r}; known: {', '.join(_DATA_ARRAYS)}")
-        arrays[name] = np.asarray(to_host(a))
-    return arrays, state, weights, data
+    return arrays, state, weights, data, dict(data_arrays or {})
 
 
 def _input_width(estimator: Any, feature_names: list[str], data: Mapping[str, Any] | None) -> int:

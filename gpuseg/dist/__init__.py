@@ -280,9 +280,10 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
     """
     client = session.client
     started = workers_memory(client)
+    dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
     schema, mapping = _detect_schema(files, kind, config)
     with stage("load") as st:
-        loaded = _load_buckets(session, files, kind, config, be, schema, mapping, note)
+        loaded = _load_buckets(session, dd, files, kind, config, be, schema, mapping, note)
         st["detail"] = (f"{loaded.rows_read:,} rows of {schema.name} from {len(files)} file(s) in {loaded.pieces} "
                         f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers")
     with stage("clean") as st:
@@ -335,11 +336,11 @@ class _Loaded:
     size: int
 
 
-def _load_buckets(session: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
+def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
                   mapping: dict[str, str], note: Callable[[str], None]) -> _Loaded:
-    """Read the pieces and hash every row into the bucket of its customer."""
+    """Read the pieces and hash every row into the bucket of its customer (``dd``:
+    ``dask.dataframe``)."""
     client, dk = session.client, config.dask
-    dd = _backend.import_optional("dask.dataframe", hint=_backend.DASK_HINT)
     read_kind = "parquet" if kind == "parquet" else "csv"
     budget = task_budget(session.memory_limit)
     piece_bytes = min(dk.piece_mb << 20, budget) if budget else dk.piece_mb << 20
@@ -482,12 +483,13 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
     if any(s["products"] is not None for s in full):
         products = sorted({p for s in full if s["products"] is not None for p in s["products"]})
     parts, cleaned.parts = cleaned.parts, None
-    results = _gather(client, client.map(
+    futures = client.map(
         tasks.features_rows, parts, clean_args=None if cleaned.hold else tuple(cleaned.clean_kw.values()),
         feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed, sample_bins=n_bins,
-        main_categories=main_names, brands=brand_names, products=products, value=bool(config.value.enabled)),
-        "computing features")
-    del parts
+        main_categories=main_names, brands=brand_names, products=products, value=bool(config.value.enabled))
+    del parts  # each bucket is released as soon as its feature task is done
+    results = _gather(client, futures, "computing features")
+    del futures
     tables = [r[0] for r in results if r[0] is not None]
     table = _backend.frame_namespace(tables[0][0]).concat([p[0] for p in tables]).sort_index()
     feats = CustomerFeatures(table, dict(tables[0][1]), set(tables[0][2]), reference,

@@ -682,11 +682,9 @@ def heatmap_plot(z: pd.DataFrame, *, limit: float = 3.0, path: str | os.PathLike
     ax.set_xticks(np.arange(n_feat), [str(c) for c in z.columns], rotation=90, fontsize=8)
     ax.set_yticks(np.arange(n_seg), [str(i) for i in z.index], fontsize=9)
     if n_seg * n_feat <= 600:
-        # inside their cells, so left out of the layout (measuring 200 texts twice was a
-        # third of the plot's time)
         for (i, j), v in np.ndenumerate(vals):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6,
-                    color="white" if abs(v) > 0.6 * limit else "black", in_layout=False)
+                    color="white" if abs(v) > 0.6 * limit else "black")
     fig.colorbar(im, ax=ax, shrink=0.8, label="z-score (clipped)")
     ax.set_title("Segment means in standard deviations from the average customer")
     return _png(fig, path)
