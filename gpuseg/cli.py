@@ -84,6 +84,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gpuseg {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    _add_run_commands(sub)
+    _add_data_commands(sub)
+    _add_model_commands(sub)
+    return p
+
+
+def _add_run_commands(sub: Any) -> None:
+    """``run`` and ``backtest``."""
     r = sub.add_parser(
         "run",
         help="segment customers (no arguments: the built-in synthetic data set)",
@@ -108,6 +116,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="last day of the holdout (default: the end of the data)")
     _run_options(b)
 
+
+def _add_data_commands(sub: Any) -> None:
+    """``generate`` and ``report``."""
     g = sub.add_parser(
         "generate",
         help="write synthetic REES46-schema event logs with planted personas",
@@ -138,15 +149,20 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--umap", action="store_true",
                      help="add the UMAP projection plot (needs umap-learn; 30-50 s on a CPU)")
 
-    def model_input(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--model", required=True, metavar="DIR", help="a model folder (OUT_DIR/model of gpuseg run)")
-        q.add_argument("--input", required=True, metavar="PATH", help="CSV/Parquet file, glob or folder of parts")
-        q.add_argument("--rename", metavar="OLD=NEW", nargs="+", action="extend", default=None,
-                       help="map your column names to gpuseg's (added to the model's own)")
-        q.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto",
-                       help="where to compute (default: auto)")
-        q.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
+def _model_input(q: argparse.ArgumentParser) -> None:
+    """The options of every command that applies a saved model to new data."""
+    q.add_argument("--model", required=True, metavar="DIR", help="a model folder (OUT_DIR/model of gpuseg run)")
+    q.add_argument("--input", required=True, metavar="PATH", help="CSV/Parquet file, glob or folder of parts")
+    q.add_argument("--rename", metavar="OLD=NEW", nargs="+", action="extend", default=None,
+                   help="map your column names to gpuseg's (added to the model's own)")
+    q.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto",
+                   help="where to compute (default: auto)")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+
+def _add_model_commands(sub: Any) -> None:
+    """``assign``, ``update`` and ``migrate``."""
     a = sub.add_parser(
         "assign",
         help="place new customers into a saved model's segments",
@@ -154,7 +170,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "feature settings, not the new data's statistics), label them with the model and write customer_id, "
         "segment, segment_name, confidence, low_confidence, out_of_distribution and ood_feature to FILE.",
     )
-    model_input(a)
+    _model_input(a)
     a.add_argument("--out", required=True, metavar="FILE", help=".parquet, .csv or .csv.gz")
     a.add_argument("--as-of", metavar="DATE", default=None,
                    help="measure recency from this day's end (or from 'YYYY-MM-DD HH:MM'); later events are left "
@@ -168,7 +184,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "latent centres), incremental EM for GMM, every member of a vote consensus; new centres are matched "
         "to the old by the Hungarian method. The new version goes to a new folder beside the old one.",
     )
-    model_input(u)
+    _model_input(u)
     u.add_argument("--out", metavar="DIR2", default=None,
                    help="folder of the new version (default: beside the model, DIR-v<version>)")
     u.add_argument("--batch-size", type=int, default=1024, metavar="N", help="mini-batch size (default 1024)")
@@ -181,13 +197,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "(segment-to-segment transitions per window pair), movers.parquet, windows.csv, drift.csv "
         "(population stability index per feature), migration.json and migration.html with a Sankey plot.",
     )
-    model_input(m)
+    _model_input(m)
     m.add_argument("--window", metavar="LENGTH", default=None, help="window length: 30d, 4w or 12h")
     m.add_argument("--windows", metavar="RANGES", default=None,
                    help="explicit windows: FIRST..LAST days, comma-separated (2019-10-01..2019-10-31,...)")
     m.add_argument("--out", metavar="DIR", default="gpuseg-migration",
                    help="output folder (default: gpuseg-migration)")
-    return p
 
 
 class ConsoleProgress:
