@@ -393,6 +393,13 @@ def _section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
 
 
 def _validate(cfg: RunConfig) -> None:
+    """Every setting checked, section by section (the first problem raises ConfigError)."""
+    for check in (_check_run, _check_clean, _check_value, _check_features, _check_stability_and_segments,
+                  _check_evaluate, _check_dask):
+        check(cfg)
+
+
+def _check_run(cfg: RunConfig) -> None:
     if cfg.format not in ("auto", "events", "orders"):
         raise ConfigError(f"--format must be auto, events or orders, not {cfg.format!r}")
     if cfg.device not in ("auto", "gpu", "cpu"):
@@ -403,6 +410,9 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--threads must be an integer in [0, 1024] (0: every usable core), not {cfg.threads!r}")
     if not isinstance(cfg.synthetic_customers, int) or cfg.synthetic_customers < 100:
         raise ConfigError(f"synthetic_customers must be an integer >= 100, not {cfg.synthetic_customers!r}")
+
+
+def _check_clean(cfg: RunConfig) -> None:
     c = cfg.clean
     if c.price_outliers not in ("cap", "drop", "off"):
         raise ConfigError(f"config [clean] price_outliers must be 'cap', 'drop' or 'off', not {c.price_outliers!r}")
@@ -410,6 +420,9 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
     if not 0 < c.iqr_factor < float("inf"):
         raise ConfigError(f"config [clean] iqr_factor must be positive, not {c.iqr_factor!r}")
+
+
+def _check_value(cfg: RunConfig) -> None:
     v = cfg.value
     if not 0 < v.horizon_days <= 3650:
         raise ConfigError(f"config [value] horizon_days must be in (0, 3650], not {v.horizon_days!r}")
@@ -417,6 +430,9 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [value] discount_rate must be a yearly rate in [0, 10), not {v.discount_rate!r}")
     if not 0 < v.margin <= 1e6:
         raise ConfigError(f"config [value] margin must be positive, not {v.margin!r}")
+
+
+def _check_features(cfg: RunConfig) -> None:
     f = cfg.features
     bad = [g for g in f.groups if g not in FEATURE_GROUPS]
     if bad or not f.groups:
@@ -435,6 +451,9 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [features] near_constant must be within [0.5, 1], not {f.near_constant!r}")
     if not 0.0 < f.redundancy <= 1.0:
         raise ConfigError(f"config [features] redundancy must be within (0, 1], not {f.redundancy!r}")
+
+
+def _check_stability_and_segments(cfg: RunConfig) -> None:
     e = cfg.evaluate
     if not isinstance(e.stability_resamples, int) or not 0 <= e.stability_resamples <= 100:
         raise ConfigError(
@@ -454,6 +473,10 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config [segments] tree_depth must be an integer in [1, 8], not {sg.tree_depth!r}")
     if not isinstance(sg.top_items, int) or not 1 <= sg.top_items <= 100:
         raise ConfigError(f"config [segments] top_items must be an integer in [1, 100], not {sg.top_items!r}")
+
+
+def _check_evaluate(cfg: RunConfig) -> None:
+    e = cfg.evaluate
     if e.stability_scheme not in ("half", "bootstrap"):
         raise ConfigError(f"config [evaluate] stability_scheme must be 'half' or 'bootstrap', not {e.stability_scheme!r}")
     if not isinstance(e.stability_sample, int) or e.stability_sample < 100:
@@ -467,6 +490,9 @@ def _validate(cfg: RunConfig) -> None:
         v = getattr(e, key)
         if not isinstance(v, int) or v < 100:
             raise ConfigError(f"config [evaluate] {key} must be an integer >= 100, not {v!r}")
+
+
+def _check_dask(cfg: RunConfig) -> None:
     d = cfg.dask
     if d.cluster and d.cluster != "local" and not re.match(r"^[a-z]+://[^\s]+$", d.cluster):
         raise ConfigError(f"--cluster must be local or a scheduler address such as tcp://host:8786, not {d.cluster!r}")
