@@ -367,6 +367,15 @@ def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, d
 
 
 def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
+    a, top, medians = _event_aggregates(data, config, spec)
+    b = _Builder(a)
+    _put_event_features(b, a, data, config, spec, top, ref)
+    return b.done(ref, medians)
+
+
+def _event_aggregates(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None) -> tuple[Any, Any, Any]:
+    """(per-customer aggregates, top categories, price medians) of the events: counts by
+    event type, revenue, prices, and the session-level counts."""
     f = data.frame
     groups_on = set(config.groups)
     et = f["etype"]
@@ -417,8 +426,14 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
     # cuDF keeps the left frame's row order in a join only in pandas-compatible mode (else
     # hash order): customer_id order is made explicit (a no-op copy on pandas, which keeps it)
     a = a.join(s, how="left").sort_index()
+    return a, top, medians
 
-    b = _Builder(a)
+
+def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None,
+                        top: Any, ref: int) -> None:
+    """Every event feature of the configured groups, from the aggregates ``a``."""
+    f = data.frame
+    groups_on = set(config.groups)
     if "rfm" in groups_on:
         _put_rfm(b, a, ref, config, spec)
     if "funnel" in groups_on:
@@ -447,7 +462,6 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         idx_paid = _safe_div(a["ratio_paid_sum"], a["purchases"])
         idx_all = _safe_div(a["ratio_sum"], a["events"])
         b.put("price_index", idx_paid.where(paid, idx_all), "price")
-    return b.done(ref, medians)
 
 
 def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
