@@ -602,6 +602,19 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
 
     A window without events is an error, or left out (with a note) under ``skip_empty``
     (windows cut by ``--window`` across a gap in the data)."""
+    labels, Xs, info = _segment_windows(model, cleaned, windows, progress, skip_empty, note)
+    if len(labels) < 2:
+        raise DataError("fewer than two windows hold events; choose a shorter --window")
+    transitions, movers_frame = _moves(labels, info, list(model.segment_names))
+    drift = psi_table(model, [w["window"] for w in info], Xs)
+    refit, reason = _refit_advice(drift, info)
+    return Migration(info, transitions, movers_frame, drift, refit, reason, labels)
+
+
+def _segment_windows(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]],
+                     progress: Callable[[int, int, str], None] | None, skip_empty: bool,
+                     note: Callable[[str], None] | None) -> tuple[list[pd.DataFrame], list[Any], list[dict[str, Any]]]:
+    """(assignments, feature matrices, window info) of the windows that hold events."""
     f = cleaned.frame
     labels, Xs, info = [], [], []
     names = list(model.segment_names)
@@ -633,8 +646,12 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
                      "segments": {names[s]: int(counts.get(s, 0)) for s in range(len(names))}})
     if progress:
         progress(len(windows), len(windows), "")
-    if len(labels) < 2:
-        raise DataError("fewer than two windows hold events; choose a shorter --window")
+    return labels, Xs, info
+
+
+def _moves(labels: list[pd.DataFrame], info: list[dict[str, Any]], names: list[str]
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(transitions, movers) between consecutive windows; -1 is new (from) or lapsed (to)."""
     trans, movers = [], []
     for t in range(1, len(labels)):
         a = labels[t - 1][["customer_id", "segment"]]
@@ -666,7 +683,11 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
     movers_frame["to_name"] = name_of(movers_frame["to_segment"], "lapsed")
     movers_frame = movers_frame[["customer_id", "window_from", "window_to", "from_segment", "from_name",
                                  "to_segment", "to_name"]]
-    drift = psi_table(model, [w["window"] for w in info], Xs)
+    return transitions, movers_frame
+
+
+def _refit_advice(drift: pd.DataFrame, info: list[dict[str, Any]]) -> tuple[bool, str]:
+    """Whether the latest window's features drifted past PSI_REFIT from the training data, and why."""
     latest = drift[drift["window_to"] == info[-1]["window"]]
     latest = latest[latest["window_from"] != "training"] if len(info) > 1 else latest
     bad = latest[latest["psi_vs_training"] > PSI_REFIT].sort_values("psi_vs_training", ascending=False)
@@ -677,5 +698,5 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
         worst = latest.sort_values("psi_vs_training", ascending=False).head(1)
         reason = (f"every feature's PSI against the training data is at most {float(worst['psi_vs_training'].iloc[0]):.2f} "
                   f"in {info[-1]['window']} (refit above {PSI_REFIT})")
-    return Migration(info, transitions, movers_frame, drift, bool(len(bad)), reason, labels)
+    return bool(len(bad)), reason
 
