@@ -226,6 +226,7 @@ class _Run:
     t_start: float
     started: _dt.datetime
     truth: Any = None
+    plot_worker: Any = None  # gpuseg.report.worker.PlotWorker, when one draws plots beside the run
     user_value: Any = None  # [value] as the user set it, when a backtest overrides its horizon
     # load, clean, features
     cleaned: Any = None
@@ -316,10 +317,25 @@ def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> 
         progress.note(f"{out_dir}: {line}")
     be = _backend.select(config.device)
     progress.run_started(be, config, methods)
+    worker = _plot_worker(config, stack)
     _backend.warm_up(be)
     return _Run(config=config, progress=progress, stack=stack, backtest=backtest, timer=_Timer(progress), be=be,
                 methods=methods, consensus_params=consensus_params, files=files, kind=kind, out_dir=out_dir,
-                t_start=t_start, started=started, truth=read_truth(config.truth) if config.truth else None)
+                t_start=t_start, started=started, truth=read_truth(config.truth) if config.truth else None,
+                plot_worker=worker)
+
+
+def _plot_worker(config: RunConfig, stack: Any) -> Any:
+    """A process that draws some of the report's plots on another core
+    (:mod:`gpuseg.report.worker`), stopped when the run ends; None where it cannot help."""
+    from .report import worker as _worker
+
+    if not _worker.usable(_backend.RUN_THREADS, config.report):
+        return None
+    started = _worker.PlotWorker.start()
+    if started is not None:
+        stack.callback(started.close)
+    return started
 
 
 def _ingest(r: _Run) -> None:
@@ -710,7 +726,8 @@ def _write(r: _Run) -> None:
 def _report(r: _Run) -> None:
     """report.html and plots/, then metrics.json again with the report's time."""
     with r.timer.stage("report") as st:
-        r.written += write_report(r.out_dir, r.insights, r.progress.note, umap=r.config.embed.method == "umap")
+        r.written += write_report(r.out_dir, r.insights, r.progress.note, umap=r.config.embed.method == "umap",
+                                  worker=r.plot_worker)
         st["detail"] = f"{r.out_dir / 'report.html'} and {len(list((r.out_dir / 'plots').glob('*.png')))} plots"
     # metrics.json again, now that its timings can include the report
     r.metrics["timings"]["report"] = round(r.timer.timings["report"], 4)
@@ -892,20 +909,23 @@ def _model_data(cleaned: Any, feats: Any, X: Any, column_map: dict, ts_format: s
 
 
 def write_report(
-    out_dir: Path, insights: dict[str, Any] | None = None, note: Any = None, umap: bool = False
+    out_dir: Path, insights: dict[str, Any] | None = None, note: Any = None, umap: bool = False,
+    worker: Any = None,
 ) -> list[Path]:
     """Build ``plots/`` and ``report.html`` from a run's output folder (both replaced together).
 
     The UMAP projection is left out unless ``umap`` (umap-learn takes 30-50 s on a CPU,
     most of it compiling; the page lists it as left out, with how to add it). Without
-    matplotlib the report is written without plots (``note`` says so).
+    matplotlib the report is written without plots (``note`` says so). ``worker``
+    (:class:`gpuseg.report.worker.PlotWorker`) draws some of the plots meanwhile, from the
+    folder's files (insights.json for ``insights``).
     """
     from .errors import DeviceError
     from .report.html import report_html
-    from .report.plots import PLOTS, make_plots
+    from .report.plots import PLOTS
 
     try:
-        plots = make_plots(out_dir, insights, include=[p for p in PLOTS if umap or p != "umap"])
+        plots = _draw_plots(out_dir, insights, [p for p in PLOTS if umap or p != "umap"], worker)
         if not umap:
             plots["umap"] = "left out by default (umap-learn takes 30-50 s on a CPU); add it with gpuseg report OUT_DIR --umap"
     except DeviceError as exc:
@@ -923,6 +943,26 @@ def write_report(
 
     return write_outputs(out_dir, {"plots": write_plots,
                                    "report.html": lambda p: p.write_text(html, encoding="utf-8")})
+
+
+def _draw_plots(out_dir: Path, insights: dict[str, Any] | None, include: list[str], worker: Any) -> dict[str, Any]:
+    """make_plots of ``include``, the worker's share (:data:`gpuseg.report.worker.WORKER_PLOTS`)
+    drawn by the worker meanwhile when there is one; in the order of ``include``."""
+    from .report.plots import make_plots
+    from .report.worker import WORKER_PLOTS
+
+    theirs = [p for p in include if p in WORKER_PLOTS] if worker is not None else []
+    if theirs and (out_dir / "insights.json").is_file() and worker.submit(out_dir, theirs):
+        insights = None  # both processes read insights.json, so both draw from the same values
+    else:
+        theirs = []
+    plots = make_plots(out_dir, insights, include=[p for p in include if p not in theirs])
+    if theirs:
+        got = worker.collect()
+        if got is None or set(got) != set(theirs):  # no answer: drawn here
+            got = make_plots(out_dir, insights, include=theirs)
+        plots.update(got)
+    return {p: plots[p] for p in include}
 
 
 def _files_label(files: list[str], source: str) -> str:
