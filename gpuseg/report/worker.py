@@ -111,6 +111,8 @@ class PlotWorker:
 
 def _serve() -> int:
     """The worker's side: import, wait for the job, draw, answer on stdout."""
+    if hasattr(os, "nice"):  # the run's own work first, should the two ever compete for a core
+        os.nice(5)
     from .plots import _figure, _png, make_plots
 
     _png(_figure(1.0, 1.0), None)  # load the fonts while the run is busy with its own stages
