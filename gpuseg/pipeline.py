@@ -925,7 +925,7 @@ def write_report(
     from .report.plots import PLOTS
 
     try:
-        plots = _draw_plots(out_dir, insights, [p for p in PLOTS if umap or p != "umap"], worker)
+        plots = _draw_plots(out_dir, insights, [p for p in PLOTS if umap or p != "umap"], worker, note)
         if not umap:
             plots["umap"] = "left out by default (umap-learn takes 30-50 s on a CPU); add it with gpuseg report OUT_DIR --umap"
     except DeviceError as exc:
@@ -945,7 +945,8 @@ def write_report(
                                    "report.html": lambda p: p.write_text(html, encoding="utf-8")})
 
 
-def _draw_plots(out_dir: Path, insights: dict[str, Any] | None, include: list[str], worker: Any) -> dict[str, Any]:
+def _draw_plots(out_dir: Path, insights: dict[str, Any] | None, include: list[str], worker: Any,
+                note: Any = None) -> dict[str, Any]:
     """make_plots of ``include``, the worker's share (:data:`gpuseg.report.worker.WORKER_PLOTS`)
     drawn by the worker meanwhile when there is one; in the order of ``include``."""
     from .report.plots import make_plots
@@ -960,6 +961,8 @@ def _draw_plots(out_dir: Path, insights: dict[str, Any] | None, include: list[st
     if theirs:
         got = worker.collect()
         if got is None or set(got) != set(theirs):  # no answer: drawn here
+            if note:
+                note(f"the plot worker gave no answer; {', '.join(theirs)} drawn in the run instead")
             got = make_plots(out_dir, insights, include=theirs)
         plots.update(got)
     return {p: plots[p] for p in include}

@@ -2,7 +2,7 @@
 
 The report's 8 matplotlib figures took 4-5 s of a 17-21 s default run on 2 cores, one
 after the other in one process, while the second core was idle. :class:`PlotWorker` is a
-plain Python process (``python -m gpuseg.report.worker``, not :mod:`multiprocessing`: no
+plain Python process (``python -I -c ...`` with the run's import path, not :mod:`multiprocessing`: no
 fork of a process with OpenMP threads, and a user's unguarded script is never imported
 again) started when the run starts. It imports the plotting code while the run loads and
 clusters, then waits for one job on its stdin: an output folder and the names
@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Sequence
 
 __all__ = ["PlotWorker", "WORKER_PLOTS", "TIMEOUT_S", "usable"]
@@ -38,9 +37,25 @@ TIMEOUT_S = 300.0
 
 
 def usable(threads: int | None, report: bool) -> bool:
-    """Whether a run should start a worker: a report, 2 or more CPU threads, and no
-    matplotlib imported yet (its settings could differ from a fresh process's)."""
-    return bool(report) and (threads or 1) >= 2 and "matplotlib" not in sys.modules
+    """Whether a run should start a worker: a report, 2 or more CPU threads on 2 or more
+    usable cores, matplotlib installed but not imported yet (its settings could differ from
+    a fresh process's), and a plain Python interpreter to start it with."""
+    import importlib.util
+
+    from ..pipeline import usable_cores
+
+    if not report or min(threads or 1, usable_cores()) < 2 or "matplotlib" in sys.modules:
+        return False
+    exe = os.path.basename(sys.executable or "")
+    if getattr(sys, "frozen", False) or not exe.lower().startswith("python"):  # uWSGI, PyInstaller, ...
+        return False
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+#: The child's code: the run's own import path (not the working folder's, not PYTHONPATH
+#: before the standard library), then the worker.
+_BOOT = ("import json, os, sys; sys.path[:] = json.loads(os.environ['GPUSEG_WORKER_PATH']); "
+         "from gpuseg.report.worker import _serve; sys.exit(_serve())")
 
 
 class PlotWorker:
@@ -52,14 +67,14 @@ class PlotWorker:
     @classmethod
     def start(cls) -> "PlotWorker | None":
         """Start the process; None when it cannot be started."""
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env = dict(os.environ, GPUSEG_WORKER_PATH=json.dumps([p for p in sys.path if isinstance(p, str)]))
         # one thread each: drawing gains nothing from more, and the run keeps its cores
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "gpuseg.report.worker"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                                    creationflags=flags)
         except OSError:
             return None
         return cls(proc)
@@ -67,7 +82,7 @@ class PlotWorker:
     def submit(self, out_dir: str | os.PathLike, include: Sequence[str]) -> bool:
         """Send the job: draw ``include`` from ``out_dir`` (its insights.json included).
         False when the worker cannot take it (it is then stopped)."""
-        job = json.dumps({"out_dir": str(out_dir), "include": list(include)}).encode("utf-8")
+        job = (json.dumps({"out_dir": str(out_dir), "include": list(include)}) + "\n").encode("utf-8")
         stdin = self._proc.stdin
         try:
             stdin.write(job)
@@ -111,15 +126,18 @@ class PlotWorker:
 
 def _serve() -> int:
     """The worker's side: import, wait for the job, draw, answer on stdout."""
-    if hasattr(os, "nice"):  # the run's own work first, should the two ever compete for a core
+    try:  # the run's own work first, should the two ever compete for a core
         os.nice(5)
+    except (AttributeError, OSError):  # Windows; a forbidden nice
+        pass
     from .plots import _figure, _png, make_plots
 
     _png(_figure(1.0, 1.0), None)  # load the fonts while the run is busy with its own stages
-    raw = sys.stdin.buffer.read()
-    if not raw.strip():  # the run ended without a report
+    # one line: a forked process that still holds the pipe cannot delay the end of input
+    line = sys.stdin.buffer.readline()
+    if not line.strip():  # the run ended without a report
         return 0
-    job = json.loads(raw.decode("utf-8"))
+    job = json.loads(line.decode("utf-8"))
     plots = make_plots(job["out_dir"], include=job["include"])
     answer = {name: {"png": base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else {"skipped": v}
               for name, v in plots.items()}

@@ -68,13 +68,15 @@ class _Fake:
         return self.answer
 
 
-@pytest.mark.parametrize("fake", [_Fake(None), _Fake(None, takes=False), _Fake({"activity": b"partial"})])
-def test_without_an_answer_the_run_draws_the_worker_s_plots_itself(run_dir, fake):
+@pytest.mark.parametrize("answer, takes", [(None, True), (None, False), ({"activity": b"partial"}, True)])
+def test_without_an_answer_the_run_draws_the_worker_s_plots_itself(run_dir, answer, takes):
+    fake, notes = _Fake(answer, takes), []
     include = [p for p in plots.PLOTS if p != "umap"]
-    got = pipeline._draw_plots(run_dir, None, include, fake)
+    got = pipeline._draw_plots(run_dir, None, include, fake, notes.append)
     assert list(got) == include  # the report's order
     assert got == plots.make_plots(run_dir, include=include)
     assert fake.jobs == [[p for p in include if p in worker.WORKER_PLOTS]]
+    assert len(notes) == (1 if takes else 0)  # a worker that took the job and failed is reported
 
 
 def test_with_an_answer_the_worker_s_plots_are_used_in_the_report_s_order(run_dir):
@@ -97,12 +99,24 @@ def test_no_worker_without_insights_json(run_dir, tmp_path):
 
 def test_usable_only_with_a_report_two_threads_and_no_matplotlib_yet(monkeypatch):
     monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
     assert worker.usable(2, True)
     assert not worker.usable(1, True)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)  # --threads 4 on one core
+    assert not worker.usable(4, True)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")  # not a plain Python to start
+    assert not worker.usable(2, True)
     assert not worker.usable(None, True)
     assert not worker.usable(2, False)
     monkeypatch.setitem(sys.modules, "matplotlib", sys.modules["gpuseg"])  # imported before the run
     assert not worker.usable(2, True)
+
+
+def test_a_worker_whose_run_ends_without_a_job_exits_cleanly():
+    w = worker.PlotWorker.start()
+    out, _ = w._proc.communicate(b"", timeout=120)  # end of input, as when the run is killed
+    assert w._proc.returncode == 0 and out.strip() == b""
 
 
 def test_close_stops_a_waiting_worker_and_is_idempotent():
@@ -135,22 +149,33 @@ def test_a_run_that_fails_stops_its_worker(tmp_path, monkeypatch):
     assert len(started) == 1 and started[0]._proc.poll() is not None
 
 
-def test_a_run_with_a_worker_writes_every_plot(tmp_path, monkeypatch):
-    used = []
-    real_collect = worker.PlotWorker.collect
+def test_a_run_with_a_worker_draws_what_a_run_without_one_draws(tmp_path, monkeypatch):
+    """Every plot of a run whose worker drew three of them equals the plot the run draws
+    alone from its in-memory insights (the worker and the run read insights.json instead)."""
+    used, given = [], []
+    real_collect, real_write = worker.PlotWorker.collect, pipeline.write_report
 
     def collect(self, timeout=worker.TIMEOUT_S):
         got = real_collect(self, timeout)
         used.append(got)
         return got
 
+    def write_report(out_dir, insights=None, note=None, umap=False, worker=None):
+        given.append(insights)
+        return real_write(out_dir, insights, note, umap, worker)
+
     monkeypatch.setattr(worker, "usable", lambda threads, report: True)
     monkeypatch.setattr(worker.PlotWorker, "collect", collect)
+    monkeypatch.setattr(pipeline, "write_report", write_report)
     from gpuseg.config import build_config
 
     out = tmp_path / "out"
     pipeline.run(build_config(out=str(out), synthetic_customers=400, k="3-4", methods="kmeans", device="cpu",
                               stability=0))
     assert len(used) == 1 and used[0] is not None and set(used[0]) == set(worker.WORKER_PLOTS)
-    for name in worker.WORKER_PLOTS:
-        assert (out / "plots" / f"{name}.png").read_bytes() == used[0][name]
+    with_worker = {p.name: p.read_bytes() for p in (out / "plots").glob("*.png")}
+    alone = pipeline._draw_plots(out, given[0], [p for p in plots.PLOTS if p != "umap"], None)
+    assert set(with_worker) == {f"{n}.png" for n, v in alone.items() if isinstance(v, bytes)}
+    for name, data in alone.items():
+        if isinstance(data, bytes):
+            assert with_worker[f"{name}.png"] == data, name
