@@ -29,7 +29,17 @@ def run_dir(tmp_path_factory, small_run, copy_run):
     return out
 
 
-def test_the_worker_draws_the_same_bytes_as_the_run(run_dir):
+#: The plots these tests draw: the worker's and two of the run's own.
+INCLUDE = ["sweep", "radar", *worker.WORKER_PLOTS]
+
+
+@pytest.fixture(scope="module")
+def alone(run_dir):
+    """The plots drawn in this process alone, for comparison."""
+    return plots.make_plots(run_dir, include=INCLUDE)
+
+
+def test_the_worker_draws_the_same_bytes_as_the_run(run_dir, alone):
     w = worker.PlotWorker.start()
     assert w is not None
     try:
@@ -37,10 +47,9 @@ def test_the_worker_draws_the_same_bytes_as_the_run(run_dir):
         got = w.collect(timeout=120)
     finally:
         w.close()
-    here = plots.make_plots(run_dir, include=list(worker.WORKER_PLOTS))
     assert got is not None and set(got) == set(worker.WORKER_PLOTS)
     for name in worker.WORKER_PLOTS:
-        assert isinstance(got[name], bytes) and got[name] == here[name], name
+        assert isinstance(got[name], bytes) and got[name] == alone[name], name
 
 
 def test_a_skipped_plot_comes_back_with_its_reason(run_dir):
@@ -69,18 +78,17 @@ class _Fake:
 
 
 @pytest.mark.parametrize("answer, takes", [(None, True), (None, False), ({"activity": b"partial"}, True)])
-def test_without_an_answer_the_run_draws_the_worker_s_plots_itself(run_dir, answer, takes):
+def test_without_an_answer_the_run_draws_the_worker_s_plots_itself(run_dir, alone, answer, takes):
     fake, notes = _Fake(answer, takes), []
-    include = [p for p in plots.PLOTS if p != "umap"]
-    got = pipeline._draw_plots(run_dir, None, include, fake, notes.append)
-    assert list(got) == include  # the report's order
-    assert got == plots.make_plots(run_dir, include=include)
-    assert fake.jobs == [[p for p in include if p in worker.WORKER_PLOTS]]
+    got = pipeline._draw_plots(run_dir, None, INCLUDE, fake, notes.append)
+    assert list(got) == INCLUDE  # the order asked for
+    assert got == alone
+    assert fake.jobs == [list(worker.WORKER_PLOTS)]
     assert len(notes) == (1 if takes else 0)  # a worker that took the job and failed is reported
 
 
 def test_with_an_answer_the_worker_s_plots_are_used_in_the_report_s_order(run_dir):
-    include = [p for p in plots.PLOTS if p != "umap"]
+    include = [p for p in plots.PLOTS if p not in ("umap", "pca", "dendrogram", "confidence", "radar")]
     answer = {p: f"drawn elsewhere: {p}" for p in worker.WORKER_PLOTS}
     got = pipeline._draw_plots(run_dir, None, include, _Fake(answer))
     assert list(got) == include
