@@ -24,6 +24,7 @@ import glob as _glob
 import gzip
 import io as _io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,17 +390,20 @@ def _read_cpu(
         if kind == "parquet":
             tables.append(_read_parquet_cpu(f, columns))
         else:
-            table, bad = _read_csv_cpu(f, columns, ids)
+            table, bad = _read_csv_cpu(f, columns, ids, text=[*categorical, *codes])
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
-    return arrow_to_pandas(table, categorical, ids if int_ids else (), codes), malformed
+    # a CSV's dictionaries hold each block's values in order of appearance (a Parquet
+    # file's may hold a whole category list in any order)
+    return arrow_to_pandas(table, categorical, ids if int_ids else (), codes, in_order=kind != "parquet"), malformed
 
 
-def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), codes: list[str] = ()) -> pd.DataFrame:
+def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), codes: list[str] = (),
+                    in_order: bool = False) -> pd.DataFrame:
     """An Arrow table of input columns as pandas: dates as timestamps, plain-integer ids as
-    int64, ``codes`` text columns as int32 codes (:func:`text_codes`), categorical text as
-    categories."""
+    int64, ``codes`` text columns as int32 codes (:func:`text_codes`, ``in_order`` passed
+    on), categorical text as categories."""
     import pyarrow as pa
 
     coded = {}
@@ -407,7 +411,7 @@ def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), cod
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
             table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
         elif fld.name in codes and _is_text(fld.type):
-            coded[fld.name] = (i, text_codes(table.column(i)))
+            coded[fld.name] = (i, text_codes(table.column(i), in_order))
         elif fld.name in ids and fld.name not in categorical and (ints := _plain_integers(table.column(i))) is not None:
             table = table.set_column(i, fld.name, ints)
         elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
@@ -429,19 +433,26 @@ def _is_text(typ) -> bool:
     return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
-def text_codes(col) -> Any:
+def text_codes(col, in_order: bool = False) -> Any:
     """int32 codes of a text column's distinct values (in order of first appearance), missing
     ``<NA>``: a pandas ``Int32`` array from Arrow's dictionary encoding of ``col`` (an Arrow
     string or dictionary column), without a pandas Categorical of the values.
 
-    A dictionary column (Parquet written from categories) is encoded again from its text:
-    each row group may carry a dictionary of its own, and this is faster than unifying them.
+    A dictionary column whose chunks list their values in order of first appearance
+    (``in_order``: Arrow's CSV reader builds one such dictionary per block) keeps its
+    indices, the chunks' dictionaries unified (later chunks' new values appended in order).
+    Any other dictionary column (Parquet written from categories) is encoded again from its
+    text: each row group may carry a whole category list of its own, and this is faster than
+    unifying them.
     """
     import pyarrow as pa
 
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    encoded = col.dictionary_encode()
+    if pa.types.is_dictionary(col.type) and in_order:
+        encoded = col.unify_dictionaries()
+    else:
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        encoded = col.dictionary_encode()
     chunks = [c.indices.cast(pa.int32()) for c in encoded.chunks]
     indices = pa.chunked_array(chunks, type=pa.int32())
     return pa.table({"codes": indices}).to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get)["codes"].array
@@ -547,7 +558,14 @@ def _utf8_block(block: bytes, cut: bool = False) -> bool:
         return False
 
 
-def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
+#: Arrow's message for a row with the wrong number of fields.
+_RAGGED = re.compile(r"Expected \d+ columns, got \d+")
+
+
+def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: list[str] = ()):
+    """A CSV as an Arrow table, and the malformed rows skipped. ``ids`` are read as text,
+    ``text`` columns as dictionaries (Arrow builds one per block while it parses, which is
+    faster than parsing strings and encoding them afterwards), the rest by inference."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -557,17 +575,29 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = ()):
         bad_rows[0] += 1
         return "skip"
 
-    def attempt(encoding: str, as_text: bool):
+    def parse(encoding: str, as_text: bool, counting: bool):
         bad_rows[0] = 0
         # Types are inferred except for ids; when a later block breaks the inference, the
         # file is read again as text and bad values are counted while cleaning.
         types = {c: pa.string() for c in (columns if as_text else ids)}
+        types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in text if c in columns and c not in ids})
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
+            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip if counting else None),
             convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types),
         )
+
+    def attempt(encoding: str, as_text: bool):
+        # A row handler (a Python call per block) costs Arrow's parser a fifth of its time,
+        # so a file is first read without one; only a file with a ragged row is read again
+        # with it, to skip and count those rows.
+        try:
+            return parse(encoding, as_text, counting=False)
+        except pa.ArrowInvalid as exc:
+            if not _RAGGED.search(str(exc)):
+                raise
+        return parse(encoding, as_text, counting=True)
 
     # a file that is not UTF-8 near its start is read as Latin-1 from the outset: Arrow
     # cannot hand a non-UTF-8 ragged row to the row handler (it would print a traceback)
