@@ -12,7 +12,9 @@ side). Two pure functions turn it into pictures and a page:
 * :func:`migration_html` writes a self-contained HTML page: the windows, the diagram, one
   transition matrix per window pair and the drift verdict. Like ``report.html`` it loads
   nothing (PNG as a ``data:`` URI, inline CSS, a Content-Security-Policy) and escapes all
-  text that comes from data.
+  text that comes from data. Its markup is in the templates ``templates/migration.html.j2``
+  and ``templates/parts/migration.html.j2`` (see :mod:`gpuseg.report.templating`); this
+  module shapes the numbers for them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .html import _CSP, _CSS, _e, _num, _pct, _table
+from .html import _num, _pct
 from .plots import _colours, _figure, _png
 
 __all__ = ["sankey_png", "migration_html", "MIGRATION_COLUMNS", "DRIFT_COLUMNS"]
@@ -206,33 +208,18 @@ def _draw_blocks(ax: Any, sizes: np.ndarray, tops: np.ndarray, bottom: float, na
                         fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
 
 
-_EXTRA_CSS = """
-td.diag{background:#fdebd9;font-weight:600}
-td .sh{display:block;color:var(--muted);font-size:11px;font-weight:400}
-.verdict{padding:10px 14px;border-radius:8px;font-weight:600;margin:8px 0}
-.verdict.refit{background:#fbe3e1;color:#8b1a12}
-.verdict.ok{background:#e1f3ec;color:#0f6b4f}
-.status-refit{color:#b3261e;font-weight:600}
-.status-watch{color:#a15c00;font-weight:600}
-"""
-
-
-def _matrix(mat: pd.DataFrame, row_names: Sequence[str], col_names: Sequence[str]) -> str:
-    """A transition matrix (rows: from, columns: to) with row shares; the diagonal highlighted."""
-    head = "".join(f"<th>{_e(n)}</th>" for n in ["from \\ to", *col_names, "total"])
-    body = []
+def _matrix(mat: pd.DataFrame, row_names: Sequence[str], col_names: Sequence[str]) -> dict[str, Any]:
+    """A transition matrix (rows: from, columns: to) with row shares; the diagonal marked."""
+    rows = []
     for r, rname in zip(mat.index, row_names):
         total = float(mat.loc[r].sum())
-        cells = [f"<th>{_e(rname)}</th>"]
+        cells = []
         for c in mat.columns:
             v = int(mat.loc[r, c])
-            share = _pct(v / total) if total > 0 else "-"
-            cls = ' class="diag"' if r == c and r >= 0 else ""
-            cells.append(f'<td{cls}>{_num(v)}<span class="sh">{share}</span></td>')
-        cells.append(f"<td>{_num(int(total))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<div class="scroll"><table class="small matrix"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+            cells.append({"customers": _num(v), "share": _pct(v / total) if total > 0 else "-",
+                          "diagonal": bool(r == c and r >= 0)})
+        rows.append({"name": rname, "cells": cells, "total": _num(int(total))})
+    return {"headers": ["from \\ to", *col_names, "total"], "rows": rows}
 
 
 def _names(migration: pd.DataFrame, flows: pd.DataFrame) -> dict[int, str]:
@@ -249,33 +236,33 @@ def _names(migration: pd.DataFrame, flows: pd.DataFrame) -> dict[int, str]:
     return dict(sorted(names.items()))
 
 
-def _drift_section(drift: pd.DataFrame | None, summary: Mapping[str, Any]) -> str:
+def _drift(drift: pd.DataFrame | None, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The refit verdict and, per window, the features whose status is not stable (refit
+    first, then watch; the largest PSI against training first)."""
     due = bool(summary.get("refit_due"))
     reason = summary.get("refit_reason") or ""
-    out = ['<section id="drift"><h2>Drift</h2>',
-           f'<p class="verdict {"refit" if due else "ok"}" id="verdict">'
-           f'{"Refit due" if due else "No refit needed"}{": " + _e(reason) if reason else ""}</p>']
+    out: dict[str, Any] = {"due": due, "reason": reason or None, "windows": None}
     if drift is None or len(drift) == 0:
-        out.append('<p class="muted">No drift measurements.</p>')
-        return "".join(out) + "</section>"
+        return out
     d = _checked(drift, DRIFT_COLUMNS, "drift")
     order = {"refit": 0, "watch": 1}
+    out["windows"] = []
     for w in dict.fromkeys(d["window_to"].astype(str)):
         part = d[d["window_to"].astype(str) == w]
         prev = part["window_from"].dropna().astype(str)
-        vs = f' <span class="muted">(vs {_e(prev.iloc[0])})</span>' if len(prev) and prev.iloc[0] else ""
         flagged = part[part["status"].astype(str) != "stable"].copy()
         flagged["o_"] = flagged["status"].astype(str).map(order).fillna(2)
         flagged["p_"] = pd.to_numeric(flagged["psi_vs_training"], errors="coerce")
         flagged = flagged.sort_values(["o_", "p_"], ascending=[True, False], kind="stable")
-        out.append(f"<h3>{_e(w)}{vs}</h3>")
-        if flagged.empty:
-            out.append(f'<p class="muted">All {len(part):,} features stable.</p>')
-            continue
-        rows = [[_e(r.feature), _num(r.psi_vs_previous), _num(r.psi_vs_training),
-                 f'<span class="status-{_e(r.status)}">{_e(r.status)}</span>'] for r in flagged.itertuples()]
-        out.append(_table(["feature", "PSI vs previous", "PSI vs training", "status"], rows, "small"))
-    return "".join(out) + "</section>"
+        out["windows"].append({
+            "name": w,
+            "previous": prev.iloc[0] if len(prev) and prev.iloc[0] else None,
+            "features": f"{len(part):,}",
+            "flagged": None if flagged.empty else [
+                {"feature": r.feature, "psi_previous": _num(r.psi_vs_previous),
+                 "psi_training": _num(r.psi_vs_training), "status": r.status} for r in flagged.itertuples()],
+        })
+    return out
 
 
 def migration_html(summary: Mapping[str, Any], migration: pd.DataFrame, drift: pd.DataFrame | None,
@@ -310,29 +297,35 @@ def migration_html(summary: Mapping[str, Any], migration: pd.DataFrame, drift: p
     names = _names(migration, flows)
     wins = [w for w in summary.get("windows") or [] if isinstance(w, Mapping)]
     seg_cols = list(dict.fromkeys(str(n) for w in wins for n in (w.get("segments") or {})))
-    rows = [[_e(w.get("window", "-")), _e(w.get("start", "-")), _e(w.get("end", "-")), _num(w.get("customers"))]
-            + [_num((w.get("segments") or {}).get(n, 0)) for n in seg_cols] for w in wins]
-    parts = ['<section id="windows"><h2>Windows</h2>',
-             _table(["window", "start", "end", "customers", *seg_cols], rows, "small") if wins
-             else '<p class="muted">No windows.</p>', "</section>", '<section id="sankey"><h2>Migration</h2>']
-    if sankey:
-        data = base64.b64encode(bytes(sankey)).decode("ascii")
-        parts.append(f'<figure><img alt="Segment migration diagram" src="data:image/png;base64,{data}">'
-                     "<figcaption>Band width: customers moving between segments from one window to the "
-                     "next.</figcaption></figure>")
-    else:
-        parts.append('<p class="muted">No diagram: it was not drawn (matplotlib missing or drawing failed); '
-                     "the tables below have the same numbers.</p>")
-    parts.append('</section><section id="transitions"><h2>Transitions</h2>')
-    order = [str(w.get("window")) for w in wins]
+    windows = [[w.get("window", "-"), w.get("start", "-"), w.get("end", "-"), _num(w.get("customers"))]
+               + [_num((w.get("segments") or {}).get(n, 0)) for n in seg_cols] for w in wins]
+    pairs = _pairs([str(w.get("window")) for w in wins], flows, names)
+    drift_part = _drift(drift, summary)
+    from .templating import render  # jinja2: only when a page is rendered
+
+    return render(
+        "migration.html.j2",
+        title=f"gpuseg segment migration: {summary.get('model', '-')}",
+        meta=[(k, summary.get(k, "-")) for k in ("method", "created", "device")],
+        window_headers=["window", "start", "end", "customers", *seg_cols],
+        windows=windows,
+        sankey=base64.b64encode(bytes(sankey)).decode("ascii") if sankey else None,
+        pairs=pairs,
+        drift=drift_part,
+    )
+
+
+def _pairs(order: list[str], flows: pd.DataFrame, names: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Window pairs in the order of the windows (consecutive ones and those with flows),
+    each with its transition matrix, or None where no customer was recorded."""
     pair_keys = list(dict.fromkeys([*zip(order[:-1], order[1:]), *zip(flows["window_from"], flows["window_to"])]))
     pair_keys.sort(key=lambda p: order.index(p[0]) if p[0] in order else len(order))
     ids = list(names)
+    pairs = []
     for a, b in pair_keys:
         part = flows[(flows["window_from"] == a) & (flows["window_to"] == b)]
-        parts.append(f"<h3>{_e(a)} &rarr; {_e(b)}</h3>")
         if part.empty:
-            parts.append('<p class="muted">No customers recorded for this pair.</p>')
+            pairs.append({"source": a, "target": b, "matrix": None})
             continue
         mat = part.pivot_table(index="from_segment", columns="to_segment", values="customers", aggfunc="sum",
                                fill_value=0).reindex(index=ids + [-1], columns=ids + [-1], fill_value=0)
@@ -340,21 +333,6 @@ def migration_html(summary: Mapping[str, Any], migration: pd.DataFrame, drift: p
             mat = mat.drop(index=-1)
         if mat[-1].sum() == 0:
             mat = mat.drop(columns=-1)
-        parts.append(_matrix(mat, [names.get(r, "new") for r in mat.index],
-                             [names.get(c, "lapsed") for c in mat.columns]))
-    if not pair_keys:
-        parts.append('<p class="muted">No window pairs.</p>')
-    parts.append("</section>")
-    parts.append(_drift_section(drift, summary))
-    title = f"gpuseg segment migration: {summary.get('model', '-')}"
-    meta = " &middot; ".join(f"{k} {_e(summary.get(k, '-'))}" for k in ("method", "created", "device"))
-    head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_e(title)}</title>",
-            f"<style>{_CSS}{_EXTRA_CSS}</style>", "</head>", "<body>", '<header class="top">',
-            f"<h1>{_e(title)}</h1>", f'<p class="muted">{meta}</p>',
-            '<nav><a href="#windows">Windows</a><a href="#sankey">Migration</a>'
-            '<a href="#transitions">Transitions</a><a href="#drift">Drift</a></nav>', "</header>", "<main>"]
-    tail = ["</main>", '<footer class="muted">Written by gpuseg. This page is self-contained: it loads nothing '
-            "from the network.</footer>", "</body>", "</html>"]
-    return "\n".join(head + parts + tail) + "\n"
+        matrix = _matrix(mat, [names.get(r, "new") for r in mat.index], [names.get(c, "lapsed") for c in mat.columns])
+        pairs.append({"source": a, "target": b, "matrix": matrix})
+    return pairs

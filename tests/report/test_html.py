@@ -323,13 +323,13 @@ def test_plots_given_as_reasons_are_listed_as_left_out(run_dir, plots):
     assert 'id="plot-umap"' not in text and text.count('src="data:image/png;base64,') == len(PLOTS) - 1
 
 
-def test_recommendations_show_product_names_with_their_ids():
-    from gpuseg.report.html import _recommendations
-
-    html = _recommendations({"purchases": 3, "top_items": [{"item": "85123A", "purchases": 3, "buyers": 3,
-                                                            "label": "WHITE <HEART>"}, {"item": 7, "purchases": 1}],
-                             "bought_together": []})
-    assert "WHITE &lt;HEART&gt; <span class=\"muted\">(85123A)</span>" in html and "<td>7</td>" in html
+def test_recommendations_show_product_names_with_their_ids(run_dir):
+    ins = {"segments": [{"segment": 0, "recommendations": {
+        "purchases": 3, "top_items": [{"item": "85123A", "purchases": 3, "buyers": 3, "label": "WHITE <HEART>"},
+                                      {"item": 7, "purchases": 1}], "bought_together": []}}]}
+    text = report.report_html(run_dir, ins, plots={})
+    card = re.search(r'<article class="card" id="segment-0">(.*?)</article>', text, re.S).group(1)
+    assert "WHITE &lt;HEART&gt; <span class=\"muted\">(85123A)</span>" in card and "<td>7</td>" in card
 
 
 @pytest.mark.parametrize("fmt", ["%.4g", "%.4f"])
