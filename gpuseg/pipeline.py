@@ -330,7 +330,7 @@ def _plot_worker(config: RunConfig, stack: Any) -> Any:
     (:mod:`gpuseg.report.worker`), stopped when the run ends; None where it cannot help."""
     from .report import worker as _worker
 
-    if not _worker.usable(_backend.RUN_THREADS, config.report):
+    if not _worker.usable(min(_backend.RUN_THREADS or 1, usable_cores()), config.report):
         return None
     started = _worker.PlotWorker.start()
     if started is not None:

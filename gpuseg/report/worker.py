@@ -37,14 +37,13 @@ TIMEOUT_S = 300.0
 
 
 def usable(threads: int | None, report: bool) -> bool:
-    """Whether a run should start a worker: a report, 2 or more CPU threads on 2 or more
-    usable cores, matplotlib installed but not imported yet (its settings could differ from
-    a fresh process's), and a plain Python interpreter to start it with."""
+    """Whether a run should start a worker: a report, 2 or more CPU threads (the caller
+    counts only threads that have a usable core of their own), matplotlib installed but not
+    imported yet (its settings could differ from a fresh process's), and a plain Python
+    interpreter to start it with."""
     import importlib.util
 
-    from ..pipeline import usable_cores
-
-    if not report or min(threads or 1, usable_cores()) < 2 or "matplotlib" in sys.modules:
+    if not report or (threads or 1) < 2 or "matplotlib" in sys.modules:
         return False
     exe = os.path.basename(sys.executable or "")
     if getattr(sys, "frozen", False) or not exe.lower().startswith("python"):  # uWSGI, PyInstaller, ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import types
 
 import numpy as np
 import pandas as pd
@@ -107,12 +108,8 @@ def test_no_worker_without_insights_json(run_dir, tmp_path):
 
 def test_usable_only_with_a_report_two_threads_and_no_matplotlib_yet(monkeypatch):
     monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
     assert worker.usable(2, True)
     assert not worker.usable(1, True)
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)  # --threads 4 on one core
-    assert not worker.usable(4, True)
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 2)
     monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")  # not a plain Python to start
     assert not worker.usable(2, True)
     assert not worker.usable(None, True)
@@ -187,3 +184,15 @@ def test_a_run_with_a_worker_draws_what_a_run_without_one_draws(tmp_path, monkey
     for name, data in alone.items():
         if isinstance(data, bytes):
             assert with_worker[f"{name}.png"] == data, name
+
+
+def test_the_run_counts_only_threads_with_a_core_of_their_own(monkeypatch):
+    # --threads 4 on one usable core: no worker; the report module never asks the pipeline
+    asked = []
+    monkeypatch.setattr(worker, "usable", lambda threads, report: asked.append(threads) or False)
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)
+    monkeypatch.setattr(pipeline._backend, "RUN_THREADS", 4)
+    cfg = types.SimpleNamespace(report=True)  # all that _plot_worker reads of the config
+    assert pipeline._plot_worker(cfg, None) is None and asked == [1]
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 8)
+    assert pipeline._plot_worker(cfg, None) is None and asked == [1, 4]
