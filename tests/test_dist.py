@@ -386,3 +386,18 @@ def test_dask_cuda_on_one_gpu_equals_plain_cudf(data, tmp_path):
     dist = run(build_config(out=str(tmp_path / "dist"), cluster="local", **cfg))
     assert dist.metrics["dask"]["kind"] == "dask-cuda"
     _same(single, dist)
+
+
+def test_a_csv_range_of_a_padded_header_is_read_by_its_stripped_names(tmp_path):
+    # "event_time, event_type, ...": every piece of a Dask run reads the names as the
+    # single-process reader does (read_header strips them)
+    from gpuseg.dist.tasks import _read_csv_range
+
+    path = tmp_path / "padded.csv"
+    rows = "".join(f"2019-10-01 00:00:0{i} UTC,view,{540 + i}\n" for i in range(6))
+    path.write_text("event_time, event_type , user_id\n" + rows)
+    size = path.stat().st_size
+    tables = [_read_csv_range(path, a, b, ["event_type", "user_id"], ["user_id"])[0]
+              for a, b in ((0, size // 2), (size // 2, size))]
+    assert sum(t.num_rows for t in tables) == 6
+    assert tables[0].column_names == ["event_type", "user_id"] and tables[0].column("user_id")[0].as_py() == "540"

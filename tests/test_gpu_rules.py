@@ -373,6 +373,14 @@ def test_gpu_reader_skips_and_counts_malformed_rows_as_the_cpu_reader(tmp_path, 
     assert pd.api.types.is_string_dtype(frame["user_id"])
 
 
+def test_gpu_reader_hands_a_padded_header_to_the_cpu_reader(tmp_path, fake_cudf):
+    # cuDF's usecols would look for " event_type"; the CPU reader renames the columns
+    p = _write(tmp_path / "padded.csv", HEADER.replace(",", ", ") + "".join(ROWS))
+    frame, malformed = readers._read_gpu([p], "csv", COLUMNS, ["user_id"])
+    assert malformed == 0 and len(frame) == 3 and list(frame.columns) == COLUMNS
+    assert not [c for c in fake_cudf.calls if c[0] == "read_csv"]
+
+
 def test_gpu_reader_falls_back_for_latin1(tmp_path, fake_cudf):
     p = _write(tmp_path / "latin.csv", (HEADER + ROWS[0].replace("shiseido", "caf\xe9")).encode("latin-1"))
     frame, malformed = readers._read_gpu([p], "csv", ["brand", "user_id"], ["user_id"])

@@ -71,7 +71,7 @@ def read_piece_frame(piece: tuple, be: Any, kind: str, columns: list[str], categ
     malformed = 0
     if piece[1] == "file":
         if be.is_gpu:
-            return readers._read_gpu([path], kind, columns, ids)
+            return readers._read_gpu([path], kind, columns, [*ids, *(c for c in categorical if c not in ids)])
         return readers._read_cpu([path], kind, columns, categorical, ids, int_ids=False)
     if piece[1] == "row_groups":
         import pyarrow.parquet as pq
@@ -93,7 +93,7 @@ def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: l
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from ..io.readers import _delimiter
+    from ..io.readers import _delimiter, padded_header
 
     with open(path, "rb") as fh:
         header = fh.readline()
@@ -114,11 +114,13 @@ def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: l
         bad[0] += 1
         return "skip"
 
+    padded = padded_header(path)
+    names = {} if padded is None else {"column_names": padded, "skip_rows": 1}
     for encoding in ("utf8", "latin-1"):
         try:
             table = pacsv.read_csv(
                 io.BytesIO(header + body),
-                read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+                read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
                 parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
                 convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
                                                      column_types={c: pa.string() for c in columns}),

@@ -17,6 +17,7 @@ wrong type is an error (:class:`~gpuseg.errors.SchemaError`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import functools
@@ -25,6 +26,7 @@ import gzip
 import io as _io
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,18 +236,32 @@ def read_header(path: Path, kind: str) -> list[str]:
             return list(pq.read_schema(path).names)
         except Exception as exc:
             raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    try:
-        with _open_text(path) as fh:
-            row = next(csv.reader(fh, delimiter=_delimiter(path)), None)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot be read as CSV ({_first_line(exc)})") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a CSV file ({exc})") from None
+    row = _raw_header(path)
     if not row or all(not c.strip() for c in row):
         raise DataError(f"{path}: file is empty (no header row)")
     if "\x00" in "".join(row):
         raise DataError(f"{path}: {_binary_kind(path)}")
     return [c.strip().lstrip("\ufeff") for c in row]
+
+
+def _raw_header(path: Path) -> list[str] | None:
+    """The first row of a CSV as the csv module reads it (None for no row)."""
+    try:
+        with _open_text(path) as fh:
+            return next(csv.reader(fh, delimiter=_delimiter(path)), None)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot be read as CSV ({_first_line(exc)})") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a CSV file ({exc})") from None
+
+
+def padded_header(path: Path) -> list[str] | None:
+    """The column names of a CSV whose header has spaces around its names
+    (``event_time, event_type``), stripped as :func:`read_header` strips them, for the
+    readers to use instead of the file's; None for a header without (most files)."""
+    row = _raw_header(path) or []
+    names = [c.lstrip("\ufeff") for c in row]
+    return [c.strip() for c in names] if any(c != c.strip() for c in names) else None
 
 
 def _binary_kind(path: Path) -> str:
@@ -320,13 +336,16 @@ def load_files(
             raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
     # ids are read as text: Arrow and cuDF would turn "000027" into 27
     ids = [src for src, dst in mapping.items() if dst in schema.ids]
-    if backend.is_gpu:
-        frame, malformed = _read_gpu(files, kind, list(mapping), ids)
+    categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
+    if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
+        frame, malformed = _read_gpu(files, kind, list(mapping), [*ids, *(c for c in categorical if c not in ids)])
     else:
-        categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
         codes = [src for src, dst in mapping.items() if dst in CODED]
         frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids, codes=codes)
     rows = len(frame)
+    if rows == 0 and malformed:
+        raise DataError(f"{source or files[0]}: none of its {malformed:,} data rows has the header's {len(first)} "
+                        "fields (a delimiter at the end of every line?)")
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
@@ -390,7 +409,9 @@ def _read_cpu(
         if kind == "parquet":
             tables.append(_read_parquet_cpu(f, columns))
         else:
-            table, bad = _read_csv_cpu(f, columns, ids, text=[*categorical, *codes])
+            # categorical columns and the coded session as dictionaries; the other ids as
+            # strings (the Dask pieces' session, categorical and an id, stays text)
+            table, bad = _read_csv_cpu(f, columns, ids, text=[*(c for c in categorical if c not in ids), *codes])
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
@@ -558,6 +579,19 @@ def _utf8_block(block: bytes, cut: bool = False) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _quiet_row_handler():
+    """The exceptions raised where Arrow calls a row handler (a list, filled while the
+    context lasts), kept from Python's "Exception ignored" message on stderr."""
+    failed: list[Any] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = failed.append
+    try:
+        yield failed
+    finally:
+        sys.unraisablehook = hook
+
+
 #: Arrow's message for a row with the wrong number of fields.
 _RAGGED = re.compile(r"Expected \d+ columns, got \d+")
 
@@ -565,11 +599,17 @@ _RAGGED = re.compile(r"Expected \d+ columns, got \d+")
 def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: list[str] = ()):
     """A CSV as an Arrow table, and the malformed rows skipped. ``ids`` are read as text,
     ``text`` columns as dictionaries (Arrow builds one per block while it parses, which is
-    faster than parsing strings and encoding them afterwards), the rest by inference."""
+    faster than parsing strings and encoding them afterwards), the rest by inference.
+
+    Text columns keep their text: a category column of "1", "01" and "1.0" has three
+    values, not one number (as the Dask and the GPU readers read them)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     bad_rows = [0]
+    padded = padded_header(path)
+    # the names as read_header gives them, where the file's have spaces around them
+    names = {} if padded is None else {"column_names": padded, "skip_rows": 1}
 
     def skip(row) -> str:  # rows with the wrong number of fields
         bad_rows[0] += 1
@@ -580,10 +620,10 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
         # Types are inferred except for ids; when a later block breaks the inference, the
         # file is read again as text and bad values are counted while cleaning.
         types = {c: pa.string() for c in (columns if as_text else ids)}
-        types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in text if c in columns and c not in ids})
+        types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in text if c in columns})
         return pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
             parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip if counting else None),
             convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types),
         )
@@ -597,7 +637,15 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
         except pa.ArrowInvalid as exc:
             if not _RAGGED.search(str(exc)):
                 raise
-        return parse(encoding, as_text, counting=True)
+        with _quiet_row_handler() as failed:
+            try:
+                return parse(encoding, as_text, counting=True)
+            except pa.ArrowInvalid:
+                if not failed:
+                    raise
+        # Arrow could not hand the handler a ragged row that is not UTF-8 (past the sampled
+        # head of the file): read as Latin-1, as a file with such bytes anywhere else is
+        raise pa.ArrowInvalid("a malformed row is not UTF-8")
 
     # a file that is not UTF-8 near its start is read as Latin-1 from the outset: Arrow
     # cannot hand a non-UTF-8 ragged row to the row handler (it would print a traceback)
@@ -629,8 +677,9 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
 def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] = ()):
     """Files read by cuDF into one frame on the device, and the malformed CSV rows skipped.
 
-    As the CPU reader as far as cuDF allows (:func:`_read_gpu_csv`); CSV ids are read as
-    text on every file (:func:`csv_dtypes`), Parquet columns keep the file's types.
+    As the CPU reader as far as cuDF allows (:func:`_read_gpu_csv`); CSV ``ids`` (the
+    caller adds the text columns) are read as text on every file (:func:`csv_dtypes`),
+    Parquet columns keep the file's types.
     """
     cudf = gpu_module("cudf")
     parts = []
@@ -665,8 +714,9 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] =
 
 
 def csv_dtypes(ids: list[str]) -> dict[str, str]:
-    """The ``dtype`` cuDF reads a CSV with: ids as text (cuDF would turn "000027" into 27,
-    and a file of plain-integer ids into int64 where another file's ids are text)."""
+    """The ``dtype`` cuDF reads a CSV with: ids (and the text columns the caller adds) as
+    text (cuDF would turn "000027" into 27, a category "01" into 1, and a file of
+    plain-integer ids into int64 where another file's ids are text)."""
     return {c: "str" for c in ids}
 
 
@@ -709,12 +759,15 @@ _CHECK_BYTES = 512 << 20
 
 def _gpu_csv_host_reason(cudf: Any, path: Path, sep: str, data: bytes | None = None) -> str:
     """Why a CSV must be read by the CPU reader rather than cuDF ("" when it need not):
-    "not UTF-8", "malformed rows" or "quoted line break".
+    "padded header" (names with spaces around them, :func:`padded_header`), "not UTF-8",
+    "malformed rows" or "quoted line break".
 
     UTF-8: the head and 16 blocks spread over an uncompressed file (:func:`_looks_utf8`),
     every byte of a decompressed one (``data``). Fields: counted per line on the device,
     :data:`_CHECK_BYTES` at a time (:func:`csv_field_check`).
     """
+    if padded_header(path) is not None:
+        return "padded header"
     if data is None:
         if not _looks_utf8(path, spread=16):
             return "not UTF-8"

@@ -111,6 +111,44 @@ def test_ragged_rows_of_both_kinds_are_counted_beside_a_type_break(tmp_path, cpu
     assert int(d.frame["price"].isna().sum()) == 1
 
 
+def test_a_ragged_row_that_is_not_utf8_past_the_sampled_head_is_read_as_latin1(tmp_path, cpu, monkeypatch, capfd):
+    # the UTF-8 check samples the head of a file; Arrow cannot hand the row handler a row it
+    # cannot decode: the file is read as Latin-1, the row counted, and nothing printed
+    from gpuseg.io import readers
+
+    monkeypatch.setattr(readers, "_looks_utf8", lambda *a, **k: True)
+    rows = REES + "2019-10-01 00:00:05 UTC,caf\xe9,1\n" + "2019-10-01 00:00:06 UTC,view,1,2,,caf\xe9,3.0,541312140,s9\n"
+    p = tmp_path / "late.csv"
+    p.write_bytes(rows.encode("latin-1"))
+    d = load(str(p), cpu)
+    assert d.rows_malformed == 1 and len(d.frame) == 4 and d.frame["brand"].astype(str).iloc[-1] == "caf\xe9"
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_header_with_spaces_around_its_names_is_read(tmp_path, cpu):
+    p = write(tmp_path / "padded.csv", REES.replace(",", ", ", 8).replace("event_time", " event_time", 1))
+    d = load(str(p), cpu)
+    assert len(d.frame) == 3 and d.frame["brand"].astype(str).tolist() == ["shiseido", "lenovo", "lenovo"]
+    assert int(d.frame["user_id"].iloc[0]) == 541312140
+
+
+def test_every_row_malformed_says_so(tmp_path, cpu):
+    # a delimiter at the end of every line gives every row one field too many
+    text = "".join(line + ",\n" for line in REES.splitlines()[1:])
+    p = write(tmp_path / "trailing.csv", REES.splitlines()[0] + "\n" + text)
+    with pytest.raises(DataError, match="none of its 3 data rows has the header's 9 fields"):
+        load(str(p), cpu)
+
+
+def test_text_columns_keep_their_text(tmp_path, cpu):
+    # categories "1", "01" and "1.0" are three values, not one number (the Dask and GPU
+    # readers read text columns as text too)
+    text = "customer_id,timestamp,amount,category\n" + "".join(
+        f"{i},2011-03-04 10:22:00,5.5,{c}\n" for i, c in enumerate(["1", "01", "1.0", "1", "true"]))
+    d = load(str(write(tmp_path / "o.csv", text)), cpu)
+    assert list(d.frame["category"].astype(str)) == ["1", "01", "1.0", "1", "true"]
+
+
 def test_a_well_formed_file_is_parsed_without_the_row_handler(tmp_path, cpu, monkeypatch):
     # the handler costs Arrow a fifth of its parse; it is only used once a ragged row is seen
     import pyarrow.csv as pacsv
