@@ -626,9 +626,9 @@ def _parse_embed(value: Any) -> EmbedConfig:
     if not isinstance(params, Mapping):
         raise ConfigError("config [embed.params] must be a table of settings")
     if method != "none":
-        from .embed.registry import embedder_params
+        from .embed.registry import check_embedder_params
 
-        embedder_params(method, params)  # unknown names raise here
+        check_embedder_params(method, n, params)  # unknown names and bad values raise here
     return EmbedConfig(method=method, n_components=n, params=tuple(sorted(params.items())))
 
 

@@ -116,3 +116,34 @@ def test_price_outliers_modes_and_older_booleans(tmp_path, value, mode):
     p.write_text(f"[clean]\nprice_outliers = {value}\n")
     assert build_config(load_config_file(p)).clean.price_outliers == mode
     assert build_config().clean.price_outliers == "cap"
+
+
+@pytest.mark.parametrize(
+    "method, line, key",
+    [
+        ("autoencoder", "max_epochs = -5", "max_epochs"),
+        ("autoencoder", "lr = 0", "lr"),
+        ("autoencoder", "batch_size = 0", "batch_size"),
+        ("autoencoder", "validation_fraction = 2", "validation_fraction"),
+        ("autoencoder", "noise = -1", "noise"),
+        ("autoencoder", 'amp = "bf16x"', "amp"),
+        ("autoencoder", "patience = -1", "patience"),
+        ("umap", "n_neighbors = 1", "n_neighbors"),
+        ("umap", "min_dist = -1", "min_dist"),
+        ("pca", 'whiten = "x"', "whiten"),
+    ],
+)
+def test_embed_params_values_are_checked_before_the_data(tmp_path, method, line, key):
+    # a value the embedder rejects at fit time is a config error naming it, not a traceback
+    # after loading and cleaning the data
+    p = tmp_path / "c.toml"
+    p.write_text(f'[embed]\nmethod = "{method}"\n[embed.params]\n{line}\n')
+    with pytest.raises(ConfigError, match=rf"^config \[embed.params\] {key}: {key} must"):
+        build_config(load_config_file(p))
+
+
+def test_the_embedders_progress_callback_is_not_a_setting(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[embed]\nmethod = "autoencoder"\n[embed.params]\ncallback = "print"\n')
+    with pytest.raises(ConfigError, match="unknown parameter 'callback'"):
+        build_config(load_config_file(p))

@@ -58,8 +58,13 @@ class PCA(EstimatorMixin):
         self.whiten = whiten
         self.random_state = random_state
 
+    def _validate_params(self) -> None:
+        if not isinstance(self.whiten, (bool, np.bool_)):
+            raise ValueError(f"whiten must be True or False, got {self.whiten!r}")
+
     def fit(self, X: Any, y: Any = None) -> "PCA":
         """Find the principal axes."""
+        self._validate_params()
         X = as_float_array(X)
         if X.ndim != 2 or X.shape[0] < 2:
             raise ValueError(f"PCA needs a 2-D array with at least 2 rows, got shape {X.shape} "
@@ -154,8 +159,17 @@ class UMAP(EstimatorMixin):
         self.min_dist = min_dist
         self.random_state = random_state
 
+    def _validate_params(self) -> None:
+        n = self.n_neighbors
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"n_neighbors must be an integer >= 2, got {n!r}")
+        d = self.min_dist
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, float, np.number)) or not 0.0 <= float(d) <= 1.0:
+            raise ValueError(f"min_dist must be a number in [0, 1] (umap-learn's spread is 1), got {d!r}")
+
     def fit(self, X: Any, y: Any = None) -> "UMAP":
         """Learn the embedding of X."""
+        self._validate_params()
         X = as_float_array(X)
         if X.ndim != 2 or X.shape[0] <= self.n_neighbors:
             raise ValueError(f"UMAP needs a 2-D array with more than n_neighbors={self.n_neighbors} rows")
