@@ -415,9 +415,21 @@ def _read_cpu(
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
+    _refuse_nested(table, files)
     # a CSV's dictionaries hold each block's values in order of appearance (a Parquet
     # file's may hold a whole category list in any order)
     return arrow_to_pandas(table, categorical, ids if int_ids else (), codes, in_order=kind != "parquet"), malformed
+
+
+def _refuse_nested(table, files: list[Path]) -> None:
+    """A column of lists, structs or maps (a Parquet file can hold them) is not a value per
+    row that gpuseg can read: say which, rather than fail later on unhashable values."""
+    import pyarrow as pa
+
+    for fld in table.schema:
+        if pa.types.is_nested(fld.type):
+            where = files[0] if len(files) == 1 else files[0].parent
+            raise DataError(f"{where}: column {fld.name!r} holds {fld.type} values, not one plain value per row")
 
 
 def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), codes: list[str] = (),

@@ -478,3 +478,16 @@ def test_dask_pieces_keep_the_session_text(tmp_path, cpu):
     frame, _ = readers._read_cpu([p], "csv", ["user_id", "user_session"], ["user_session"],
                                  ["user_id", "user_session"], int_ids=False)
     assert str(frame["user_session"].dtype) == "category"
+
+
+@pytest.mark.parametrize("value", [[541312140], {"a": 541312140}], ids=["list", "struct"])
+def test_a_nested_id_column_is_refused_in_one_line(tmp_path, cpu, value):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = pd.read_csv(__import__("io").StringIO(REES))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(table.schema.get_field_index("user_id"), "user_id", pa.array([value] * len(frame)))
+    pq.write_table(table, tmp_path / "nested.parquet")
+    with pytest.raises(DataError, match="column 'user_id' holds .* values, not one plain value per row"):
+        load(str(tmp_path / "nested.parquet"), cpu)
