@@ -530,7 +530,11 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     from .io.privacy import key_of_model, pseudonymise
     from .io.readers import resolve_paths
 
+    from .report.files import check_outside
+
     files, _ = resolve_paths(args.input)
+    check_outside(args.out, args.model, "the model folder")
+    check_outside(args.out, args.input, "the input folder")
     out = check_table_path(args.out, files, args.force)
     side = excluded_path(out)
     reference = None
@@ -592,6 +596,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
     base = model_dir.resolve()
     stem = re.sub(r"-v\d+$", "", base.name)
     out = Path(args.out).expanduser() if args.out else base.with_name(f"{stem}-v{version}")
+    from .report.files import check_outside
+
+    check_outside(out, model_dir, "the model folder")
     if out.exists():
         raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
     if not out.parent.is_dir():
@@ -623,20 +630,32 @@ def _cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migration_out(out_arg: str, model: str, inputs: str) -> Path:
+    """``migrate --out``: a new or empty folder, or one migrate wrote (its migration.json),
+    outside the model folder and an input folder."""
+    from .errors import ConfigError
+    from .report.files import check_outside
+
+    check_outside(out_arg, model, "the model folder")
+    check_outside(out_arg, inputs, "the input folder")
+    out = Path(out_arg).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out_arg}: exists and is not a folder")
+    if out.is_dir() and not (out / "migration.json").is_file():
+        foreign = next((q.name for q in sorted(out.iterdir()) if not q.name.startswith(".gpuseg-")), None)
+        if foreign is not None:
+            raise ConfigError(f"--out {out_arg}: holds {foreign}, which gpuseg migrate did not write; give an empty "
+                              "or new folder (a folder migrate wrote may be used again)")
+    return out
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from .dynamic import migrate, parse_windows, write_table
     from .errors import ConfigError
     from .io.privacy import key_of_model, pseudonymise
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
-    out = Path(args.out).expanduser()
-    ours = ("migration.csv", "movers.parquet", "windows.csv", "drift.csv", "migration.json", "migration.html",
-            "sankey.png")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {args.out}: exists and is not a folder")
-    if out.is_dir() and any((out / n).exists() for n in ours) and not (out / "migration.json").is_file():
-        raise ConfigError(f"--out {args.out}: holds files of gpuseg migrate's names that it did not write; "
-                          "choose another folder")
+    out = _migration_out(args.out, args.model, args.input)
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress)

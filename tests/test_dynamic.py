@@ -142,6 +142,39 @@ def test_assign_cli_writes_csv_and_refuses_to_overwrite(events, kmeans_run, tmp_
     assert rc == 0
 
 
+def test_outputs_are_refused_inside_the_model_an_input_folder_or_a_users_folder(events, kmeans_run, tmp_path, capsys):
+    # gpuseg's files inside model/ break the model; inside an input folder they are read as
+    # data next time; a folder of the user's own files is not migrate's to fill
+    model = kmeans_run / "model"
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "p1.parquet").write_bytes((events / "new.parquet").read_bytes())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    before = sorted(q.name for q in model.iterdir())
+    cases = [
+        (["assign", "--model", str(model), "--input", str(parts), "--out", str(model / "x.parquet")], "model folder"),
+        (["assign", "--model", str(model), "--input", str(parts), "--out", str(parts / "seg.parquet")], "input folder"),
+        (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(model)],
+         "model folder"),
+        (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(parts / "m")],
+         "input folder"),
+        (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(mine)],
+         "holds notes.txt"),
+        (["update", "--model", str(model), "--input", str(parts), "--out", str(model / "v2")], "model folder"),
+        (["run", "--input", str(parts), "--out", str(parts / "seg"), "--methods", "kmeans", "--k", "3",
+          "--stability", "0", "--no-report"], "input folder"),
+    ]
+    for argv, why in cases:
+        rc = main([*argv, "-q"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("gpuseg: error: ") and err.count("\n") == 1 and why in err, (argv, err)
+    assert sorted(q.name for q in model.iterdir()) == before
+    assert sorted(q.name for q in parts.iterdir()) == ["p1.parquet"]
+    assert sorted(q.name for q in mine.iterdir()) == ["notes.txt"]
+
+
 def test_assign_predicts_lifetime_value_with_the_models_fit(events, kmeans_run):
     # the training data again: the same purchases, the same reference time, so the run's own values
     got = _assign(kmeans_run / "model", events / "train.parquet").set_index("customer_id")

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = [
-    "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_output_dir", "write_outputs", "to_json",
+    "OUTPUT_FILES", "OUTPUT_DIRS", "check_out_dir", "check_outside", "check_output_dir", "write_outputs", "to_json",
     "spreadsheet_safe", "write_csv", "recover", "output_lock", "MANIFEST", "LOCK",
 ]
 
@@ -119,6 +119,22 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise ConfigError(f"--out {out}: holds {foreign}, which gpuseg did not write; give an empty or new "
                               "folder (a folder a gpuseg run wrote may be used again)")
     return p
+
+
+def check_outside(out: str | os.PathLike, folder: str | os.PathLike | None, what: str) -> None:
+    """Refuse an output (file or folder) at or inside ``folder`` (a model folder, or an input
+    given as a folder): gpuseg's files there would break the model or be read as input
+    data by the next command.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if folder is None or not Path(folder).expanduser().is_dir():
+        return
+    o, f = Path(out).expanduser().resolve(), Path(folder).expanduser().resolve()
+    if o == f or o.is_relative_to(f):
+        raise ConfigError(f"--out {out}: is inside {what} {folder}; choose a place outside it")
 
 
 def check_output_dir(folder: Path) -> None:
