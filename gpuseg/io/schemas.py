@@ -181,6 +181,12 @@ def detect_format(
         raise SchemaError(
             f"--rename {unknown[0]}=...: {source} has no column {unknown[0]!r} (columns: {_list(columns)})"
         )
+    for old, new in rename.items():
+        # the file's own column of that name would be dropped without a word
+        clash = next((c for c in columns if c != old and c not in rename and _norm(c) == _norm(new)), None)
+        if clash is not None:
+            raise SchemaError(f"--rename {old}={new}: {source} already has a column {clash!r}, which would be left "
+                              f"out; rename it too (e.g. --rename {clash}={clash}_original) or choose another name")
     candidates = [SCHEMAS[fmt]] if fmt != "auto" else [EVENTS, ORDERS]
     results = []
     for schema in candidates:

@@ -491,3 +491,17 @@ def test_a_nested_id_column_is_refused_in_one_line(tmp_path, cpu, value):
     pq.write_table(table, tmp_path / "nested.parquet")
     with pytest.raises(DataError, match="column 'user_id' holds .* values, not one plain value per row"):
         load(str(tmp_path / "nested.parquet"), cpu)
+
+
+@pytest.mark.parametrize("rename", [{"quantity": "amount"}, {"qty": "Amount"}, {"amount": "customer_id"}])
+def test_a_rename_onto_a_column_the_file_has_is_refused(tmp_path, cpu, rename):
+    # the file's own amount (or customer_id) would be silently left out
+    text = "customer_id,timestamp,amount,quantity,qty\n1,2011-01-01,3.5,2,2\n"
+    with pytest.raises(SchemaError, match=r"already has a column '(amount|customer_id)', which would be left out"):
+        load(str(write(tmp_path / "o.csv", text)), cpu, rename=rename)
+
+
+def test_a_rename_of_both_columns_is_accepted(tmp_path, cpu):
+    text = "customer_id,timestamp,amount,quantity\n1,2011-01-01,3.5,2\n"
+    d = load(str(write(tmp_path / "o.csv", text)), cpu, rename={"quantity": "amount", "amount": "amount_listed"})
+    assert d.column_map["quantity"] == "amount" and float(d.frame["amount"].iloc[0]) == 2.0
