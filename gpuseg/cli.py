@@ -526,7 +526,8 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
-    from .dynamic import assign_frame, check_table_path, excluded_path, prepare, write_excluded, write_table
+    from .dynamic import (NOT_YET_ACTIVE, assign_frame, check_table_path, excluded_path, prepare, write_excluded,
+                          write_table)
     from .io.privacy import key_of_model, pseudonymise
     from .io.readers import resolve_paths
 
@@ -547,7 +548,10 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     model, be, cleaned = _load_for(args, progress, listed_in=str(side))
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned, reference)
-    progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
+    listed = prepared.cleaned.excluded
+    late = 0 if listed is None or not len(listed) else int((listed["reason"] == NOT_YET_ACTIVE).sum())
+    progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers"
+                            + (f"; {late:,} with no events before --as-of listed in {side}" if late else ""))
     t0 = time.perf_counter()
     frame = assign_frame(model, prepared)
     key = key_of_model(model)
@@ -560,7 +564,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    excluded = pseudonymise(cleaned.excluded, key) if key and cleaned.excluded is not None else cleaned.excluded
+    listed = prepared.cleaned.excluded  # cleaning's, and --as-of's customers without events before it
+    excluded = pseudonymise(listed, key) if key and listed is not None else listed
     n_excluded = write_excluded(excluded, side)
     progress.stage_finished("write", time.perf_counter() - t0, str(out) + (f" and {side}" if n_excluded else ""))
     sizes = frame["segment_name"].value_counts()
@@ -572,8 +577,9 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         + f"{ood:,} customers ({ood / max(len(frame), 1):.1%}) out of distribution; "
         + f"{int(frame['low_confidence'].sum()):,} low confidence. Wrote {out}"
         + (" (customer ids pseudonymised with the model's key)" if key else "") + "\n"
-        + (f"{n_excluded:,} customers of the input excluded while cleaning: listed with the reason in {side}\n"
-           if n_excluded else "")
+        + (f"{n_excluded:,} customers of the input excluded while cleaning"
+           + (" or for having no events before --as-of" if args.as_of else "")
+           + f": listed with the reason in {side}\n" if n_excluded else "")
     )
     return 0
 

@@ -157,17 +157,38 @@ def clean_like_model(model: LoadedModel, loaded: Any, backend: Any) -> Any:
     return clean(loaded, clean_cfg, backend, fitted=model.data.get("clean"))
 
 
+#: The reason written to the excluded list for a customer whose events all come at or after
+#: ``assign --as-of``.
+NOT_YET_ACTIVE = "no_events_before_as_of"
+
+
+def _as_of(cleaned: Any, reference_time: int) -> Any:
+    """The cleaned rows before ``reference_time``; the customers with none left are added to
+    the excluded list (reason :data:`NOT_YET_ACTIVE`, with their rows), so none disappears."""
+    f = cleaned.frame
+    before = f["ts"] < reference_time
+    kept = f[before].reset_index(drop=True)
+    if len(kept) == 0:
+        raise DataError("no events before the as-of time; choose a later --as-of")
+    later = f.loc[~before, "customer_id"]
+    later = later[~later.isin(kept["customer_id"].unique())].value_counts()
+    later = later.to_pandas() if hasattr(later, "to_pandas") else later
+    excluded = cleaned.excluded
+    if len(later):
+        new = pd.DataFrame({"customer_id": later.index, "reason": NOT_YET_ACTIVE,
+                            "rows": later.to_numpy().astype("int64")}).sort_values("customer_id", kind="stable")
+        excluded = new if excluded is None or len(excluded) == 0 else pd.concat([excluded, new], ignore_index=True)
+    return dataclasses.replace(cleaned, frame=kept, rows_out=len(kept), reference_time=int(kept["ts"].max()),
+                               excluded=excluded)
+
+
 def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None) -> Prepared:
     """Features (the model's definitions), scaled with the model's scaler."""
     from .prep.features import customer_features
 
     _, feat_cfg = _model_configs(model)
     if reference_time is not None and int(cleaned.reference_time) >= reference_time:
-        f = cleaned.frame
-        kept = f[f["ts"] < reference_time].reset_index(drop=True)
-        if len(kept) == 0:
-            raise DataError("no events before the as-of time; choose a later --as-of")
-        cleaned = dataclasses.replace(cleaned, frame=kept, rows_out=len(kept), reference_time=int(kept["ts"].max()))
+        cleaned = _as_of(cleaned, reference_time)
     feats = customer_features(cleaned, feat_cfg, model.feature_spec, reference_time)
     if list(feats.names) != list(model.feature_names):  # pragma: no cover - customer_features enforces it
         raise DataError("the features of these data do not match the model's")

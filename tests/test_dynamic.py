@@ -457,8 +457,23 @@ def test_as_of_leaves_later_events_out(events, kmeans_run):
     expected = f[f["ts"] < cut]["customer_id"].nunique()
     assert len(early.ids) == expected < len(f["customer_id"].unique())
     assert (early.features.frame["recency_days"] >= 0).all()
+    # the customers with no event before the cut are listed, with their rows, not dropped
+    listed = early.cleaned.excluded
+    later = listed[listed["reason"] == "no_events_before_as_of"]
+    assert set(later["customer_id"]) == set(f["customer_id"].unique()) - set(early.ids)
+    assert int(later["rows"].sum()) == int((~f["customer_id"].isin(early.ids)).sum())
     with pytest.raises(ConfigError):
         as_of_time("NaT")
+
+
+def test_assign_as_of_lists_the_customers_it_cannot_assign_yet(events, kmeans_run, tmp_path, capsys):
+    out = tmp_path / "early.parquet"
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "--as-of", "2019-10-20", "-q"])
+    assert rc == 0
+    got, side = pd.read_parquet(out), pd.read_csv(tmp_path / "early.excluded.csv")
+    assert len(got) + int((side["reason"] == "no_events_before_as_of").sum()) == 1500
+    assert "or for having no events before --as-of" in capsys.readouterr().out
 
 
 def test_models_renames_apply_only_where_the_column_exists_and_user_renames_win(tmp_path):
