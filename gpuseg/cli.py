@@ -656,7 +656,7 @@ def _migration_out(out_arg: str, model: str, inputs: str) -> Path:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from .dynamic import migrate, parse_windows, write_table
+    from .dynamic import migrate, outside_windows, parse_windows, write_table
     from .errors import ConfigError
     from .io.privacy import key_of_model, pseudonymise
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
@@ -667,6 +667,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     model, be, cleaned = _load_for(args, progress)
     f = cleaned.frame
     windows = parse_windows(args.window, args.windows, int(f["ts"].min()), int(f["ts"].max()))
+    outside = outside_windows(cleaned, windows)
+    if outside["rows"]:
+        progress.note(f"{outside['rows']:,} rows lie outside every window and are not segmented"
+                      + (f"; {outside['customers']:,} customers have no event in any window" if outside["customers"]
+                         else ""))
     t0 = time.perf_counter()
     result = migrate(model, cleaned, windows,
                      lambda done, total, detail: progress.stage_progress("windows", done, total, detail),
@@ -679,7 +684,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "device": _where({"backend": be.name, "label": be.device_label}),
                "windows": result.windows, "refit_due": result.refit_due, "refit_reason": result.refit_reason,
-               "segment_names": model.segment_names, "movers": len(result.movers)}
+               "segment_names": model.segment_names, "movers": len(result.movers), "outside_windows": outside}
     t0 = time.perf_counter()
     try:
         png = sankey_png(result.transitions, labels, model.segment_names)

@@ -503,6 +503,19 @@ def as_of_time(text: str) -> int:
     return seconds + _DAY if len(text.strip()) <= 10 else seconds
 
 
+def outside_windows(cleaned: Any, windows: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """The cleaned rows no window holds, and the customers all of whose rows are among them
+    (migrate segments neither): ``{"rows": n, "customers": m}``."""
+    f = cleaned.frame
+    ts = f["ts"]
+    inside = ts < ts.min()  # all False, on the frame's device
+    for lo, hi in windows:
+        inside = inside | ((ts >= lo) & (ts < hi))
+    out = f.loc[~inside, "customer_id"]
+    customers = out[~out.isin(f.loc[inside, "customer_id"].unique())].nunique()
+    return {"rows": int(len(out)), "customers": int(customers)}
+
+
 def parse_windows(window: str | None, windows: str | None, first_ts: int, last_ts: int
                   ) -> list[tuple[int, int]]:
     """Time windows as (start, end) Unix seconds, end exclusive.

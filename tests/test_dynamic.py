@@ -582,3 +582,26 @@ def test_assign_works_on_a_run_clustered_in_a_pca_embedding(events_csv, tmp_path
     # the same customers again: the centres move by a few thousandths of their spacing, segments stay
     assert max(r["relative"] for r in update["movement"]) < 0.02
     assert (np.asarray(v2.predict(X)) == np.asarray(v1.predict(X))).mean() > 0.99
+
+
+def test_rows_and_customers_outside_every_window_are_counted(planted, tmp_path, capsys):
+    from gpuseg.dynamic import outside_windows
+
+    d, out, _ = planted
+    model = load_model(out / "model")
+    cleaned = clean_like_model(model, load_input(model, str(d / "both.parquet"), CPU), CPU)
+    f = cleaned.frame
+    windows = parse_windows(None, "2019-10-01..2019-10-10,2019-11-20..2019-11-29", 0, 0)
+    inside = np.zeros(len(f), bool)
+    for lo, hi in windows:
+        inside |= ((f["ts"] >= lo) & (f["ts"] < hi)).to_numpy()
+    expected_customers = len(set(f["customer_id"][~inside]) - set(f["customer_id"][inside]))
+    got = outside_windows(cleaned, windows)
+    assert got == {"rows": int((~inside).sum()), "customers": expected_customers} and got["rows"] > 0
+    mig = tmp_path / "mig"
+    rc = main(["migrate", "--model", str(out / "model"), "--input", str(d / "both.parquet"),
+               "--windows", "2019-10-01..2019-10-10,2019-11-20..2019-11-29", "--out", str(mig)])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert f"{got['rows']:,} rows lie outside every window" in printed.out + printed.err
+    assert json.loads((mig / "migration.json").read_text())["outside_windows"] == got
