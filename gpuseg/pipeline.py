@@ -726,9 +726,16 @@ def _write(r: _Run) -> None:
 
 def _report(r: _Run) -> None:
     """report.html and plots/, then metrics.json again with the report's time."""
+    from .errors import DataError, os_error_line
+
     with r.timer.stage("report") as st:
-        r.written += write_report(r.out_dir, r.insights, r.progress.note, umap=r.config.embed.method == "umap",
-                                  worker=r.plot_worker)
+        try:
+            r.written += write_report(r.out_dir, r.insights, r.progress.note, umap=r.config.embed.method == "umap",
+                                      worker=r.plot_worker)
+        except OSError as exc:  # the data files are committed: say so, not only what failed
+            raise DataError(f"{r.out_dir}: this run's segments, features and model were written, its report was "
+                            f"not ({os_error_line(exc)}); `gpuseg report {r.out_dir}` writes it when that is fixed"
+                            ) from None
         st["detail"] = f"{r.out_dir / 'report.html'} and {len(list((r.out_dir / 'plots').glob('*.png')))} plots"
     # metrics.json again, now that its timings can include the report
     r.metrics["timings"]["report"] = round(r.timer.timings["report"], 4)

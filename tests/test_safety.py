@@ -265,3 +265,21 @@ def test_a_section_given_as_a_value_is_one_line(tmp_path, capsys, text):
     rc = main(["run", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "must be a table" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_report_that_cannot_be_written_says_the_data_were(tmp_path, capsys, monkeypatch):
+    # the data files are committed before the report: a full disk at the report must not read
+    # as if the whole run had failed and the folder held the previous run
+    _orders(tmp_path / "o.csv")
+
+    def full(out_dir, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / "report.html"))
+
+    monkeypatch.setattr(pipeline, "write_report", full)
+    out = tmp_path / "out"
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), "--methods", "kmeans", "--k", "3",
+               "--stability", "0", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "segments, features and model were written, its report was not" in err and "no space left" in err
+    assert (out / "segments.parquet").is_file() and not (out / "report.html").exists()
