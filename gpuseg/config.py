@@ -324,7 +324,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a plain dict (validated by :func:`build_config`)."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--config {path}: no such file")
+        raise ConfigError(f"--config {path}: {'is a folder; give a file' if p.is_dir() else 'no such file'}")
     try:
         with p.open("rb") as fh:
             raw = fh.read(_MAX_CONFIG_BYTES + 1)

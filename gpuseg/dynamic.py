@@ -484,9 +484,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dwh])\s*$", re.I)
 _DAY = 86400
 
 
+#: A date as the options take it: YYYY-MM-DD, then optionally a time (and a zone).
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\S.*)?")
+
+
 def _day(text: str, option: str) -> int:
-    """Unix seconds of a date (or date and time; UTC unless it says otherwise)."""
+    """Unix seconds of a date (or date and time; UTC unless it says otherwise). Only
+    YYYY-MM-DD first: "03/04/2020" would be read as March 4 and "30/09/2019" as 30 September."""
     try:
+        if not _ISO_DAY.fullmatch(text.strip()):
+            raise ValueError(text)
         ts = pd.Timestamp(text.strip())
         if pd.isna(ts):
             raise ValueError(text)

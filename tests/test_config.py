@@ -147,3 +147,16 @@ def test_the_embedders_progress_callback_is_not_a_setting(tmp_path):
     p.write_text('[embed]\nmethod = "autoencoder"\n[embed.params]\ncallback = "print"\n')
     with pytest.raises(ConfigError, match="unknown parameter 'callback'"):
         build_config(load_config_file(p))
+
+
+def test_a_config_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; give a file"):
+        load_config_file(tmp_path)
+
+
+def test_an_out_below_a_file_says_the_file_is_not_a_folder(tmp_path):
+    from gpuseg.report.files import check_out_dir
+
+    (tmp_path / "existing.txt").write_text("x")
+    with pytest.raises(ConfigError, match="existing.txt is a file, not a folder"):
+        check_out_dir(tmp_path / "existing.txt" / "sub")

@@ -605,3 +605,13 @@ def test_rows_and_customers_outside_every_window_are_counted(planted, tmp_path, 
     printed = capsys.readouterr()
     assert f"{got['rows']:,} rows lie outside every window" in printed.out + printed.err
     assert json.loads((mig / "migration.json").read_text())["outside_windows"] == got
+
+
+@pytest.mark.parametrize("text", ["03/04/2020", "30/09/2019", "20191001", "Oct 1 2019"])
+def test_dates_of_the_options_are_year_month_day_only(text):
+    # "03/04/2020" would silently be March 4 to one reader and 3 April to another
+    from gpuseg.dynamic import as_of_time
+
+    with pytest.raises(ConfigError, match="use YYYY-MM-DD"):
+        as_of_time(text)
+    assert as_of_time("2019-10-01 12:00") - as_of_time("2019-10-01") == 12 * 3600 - 86400

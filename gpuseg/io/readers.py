@@ -1049,7 +1049,7 @@ def read_truth(path: str | os.PathLike) -> pd.Series:
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"--truth {path}: no such file")
+        raise DataError(f"--truth {path}: {'is a folder; give a file' if p.is_dir() else 'no such file'}")
     kind = "parquet" if _is_parquet(p.name) else "csv" if _is_csv(p.name) else None
     if kind is None:
         raise DataError(f"--truth {path}: unsupported file type; expected .csv or .parquet")
