@@ -657,7 +657,6 @@ def _migration_out(out_arg: str, model: str, inputs: str) -> Path:
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
     from .dynamic import migrate, outside_windows, parse_windows, write_table
-    from .errors import ConfigError
     from .io.privacy import key_of_model, pseudonymise
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
@@ -762,9 +761,23 @@ def _check_window(start: str, days: int | None) -> None:
                           "events dated in the future as implausible, so end the window by today")
 
 
+def _generate(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(log, truth, "events" or "orders") of ``gpuseg generate``'s options."""
+    if args.scenario is None:
+        from .io.synthetic import generate_events
+
+        customers = 20_000 if args.customers is None else args.customers
+        log, truth = generate_events(customers, seed=args.seed, start=args.start, days=61 if args.days is None else args.days)
+        return log, truth, "events"
+    from .io.scenarios import generate_scenario
+
+    log, truth, scenario = generate_scenario(args.scenario, args.customers, seed=args.seed, start=args.start)
+    return log, truth, scenario.kind
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .io.synthetic import file_kind, generate_events, write_events, write_orders, write_truth
+    from .io.synthetic import file_kind, write_events, write_orders, write_truth
 
     targets = [Path(args.out)] + ([Path(args.truth)] if args.truth else [])
     for t in targets:
@@ -778,20 +791,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.customers is not None and args.customers < 1:
         raise ConfigError(f"--customers must be at least 1, not {args.customers}")
     _check_window(args.start, args.days)
+    if args.scenario is not None and args.days is not None:
+        raise ConfigError("--days cannot be combined with --scenario (each scenario has its own time window)")
     t0 = time.perf_counter()
-    if args.scenario is None:
-        customers = 20_000 if args.customers is None else args.customers
-        days = 61 if args.days is None else args.days
-        log, truth = generate_events(customers, seed=args.seed, start=args.start, days=days)
-        kind, what = "events", "events"
-    else:
-        from .io.scenarios import generate_scenario
-
-        if args.days is not None:
-            raise ConfigError("--days cannot be combined with --scenario (each scenario has its own time window)")
-        log, truth, scenario = generate_scenario(args.scenario, args.customers, seed=args.seed, start=args.start)
-        kind, what = scenario.kind, ("orders" if scenario.kind == "orders" else "events")
-        customers = len(truth)
+    try:
+        log, truth, kind = _generate(args)
+    except MemoryError:
+        raise ConfigError(f"--customers {args.customers:,}: not enough memory to generate them here; generate "
+                          "fewer (or several files, each with its own --seed)") from None
+    what = "orders" if kind == "orders" else "events"
+    customers = len(truth)
     gen_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     (write_orders if kind == "orders" else write_events)(log, args.out)

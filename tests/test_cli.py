@@ -226,3 +226,16 @@ def test_report_command_errors(tmp_path, capsys, setup, message):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_generate_without_the_memory_for_it_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    from gpuseg import cli
+
+    def short(args):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "_generate", short)
+    rc = main(["generate", "--customers", "100000000000", "--out", str(tmp_path / "e.parquet")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "not enough memory to generate them" in err
+    assert not (tmp_path / "e.parquet").exists()
