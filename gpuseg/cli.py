@@ -297,7 +297,12 @@ def print_summary(result: Any, out: TextIO) -> None:
     if not ev["exact"]:
         out.write(f"(silhouette on a fixed-seed sample of {ev['sample_size']:,} customers)\n")
     best = methods[chosen["method"]]
-    extra = f", ARI {best['ari']:.3f} against the known segments" if has_truth and best.get("ari") is not None else ""
+    extra = ""
+    if has_truth and best.get("ari") is not None:
+        truth = m["evaluation"]["truth"]
+        unmatched = truth.get("customers_unmatched", 0)
+        extra = f", ARI {best['ari']:.3f} against the known segments" + (
+            f" of {truth['customers_matched']:,} customers ({unmatched:,} not in the truth file)" if unmatched else "")
     by = "by --select" if chosen.get("by") == "--select" else "by the ranking" if len(methods) > 1 else ""
     out.write(
         f"\nChosen{' ' + by if by else ''}: {chosen['method']} with k={chosen['k']} "

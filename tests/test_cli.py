@@ -239,3 +239,16 @@ def test_generate_without_the_memory_for_it_says_so_in_one_line(tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "not enough memory to generate them" in err
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_ari_against_a_partial_truth_says_how_many_customers_it_covers(tmp_path, capsys):
+    # an ARI over 100 of 300 customers must not read as the ARI of the whole segmentation
+    from gpuseg.io.synthetic import generate_events, write_truth
+
+    events, truth = generate_events(300, seed=3)
+    events.to_parquet(tmp_path / "e.parquet")
+    write_truth(truth.iloc[:100], tmp_path / "truth.csv")
+    rc = main(["run", "--input", str(tmp_path / "e.parquet"), "--truth", str(tmp_path / "truth.csv"), "--out",
+               str(tmp_path / "o"), "--methods", "kmeans", "--k", "3", "--stability", "0", "--no-report"])
+    assert rc == 0
+    assert "against the known segments of 100 customers (200 not in the truth file)" in capsys.readouterr().out
