@@ -327,7 +327,9 @@ def print_summary(result: Any, out: TextIO) -> None:
     t = m["timings"]
     out.write(
         f"\nRan on {_where(m['device'])} in {t['total']:.1f} s; "
-        f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers.\n"
+        f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers"
+        + (f", {n_out:,} excluded (excluded.csv says why)" if (n_out := m["data"].get("customers_excluded", 0)) else "")
+        + ".\n"
     )
     out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")
     if (result.out_dir / "report.html").is_file():

@@ -252,3 +252,17 @@ def test_ari_against_a_partial_truth_says_how_many_customers_it_covers(tmp_path,
                str(tmp_path / "o"), "--methods", "kmeans", "--k", "3", "--stability", "0", "--no-report"])
     assert rc == 0
     assert "against the known segments of 100 customers (200 not in the truth file)" in capsys.readouterr().out
+
+
+def test_the_last_line_counts_the_excluded_customers_even_when_quiet(tmp_path, capsys):
+    from gpuseg.io.synthetic import generate_events
+
+    events, _ = generate_events(300, seed=4)
+    events["price"] = events["price"].astype("float64")
+    gone = events["user_id"].iloc[0]
+    events.loc[events["user_id"] == gone, "price"] = -1.0  # every row of one customer is unusable
+    events.to_parquet(tmp_path / "e.parquet")
+    rc = main(["run", "--input", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "o"), "--methods", "kmeans",
+               "--k", "3", "--stability", "0", "--no-report", "-q"])
+    assert rc == 0
+    assert "299 customers, 1 excluded (excluded.csv says why)." in capsys.readouterr().out
