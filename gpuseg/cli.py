@@ -441,7 +441,7 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
         progress.clear_line()
     print_summary(result, sys.stdout)
     if backtest is not None:
-        print_backtest(result.metrics["backtest"], sys.stdout)
+        print_backtest(result.metrics["backtest"], sys.stdout, report=(result.out_dir / "report.html").is_file())
     return 0
 
 
@@ -451,7 +451,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return _cmd_run(args, BacktestPlan(parse_window(args.until, args.holdout_end)))
 
 
-def print_backtest(bt: dict, out: TextIO) -> None:
+def print_backtest(bt: dict, out: TextIO, report: bool = True) -> None:
     """The backtest's verdict: eta squared per segmentation and the value calibration."""
     w = bt["window"]
     out.write(f"\nBacktest: fitted up to {w['until']}, held out to {w['holdout_end']} ({w['holdout_days']:g} days); "
@@ -465,7 +465,7 @@ def print_backtest(bt: dict, out: TextIO) -> None:
         v = bt["value"]
         out.write(f"predicted_clv against holdout revenue: Spearman {_fmt(v['spearman'])}; total predicted "
                   f"{v['total_predicted']:,.0f} against {v['total_actual']:,.0f} spent\n")
-    out.write("Per segment and decile: backtest.csv, backtest.json, report.html (Backtest)\n")
+    out.write("Per segment and decile: backtest.csv, backtest.json" + (", report.html (Backtest)" if report else "") + "\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -139,11 +139,14 @@ class BacktestPlan:
             raise DataError(f"--until {self.window.until}: no rows on or before it; {span}")
         if len(hold) == 0:
             raise DataError(f"--until {self.window.until}: no rows after it to test against; {span}")
-        if self.window.end is not None:
-            self.holdout_end = self.window.end
-        else:  # to the end of the data: its last day whole when the data carry dates only
-            last_s = int(pd.Timestamp(last).value // 1_000_000_000)
-            self.holdout_end = last_s + (_DAY if last_s % _DAY == 0 else 1)
+        last_s = int(pd.Timestamp(last).value // 1_000_000_000)
+        data_end = last_s + (_DAY if last_s % _DAY == 0 else 1)  # its last day whole for date-only data
+        if self.window.end is not None and self.window.end > data_end - data_end % _DAY + _DAY:
+            raise DataError(f"--holdout-end {_last(self.window.end)}: after the data's last day; the holdout would "
+                            f"count days without data; {span}")
+        self.holdout_end = self.window.end if self.window.end is not None else data_end
+        if self.holdout_end - self.window.cut < _DAY:
+            raise DataError(f"--until {self.window.until}: leaves less than a day after it to test against; {span}")
         self.holdout_data = dataclasses.replace(data, frame=hold.reset_index(drop=True), rows_read=len(hold),
                                                 rows_malformed=0)
         return dataclasses.replace(data, frame=cal.reset_index(drop=True), rows_read=len(cal))

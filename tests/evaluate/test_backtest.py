@@ -196,7 +196,9 @@ def test_plain_run_into_a_backtest_folder_removes_the_backtest(tmp_path):
 
 @pytest.mark.parametrize("extra, words", [(["--until", "2030-01-01"], "no rows after it"),
                                           (["--until", "someday"], "not a date"),
-                                          (["--until", "2020-06-30", "--cluster", "local"], "drop --cluster")])
+                                          (["--until", "2020-06-30", "--cluster", "local"], "drop --cluster"),
+                                          (["--until", "2020-06-30", "--holdout-end", "2031-01-01"],
+                                           "after the data's last day")])
 def test_backtest_user_errors_are_one_line(tmp_path, capsys, extra, words):
     _order_log(tmp_path / "orders.csv")
     rc = main(["backtest", "--input", str(tmp_path / "orders.csv"), "--out", str(tmp_path / "o"), "-q", *extra])
