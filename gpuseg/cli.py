@@ -465,7 +465,8 @@ def print_backtest(bt: dict, out: TextIO, report: bool = True) -> None:
         v = bt["value"]
         out.write(f"predicted_clv against holdout revenue: Spearman {_fmt(v['spearman'])}; total predicted "
                   f"{v['total_predicted']:,.0f} against {v['total_actual']:,.0f} spent\n")
-    out.write("Per segment and decile: backtest.csv, backtest.json" + (", report.html (Backtest)" if report else "") + "\n")
+    out.write("Per segment and decile: backtest.csv, backtest.json"
+              + (", report.html (Backtest)" if report else "") + "\n")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -774,7 +775,8 @@ def _generate(args: argparse.Namespace) -> tuple[Any, Any, str]:
         from .io.synthetic import generate_events
 
         customers = 20_000 if args.customers is None else args.customers
-        log, truth = generate_events(customers, seed=args.seed, start=args.start, days=61 if args.days is None else args.days)
+        days = 61 if args.days is None else args.days
+        log, truth = generate_events(customers, seed=args.seed, start=args.start, days=days)
         return log, truth, "events"
     from .io.scenarios import generate_scenario
 

@@ -636,7 +636,8 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
-            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip if counting else None),
+            parse_options=pacsv.ParseOptions(delimiter=_delimiter(path),
+                                             invalid_row_handler=skip if counting else None),
             convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types),
         )
 
