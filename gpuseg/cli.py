@@ -497,8 +497,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
             sys.stderr.write(f"  note: {printable(line)}\n")
         write_report(out, None, lambda text: sys.stderr.write(f"  note: {printable(text)}\n"), umap=args.umap)
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    from .backend import cpu_label
+
     sys.stdout.write(f"Wrote {out / 'report.html'} and {len(plots)} plots in {out / 'plots'}/ "
-                     f"in {time.perf_counter() - t0:.1f} s\n")
+                     f"in {time.perf_counter() - t0:.1f} s on {cpu_label()} (the report is drawn on the CPU)\n")
     return 0
 
 
@@ -817,8 +819,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         write_truth(truth, args.truth)
     write_s = time.perf_counter() - t1
     n = len(log)
+    from .backend import cpu_label
+
     print(
-        f"generated {n:,} {what} for {customers:,} customers in {gen_s:.2f} s "
+        f"generated {n:,} {what} for {customers:,} customers on {cpu_label()} in {gen_s:.2f} s "
         f"({n / max(gen_s, 1e-9):,.0f} {what}/s); wrote {args.out} in {write_s:.2f} s"
         + (f" and {args.truth}" if args.truth else "")
     )
