@@ -410,7 +410,16 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
     from .config import build_config, load_config_file
     from .pipeline import run
 
+    from .errors import ConfigError
+
     file_values = load_config_file(args.config) if args.config else None
+    if args.customers is not None and args.input:  # it would be ignored
+        raise ConfigError("--customers sizes the built-in data; drop it when you give --input")
+    dask_file = (file_values or {}).get("dask")
+    clustered = args.cluster or (isinstance(dask_file, dict) and dask_file.get("cluster"))
+    for option, value in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
+        if value is not None and not clustered:
+            raise ConfigError(f"{option} sets up a Dask cluster; add --cluster local (or a scheduler address)")
     config = build_config(
         file_values,
         input=args.input,

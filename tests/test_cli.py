@@ -266,3 +266,14 @@ def test_the_last_line_counts_the_excluded_customers_even_when_quiet(tmp_path, c
                "--k", "3", "--stability", "0", "--no-report", "-q"])
     assert rc == 0
     assert "299 customers, 1 excluded (excluded.csv says why)." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--input", "x.parquet", "--customers", "500"], "--customers sizes the built-in data"),
+    (["--workers", "2"], "--workers sets up a Dask cluster"),
+    (["--memory-limit", "2GB"], "--memory-limit sets up a Dask cluster"),
+])
+def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, extra, words):
+    rc = main(["run", "--out", str(tmp_path / "o"), "-q", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and err.count("\n") == 1
