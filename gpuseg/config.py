@@ -409,7 +409,8 @@ def _check_run(cfg: RunConfig) -> None:
     if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or not 0 <= cfg.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024] (0: every usable core), not {cfg.threads!r}")
     if not isinstance(cfg.synthetic_customers, int) or cfg.synthetic_customers < 100:
-        raise ConfigError(f"synthetic_customers must be an integer >= 100, not {cfg.synthetic_customers!r}")
+        raise ConfigError(f"--customers (synthetic_customers) must be an integer >= 100, "
+                          f"not {cfg.synthetic_customers!r}")
 
 
 def _check_clean(cfg: RunConfig) -> None:
@@ -461,7 +462,8 @@ def _check_stability_and_segments(cfg: RunConfig) -> None:
             f"not {e.stability_resamples!r}"
         )
     if e.stability_resamples == 1:
-        raise ConfigError("stability needs at least 2 resamples to compare (or 0 to skip it)")
+        raise ConfigError("--stability ([evaluate] stability_resamples) 1: stability needs at least 2 resamples "
+                          "to compare (or 0 to skip it)")
     sg = cfg.segments
     if not isinstance(sg.rfm_bins, int) or not 2 <= sg.rfm_bins <= 10:
         raise ConfigError(f"config [segments] rfm_bins must be an integer in [2, 10], not {sg.rfm_bins!r}")

@@ -645,7 +645,8 @@ def migrate(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[int, int]]
     (windows cut by ``--window`` across a gap in the data)."""
     labels, Xs, info = _segment_windows(model, cleaned, windows, progress, skip_empty, note)
     if len(labels) < 2:
-        raise DataError("fewer than two windows hold events; choose a shorter --window")
+        raise DataError("fewer than two windows hold events; migration compares windows: give at least two "
+                        "(a shorter --window, or two ranges in --windows)")
     transitions, movers_frame = _moves(labels, info, list(model.segment_names))
     drift = psi_table(model, [w["window"] for w in info], Xs)
     refit, reason = _refit_advice(drift, info)

@@ -1071,6 +1071,13 @@ def read_truth(path: str | os.PathLike) -> pd.Series:
         raise DataError(f"--truth {path}: no rows with both a customer and a label")
     if df[id_col].dtype.kind == "f" and bool((df[id_col] % 1 == 0).all()):
         df[id_col] = df[id_col].astype("int64")
-    s = df.drop_duplicates(subset=[id_col], keep="last").set_index(id_col)[label_col]
+    df = df.drop_duplicates(subset=[id_col, label_col])
+    twice = df[id_col].duplicated(keep=False)
+    if bool(twice.any()):  # which one is the truth? (keeping either gave an ARI against a guess)
+        first = df.loc[twice, id_col].iloc[0]
+        labels = sorted(map(str, df.loc[df[id_col] == first, label_col]))
+        raise DataError(f"--truth {path}: {int(df.loc[twice, id_col].nunique()):,} customers have more than one "
+                        f"label, e.g. {str(first)!r}: {', '.join(labels[:3])}; give one label per customer")
+    s = df.set_index(id_col)[label_col]
     s.index.name = "customer_id"
     return s.rename("truth")

@@ -267,6 +267,12 @@ def test_read_truth(tmp_path, text):
             read_truth(p)
 
 
+def test_truth_repeats_are_kept_once_and_conflicts_refused(tmp_path):
+    assert read_truth(write(tmp_path / "t.csv", "user_id,persona\n1,a\n1,a\n2,b\n")).to_dict() == {1: "a", 2: "b"}
+    with pytest.raises(DataError, match=r"1 customers have more than one label, e.g. .1.: a, c"):
+        read_truth(write(tmp_path / "u.csv", "user_id,persona\n1,a\n2,b\n1,c\n"))
+
+
 def test_csv_read_matches_pandas(tmp_path, cpu, events_csv):
     d = load(str(events_csv), cpu)
     ref = pd.read_csv(events_csv)
