@@ -636,7 +636,9 @@ def _cmd_update(args: argparse.Namespace) -> int:
     progress.stage_finished("update", time.perf_counter() - t0, how)
     record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "input": args.input,
               "customers": len(prepared.ids), "how": how, "movement": movement}
+    t0 = time.perf_counter()
     save_updated(model, out, arrays, record)
+    progress.stage_finished("write", time.perf_counter() - t0, str(out))
     headers = ["member", "segment", "moved", "relative", "new_customers"]
     has_member = any(r["member"] for r in movement)
     if not has_member:
