@@ -739,7 +739,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         f"({stay / max(both, 1):.1%}) stayed in their segment and {len(result.movers):,} moved.\n"
         f"Refit {'DUE' if result.refit_due else 'not due'}: {result.refit_reason}\n"
         f"Wrote {out}/ (migration.csv, movers.parquet, windows.csv, drift.csv, migration.html) "
-        f"in {time.perf_counter() - t_all:.1f} s\n"
+        f"in {time.perf_counter() - t_all:.1f} s on {summary['device']}\n"
     )
     return 0
 
