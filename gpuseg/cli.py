@@ -657,19 +657,20 @@ def _cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migration_out(out_arg: str, model: str, inputs: str) -> Path:
+def _migration_out(out_arg: str, model: str) -> Path:
     """``migrate --out``: a new or empty folder, or one migrate wrote (its migration.json),
-    outside the model folder and an input folder."""
+    outside the model folder."""
     from .errors import ConfigError
     from .report.files import check_outside
 
     check_outside(out_arg, model, "the model folder")
-    check_outside(out_arg, inputs, "the input folder")
     out = Path(out_arg).expanduser()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out_arg}: exists and is not a folder")
-    if out.is_dir() and not (out / "migration.json").is_file():
-        foreign = next((q.name for q in sorted(out.iterdir()) if not q.name.startswith(".gpuseg-")), None)
+    # ours: migrate's summary, or the journal of a commit a killed migrate left (settled next)
+    ours = (out / "migration.json").is_file() or any(out.glob(".gpuseg-tmp-*/.journal.json"))
+    if out.is_dir() and not ours:
+        foreign = next((q.name for q in sorted(out.iterdir()) if not q.name.startswith(".")), None)
         if foreign is not None:
             raise ConfigError(f"--out {out_arg}: holds {foreign}, which gpuseg migrate did not write; give an empty "
                               "or new folder (a folder migrate wrote may be used again)")
@@ -681,7 +682,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from .io.privacy import key_of_model, pseudonymise
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
-    out = _migration_out(args.out, args.model, args.input)
+    out = _migration_out(args.out, args.model)
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress)
@@ -819,7 +820,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         log, truth, kind = _generate(args)
     except MemoryError:
-        raise ConfigError(f"--customers {args.customers:,}: not enough memory to generate them here; generate "
+        how_many = "the default number of" if args.customers is None else f"{args.customers:,}"
+        raise ConfigError(f"--customers: not enough memory to generate {how_many} customers here; generate "
                           "fewer (or several files, each with its own --seed)") from None
     what = "orders" if kind == "orders" else "events"
     customers = len(truth)

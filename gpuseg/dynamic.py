@@ -173,6 +173,7 @@ def _as_of(cleaned: Any, reference_time: int) -> Any:
     later = f.loc[~before, "customer_id"]
     later = later[~later.isin(kept["customer_id"].unique())].value_counts()
     later = later.to_pandas() if hasattr(later, "to_pandas") else later
+    later = later[later > 0]  # a categorical column counts every category
     excluded = cleaned.excluded
     if len(later):
         new = pd.DataFrame({"customer_id": later.index, "reason": NOT_YET_ACTIVE,

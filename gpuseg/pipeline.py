@@ -33,7 +33,7 @@ from .io.readers import from_frame, load_files, read_truth, resolve_paths
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
-from .report.files import check_out_dir, check_outside, output_lock, recover, to_json, write_csv, write_outputs
+from .report.files import check_out_dir, output_lock, recover, to_json, write_csv, write_outputs
 from .segments import (
     LOW_CONFIDENCE, confidence_meaning, confidence_summary, order_by_size, segment_confidence, segment_profiles,
     size_order,
@@ -310,7 +310,6 @@ def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> 
             check_method_params(method, dict(table), config.cluster.k_max)
     if config.dask.cluster and backtest is not None:
         raise ConfigError("backtest runs in one process: drop --cluster")
-    check_outside(config.out, config.input, "the input folder")
     files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
     out_dir = check_out_dir(config.out, [str(p) for p in files] + ([config.truth] if config.truth else []))
     stack.enter_context(output_lock(out_dir))  # one run per folder; killed runs' leftovers settled

@@ -237,7 +237,10 @@ def test_generate_without_the_memory_for_it_says_so_in_one_line(tmp_path, capsys
     monkeypatch.setattr(cli, "_generate", short)
     rc = main(["generate", "--customers", "100000000000", "--out", str(tmp_path / "e.parquet")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "not enough memory to generate them" in err
+    assert rc == 2 and err.count("\n") == 1 and "not enough memory to generate 100,000,000,000 customers" in err
+    rc = main(["generate", "--scenario", "large", "--out", str(tmp_path / "e.parquet")])  # its default size
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "the default number of customers" in err
     assert not (tmp_path / "e.parquet").exists()
 
 

@@ -158,13 +158,9 @@ def test_outputs_are_refused_inside_the_model_an_input_folder_or_a_users_folder(
         (["assign", "--model", str(model), "--input", str(parts), "--out", str(parts / "seg.parquet")], "input folder"),
         (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(model)],
          "model folder"),
-        (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(parts / "m")],
-         "input folder"),
         (["migrate", "--model", str(model), "--input", str(parts), "--window", "20d", "--out", str(mine)],
          "holds notes.txt"),
         (["update", "--model", str(model), "--input", str(parts), "--out", str(model / "v2")], "model folder"),
-        (["run", "--input", str(parts), "--out", str(parts / "seg"), "--methods", "kmeans", "--k", "3",
-          "--stability", "0", "--no-report"], "input folder"),
     ]
     for argv, why in cases:
         rc = main([*argv, "-q"])
@@ -173,6 +169,13 @@ def test_outputs_are_refused_inside_the_model_an_input_folder_or_a_users_folder(
     assert sorted(q.name for q in model.iterdir()) == before
     assert sorted(q.name for q in parts.iterdir()) == ["p1.parquet"]
     assert sorted(q.name for q in mine.iterdir()) == ["notes.txt"]
+    # an output folder inside an input folder carries its manifest, and readers skip it
+    rc = main(["run", "--input", str(parts), "--out", str(parts / "seg"), "--methods", "kmeans", "--k", "3",
+               "--stability", "0", "--no-report", "-q"])
+    assert rc == 0 and (parts / "seg" / "segments.parquet").is_file()
+    from gpuseg.io.readers import resolve_paths
+
+    assert resolve_paths(str(parts)) == ([parts / "p1.parquet"], "parquet")
 
 
 def test_assign_predicts_lifetime_value_with_the_models_fit(events, kmeans_run):
@@ -615,3 +618,31 @@ def test_dates_of_the_options_are_year_month_day_only(text):
     with pytest.raises(ConfigError, match="use YYYY-MM-DD"):
         as_of_time(text)
     assert as_of_time("2019-10-01 12:00") - as_of_time("2019-10-01") == 12 * 3600 - 86400
+
+
+def test_a_folder_a_killed_migrate_left_is_taken_back(tmp_path):
+    # the journal of an unfinished commit marks the folder as migrate's (recover settles it);
+    # a dotfile is nobody's data
+    from gpuseg.cli import _migration_out
+
+    left = tmp_path / "mig"
+    (left / ".gpuseg-tmp-1").mkdir(parents=True)
+    (left / ".gpuseg-tmp-1" / ".journal.json").write_text("{}")
+    (left / "migration.csv").write_text("x")
+    assert _migration_out(str(left), str(tmp_path / "model")) == left
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_text("x")
+    assert _migration_out(str(hidden), str(tmp_path / "model")) == hidden
+
+
+def test_as_of_with_categorical_customer_ids_lists_only_the_customers_left_out(events, kmeans_run, tmp_path):
+    model = load_model(kmeans_run / "model")
+    ev = pd.read_parquet(events / "train.parquet")
+    ev["user_id"] = ev["user_id"].astype("category")  # unused categories count 0 in value_counts
+    ev.to_parquet(tmp_path / "cat.parquet")
+    cleaned = clean_like_model(model, load_input(model, str(tmp_path / "cat.parquet"), CPU), CPU)
+    early = prepare(model, cleaned, __import__("gpuseg.dynamic", fromlist=["as_of_time"]).as_of_time("2019-10-20"))
+    listed = early.cleaned.excluded
+    later = listed[listed["reason"] == "no_events_before_as_of"]
+    assert len(later) + len(early.ids) == ev["user_id"].nunique() and (later["rows"] > 0).all()

@@ -141,11 +141,12 @@ class BacktestPlan:
             raise DataError(f"--until {self.window.until}: no rows after it to test against; {span}")
         last_s = int(pd.Timestamp(last).value // 1_000_000_000)
         data_end = last_s + (_DAY if last_s % _DAY == 0 else 1)  # its last day whole for date-only data
-        if self.window.end is not None and self.window.end > data_end - data_end % _DAY + _DAY:
+        day_end = -(-data_end // _DAY) * _DAY  # the end of the data's last day
+        if self.window.end is not None and self.window.end > day_end:
             raise DataError(f"--holdout-end {_last(self.window.end)}: after the data's last day; the holdout would "
                             f"count days without data; {span}")
         self.holdout_end = self.window.end if self.window.end is not None else data_end
-        if self.holdout_end - self.window.cut < _DAY:
+        if min(self.window.end or day_end, day_end) - self.window.cut < _DAY:
             raise DataError(f"--until {self.window.until}: leaves less than a day after it to test against; {span}")
         self.holdout_data = dataclasses.replace(data, frame=hold.reset_index(drop=True), rows_read=len(hold),
                                                 rows_malformed=0)

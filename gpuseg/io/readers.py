@@ -27,6 +27,7 @@ import io as _io
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,9 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
     ----------
     spec : str
     exclude : path, optional
-        A folder whose files are never inputs (the output folder).
+        A folder whose files are never inputs (the output folder). Inside a folder given as
+        ``spec``, the folders a gpuseg command wrote (``.gpuseg-manifest.json``) are skipped
+        too.
 
     Returns
     -------
@@ -137,6 +140,8 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
         return skip is None or not f.resolve().is_relative_to(skip)
 
     if p.is_dir():
+        # the folders gpuseg's commands wrote (their manifest) hold outputs, not input data
+        outputs = [m.parent for m in p.rglob(".gpuseg-manifest.json")]
         files = sorted(
             f
             for f in p.rglob("*")
@@ -144,6 +149,7 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
             and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
             and (_is_csv(f.name) or _is_parquet(f.name))
             and wanted(f)
+            and not any(f.is_relative_to(o) for o in outputs)
         )
         if not files:
             raise DataError(f"{spec}: folder holds no .csv, .csv.gz or .parquet files")
@@ -334,6 +340,8 @@ def load_files(
         lacking = [src for src in mapping if src not in h]
         if lacking:
             raise SchemaError(f"{f}: lacks column {lacking[0]!r} that {files[0].name} has; all parts need the same columns")
+    if kind == "parquet":  # on every reader: cuDF's, Arrow's
+        _refuse_nested(files, list(mapping))
     # ids are read as text: Arrow and cuDF would turn "000027" into 27
     ids = [src for src, dst in mapping.items() if dst in schema.ids]
     categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
@@ -415,21 +423,26 @@ def _read_cpu(
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)
-    _refuse_nested(table, files)
     # a CSV's dictionaries hold each block's values in order of appearance (a Parquet
     # file's may hold a whole category list in any order)
     return arrow_to_pandas(table, categorical, ids if int_ids else (), codes, in_order=kind != "parquet"), malformed
 
 
-def _refuse_nested(table, files: list[Path]) -> None:
-    """A column of lists, structs or maps (a Parquet file can hold them) is not a value per
-    row that gpuseg can read: say which, rather than fail later on unhashable values."""
+def _refuse_nested(files: list[Path], columns: list[str]) -> None:
+    """A Parquet column of lists, structs or maps is not a value per row that gpuseg can
+    read: say which (from the files' schemas, before any reader), rather than fail later on
+    unhashable values."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    for fld in table.schema:
-        if pa.types.is_nested(fld.type):
-            where = files[0] if len(files) == 1 else files[0].parent
-            raise DataError(f"{where}: column {fld.name!r} holds {fld.type} values, not one plain value per row")
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except Exception:  # the reader says what is wrong with the file
+            continue
+        for fld in schema:
+            if fld.name in columns and pa.types.is_nested(fld.type):
+                raise DataError(f"{f}: column {fld.name!r} holds {fld.type} values, not one plain value per row")
 
 
 def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), codes: list[str] = (),
@@ -591,17 +604,36 @@ def _utf8_block(block: bytes, cut: bool = False) -> bool:
         return False
 
 
+#: Row handlers whose failures are kept quiet (:func:`_quiet_row_handler`), and the hook
+#: that gets every other unraisable exception meanwhile.
+_QUIET_LOCK = threading.Lock()
+_QUIET: set[Any] = set()
+_PREVIOUS_HOOK: list[Any] = []
+
+
+def _swallow_quiet(args: Any) -> None:
+    if args.object not in _QUIET:
+        _PREVIOUS_HOOK[0](args)
+
+
 @contextlib.contextmanager
-def _quiet_row_handler():
-    """The exceptions raised where Arrow calls a row handler (a list, filled while the
-    context lasts), kept from Python's "Exception ignored" message on stderr."""
-    failed: list[Any] = []
-    hook = sys.unraisablehook
-    sys.unraisablehook = failed.append
+def _quiet_row_handler(handler: Any):
+    """While the context lasts, an exception raised where Arrow calls ``handler`` (it cannot
+    be given a row that is not UTF-8) does not print Python's "Exception ignored" message;
+    every other unraisable exception goes to the hook as before. Thread-safe: the hook is
+    replaced while any reader's handler is quiet, and put back after the last."""
+    with _QUIET_LOCK:
+        if not _QUIET:
+            _PREVIOUS_HOOK[:] = [sys.unraisablehook]
+            sys.unraisablehook = _swallow_quiet
+        _QUIET.add(handler)
     try:
-        yield failed
+        yield
     finally:
-        sys.unraisablehook = hook
+        with _QUIET_LOCK:
+            _QUIET.discard(handler)
+            if not _QUIET:
+                sys.unraisablehook = _PREVIOUS_HOOK.pop()
 
 
 #: Arrow's message for a row with the wrong number of fields.
@@ -650,14 +682,15 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
         except pa.ArrowInvalid as exc:
             if not _RAGGED.search(str(exc)):
                 raise
-        with _quiet_row_handler() as failed:
+        with _quiet_row_handler(skip):
             try:
                 return parse(encoding, as_text, counting=True)
-            except pa.ArrowInvalid:
-                if not failed:
+            except pa.ArrowInvalid as exc:
+                if not _RAGGED.search(str(exc)):
                     raise
-        # Arrow could not hand the handler a ragged row that is not UTF-8 (past the sampled
-        # head of the file): read as Latin-1, as a file with such bytes anywhere else is
+        # a ragged row got past the handler: Arrow could not hand it a row that is not UTF-8
+        # (past the sampled head of the file). Read as Latin-1, as a file with such bytes
+        # anywhere else is
         raise pa.ArrowInvalid("a malformed row is not UTF-8")
 
     # a file that is not UTF-8 near its start is read as Latin-1 from the outset: Arrow

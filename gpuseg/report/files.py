@@ -124,15 +124,16 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
 
 
 def check_outside(out: str | os.PathLike, folder: str | os.PathLike | None, what: str) -> None:
-    """Refuse an output (file or folder) at or inside ``folder`` (a model folder, or an input
-    given as a folder): gpuseg's files there would break the model or be read as input
-    data by the next command.
+    """Refuse an output (file or folder) at or inside ``folder``: a model folder (gpuseg's
+    files there break the model), or an input given as a folder, for an output file (the
+    next command would read it as data; output folders carry a manifest, and readers skip
+    them).
 
     Raises
     ------
     ConfigError
     """
-    if folder is None or not Path(folder).expanduser().is_dir():
+    if folder is None or not str(folder).strip() or not Path(folder).expanduser().is_dir():
         return
     o, f = Path(out).expanduser().resolve(), Path(folder).expanduser().resolve()
     if o == f or o.is_relative_to(f):

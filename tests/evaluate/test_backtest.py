@@ -220,3 +220,26 @@ def test_ids_are_matched_as_text_across_calibration_and_holdout():
     bt = evaluate_backtest(seg, feats, outcomes, [2, 3], 0, {}).summary
     assert bt["holdout_revenue_scored"] == 30.0 and bt["customers_bought_again"] == 2
     assert bt["new_customers_in_holdout"] == 1 and bt["new_customers_revenue"] == 99.0
+
+
+def test_the_holdout_may_end_on_the_data_s_last_day_and_not_after(tmp_path, capsys):
+    import datetime as dt
+
+    _order_log(tmp_path / "orders.csv")
+    last = pd.read_csv(tmp_path / "orders.csv")["timestamp"].max()  # date-only: its whole day is data
+    after = (dt.date.fromisoformat(last) + dt.timedelta(days=1)).isoformat()
+    common = ["--input", str(tmp_path / "orders.csv"), "--methods", "kmeans", "--k", "2", "--stability", "0",
+              "--no-report", "-q", "--until", "2020-06-30"]
+    assert main(["backtest", *common, "--holdout-end", last, "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert main(["backtest", *common, "--holdout-end", after, "--out", str(tmp_path / "b")]) == 2
+    assert "after the data's last day" in capsys.readouterr().err
+
+
+def test_timed_data_ending_mid_day_take_a_one_day_holdout(tmp_path):
+    # the default holdout ends at the last event (17:59 here); the day it falls on counts
+    rows = [(f"c{i % 40}", f"2020-01-{1 + i % 28:02d} 10:00:00", 10.0 + i % 7) for i in range(400)]
+    rows += [(f"c{i}", "2020-01-29 17:59:38", 12.0) for i in range(10)]
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(tmp_path / "o.csv", index=False)
+    assert main(["backtest", "--input", str(tmp_path / "o.csv"), "--until", "2020-01-28", "--out", str(tmp_path / "b"),
+                 "--methods", "kmeans", "--k", "2", "--stability", "0", "--no-report", "-q"]) == 0

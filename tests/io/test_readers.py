@@ -125,6 +125,34 @@ def test_a_ragged_row_that_is_not_utf8_past_the_sampled_head_is_read_as_latin1(t
     assert "Exception ignored" not in capfd.readouterr().err
 
 
+def test_the_quiet_row_handler_is_thread_safe_and_lets_other_errors_through(tmp_path, cpu, monkeypatch):
+    # several threads read ragged non-UTF-8 files at once: each is read as Latin-1, and the
+    # process's hook is back afterwards and still gets every other unraisable exception
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gpuseg.io import readers
+
+    monkeypatch.setattr(readers, "_looks_utf8", lambda *a, **k: True)
+    rows = REES + "2019-10-01 00:00:05 UTC,caf\xe9,1\n" + "2019-10-01 00:00:06 UTC,view,1,2,,caf\xe9,3.0,541312140,s9\n"
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"late{i}.csv")
+        paths[-1].write_bytes(rows.encode("latin-1"))
+    hook = sys.unraisablehook
+    with ThreadPoolExecutor(4) as ex:
+        counts = list(ex.map(lambda q: readers._read_csv_cpu(q, ["event_time", "brand", "user_id"], ["user_id"])[1],
+                             paths * 3))
+    assert counts == [1] * 18 and sys.unraisablehook is hook
+    seen = []
+    with readers._quiet_row_handler(print):
+        monkeypatch.setattr(readers, "_PREVIOUS_HOOK", [seen.append])
+        readers._swallow_quiet(type("A", (), {"object": print})())  # the quiet handler's: dropped
+        readers._swallow_quiet(type("A", (), {"object": len})())  # anything else: passed on
+        monkeypatch.undo()
+    assert len(seen) == 1 and sys.unraisablehook is hook
+
+
 def test_a_header_with_spaces_around_its_names_is_read(tmp_path, cpu):
     p = write(tmp_path / "padded.csv", REES.replace(",", ", ", 8).replace("event_time", " event_time", 1))
     d = load(str(p), cpu)
