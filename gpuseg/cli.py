@@ -769,6 +769,8 @@ def _check_window(start: str, days: int | None) -> None:
     from .errors import ConfigError
 
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(start).strip()):  # "03/04/2020": March or April?
+            raise ValueError(start)
         first = pd.Timestamp(str(start))
     except (ValueError, TypeError, OverflowError):
         raise ConfigError(f"--start {start}: not a date; write it like 2019-10-01") from None

@@ -86,6 +86,12 @@ class _Text(HTMLParser):
         self.texts.append(data)
 
 
+def test_no_template_syntax_reaches_the_page(hostile_page):
+    # the one-line preprocessing of parts/ turns line breaks into comments: none may survive
+    for marker in ("{#", "{%", "{{"):  # ("%}" is CSS: "width:1%}")
+        assert marker not in hostile_page
+
+
 def test_hostile_segment_name_and_customer_id_are_escaped(hostile_page):
     page = hostile_page
     assert HOSTILE_NAME not in page and HOSTILE_ID not in page
