@@ -141,7 +141,7 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
 
     if p.is_dir():
         # the folders gpuseg's commands wrote (their manifest) hold outputs, not input data
-        outputs = [m.parent for m in p.rglob(".gpuseg-manifest.json")]
+        outputs = [m.parent for m in p.rglob(".gpuseg-manifest.json") if m.parent != p]
         files = sorted(
             f
             for f in p.rglob("*")
