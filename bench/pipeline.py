@@ -510,7 +510,9 @@ def main() -> None:
     for mod in ("gpuseg", "numpy", "pandas", "pyarrow", "sklearn", "polars"):
         if importlib.util.find_spec(mod) is not None:
             versions[mod] = __import__(mod).__version__
-    out = Path(args.out) if args.out else HERE / "results" / f"pipeline-{args.device}-{platform.node()}.json"
+    # without --out, a new file: a committed result of an earlier run is never overwritten
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else HERE / "results" / f"pipeline-{args.device}-{platform.node()}-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": args.device, "threads": threads, "engines": engines,
                                "repeat": args.repeat, "versions": versions, "results": rows}, indent=2) + "\n")
