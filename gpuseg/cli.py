@@ -683,6 +683,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
     out = _migration_out(args.out, args.model)
+    parse_windows(args.window, args.windows, 0, 0)  # a wrong --window/--windows fails before the data are read
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress)

@@ -646,3 +646,15 @@ def test_as_of_with_categorical_customer_ids_lists_only_the_customers_left_out(e
     listed = early.cleaned.excluded
     later = listed[listed["reason"] == "no_events_before_as_of"]
     assert len(later) + len(early.ids) == ev["user_id"].nunique() and (later["rows"] > 0).all()
+
+
+@pytest.mark.parametrize("window", [["--window", "30x"], ["--windows", "2019-10-01"], ["--window", "30d", "--windows",
+                                                                                        "2019-10-01..2019-10-02"]])
+def test_migrate_checks_its_windows_before_reading_the_data(kmeans_run, tmp_path, capsys, monkeypatch, window):
+    from gpuseg import cli
+
+    monkeypatch.setattr(cli, "_load_for", lambda *a, **k: pytest.fail("the data were read first"))
+    rc = main(["migrate", "--model", str(kmeans_run / "model"), "--input", str(tmp_path / "none.parquet"),
+               "--out", str(tmp_path / "mig"), "-q", *window])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("gpuseg: error: ") and "--window" in err and err.count("\n") == 1
