@@ -567,7 +567,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     model, be, cleaned = _load_for(args, progress, listed_in=str(side))
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned, reference)
-    listed = prepared.cleaned.excluded
+    listed = prepared.cleaned.excluded  # cleaning's, and --as-of's customers without events before it
     late = 0 if listed is None or not len(listed) else int((listed["reason"] == NOT_YET_ACTIVE).sum())
     progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers"
                             + (f"; {late:,} with no events before --as-of listed in {side}" if late else ""))
@@ -583,7 +583,6 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    listed = prepared.cleaned.excluded  # cleaning's, and --as-of's customers without events before it
     excluded = pseudonymise(listed, key) if key and listed is not None else listed
     n_excluded = write_excluded(excluded, side)
     progress.stage_finished("write", time.perf_counter() - t0, str(out) + (f" and {side}" if n_excluded else ""))
