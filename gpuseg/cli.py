@@ -413,8 +413,6 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
     from .errors import ConfigError
 
     file_values = load_config_file(args.config) if args.config else None
-    if args.customers is not None and args.input:  # it would be ignored
-        raise ConfigError("--customers sizes the built-in data; drop it when you give --input")
     dask_file = (file_values or {}).get("dask")
     clustered = args.cluster or (isinstance(dask_file, dict) and dask_file.get("cluster"))
     for option, value in (("--workers", args.workers), ("--memory-limit", args.memory_limit)):
@@ -443,6 +441,9 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
         memory_limit=args.memory_limit,
         anonymize=args.anonymize,
     )
+    if args.customers is not None and config.input:  # it would be ignored (--input or the config file's input)
+        raise ConfigError("--customers sizes the built-in data; drop it when you give --input "
+                          "(or input in the config file)")
     progress = ConsoleProgress(quiet=args.quiet)
     try:
         result = run(config, progress, backtest=backtest)

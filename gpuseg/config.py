@@ -512,6 +512,23 @@ def _check_dask(cfg: RunConfig) -> None:
         raise ConfigError("--cluster needs --input (the built-in synthetic data set runs in one process)")
 
 
+def _check_shadowed(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """A config-file value that the command line replaces is still checked on its own: a
+    wrong file must not pass because today's command happens to override it."""
+    shadowed = {key: values[key] for key, val in overrides.items()
+                if val is not None and key in values and key in _TOP_KEYS and key != "embed"}
+    if not shadowed:
+        return
+    try:
+        cfg = build_config(shadowed)
+        if "methods" in shadowed:
+            from .cluster import resolve_methods
+
+            resolve_methods(cfg.cluster.methods)
+    except ConfigError as exc:
+        raise ConfigError(f"the config file is wrong, though the command line overrides it: {exc}") from None
+
+
 def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
     """Merge config-file values and command-line overrides into a validated :class:`RunConfig`.
 
@@ -538,6 +555,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     for name, table in sections.items():  # "evaluate = 5" is not a table (command-line values merge into them)
         if not isinstance(table, Mapping):
             raise ConfigError(f"config: [{name}] must be a table of settings, not {table!r}")
+    _check_shadowed(values, overrides)
     for key, val in overrides.items():
         if val is None:
             continue

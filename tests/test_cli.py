@@ -280,3 +280,18 @@ def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, extra, word
     rc = main(["run", "--out", str(tmp_path / "o"), "-q", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and err.count("\n") == 1
+
+
+def test_customers_with_input_in_the_config_file_is_refused(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('input = "x.parquet"\n')
+    rc = main(["run", "--config", str(tmp_path / "c.toml"), "--customers", "500", "--out", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--customers sizes the built-in data" in err and "config file" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_wrong_config_value_is_refused_even_when_the_command_line_overrides_it(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text('k = "abc"\n')
+    rc = main(["run", "--config", str(tmp_path / "c.toml"), "--k", "3-4", "--out", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "config file is wrong" in err and "abc" in err and err.count("\n") == 1

@@ -160,3 +160,22 @@ def test_an_out_below_a_file_says_the_file_is_not_a_folder(tmp_path):
     (tmp_path / "existing.txt").write_text("x")
     with pytest.raises(ConfigError, match="existing.txt is a file, not a folder"):
         check_out_dir(tmp_path / "existing.txt" / "sub")
+
+
+@pytest.mark.parametrize("file_values, overrides, match", [
+    ({"k": "abc"}, {"k": "3-4"}, "k"),
+    ({"seed": -1}, {"seed": 3}, "--seed"),
+    ({"stability": 1}, {"stability": 0}, "stability"),
+    ({"methods": ["nope"]}, {"methods": "kmeans"}, "nope"),
+    ({"report": "yes"}, {"report": False}, "report"),
+])
+def test_a_file_value_the_command_line_replaces_is_still_checked(file_values, overrides, match):
+    with pytest.raises(ConfigError, match="config file is wrong.*" + match):
+        build_config(file_values, **overrides)
+
+
+def test_a_good_file_value_the_command_line_replaces_gives_way():
+    cfg = build_config({"k": "5", "seed": 4, "methods": ["gmm"], "embed": {"method": "pca"}},
+                       k="3", seed=9, methods="kmeans", embed="none")
+    assert (cfg.cluster.k_min, cfg.cluster.k_max, cfg.seed, cfg.cluster.methods) == (3, 3, 9, ("kmeans",))
+    assert cfg.embed.method == "none"
