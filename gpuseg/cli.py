@@ -521,14 +521,17 @@ def _rename_pairs(values: list[str] | None) -> dict[str, str]:
 
 
 def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None,
-              listed_in: str = "excluded.csv") -> tuple[Any, Any, Any]:
-    """(model, backend, cleaned new data), each stage timed on the progress display."""
+              listed_in: str = "excluded.csv", check: Any = None) -> tuple[Any, Any, Any]:
+    """(model, backend, cleaned new data), each stage timed on the progress display;
+    ``check(model)`` runs before the data are read (refusals that need only the model)."""
     from . import backend as _backend
     from .dynamic import clean_like_model, load_input
     from .model import load_model
 
     t0 = time.perf_counter()
     model = load_model(Path(args.model).expanduser())
+    if check is not None:
+        check(model)
     be = _backend.select(args.device)
     progress._write(f"gpuseg {__version__} running on {_where({'backend': be.name, 'label': be.device_label})}\n")
     progress.stage_finished("model", time.perf_counter() - t0, f"{model.method}, {model.k} segments, "
@@ -582,6 +585,8 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     try:
         write_table(pseudonymise(frame, key) if key else frame, tmp)
         tmp.replace(out)
+    except OSError as exc:  # name the user's file, not the hidden temporary one
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
         tmp.unlink(missing_ok=True)
     excluded = pseudonymise(listed, key) if key and listed is not None else listed
@@ -616,18 +621,14 @@ def _cmd_update(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed {args.seed}: give a whole number from 0 to 4294967295")
     progress = ConsoleProgress(quiet=args.quiet)
     model_dir = Path(args.model).expanduser()
-    model, be, cleaned = _load_for(args, progress)
-    version = int(model.manifest.get("model_version", 1)) + 1
-    base = model_dir.resolve()
-    stem = re.sub(r"-v\d+$", "", base.name)
-    out = Path(args.out).expanduser() if args.out else base.with_name(f"{stem}-v{version}")
-    from .report.files import check_outside
+    where: dict[str, Any] = {}
 
-    check_outside(out, model_dir, "the model folder")
-    if out.exists():
-        raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    def check(model: Any) -> None:
+        where["version"] = int(model.manifest.get("model_version", 1)) + 1
+        where["out"] = _updated_out(args.out, model_dir, where["version"])
+
+    model, be, cleaned = _load_for(args, progress, check=check)
+    version, out = where["version"], where["out"]
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned)
     progress.stage_finished("features", time.perf_counter() - t0, f"{len(prepared.ids):,} customers")
@@ -655,6 +656,23 @@ def _cmd_update(args: argparse.Namespace) -> int:
         f"\nWrote model version {version} to {out} (segment ids and names kept; {model_dir} unchanged)\n"
     )
     return 0
+
+
+def _updated_out(out_arg: str | None, model_dir: Path, version: int) -> Path:
+    """``update --out`` (default: the model folder's name with ``-vN``): a new folder
+    outside the model folder."""
+    from .errors import ConfigError
+    from .report.files import check_outside
+
+    base = model_dir.resolve()
+    stem = re.sub(r"-v\d+$", "", base.name)
+    out = Path(out_arg).expanduser() if out_arg else base.with_name(f"{stem}-v{version}")
+    check_outside(out, model_dir, "the model folder")
+    if out.exists():
+        raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    return out
 
 
 def _migration_out(out_arg: str, model: str) -> Path:

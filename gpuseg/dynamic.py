@@ -312,7 +312,19 @@ def check_table_path(out: str, inputs: Sequence[Any] = (), force: bool = False) 
     if excluded_path(path).exists() and not force:
         raise ConfigError(f"--out {out}: {excluded_path(path).name} (the customers a run excluded) exists beside it; "
                           "use --force to replace it")
+    _check_writable(path.parent, out)
     return path
+
+
+def _check_writable(folder: Path, out: str) -> None:
+    """Refuse, before any work, a folder where no file can be created (read-only, permissions)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(prefix=".gpuseg-probe-", dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in folder {folder} ({exc.strerror or exc})") from None
 
 
 # --- update ------------------------------------------------------------------------------

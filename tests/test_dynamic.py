@@ -658,3 +658,38 @@ def test_migrate_checks_its_windows_before_reading_the_data(kmeans_run, tmp_path
                "--out", str(tmp_path / "mig"), "-q", *window])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("gpuseg: error: ") and "--window" in err and err.count("\n") == 1
+
+
+def test_update_refuses_its_out_before_reading_the_data(kmeans_run, tmp_path, capsys):
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")  # reading it would fail with another message
+    taken = tmp_path / "v2"
+    taken.mkdir()
+    rc = main(["update", "--model", str(kmeans_run / "model"), "--input", str(broken), "--out", str(taken), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "exists; an updated model goes to a new folder" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder no one can write in)")
+def test_assign_refuses_an_out_folder_it_cannot_write_in_before_the_work(kmeans_run, events, capsys):
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", "/proc/segments.parquet", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write in folder /proc" in err and err.count("\n") == 1
+
+
+def test_a_failed_assign_write_names_the_users_file_not_the_temporary_one(kmeans_run, events, tmp_path, capsys,
+                                                                         monkeypatch):
+    import gpuseg.dynamic as dynamic
+
+    def full_disk(frame, path):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(dynamic, "write_table", full_disk)
+    out = tmp_path / "seg.parquet"
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(out) in err and ".gpuseg-tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written left behind
