@@ -904,7 +904,9 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
 
 def _to_float(s, col: str, backend: Backend, source: str):
     kind = s.dtype.kind
-    if kind in "fiub":
+    if kind == "b" or str(s.dtype) == "boolean":  # true/false is no amount: 1.0 and 0.0 would pass as prices
+        raise SchemaError(f"{source}: column {col!r} should hold numbers, found true/false values")
+    if kind in "fiu":
         return s.astype("float64")
     xf = backend.frame
     nonnull = int(s.notna().sum())

@@ -214,8 +214,11 @@ def test_bad_values_become_missing_not_errors(tmp_path, cpu):
          "column 'price' should hold numbers"),
         ("event_time,event_type,user_id,price\nmonday,view,1,3\ntuesday,view,1,3\n", "column 'event_time' should hold"),
         ("event_time,event_type,price\n2019-10-01 00:00:00 UTC,view,3\n", "lacks user_id"),
+        ("event_time,event_type,user_id,price\n2019-10-01 00:00:00 UTC,view,1,true\n2019-10-01 00:00:00 UTC,view,1,false\n",
+         "column 'price' should hold numbers, found true/false"),
     ],
-    ids=["empty", "no-expected-columns", "header-only", "price-is-text", "time-is-text", "missing-user"],
+    ids=["empty", "no-expected-columns", "header-only", "price-is-text", "time-is-text", "missing-user",
+         "price-is-boolean"],
 )
 def test_bad_files_raise_one_clear_error(tmp_path, cpu, text, expected):
     p = write(tmp_path / "bad.csv", text)
