@@ -93,7 +93,7 @@ def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: l
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    from ..io.readers import _delimiter, padded_header
+    from ..io.readers import _delimiter, _quiet_row_handler, padded_header
 
     with open(path, "rb") as fh:
         header = fh.readline()
@@ -118,13 +118,14 @@ def _read_csv_range(path: Path, start: int, end: int, columns: list[str], ids: l
     names = {} if padded is None else {"column_names": padded, "skip_rows": 1}
     for encoding in ("utf8", "latin-1"):
         try:
-            table = pacsv.read_csv(
-                io.BytesIO(header + body),
-                read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
-                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
-                convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
-                                                     column_types={c: pa.string() for c in columns}),
-            )
+            with _quiet_row_handler(skip):  # a non-UTF-8 ragged row: no "Exception ignored" print before Latin-1
+                table = pacsv.read_csv(
+                    io.BytesIO(header + body),
+                    read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
+                    parse_options=pacsv.ParseOptions(delimiter=_delimiter(path), invalid_row_handler=skip),
+                    convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
+                                                         column_types={c: pa.string() for c in columns}),
+                )
             return table, bad[0]
         except pa.ArrowInvalid:
             bad[0] = 0
