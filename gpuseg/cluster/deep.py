@@ -90,6 +90,14 @@ def _embed_and_assign(torch: Any, net: Any, Xt: Any, centers: Any, alpha: float,
 # --- shared machinery -------------------------------------------------------------------------
 
 
+class _Start:
+    """Where DEC's clusters start without a Lloyd run on the codes: centres and labels."""
+
+    def __init__(self, cluster_centers: Any, labels: Any) -> None:
+        self.cluster_centers_ = cluster_centers
+        self.labels_ = labels
+
+
 class _DeepClustering(EstimatorMixin):
     """Pretraining, the K-means initialisation, ``recut`` and the array hand-offs.
 
@@ -173,11 +181,13 @@ class _DeepClustering(EstimatorMixin):
             new._cluster(torch, Xt, ae)
         return new
 
-    def _kmeans_init(self, torch: Any, Xt: Any, net: Any) -> tuple[Any, KMeans]:
-        """The embedding tensor of every row and gpuseg's K-means fitted on it (zero-copy hand-off).
+    def _kmeans_init(self, torch: Any, Xt: Any, net: Any, refine: bool = True) -> tuple[Any, Any]:
+        """The embedding tensor of every row and the clusters' start in it (zero-copy hand-off).
 
-        ``init="input"``: K-means runs first on the input rows; the embedding's K-means
-        starts from the mean code of each of those segments (one Lloyd run). ``"embedding"``:
+        ``init="input"``: K-means runs first on the input rows; each segment's centre in the
+        embedding is the mean code of its rows, refined by one Lloyd run on the codes
+        (gpuseg's K-means) when ``refine`` (deep K-means), else kept as it is with the input
+        segments as labels (DEC and IDEC: their own loss refines it). ``"embedding"``:
         K-means with ``n_init`` restarts on the codes alone (the DEC paper's start), also
         when the input K-means leaves a segment empty (fewer distinct rows than clusters).
         """
@@ -189,6 +199,8 @@ class _DeepClustering(EstimatorMixin):
             sums, counts = cluster_sums(codes, seeds, self.n_clusters)
             if bool((counts > 0).all()):
                 centers = (sums / counts[:, None]).astype(codes.dtype)
+                if not refine:
+                    return Z, _Start(centers, seeds)
                 return Z, KMeans(self.n_clusters, init=centers, n_init=1, random_state=self._seed).fit(codes)
         return Z, KMeans(self.n_clusters, n_init=self.n_init, random_state=self._seed).fit(codes)
 
@@ -509,7 +521,7 @@ class DEC(_DeepClustering):
         dev = Xt.device
         gamma = self._clustering_weight()
         alpha = float(self.alpha)
-        _, km = self._kmeans_init(torch, Xt, net)
+        _, km = self._kmeans_init(torch, Xt, net, refine=False)
         centers = torch.nn.Parameter(_backend.to_torch(km.cluster_centers_).to(dev, torch.float32).clone())
         params = [*net["encoder"].parameters(), centers]
         if gamma is not None:

@@ -179,6 +179,37 @@ def test_input_init_hands_the_mean_codes_of_the_input_segments_to_kmeans_on_the_
     np.testing.assert_allclose(init1, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [DEC, IDEC])
+def test_dec_starts_from_the_mean_codes_of_the_input_segments_without_kmeans_on_the_codes(blobs, monkeypatch, cls):
+    """DEC's own loss refines the start: a Lloyd run on the codes first pulled the segments to
+    what is compact in the embedding (median ARI 0.41 against 0.48 on the quality scenarios)."""
+    from gpuseg.cluster import deep
+
+    X, _ = blobs
+    seen, centres = [], []
+    fit = KMeans.fit
+
+    def spy(self, data, y=None):
+        seen.append(np.array(data, copy=True))
+        return fit(self, data, y)
+
+    monkeypatch.setattr(deep.KMeans, "fit", spy)
+    monkeypatch.setattr(deep, "_Start", lambda c, l: centres.append((np.array(c), np.array(l))) or
+                        type("S", (), {"cluster_centers_": c, "labels_": l})())
+    est = cls(4, **{**AE, "max_iter": 1}).fit(X)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], X)  # K-means on the input rows only
+    first = KMeans(4, n_init=10, random_state=0).fit(X).labels_
+    (start, labels), = centres
+    np.testing.assert_array_equal(labels, first)
+    pretrained = copy.copy(est.autoencoder_)  # the codes before DEC's step moved the encoder
+    pretrained.network_ = copy.deepcopy(est.autoencoder_.network_)
+    pretrained.network_.load_state_dict(est._pretrained_state)
+    codes = pretrained.transform(X)
+    np.testing.assert_allclose(start, np.stack([codes[first == j].mean(axis=0) for j in range(4)]),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("init", ["input", "embedding"])
 def test_fewer_distinct_rows_than_clusters_do_not_break_the_start(init):
     """Input K-means leaves segments empty when the rows have fewer distinct values than k: the
