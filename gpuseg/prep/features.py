@@ -282,24 +282,25 @@ def _top_categories(f, n: int) -> list[int]:
     return [int(c) for c in counts.index[:n]]
 
 
-def _add_row_indicators(work, f, data: CleanedData, config: FeatureConfig, aggs: dict,
-                        spec: FeatureSpec | None) -> list[int]:
-    """Time and top-category indicator columns to sum per customer; returns the category codes."""
-    groups_on = set(config.groups)
-    if "time" in groups_on:
+def _indicator_codes(f, data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None) -> list[int]:
+    """Codes of the main categories whose shares are features: the spec's, else the most
+    active ones of the whole log (computed once, before any split by customer)."""
+    if spec is not None:
+        return _spec_categories(data, spec)
+    if "category" in set(config.groups) and data.main_categories:
+        return _top_categories(f, config.top_categories)
+    return []
+
+
+def _add_row_indicators(work, f, config: FeatureConfig, aggs: dict, top: list[int]) -> None:
+    """Time and top-category indicator columns to sum per customer."""
+    if "time" in set(config.groups):
         for name, col in _time_columns(f, config).items():
             work[name] = col
             aggs[name] = (name, "sum")
-    top: list[int] = []
-    if spec is not None:
-        top = _spec_categories(data, spec)
-    elif "category" in groups_on and data.main_categories:
-        top = _top_categories(f, config.top_categories)
-    if top:
-        for i, code in enumerate(top):
-            work[f"c_{i}"] = (f["main_cat"] == code).astype("int32")
-            aggs[f"c_{i}"] = (f"c_{i}", "sum")
-    return top
+    for i, code in enumerate(top):
+        work[f"c_{i}"] = (f["main_cat"] == code).astype("int32")
+        aggs[f"c_{i}"] = (f"c_{i}", "sum")
 
 
 def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig, spec: FeatureSpec | None) -> None:
@@ -343,8 +344,9 @@ def price_key_names(data: CleanedData, codes: Any) -> list[str]:
     return [names[int(c)] if names is not None and 0 <= int(c) < len(names) else str(int(c)) for c in codes]
 
 
-def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, dict[str, float]]:
-    """price / median price of the row's price group, and the medians by group key (text).
+def _price_medians(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, dict[str, float]]:
+    """The median price of every price group (a Series by ``price_key``, on the frame's
+    device) and the same by group key as text.
 
     With ``spec``, the training medians; a group they lack keeps these data's median.
     """
@@ -361,9 +363,13 @@ def _price_ratio(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any, d
             med = frame_namespace(med).from_pandas(host)
         else:
             med = host
-    ref = f["price_key"].map(med)
     medians = {k: float(v) for k, v in zip(keys, host.to_numpy())}  # "-1": the rows without a group
-    return _safe_div(f["price"], ref), medians
+    return med, medians
+
+
+def _price_ratio(rows, med) -> Any:
+    """price / median price of the row's price group."""
+    return _safe_div(rows["price"], rows["price_key"].map(med))
 
 
 def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
@@ -375,9 +381,72 @@ def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
 
 def _event_aggregates(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None) -> tuple[Any, Any, Any]:
     """(per-customer aggregates, top categories, price medians) of the events: counts by
-    event type, revenue, prices, and the session-level counts."""
+    event type, revenue, prices, the session-level counts and the distinct brands.
+
+    What looks beyond one customer (the top categories, the price medians, whether brands
+    exist) is computed on the whole log first; the group-bys then run per customer part
+    (:func:`_by_customer_parts`), which gives the same numbers bit for bit.
+    """
     f = data.frame
     groups_on = set(config.groups)
+    top = _indicator_codes(f, data, config, spec)
+    med, medians = _price_medians(f, data, spec) if "price" in groups_on else (None, None)
+    brands = "category" in groups_on and (spec.wants("brands") if spec is not None else bool((f["brand"] >= 0).any()))
+
+    def aggregate(rows):
+        return _event_part(rows, config, top, med, brands)
+
+    used = ("customer_id", "ts", "etype", "price", "session", "main_cat", "brand", "price_key")
+    return _by_customer_parts(f, aggregate, used), top, medians
+
+
+#: Below this many rows a log is aggregated in one piece (splitting costs more than it saves).
+_PART_MIN_ROWS = 1_000_000
+#: Rows per customer part at most: smaller group-bys keep their hash tables in the caches.
+_PART_ROWS = 1_250_000
+
+
+def _part_count(f) -> int:
+    """How many customer parts the CPU group-bys run in: at least one per thread of the run
+    (``--threads``), and parts of at most ``_PART_ROWS`` rows; 1 on the GPU and for small logs."""
+    from .. import backend as _backend
+
+    if _backend.is_gpu_frame(f) or len(f) < _PART_MIN_ROWS:
+        return 1
+    return max(_backend.RUN_THREADS or 1, -(-len(f) // _PART_ROWS))
+
+
+def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
+    """``aggregate(rows)`` on parts of ``f`` that each hold every row of their customers, in
+    the log's order, run in the run's threads (pandas' group-by kernels release the GIL);
+    the parts' customers concatenated in customer order. A customer's sums add the same
+    values in the same order as on the whole log, so the result is the same bit for bit.
+    The parts carry only the ``used`` columns."""
+    parts = _part_count(f)
+    if parts == 1:
+        return aggregate(f)
+    import pandas as pd
+
+    from .. import backend as _backend
+
+    f = f[[c for c in used if c in f.columns]]
+    ids = f["customer_id"]
+    codes = ids.to_numpy() if ids.dtype.kind in "iu" else pd.factorize(ids)[0]
+    part = np.remainder(codes, parts)
+    pieces = [f.take(np.flatnonzero(part == i)) for i in range(parts)]
+    threads = max(1, min(_backend.RUN_THREADS or 1, parts))
+    if threads == 1:
+        results = [aggregate(piece) for piece in pieces]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="gpuseg-features") as pool:
+            results = list(pool.map(aggregate, pieces))
+    return pd.concat(results).sort_index()
+
+
+def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
+    """Per-customer aggregates of the rows ``f`` (every row of each of their customers)."""
     et = f["etype"]
     work = f[["customer_id", "ts"]].copy()
     work["is_view"] = (et == 0).astype("int32")
@@ -397,12 +466,10 @@ def _event_aggregates(data: CleanedData, config: FeatureConfig, spec: FeatureSpe
         "revenue": ("revenue", "sum"),
         "view_price_sum": ("view_price", "sum"),
     }
-    top = _add_row_indicators(work, f, data, config, aggs, spec)
-    medians = None
-    if "price" in groups_on:
-        ratio, medians = _price_ratio(f, data, spec)
-        work["ratio"] = ratio
-        work["ratio_paid"] = ratio * work["is_purchase"]
+    _add_row_indicators(work, f, config, aggs, top)
+    if med is not None:
+        work["ratio"] = _price_ratio(f, med)
+        work["ratio_paid"] = work["ratio"] * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
         aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
     a = work.groupby("customer_id", sort=True).agg(**aggs)
@@ -426,13 +493,15 @@ def _event_aggregates(data: CleanedData, config: FeatureConfig, spec: FeatureSpe
     # cuDF keeps the left frame's row order in a join only in pandas-compatible mode (else
     # hash order): customer_id order is made explicit (a no-op copy on pandas, which keeps it)
     a = a.join(s, how="left").sort_index()
-    return a, top, medians
+    if brands:
+        distinct = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates().groupby("customer_id").size()
+        a["brands"] = distinct.reindex(a.index).fillna(0)
+    return a
 
 
 def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None,
                         top: Any, ref: int) -> None:
     """Every event feature of the configured groups, from the aggregates ``a``."""
-    f = data.frame
     groups_on = set(config.groups)
     if "rfm" in groups_on:
         _put_rfm(b, a, ref, config, spec)
@@ -451,10 +520,8 @@ def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: Featur
     if "time" in groups_on:
         _put_time(b, a, "events", data, spec)
     _put_categories(b, a, data, top, "events", spec)
-    brands = spec.wants("brands") if spec is not None else bool((f["brand"] >= 0).any())
-    if "category" in groups_on and brands:
-        brands = f.loc[f["brand"] >= 0, ["customer_id", "brand"]].drop_duplicates().groupby("customer_id").size()
-        b.put("brands", brands.reindex(b.out.index).fillna(0), "category")
+    if "brands" in a.columns:
+        b.put("brands", a["brands"], "category")
     if "price" in groups_on:
         b.put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
         b.put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
@@ -467,26 +534,15 @@ def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: Featur
 def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
     f = data.frame
     groups_on = set(config.groups)
-    work = f[["customer_id", "ts", "amount", "quantity"]].copy()
-    aggs: dict[str, tuple[str, str]] = {
-        "first_ts": ("ts", "min"),
-        "last_ts": ("ts", "max"),
-        "lines": ("ts", "size"),
-        "revenue": ("amount", "sum"),
-        "items": ("quantity", "sum"),
-    }
-    top = _add_row_indicators(work, f, data, config, aggs, spec)
+    top = _indicator_codes(f, data, config, spec)
     use_price_index = "price" in groups_on and data.price_group is not None
-    medians = None
-    if "price" in groups_on:
-        work["unit_price"] = f["price"]
-        aggs["unit_price_sum"] = ("unit_price", "sum")
-        if use_price_index:
-            work["ratio"], medians = _price_ratio(f, data, spec)
-            aggs["ratio_sum"] = ("ratio", "sum")
-    a = work.groupby("customer_id", sort=True).agg(**aggs)
-    a["orders"] = f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size()
+    med, medians = _price_medians(f, data, spec) if use_price_index else (None, None)
 
+    def aggregate(rows):
+        return _order_part(rows, config, top, med)
+
+    used = ("customer_id", "ts", "amount", "quantity", "price", "order", "main_cat", "price_key")
+    a = _by_customer_parts(f, aggregate, used)
     b = _Builder(a)
     if "rfm" in groups_on:
         _put_rfm(b, a, ref, config, spec)
@@ -502,6 +558,28 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         if use_price_index:
             b.put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
     return b.done(ref, medians)
+
+
+def _order_part(f, config: FeatureConfig, top: list[int], med: Any) -> Any:
+    """Per-customer aggregates of the order lines ``f`` (every line of each of their customers)."""
+    work = f[["customer_id", "ts", "amount", "quantity"]].copy()
+    aggs: dict[str, tuple[str, str]] = {
+        "first_ts": ("ts", "min"),
+        "last_ts": ("ts", "max"),
+        "lines": ("ts", "size"),
+        "revenue": ("amount", "sum"),
+        "items": ("quantity", "sum"),
+    }
+    _add_row_indicators(work, f, config, aggs, top)
+    if "price" in set(config.groups):
+        work["unit_price"] = f["price"]
+        aggs["unit_price_sum"] = ("unit_price", "sum")
+        if med is not None:
+            work["ratio"] = _price_ratio(f, med)
+            aggs["ratio_sum"] = ("ratio", "sum")
+    a = work.groupby("customer_id", sort=True).agg(**aggs)
+    a["orders"] = f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size()
+    return a
 
 
 def _spend_rate(revenue, first_ts, ref: int, config: FeatureConfig):

@@ -188,3 +188,74 @@ def test_models_saved_before_the_rename_still_get_their_clv_column(cpu):
     old = customer_features(data, FeatureConfig(), spec)
     assert old.names == list(old_names)
     assert old.frame["clv"].tolist() == now.frame["spend_rate_annualised"].tolist()
+
+
+@pytest.mark.parametrize("parts, threads", [(2, 1), (3, 2), (7, 2)])
+@pytest.mark.parametrize("ids", ["int", "text"])
+def test_features_per_customer_part_equal_the_whole_log_bit_for_bit(cpu, small_events, monkeypatch, parts, threads,
+                                                                   ids):
+    """Large logs are aggregated in customer parts, in threads: every number is the same as
+    in one piece (a customer's values add in the same order), the customers in the same order."""
+    from gpuseg import backend as _backend
+    from gpuseg.prep import features as F
+    from gpuseg.prep.features import FeatureSpec, feature_spec
+
+    events, _ = small_events
+    if ids == "text":
+        events = events.assign(user_id="u" + events["user_id"].astype(str))
+    data = clean(from_frame(events, cpu), CleanConfig(), cpu)
+    whole = customer_features(data, FeatureConfig())
+    spec = feature_spec(whole)
+    spec = FeatureSpec(spec.names, spec.groups, spec.bounded, spec.category_columns,
+                       {k: v * 1.1 for k, v in spec.price_medians.items()})  # a model's other medians
+    with_spec = customer_features(data, FeatureConfig(), spec, reference_time=data.reference_time + 86400)
+    seen = []
+    split = F._by_customer_parts
+
+    def spy(f, aggregate, used):
+        seen.append(F._part_count(f))
+        return split(f, aggregate, used)
+
+    monkeypatch.setattr(F, "_PART_MIN_ROWS", 0)
+    monkeypatch.setattr(F, "_PART_ROWS", -(-len(data.frame) // parts))
+    monkeypatch.setattr(F, "_by_customer_parts", spy)
+    monkeypatch.setattr(_backend, "RUN_THREADS", threads)
+    for ref, got in ((whole, customer_features(data, FeatureConfig())),
+                     (with_spec, customer_features(data, FeatureConfig(), spec,
+                                                   reference_time=data.reference_time + 86400))):
+        pd.testing.assert_frame_equal(got.frame, ref.frame, check_exact=True)
+        assert got.groups == ref.groups and got.price_medians == ref.price_medians
+        assert got.category_columns == ref.category_columns
+    assert seen == [parts, parts] and "brands" in whole.names and "price_index" in whole.names
+
+
+def test_small_logs_and_one_thread_runs_are_not_split_needlessly(cpu, small_events, monkeypatch):
+    from gpuseg import backend as _backend
+    from gpuseg.prep import features as F
+
+    data = clean(from_frame(small_events[0], cpu), CleanConfig(), cpu)
+    monkeypatch.setattr(_backend, "RUN_THREADS", 4)
+    assert F._part_count(data.frame) == 1  # under _PART_MIN_ROWS
+    monkeypatch.setattr(F, "_PART_MIN_ROWS", 0)
+    assert F._part_count(data.frame) == 4  # one part per thread at least
+    monkeypatch.setattr(F, "_PART_ROWS", 1000)
+    assert F._part_count(data.frame) == -(-len(data.frame) // 1000)
+
+
+@pytest.mark.parametrize("scenario", ["orders", "orders_dates"])
+def test_order_features_per_customer_part_equal_the_whole_log_bit_for_bit(cpu, monkeypatch, scenario):
+    from gpuseg import backend as _backend
+    from gpuseg.io.scenarios import generate_scenario
+    from gpuseg.prep import features as F
+
+    log, _, _ = generate_scenario(scenario, 300, seed=3)
+    log["quantity"] = 1 + np.arange(len(log)) % 3  # items_per_order and a unit price beside the amount
+    data = clean(from_frame(log, cpu, "orders"), CleanConfig(), cpu)
+    whole = customer_features(data, FeatureConfig())
+    monkeypatch.setattr(F, "_PART_MIN_ROWS", 0)
+    monkeypatch.setattr(F, "_PART_ROWS", -(-len(data.frame) // 5))
+    monkeypatch.setattr(_backend, "RUN_THREADS", 2)
+    assert F._part_count(data.frame) == 5
+    got = customer_features(data, FeatureConfig())
+    pd.testing.assert_frame_equal(got.frame, whole.frame, check_exact=True)
+    assert {"items_per_order", "avg_unit_price", "price_index"} <= set(whole.names)
