@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpuseg.backend import to_host
 from gpuseg.config import CleanConfig
@@ -405,3 +407,21 @@ def test_product_labels_are_counted_when_asked_and_agree_with_the_whole_table(cp
     assert fresh.for_products(asked) == {p: whole[p] for p in asked if p in whole}
     assert labels_for(whole, asked) == {p: whole[p] for p in asked if p in whole}  # a plain dict (the Dask path)
     assert clean(from_frame(events.drop(columns=["product_id"]), cpu), CleanConfig(), cpu).product_label_counts is None
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=300), st.integers(1, 64), st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_repeated_hashes_in_slices_are_those_of_one_table(values, slice_rows, copies):
+    """Slicing by the top bits keeps every repeat in one slice: the same answer as pandas'
+    ``duplicated(keep=False)`` on the whole array."""
+    import importlib
+
+    C = importlib.import_module("gpuseg.prep.clean")  # the module (gpuseg.prep.clean is also the function)
+    h = np.array(values + values[:copies] + [v ^ (1 << 63) for v in values[:copies]], dtype=np.uint64)
+    old = C._HASH_SLICE
+    try:
+        C._HASH_SLICE = slice_rows
+        got = C._repeated(h)
+    finally:
+        C._HASH_SLICE = old
+    np.testing.assert_array_equal(got, pd.Series(h).duplicated(keep=False).to_numpy())
