@@ -170,8 +170,9 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
     oversubscribe shared cores (one K-means sweep ran 5.9x slower that way on a busy 2-core
     machine).
 
-    OpenMP (scikit-learn) and torch at ``threads``, or for 0 (the default) at
-    :func:`usable_cores`; BLAS at 1 either way. gpuseg's BLAS work is products with the few
+    OpenMP (scikit-learn), torch, Arrow's CPU pool (the CSV and Parquet readers) and
+    the feature group-bys (:mod:`gpuseg.prep.features`) at ``threads``, or for 0 (the
+    default) at :func:`usable_cores`; BLAS at 1 either way. gpuseg's BLAS work is products with the few
     feature columns, which gain little from threads, while OpenBLAS threads on a core
     another process holds stall every call: with one core of 2 busy, the default run took
     26-31 s with BLAS on 2 threads and 17-20 s on 1 (OpenMP on 2 either way), and with
@@ -190,18 +191,22 @@ def thread_limit(threads: int = 0) -> Iterator[int]:
 
     from threadpoolctl import threadpool_limits
 
+    import pyarrow
+
     _load_thread_pools()
     n = threads or usable_cores()
     torch = sys.modules.get("torch")  # already imported: set now; else backend.torch_module sets it
-    before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS)
+    before = (torch.get_num_threads() if torch is not None else None, _backend.RUN_THREADS, pyarrow.cpu_count())
     with threadpool_limits(limits={"blas": 1, "openmp": n}):
         _backend.RUN_THREADS = n
+        pyarrow.set_cpu_count(n)
         if torch is not None:
             torch.set_num_threads(n)
         try:
             yield n
         finally:
             _backend.RUN_THREADS = before[1]
+            pyarrow.set_cpu_count(before[2])
             torch = sys.modules.get("torch")
             if torch is not None and before[0] is not None:
                 torch.set_num_threads(before[0])

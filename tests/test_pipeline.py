@@ -514,13 +514,17 @@ def test_thread_limit_sets_every_pool_once():
     def pools():  # every library (NumPy's and SciPy's OpenBLAS apart), not one per API
         return [(p["user_api"], p["num_threads"]) for p in threadpool_info()]
 
+    import pyarrow
+
+    outside = pyarrow.cpu_count()
     for threads in (0, 1, 3):
         with thread_limit(threads) as n:
-            assert n == (threads or usable_cores()) == backend.RUN_THREADS
+            assert n == (threads or usable_cores()) == backend.RUN_THREADS == pyarrow.cpu_count()
             got = pools()
             assert {api for api, _ in got} >= {"blas", "openmp"}, got  # both loaded, so both limited
             assert all(t == 1 for api, t in got if api == "blas"), got  # BLAS on 1 whatever the count
             assert all(t == n for api, t in got if api == "openmp"), got
+        assert pyarrow.cpu_count() == outside  # Arrow's pool given back as it was
 
 
 def test_thread_limit_reaches_pools_that_load_after_it():
