@@ -345,11 +345,15 @@ def load_files(
     # ids are read as text: Arrow and cuDF would turn "000027" into 27
     ids = [src for src, dst in mapping.items() if dst in schema.ids]
     categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
+    # a given timestamp_format decides how a CSV's times read: Arrow's own inference would
+    # read "2020-03-04" as March 4 whatever the format says (as the Dask pieces, which read text)
+    times = [src for src, dst in mapping.items() if dst == schema.time] if timestamp_format else []
     if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
-        frame, malformed = _read_gpu(files, kind, list(mapping), [*ids, *(c for c in categorical if c not in ids)])
+        frame, malformed = _read_gpu(files, kind, list(mapping),
+                                     [*ids, *(c for c in categorical if c not in ids), *times])
     else:
         codes = [src for src, dst in mapping.items() if dst in CODED]
-        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids, codes=codes)
+        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids, codes=codes, strings=times)
     rows = len(frame)
     if rows == 0 and malformed:
         raise DataError(f"{source or files[0]}: none of its {malformed:,} data rows has the header's {len(first)} "
@@ -403,12 +407,12 @@ def from_frame(
 
 def _read_cpu(
     files: list[Path], kind: str, columns: list[str], categorical: list[str] = (), ids: list[str] = (),
-    int_ids: bool = True, codes: list[str] = (),
+    int_ids: bool = True, codes: list[str] = (), strings: list[str] = (),
 ) -> tuple[pd.DataFrame, int]:
     """Files read by PyArrow into one pandas frame, and the malformed CSV rows skipped.
 
-    CSV ids are read as text; ``int_ids`` turns a column of plain integers into int64
-    (:func:`arrow_to_pandas`). Off for the pieces of a Dask run, which must agree on the
+    CSV ids and ``strings`` are read as text; ``int_ids`` turns a column of plain integers
+    into int64 (:func:`arrow_to_pandas`). Off for the pieces of a Dask run, which must agree on the
     ids' type whatever ids each piece happens to hold (and so must their ``codes``: none).
     """
     tables = []
@@ -419,7 +423,8 @@ def _read_cpu(
         else:
             # categorical columns and the coded session as dictionaries; the other ids as
             # strings (the Dask pieces' session, categorical and an id, stays text)
-            table, bad = _read_csv_cpu(f, columns, ids, text=[*(c for c in categorical if c not in ids), *codes])
+            table, bad = _read_csv_cpu(f, columns, [*ids, *strings],
+                                       text=[*(c for c in categorical if c not in ids), *codes])
             tables.append(table)
             malformed += bad
     table = tables[0] if len(tables) == 1 else _concat_tables(tables)

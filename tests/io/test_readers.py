@@ -542,3 +542,14 @@ def test_a_rename_of_both_columns_is_accepted(tmp_path, cpu):
     text = "customer_id,timestamp,amount,quantity\n1,2011-01-01,3.5,2\n"
     d = load(str(write(tmp_path / "o.csv", text)), cpu, rename={"quantity": "amount", "amount": "amount_listed"})
     assert d.column_map["quantity"] == "amount" and float(d.frame["amount"].iloc[0]) == 2.0
+
+
+def test_a_given_timestamp_format_decides_over_arrows_own_reading_of_a_csv(tmp_path, cpu):
+    # "2020-03-04 10:00:00" is an ISO time to Arrow (March 4); the user's format says the day
+    # comes first (April 3): the format wins, as on the Dask pieces, which read text
+    p = write(tmp_path / "ydm.csv", "customer_id,timestamp,amount\n1,2020-03-04 10:00:00,5\n2,2020-05-06 11:00:00,6\n")
+    d = load(str(p), cpu, timestamp_format="%Y-%d-%m %H:%M:%S")
+    assert d.timestamp_format == "%Y-%d-%m %H:%M:%S"
+    assert list(d.frame["timestamp"]) == [pd.Timestamp("2020-04-03 10:00"), pd.Timestamp("2020-06-05 11:00")]
+    plain = write(tmp_path / "iso.csv", "customer_id,timestamp,amount\n1,2020-03-04 10:00:00,5\n")
+    assert load(str(plain), cpu).frame["timestamp"].iloc[0] == pd.Timestamp("2020-03-04 10:00")
