@@ -582,6 +582,15 @@ class DaskSession:
                     pass
 
 
+def _quiet_shuffle_log() -> None:
+    """The peer-to-peer shuffle's scheduler logs every shuffle it starts and ends at WARNING
+    level ("Shuffle ... initialized by task ...", "... deactivated due to stimulus ..."):
+    routine events, not problems, on the user's console. Its errors still show."""
+    import logging
+
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+
+
 def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit: str = "auto") -> DaskSession:
     """Start or join a Dask cluster.
 
@@ -607,6 +616,7 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
         buffer = max(16 << 20, int(dask_utils.parse_bytes(limit)) // 8)
         local_config = {"distributed.p2p.comm.buffer": buffer, "distributed.p2p.storage.buffer": buffer}
     dask = import_optional("dask", hint=DASK_HINT)
+    _quiet_shuffle_log()
     try:
         if address == "local":
             if backend.is_gpu:

@@ -261,15 +261,31 @@ def _toml(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_local_cluster_from_the_command_line(data, tmp_path, capsys):
+def test_local_cluster_from_the_command_line(data, tmp_path, capfd):
     rc = main(["run", "--input", str(data / "parts"), "--methods", "kmeans", "--k", "4", "--stability", "0",
                "--no-report", "--out", str(tmp_path / "o"), "--cluster", "local", "--workers", "2",
                "--memory-limit", "1GB"])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert rc == 0, err
     assert "a local Dask cluster of 2 worker(s)" in err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["dask"]["kind"] == "dask" and m["data"]["customers"] == 2500
+
+
+def test_the_shuffles_routine_warnings_stay_off_the_console(tmp_path):
+    # in a process of its own: pytest's capture would hide what Dask's log handler prints
+    import subprocess
+    import sys
+
+    from gpuseg.io.synthetic import generate_events
+
+    events, _ = generate_events(300, seed=2)
+    events.to_parquet(tmp_path / "e.parquet")
+    done = subprocess.run([sys.executable, "-m", "gpuseg", "run", "--input", str(tmp_path / "e.parquet"), "--methods",
+                           "kmeans", "--k", "3", "--stability", "0", "--no-report", "--out", str(tmp_path / "o"),
+                           "--cluster", "local", "-q"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Shuffle" not in done.stderr and "WARNING" not in done.stderr, done.stderr
 
 
 def test_unreachable_scheduler_is_one_line_and_writes_nothing(data, tmp_path, capsys):
