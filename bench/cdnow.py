@@ -34,6 +34,9 @@ import zipfile
 from itertools import combinations
 from pathlib import Path
 
+# as `gpuseg run` and `import gpuseg` set it (gpuseg/__init__.py), before scikit-learn loads OpenMP
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 DATA = HERE / "data"

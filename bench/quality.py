@@ -37,6 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# as `gpuseg run` and `import gpuseg` set it (gpuseg/__init__.py), before scikit-learn loads OpenMP
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 

@@ -546,3 +546,18 @@ def test_thread_limit_reaches_pools_that_load_after_it():
     pools = ast.literal_eval(out)  # a printed list of (api, threads) pairs
     assert ("openmp", 1) in pools and ("blas", 1) in pools
     assert all(n == 1 for _, n in pools), pools
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_gpuseg_makes_openmp_threads_wait_passively_unless_the_user_chose(given, expected):
+    """In a fresh interpreter (an OpenMP runtime reads the setting once, when it loads)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, gpuseg; print(os.environ['OMP_WAIT_POLICY'])"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == expected, out.stderr
