@@ -122,9 +122,10 @@ def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, st
              if old in header and new not in rename.values()}
     names.update(rename)
     ts_format = model.config.get("clean", {}).get("timestamp_format", "")
+    chosen = bool(ts_format)  # the user's own setting decides over Arrow's reading of a CSV, as in the run
     if not ts_format and "%" in str(data.get("timestamp_format", "")):
         ts_format = data["timestamp_format"]  # the training data's format: no day/month guess on new data
-    loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec)
+    loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec, times_as_text=chosen)
     if loaded.schema.name != data["kind"]:  # pragma: no cover - load_files enforces the format
         raise SchemaError(f"{spec}: {loaded.schema.name} data; the model was trained on {data['kind']}")
     have = set(map(str, loaded.frame.columns))

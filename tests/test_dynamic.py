@@ -693,3 +693,18 @@ def test_a_failed_assign_write_names_the_users_file_not_the_temporary_one(kmeans
     err = capsys.readouterr().err
     assert rc == 2 and str(out) in err and ".gpuseg-tmp" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_new_data_whose_times_arrow_types_are_read_though_the_training_times_were_text(events_csv, tmp_path):
+    # trained on REES46 text times ("... UTC": a detected format, not the user's setting);
+    # new ISO times that Arrow types itself are read, not refused for lacking " UTC"
+    model_dir = _run(tmp_path / "run", str(events_csv), "kmeans", k="3")
+    model = load_model(model_dir / "model")
+    assert model.data["timestamp_format"] == "%Y-%m-%d %H:%M:%S UTC"
+    assert not model.config.get("clean", {}).get("timestamp_format")
+    lines = events_csv.read_text().splitlines()
+    new = tmp_path / "new.csv"
+    new.write_text("\n".join([lines[0], *(line.replace(" UTC,", ",", 1) for line in lines[1:200])]) + "\n")
+    loaded = load_input(model, str(new), CPU)
+    first = pd.Timestamp(lines[1].split(",")[0].replace(" UTC", ""))
+    assert loaded.frame["event_time"].iloc[0] == first

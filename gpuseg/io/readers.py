@@ -328,8 +328,13 @@ def load_files(
     rename: dict[str, str] | None = None,
     timestamp_format: str = "",
     source: str = "",
+    times_as_text: bool | None = None,
 ) -> LoadedData:
-    """:func:`load` for files already found by :func:`resolve_paths`."""
+    """:func:`load` for files already found by :func:`resolve_paths`.
+
+    ``times_as_text`` (default: whether ``timestamp_format`` is given): read a CSV's time
+    column as text, so that the format decides, not Arrow's own inference. A format only
+    inherited (a model's training data's, for new data) leaves Arrow's reading alone."""
     headers = [read_header(f, kind) for f in files]
     first = headers[0]
     schema, mapping = detect_format(first, fmt, rename, source=str(files[0]))
@@ -347,7 +352,9 @@ def load_files(
     categorical = [src for src, dst in mapping.items() if dst in schema.categorical]
     # a given timestamp_format decides how a CSV's times read: Arrow's own inference would
     # read "2020-03-04" as March 4 whatever the format says (as the Dask pieces, which read text)
-    times = [src for src, dst in mapping.items() if dst == schema.time] if timestamp_format else []
+    if times_as_text is None:
+        times_as_text = bool(timestamp_format)
+    times = [src for src, dst in mapping.items() if dst == schema.time] if times_as_text else []
     if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
         frame, malformed = _read_gpu(files, kind, list(mapping),
                                      [*ids, *(c for c in categorical if c not in ids), *times])
