@@ -425,3 +425,20 @@ def test_repeated_hashes_in_slices_are_those_of_one_table(values, slice_rows, co
     finally:
         C._HASH_SLICE = old
     np.testing.assert_array_equal(got, pd.Series(h).duplicated(keep=False).to_numpy())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_hashes_in_blocks_and_threads_are_those_of_the_whole_frame(small_events, monkeypatch, threads):
+    import importlib
+
+    from gpuseg import backend as _backend
+
+    C = importlib.import_module("gpuseg.prep.clean")
+    frame = small_events[0]
+    whole = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    monkeypatch.setattr(C, "_HASH_BLOCK", 1000)
+    monkeypatch.setattr(C, "_HASH_SLICE", 500)
+    monkeypatch.setattr(_backend, "RUN_THREADS", threads)
+    np.testing.assert_array_equal(C._row_hashes(frame), whole)
+    h = np.concatenate([whole, whole[:50]])
+    np.testing.assert_array_equal(C._repeated(h), pd.Series(h).duplicated(keep=False).to_numpy())

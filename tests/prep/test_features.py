@@ -259,3 +259,15 @@ def test_order_features_per_customer_part_equal_the_whole_log_bit_for_bit(cpu, m
     got = customer_features(data, FeatureConfig())
     pd.testing.assert_frame_equal(got.frame, whole.frame, check_exact=True)
     assert {"items_per_order", "avg_unit_price", "price_index"} <= set(whole.names)
+
+
+def test_customer_parts_spread_ids_that_share_a_stride(monkeypatch):
+    from gpuseg import backend as _backend
+    from gpuseg.prep import features as F
+
+    f = pd.DataFrame({"customer_id": np.repeat(np.arange(0, 4000, 4, dtype=np.int64), 3), "ts": 1})
+    sizes = []
+    monkeypatch.setattr(F, "_part_count", lambda frame: 4)
+    monkeypatch.setattr(_backend, "RUN_THREADS", 1)
+    F._by_customer_parts(f, lambda rows: sizes.append(len(rows)) or rows.groupby("customer_id").size(), ("customer_id",))
+    assert len(sizes) == 4 and min(sizes) > 0.2 * len(f)  # not all in one part, as id % 4 would give
