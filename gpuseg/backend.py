@@ -572,6 +572,7 @@ class DaskSession:
     workers: int
     dashboard: str
     memory_limit: int = 0  # bytes per worker, the smallest; 0: none
+    log_level: int | None = None  # the shuffle log's level before the session (restored on close)
 
     def close(self) -> None:
         for obj in (self.client, self.cluster):
@@ -580,15 +581,30 @@ class DaskSession:
                     obj.close()
                 except Exception:  # noqa: BLE001 - closing must not hide the run's own error
                     pass
+        if self.log_level is not None:
+            _restore_shuffle_log(self.log_level)
 
 
-def _quiet_shuffle_log() -> None:
+_SHUFFLE_LOG = "distributed.shuffle"
+
+
+def _quiet_shuffle_log() -> int:
     """The peer-to-peer shuffle's scheduler logs every shuffle it starts and ends at WARNING
     level ("Shuffle ... initialized by task ...", "... deactivated due to stimulus ..."):
-    routine events, not problems, on the user's console. Its errors still show."""
+    routine events, not problems, on the user's console. Its errors still show. Returns
+    the level before, which the session restores when it closes."""
     import logging
 
-    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    log = logging.getLogger(_SHUFFLE_LOG)
+    before = log.level
+    log.setLevel(logging.ERROR)
+    return before
+
+
+def _restore_shuffle_log(level: int) -> None:
+    import logging
+
+    logging.getLogger(_SHUFFLE_LOG).setLevel(level)
 
 
 def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit: str = "auto") -> DaskSession:
@@ -616,7 +632,7 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
         buffer = max(16 << 20, int(dask_utils.parse_bytes(limit)) // 8)
         local_config = {"distributed.p2p.comm.buffer": buffer, "distributed.p2p.storage.buffer": buffer}
     dask = import_optional("dask", hint=DASK_HINT)
-    _quiet_shuffle_log()
+    log_level = _quiet_shuffle_log()
     try:
         if address == "local":
             if backend.is_gpu:
@@ -644,6 +660,7 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
+        _restore_shuffle_log(log_level)
         raise DeviceError(f"--cluster {address}: cannot start or reach a Dask cluster ({exc})") from None
     try:
         client.wait_for_workers(1, timeout=30)
@@ -651,9 +668,10 @@ def dask_session(address: str, backend: Backend, workers: int = 0, memory_limit:
         client.close()
         if cluster is not None:
             cluster.close()
+        _restore_shuffle_log(log_level)
         raise DeviceError(f"--cluster {address}: the Dask cluster has no workers (none joined within 30 s)") from None
     workers_info = client.scheduler_info().get("workers", {})
     limits = [int(w.get("memory_limit") or 0) for w in workers_info.values()]
     kind = "dask-cuda" if address == "local" and backend.is_gpu else "dask"
     return DaskSession(client, cluster, kind, len(workers_info), str(client.dashboard_link or ""),
-                       min((v for v in limits if v > 0), default=0))
+                       min((v for v in limits if v > 0), default=0), log_level)

@@ -586,7 +586,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         write_table(pseudonymise(frame, key) if key else frame, tmp)
         tmp.replace(out)
     except OSError as exc:  # name the user's file, not the hidden temporary one
-        raise OSError(exc.errno, exc.strerror, str(out)) from None
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
     finally:
         tmp.unlink(missing_ok=True)
     excluded = pseudonymise(listed, key) if key and listed is not None else listed

@@ -431,3 +431,19 @@ def test_a_csv_range_with_a_ragged_row_that_is_not_utf8_is_read_as_latin1_quietl
     table, bad = _read_csv_range(path, 0, path.stat().st_size, ["event_type", "user_id"], ["user_id"])
     assert bad == 1 and table.num_rows == 2 and table.column("event_type")[1].as_py() == "caf\xe9"
     assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_the_shuffle_log_level_is_given_back_when_the_session_closes():
+    import logging
+
+    from gpuseg import backend as _backend
+
+    log = logging.getLogger("distributed.shuffle")
+    log.setLevel(logging.INFO)
+    session = _backend.dask_session("local", _backend.select("cpu"), workers=1)
+    try:
+        assert log.level == logging.ERROR
+    finally:
+        session.close()
+    assert log.level == logging.INFO
+    log.setLevel(logging.NOTSET)

@@ -678,13 +678,14 @@ def test_assign_refuses_an_out_folder_it_cannot_write_in_before_the_work(kmeans_
     assert rc == 2 and "cannot write in folder /proc" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("error", [(28, "No space left on device"), ("pyarrow: disk quota exceeded",)])
 def test_a_failed_assign_write_names_the_users_file_not_the_temporary_one(kmeans_run, events, tmp_path, capsys,
-                                                                         monkeypatch):
+                                                                         monkeypatch, error):
     import gpuseg.dynamic as dynamic
 
     def full_disk(frame, path):
         path.write_bytes(b"partial")
-        raise OSError(28, "No space left on device", str(path))
+        raise OSError(*error, str(path)) if len(error) == 2 else OSError(*error)
 
     monkeypatch.setattr(dynamic, "write_table", full_disk)
     out = tmp_path / "seg.parquet"
@@ -692,6 +693,7 @@ def test_a_failed_assign_write_names_the_users_file_not_the_temporary_one(kmeans
                "--out", str(out), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and str(out) in err and ".gpuseg-tmp" not in err
+    assert ("no space" if len(error) == 2 else "disk quota exceeded") in err.lower()
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written left behind
 
 
