@@ -561,3 +561,23 @@ def test_importing_gpuseg_makes_openmp_threads_wait_passively_unless_the_user_ch
     out = subprocess.run([sys.executable, "-c", "import os, gpuseg; print(os.environ['OMP_WAIT_POLICY'])"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == expected, out.stderr
+
+
+def test_a_run_allocates_arrow_memory_from_jemalloc_and_gives_the_pool_back(monkeypatch):
+    import pyarrow as pa
+
+    from gpuseg.pipeline import arrow_pool
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool().backend_name
+    try:
+        expected = pa.jemalloc_memory_pool().backend_name
+    except NotImplementedError:
+        expected = before
+    with arrow_pool() as name:
+        assert name == expected == pa.default_memory_pool().backend_name
+        assert pa.array(["a", "b"]).buffers()[1] is not None  # allocations work in it
+    assert pa.default_memory_pool().backend_name == before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")  # the user's choice stands
+    with arrow_pool() as name:
+        assert name == before == pa.default_memory_pool().backend_name
