@@ -54,6 +54,7 @@ from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
+from ._threads import in_threads
 
 __all__ = ["CleanedData", "NoRowsError", "ProductLabels", "clean", "describe_cleaning", "no_exclusions",
            "DROP_REASONS", "SESSION_GAP_SECONDS"]
@@ -605,20 +606,6 @@ _HASH_BLOCK = 2_000_000
 _HASH_SLICE = 600_000
 
 
-def _in_threads(fn, items: list) -> list:
-    """``fn`` over ``items`` in the run's threads (``--threads``; pandas' and NumPy's
-    kernels release the GIL), in order."""
-    from .. import backend as _backend
-
-    threads = min(_backend.RUN_THREADS or 1, len(items))
-    if threads <= 1:
-        return [fn(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="gpuseg-clean") as pool:
-        return list(pool.map(fn, items))
-
-
 def _row_hashes(frame) -> np.ndarray:
     """A 64-bit hash of every row (pandas' ``hash_pandas_object``), in row blocks: a row's
     hash depends on its own values only, so the blocks give the same hashes as the whole."""
@@ -631,7 +618,7 @@ def _row_hashes(frame) -> np.ndarray:
         part = frame.iloc[bounds[0]:bounds[1]] if len(edges) > 2 else frame
         return pd.util.hash_pandas_object(part, index=False).to_numpy().astype(np.uint64, copy=False)
 
-    parts = _in_threads(block, list(zip(edges[:-1], edges[1:])))
+    parts = in_threads(block, list(zip(edges[:-1], edges[1:])), "gpuseg-clean")
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -657,7 +644,7 @@ def _repeated(h: np.ndarray) -> np.ndarray:
         rows = order[bounds[i]:bounds[i + 1]]
         out[rows] = duplicated(h[rows])
 
-    _in_threads(one, list(range(1 << bits)))
+    in_threads(one, list(range(1 << bits)), "gpuseg-clean")
     return out
 
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from ..config import FeatureConfig
 from ..errors import DataError
+from ._threads import in_threads
 from .clean import CleanedData
 
 __all__ = ["CustomerFeatures", "FeatureSpec", "customer_features", "feature_spec", "DAYPARTS"]
@@ -427,8 +428,6 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
         return aggregate(f)
     import pandas as pd
 
-    from .. import backend as _backend
-
     f = f[[c for c in used if c in f.columns]]
     ids = f["customer_id"]
     codes = ids.to_numpy() if ids.dtype.kind in "iu" else pd.factorize(ids)[0]
@@ -436,15 +435,7 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
     mixed = (codes.astype(np.uint64, copy=False) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
     part = mixed % np.uint64(parts)
     pieces = [f.take(np.flatnonzero(part == i)) for i in range(parts)]
-    threads = max(1, min(_backend.RUN_THREADS or 1, parts))
-    if threads == 1:
-        results = [aggregate(piece) for piece in pieces]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads, thread_name_prefix="gpuseg-features") as pool:
-            results = list(pool.map(aggregate, pieces))
-    return pd.concat(results).sort_index()
+    return pd.concat(in_threads(aggregate, pieces, "gpuseg-features")).sort_index()
 
 
 def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
