@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._threads import in_threads
 from ..backend import Backend, gpu_module, is_gpu_frame, nullable_codes
 from ..errors import DataError, SchemaError
 from .schemas import Schema, detect_format
@@ -464,18 +465,32 @@ def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), cod
     on), categorical text as categories."""
     import pyarrow as pa
 
-    coded = {}
-    for i, fld in enumerate(table.schema):
+    source = table
+
+    def convert(i: int) -> tuple[str, Any]:
+        """("set", column), ("coded", Int32 codes) or ("keep", None) for column ``i``."""
+        fld, col = source.schema.field(i), source.column(i)
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
-        elif fld.name in codes and _is_text(fld.type):
-            coded[fld.name] = (i, text_codes(table.column(i), in_order))
-        elif fld.name in ids and fld.name not in categorical and (ints := _plain_integers(table.column(i))) is not None:
-            table = table.set_column(i, fld.name, ints)
-        elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
+            return "set", col.cast(pa.timestamp("s"))
+        if fld.name in codes and _is_text(fld.type):
+            return "coded", text_codes(col, in_order)
+        if fld.name in ids and fld.name not in categorical and (ints := _plain_integers(col)) is not None:
+            return "set", ints
+        if fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
             # text columns become categories here: Arrow encodes them several times faster
             # than pandas' astype("category")
-            table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
+            return "set", col.dictionary_encode()
+        return "keep", None
+
+    # each column on its own (Arrow's kernels release the GIL) in the run's threads, the
+    # coded ones (the slowest: a dictionary of every session) first
+    order = sorted(range(table.num_columns), key=lambda i: table.schema.field(i).name not in codes)
+    coded = {}
+    for i, (what, value) in zip(order, in_threads(convert, order, "gpuseg-read")):
+        if what == "set":
+            table = table.set_column(i, table.schema.field(i).name, value)
+        elif what == "coded":
+            coded[table.schema.field(i).name] = (i, value)
     table = table.drop_columns(list(coded))
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     for name, (i, values) in coded.items():  # back in place: columns keep the file's order
@@ -1030,11 +1045,31 @@ def _parse_time_cpu(s: pd.Series, fmt: str) -> pd.Series:
     if fmt == "ISO8601":
         out = pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
         return out.dt.tz_localize(None).astype("datetime64[s]")
-    arr = pa.array(s, type=pa.string(), from_pandas=True)
-    parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
-    if parsed.type.tz is not None:
-        parsed = parsed.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
+    arr = pa.array(s, type=pa.string(), from_pandas=True)  # chunked from Arrow-backed text
+    if not isinstance(arr, pa.ChunkedArray):
+        arr = pa.chunked_array([arr])
+
+    def parse(piece):
+        parsed = pc.strptime(piece, format=fmt, unit="s", error_is_null=True)
+        if parsed.type.tz is not None:
+            parsed = parsed.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
+        return parsed
+
+    # Arrow's strptime runs on one thread: contiguous pieces in the run's threads
+    parsed = pa.chunked_array(
+        [c for part in in_threads(parse, _pieces(arr, _TIME_PIECE_ROWS), "gpuseg-read") for c in part.chunks],
+        type=pa.timestamp("s"))
     return pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index, name=s.name).astype("datetime64[s]")
+
+
+#: rows per piece of a time column parsed in threads (a few pieces per thread even at 10M rows)
+_TIME_PIECE_ROWS = 1 << 20
+
+
+def _pieces(arr, rows: int) -> list:
+    """A chunked Arrow array as contiguous slices of at most ``rows`` rows (at least one)."""
+    n = len(arr)
+    return [arr.slice(start, rows) for start in range(0, n, rows)] or [arr]
 
 
 def _parse_time_gpu(s, fmt: str):

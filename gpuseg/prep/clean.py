@@ -54,7 +54,7 @@ from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
-from ._threads import in_threads
+from .._threads import in_threads
 
 __all__ = ["CleanedData", "NoRowsError", "ProductLabels", "clean", "describe_cleaning", "no_exclusions",
            "DROP_REASONS", "SESSION_GAP_SECONDS"]

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..config import FeatureConfig
 from ..errors import DataError
-from ._threads import in_threads
+from .._threads import in_threads
 from .clean import CleanedData
 
 __all__ = ["CustomerFeatures", "FeatureSpec", "customer_features", "feature_spec", "DAYPARTS"]

@@ -553,3 +553,58 @@ def test_a_given_timestamp_format_decides_over_arrows_own_reading_of_a_csv(tmp_p
     assert list(d.frame["timestamp"]) == [pd.Timestamp("2020-04-03 10:00"), pd.Timestamp("2020-06-05 11:00")]
     plain = write(tmp_path / "iso.csv", "customer_id,timestamp,amount\n1,2020-03-04 10:00:00,5\n")
     assert load(str(plain), cpu).frame["timestamp"].iloc[0] == pd.Timestamp("2020-03-04 10:00")
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d %H:%M:%S UTC", "%Y-%m-%d %H:%M:%S%z", "%d/%m/%Y %H:%M"])
+def test_times_parsed_in_pieces_and_threads_equal_one_parse(monkeypatch, fmt):
+    """A long time column is parsed in slices in the run's threads: the same timestamps,
+    gaps and unreadable values (NaT) as one parse of the whole column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from gpuseg import backend as _backend
+    from gpuseg.io import readers as R
+
+    rng = np.random.default_rng(3)
+    when = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 10**8, 1000), unit="s")
+    text = pd.Series(when.strftime(fmt.replace("%z", "+0000")), dtype="str")
+    text[rng.random(1000) < 0.05] = None
+    text[rng.random(1000) < 0.05] = "not a time"
+    monkeypatch.setattr(R, "_TIME_PIECE_ROWS", 37)
+    monkeypatch.setattr(_backend, "RUN_THREADS", 2)
+    got = R._parse_time_cpu(text, fmt)
+    whole = pc.strptime(pa.array(text, type=pa.string(), from_pandas=True), format=fmt, unit="s", error_is_null=True)
+    if whole.type.tz is not None:
+        whole = whole.cast(pa.timestamp("s", tz="UTC")).cast(pa.timestamp("s"))
+    expected = pd.Series(whole.to_numpy(zero_copy_only=False), name=text.name).astype("datetime64[s]")
+    pd.testing.assert_series_equal(got, expected)
+    assert got.isna().sum() == text.isna().sum() + (text == "not a time").sum()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_arrow_columns_converted_in_threads_keep_their_order_and_values(monkeypatch, threads):
+    """The reader's per-column conversions (codes, integer ids, categories, dates) run in
+    the run's threads; the frame is the same column for column, in the file's order."""
+    import pyarrow as pa
+
+    from gpuseg import backend as _backend
+    from gpuseg.io.readers import arrow_to_pandas
+
+    table = pa.table({
+        "day": pa.array([0, 1, 2, None], type=pa.date32()),
+        "session": pa.array(["s1", "s2", None, "s1"]),
+        "user": pa.array(["7", "12", "7", "9"]),
+        "code": pa.array(["007", "8", "9", "9"]),
+        "kind": pa.array(["view", "cart", "view", None]),
+        "price": pa.array([1.0, 2.5, None, 4.0]),
+    })
+    monkeypatch.setattr(_backend, "RUN_THREADS", threads)
+    got = arrow_to_pandas(table, categorical=["kind"], ids=["user", "code", "session"], codes=["session"])
+    assert list(got.columns) == ["day", "session", "user", "code", "kind", "price"]
+    assert got["day"].tolist()[:3] == list(pd.to_datetime(["1970-01-01", "1970-01-02", "1970-01-03"]))
+    assert got["day"].isna().tolist() == [False, False, False, True]
+    assert got["session"].tolist() == [0, 1, pd.NA, 0] and str(got["session"].dtype) == "Int32"
+    assert got["user"].tolist() == [7, 12, 7, 9] and got["user"].dtype == np.int64
+    assert got["code"].tolist() == ["007", "8", "9", "9"]  # a leading zero keeps the ids text
+    assert str(got["kind"].dtype) == "category" and got["kind"].tolist()[:3] == ["view", "cart", "view"]
+    assert got["price"].tolist()[:2] == [1.0, 2.5]
