@@ -308,6 +308,7 @@ def print_summary(result: Any, out: TextIO) -> None:
         f"\nChosen{' ' + by if by else ''}: {chosen['method']} with k={chosen['k']} "
         f"(silhouette {best['silhouette']:.3f}, Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
     )
+    out.write(_k_hint(best, chosen["k"]))
     conf = chosen.get("confidence_summary")
     if conf:
         out.write(
@@ -334,6 +335,17 @@ def print_summary(result: Any, out: TextIO) -> None:
     out.write(f"Output: {result.out_dir}/ ({', '.join(p.name for p in result.files)})\n")
     if (result.out_dir / "report.html").is_file():
         out.write(f"Report: {result.out_dir / 'report.html'} (open it in any browser; works offline)\n")
+
+
+def _k_hint(mm: dict, k: int) -> str:
+    """A line that puts an elbow's k in its place ("" where k was given or chosen otherwise)."""
+    swept = [r["k"] for r in mm.get("sweep") or [] if r.get("status") == "ok"]
+    if mm.get("k_rule") != "elbow" or len(swept) < 2:
+        return ""
+    around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept)
+    return (f"k={k} is where the scores bend, a starting point rather than a finding (the elbow lands near 4-6 even "
+            f"in data without segments): compare {around or 'another --k'}, and `gpuseg backtest` "
+            f"(docs/data-and-outputs.md, 'Choosing k')\n")
 
 
 def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:

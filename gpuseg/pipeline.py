@@ -26,6 +26,7 @@ from .cluster import METHODS, check_method_params, consensus_members, resolve_me
 from .config import RunConfig
 from .errors import ConfigError
 from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, sensitivity_table
+from .evaluate.selection import K_RULE
 from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.privacy import SCHEME as PSEUDONYM_SCHEME, model_entry, new_key, pseudonymise
@@ -685,8 +686,7 @@ def _evaluation_entry(r: _Run) -> dict[str, Any]:
             else {"exact": True, "sample_size": r.n_customers}
         ),
         "k_range": [r.ks[0], r.ks[-1]],
-        "k_rule": "elbow of the inertia curve (Kneedle); without an elbow the best composite of silhouette, "
-        "Davies-Bouldin and Calinski-Harabasz",
+        "k_rule": K_RULE,
         "method_rule": METHOD_RULE,
         "stability": {
             "resamples": config.evaluate.stability_resamples,

@@ -295,3 +295,31 @@ def test_a_wrong_config_value_is_refused_even_when_the_command_line_overrides_it
     rc = main(["run", "--config", str(tmp_path / "c.toml"), "--k", "3-4", "--out", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "config file is wrong" in err and "abc" in err and err.count("\n") == 1
+
+
+def _sweep(ks, ok=True):
+    return [{"k": k, "status": "ok" if ok else "failed"} for k in ks]
+
+
+@pytest.mark.parametrize("entry, k, expected", [
+    ({"k_rule": "elbow", "sweep": _sweep(range(2, 13))}, 6, "compare --k 5 and --k 7"),
+    ({"k_rule": "elbow", "sweep": _sweep(range(2, 7))}, 6, "compare --k 5,"),  # the range's last k
+    ({"k_rule": "elbow", "sweep": _sweep([6])}, 6, ""),  # --k 6: the user's k
+    ({"k_rule": "bic", "sweep": _sweep(range(2, 13))}, 6, ""),  # a mixture's BIC, no elbow
+    ({"k_rule": "density", "sweep": _sweep([3])}, 3, ""),
+])
+def test_an_elbows_k_is_put_in_its_place_with_the_neighbours_to_compare(entry, k, expected):
+    from gpuseg.cli import _k_hint
+
+    hint = _k_hint(entry, k)
+    if not expected:
+        assert hint == ""
+    else:
+        assert hint.startswith(f"k={k} is where the scores bend") and expected in hint and hint.endswith("\n")
+        assert "4-6 even in data without segments" in hint and "gpuseg backtest" in hint
+
+
+def test_metrics_and_report_say_the_elbow_is_a_starting_point():
+    from gpuseg.evaluate.selection import K_RULE
+
+    assert K_RULE.startswith("elbow of the inertia curve (Kneedle)") and "starting point, not a finding" in K_RULE

@@ -55,6 +55,7 @@ def test_outputs_and_metrics(synthetic_run):
             assert np.isfinite(mm[key]), key
     assert m["chosen"]["method"] in m["methods"]
     assert m["evaluation"]["truth"]["customers_matched"] == 1500
+    assert "A starting point, not a finding" in m["evaluation"]["k_rule"]
 
 
 def test_segments_file(synthetic_run):

@@ -28,7 +28,15 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["KChoice", "knee_point", "composite_scores", "choose_k"]
+__all__ = ["K_RULE", "KChoice", "knee_point", "composite_scores", "choose_k"]
+
+#: The rule in words, as ``metrics.json`` (``evaluation.k_rule``) and the report state it.
+K_RULE = (
+    "elbow of the inertia curve (Kneedle); without an elbow the best composite of silhouette, "
+    "Davies-Bouldin and Calinski-Harabasz. A starting point, not a finding: over k = 2..12 the elbow "
+    "lands near 4-6 even in data without segments, so compare the k on either side (--k) and the "
+    "backtest"
+)
 
 #: Minimum normalised distance below the chord for a knee to count.
 KNEE_MIN_DEPTH = 0.05

@@ -342,3 +342,8 @@ def test_number_array_formats_each_value_and_writes_null_for_non_finite(fmt):
     # the reference: NumPy's element-wise % of the same format
     expected = ["null" if not np.isfinite(v) else str(np.char.mod(fmt, v)) for v in values]
     assert text == "[" + ",".join(expected) + "]"
+
+
+def test_the_notes_say_what_stability_does_not_prove(page):
+    assert "<strong>Stability:</strong>" in page and "not that the customers form distinct groups" in page
+    assert "A starting point, not a finding" in page
