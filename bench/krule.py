@@ -4,8 +4,9 @@ For every scenario of ``bench/quality.py`` (its default sizes), ``gpuseg run`` s
 adaptive K-means over k = 2..12 and records each k's segmentation, inertia, silhouette,
 Davies-Bouldin and Calinski-Harabasz. On the same fits, these rules choose k:
 
-- ``elbow``: the Kneedle elbow of the inertia curve over 2..12 (gpuseg's rule);
-- ``elbow 2..10``: the same over 2..10 (how much the range matters);
+- ``elbow``: gpuseg's rule, the Kneedle elbow of the log-inertia curve over 2..12 (of the raw
+  inertia curve before 2026-12-07: the table in bench/README.md is from then);
+- ``elbow 2..10``: the raw-inertia elbow over 2..10 (how much the range matters);
 - ``elbow + scores``: the rule before: the best composite of silhouette, Davies-Bouldin and
   Calinski-Harabasz among elbow..elbow+2;
 - ``silhouette``: the best silhouette;

@@ -343,7 +343,7 @@ def _k_hint(mm: dict, k: int) -> str:
     if mm.get("k_rule") != "elbow" or len(swept) < 2:
         return ""
     around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept)
-    return (f"k={k} is where the scores bend, a starting point rather than a finding (the elbow lands near 4-6 even "
+    return (f"k={k} is where the scores bend, a starting point rather than a finding (the elbow lands near 4-7 even "
             f"in data without segments): compare {around or 'another --k'}, and `gpuseg backtest` "
             f"(docs/data-and-outputs.md, 'Choosing k')\n")
 

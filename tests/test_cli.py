@@ -316,10 +316,10 @@ def test_an_elbows_k_is_put_in_its_place_with_the_neighbours_to_compare(entry, k
         assert hint == ""
     else:
         assert hint.startswith(f"k={k} is where the scores bend") and expected in hint and hint.endswith("\n")
-        assert "4-6 even in data without segments" in hint and "gpuseg backtest" in hint
+        assert "4-7 even in data without segments" in hint and "gpuseg backtest" in hint
 
 
 def test_metrics_and_report_say_the_elbow_is_a_starting_point():
     from gpuseg.evaluate.selection import K_RULE
 
-    assert K_RULE.startswith("elbow of the inertia curve (Kneedle)") and "starting point, not a finding" in K_RULE
+    assert K_RULE.startswith("elbow of the log-inertia curve (Kneedle)") and "starting point, not a finding" in K_RULE

@@ -13,6 +13,11 @@ def elbow_curve(knee: int) -> list[float]:
     return [1000.0 - 200.0 * min(k, knee) - 5.0 * max(k - knee, 0) for k in KS]
 
 
+def inertia_curve(knee: int) -> list[float]:
+    # a positive inertia that halves with every k until the knee, then falls by 3% per k
+    return [1000.0 * 0.5 ** (min(k, knee) - 2) * 0.97 ** max(k - knee, 0) for k in KS]
+
+
 @pytest.mark.parametrize("knee", [3, 4, 6, 8])
 def test_knee_found(knee):
     assert knee_point(KS, elbow_curve(knee)) == knee
@@ -32,9 +37,25 @@ def test_the_elbow_decides_even_when_silhouette_prefers_two():
     sil = [0.40, 0.20, 0.25, 0.30, 0.28, 0.2, 0.18, 0.17, 0.16]  # k=2 best silhouette
     db = [1.0, 1.6, 1.4, 1.1, 1.2, 1.5, 1.6, 1.7, 1.8]
     ch = [900, 600, 700, 800, 750, 600, 550, 500, 480]
-    c = choose_k(KS, elbow_curve(5), sil, db, ch)
+    c = choose_k(KS, inertia_curve(5), sil, db, ch)
     assert c.knee == 5 and c.k == 5
-    assert "elbow of the inertia curve over k=2..10 (Kneedle): k=5" in c.reason
+    assert "elbow of the log-inertia curve over k=2..10 (Kneedle): k=5" in c.reason
+
+
+def test_the_knee_is_that_of_the_log_inertia():
+    """Each step removes 30-40% of the inertia up to k = 6, then 5%: the log curve bends at
+    6, the raw one (its large early drops weigh more) at 5."""
+    inertia = [1000.0, 600.0, 400.0, 280.0, 200.0, 190.0, 181.0, 172.0, 164.0]
+    assert knee_point(KS, inertia) == 5 and knee_point(KS, np.log(inertia)) == 6
+    c = choose_k(KS, inertia, [0.2] * 9, [1.0] * 9, [1.0] * 9)
+    assert c.knee == 6 and c.k == 6
+
+
+@pytest.mark.parametrize("inertia", [[4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                                     [4.0, 2.0, 1.0, np.nan, 0.5, 0.4, 0.3, 0.2, 0.1]], ids=["zero", "nan"])
+def test_a_zero_or_missing_inertia_gives_a_finite_rule(inertia):
+    c = choose_k(KS, inertia, [0.1, 0.2, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1], [1.0] * 9, [1.0] * 9)
+    assert c.k in KS and (c.knee is None) == bool(np.isnan(inertia).any())
 
 
 def test_the_scores_decide_without_an_elbow():
@@ -57,5 +78,5 @@ def test_nan_scores_are_worst():
 def test_the_elbow_wins_over_better_scores_nearby(best):
     sil = [0.2] * 9
     sil[best - 2] = 0.5
-    c = choose_k(KS, elbow_curve(5), sil, [1.0] * 9, [900 - 50 * i for i in range(9)])
+    c = choose_k(KS, inertia_curve(5), sil, [1.0] * 9, [900 - 50 * i for i in range(9)])
     assert c.knee == 5 and c.k == 5
