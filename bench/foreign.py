@@ -13,7 +13,7 @@ would, and sets beside it what the same features allow:
 
     python bench/foreign.py                        # every scenario, 3,000 customers, seed 0
     python bench/foreign.py --seeds 0,1,2 --customers 5000
-    python bench/foreign.py --scenarios f6,f8 --methods kmeans --stability 0
+    python bench/foreign.py --scenarios f6,f8 --methods all --stability 0 --deep-max-iter 300 --no-ceiling
 
 Results: a Markdown table on stdout and JSON in ``bench/results/``.
 """
@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (each its own data and run)")
     ap.add_argument("--methods", default="default", help="'default' (gpuseg run's) or method names")
     ap.add_argument("--stability", type=int, default=3, help="stability refits (0: none)")
+    ap.add_argument("--deep-max-iter", type=int, default=None, help="DEC/IDEC clustering steps per k (run's default: 1000)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the supervised ceiling and K-means at the true k")
     ap.add_argument("--tag", default="", help="suffix of the results file")
     return ap.parse_args(argv)
@@ -79,7 +80,8 @@ def references(feats, y, metrics: dict, k: int, seed: int) -> dict:
     }
 
 
-def run_one(name: str, customers: int, seed: int, methods: str, stability: int, ceiling: bool) -> dict:
+def run_one(name: str, customers: int, seed: int, methods: str, stability: int, ceiling: bool,
+            deep_max_iter: int | None = None) -> dict:
     import pandas as pd
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
@@ -97,27 +99,30 @@ def run_one(name: str, customers: int, seed: int, methods: str, stability: int, 
                          stability=stability, seed=seed, format=kind)
         if methods != "default":
             overrides["methods"] = methods
+        file_values = {"params": {m: {"max_iter": deep_max_iter} for m in ("dec", "idec")}} if deep_max_iter else None
         t1 = time.perf_counter()
-        result = run(build_config(None, **overrides))
+        result = run(build_config(file_values, **overrides))
         run_s = time.perf_counter() - t1
         feats = pd.read_parquet(Path(tmp) / "out" / "features.parquet")
         seg = pd.read_parquet(Path(tmp) / "out" / "segments.parquet")
     m = result.metrics
     chosen = m["methods"][m["chosen"]["method"]]
     id_col = truth.columns[0]
-    key = truth[id_col].astype(str) if feats["customer_id"].dtype == object else truth[id_col]
+    key = truth[id_col] if pd.api.types.is_integer_dtype(feats["customer_id"]) else truth[id_col].astype(str)
     persona = truth.set_index(key)["persona"]
     y_seg = pd.factorize(persona.reindex(seg["customer_id"]))[0]
     y_feat = pd.factorize(persona.reindex(feats["customer_id"]))[0]
     row = {"scenario": name, "seed": seed, "kind": kind, "customers": int(len(feats)), "true_k": k,
            "chosen": m["chosen"]["method"], "chosen_k": m["chosen"]["k"],
-           "k_reason": chosen.get("reason"),
+           "k_reason": (chosen.get("k_choice") or {}).get("reason"),
            "sweep": [{key: r.get(key) for key in ("k", "inertia", "silhouette", "davies_bouldin", "calinski_harabasz",
                                                   "ari")} for r in chosen.get("sweep") or []],
            "ari": round(float(adjusted_rand_score(y_seg, seg["segment"])), 4),
            "nmi": round(float(normalized_mutual_info_score(y_seg, seg["segment"])), 4),
            "stability": (chosen.get("stability") or {}).get("mean"),
-           "generate_s": round(gen_s, 2), "run_s": round(run_s, 2)}
+           "generate_s": round(gen_s, 2), "run_s": round(run_s, 2),
+           "methods": {name_: {"k": e.get("k"), "ari": e.get("ari"), "status": e["status"]}
+                       for name_, e in m["methods"].items()}}
     if ceiling:
         row.update(references(feats, y_feat, m, k, seed))
     return row
@@ -167,7 +172,8 @@ def main(argv=None) -> int:
     rows = []
     for seed in seeds:
         for name in names:
-            row = run_one(name, args.customers, seed, args.methods, args.stability, not args.no_ceiling)
+            row = run_one(name, args.customers, seed, args.methods, args.stability, not args.no_ceiling,
+                          args.deep_max_iter)
             print(f"  {name} seed {seed}: k {row['chosen_k']} of {row['true_k']}, ARI {row['ari']:.3f} "
                   f"(supervised {row.get('supervised_ari', float('nan')):.3f}), {row['run_s']:.1f} s", flush=True)
             rows.append(row)

@@ -6,7 +6,7 @@ Davies-Bouldin and Calinski-Harabasz. On the same fits, these rules choose k:
 
 - ``elbow``: gpuseg's rule, the Kneedle elbow of the log-inertia curve over 2..12 (of the raw
   inertia curve before 2026-12-07: the table in bench/README.md is from then);
-- ``elbow 2..10``: the raw-inertia elbow over 2..10 (how much the range matters);
+- ``elbow 2..10``: gpuseg's rule over 2..10 (how much the range matters);
 - ``elbow + scores``: the rule before: the best composite of silhouette, Davies-Bouldin and
   Calinski-Harabasz among elbow..elbow+2;
 - ``silhouette``: the best silhouette;
@@ -142,7 +142,9 @@ def main() -> int:
         chosen = {
             "elbow": choose_k(ks, [inertia[k] for k in ks], [rows[k]["silhouette"] for k in ks],
                               [rows[k]["davies_bouldin"] for k in ks], [rows[k]["calinski_harabasz"] for k in ks]).k,
-            "elbow 2..10": knee_point(ks[:9], [inertia[k] for k in ks[:9]]) or max(ks[:9], key=lambda k: comp[k]),
+            "elbow 2..10": choose_k(ks[:9], [inertia[k] for k in ks[:9]], [rows[k]["silhouette"] for k in ks[:9]],
+                                    [rows[k]["davies_bouldin"] for k in ks[:9]],
+                                    [rows[k]["calinski_harabasz"] for k in ks[:9]]).k,
             "elbow + scores": max(window, key=lambda k: (comp[k], -k)),
             "silhouette": max(ks, key=lambda k: rows[k]["silhouette"]),
             "gap": gap_k(s["X"], inertia),

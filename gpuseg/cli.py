@@ -338,14 +338,18 @@ def print_summary(result: Any, out: TextIO) -> None:
 
 
 def _k_hint(mm: dict, k: int) -> str:
-    """A line that puts an elbow's k in its place ("" where k was given or chosen otherwise)."""
+    """A line that puts a k from the sweep in its place ("" where k was given, or chosen by
+    BIC or density)."""
     swept = [r["k"] for r in mm.get("sweep") or [] if r.get("status") == "ok"]
     if mm.get("k_rule") != "elbow" or len(swept) < 2:
         return ""
-    around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept)
-    return (f"k={k} is where the scores bend, a starting point rather than a finding (the elbow lands near 4-7 even "
-            f"in data without segments): compare {around or 'another --k'}, and `gpuseg backtest` "
-            f"(docs/data-and-outputs.md, 'Choosing k')\n")
+    around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept) or "another --k"
+    if (mm.get("k_choice") or {}).get("knee") is None:
+        return (f"k={k} has the best composite of the scores: the inertia has no elbow over k={swept[0]}..{swept[-1]}, "
+                f"so read it as a starting point; compare {around}, and `gpuseg backtest`\n")
+    null = " (over 2..12 the elbow lands near 4-7 even in data without segments)" if (swept[0], swept[-1]) == (2, 12) else ""
+    return (f"k={k} is where the log inertia bends, a starting point rather than a finding{null}: compare {around}, "
+            f"and `gpuseg backtest` (docs/data-and-outputs.md, 'Choosing k')\n")
 
 
 def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:

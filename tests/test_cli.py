@@ -301,22 +301,30 @@ def _sweep(ks, ok=True):
     return [{"k": k, "status": "ok" if ok else "failed"} for k in ks]
 
 
+def _elbow(ks, knee):
+    return {"k_rule": "elbow", "sweep": _sweep(ks), "k_choice": {"knee": knee}}
+
+
 @pytest.mark.parametrize("entry, k, expected", [
-    ({"k_rule": "elbow", "sweep": _sweep(range(2, 13))}, 6, "compare --k 5 and --k 7"),
-    ({"k_rule": "elbow", "sweep": _sweep(range(2, 7))}, 6, "compare --k 5,"),  # the range's last k
-    ({"k_rule": "elbow", "sweep": _sweep([6])}, 6, ""),  # --k 6: the user's k
-    ({"k_rule": "bic", "sweep": _sweep(range(2, 13))}, 6, ""),  # a mixture's BIC, no elbow
-    ({"k_rule": "density", "sweep": _sweep([3])}, 3, ""),
+    (_elbow(range(2, 13), 6), 6, ["where the log inertia bends", "compare --k 5 and --k 7,", "4-7 even in data"]),
+    (_elbow(range(3, 9), 6), 6, ["where the log inertia bends", "compare --k 5 and --k 7,"]),  # not 2..12: no null claim
+    (_elbow(range(2, 7), None), 6, ["has the best composite", "no elbow over k=2..6", "compare --k 5,"]),
+    (_elbow([2, 3], None), 2, ["has the best composite", "compare --k 3,"]),
+    (_elbow([6], None), 6, []),  # --k 6: the user's k
+    ({"k_rule": "bic", "sweep": _sweep(range(2, 13))}, 6, []),  # a mixture's BIC, no elbow
+    ({"k_rule": "density", "sweep": _sweep([3])}, 3, []),
 ])
-def test_an_elbows_k_is_put_in_its_place_with_the_neighbours_to_compare(entry, k, expected):
+def test_a_k_from_the_sweep_is_put_in_its_place_with_the_neighbours_to_compare(entry, k, expected):
     from gpuseg.cli import _k_hint
 
     hint = _k_hint(entry, k)
     if not expected:
         assert hint == ""
-    else:
-        assert hint.startswith(f"k={k} is where the scores bend") and expected in hint and hint.endswith("\n")
-        assert "4-7 even in data without segments" in hint and "gpuseg backtest" in hint
+        return
+    assert hint.startswith(f"k={k} ") and hint.endswith("\n") and "starting point" in hint and "gpuseg backtest" in hint
+    for text in expected:
+        assert text in hint, text
+    assert ("4-7 even in data" in hint) == ("4-7 even in data" in expected)
 
 
 def test_metrics_and_report_say_the_elbow_is_a_starting_point():

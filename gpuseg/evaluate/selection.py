@@ -114,11 +114,11 @@ def composite_scores(
 
 
 def _log_inertia(inertia: Sequence[float]) -> np.ndarray:
-    """log of the inertia curve, a zero inertia (every customer on its centre) floored at a
-    millionth of the largest so that the curve stays finite; not finite where the inertia is
-    not (no elbow then)."""
+    """log of the inertia curve, an inertia of zero (every customer on its centre) or a
+    rounding below it floored at a millionth of the largest so that the curve stays finite;
+    not finite where the inertia is not (no elbow then)."""
     y = np.asarray(inertia, dtype=float)
-    if not np.all(np.isfinite(y)) or np.any(y < 0) or y.max() <= 0:
+    if not np.all(np.isfinite(y)) or y.max() <= 0:
         return np.full(len(y), np.nan)
     return np.log(np.maximum(y, 1e-6 * y.max()))
 

@@ -469,11 +469,13 @@ def umap_plot(X: Any, labels: Any, names: Mapping[int, str] | None = None, *, ma
     return _scatter(pts, labels[rows], names, f"UMAP of the scaled features ({shown})", ("UMAP 1", "UMAP 2"), path)
 
 
+#: (score, title, which way is better, log axis): the inertia on the log axis whose knee the
+#: k rule takes (:func:`gpuseg.evaluate.selection.choose_k`)
 _SWEEP_PANELS = (
-    ("inertia", "Inertia (elbow)", None),
-    ("silhouette", "Silhouette", "higher is better"),
-    ("davies_bouldin", "Davies-Bouldin", "lower is better"),
-    ("calinski_harabasz", "Calinski-Harabasz", "higher is better"),
+    ("inertia", "Inertia, log scale (the elbow)", None, True),
+    ("silhouette", "Silhouette", "higher is better", False),
+    ("davies_bouldin", "Davies-Bouldin", "lower is better", False),
+    ("calinski_harabasz", "Calinski-Harabasz", "higher is better", False),
 )
 
 
@@ -505,19 +507,24 @@ def sweep_plot(methods: Mapping[str, Mapping[str, Any]], chosen: str | None = No
     colours = _colours(len(lines))
     fig = _figure(11.0, 7.5)
     axes = fig.subplots(2, 2).ravel()
-    for ax, (key, title, better) in zip(axes, _SWEEP_PANELS):
-        drawn = False
+    for ax, (key, title, better, log) in zip(axes, _SWEEP_PANELS):
+        drawn, positive = False, True
         for colour, (name, (sweep, kc)) in zip(colours, lines.items()):
             pts = [(r["k"], r[key]) for r in sweep if _finite(r.get(key))]
             if not pts:
                 continue
             ks, vs = zip(*pts)
+            positive = positive and min(vs) > 0
             ax.plot(ks, vs, marker="o", ms=3, lw=2.5 if name == chosen else 1.2, color=colour,
                     label=f"{name} (k={kc})" if kc is not None else name)
             if kc in ks:
                 ax.plot([kc], [vs[ks.index(kc)]], marker="*", ms=14, color=colour, markeredgecolor="black",
                         linestyle="none")
             drawn = True
+        if log and drawn and positive:
+            ax.set_yscale("log")
+        else:
+            title = title.replace(", log scale", "")
         ax.set_title(title + (f" ({better})" if better else ""), fontsize=10)
         ax.set_xlabel("k")
         if not drawn:

@@ -52,7 +52,8 @@ def test_the_knee_is_that_of_the_log_inertia():
 
 
 @pytest.mark.parametrize("inertia", [[4.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-                                     [4.0, 2.0, 1.0, np.nan, 0.5, 0.4, 0.3, 0.2, 0.1]], ids=["zero", "nan"])
+                                     [4.0, 2.0, 1e-3, -1e-12, 0.0, 0.0, 0.0, 0.0, 0.0],
+                                     [4.0, 2.0, 1.0, np.nan, 0.5, 0.4, 0.3, 0.2, 0.1]], ids=["zero", "rounding", "nan"])
 def test_a_zero_or_missing_inertia_gives_a_finite_rule(inertia):
     c = choose_k(KS, inertia, [0.1, 0.2, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1], [1.0] * 9, [1.0] * 9)
     assert c.k in KS and (c.knee is None) == bool(np.isnan(inertia).any())

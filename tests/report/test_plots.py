@@ -218,3 +218,22 @@ def test_only_empty_axis_labels_are_hidden():
     plots._skip_empty_axis_labels(fig)
     assert not ax.xaxis.label.get_visible()
     assert ax.yaxis.label.get_visible() and ax.yaxis.label.get_text() == "customers"
+
+
+@pytest.mark.parametrize("floor, scale", [(1.0, "log"), (0.0, "linear")])
+def test_the_inertia_panel_is_drawn_on_the_log_axis_whose_knee_chooses_k(monkeypatch, floor, scale):
+    """The k rule takes the knee of the log inertia: the panel shows that curve (a linear axis
+    where an inertia of 0 has no logarithm)."""
+    drawn = {}
+
+    def keep(fig, path):
+        drawn["fig"] = fig
+        return b""
+
+    monkeypatch.setattr(plots, "_png", keep)
+    sweep = [{"k": k, "inertia": 1000.0 / k ** 2 if k < 8 else floor, "silhouette": 0.3, "davies_bouldin": 1.0,
+              "calinski_harabasz": 50.0} for k in range(2, 9)]
+    plots.sweep_plot({"adaptive_kmeans": {"status": "ok", "sweep": sweep, "chosen_index": 3}})
+    inertia = drawn["fig"].axes[0]
+    assert inertia.get_yscale() == scale and drawn["fig"].axes[1].get_yscale() == "linear"
+    assert ("log scale" in inertia.get_title()) == (scale == "log")
