@@ -465,32 +465,18 @@ def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), cod
     on), categorical text as categories."""
     import pyarrow as pa
 
-    source = table
-
-    def convert(i: int) -> tuple[str, Any]:
-        """("set", column), ("coded", Int32 codes) or ("keep", None) for column ``i``."""
-        fld, col = source.schema.field(i), source.column(i)
+    coded = {}
+    for i, fld in enumerate(table.schema):
         if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
-            return "set", col.cast(pa.timestamp("s"))
-        if fld.name in codes and _is_text(fld.type):
-            return "coded", text_codes(col, in_order)
-        if fld.name in ids and fld.name not in categorical and (ints := _plain_integers(col)) is not None:
-            return "set", ints
-        if fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
+            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
+        elif fld.name in codes and _is_text(fld.type):
+            coded[fld.name] = (i, text_codes(table.column(i), in_order))
+        elif fld.name in ids and fld.name not in categorical and (ints := _plain_integers(table.column(i))) is not None:
+            table = table.set_column(i, fld.name, ints)
+        elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
             # text columns become categories here: Arrow encodes them several times faster
             # than pandas' astype("category")
-            return "set", col.dictionary_encode()
-        return "keep", None
-
-    # each column on its own (Arrow's kernels release the GIL) in the run's threads, the
-    # coded ones (the slowest: a dictionary of every session) first
-    order = sorted(range(table.num_columns), key=lambda i: table.schema.field(i).name not in codes)
-    coded = {}
-    for i, (what, value) in zip(order, in_threads(convert, order, "gpuseg-read")):
-        if what == "set":
-            table = table.set_column(i, table.schema.field(i).name, value)
-        elif what == "coded":
-            coded[table.schema.field(i).name] = (i, value)
+            table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
     table = table.drop_columns(list(coded))
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     for name, (i, values) in coded.items():  # back in place: columns keep the file's order

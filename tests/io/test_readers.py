@@ -581,13 +581,11 @@ def test_times_parsed_in_pieces_and_threads_equal_one_parse(monkeypatch, fmt):
     assert got.isna().sum() == text.isna().sum() + (text == "not a time").sum()
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_arrow_columns_converted_in_threads_keep_their_order_and_values(monkeypatch, threads):
-    """The reader's per-column conversions (codes, integer ids, categories, dates) run in
-    the run's threads; the frame is the same column for column, in the file's order."""
+def test_arrow_columns_converted_keep_their_order_and_values():
+    """The reader's per-column conversions (codes, integer ids, categories, dates) give each
+    column its type and values, in the file's order."""
     import pyarrow as pa
 
-    from gpuseg import backend as _backend
     from gpuseg.io.readers import arrow_to_pandas
 
     table = pa.table({
@@ -598,7 +596,6 @@ def test_arrow_columns_converted_in_threads_keep_their_order_and_values(monkeypa
         "kind": pa.array(["view", "cart", "view", None]),
         "price": pa.array([1.0, 2.5, None, 4.0]),
     })
-    monkeypatch.setattr(_backend, "RUN_THREADS", threads)
     got = arrow_to_pandas(table, categorical=["kind"], ids=["user", "code", "session"], codes=["session"])
     assert list(got.columns) == ["day", "session", "user", "code", "kind", "price"]
     assert got["day"].tolist()[:3] == list(pd.to_datetime(["1970-01-01", "1970-01-02", "1970-01-03"]))
