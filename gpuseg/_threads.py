@@ -1,4 +1,4 @@
-"""The run's threads for the CPU frame code (the reader's conversions, clean, features)."""
+"""The run's threads for the CPU frame code (the reader's time parse, clean, features)."""
 
 from __future__ import annotations
 

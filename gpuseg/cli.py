@@ -347,7 +347,8 @@ def _k_hint(mm: dict, k: int) -> str:
     if (mm.get("k_choice") or {}).get("knee") is None:
         return (f"k={k} has the best composite of the scores: the inertia has no elbow over k={swept[0]}..{swept[-1]}, "
                 f"so read it as a starting point; compare {around}, and `gpuseg backtest`\n")
-    null = " (over 2..12 the elbow lands near 4-7 even in data without segments)" if (swept[0], swept[-1]) == (2, 12) else ""
+    null = (" (over 2..12 the elbow lands near 4-7 even in data without segments)"
+            if (swept[0], swept[-1]) == (2, 12) else "")
     return (f"k={k} is where the log inertia bends, a starting point rather than a finding{null}: compare {around}, "
             f"and `gpuseg backtest` (docs/data-and-outputs.md, 'Choosing k')\n")
 

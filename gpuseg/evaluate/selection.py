@@ -21,8 +21,9 @@ k within 1 more often than the elbow window refined by the composite (which the 
 before) and than the gap statistic, corrected instability or BIC (bench/README.md,
 "Choosing k"). The log-inertia knee replaced the raw one after both generators were measured:
 within 1 of the true k in 25 of 30 runs of gpuseg's scenarios (24 before) and 17 of 24 on
-``bench/foreign.py`` (15), moving k in 6 of the 54 runs, 5 of them to a better ARI. The elbow depends on the range swept: the default is k = 2..12, and a
-range that stops below the true k finds its elbow lower.
+``bench/foreign.py`` (15), moving k in 6 of the 54 runs, 5 of them to a better ARI. The
+elbow depends on the range swept: the default is k = 2..12, and a range that stops below the
+true k finds its elbow lower.
 
 A sweep of one k returns that k. The reason is reported with the choice.
 """
@@ -144,7 +145,8 @@ def choose_k(
         return KChoice(ks[0], None, comp, f"k={ks[0]} was given")
     knee = knee_point(ks, _log_inertia(inertia))
     if knee is not None:
-        return KChoice(knee, knee, comp, f"elbow of the log-inertia curve over k={ks[0]}..{ks[-1]} (Kneedle): k={knee}")
+        return KChoice(knee, knee, comp,
+                       f"elbow of the log-inertia curve over k={ks[0]}..{ks[-1]} (Kneedle): k={knee}")
     best = max(ks, key=lambda k: (comp[k], -k))
     return KChoice(best, None, comp, f"no clear elbow in the log-inertia curve over k={ks[0]}..{ks[-1]}; best composite "
                                      f"of silhouette, Davies-Bouldin and Calinski-Harabasz: k={best}")
