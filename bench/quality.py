@@ -71,27 +71,35 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def supervised_ceiling(X, y, seed: int) -> float:
-    """3-fold cross-validated ARI of a gradient-boosting classifier on the features."""
+    """3-fold cross-validated ARI of a gradient-boosting classifier on the features.
+
+    On one OpenMP thread: with ``OMP_WAIT_POLICY=PASSIVE`` (set above, as gpuseg sets it)
+    the classifier's many short parallel regions took 27.5-27.9 s on 2 threads against
+    4.2-4.3 s on 1 (the `ten` scenario, 2026-12-07); the ARI is the same."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import adjusted_rand_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits
 
     folds = StratifiedKFold(3, shuffle=True, random_state=seed)
-    pred = cross_val_predict(HistGradientBoostingClassifier(max_iter=60, random_state=seed), X, y, cv=folds)
+    with threadpool_limits(limits={"openmp": 1}):
+        pred = cross_val_predict(HistGradientBoostingClassifier(max_iter=60, random_state=seed), X, y, cv=folds)
     return float(adjusted_rand_score(y, pred))
 
 
 def kmeans_at_true_k(raw, bounded, k: int, seed: int, weights=None):
     """Labels of scikit-learn's K-means at the true k on gpuseg-scaled features (times the
-    run's feature weights, when given)."""
+    run's feature weights, when given); on one OpenMP thread, as the ceiling."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     from gpuseg.prep import FeatureScaler
 
     X = FeatureScaler(bounded=bounded).fit_transform(raw)
     if weights is not None:
         X = X * weights
-    return KMeans(k, n_init=10, random_state=seed).fit_predict(X)
+    with threadpool_limits(limits={"openmp": 1}):
+        return KMeans(k, n_init=10, random_state=seed).fit_predict(X)
 
 
 def fresh_reliability(out: Path, metrics: dict, seed: int, refits: int = 10) -> list[dict] | None:
