@@ -3,7 +3,7 @@
 ``bench/quality.py`` plants its personas with gpuseg's own generator, so a rule tuned there
 may only have learnt that generator (its true k is 6 on most scenarios). ``foreign_gen.py``
 was written by a helper told not to read gpuseg's generator, the quality bench or the
-tests: its own ten personas, its own distributions, scenarios of 3 to 8 personas. This
+tests: its own eleven event and seven order personas, its own distributions, scenarios of 3 to 8 personas. This
 script runs ``gpuseg run``'s default on each, as ``gpuseg run --input FILE --truth TRUTH``
 would, and sets beside it what the same features allow:
 
