@@ -65,12 +65,11 @@ def references(feats, y, metrics: dict, k: int, seed: int) -> dict:
     import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
-    from quality import kmeans_at_true_k, supervised_ceiling
+    from quality import bounded_columns, kmeans_at_true_k, supervised_ceiling
 
     names = [c for c in feats.columns if c != "customer_id"]
     raw = feats[names].to_numpy(np.float64)
-    bounded = [i for i, c in enumerate(names) if c.startswith(("share_", "cat_")) or c in (
-        "view_to_cart", "cart_to_purchase", "cart_abandonment")]
+    bounded = bounded_columns(names)
     weights = np.array([metrics["scaling"][c].get("weight", 1.0) for c in names])
     return {
         "supervised_ari": round(supervised_ceiling(raw, y, seed), 4),

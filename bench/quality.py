@@ -87,6 +87,12 @@ def supervised_ceiling(X, y, seed: int) -> float:
     return float(adjusted_rand_score(y, pred))
 
 
+def bounded_columns(names) -> list[int]:
+    """Indices of the features gpuseg's scaler treats as bounded shares (not log-scaled)."""
+    return [i for i, c in enumerate(names) if c.startswith(("share_", "cat_")) or c in (
+        "view_to_cart", "cart_to_purchase", "cart_abandonment")]
+
+
 def kmeans_at_true_k(raw, bounded, k: int, seed: int, weights=None):
     """Labels of scikit-learn's K-means at the true k on gpuseg-scaled features (times the
     run's feature weights, when given); on one OpenMP thread, as the ceiling."""
@@ -189,8 +195,7 @@ def run_scenario(name: str, customers: int, methods: str, stability: int, seed: 
     if ceiling:
         names = [c for c in feats.columns if c != "customer_id"]
         raw = feats[names].to_numpy(np.float64)
-        bounded = [i for i, c in enumerate(names) if c.startswith(("share_", "cat_")) or c in (
-            "view_to_cart", "cart_to_purchase", "cart_abandonment")]
+        bounded = bounded_columns(names)
         t2 = time.perf_counter()
         row["supervised_ari"] = round(supervised_ceiling(raw, y, seed), 4)
         labels = kmeans_at_true_k(raw, bounded, sc.k, seed)
