@@ -165,9 +165,7 @@ def _log_hyp2f1(a: Any, b: Any, c: Any, z: Any) -> Any:
     with Euler's transformation where the direct series overflows."""
     xp = array_namespace(a)
     sp = special_module(xp)
-    if not hasattr(sp, "hyp2f1"):
-        from scipy.special import hyp2f1
-
+    if not hasattr(sp, "hyp2f1"):  # on the host, where scipy.special has it
         host = [to_host(v) for v in (a, b, c, z)]
         return to_namespace(_log_hyp2f1(*(np.asarray(v, dtype=np.float64) for v in host)), xp)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):

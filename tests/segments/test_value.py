@@ -138,3 +138,25 @@ def test_customer_value_predicts_for_every_purchaser_and_skips_tiny_data():
     assert (longer["expected_purchases"] >= frame["expected_purchases"]).all()
     small, info = customer_value(history.iloc[:5])
     assert info["status"] == "skipped" and small.isna().all().all() and "too few" in info["reason"]
+
+
+def test_log_hyp2f1_falls_back_to_the_host_when_the_array_module_lacks_it(monkeypatch):
+    # cupyx.scipy.special may lack hyp2f1: the values then go through scipy on the host
+    import scipy.special
+
+    from gpuseg.segments import value
+
+    a, b, c = (np.array([v, v + 1.0]) for v in (0.3, 4.0, 2.5))
+    z = np.array([0.4, 0.7])
+    expected = value._log_hyp2f1(a, b, c, z)
+    calls = []
+
+    def without_hyp2f1(xp):
+        calls.append(xp)
+        return scipy.special if len(calls) > 1 else object()
+
+    monkeypatch.setattr(value, "special_module", without_hyp2f1)
+    got = value._log_hyp2f1(a, b, c, z)
+    assert len(calls) == 2
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, np.log(scipy.special.hyp2f1(a, b, c, z)), rtol=1e-12)
