@@ -338,9 +338,12 @@ def print_summary(result: Any, out: TextIO) -> None:
 
 
 def _k_hint(mm: dict, k: int) -> str:
-    """A line that puts a k from the sweep in its place ("" where k was given, or chosen by
-    BIC or density)."""
+    """A line that puts a k from the sweep in its place ("" where k was given, chosen by
+    density, or by a BIC that settled inside the range)."""
     swept = [r["k"] for r in mm.get("sweep") or [] if r.get("status") == "ok"]
+    if (mm.get("k_choice") or {}).get("at_range_end"):
+        return (f"k={k} is the largest k tried and the mixture's BIC was still falling there: it found no k in "
+                f"{swept[0]}..{swept[-1]}, so these are not segments it found; compare --methods adaptive_kmeans\n")
     if mm.get("k_rule") != "elbow" or len(swept) < 2:
         return ""
     around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept) or "another --k"

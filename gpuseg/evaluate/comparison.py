@@ -10,7 +10,8 @@ scores only veto (:data:`METHOD_RULE`):
 1. **Checks.** A method is eligible when it succeeded, leaves at most 20% of the customers
    unassigned, has a stability (mean ARI of half-sample refits) of at least 0.6 where it
    was measured, is not degenerate (no segment holds more than 90% of the customers, and
-   it did not stop at k = 2 while another eligible method found 3 or more), and is not
+   it did not stop at k = 2 while another eligible method found 3 or more), has settled on
+   a k (a mixture whose BIC is lowest at the largest k tried has not), and is not
    dominated (no other eligible method at the same k and of the same distance family is
    better on every one of silhouette x share assigned, Davies-Bouldin, Calinski-Harabasz
    and stability). Across k these scores do not compare, as they favour fewer segments;
@@ -58,7 +59,7 @@ METHOD_RULE = (
     f"the first method in the benchmark's preference order ({', '.join(PREFERENCE[:4])}, ...) that succeeded, "
     f"leaves at most {MAX_NOISE_SHARE:.0%} unassigned, has stability >= {MIN_STABILITY} (where measured), is not "
     f"degenerate (a segment over {MAX_LARGEST_SHARE:.0%} of the customers, or k=2 while another eligible method "
-    "found more) and is not dominated (another eligible method at the same k and of the same distance family better "
+    "found more), settled on a k (not a mixture's lowest BIC at the largest k tried) and is not dominated (another eligible method at the same k and of the same distance family better "
     "on every one of silhouette x share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, "
     "the most stable"
 )
@@ -144,6 +145,8 @@ def method_checks(method_metrics: Mapping[str, dict[str, Any]], order: Sequence[
                 why.append(f"unstable: refits agree {stab:.2f} < {MIN_STABILITY}")
             if e.get("largest_share", 0.0) > MAX_LARGEST_SHARE:
                 why.append(f"degenerate: one segment holds {e['largest_share']:.0%} of the customers")
+            if (e.get("k_choice") or {}).get("at_range_end"):
+                why.append(f"no k settled: the lowest BIC is at the largest k tried ({e.get('k')})")
         out[m] = why
     passing = [m for m in order if not out[m]]
     richer = [m for m in passing if (method_metrics[m].get("k") or 0) >= 3]

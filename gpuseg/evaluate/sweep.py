@@ -62,6 +62,13 @@ class MethodRun:
         return sum(f.seconds for f in self.fits)
 
 
+
+#: Appended to the BIC rule's reason when the lowest BIC is the largest k tried.
+BIC_AT_EDGE = ("; that is the largest k tried and the BIC was still falling, so the mixture found no k in this range "
+               "(on skewed or zero-heavy features a Gaussian mixture keeps adding components): read this k as the "
+               "range's end, not as segments found")
+
+
 def fit_method(
     method: str,
     X: Any,
@@ -284,9 +291,13 @@ def score_method(
         reasons = sorted({r["reason"] for r in sweep})
         entry.update(status="failed", reason="; ".join(reasons), sweep=sweep)
         return entry
+    edge = False
     if spec.k_rule == "bic":
         best = min(ok, key=lambda i: (sweep[i]["bic"], i))
         reason = f"lowest BIC over k={sweep[ok[0]]['k']}..{sweep[ok[-1]]['k']}: k={sweep[best]['k']}"
+        edge = len(ok) >= 2 and best == ok[-1]
+        if edge:
+            reason += BIC_AT_EDGE
         knee = None
     elif spec.k_rule == "density":
         best = ok[0]
@@ -309,5 +320,7 @@ def score_method(
     entry.update({key: val for key, val in chosen.items() if key != "composite"})
     entry["chosen_index"] = best
     entry["k_choice"] = {"knee": knee, "reason": reason}
+    if edge:
+        entry["k_choice"]["at_range_end"] = True
     entry["sweep"] = sweep
     return entry

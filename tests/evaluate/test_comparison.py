@@ -67,6 +67,7 @@ def test_euclidean_scores_do_not_veto_a_method_of_another_distance():
     ({"noise_share": MAX_NOISE_SHARE + 0.05}, "25% unassigned (over 20%)"),
     ({"largest_share": 0.95}, "degenerate: one segment holds 95% of the customers"),
     ({"k": 2}, "degenerate: k=2 while kmeans found k=5"),
+    ({"k": 12, "k_choice": {"at_range_end": True}}, "no k settled: the lowest BIC is at the largest k tried (12)"),
     ({"status": "failed", "reason": "found 1 segment"}, None),
 ])
 def test_checks_veto_the_preferred_method(change, check):

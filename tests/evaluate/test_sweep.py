@@ -110,3 +110,13 @@ def test_score_cache_keeps_noise_apart(blobs):
     # the same partition renumbered is scored once
     again = score_fit(X, Fit(4, labels=(y + 1) % 4, estimator=object()), None, 0, cache=cache)
     assert again["silhouette"] == b["silhouette"] and len(cache) == 2
+
+
+def test_a_bic_still_falling_at_the_largest_k_is_no_k_settled(blobs):
+    X, _ = blobs
+    inside = score_method(X, fit_method("gmm", X, range(2, 8), 0, {}), None, 0)
+    assert inside["k"] == 4 and "at_range_end" not in inside["k_choice"]
+    assert "largest k tried" not in inside["k_choice"]["reason"]
+    short = score_method(X, fit_method("gmm", X, range(2, 4), 0, {}), None, 0)  # 4 blobs, k up to 3
+    assert short["k"] == 3 and short["k_choice"]["at_range_end"] is True
+    assert short["k_choice"]["reason"].startswith("lowest BIC over k=2..3: k=3; that is the largest k tried")
