@@ -716,12 +716,12 @@ def _migration_out(out_arg: str, model: str) -> Path:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from .dynamic import migrate, outside_windows, parse_windows, write_table
+    from .dynamic import check_window_options, migrate, outside_windows, parse_windows, write_table
     from .io.privacy import key_of_model, pseudonymise
     from .report.files import output_lock, recover, to_json, write_csv, write_outputs
 
     out = _migration_out(args.out, args.model)
-    parse_windows(args.window, args.windows, 0, 0)  # a wrong --window/--windows fails before the data are read
+    check_window_options(args.window, args.windows)  # a wrong --window/--windows fails before the data are read
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress)

@@ -537,47 +537,75 @@ def outside_windows(cleaned: Any, windows: Sequence[tuple[int, int]]) -> dict[st
     return {"rows": int(len(out)), "customers": int(customers)}
 
 
+def check_window_options(window: str | None, windows: str | None) -> None:
+    """What :func:`parse_windows` can refuse without the data: one of the two options, a
+    well-formed length, or at least two given windows in time order.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if (window is None) == (windows is None):
+        raise ConfigError("give either --window (e.g. 30d) or --windows (e.g. 2019-10-01..2019-10-31,...)")
+    if window is not None:
+        _window_length(window)
+    else:
+        _given_windows(windows)
+
+
 def parse_windows(window: str | None, windows: str | None, first_ts: int, last_ts: int
                   ) -> list[tuple[int, int]]:
     """Time windows as (start, end) Unix seconds, end exclusive.
 
     ``window`` ("30d", "4w", "12h"): consecutive whole windows of that length ending with
-    the last event's day (hour, for lengths in hours), UTC; data before the first whole
-    window are left out (a partial window's features are not comparable). ``windows`` ("2019-10-01..2019-10-31,
+    the last event's day (hour, for lengths in hours), UTC, as many as fit from the start of
+    the first event's day (hour); data before the first whole window are left out (a partial window's features are not comparable). ``windows`` ("2019-10-01..2019-10-31,
     2019-11-01..2019-11-30"): the given days, both ends included.
     """
-    if (window is None) == (windows is None):
-        raise ConfigError("give either --window (e.g. 30d) or --windows (e.g. 2019-10-01..2019-10-31,...)")
-    out: list[tuple[int, int]] = []
-    if window is not None:
-        m = _DURATION.match(window)
-        if not m or float(m.group(1)) <= 0:
-            raise ConfigError(f"--window {window!r}: give a length such as 30d, 4w or 12h")
-        length = int(float(m.group(1)) * {"d": _DAY, "w": 7 * _DAY, "h": 3600}[m.group(2).lower()])
-        if length < 3600:
-            raise ConfigError(f"--window {window!r}: windows shorter than an hour are not supported")
-        unit = _DAY if length % _DAY == 0 else 3600
-        end = last_ts - last_ts % unit + unit  # the end of the last event's day (hour)
-        count = (end - first_ts) // length  # whole windows only: a partial one is not comparable
-        if count > 200:
-            raise ConfigError(f"--window {window}: {count} windows; choose a longer window")
-        out = [(end - (i + 1) * length, end - i * length) for i in range(count)][::-1]
-    else:
-        for part in windows.split(","):
-            bits = part.split("..")
-            if len(bits) != 2:
-                raise ConfigError(f"--windows: {part.strip()!r} is not FIRST..LAST (e.g. 2019-10-01..2019-10-31)")
-            lo, hi = _day(bits[0], "--windows"), _day(bits[1], "--windows") + _DAY
-            if hi <= lo:
-                raise ConfigError(f"--windows: {part.strip()!r} ends before it starts")
-            out.append((lo, hi))
-        for (a_lo, a_hi), (b_lo, b_hi) in zip(out, out[1:]):
-            if b_lo < a_hi:
-                raise ConfigError("--windows must be in time order and must not overlap "
-                                  f"({_window_label(a_lo, a_hi)} and {_window_label(b_lo, b_hi)})")
-    if len(out) < 2:
-        raise ConfigError("migrate needs at least two windows; the data span fewer whole windows "
+    check_window_options(window, windows)
+    if windows is not None:
+        return _given_windows(windows)
+    length = _window_length(window)
+    unit = _DAY if length % _DAY == 0 else 3600
+    end = last_ts - last_ts % unit + unit  # the end of the last event's day (hour)
+    start = first_ts - first_ts % unit  # the start of the first event's day (hour)
+    count = (end - start) // length  # whole windows only: a partial one is not comparable
+    if count > 200:
+        raise ConfigError(f"--window {window}: {count} windows; choose a longer window")
+    if count < 2:
+        raise ConfigError(f"migrate needs at least two windows; the data span fewer whole windows of {window} "
                           "(choose a shorter --window)")
+    return [(end - (i + 1) * length, end - i * length) for i in range(count)][::-1]
+
+
+def _window_length(window: str) -> int:
+    """``--window``'s length in seconds."""
+    m = _DURATION.match(window)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"--window {window!r}: give a length such as 30d, 4w or 12h")
+    length = int(float(m.group(1)) * {"d": _DAY, "w": 7 * _DAY, "h": 3600}[m.group(2).lower()])
+    if length < 3600:
+        raise ConfigError(f"--window {window!r}: windows shorter than an hour are not supported")
+    return length
+
+
+def _given_windows(windows: str) -> list[tuple[int, int]]:
+    """``--windows``' days as (start, end) Unix seconds, in time order, not overlapping."""
+    out: list[tuple[int, int]] = []
+    for part in windows.split(","):
+        bits = part.split("..")
+        if len(bits) != 2:
+            raise ConfigError(f"--windows: {part.strip()!r} is not FIRST..LAST (e.g. 2019-10-01..2019-10-31)")
+        lo, hi = _day(bits[0], "--windows"), _day(bits[1], "--windows") + _DAY
+        if hi <= lo:
+            raise ConfigError(f"--windows: {part.strip()!r} ends before it starts")
+        out.append((lo, hi))
+    for (a_lo, a_hi), (b_lo, b_hi) in zip(out, out[1:]):
+        if b_lo < a_hi:
+            raise ConfigError("--windows must be in time order and must not overlap "
+                              f"({_window_label(a_lo, a_hi)} and {_window_label(b_lo, b_hi)})")
+    if len(out) < 2:
+        raise ConfigError("migrate needs at least two windows: give two or more with --windows")
     return out
 
 

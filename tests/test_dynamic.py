@@ -403,16 +403,37 @@ def test_psi_is_zero_for_the_training_data_and_large_for_a_shift(kmeans_run, eve
     assert (second["status"] == "refit").mean() > 0.5
 
 
+def test_migrate_by_window_length_runs_from_the_command_line(planted, capsys):
+    """--window was refused for every length once: its check ran on no data, which span no window."""
+    d, out, _ = planted
+    mig = d / "mig-window"
+    rc = main(["migrate", "--model", str(out / "model"), "--input", str(d / "both.parquet"), "--window", "30d",
+               "--out", str(mig), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    windows = pd.read_csv(mig / "windows.csv")
+    assert len(windows) == 2 and (pd.read_csv(mig / "migration.csv")["customers"].sum() > 0)
+
+
+@pytest.mark.parametrize("window, windows", [("30d", None), ("12h", None), ("1.5w", None),
+                                             (None, "2019-10-01..2019-10-31,2019-11-01..2019-11-30")])
+def test_well_formed_window_options_pass_the_check_without_data(window, windows):
+    from gpuseg.dynamic import check_window_options
+
+    check_window_options(window, windows)
+
+
 def test_parse_windows():
     day = 86400
     first, last = 1569888000, 1569888000 + 61 * day - 1  # 2019-10-01 .. 2019-11-30 23:59:59
     w = parse_windows("30d", None, first, last)
     assert w == [(last + 1 - 60 * day, last + 1 - 30 * day), (last + 1 - 30 * day, last + 1)]  # whole windows, to the end
     assert len(parse_windows("1w", None, first, last)) == 8
+    assert parse_windows("30d", None, first + 8 * 3600, last) == w  # the first day counts from its midnight
     w = parse_windows(None, "2019-10-01..2019-10-31, 2019-11-01..2019-11-30", 0, 0)
     assert w == [(first, first + 31 * day), (first + 31 * day, first + 61 * day)]
     for bad in (("30x", None), (None, "2019-10-01"), (None, "2019-10-05..2019-10-01,2019-10-06..2019-10-07"),
-                ("30d", "2019-10-01..2019-10-02"), (None, None), ("90d", None), (None, "nope..2019-10-01")):
+                ("30d", "2019-10-01..2019-10-02"), (None, None), ("90d", None), (None, "nope..2019-10-01"),
+                (None, "2019-10-01..2019-10-31"), ("30m", None)):
         with pytest.raises(ConfigError):
             parse_windows(*bad, first, last)
 
