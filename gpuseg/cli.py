@@ -41,7 +41,7 @@ def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--device", choices=["auto", "gpu", "cpu"], default=None,
                    help="where to compute (default: auto: the GPU when CUDA and RAPIDS are there)")
     r.add_argument("--methods", metavar="LIST", default=None,
-                   help="comma-separated clustering methods, or all (default: consensus, with its members)")
+                   help="comma-separated clustering methods, or all (default: adaptive_kmeans)")
     r.add_argument("--k", metavar="K", default=None, help="segments: a range like 2-12 (the default) or one k like 6")
     r.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     r.add_argument("--config", metavar="FILE", help="TOML config file; command-line options override it")
@@ -168,7 +168,8 @@ def _add_model_commands(sub: Any) -> None:
         help="place new customers into a saved model's segments",
         description="Compute the model's features for the customers in PATH (with the model's cleaning and "
         "feature settings, not the new data's statistics), label them with the model and write customer_id, "
-        "segment, segment_name, confidence, low_confidence, out_of_distribution and ood_feature to FILE.",
+        "segment, segment_name, confidence, low_confidence, out_of_distribution, ood_feature, p_alive, "
+        "expected_purchases and predicted_clv (NaN where the model holds no lifetime-value fit) to FILE.",
     )
     _model_input(a)
     a.add_argument("--out", required=True, metavar="FILE", help=".parquet, .csv or .csv.gz")

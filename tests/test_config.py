@@ -179,3 +179,17 @@ def test_a_good_file_value_the_command_line_replaces_gives_way():
                        k="3", seed=9, methods="kmeans", embed="none")
     assert (cfg.cluster.k_min, cfg.cluster.k_max, cfg.seed, cfg.cluster.methods) == (3, 3, 9, ("kmeans",))
     assert cfg.embed.method == "none"
+
+
+def test_the_documented_config_examples_are_valid_configs():
+    """docs/config.md's TOML blocks build a config, and its second block gives the defaults."""
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    example, others = (tomllib.loads(b) for b in blocks)
+    assert build_config(example).cluster.methods == ("kmeans",)
+    defaults = build_config(None)
+    assert build_config(others) == defaults

@@ -12,7 +12,7 @@ Feature groups (``[features] groups``) and what they hold for **events** input:
     purchase), ``monetary`` (spend), ``tenure_days`` (first to last activity),
     ``avg_order_value``, ``spend_rate_annualised`` (spend per day since first seen, over
     at least 30 days, times ``clv_horizon_days``: an extrapolation, not a lifetime value;
-    the model is :mod:`gpuseg.segments.value`; models saved before 0.2 call it ``clv``).
+    the model is :mod:`gpuseg.segments.value`; models saved by earlier versions call it ``clv``).
 ``funnel``
     ``views``, ``carts``, ``removals``, ``purchases``, ``view_to_cart`` (carts / views),
     ``cart_to_purchase`` (purchases / carts), ``cart_abandonment`` (share of sessions with
