@@ -577,6 +577,8 @@ def _segment_table(r: _Run, chosen_labels: Any, names: dict, rfm: Any) -> pd.Dat
         for col in rfm.columns:
             segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
     r.value_info = _add_value(segments, r.cleaned, r.config, r.be)
+    if r.value_info.get("status") == "skipped":
+        r.progress.note(f"no lifetime value (p_alive, expected_purchases, predicted_clv): {r.value_info['reason']}")
     for method, lab in r.labels.items():
         segments[f"label_{method}"] = lab
     return segments

@@ -182,9 +182,13 @@ class UMAP(EstimatorMixin):
             model = gpu_module("cuml.manifold").UMAP(output_type="cupy", **kwargs)
             self.embedding_ = model.fit_transform(X)
         else:
+            import warnings
+
             umap = import_optional("umap", hint=UMAP_HINT)
             model = umap.UMAP(**kwargs)
-            self.embedding_ = np.ascontiguousarray(model.fit_transform(X), dtype=X.dtype)
+            with warnings.catch_warnings():  # umap-learn warns on every seeded fit that it runs on one thread
+                warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
+                self.embedding_ = np.ascontiguousarray(model.fit_transform(X), dtype=X.dtype)
         self._model = model
         self.n_features_in_ = X.shape[1]
         return self

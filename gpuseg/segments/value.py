@@ -43,6 +43,12 @@ _DAY = 86_400
 MIN_PURCHASERS = 20
 #: Fewer repeat customers than this: no Gamma-Gamma fit; spend per purchase is the customer's own mean.
 MIN_REPEATERS = 10
+#: A BG/NBD fit with the dropout parameter ``a`` below this puts the dropout probability's
+#: prior at 0 (and at 1 when ``b`` is as small), where the closed form of the expected
+#: purchases divides zero by zero; they are then its limit as ``a`` -> 0: ``p_alive`` times
+#: the NBD's ``(r + x) t / (alpha + T)`` (a customer alive does not drop out, one gone buys
+#: nothing).
+NO_DROPOUT_A = 1e-6
 
 
 def purchase_rows(frame: Any, kind: str) -> Any:
@@ -60,10 +66,11 @@ def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame
     (:mod:`gpuseg.prep.clean`)."""
     rows = purchase_rows(frame, kind)
     rows = rows.assign(day=rows["ts"] // _DAY)
-    days = rows.groupby(["customer_id", "day"], sort=False)["value"].sum().reset_index()
-    days = days.sort_values(["customer_id", "day"])
-    per = days.groupby("customer_id", sort=True).agg(n=("day", "size"), first=("day", "min"), last=("day", "max"),
-                                                     total=("value", "sum"))
+    with np.errstate(over="ignore"):  # sums past float64 are inf, and customer_value says so
+        days = rows.groupby(["customer_id", "day"], sort=False)["value"].sum().reset_index()
+        days = days.sort_values(["customer_id", "day"])
+        per = days.groupby("customer_id", sort=True).agg(n=("day", "size"), first=("day", "min"),
+                                                         last=("day", "max"), total=("value", "sum"))
     first_value = days.drop_duplicates("customer_id").set_index("customer_id")["value"]
     per = to_host(per) if not isinstance(per, pd.DataFrame) else per
     first_value = first_value.to_pandas() if hasattr(first_value, "to_pandas") else first_value
@@ -108,7 +115,8 @@ def _fit(nll: Any, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
     from scipy.optimize import minimize
 
     def objective(theta: np.ndarray) -> float:
-        value = nll(np.exp(theta))
+        with np.errstate(all="ignore"):  # trial parameters may overflow: the search steps back
+            value = nll(np.exp(theta))
         return value if np.isfinite(value) else 1e300
 
     res = minimize(objective, start, method="L-BFGS-B", options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000})
@@ -151,6 +159,8 @@ class BGNBD:
         ``conditional_expected_number_of_purchases_up_to_time``)."""
         xp = array_namespace(x)
         r, alpha, a, b = self.params_
+        if a < NO_DROPOUT_A:  # alive: the posterior Gamma(r + x, alpha + T) rate times t, for ever
+            return self.p_alive(x, t_x, T) * (r + x) * t / (alpha + T)
         ca, cb, cc = r + x, b + x, a + b + x - 1.0
         z = t / (alpha + T + t)
         ln_hyp = _log_hyp2f1(ca, cb, cc, z)
@@ -234,6 +244,10 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
         return empty, {"status": "skipped", **settings, "customers": len(history), "repeat_customers": repeaters,
                        "reason": f"{len(history)} customers with a purchase, {repeaters} with a repeat purchase: "
                                  f"too few for BG/NBD (needs {MIN_PURCHASERS}, and repeat purchases)"}
+    spent = history.loc[history["x"] > 0, "m"]
+    if not np.isfinite(spent.to_numpy(np.float64)).all() or not np.isfinite(spent.sum()):
+        return empty, {"status": "skipped", **settings, "customers": len(history), "repeat_customers": repeaters,
+                       "reason": "purchase values too large to add up in float64"}
     x, t_x, T = (xp.asarray(history[c].to_numpy(np.float64)) for c in ("x", "t_x", "T"))
     bg = BGNBD().fit(x, t_x, T)
     r, alpha, a, b = bg.params_
@@ -241,6 +255,10 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
                "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
                          "converged": bg.converged_},
                "gamma_gamma": _fit_spend(history, xp)}
+    if a < NO_DROPOUT_A:
+        summary["bgnbd"]["note"] = (f"a = {a:.1e}: the dropout probability's prior sits at 0 (or at 0 and 1), "
+                                    "where the closed form divides zero by zero; expected purchases are its limit, "
+                                    "p_alive x (r + x) t / (alpha + T)")
     return predict_value(history, summary, xp), summary
 
 
@@ -269,7 +287,10 @@ def _fit_spend(history: pd.DataFrame, xp: Any) -> dict[str, Any]:
     """Gamma-Gamma on the repeat customers with positive spend, when there are enough; the
     entry always carries their mean spend per purchase (``mean_spend``), the fallback."""
     rep = history[(history["x"] > 0) & (history["m"] > 0)]
-    mean_spend = float(rep["m"].mean()) if len(rep) else float("nan")
+    if not len(rep):
+        return {"status": "skipped", "repeat_customers": 0, "mean_spend": 0.0,
+                "reason": "no repeat purchase has a positive value: the expected spend is 0"}
+    mean_spend = float(rep["m"].mean())
     if len(rep) < MIN_REPEATERS:
         return {"status": "skipped", "repeat_customers": len(rep), "mean_spend": mean_spend,
                 "reason": f"{len(rep)} repeat customers with spend (needs {MIN_REPEATERS}); their mean spend per "

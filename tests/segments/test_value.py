@@ -160,3 +160,67 @@ def test_log_hyp2f1_falls_back_to_the_host_when_the_array_module_lacks_it(monkey
     assert len(calls) == 2
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_allclose(got, np.log(scipy.special.hyp2f1(a, b, c, z)), rtol=1e-12)
+
+
+def test_expected_purchases_without_dropout_are_the_limit_of_the_closed_form():
+    """A fit with a -> 0 (seen on 20 customers) made the closed form 0/0: inf and NaN for buyers."""
+    import warnings
+
+    x, t_x = np.array([0.0, 1.0, 2.0, 6.0]), np.array([0.0, 5.0, 30.0, 150.0])
+    T = np.full(4, 200.0)
+    r, alpha, b = 0.7, 12.0, 2.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning either
+        limit = BGNBD(params_=(r, alpha, 1e-12, b)).expected_purchases(90.0, x, t_x, T)
+    assert np.isfinite(limit).all()
+    near = BGNBD(params_=(r, alpha, 1e-5, b)).expected_purchases(90.0, x, t_x, T)  # still the closed form
+    np.testing.assert_allclose(limit, near, rtol=1e-3)
+    np.testing.assert_allclose(limit, (r + x) * 90.0 / (alpha + T), rtol=1e-9)  # b > 0: alive for sure
+    # a and b both near 0: customers with one repeat purchase may be gone; expected purchases follow p_alive
+    both = BGNBD(params_=(r, alpha, 1e-12, 2e-11))
+    got = both.expected_purchases(90.0, x, t_x, T)
+    assert np.isfinite(got).all() and got[1] < (r + 1.0) * 90.0 / (alpha + 200.0)
+    np.testing.assert_allclose(got, both.p_alive(x, t_x, T) * (r + x) * 90.0 / (alpha + T))
+
+
+def _histories(seed=1, n=300):
+    x, t_x, T = _simulate(n, 0.5, 10.0, 0.8, 3.0, T=200, seed=seed)
+    m = np.where(x > 0, np.random.default_rng(2).gamma(5.0, 6.0, len(x)), np.nan)
+    return pd.DataFrame({"x": x, "t_x": t_x, "T": T, "m": m}, index=pd.RangeIndex(n, name="customer_id"))
+
+
+def test_purchases_without_value_predict_zero_and_a_json_safe_fit():
+    import json
+
+    history = _histories()
+    history["m"] = history["m"] * 0.0  # every purchase free: no mean spend to fall back on
+    frame, info = customer_value(history)
+    assert info["status"] == "ok" and info["gamma_gamma"]["status"] == "skipped"
+    assert "positive value" in info["gamma_gamma"]["reason"]
+    assert (frame["predicted_clv"] == 0.0).all() and np.isfinite(frame.to_numpy()).all()
+    json.dumps(info, allow_nan=False)  # the saved model's manifest refuses NaN
+
+
+def test_spend_past_float64_skips_the_lifetime_value_with_a_reason():
+    import json
+
+    history = _histories()
+    history.loc[history["x"] > 0, "m"] = np.inf
+    frame, info = customer_value(history)
+    assert info["status"] == "skipped" and "too large" in info["reason"] and frame.isna().all().all()
+    json.dumps(info, allow_nan=False)
+
+
+def test_a_run_on_orders_that_are_all_free_saves_its_model(tmp_path):
+    """Every amount 0 stopped the run with a traceback while the model was saved (NaN in model.json)."""
+    from gpuseg.config import build_config
+    from gpuseg.io.scenarios import generate_scenario
+    from gpuseg.pipeline import run
+
+    log, _, _ = generate_scenario("orders", 300, seed=3)
+    log.assign(amount=0.0).to_parquet(tmp_path / "free.parquet")
+    result = run(build_config(None, input=str(tmp_path / "free.parquet"), out=str(tmp_path / "out"), methods="kmeans",
+                              k="3", stability=0, report=False, device="cpu"))
+    assert result.metrics["model"]["saved"] is True
+    seg = pd.read_parquet(tmp_path / "out" / "segments.parquet")
+    assert (seg["predicted_clv"].dropna() == 0.0).all()
