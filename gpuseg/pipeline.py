@@ -1020,12 +1020,31 @@ def _files_label(files: list[str], source: str) -> str:
     return files[0] if len(files) == 1 else f"{len(files)} files"
 
 
+def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
+    """The truth indexed by ids of the data's kind: text where the data's ids are text (a
+    Parquet truth's integers), integers where they are integers (a CSV truth's text; ids
+    that are not plain integers cannot be the data's and stay text)."""
+    keys = truth.index
+    text_keys = pd.api.types.is_object_dtype(keys) or pd.api.types.is_string_dtype(keys)
+    if pd.api.types.is_integer_dtype(ids) and text_keys:
+        text = keys.astype(str).str.strip()
+        plain = np.asarray(text.str.fullmatch(r"[+-]?\d{1,18}"), dtype=bool)
+        truth = truth[plain].set_axis(pd.Index(text[plain].astype("int64")))
+        if not truth.index.is_unique:
+            twice = truth.index[truth.index.duplicated()][0]
+            raise ConfigError(f"--truth: two ids of the truth file are customer {twice} of the data once read as "
+                              "numbers (such as '07' and '7'); give each customer once")
+    elif not pd.api.types.is_integer_dtype(ids) and pd.api.types.is_integer_dtype(keys):
+        truth = truth.set_axis(keys.astype(str))
+    return truth
+
+
 def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):
     """Truth labels as integer codes aligned to the feature rows, and a mask of known rows."""
     if truth is None:
         return None, None, None
-    ids = _backend.to_host(index)
-    aligned = truth.reindex(pd.Index(ids))
+    ids = pd.Index(_backend.to_host(index))
+    aligned = _truth_keys_like(truth, ids).reindex(ids)
     known = aligned.notna().to_numpy()
     if known.sum() < 2:
         raise ConfigError("--truth: fewer than 2 customers of the data are in the truth file")

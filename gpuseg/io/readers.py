@@ -1100,6 +1100,16 @@ _TRUTH_ID = ("customer_id", "user_id", "customer", "id")
 _TRUTH_LABEL = ("persona", "segment", "label", "truth", "class", "cluster")
 
 
+def _read_truth_csv(p: Path) -> pd.DataFrame:
+    """A truth CSV as text (ids keep their leading zeros, as the data's do), with the data
+    reader's delimiter detection and its Latin-1 fallback."""
+    encoding = "utf-8" if _looks_utf8(p) else "latin-1"
+    try:
+        return pd.read_csv(p, sep=_delimiter(p), dtype=str, encoding=encoding, skipinitialspace=True)
+    except UnicodeDecodeError:
+        return pd.read_csv(p, sep=_delimiter(p), dtype=str, encoding="latin-1", skipinitialspace=True)
+
+
 def read_truth(path: str | os.PathLike) -> pd.Series:
     """Known segment per customer, for ARI/NMI (``--truth``).
 
@@ -1124,7 +1134,7 @@ def read_truth(path: str | os.PathLike) -> pd.Series:
         raise DataError(f"--truth {path}: unsupported file type; expected .csv or .parquet")
     read_header(p, kind)
     try:
-        df = pd.read_parquet(p) if kind == "parquet" else pd.read_csv(p)
+        df = pd.read_parquet(p) if kind == "parquet" else _read_truth_csv(p)
     except Exception as exc:
         raise DataError(f"--truth {path}: cannot be read ({_first_line(exc)})") from None
     if df.shape[1] < 2:

@@ -287,21 +287,47 @@ def test_from_frame_matches_file(tmp_path, cpu, small_events):
     pd.testing.assert_frame_equal(a.frame.reset_index(drop=True), b.frame.reset_index(drop=True), check_categorical=False)
 
 
-@pytest.mark.parametrize("text", ["user_id,persona\n1,a\n2,b\n", "id;x\n"], ids=["good", "one-column"])
+@pytest.mark.parametrize("text", ["user_id,persona\n1,a\n2,b\n", "id\n1\n"], ids=["good", "one-column"])
 def test_read_truth(tmp_path, text):
     p = write(tmp_path / "t.csv", text)
     if "persona" in text:
         s = read_truth(p)
-        assert s.to_dict() == {1: "a", 2: "b"}
+        assert s.to_dict() == {"1": "a", "2": "b"}  # as written: the run matches them to the data's ids
     else:
         with pytest.raises(SchemaError):
             read_truth(p)
 
 
 def test_truth_repeats_are_kept_once_and_conflicts_refused(tmp_path):
-    assert read_truth(write(tmp_path / "t.csv", "user_id,persona\n1,a\n1,a\n2,b\n")).to_dict() == {1: "a", 2: "b"}
+    assert read_truth(write(tmp_path / "t.csv", "user_id,persona\n1,a\n1,a\n2,b\n")).to_dict() == {"1": "a", "2": "b"}
     with pytest.raises(DataError, match=r"1 customers have more than one label, e.g. .1.: a, c"):
         read_truth(write(tmp_path / "u.csv", "user_id,persona\n1,a\n2,b\n1,c\n"))
+
+
+@pytest.mark.parametrize("text, encoding", [
+    ("customer_id,label\n00007,a\n00012,b\n", "utf-8"),
+    ("customer_id;label\n00007;a\n00012;b\n", "utf-8"),  # the delimiter the data reader detects
+    ("customer_id,label\n00007,Caf\u00e9\n00012,b\n", "latin-1"),
+])
+def test_truth_csv_is_read_as_the_data_is(tmp_path, text, encoding):
+    """Leading zeros kept (a plain read_csv made 00007 the number 7, which matched no text id)."""
+    p = tmp_path / "t.csv"
+    p.write_bytes(text.encode(encoding))
+    s = read_truth(p)
+    assert list(s.index) == ["00007", "00012"] and s.iloc[1] == "b"
+
+
+def test_truth_ids_are_matched_to_the_data_ids_kind():
+    from gpuseg.errors import ConfigError
+    from gpuseg.pipeline import _truth_keys_like
+
+    text = pd.Series(["a", "b", "c"], index=pd.Index(["7", " 12", "x9"]))
+    as_int = _truth_keys_like(text, pd.Index([7, 12], dtype="int64"))
+    assert as_int.to_dict() == {7: "a", 12: "b"}  # "x9" cannot be an integer id
+    ints = pd.Series(["a", "b"], index=pd.Index([7, 12]))
+    assert _truth_keys_like(ints, pd.Index(["7", "12"], dtype=object)).to_dict() == {"7": "a", "12": "b"}
+    with pytest.raises(ConfigError, match="'07' and '7'"):
+        _truth_keys_like(pd.Series(["a", "b"], index=pd.Index(["07", "7"])), pd.Index([7], dtype="int64"))
 
 
 def test_csv_read_matches_pandas(tmp_path, cpu, events_csv):
