@@ -1004,6 +1004,9 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
             fmt = max(tied, key=lambda f: (int(_parse_time_on(s, f, backend).notna().sum()), -tied.index(f)))
     parsed = _parse_time_on(s, fmt, backend)
     valid = int(parsed.notna().sum())
+    if not ts_format and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside the detected format
+        parsed = _iso_leftovers(s, parsed, backend)
+        valid = int(parsed.notna().sum())
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
         readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())
@@ -1018,6 +1021,16 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
         raise SchemaError(f"{source}: column {col!r} should hold {hint}, found values such as {example!r}")
     frame[col] = parsed
     return frame, fmt
+
+
+def _iso_leftovers(s, parsed, backend: Backend):
+    """``parsed`` with the values its format did not read filled in where they are ISO 8601
+    (a zone, ``Z`` or none, which is UTC): a log that writes most times as
+    ``2020-03-06 10:11:02`` and some as ``2020-03-06T10:11:02Z`` lost the latter as bad."""
+    missed = parsed.isna() & s.notna()
+    if not bool(missed.any()):
+        return parsed
+    return parsed.fillna(_parse_time_on(s[missed], "ISO8601", backend))
 
 
 def _parse_time_on(s, fmt: str, backend: Backend):

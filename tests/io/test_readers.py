@@ -631,3 +631,20 @@ def test_arrow_columns_converted_keep_their_order_and_values():
     assert got["code"].tolist() == ["007", "8", "9", "9"]  # a leading zero keeps the ids text
     assert str(got["kind"].dtype) == "category" and got["kind"].tolist()[:3] == ["view", "cart", "view"]
     assert got["price"].tolist()[:2] == [1.0, 2.5]
+
+
+@pytest.mark.parametrize("forms", [
+    ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"),  # most plain, a few ISO with Z: the Z ones were dropped
+    ("%Y-%m-%dT%H:%M:%S+02:00", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S"),  # thirds: the naive third was dropped
+])
+def test_iso_timestamps_with_and_without_a_zone_are_read_together(cpu, forms):
+    from gpuseg.io.readers import from_frame
+
+    times = pd.Timestamp("2021-03-06 10:11:02") + pd.to_timedelta(np.arange(60) * 3_600, unit="s")
+    if len(forms) == 2:
+        text = [t.strftime(forms[1] if i % 20 == 0 else forms[0]) for i, t in enumerate(times)]
+    else:  # the +02:00 ones written in local time
+        text = [(t + pd.Timedelta(hours=2 * (i % 3 == 0))).strftime(forms[i % 3]) for i, t in enumerate(times)]
+    df = pd.DataFrame({"customer_id": np.arange(60) % 7, "timestamp": text, "amount": 1.0})
+    got = from_frame(df, cpu, "orders").frame["timestamp"]
+    np.testing.assert_array_equal(got.to_numpy(), times.to_numpy().astype("datetime64[s]"))
