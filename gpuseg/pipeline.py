@@ -348,6 +348,7 @@ def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> 
             check_method_params(method, dict(table), config.cluster.k_max)
     if config.dask.cluster and backtest is not None:
         raise ConfigError("backtest runs in one process: drop --cluster")
+    _check_out_beside_input(config)
     files, kind = resolve_paths(config.input, exclude=config.out) if config.input else ([], "")
     out_dir = check_out_dir(config.out, [str(p) for p in files] + ([config.truth] if config.truth else []))
     stack.enter_context(output_lock(out_dir))  # one run per folder; killed runs' leftovers settled
@@ -1037,6 +1038,18 @@ def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
     elif not pd.api.types.is_integer_dtype(ids) and pd.api.types.is_integer_dtype(keys):
         truth = truth.set_axis(keys.astype(str))
     return truth
+
+
+def _check_out_beside_input(config: RunConfig) -> None:
+    """Refuse an --out that is the --input folder or holds it: its files would be skipped as
+    gpuseg's outputs (the error said the folder held no data)."""
+    if not config.input or not Path(config.input).expanduser().is_dir():
+        return
+    inp, out = Path(config.input).expanduser().resolve(), Path(config.out).expanduser().resolve()
+    if out == inp or out in inp.parents:
+        raise ConfigError(f"--out {config.out}: {'is' if out == inp else 'holds'} the --input folder "
+                          f"{config.input}; give the outputs a folder of their own (one inside the input folder "
+                          "is skipped when it is read)")
 
 
 def _align_truth(truth: pd.Series | None, index: Any, be: _backend.Backend):

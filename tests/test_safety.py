@@ -283,3 +283,27 @@ def test_a_report_that_cannot_be_written_says_the_data_were(tmp_path, capsys, mo
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "segments, features and model were written, its report was not" in err and "no space left" in err
     assert (out / "segments.parquet").is_file() and not (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("out", ["data", "."], ids=["the input folder", "a folder holding it"])
+def test_an_out_that_is_or_holds_the_input_folder_is_refused_as_such(tmp_path, capsys, monkeypatch, out):
+    """Its files were skipped as gpuseg's outputs, and the error said the folder held no data."""
+    (tmp_path / "data").mkdir()
+    _orders(tmp_path / "data" / "o.csv")
+    monkeypatch.chdir(tmp_path)
+    rc = main(["run", "--input", "data", "--out", out, *ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the --input folder data" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_refuses_a_folder_migrate_wrote(tmp_path, capsys):
+    """migrate refused a run's folder; run took migrate's and mixed the two commands' files."""
+    _orders(tmp_path / "o.csv")
+    mig = tmp_path / "mig"
+    mig.mkdir()
+    (mig / "migration.json").write_text("{}")
+    (mig / ".gpuseg-manifest.json").write_text('{"run_id": "1", "files": ["migration.json"]}')
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(mig), *ARGS])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds migration.json, which gpuseg migrate wrote" in err
+    assert sorted(p.name for p in mig.iterdir()) == [".gpuseg-manifest.json", "migration.json"]

@@ -115,6 +115,9 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise ConfigError(
                 f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
             )
+    if p.is_dir() and (p / "migration.json").is_file():  # migrate's summary: its files and a run's would mix
+        raise ConfigError(f"--out {out}: holds migration.json, which gpuseg migrate wrote; give the run a folder "
+                          "of its own")
     if p.is_dir() and not _written_by_gpuseg(p):
         foreign = next((q.name for q in sorted(p.iterdir()) if not q.name.startswith(".gpuseg-")), None)
         if foreign is not None:
