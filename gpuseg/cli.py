@@ -931,10 +931,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"gpuseg: error: {msg}\n")
         return exc.exit_code
     except _Stopped as exc:
-        sys.stderr.write(f"\ngpuseg: stopped by {exc.name}; outputs left as they were before the run\n")
+        sys.stderr.write(f"\ngpuseg: stopped by {exc.name}; {_stopped_outputs(exc)}\n")
         return 128 + exc.signum
-    except KeyboardInterrupt:
-        sys.stderr.write("\ngpuseg: interrupted\n")
+    except KeyboardInterrupt as exc:
+        sys.stderr.write(f"\ngpuseg: interrupted; {_stopped_outputs(exc)}\n")
         return 130
     except MemoryError:
         sys.stderr.write("gpuseg: error: out of memory; try fewer input files, a smaller --k range or --device cpu\n")
@@ -958,6 +958,16 @@ class _PrintableStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _stopped_outputs(exc: BaseException) -> str:
+    """What a stopped command left: the old outputs, or (stopped in the report) the new data
+    files without a report."""
+    out = getattr(exc, "committed_to", None)
+    if out is None:
+        return "outputs left as they were before the run"
+    return (f"this run's segments, features and model are in {out}, its report is not: `gpuseg report {out}` "
+            "writes it")
 
 
 class _Stopped(KeyboardInterrupt):

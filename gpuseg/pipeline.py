@@ -331,7 +331,11 @@ def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None
                   _backtest, _metrics, _write):
         stage(r)
     if r.config.report:
-        _report(r)
+        try:
+            _report(r)
+        except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal after the data files' commit
+            exc.committed_to = r.out_dir  # the command line says what is in the folder now
+            raise
     return r.result()
 
 

@@ -45,6 +45,24 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_leave_outputs(tmp_path, capsys,
     assert signal.getsignal(signum) == handler  # the process's own handler is back
 
 
+def test_a_stop_during_the_report_says_the_data_files_were_written(tmp_path, capsys, monkeypatch):
+    """It said "outputs left as they were before the run" while the new segments were in the folder."""
+    _orders(tmp_path / "o.csv")
+    out = tmp_path / "out"
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the signal did not stop the run")
+
+    monkeypatch.setattr(pipeline, "write_report", killed)
+    args = [a for a in ARGS if a != "--no-report"]
+    rc = main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert rc == 128 + signal.SIGTERM
+    assert "segments, features and model are in" in err and f"gpuseg report {out}" in err
+    assert (out / "segments.parquet").is_file() and not (out / "report.html").exists()
+
+
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "no space left"), (errno.EROFS, "read-only"),
                                          (errno.EACCES, "permission denied")])
 def test_os_errors_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch, code, words):
