@@ -54,8 +54,8 @@ def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--select", metavar="METHOD", default=None,
                    help="use this method's segmentation whatever the ranking (it must be in --methods)")
     r.add_argument("--threads", type=int, metavar="N", default=None,
-                   help="CPU threads of OpenMP (scikit-learn) and torch, set once for the run (default: the usable "
-                        "cores); BLAS always on 1")
+                   help="CPU threads of OpenMP (scikit-learn) and torch, set once for the run (default, or 0: the "
+                        "usable cores); BLAS always on 1")
     r.add_argument("--stability", type=int, metavar="N", default=None,
                    help="half-sample refits per method for the stability score (default 10; 0 skips it)")
     r.add_argument("--sensitivity", action="store_true", default=None,

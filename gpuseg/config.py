@@ -688,4 +688,9 @@ def _parse_rename(value: Any) -> tuple[tuple[str, str], ...]:
     dup = {n for n in news if news.count(n) > 1}
     if dup:
         raise ConfigError(f"--rename maps more than one column to {sorted(dup)[0]!r}")
+    olds = [o for o, _ in pairs]
+    twice = sorted({o for o in olds if olds.count(o) > 1})
+    if twice:  # the last one won without a word, and the error then named the other
+        raise ConfigError(f"--rename maps {twice[0]!r} more than once "
+                          f"({', '.join(f'{o}={n}' for o, n in pairs if o == twice[0])}); give each column one name")
     return tuple(pairs)

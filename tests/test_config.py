@@ -74,8 +74,9 @@ def test_config_errors(tmp_path, text, match):
 
 @pytest.mark.parametrize(
     "rename, match",
-    [(["a"], "OLD=NEW"), (["a=b=c"], "OLD=NEW"), (["a=x", "b=x"], "more than one column")],
-    ids=["no-equals", "two-equals", "duplicate-target"],
+    [(["a"], "OLD=NEW"), (["a=b=c"], "OLD=NEW"), (["a=x", "b=x"], "more than one column"),
+     (["customer=customer_id", "customer=user_id"], "'customer' more than once")],
+    ids=["no-equals", "two-equals", "duplicate-target", "duplicate-source"],
 )
 def test_rename_errors(rename, match):
     with pytest.raises(ConfigError, match=match):

@@ -72,6 +72,9 @@ _TIME_SAMPLE = 2000
 CODED = ("user_session",)
 #: Share of non-empty values that must convert for a column to count as the right type.
 _MIN_VALID_SHARE = 0.5
+#: A detected format that reads at most this share of a column's times did not recognise its
+#: layout at all (rather than the column mixing two).
+_UNDETECTED_SHARE = 0.05
 
 
 @dataclass
@@ -1013,6 +1016,10 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
         if readable and ts_format:
             raise SchemaError(f"{source}: column {col!r} should hold format {ts_format!r} ([clean] timestamp_format); "
                               f"{example!r} is a timestamp in another format")
+        if readable and valid <= _UNDETECTED_SHARE * nonnull:  # one layout, not among the detected ones
+            raise SchemaError(f"{source}: column {col!r} holds timestamps in a layout gpuseg does not detect, such as "
+                              f"{example!r}; give its strptime format with --config [clean] timestamp_format "
+                              "(e.g. '%d %b %Y %H:%M')")
         if readable:  # the example is a fine timestamp on its own: the column mixes formats
             raise SchemaError(f"{source}: column {col!r} mixes timestamp formats: {fmt!r} reads {valid:,} of "
                               f"{nonnull:,} values, not e.g. {example!r}; give one with --config "

@@ -648,3 +648,15 @@ def test_iso_timestamps_with_and_without_a_zone_are_read_together(cpu, forms):
     df = pd.DataFrame({"customer_id": np.arange(60) % 7, "timestamp": text, "amount": 1.0})
     got = from_frame(df, cpu, "orders").frame["timestamp"]
     np.testing.assert_array_equal(got.to_numpy(), times.to_numpy().astype("datetime64[s]"))
+
+
+@pytest.mark.parametrize("share, message", [(0.0, "layout gpuseg does not detect"), (0.4, "mixes timestamp formats")])
+def test_an_unknown_time_layout_is_not_called_a_mix(cpu, share, message):
+    """One consistent layout outside the detected ones was reported as a column mixing formats."""
+    from gpuseg.io.readers import from_frame
+
+    n = 50
+    text = ["2020-03-06 10:11:02" if i < share * n else "06 Mar 2020 10:11" for i in range(n)]
+    df = pd.DataFrame({"customer_id": np.arange(n) % 9, "timestamp": text, "amount": 1.0})
+    with pytest.raises(SchemaError, match=message):
+        from_frame(df, cpu, "orders")
