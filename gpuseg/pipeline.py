@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import __version__, backend as _backend
 from .cluster import METHODS, check_method_params, consensus_members, resolve_methods
-from .config import RunConfig
+from .config import ClusterConfig, RunConfig
 from .errors import ConfigError
 from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, sensitivity_table
 from .evaluate.selection import K_RULE
@@ -400,7 +400,13 @@ def _ingest(r: _Run) -> None:
             r.user_value = config.value  # what the saved model predicts with (assign)
             r.config = replace(config, value=r.backtest.value_horizon(config.value))
         r.truth = synthetic_truth if r.truth is None else r.truth
-    if config.cluster.k_max >= r.n_customers:
+    default_range = (config.cluster.k_min, config.cluster.k_max) == (ClusterConfig.k_min, ClusterConfig.k_max)
+    if config.cluster.k_max >= r.n_customers and default_range and r.n_customers > config.cluster.k_min + 1:
+        k_max = r.n_customers - 1  # the default range, not the user's: fitted to a small log, and said so
+        r.config = replace(r.config, cluster=replace(config.cluster, k_max=k_max))
+        r.progress.note(f"k over {config.cluster.k_min}..{k_max}, not the default {config.cluster.k_min}.."
+                        f"{config.cluster.k_max}: the data has {r.n_customers} customers")
+    elif config.cluster.k_max >= r.n_customers:
         raise ConfigError(
             f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {r.n_customers} customers; "
             f"k must be below that"

@@ -61,6 +61,17 @@ CASES = ["missing-file", "empty-file", "no-columns", "wrong-type", "k-range", "k
          "format", "config", "param-value"]
 
 
+def test_the_default_k_range_fits_a_log_of_few_customers(tmp_path, out_dir, capsys):
+    """Without --k, 6 customers were refused with "--k 2-12: the data has 6 customers"."""
+    bad_cases(tmp_path)
+    code = main(["run", "--device", "cpu", "--no-report", "--stability", "0", "--methods", "kmeans", "--out",
+                 str(out_dir), "--input", str(tmp_path / "good.csv")])
+    err = capsys.readouterr().err
+    assert code == 0 and "k over 2..5, not the default 2..12: the data has 6 customers" in err
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert [r["k"] for r in metrics["methods"]["kmeans"]["sweep"]] == [2, 3, 4, 5]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_user_errors_are_one_line_exit_2(tmp_path, out_dir, capsys, case):
     args, expected = bad_cases(tmp_path)[case]
