@@ -146,8 +146,8 @@ def test_k_larger_than_customers(tmp_path, make_log):
     rows = [(f"2019-10-01 10:00:0{i} UTC", "view", 1, 10, "a.b", "x", 10.0 + i, i, f"s{i}") for i in range(5)]
     p = tmp_path / "few.csv"
     make_log(rows).to_csv(p, index=False)
-    with pytest.raises(ConfigError, match="5 customers"):
-        run(build_config(report=False, input=str(p), out=str(tmp_path / "o"), device="cpu"))
+    with pytest.raises(ConfigError, match="5 customers"):  # a k range the user gave (the default one shrinks)
+        run(build_config(report=False, input=str(p), out=str(tmp_path / "o"), device="cpu", k="2-8"))
     assert not (tmp_path / "o").exists()
 
 
