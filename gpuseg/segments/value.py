@@ -43,12 +43,13 @@ _DAY = 86_400
 MIN_PURCHASERS = 20
 #: Fewer repeat customers than this: no Gamma-Gamma fit; spend per purchase is the customer's own mean.
 MIN_REPEATERS = 10
-#: A BG/NBD fit with the dropout parameter ``a`` below this puts the dropout probability's
-#: prior at 0 (and at 1 when ``b`` is as small), where the closed form of the expected
-#: purchases divides zero by zero; they are then its limit as ``a`` -> 0: ``p_alive`` times
-#: the NBD's ``(r + x) t / (alpha + T)`` (a customer alive does not drop out, one gone buys
-#: nothing).
-NO_DROPOUT_A = 1e-6
+#: Where the fits search their parameters. Outside it, the data do not pin a parameter down:
+#: a and b of BG/NBD drifted to 1e34 on 300 customers (the log-gamma differences then lose
+#: every digit, and the likelihood "rose" above 0) and to 1e-17 on 20 (the expected purchases
+#: 0/0). Within it every formula here stays finite.
+BOUNDS = (1e-6, 1e6)
+#: Gamma-Gamma's scale v is in units of spend (a currency of small units: 1e5 and more).
+SPEND_SCALE_BOUNDS = (1e-6, 1e15)
 
 
 def purchase_rows(frame: Any, kind: str) -> Any:
@@ -110,20 +111,25 @@ def gamma_gamma_log_likelihood(params: Any, x: Any, m: Any) -> Any:
             + (p * x) * xp.log(x) - (p * x + q) * xp.log(x * m + v))
 
 
-def _fit(nll: Any, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """Minimise a mean negative log-likelihood over log-parameters: (params, value, converged)."""
+def _fit(nll: Any, start: np.ndarray, bounds: list[tuple[float, float]]) -> tuple[np.ndarray, float, bool]:
+    """Minimise a mean negative log-likelihood over log-parameters within ``bounds``:
+    (params, value, converged)."""
     from scipy.optimize import minimize
+
+    log_bounds = [(np.log(lo), np.log(hi)) for lo, hi in bounds]
 
     def objective(theta: np.ndarray) -> float:
         with np.errstate(all="ignore"):  # trial parameters may overflow: the search steps back
             value = nll(np.exp(theta))
         return value if np.isfinite(value) else 1e300
 
-    res = minimize(objective, start, method="L-BFGS-B", options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000})
+    res = minimize(objective, start, method="L-BFGS-B", bounds=log_bounds,
+                   options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000})
     if res.success:
         return np.exp(res.x), float(res.fun), True
     # finite-difference gradients can stall L-BFGS: finish without them
-    res2 = minimize(objective, res.x, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-13, "maxiter": 4000})
+    res2 = minimize(objective, res.x, method="Nelder-Mead", bounds=log_bounds,
+                    options={"xatol": 1e-8, "fatol": 1e-13, "maxiter": 4000})
     best = res2 if res2.fun <= res.fun else res
     return np.exp(best.x), float(best.fun), bool(res2.success)
 
@@ -142,7 +148,7 @@ class BGNBD:
         def nll(params: np.ndarray) -> float:
             return -float(bgnbd_log_likelihood(params, x, t_x, T).sum()) / n
 
-        params, value, ok = _fit(nll, np.zeros(4))
+        params, value, ok = _fit(nll, np.zeros(4), [BOUNDS] * 4)
         self.params_ = tuple(float(p) for p in params)
         self.log_likelihood_, self.converged_ = -value * n, ok
         return self
@@ -159,8 +165,6 @@ class BGNBD:
         ``conditional_expected_number_of_purchases_up_to_time``)."""
         xp = array_namespace(x)
         r, alpha, a, b = self.params_
-        if a < NO_DROPOUT_A:  # alive: the posterior Gamma(r + x, alpha + T) rate times t, for ever
-            return self.p_alive(x, t_x, T) * (r + x) * t / (alpha + T)
         ca, cb, cc = r + x, b + x, a + b + x - 1.0
         z = t / (alpha + T + t)
         ln_hyp = _log_hyp2f1(ca, cb, cc, z)
@@ -198,7 +202,7 @@ class GammaGamma:
         def nll(params: np.ndarray) -> float:
             return -float(gamma_gamma_log_likelihood(params, x, m).sum()) / n
 
-        params, value, ok = _fit(nll, np.zeros(3))
+        params, value, ok = _fit(nll, np.zeros(3), [BOUNDS, BOUNDS, SPEND_SCALE_BOUNDS])
         self.params_ = tuple(float(p) for p in params)
         self.log_likelihood_, self.converged_ = -value * n, ok
         return self
@@ -255,11 +259,18 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
                "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
                          "converged": bg.converged_},
                "gamma_gamma": _fit_spend(history, xp)}
-    if a < NO_DROPOUT_A:
-        summary["bgnbd"]["note"] = (f"a = {a:.1e}: the dropout probability's prior sits at 0 (or at 0 and 1), "
-                                    "where the closed form divides zero by zero; expected purchases are its limit, "
-                                    "p_alive x (r + x) t / (alpha + T)")
-    return predict_value(history, summary, xp), summary
+    at_bound = [f"{name} = {value:.3g}" for name, value in zip(("r", "alpha", "a", "b"), bg.params_)
+                if np.isclose(np.log(value), np.log(BOUNDS), atol=1e-6).any()]
+    if at_bound:
+        summary["bgnbd"]["note"] = (f"{', '.join(at_bound)} at the end of the search range {BOUNDS[0]:g}..{BOUNDS[1]:g}: "
+                                    "the purchases do not pin it down")
+    values = predict_value(history, summary, xp)
+    if not np.isfinite(values.to_numpy(np.float64)).all():  # e.g. 20 customers: r 1e4, a at its bound
+        why = summary["bgnbd"].get("note", "")
+        return empty, {**summary, "status": "skipped",
+                       "reason": "BG/NBD's predictions are not finite at the fitted parameters" + (f" ({why})" if why
+                                                                                                   else "")}
+    return values, summary
 
 
 def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> pd.DataFrame:

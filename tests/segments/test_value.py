@@ -7,7 +7,7 @@ from scipy.special import beta as B
 from scipy.special import gamma as G
 
 from gpuseg.segments.value import (
-    BGNBD, GammaGamma, bgnbd_log_likelihood, customer_value, gamma_gamma_log_likelihood, purchase_history,
+    BOUNDS, BGNBD, GammaGamma, bgnbd_log_likelihood, customer_value, gamma_gamma_log_likelihood, purchase_history,
 )
 
 #: Fader, Hardie & Lee (2005), fitted to the CDNOW sample (weeks): what lifetimes reproduces.
@@ -162,25 +162,47 @@ def test_log_hyp2f1_falls_back_to_the_host_when_the_array_module_lacks_it(monkey
     np.testing.assert_allclose(got, np.log(scipy.special.hyp2f1(a, b, c, z)), rtol=1e-12)
 
 
-def test_expected_purchases_without_dropout_are_the_limit_of_the_closed_form():
-    """A fit with a -> 0 (seen on 20 customers) made the closed form 0/0: inf and NaN for buyers."""
+def test_expected_purchases_stay_finite_and_right_at_the_ends_of_the_search():
+    """At a = b = 1e-6 the dropout prior is half at 0, half at 1: a customer without a repeat
+    purchase then either stays (NBD) or buys at most once more; one with repeats stays."""
     import warnings
 
     x, t_x = np.array([0.0, 1.0, 2.0, 6.0]), np.array([0.0, 5.0, 30.0, 150.0])
-    T = np.full(4, 200.0)
-    r, alpha, b = 0.7, 12.0, 2.5
+    T, t, r, alpha = np.full(4, 200.0), 90.0, 0.7, 12.0
+    lo, hi = BOUNDS
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no RuntimeWarning either
-        limit = BGNBD(params_=(r, alpha, 1e-12, b)).expected_purchases(90.0, x, t_x, T)
-    assert np.isfinite(limit).all()
-    near = BGNBD(params_=(r, alpha, 1e-5, b)).expected_purchases(90.0, x, t_x, T)  # still the closed form
-    np.testing.assert_allclose(limit, near, rtol=1e-3)
-    np.testing.assert_allclose(limit, (r + x) * 90.0 / (alpha + T), rtol=1e-9)  # b > 0: alive for sure
-    # a and b both near 0: customers with one repeat purchase may be gone; expected purchases follow p_alive
-    both = BGNBD(params_=(r, alpha, 1e-12, 2e-11))
-    got = both.expected_purchases(90.0, x, t_x, T)
-    assert np.isfinite(got).all() and got[1] < (r + 1.0) * 90.0 / (alpha + 200.0)
-    np.testing.assert_allclose(got, both.p_alive(x, t_x, T) * (r + x) * 90.0 / (alpha + T))
+        for a, b in [(lo, lo), (lo, 2.5), (hi, hi), (0.8, hi), (lo, hi), (hi, lo)]:
+            model = BGNBD(params_=(r, alpha, a, b))
+            got = model.expected_purchases(t, x, t_x, T)
+            assert np.isfinite(got).all() and np.isfinite(model.p_alive(x, t_x, T)).all(), (a, b)
+    model = BGNBD(params_=(r, alpha, lo, lo))
+    got = model.expected_purchases(t, x, t_x, T)
+    stays, once = r * t / (alpha + 200.0), 1.0 - ((alpha + 200.0) / (alpha + 200.0 + t)) ** r
+    assert got[0] == pytest.approx(0.5 * stays + 0.5 * once, rel=1e-4)
+    alive = model.p_alive(x, t_x, T)
+    np.testing.assert_allclose(got[1:], (alive * (r + x) * t / (alpha + T))[1:], rtol=1e-4)
+
+
+def test_a_fit_on_few_customers_predicts_nothing_rather_than_inf():
+    """20 customers drove a and b to 1e-17 (expected purchases inf and NaN for buyers, status
+    "ok"). Within the search range the fit stops at the range's end, and its predictions are
+    still not finite there: no lifetime value, and the reason says why."""
+    import json
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    cust = rng.integers(0, 400, n)
+    ts = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 300 * 86400, n), unit="s")
+    orders = pd.DataFrame({"customer_id": cust, "ts": ts.astype("datetime64[s]").astype("int64"),
+                           "amount": rng.lognormal(3, 1, n)})
+    orders = orders[orders["customer_id"] < 20]
+    history = purchase_history(orders, "orders", int(orders["ts"].max()) + 86400)
+    frame, info = customer_value(history)
+    assert all(BOUNDS[0] <= info["bgnbd"][k] <= BOUNDS[1] for k in ("r", "alpha_days", "a", "b"))
+    assert info["status"] == "skipped" and frame.isna().all().all()
+    assert info["reason"].startswith("BG/NBD's predictions are not finite") and "a = 1e-06 at the end" in info["reason"]
+    json.dumps(info, allow_nan=False)
 
 
 def _histories(seed=1, n=300):
@@ -222,5 +244,6 @@ def test_a_run_on_orders_that_are_all_free_saves_its_model(tmp_path):
     result = run(build_config(None, input=str(tmp_path / "free.parquet"), out=str(tmp_path / "out"), methods="kmeans",
                               k="3", stability=0, report=False, device="cpu"))
     assert result.metrics["model"]["saved"] is True
+    assert result.metrics["lifetime_value"]["bgnbd"]["log_likelihood"] < 0  # a and b ran off to 1e34 here once
     seg = pd.read_parquet(tmp_path / "out" / "segments.parquet")
-    assert (seg["predicted_clv"].dropna() == 0.0).all()
+    assert (seg["predicted_clv"] == 0.0).all() and np.isfinite(seg["expected_purchases"]).all()
