@@ -373,7 +373,7 @@ def load_files(
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
-                                    examples=examples, codes=True)
+                                    examples=examples, codes=True, strict=times_as_text)
     return LoadedData(
         frame=frame,
         schema=schema,
@@ -887,9 +887,12 @@ def csv_field_check(lines: Any, sep: str, n_fields: int | None = None) -> tuple[
 
 
 def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str,
-                  examples: dict[str, str] | None = None, codes: bool = False):
+                  examples: dict[str, str] | None = None, codes: bool = False, strict: bool | None = None):
     """Schema names, parsed times, numbers and categories. ``examples`` (when given) gets,
     per column, one value that could not be read (cleaning then drops its row and says why).
+    ``strict`` (default: whether ``ts_format`` is given): the format is the user's and reads
+    every time; otherwise it was detected (here, or on a model's training data), and ISO 8601
+    times beside it are read too.
 
     With ``codes`` the :data:`CODED` columns become int32 codes, missing ``<NA>``
     (:func:`~gpuseg.backend.nullable_codes`; integer columns are their own codes). Off for
@@ -897,7 +900,8 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     """
     frame = frame.rename(columns=mapping)[[mapping[c] for c in mapping]]
     raw_time = frame[schema.time]
-    frame, used = _parse_time(frame, schema.time, backend, ts_format, source)
+    strict = bool(ts_format) if strict is None else strict
+    frame, used = _parse_time(frame, schema.time, backend, ts_format, source, strict)
     if examples is not None and int((frame[schema.time].isna() & raw_time.notna()).sum()):
         examples[schema.time] = _example_invalid(raw_time, frame[schema.time])
     for col in schema.numeric:
@@ -978,7 +982,7 @@ def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
     return ranked[0]
 
 
-def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
+def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, strict: bool = True):
     s = frame[col]
     kind = s.dtype.kind
     if kind == "M":  # typed timestamps (Parquet, generated data)
@@ -1007,13 +1011,13 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
             fmt = max(tied, key=lambda f: (int(_parse_time_on(s, f, backend).notna().sum()), -tied.index(f)))
     parsed = _parse_time_on(s, fmt, backend)
     valid = int(parsed.notna().sum())
-    if not ts_format and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside the detected format
+    if not (ts_format and strict) and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside a detected format
         parsed = _iso_leftovers(s, parsed, backend)
         valid = int(parsed.notna().sum())
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
         readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())
-        if readable and ts_format:
+        if readable and ts_format and strict:
             raise SchemaError(f"{source}: column {col!r} should hold format {ts_format!r} ([clean] timestamp_format); "
                               f"{example!r} is a timestamp in another format")
         if readable and valid <= _UNDETECTED_SHARE * nonnull:  # one layout, not among the detected ones
@@ -1030,11 +1034,17 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str):
     return frame, fmt
 
 
+#: A whole ISO 8601 date, or date and time, with a zone or without.
+_ISO_DATE_TIME = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?( ?(Z|UTC|[+-]\d{2}:?\d{2}))?$"
+
+
 def _iso_leftovers(s, parsed, backend: Backend):
     """``parsed`` with the values its format did not read filled in where they are ISO 8601
     (a zone, ``Z`` or none, which is UTC): a log that writes most times as
     ``2020-03-06 10:11:02`` and some as ``2020-03-06T10:11:02Z`` lost the latter as bad."""
     missed = parsed.isna() & s.notna()
+    if bool(missed.any()):  # whole ISO dates and times only: pandas would read "1997" as 1997-01-01
+        missed = missed & s.str.match(_ISO_DATE_TIME).fillna(False)
     if not bool(missed.any()):
         return parsed
     return parsed.fillna(_parse_time_on(s[missed], "ISO8601", backend))

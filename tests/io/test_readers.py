@@ -660,3 +660,21 @@ def test_an_unknown_time_layout_is_not_called_a_mix(cpu, share, message):
     df = pd.DataFrame({"customer_id": np.arange(n) % 9, "timestamp": text, "amount": 1.0})
     with pytest.raises(SchemaError, match=message):
         from_frame(df, cpu, "orders")
+
+
+def test_iso_leftovers_follow_a_detected_or_inherited_format_not_the_users(tmp_path, cpu):
+    """assign passes the training data's detected format on: it dropped the ISO times run had read."""
+    from gpuseg.io.readers import load_files
+
+    times = pd.Timestamp("2021-03-06 10:11:02") + pd.to_timedelta(np.arange(40) * 3_600, unit="s")
+    text = [t.strftime("%Y-%m-%dT%H:%M:%SZ" if i % 10 == 0 else "%Y-%m-%d %H:%M:%S") for i, t in enumerate(times)]
+    text[5] = "1997"  # not a whole ISO date: still a bad time, not 1997-01-01
+    path = tmp_path / "o.csv"
+    pd.DataFrame({"customer_id": np.arange(40) % 7, "timestamp": text, "amount": 1.0}).to_csv(path, index=False)
+    fmt = "%Y-%m-%d %H:%M:%S"
+    inherited = load_files([path], "csv", cpu, "orders", timestamp_format=fmt, times_as_text=False).frame["timestamp"]
+    users = load_files([path], "csv", cpu, "orders", timestamp_format=fmt).frame["timestamp"]
+    expected = times.to_numpy().astype("datetime64[s]")
+    assert inherited.isna().tolist() == [i == 5 for i in range(40)]
+    np.testing.assert_array_equal(inherited.drop(index=5).to_numpy(), np.delete(expected, 5))
+    assert users.isna().sum() == 5  # the user's format decides: the four ISO times and "1997" are bad
