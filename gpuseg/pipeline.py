@@ -1031,6 +1031,18 @@ def _files_label(files: list[str], source: str) -> str:
     return files[0] if len(files) == 1 else f"{len(files)} files"
 
 
+def _int64_or_none(text: str) -> int | None:
+    """A truth id as the integer id it names: 7, 07, +7 or 7.0 (a spreadsheet's way), within
+    int64; None for anything else."""
+    import re
+
+    text = text.strip()
+    if re.fullmatch(r"[+-]?\d{1,19}(\.0*)?", text) is None:
+        return None
+    value = int(text.split(".")[0])
+    return value if -(2**63) <= value < 2**63 else None
+
+
 def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
     """The truth indexed by ids of the data's kind: text where the data's ids are text (a
     Parquet truth's integers), integers where they are integers (a CSV truth's text; ids
@@ -1038,9 +1050,9 @@ def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
     keys = truth.index
     text_keys = pd.api.types.is_object_dtype(keys) or pd.api.types.is_string_dtype(keys)
     if pd.api.types.is_integer_dtype(ids) and text_keys:
-        text = keys.astype(str).str.strip()
-        plain = np.asarray(text.str.fullmatch(r"[+-]?\d{1,18}"), dtype=bool)
-        truth = truth[plain].set_axis(pd.Index(text[plain].astype("int64")))
+        numbers = [_int64_or_none(t) for t in keys.astype(str)]
+        keep = np.array([v is not None for v in numbers], dtype=bool)
+        truth = truth[keep].set_axis(pd.Index(np.array([v for v in numbers if v is not None], dtype=np.int64)))
         if not truth.index.is_unique:
             twice = truth.index[truth.index.duplicated()][0]
             raise ConfigError(f"--truth: two ids of the truth file are customer {twice} of the data once read as "

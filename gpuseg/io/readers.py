@@ -1177,6 +1177,8 @@ def read_truth(path: str | os.PathLike) -> pd.Series:
     df = df.dropna(subset=[id_col, label_col])
     if len(df) == 0:
         raise DataError(f"--truth {path}: no rows with both a customer and a label")
+    if pd.api.types.is_string_dtype(df[id_col]) or pd.api.types.is_object_dtype(df[id_col]):
+        df[id_col] = df[id_col].astype(str).str.strip()  # "8 " is customer "8"
     if df[id_col].dtype.kind == "f" and bool((df[id_col] % 1 == 0).all()):
         df[id_col] = df[id_col].astype("int64")
     df = df.drop_duplicates(subset=[id_col, label_col])

@@ -321,9 +321,11 @@ def test_truth_ids_are_matched_to_the_data_ids_kind():
     from gpuseg.errors import ConfigError
     from gpuseg.pipeline import _truth_keys_like
 
-    text = pd.Series(["a", "b", "c"], index=pd.Index(["7", " 12", "x9"]))
+    text = pd.Series(["a", "b", "c", "d", "e", "f"],
+                     index=pd.Index(["7", " 12", "x9", "8.0", "1234567890123456789", "99999999999999999999"]))
     as_int = _truth_keys_like(text, pd.Index([7, 12], dtype="int64"))
-    assert as_int.to_dict() == {7: "a", 12: "b"}  # "x9" cannot be an integer id
+    # "x9" cannot be an integer id, nor can a number past int64; "8.0" is how a spreadsheet writes 8
+    assert as_int.to_dict() == {7: "a", 12: "b", 8: "d", 1234567890123456789: "e"}
     ints = pd.Series(["a", "b"], index=pd.Index([7, 12]))
     assert _truth_keys_like(ints, pd.Index(["7", "12"], dtype=object)).to_dict() == {"7": "a", "12": "b"}
     with pytest.raises(ConfigError, match="'07' and '7'"):
