@@ -966,8 +966,8 @@ def _stopped_outputs(exc: BaseException) -> str:
     out = getattr(exc, "committed_to", None)
     if out is None:
         return "outputs left as they were before the run"
-    return (f"this run's segments, features and model are in {out}, its report is not: `gpuseg report {out}` "
-            "writes it")
+    return (f"this run's {getattr(exc, 'committed', 'segments and features')} are in {out}, its report is not: "
+            f"`gpuseg report {out}` writes it")
 
 
 class _Stopped(KeyboardInterrupt):

@@ -559,7 +559,8 @@ def parse_windows(window: str | None, windows: str | None, first_ts: int, last_t
 
     ``window`` ("30d", "4w", "12h"): consecutive whole windows of that length ending with
     the last event's day (hour, for lengths in hours), UTC, as many as fit from the start of
-    the first event's day (hour); data before the first whole window are left out (a partial window's features are not comparable). ``windows`` ("2019-10-01..2019-10-31,
+    the first event's day (hour); data before the first whole window are left out (a partial
+    window's features are not comparable). ``windows`` ("2019-10-01..2019-10-31,
     2019-11-01..2019-11-30"): the given days, both ends included.
     """
     check_window_options(window, windows)

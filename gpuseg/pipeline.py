@@ -327,15 +327,17 @@ class _Run:
 def _run(config: RunConfig, progress: Progress, stack: Any, backtest: Any = None) -> RunResult:
     """The stages in order (module doc); each is a function of the run's state."""
     r = _start(config, progress, stack, backtest)
-    for stage in (_ingest, _scale, _embed_stage, _cluster, _evaluate, _stability, _choose, _sensitivity, _segments,
-                  _backtest, _metrics, _write):
-        stage(r)
-    if r.config.report:
-        try:
+    try:
+        for stage in (_ingest, _scale, _embed_stage, _cluster, _evaluate, _stability, _choose, _sensitivity,
+                      _segments, _backtest, _metrics, _write):
+            stage(r)
+        if r.config.report:
             _report(r)
-        except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal after the data files' commit
-            exc.committed_to = r.out_dir  # the command line says what is in the folder now
-            raise
+    except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal: after the data files' commit, say so
+        if r.written:
+            exc.committed_to = r.out_dir
+            exc.committed = "segments, features and model" if r.model_info.get("saved") else "segments and features"
+        raise
     return r.result()
 
 
@@ -401,8 +403,8 @@ def _ingest(r: _Run) -> None:
             r.config = replace(config, value=r.backtest.value_horizon(config.value))
         r.truth = synthetic_truth if r.truth is None else r.truth
     default_range = (config.cluster.k_min, config.cluster.k_max) == (ClusterConfig.k_min, ClusterConfig.k_max)
-    if config.cluster.k_max >= r.n_customers and default_range and r.n_customers > config.cluster.k_min + 1:
-        k_max = r.n_customers - 1  # the default range, not the user's: fitted to a small log, and said so
+    if config.cluster.k_max >= r.n_customers and default_range and r.n_customers > config.cluster.k_min:
+        k_max = r.n_customers - 1  # the default range (or 2-12 given): fitted to a small log, and said so
         r.config = replace(r.config, cluster=replace(config.cluster, k_max=k_max))
         r.progress.note(f"k over {config.cluster.k_min}..{k_max}, not the default {config.cluster.k_min}.."
                         f"{config.cluster.k_max}: the data has {r.n_customers} customers")
@@ -1065,11 +1067,18 @@ def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
 def _check_out_beside_input(config: RunConfig) -> None:
     """Refuse an --out that is the --input folder or holds it: its files would be skipped as
     gpuseg's outputs (the error said the folder held no data)."""
-    if not config.input or not Path(config.input).expanduser().is_dir():
+    if not config.input:
         return
-    inp, out = Path(config.input).expanduser().resolve(), Path(config.out).expanduser().resolve()
+    given = Path(config.input).expanduser()
+    if not given.is_dir():  # a pattern: the folder its first wildcard is in
+        parts = given.parts
+        fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
+        if fixed is None:
+            return
+        given = Path(*parts[:fixed]) if fixed else Path(".")
+    inp, out = given.resolve(), Path(config.out).expanduser().resolve()
     if out == inp or out in inp.parents:
-        raise ConfigError(f"--out {config.out}: {'is' if out == inp else 'holds'} the --input folder "
+        raise ConfigError(f"--out {config.out}: {'is' if out == inp else 'holds'} the folder of --input "
                           f"{config.input}; give the outputs a folder of their own (one inside the input folder "
                           "is skipped when it is read)")
 

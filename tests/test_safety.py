@@ -303,15 +303,16 @@ def test_a_report_that_cannot_be_written_says_the_data_were(tmp_path, capsys, mo
     assert (out / "segments.parquet").is_file() and not (out / "report.html").exists()
 
 
+@pytest.mark.parametrize("inp", ["data", "data/*.csv"], ids=["folder", "pattern"])
 @pytest.mark.parametrize("out", ["data", "."], ids=["the input folder", "a folder holding it"])
-def test_an_out_that_is_or_holds_the_input_folder_is_refused_as_such(tmp_path, capsys, monkeypatch, out):
+def test_an_out_that_is_or_holds_the_input_folder_is_refused_as_such(tmp_path, capsys, monkeypatch, out, inp):
     """Its files were skipped as gpuseg's outputs, and the error said the folder held no data."""
     (tmp_path / "data").mkdir()
     _orders(tmp_path / "data" / "o.csv")
     monkeypatch.chdir(tmp_path)
-    rc = main(["run", "--input", "data", "--out", out, *ARGS])
+    rc = main(["run", "--input", inp, "--out", out, *ARGS])
     err = capsys.readouterr().err
-    assert rc == 2 and "the --input folder data" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and f"the folder of --input {inp}" in err and len(err.strip().splitlines()) == 1
 
 
 def test_run_refuses_a_folder_migrate_wrote(tmp_path, capsys):

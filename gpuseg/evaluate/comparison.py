@@ -59,9 +59,9 @@ METHOD_RULE = (
     f"the first method in the benchmark's preference order ({', '.join(PREFERENCE[:4])}, ...) that succeeded, "
     f"leaves at most {MAX_NOISE_SHARE:.0%} unassigned, has stability >= {MIN_STABILITY} (where measured), is not "
     f"degenerate (a segment over {MAX_LARGEST_SHARE:.0%} of the customers, or k=2 while another eligible method "
-    "found more), settled on a k (not a mixture's lowest BIC at the largest k tried) and is not dominated (another eligible method at the same k and of the same distance family better "
-    "on every one of silhouette x share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, "
-    "the most stable"
+    "found more), settled on a k (not a mixture's lowest BIC at the largest k tried) and is not dominated "
+    "(another eligible method at the same k and of the same distance family better on every one of silhouette x "
+    "share assigned, Davies-Bouldin, Calinski-Harabasz and stability); if none passes, the most stable"
 )
 
 #: Multipliers of the chosen setting that the sensitivity analysis tries.

@@ -62,7 +62,6 @@ class MethodRun:
         return sum(f.seconds for f in self.fits)
 
 
-
 #: Appended to the BIC rule's reason when the lowest BIC is the largest k tried.
 BIC_AT_EDGE = ("; that is the largest k tried and the BIC was still falling, so the mixture found no k in this range "
                "(on skewed or zero-heavy features a Gaussian mixture keeps adding components): read this k as the "

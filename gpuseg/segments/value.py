@@ -262,8 +262,8 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
     at_bound = [f"{name} = {value:.3g}" for name, value in zip(("r", "alpha", "a", "b"), bg.params_)
                 if np.isclose(np.log(value), np.log(BOUNDS), atol=1e-6).any()]
     if at_bound:
-        summary["bgnbd"]["note"] = (f"{', '.join(at_bound)} at the end of the search range {BOUNDS[0]:g}..{BOUNDS[1]:g}: "
-                                    "the purchases do not pin it down")
+        summary["bgnbd"]["note"] = (f"{', '.join(at_bound)} at the end of the search range "
+                                    f"{BOUNDS[0]:g}..{BOUNDS[1]:g}: the purchases do not pin it down")
     values = predict_value(history, summary, xp)
     if not np.isfinite(values.to_numpy(np.float64)).all():  # e.g. 20 customers: r 1e4, a at its bound
         why = summary["bgnbd"].get("note", "")
