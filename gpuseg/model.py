@@ -103,6 +103,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -1101,6 +1102,40 @@ def _check_data(file: Path, data: Any) -> None:
             raise _fail(file, f"data.{key} is not a {typ.__name__}")
     if data.get("kind") not in (None, "events", "orders"):
         raise _fail(file, f"data.kind {data['kind']!r} is neither events nor orders")
+    fence = (data.get("clean") or {}).get("outlier_fence")
+    if fence is not None and not (isinstance(fence, list) and len(fence) == 2 and all(_is_number(v) for v in fence)):
+        raise _fail(file, "data.clean.outlier_fence is not a pair of numbers")
+    within = (data.get("confidence") or {}).get("within")
+    if within is not None and not (_is_number(within) and within > 0):
+        raise _fail(file, "data.confidence.within is not a positive number")
+    if isinstance(data.get("value"), dict) and data["value"].get("status") == "ok":
+        _check_value(file, data["value"])
+
+
+def _is_number(v: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+
+
+#: The lifetime-value settings a model may hold: ``assign`` steps through the horizon 30 days
+#: at a time, so 1e300 days would never end.
+_VALUE_RANGES = {"horizon_days": (1.0, 36_500.0), "discount_rate": (0.0, 10.0), "margin": (0.0, 1e6)}
+
+
+def _check_value(file: Path, value: Mapping[str, Any]) -> None:
+    """A lifetime-value fit's settings and parameters: in range, finite and positive."""
+    for key, (low, high) in _VALUE_RANGES.items():
+        if not _is_number(value.get(key), low, high):
+            raise _fail(file, f"data.value.{key} is not a number in {low:g}..{high:g}")
+    from .segments.value import BOUNDS, SPEND_SCALE_BOUNDS  # where the fits search: a fit never leaves them
+
+    bg, gg = value.get("bgnbd"), value.get("gamma_gamma")
+    if not isinstance(bg, dict) or not all(_is_number(bg.get(k), *BOUNDS) for k in ("r", "alpha_days", "a", "b")):
+        raise _fail(file, f"data.value.bgnbd needs r, alpha_days, a and b in {BOUNDS[0]:g}..{BOUNDS[1]:g}")
+    if not isinstance(gg, dict) or not _is_number(gg.get("mean_spend"), 0.0):
+        raise _fail(file, "data.value.gamma_gamma needs a mean_spend of at least 0")
+    if gg.get("status") == "ok" and not (all(_is_number(gg.get(k), *BOUNDS) for k in ("p", "q"))
+                                         and _is_number(gg.get("v"), *SPEND_SCALE_BOUNDS)):
+        raise _fail(file, "data.value.gamma_gamma's p, q and v are outside the range its fit searches")
 
 
 def _check_finite(file: Path, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
@@ -1294,10 +1329,10 @@ def _check_arrays(file: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
     if "confidence_centers" in arrays:
         shapes["confidence_centers"] = (None, None)
         _check_table(file, arrays, "confidence_rows", arrays["confidence_centers"].shape[0], manifest["k"])
-    if "price_medians" in arrays:
+    if "price_medians" in arrays or "price_keys" in arrays:
         shapes["price_medians"] = (None,)
-        if arrays.get("price_keys") is None or arrays["price_keys"].dtype.kind != "U" or \
-                arrays["price_keys"].shape != arrays["price_medians"].shape:
+        if arrays.get("price_keys") is None or arrays.get("price_medians") is None or \
+                arrays["price_keys"].dtype.kind != "U" or arrays["price_keys"].shape != arrays["price_medians"].shape:
             raise _fail(file, "array 'price_keys' must be text of the shape of 'price_medians'")
     for name, shape in shapes.items():
         a = arrays.get(name)

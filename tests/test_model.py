@@ -423,3 +423,31 @@ def test_nan_centres_are_refused_even_in_a_consistent_forgery(tmp_path, data):
     _rehash(folder, "arrays.npz")
     with pytest.raises(ConfigError, match="'centers' holds NaN"):
         load_model(folder)
+
+
+_VALUE = {"status": "ok", "horizon_days": 365.0, "discount_rate": 0.1, "margin": 1.0,
+          "bgnbd": {"r": 0.8, "alpha_days": 20.0, "a": 0.5, "b": 3.0},
+          "gamma_gamma": {"status": "ok", "p": 0.6, "q": 9.5, "v": 7000.0, "mean_spend": 400.0}}
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["value"].__setitem__("horizon_days", 1e300), "horizon_days"),  # assign never ended
+    (lambda d: d["value"].__setitem__("discount_rate", -5.0), "discount_rate"),  # complex predicted_clv
+    (lambda d: d["value"]["bgnbd"].__setitem__("r", -5.0), "bgnbd"),  # negative purchases
+    (lambda d: d["value"].__setitem__("bgnbd", {}), "bgnbd"),  # a KeyError traceback
+    (lambda d: d["value"]["gamma_gamma"].__setitem__("v", 1e308), "gamma_gamma"),  # inf predicted_clv
+    (lambda d: d["clean"].__setitem__("outlier_fence", ["a", "b"]), "outlier_fence"),  # a TypeError traceback
+    (lambda d: d["confidence"].__setitem__("within", -1.0), "within"),  # everyone low confidence
+])
+def test_data_values_a_forger_could_write_are_refused(change, words):
+    """Found by a hunt: each passed the digest (re-signed) and then hung, crashed or gave nonsense."""
+    import copy
+
+    from gpuseg.model import _check_data
+
+    data = {"value": copy.deepcopy(_VALUE), "clean": {"outlier_fence": [0.0, 10.0]},
+            "confidence": {"kind": "margin", "within": 0.1}}
+    _check_data(Path("m/model.json"), copy.deepcopy(data))  # the valid one passes
+    change(data)
+    with pytest.raises(ConfigError, match=words):
+        _check_data(Path("m/model.json"), data)
