@@ -542,7 +542,7 @@ def _rename_pairs(values: list[str] | None) -> dict[str, str]:
 
 
 def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None,
-              listed_in: str = "excluded.csv", check: Any = None) -> tuple[Any, Any, Any]:
+              listed_in: Any = "excluded.csv", check: Any = None) -> tuple[Any, Any, Any]:
     """(model, backend, cleaned new data), each stage timed on the progress display;
     ``check(model)`` runs before the data are read (refusals that need only the model)."""
     from . import backend as _backend
@@ -565,7 +565,8 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
     cleaned = clean_like_model(model, loaded, be)
     from .prep.clean import describe_cleaning
 
-    progress.stage_finished("clean", time.perf_counter() - t0, describe_cleaning(cleaned.summary(), listed_in))
+    listed = listed_in() if callable(listed_in) else listed_in  # update's: known once the model is read
+    progress.stage_finished("clean", time.perf_counter() - t0, describe_cleaning(cleaned.summary(), listed))
     return model, be, cleaned
 
 
@@ -632,8 +633,9 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 def _cmd_update(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from .dynamic import prepare, update_model
+    from .dynamic import excluded_path, prepare, update_model, write_excluded
     from .errors import ConfigError
+    from .io.privacy import key_of_model, pseudonymise
     from .model import save_updated
 
     if args.batch_size < 1:
@@ -648,7 +650,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
         where["version"] = int(model.manifest.get("model_version", 1)) + 1
         where["out"] = _updated_out(args.out, model_dir, where["version"])
 
-    model, be, cleaned = _load_for(args, progress, check=check)
+    model, be, cleaned = _load_for(args, progress, check=check,
+                                   listed_in=lambda: str(excluded_path(where["out"])))
     version, out = where["version"], where["out"]
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned)
@@ -660,7 +663,10 @@ def _cmd_update(args: argparse.Namespace) -> int:
               "customers": len(prepared.ids), "how": how, "movement": movement}
     t0 = time.perf_counter()
     save_updated(model, out, arrays, record)
-    progress.stage_finished("write", time.perf_counter() - t0, str(out))
+    key, listed = key_of_model(model), cleaned.excluded
+    side = excluded_path(out)
+    n_excluded = write_excluded(pseudonymise(listed, key) if key and listed is not None else listed, side)
+    progress.stage_finished("write", time.perf_counter() - t0, str(out) + (f" and {side}" if n_excluded else ""))
     headers = ["member", "segment", "moved", "relative", "new_customers"]
     has_member = any(r["member"] for r in movement)
     if not has_member:
@@ -725,7 +731,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     check_window_options(args.window, args.windows)  # a wrong --window/--windows fails before the data are read
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
-    model, be, cleaned = _load_for(args, progress)
+    model, be, cleaned = _load_for(args, progress, listed_in=str(out / "excluded.csv"))
     f = cleaned.frame
     windows = parse_windows(args.window, args.windows, int(f["ts"].min()), int(f["ts"].max()))
     outside = outside_windows(cleaned, windows)
@@ -754,6 +760,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         progress.note(f"no Sankey plot: {exc}")
     key = key_of_model(model)
     summary["pseudonymised"] = key is not None
+    excluded = cleaned.excluded if cleaned.excluded is not None and len(cleaned.excluded) else None
+    summary["customers_excluded"] = 0 if excluded is None else int(len(excluded))
     html = migration_html(summary, result.transitions, result.drift, png)
     windows_frame = pd_windows(result.windows)
     with output_lock(out):  # one writer per folder; a killed run's half-commit undone first
@@ -764,10 +772,12 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             "windows.csv": lambda p: write_csv(windows_frame, p),
             "drift.csv": lambda p: write_csv(result.drift, p, float_format="%.6g"),
             **({"sankey.png": lambda p: p.write_bytes(png)} if png else {}),
+            **({"excluded.csv": lambda p: write_csv(pseudonymise(excluded, key) if key else excluded, p)}
+               if excluded is not None else {}),
             "migration.html": lambda p: p.write_text(html, encoding="utf-8"),
             "migration.json": lambda p: p.write_text(to_json({**summary, "gpuseg_version": __version__,
                                                                "seconds": round(time.perf_counter() - t_all, 3)})),
-        })
+        }, remove=() if excluded is not None else ("excluded.csv",))
     progress.stage_finished("write", time.perf_counter() - t0, str(out))
     stay = result.transitions[(result.transitions["from_segment"] == result.transitions["to_segment"])
                               & (result.transitions["from_segment"] >= 0)]["customers"].sum()
@@ -779,7 +789,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         f"Of {int(both):,} customer-window pairs active in both windows, {int(stay):,} "
         f"({stay / max(both, 1):.1%}) stayed in their segment and {len(result.movers):,} moved.\n"
         f"Refit {'DUE' if result.refit_due else 'not due'}: {result.refit_reason}\n"
-        f"Wrote {out}/ (migration.csv, movers.parquet, windows.csv, drift.csv, migration.html) "
+        f"Wrote {out}/ (migration.csv, movers.parquet, windows.csv, drift.csv, migration.html"
+        f"{', excluded.csv' if excluded is not None else ''}) "
         f"in {time.perf_counter() - t_all:.1f} s on {summary['device']}\n"
     )
     return 0

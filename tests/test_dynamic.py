@@ -731,3 +731,25 @@ def test_new_data_whose_times_arrow_types_are_read_though_the_training_times_wer
     loaded = load_input(model, str(new), CPU)
     first = pd.Timestamp(lines[1].split(",")[0].replace(" UTC", ""))
     assert loaded.frame["event_time"].iloc[0] == first
+
+
+def test_migrate_and_update_list_the_customers_cleaning_excluded(events, kmeans_run, tmp_path, capsys):
+    """Both said "2 excluded (excluded.csv says why)" and wrote no such list."""
+    ev = pd.read_parquet(events / "train.parquet")
+    bad = ev.head(2).copy()
+    bad["user_id"] = [111111111, 222222222]
+    bad["event_type"] = ["view", "explode"]
+    bad.loc[bad.index[0], "price"] = -5.0
+    data = tmp_path / "bad.parquet"
+    pd.concat([ev, bad], ignore_index=True).to_parquet(data)
+    mig, upd = tmp_path / "mig", tmp_path / "upd"
+    assert main(["migrate", "--model", str(kmeans_run / "model"), "--input", str(data), "--window", "20d",
+                 "--out", str(mig)]) == 0
+    err = capsys.readouterr().err
+    assert f"({mig / 'excluded.csv'} says why)" in err
+    listed = pd.read_csv(mig / "excluded.csv")
+    assert sorted(listed["customer_id"]) == [111111111, 222222222]
+    assert json.loads((mig / "migration.json").read_text())["customers_excluded"] == 2
+    assert main(["update", "--model", str(kmeans_run / "model"), "--input", str(data), "--out", str(upd)]) == 0
+    assert f"({tmp_path / 'upd.excluded.csv'} says why)" in capsys.readouterr().err
+    assert sorted(pd.read_csv(tmp_path / "upd.excluded.csv")["customer_id"]) == [111111111, 222222222]
