@@ -1014,6 +1014,8 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
     if not (ts_format and strict) and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside a detected format
         parsed = _iso_leftovers(s, parsed, backend)
         valid = int(parsed.notna().sum())
+    if ts_format and not strict and valid < _MIN_VALID_SHARE * nonnull:  # a model's format these times are not in
+        return _parse_time(frame, col, backend, "", source, strict=False)
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
         readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())

@@ -680,3 +680,18 @@ def test_iso_leftovers_follow_a_detected_or_inherited_format_not_the_users(tmp_p
     assert inherited.isna().tolist() == [i == 5 for i in range(40)]
     np.testing.assert_array_equal(inherited.drop(index=5).to_numpy(), np.delete(expected, 5))
     assert users.isna().sum() == 5  # the user's format decides: the four ISO times and "1997" are bad
+
+
+def test_an_inherited_format_the_new_times_are_not_in_gives_way_to_detection(tmp_path, cpu):
+    """A model trained on day/month times refused REES46 times in assign, pointing to --config,
+    which assign does not have."""
+    from gpuseg.io.readers import load_files
+
+    times = pd.Timestamp("2019-10-01 00:18:31") + pd.to_timedelta(np.arange(30) * 86_000, unit="s")
+    path = tmp_path / "o.csv"
+    pd.DataFrame({"customer_id": np.arange(30) % 7, "timestamp": times.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                  "amount": 1.0}).to_csv(path, index=False)
+    got = load_files([path], "csv", cpu, "orders", timestamp_format="%d/%m/%Y %H:%M", times_as_text=False)
+    np.testing.assert_array_equal(got.frame["timestamp"].to_numpy(), times.to_numpy().astype("datetime64[s]"))
+    with pytest.raises(SchemaError, match="should hold format '%d/%m/%Y %H:%M'"):  # the user's own format decides
+        load_files([path], "csv", cpu, "orders", timestamp_format="%d/%m/%Y %H:%M")
