@@ -447,3 +447,30 @@ def test_the_shuffle_log_level_is_given_back_when_the_session_closes():
         session.close()
     assert log.level == logging.INFO
     log.setLevel(logging.NOTSET)
+
+
+def test_buckets_with_text_and_integer_ids_become_text():
+    """One id with a leading zero left its bucket's ids as text beside int64 buckets, and
+    sorting the features of all buckets raised a TypeError."""
+    from gpuseg.dist import _ids_of_one_type
+
+    ints = pd.DataFrame({"x": [1.0, 2.0]}, index=pd.Index([750511442, 12], name="customer_id"))
+    text = pd.DataFrame({"x": [3.0]}, index=pd.Index(["0750511443"], name="customer_id"))
+    table = pd.concat(_ids_of_one_type([ints, text])).sort_index()
+    assert list(table.index) == ["0750511443", "12", "750511442"] and table.index.name == "customer_id"
+    rows = _ids_of_one_type([ints.reset_index(), text.reset_index()], "customer_id")
+    assert [list(r["customer_id"]) for r in rows] == [["750511442", "12"], ["0750511443"]]
+    same = [ints, ints]
+    assert _ids_of_one_type(same) is same  # nothing to change
+
+
+def test_parquet_parts_with_ids_of_different_types_are_refused_in_one_line(tmp_path):
+    from gpuseg.dist import _refuse_mixed_id_types
+    from gpuseg.errors import DataError
+
+    pd.DataFrame({"user_id": [1, 2]}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"user_id": pd.Categorical(["3"])}).to_parquet(tmp_path / "b.parquet")
+    pd.DataFrame({"user_id": ["4"]}).to_parquet(tmp_path / "c.parquet")
+    _refuse_mixed_id_types([tmp_path / "b.parquet", tmp_path / "c.parquet"], ["user_id"])  # text, coded or not
+    with pytest.raises(DataError, match="'user_id' is integers in a.parquet and text in b.parquet"):
+        _refuse_mixed_id_types([tmp_path / "a.parquet", tmp_path / "b.parquet"], ["user_id"])

@@ -160,9 +160,68 @@ def _customer_accounts(stats: list[dict]) -> dict[str, Any]:
             for k, v in s.get(key, {}).items():
                 total[k] = total.get(k, 0) + int(v)
     excluded = [s["excluded"] for s in stats if s.get("excluded") is not None and len(s["excluded"])]
-    table = pd.concat(excluded, ignore_index=True) if excluded else no_exclusions()
+    table = pd.concat(_ids_of_one_type(excluded, "customer_id"), ignore_index=True) if excluded else no_exclusions()
     return {"customers_in": sum(int(s.get("customers_in", 0)) for s in stats), "customers_touched": touched,
             "values_capped": capped, "customers_excluded": len(table), "excluded": table}
+
+
+def _ids_of_one_type(frames: list, column: str | None = None) -> list:
+    """The buckets' frames with their customer ids (the index, or ``column``) of one type.
+
+    Cleaning makes a bucket's ids int64 when every one of them is a plain integer, so one id
+    with a leading zero left its bucket as text beside int64 buckets (and sorting them
+    failed). Where the buckets differ, all become text: a plain integer's text is the file's
+    (it has no leading zero), as one process reading the whole column keeps it.
+    """
+    def ids(f: Any) -> Any:
+        return f.index if column is None else f[column]
+
+    if len({ids(f).dtype.kind in "iu" for f in frames}) < 2:
+        return frames
+    out = []
+    for f in frames:
+        if ids(f).dtype.kind in "iu":
+            f = f.copy(deep=False)
+            if column is None:
+                f.index = f.index.astype("str")
+            else:
+                f[column] = f[column].astype("str")
+        out.append(f)
+    return out
+
+
+def _id_kind(typ: Any) -> str:
+    """An Arrow type as the kind the shuffle cares about: text (dictionary or not), integers, ..."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "text"
+    if pa.types.is_integer(typ):
+        return "integers"
+    return str(typ)
+
+
+def _refuse_mixed_id_types(files: list[Path], ids: list[str]) -> None:
+    """Parquet parts that store an id column as different types cannot be shuffled together."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, tuple[str, str]] = {}
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except Exception:  # the reader says what is wrong with the file
+            continue
+        for col in ids:
+            if col not in schema.names:
+                continue
+            typ = _id_kind(schema.field(col).type)
+            first = seen.setdefault(col, (typ, f.name))
+            if first[0] != typ:
+                raise DataError(f"{f.parent}: column {col!r} is {first[0]} in {first[1]} and {typ} in {f.name}; "
+                                "the Dask path needs one type in every part: write them alike, or run without "
+                                "--cluster")
 
 
 def _fence(counts: pd.Series, config: Any) -> tuple[float, float] | None:
@@ -342,6 +401,8 @@ def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: A
     ``dask.dataframe``)."""
     client, dk = session.client, config.dask
     read_kind = "parquet" if kind == "parquet" else "csv"
+    if read_kind == "parquet":
+        _refuse_mixed_id_types(files, [src for src, dst in mapping.items() if dst in schema.ids])
     budget = task_budget(session.memory_limit)
     piece_bytes = min(dk.piece_mb << 20, budget) if budget else dk.piece_mb << 20
     pieces = plan_pieces(files, read_kind, piece_bytes)
@@ -491,7 +552,7 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
     results = _gather(client, futures, "computing features")
     del futures
     tables = [r[0] for r in results if r[0] is not None]
-    table = _backend.frame_namespace(tables[0][0]).concat([p[0] for p in tables]).sort_index()
+    table = _backend.frame_namespace(tables[0][0]).concat(_ids_of_one_type([p[0] for p in tables])).sort_index()
     feats = CustomerFeatures(table, dict(tables[0][1]), set(tables[0][2]), reference,
                              dict(spec.category_columns), spec.price_medians)
     if len(feats) < 3:
@@ -500,7 +561,7 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
     rows = [r[1] for r in results if r[1] is not None]
     histories = [r[2] for r in results if r[2] is not None]
     del results
-    sample = pd.concat(rows, ignore_index=True) if rows else None
+    sample = pd.concat(_ids_of_one_type(rows, "customer_id"), ignore_index=True) if rows else None
     if be.is_gpu and sample is not None:
         sample = be.frame.from_pandas(sample)
     from ..prep.clean import CleanedData
@@ -517,7 +578,7 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
         sessions_derived=first["sessions_derived"], date_only=not spec.include["share_morning"],
         reference_time=reference, columns=tuple(first["columns"]),
         fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
-        purchases=pd.concat(histories).sort_index() if histories else None,
+        purchases=pd.concat(_ids_of_one_type(histories)).sort_index() if histories else None,
         product_labels=_product_labels(full, products),
     )
     return cleaned_all, feats, int(bins[:n_bins].sum()), int(bins.sum())
