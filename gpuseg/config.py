@@ -349,6 +349,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
 
 
+#: The least memory a local Dask worker is given (docs/scale-out.md: at 400 MiB the shuffle stalls).
+MIN_WORKER_MEMORY = 800 << 20
+
+
+def _size_bytes(text: str) -> float:
+    """A size as Dask reads it: a number and kB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB
+    (powers of 1024); a bare number is bytes."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", text, re.I)
+    value, unit, binary = float(m.group(1)), m.group(2).lower(), bool(m.group(3))
+    return value * (1024 if binary else 1000) ** " kmgt".index(unit or " ")
+
+
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
     "sensitivity", "params", "embed", "select", "stability", "report", "threads", "anonymize",
@@ -506,6 +518,9 @@ def _check_dask(cfg: RunConfig) -> None:
         raise ConfigError(f"[dask] kmeans must be auto, client or workers, not {d.kmeans!r}")
     if d.memory_limit != "auto" and not re.match(r"^\s*\d+(\.\d+)?\s*([kmgt]i?b?)?\s*$", d.memory_limit, re.I):
         raise ConfigError(f"--memory-limit must be auto or a size such as 4GB, not {d.memory_limit!r}")
+    if d.memory_limit != "auto" and _size_bytes(d.memory_limit) < MIN_WORKER_MEMORY:
+        raise ConfigError(f"--memory-limit {d.memory_limit.strip()}: below the 800 MiB a worker needs (at 400 MiB the "
+                          "shuffle stalls; docs/scale-out.md)")
     if d.cluster and cfg.clean.fill_missing == "mode":
         raise ConfigError("[clean] fill_missing = 'mode' is not supported with --cluster yet; use 'unknown'")
     if d.cluster and cfg.input is None:

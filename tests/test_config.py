@@ -61,9 +61,10 @@ def test_file_values_and_overrides(tmp_path):
         ("k = [2, 3, 4]", "--k"),
         ("[evaluate]\nsilhouette_sample = 5", "silhouette_sample"),
         ("this is not toml", "not valid TOML"),
+        ("[dask]\nmemory_limit = '10KB'", "10KB: below the 800 MiB a worker needs"),
     ],
     ids=["unknown-key", "unknown-section-key", "wrong-type", "bool", "outliers", "horizon", "group", "fill", "device", "k-list",
-         "sample", "toml"],
+         "sample", "toml", "worker-memory"],
 )
 def test_config_errors(tmp_path, text, match):
     p = tmp_path / "c.toml"
