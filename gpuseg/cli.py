@@ -488,7 +488,12 @@ def print_backtest(bt: dict, out: TextIO, report: bool = True) -> None:
     out.write(f"\nBacktest: fitted up to {w['until']}, held out to {w['holdout_end']} ({w['holdout_days']:g} days); "
               f"{bt['customers_scored']:,} customers scored, {bt['customers_bought_again']:,} bought again"
               + (f"; {bt['new_customers_in_holdout']:,} new customers in the holdout not scored"
-                 if bt["new_customers_in_holdout"] else "") + "\n")
+                 if bt["new_customers_in_holdout"] else "")
+              + (f"; {bt['new_customers_without_purchase']:,} more new ones without a purchase"
+                 if bt.get("new_customers_without_purchase") else "") + "\n")
+    dropped = w.get("holdout_rows_dropped") or {}
+    if dropped:
+        out.write("Holdout rows dropped by cleaning: " + ", ".join(f"{r} {n:,}" for r, n in dropped.items()) + "\n")
     rows = [[name, str(v["k"]), _fmt(v["eta_squared"]), _fmt(v["eta_squared_repeat"])]
             for name, v in bt["segmentations"].items()]
     out.write(_table(["segmentation", "k", "eta2 revenue", "eta2 repeat"], rows) + "\n")

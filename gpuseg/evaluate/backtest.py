@@ -184,8 +184,10 @@ class BacktestPlan:
         seg = seg if isinstance(seg, pd.DataFrame) else pd.DataFrame(seg)
         feats = to_host(features)
         kind = self.holdout_cleaned.kind if self.holdout_cleaned is not None else "orders"
-        outcomes = holdout_outcomes(self.holdout_cleaned.frame if self.holdout_cleaned is not None else None, kind)
-        return evaluate_backtest(seg, feats, outcomes, k_values, seed, self.describe())
+        frame = self.holdout_cleaned.frame if self.holdout_cleaned is not None else None
+        outcomes = holdout_outcomes(frame, kind)
+        active = pd.Index([]) if frame is None else pd.Index(to_host(frame["customer_id"].unique()))
+        return evaluate_backtest(seg, feats, outcomes, k_values, seed, self.describe(), active)
 
     def describe(self) -> dict[str, Any]:
         ref = self.reference_time
@@ -193,7 +195,12 @@ class BacktestPlan:
                 "reference_time": pd.Timestamp(ref, unit="s").isoformat() if ref is not None else None,
                 "holdout_end": _last(self.holdout_end) if self.holdout_end is not None else None,
                 "holdout_days": round(self.holdout_days, 3) if self.holdout_end is not None else None,
-                "rows": dict(self.rows)}
+                "rows": dict(self.rows), "holdout_rows_dropped": self._holdout_dropped()}
+
+    def _holdout_dropped(self) -> dict[str, int]:
+        """Holdout rows cleaning dropped, per reason (the holdout is cleaned as the data are)."""
+        cleaned = self.holdout_cleaned
+        return {} if cleaned is None else {r: int(n) for r, n in cleaned.dropped.items() if n}
 
 
 def holdout_outcomes(frame: Any, kind: str) -> pd.DataFrame:
@@ -218,6 +225,11 @@ def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:
     """Share of the variance of ``values`` between the groups of ``labels`` (0 when the
     values do not vary)."""
     v = np.asarray(values, dtype=np.float64)
+    top = float(np.abs(v).max()) if v.size else 0.0
+    if not np.isfinite(top):
+        return float("nan")
+    if top > 0:  # the share does not change with the scale, and squares of 1e300 overflow
+        v = v / top
     codes, inverse = np.unique(np.asarray(labels), return_inverse=True)
     counts = np.bincount(inverse, minlength=codes.size)
     means = np.bincount(inverse, weights=v, minlength=codes.size) / counts
@@ -302,8 +314,9 @@ class BacktestResult:
 
 
 def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataFrame, k_values: list[int],
-                      seed: int, window: dict[str, Any]) -> BacktestResult:
-    """The tables of the module docstring for the customers of ``seg`` (host pandas)."""
+                      seed: int, window: dict[str, Any], active: pd.Index | None = None) -> BacktestResult:
+    """The tables of the module docstring for the customers of ``seg`` (host pandas);
+    ``active``: every customer with a cleaned holdout row, buyers or not."""
     ids = seg["customer_id"].to_numpy()
     # matched as text: calibration and holdout are cleaned apart, and an id such as "0789"
     # seen only in the holdout can leave one side text and the other integers
@@ -335,6 +348,8 @@ def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataF
         "customers_scored": int(len(seg)),
         "customers_bought_again": int((out["purchase_days"] > 0).sum()),
         "new_customers_in_holdout": int((~outcomes.index.isin(id_text)).sum()),
+        "new_customers_without_purchase": 0 if active is None else int(
+            (~(active.astype(str).isin(id_text) | active.astype(str).isin(outcomes.index))).sum()),
         "new_customers_revenue": float(outcomes.loc[~outcomes.index.isin(id_text), "revenue"].sum()),
         "holdout_revenue_scored": float(revenue.sum()),
         "segmentations": scored,

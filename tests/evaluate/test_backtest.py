@@ -243,3 +243,23 @@ def test_timed_data_ending_mid_day_take_a_one_day_holdout(tmp_path):
     pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(tmp_path / "o.csv", index=False)
     assert main(["backtest", "--input", str(tmp_path / "o.csv"), "--until", "2020-01-28", "--out", str(tmp_path / "b"),
                  "--methods", "kmeans", "--k", "2", "--stability", "0", "--no-report", "-q"]) == 0
+
+
+def test_new_customers_without_a_purchase_in_the_holdout_are_counted():
+    """Only the new buyers were counted; the new customers who only looked went unmentioned."""
+    from gpuseg.evaluate.backtest import evaluate_backtest
+
+    seg = pd.DataFrame({"customer_id": [1, 2, 3, 4], "segment": [0, 0, 1, 1], "segment_name": ["a", "a", "b", "b"]})
+    feats = pd.DataFrame({"recency_days": [1.0, 2, 30, 40], "frequency": [5.0, 4, 1, 1],
+                          "monetary": [50.0, 40, 5, 6]}, index=pd.Index([1, 2, 3, 4], name="customer_id"))
+    outcomes = pd.DataFrame({"revenue": [10.0, 99.0], "purchase_days": [1, 1]}, index=pd.Index(["1", "7"]))
+    active = pd.Index([1, 3, 7, 8, 9])  # 1 and 3 scored, 7 a new buyer, 8 and 9 new without a purchase
+    bt = evaluate_backtest(seg, feats, outcomes, [2, 3], 0, {}, active).summary
+    assert bt["new_customers_in_holdout"] == 1 and bt["new_customers_without_purchase"] == 2
+
+
+def test_eta_squared_of_huge_revenues_is_finite():
+    values = np.array([1e300, 1e300, 1.0, 2.0])
+    assert eta_squared(values, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    assert eta_squared(values / 1e300, np.array([0, 1, 0, 1])) == pytest.approx(eta_squared(values, [0, 1, 0, 1]))
+    assert np.isnan(eta_squared(np.array([np.inf, 1.0]), np.array([0, 1])))
