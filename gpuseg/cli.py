@@ -515,6 +515,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report.files import check_output_dir, output_lock, recover
 
     out = Path(args.out_dir).expanduser()
+    if not out.is_dir():
+        raise ConfigError(f"{args.out_dir}: {'not a folder' if out.exists() else 'no such folder'}; give the output "
+                          "folder of a gpuseg run")
     try:
         metrics = json.loads((out / "metrics.json").read_text())
     except FileNotFoundError:
@@ -819,7 +822,7 @@ def pd_windows(windows: list[dict]) -> Any:
 
 
 def _check_window(start: str, days: int | None) -> None:
-    """``generate --start/--days``: a real date, 1 to 3,650 days, ending before 2200."""
+    """``generate --start/--days``: a real date, 7 to 3,650 days, ending before 2200."""
     import pandas as pd
 
     from .errors import ConfigError
@@ -832,8 +835,8 @@ def _check_window(start: str, days: int | None) -> None:
         raise ConfigError(f"--start {start}: not a date; write it like 2019-10-01") from None
     if first is pd.NaT or first.year < 1990:
         raise ConfigError(f"--start {start}: give a date from 1990 on")
-    if days is not None and not 1 <= days <= 3650:
-        raise ConfigError(f"--days {days}: give 1 to 3650 days")
+    if days is not None and not 7 <= days <= 3650:  # the generator's weeks need at least one
+        raise ConfigError(f"--days {days}: give 7 to 3650 days")
     tomorrow = pd.Timestamp.now() + pd.Timedelta(days=1)
     last = first + pd.Timedelta(days=61 if days is None else days) if first < tomorrow else first
     if last > tomorrow:

@@ -239,6 +239,11 @@ def test_report_command_errors(tmp_path, capsys, setup, message):
     assert message in err and "Traceback" not in err
 
 
+def test_report_on_a_folder_that_is_not_there_says_so(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "nope: no such folder" in capsys.readouterr().err
+
+
 def test_generate_without_the_memory_for_it_says_so_in_one_line(tmp_path, capsys, monkeypatch):
     from gpuseg import cli
 

@@ -232,7 +232,8 @@ def test_bad_config_files_are_one_line(tmp_path, capsys, content, words):
 @pytest.mark.parametrize("args, words", [
     (["generate", "--start", "9999-12-30", "--out", "{t}/g.csv"], "after tomorrow"),
     (["generate", "--start", "1900-01-01", "--out", "{t}/g.csv"], "from 1990 on"),
-    (["generate", "--days", "10000000", "--out", "{t}/g.csv"], "1 to 3650 days"),
+    (["generate", "--days", "10000000", "--out", "{t}/g.csv"], "7 to 3650 days"),
+    (["generate", "--days", "1", "--out", "{t}/g.csv"], "--days 1: give 7 to 3650 days"),
     (["generate", "--start", "soon", "--out", "{t}/g.csv"], "not a date"),
     (["run", "--methods", "", "--out", "{t}/o"], "--methods is empty"),
     (["update", "--model", "{t}", "--input", "{t}", "--seed", "-1"], "--seed -1"),
