@@ -205,14 +205,10 @@ def _id_kind(typ: Any) -> str:
 
 def _refuse_mixed_id_types(files: list[Path], ids: list[str]) -> None:
     """Parquet parts that store an id column as different types cannot be shuffled together."""
-    import pyarrow.parquet as pq
+    from ..io.readers import parquet_schemas
 
     seen: dict[str, tuple[str, str]] = {}
-    for f in files:
-        try:
-            schema = pq.read_schema(f)
-        except Exception:  # the reader says what is wrong with the file
-            continue
+    for f, schema in parquet_schemas(files):
         for col in ids:
             if col not in schema.names:
                 continue

@@ -30,7 +30,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -444,18 +444,25 @@ def _read_cpu(
     return arrow_to_pandas(table, categorical, ids if int_ids else (), codes, in_order=kind != "parquet"), malformed
 
 
+def parquet_schemas(files: list[Path]) -> Iterator[tuple[Path, Any]]:
+    """Each Parquet file with its schema, from its footer; a file whose footer cannot be read
+    is left out (the reader says what is wrong with it)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            yield f, pq.read_schema(f)
+        except Exception:
+            continue
+
+
 def _refuse_nested(files: list[Path], columns: list[str]) -> None:
     """A Parquet column of lists, structs or maps is not a value per row that gpuseg can
     read: say which (from the files' schemas, before any reader), rather than fail later on
     unhashable values."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    for f in files:
-        try:
-            schema = pq.read_schema(f)
-        except Exception:  # the reader says what is wrong with the file
-            continue
+    for f, schema in parquet_schemas(files):
         for fld in schema:
             if fld.name in columns and pa.types.is_nested(fld.type):
                 raise DataError(f"{f}: column {fld.name!r} holds {fld.type} values, not one plain value per row")
