@@ -1051,12 +1051,11 @@ def _iso_leftovers(s, parsed, backend: Backend):
     """``parsed`` with the values its format did not read filled in where they are ISO 8601
     (a zone, ``Z`` or none, which is UTC): a log that writes most times as
     ``2020-03-06 10:11:02`` and some as ``2020-03-06T10:11:02Z`` lost the latter as bad."""
-    missed = parsed.isna() & s.notna()
-    if bool(missed.any()):  # whole ISO dates and times only: pandas would read "1997" as 1997-01-01
-        missed = missed & s.str.match(_ISO_DATE_TIME).fillna(False)
-    if not bool(missed.any()):
+    missed = s[parsed.isna() & s.notna()]  # a few rows of a large log: only they are matched
+    iso = missed[missed.str.match(_ISO_DATE_TIME).fillna(False)]  # "1997" is not 1997-01-01 (as pandas reads it)
+    if len(iso) == 0:
         return parsed
-    return parsed.fillna(_parse_time_on(s[missed], "ISO8601", backend))
+    return parsed.fillna(_parse_time_on(iso, "ISO8601", backend))
 
 
 def _parse_time_on(s, fmt: str, backend: Backend):
