@@ -81,7 +81,7 @@ def _same(single, dist, exact_segments: bool = True):
         np.testing.assert_allclose(sb[col].to_numpy(float), sa[col].to_numpy(float), rtol=1e-4, equal_nan=True)
     ma, mb = single.metrics["data"], dist.metrics["data"]
     for key in ("rows_read", "rows_used", "rows_dropped", "customers", "features", "top_categories",
-                "reference_time", "price_outlier_fence", "values_filled"):
+                "reference_time", "price_outlier_fence", "values_filled", "drop_examples"):
         assert ma[key] == mb[key], key
 
 
@@ -474,3 +474,14 @@ def test_parquet_parts_with_ids_of_different_types_are_refused_in_one_line(tmp_p
     _refuse_mixed_id_types([tmp_path / "b.parquet", tmp_path / "c.parquet"], ["user_id"])  # text, coded or not
     with pytest.raises(DataError, match="'user_id' is integers in a.parquet and text in b.parquet"):
         _refuse_mixed_id_types([tmp_path / "a.parquet", tmp_path / "b.parquet"], ["user_id"])
+
+
+def test_the_example_of_a_bad_value_is_named_as_in_one_process(data, scheduler, tmp_path):
+    """The Dask clean line said "bad_timestamp 1 rows" without the value one process names."""
+    ev = pd.read_csv(data / "events.csv", nrows=3000)
+    bad = ev.head(1).assign(event_time="garbage", user_id=999_999_999)
+    pd.concat([ev, bad], ignore_index=True).to_csv(tmp_path / "bad.csv", index=False)
+    single = _run(tmp_path / "single", str(tmp_path / "bad.csv"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "bad.csv"), scheduler)
+    assert single.metrics["data"]["drop_examples"] == {"bad_timestamp": "garbage"}
+    assert dist.metrics["data"]["drop_examples"] == single.metrics["data"]["drop_examples"]

@@ -41,7 +41,7 @@ import pandas as pd
 
 from .. import backend as _backend
 from ..errors import DataError, DeviceError, SchemaError
-from ..prep.clean import describe_cleaning, fence_from_quartiles, no_exclusions
+from ..prep.clean import describe_cleaning, examples_of_drops, fence_from_quartiles, no_exclusions
 from . import tasks
 
 __all__ = ["DistData", "load_clean_features", "plan_pieces", "weighted_quantile"]
@@ -343,8 +343,9 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
                         f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers")
     with stage("clean") as st:
         cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
+        cleaned.drop_examples = examples_of_drops(loaded, cleaned.dropped)
         st["detail"] = describe_cleaning({"rows_used": cleaned.rows_out, "rows_dropped": cleaned.dropped,
-                                          **cleaned.accounts})
+                                          "drop_examples": cleaned.drop_examples, **cleaned.accounts})
     with stage("features") as st:
         cleaned_all, feats, n_sample, n_customers = _bucket_features(client, loaded, cleaned, config, be)
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
@@ -389,6 +390,8 @@ class _Loaded:
     pieces: int
     n_buckets: int
     size: int
+    #: one unreadable value per input column (the pieces' first)
+    examples: dict = field(default_factory=dict)
 
 
 def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
@@ -438,7 +441,11 @@ def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: A
     buckets = client.map(tasks.bucket_frame, client.compute(shuffled.to_delayed()), vocab=vocab_future)
     del frames, ddf, shuffled
     _gather(client, client.map(tasks.len_or_zero, buckets), "sending rows to their customer buckets")
-    return _Loaded(buckets, rows_read, malformed, formats, len(pieces), n_buckets, size)
+    examples: dict[str, str] = {}
+    for i in infos:
+        for col, value in (i.get("examples") or {}).items():
+            examples.setdefault(col, value)
+    return _Loaded(buckets, rows_read, malformed, formats, len(pieces), n_buckets, size, examples)
 
 
 @dataclass
@@ -455,6 +462,8 @@ class _Cleaned:
     filled: dict[str, int]
     accounts: dict[str, Any]
     rows_out: int
+    #: one unreadable input value per drop reason (set after cleaning, from the readers')
+    drop_examples: dict[str, str] = field(default_factory=dict)
 
 
 def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: Any,
@@ -565,7 +574,7 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
     first, accounts = full[0], cleaned.accounts
     cleaned_all = CleanedData(
         frame=sample, kind=first["kind"], rows_in=loaded.rows_read, rows_out=cleaned.rows_out,
-        dropped=cleaned.dropped, filled=cleaned.filled,
+        dropped=cleaned.dropped, filled=cleaned.filled, drop_examples=cleaned.drop_examples,
         main_categories=main_names, product_names=products, brand_names=brand_names,
         price_group=first["price_group"], outlier_fence=cleaned.fitted["outlier_fence"],
         price_outliers=config.clean.price_outliers, capped=accounts["values_capped"],

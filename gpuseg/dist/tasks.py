@@ -46,14 +46,16 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
     rows = len(frame)
     if rows == 0:
         return None, {"rows": 0, "malformed": malformed, "timestamp_format": "", "categories": {}}
-    frame, used = readers._canonicalize(frame, SCHEMAS[schema_name], mapping, be, ts_format, source=str(path))
+    examples: dict[str, str] = {}  # one unreadable value per column, for the clean line (as one process says it)
+    frame, used = readers._canonicalize(frame, SCHEMAS[schema_name], mapping, be, ts_format, source=str(path),
+                                        examples=examples)
     categories = {}
     if not be.is_gpu:  # the few values of the low-cardinality text columns, for one global encoding
         for col in SHUFFLE_CODED:
             if col in frame.columns and str(frame[col].dtype) == "category":
                 categories[col] = [str(c) for c in frame[col].cat.categories]
     return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used,
-                   "categories": categories}
+                   "categories": categories, "examples": examples}
 
 
 def read_piece_frame(piece: tuple, be: Any, kind: str, columns: list[str], categorical: list[str],

@@ -549,7 +549,7 @@ def _cleaned_data(data: LoadedData, result, drops: _Drops, outliers: _Outliers, 
         main_categories=codes.main_categories,
         product_names=codes.product_names,
         product_labels=codes.product_labels,
-        drop_examples=_drop_examples(data, drops.dropped),
+        drop_examples=examples_of_drops(data, drops.dropped),
         brand_names=codes.brand_names,
         price_group=codes.price_group,
         outlier_fence=outliers.fence,
@@ -996,8 +996,9 @@ def best_labels(counts) -> dict:
     return dict(zip(best["product"].tolist(), best["name"].tolist()))
 
 
-def _drop_examples(data: LoadedData, dropped: dict[str, int]) -> dict[str, str]:
-    """One unreadable input value per drop reason that dropped rows (from the reader)."""
+def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
+    """One unreadable input value per drop reason that dropped rows, from the readers'
+    ``examples`` (of ``LoadedData``, or of the Dask pieces gathered)."""
     out: dict[str, str] = {}
     for col, value in getattr(data, "examples", {}).items():
         reason = _REASON_OF_COLUMN.get(col)
