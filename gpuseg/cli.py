@@ -505,6 +505,32 @@ def print_backtest(bt: dict, out: TextIO, report: bool = True) -> None:
               + (", report.html (Backtest)" if report else "") + "\n")
 
 
+def _check_one_run(out: Path, shown: str, metrics: dict) -> None:
+    """segments.parquet, features.parquet and metrics.json of one run: the same customers
+    and segments (a file copied in from another run's folder was drawn beside the rest)."""
+    import numpy as np
+    import pandas as pd
+
+    from .errors import ConfigError
+
+    try:
+        seg = pd.read_parquet(out / "segments.parquet", columns=["customer_id", "segment"])
+        feats = (pd.read_parquet(out / "features.parquet", columns=["customer_id"])
+                 if (out / "features.parquet").is_file() else None)
+    except Exception as exc:  # a file that is not Parquet, or lacks the columns
+        raise ConfigError(f"{shown}: segments.parquet or features.parquet cannot be read ({exc})") from None
+    why = None
+    if len(seg) != (metrics.get("data") or {}).get("customers", len(seg)):
+        why = f"segments.parquet holds {len(seg):,} customers, metrics.json {metrics['data']['customers']:,}"
+    elif seg["segment"].nunique() != (metrics.get("chosen") or {}).get("k", seg["segment"].nunique()):
+        why = f"segments.parquet holds {seg['segment'].nunique()} segments, metrics.json k={metrics['chosen']['k']}"
+    elif feats is not None and not np.array_equal(np.sort(seg["customer_id"].astype(str).to_numpy()),
+                                                   np.sort(feats["customer_id"].astype(str).to_numpy())):
+        why = "segments.parquet and features.parquet hold different customers"
+    if why:
+        raise ConfigError(f"{shown}: {why}: the folder holds files of different runs; run gpuseg again into it")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     import json
     import time
@@ -528,6 +554,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.out_dir}/metrics.json was not written by gpuseg")
     if not (out / "segments.parquet").is_file():
         raise ConfigError(f"{args.out_dir}: segments.parquet is missing")
+    _check_one_run(out, args.out_dir, metrics)
     if (out / "plots").exists() or (out / "plots").is_symlink():
         check_output_dir(out / "plots")
     t0 = time.perf_counter()

@@ -239,6 +239,27 @@ def test_report_command_errors(tmp_path, capsys, setup, message):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("swap", ["segments", "features", "k"])
+def test_report_refuses_a_folder_whose_files_are_of_different_runs(tmp_path, events_csv, capsys, swap):
+    """Another run's segments.parquet copied in was drawn beside this run's metrics."""
+    out = tmp_path / "o"
+    assert main(["run", "--input", str(events_csv), "--out", str(out), "--k", "3", "--device", "cpu",
+                 "--methods", "kmeans", "--stability", "0", "--no-report", "-q"]) == 0
+    seg = pd.read_parquet(out / "segments.parquet")
+    if swap == "segments":
+        seg.head(len(seg) - 1).to_parquet(out / "segments.parquet")
+    elif swap == "features":
+        feats = pd.read_parquet(out / "features.parquet")
+        feats.assign(customer_id=feats["customer_id"].astype(str) + "x").to_parquet(out / "features.parquet")
+    else:
+        seg.assign(segment=seg["segment"] % 2).to_parquet(out / "segments.parquet")
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "files of different runs" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "report.html").exists()
+
+
 def test_report_on_a_folder_that_is_not_there_says_so(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "nope: no such folder" in capsys.readouterr().err
