@@ -519,13 +519,17 @@ def _check_one_run(out: Path, shown: str, metrics: dict) -> None:
                  if (out / "features.parquet").is_file() else None)
     except Exception as exc:  # a file that is not Parquet, or lacks the columns
         raise ConfigError(f"{shown}: segments.parquet or features.parquet cannot be read ({exc})") from None
+    customers, k = (metrics.get("data") or {}).get("customers"), (metrics.get("chosen") or {}).get("k")
+    found = int(seg.loc[seg["segment"] >= 0, "segment"].nunique())  # -1: unassigned (density methods)
+    a = seg["customer_id"].to_numpy()
+    b = None if feats is None else feats["customer_id"].to_numpy()
     why = None
-    if len(seg) != (metrics.get("data") or {}).get("customers", len(seg)):
-        why = f"segments.parquet holds {len(seg):,} customers, metrics.json {metrics['data']['customers']:,}"
-    elif seg["segment"].nunique() != (metrics.get("chosen") or {}).get("k", seg["segment"].nunique()):
-        why = f"segments.parquet holds {seg['segment'].nunique()} segments, metrics.json k={metrics['chosen']['k']}"
-    elif feats is not None and not np.array_equal(np.sort(seg["customer_id"].astype(str).to_numpy()),
-                                                   np.sort(feats["customer_id"].astype(str).to_numpy())):
+    if isinstance(customers, int) and len(seg) != customers:
+        why = f"segments.parquet holds {len(seg):,} customers, metrics.json {customers:,}"
+    elif isinstance(k, int) and found != k:
+        why = f"segments.parquet holds {found} segments, metrics.json k={k}"
+    elif b is not None and not (np.array_equal(a, b) or (a.dtype == b.dtype and len(a) == len(b)
+                                                         and np.array_equal(np.sort(a), np.sort(b)))):
         why = "segments.parquet and features.parquet hold different customers"
     if why:
         raise ConfigError(f"{shown}: {why}: the folder holds files of different runs; run gpuseg again into it")
@@ -544,23 +548,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not out.is_dir():
         raise ConfigError(f"{args.out_dir}: {'not a folder' if out.exists() else 'no such folder'}; give the output "
                           "folder of a gpuseg run")
-    try:
-        metrics = json.loads((out / "metrics.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{args.out_dir}: no metrics.json; give the output folder of a gpuseg run") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{args.out_dir}/metrics.json: cannot be read ({exc})") from None
-    if not isinstance(metrics, dict) or "gpuseg_version" not in metrics:
-        raise ConfigError(f"{args.out_dir}/metrics.json was not written by gpuseg")
-    if not (out / "segments.parquet").is_file():
-        raise ConfigError(f"{args.out_dir}: segments.parquet is missing")
-    _check_one_run(out, args.out_dir, metrics)
+    def read_metrics() -> dict:
+        try:
+            metrics = json.loads((out / "metrics.json").read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{args.out_dir}: no metrics.json; give the output folder of a gpuseg run") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{args.out_dir}/metrics.json: cannot be read ({exc})") from None
+        if not isinstance(metrics, dict) or "gpuseg_version" not in metrics:
+            raise ConfigError(f"{args.out_dir}/metrics.json was not written by gpuseg")
+        return metrics
+
+    read_metrics()  # not a run's folder: refused before the lock file is made in it
     if (out / "plots").exists() or (out / "plots").is_symlink():
         check_output_dir(out / "plots")
     t0 = time.perf_counter()
     with output_lock(out):  # no run is writing the folder; a killed run's half-commit is undone first
         for line in recover(out):
             sys.stderr.write(f"  note: {printable(line)}\n")
+        if not (out / "segments.parquet").is_file():
+            raise ConfigError(f"{args.out_dir}: segments.parquet is missing")
+        _check_one_run(out, args.out_dir, read_metrics())  # the files as recover left them
         write_report(out, None, lambda text: sys.stderr.write(f"  note: {printable(text)}\n"), umap=args.umap)
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     from .backend import cpu_label

@@ -1117,25 +1117,29 @@ def _is_number(v: Any, low: float = -math.inf, high: float = math.inf) -> bool:
 
 
 #: The lifetime-value settings a model may hold: ``assign`` steps through the horizon 30 days
-#: at a time, so 1e300 days would never end.
-_VALUE_RANGES = {"horizon_days": (1.0, 36_500.0), "discount_rate": (0.0, 10.0), "margin": (0.0, 1e6)}
+#: at a time, so 1e300 days would never end ([value] horizon_days takes (0, 3650]).
+_VALUE_RANGES = {"horizon_days": (0.0, 36_500.0), "discount_rate": (0.0, 10.0), "margin": (0.0, 1e6)}
+#: A fit's parameters: positive and below this (the fits now search up to 1e6, or 1e15 for the
+#: spend scale; models saved before that may hold a = 3e-8, which predicts finitely; 1e308
+#: gave infinite values).
+_PARAMETER_MAX = 1e20
 
 
 def _check_value(file: Path, value: Mapping[str, Any]) -> None:
     """A lifetime-value fit's settings and parameters: in range, finite and positive."""
     for key, (low, high) in _VALUE_RANGES.items():
-        if not _is_number(value.get(key), low, high):
+        if not _is_number(value.get(key), low, high) or (key == "horizon_days" and value[key] <= 0):
             raise _fail(file, f"data.value.{key} is not a number in {low:g}..{high:g}")
-    from .segments.value import BOUNDS, SPEND_SCALE_BOUNDS  # where the fits search: a fit never leaves them
+    def positive(entry: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+        return all(_is_number(entry.get(k), 0.0, _PARAMETER_MAX) and entry[k] > 0 for k in keys)
 
     bg, gg = value.get("bgnbd"), value.get("gamma_gamma")
-    if not isinstance(bg, dict) or not all(_is_number(bg.get(k), *BOUNDS) for k in ("r", "alpha_days", "a", "b")):
-        raise _fail(file, f"data.value.bgnbd needs r, alpha_days, a and b in {BOUNDS[0]:g}..{BOUNDS[1]:g}")
+    if not isinstance(bg, dict) or not positive(bg, ("r", "alpha_days", "a", "b")):
+        raise _fail(file, f"data.value.bgnbd needs r, alpha_days, a and b above 0 and below {_PARAMETER_MAX:g}")
     if not isinstance(gg, dict) or not _is_number(gg.get("mean_spend"), 0.0):
         raise _fail(file, "data.value.gamma_gamma needs a mean_spend of at least 0")
-    if gg.get("status") == "ok" and not (all(_is_number(gg.get(k), *BOUNDS) for k in ("p", "q"))
-                                         and _is_number(gg.get("v"), *SPEND_SCALE_BOUNDS)):
-        raise _fail(file, "data.value.gamma_gamma's p, q and v are outside the range its fit searches")
+    if gg.get("status") == "ok" and not positive(gg, ("p", "q", "v")):
+        raise _fail(file, f"data.value.gamma_gamma needs p, q and v above 0 and below {_PARAMETER_MAX:g}")
 
 
 def _check_finite(file: Path, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:

@@ -372,3 +372,14 @@ def test_metrics_and_report_say_the_elbow_is_a_starting_point():
     from gpuseg.evaluate.selection import K_RULE
 
     assert K_RULE.startswith("elbow of the log-inertia curve (Kneedle)") and "starting point, not a finding" in K_RULE
+
+
+def test_report_check_counts_segments_without_the_unassigned(tmp_path):
+    """A density run's customers in segment -1 made report refuse a fresh HDBSCAN folder."""
+    from gpuseg.cli import _check_one_run
+
+    ids = [f"c{i}" for i in range(6)]
+    pd.DataFrame({"customer_id": ids, "segment": [0, 0, 1, 1, -1, -1]}).to_parquet(tmp_path / "segments.parquet")
+    pd.DataFrame({"customer_id": ids[::-1], "x": 1.0}).to_parquet(tmp_path / "features.parquet")  # any order
+    _check_one_run(tmp_path, "o", {"data": {"customers": 6}, "chosen": {"k": 2}})
+    _check_one_run(tmp_path, "o", {"data": {"customers": None}, "chosen": {}})  # a hand-edited file: no check

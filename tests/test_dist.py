@@ -462,6 +462,8 @@ def test_buckets_with_text_and_integer_ids_become_text():
     assert [list(r["customer_id"]) for r in rows] == [["750511442", "12"], ["0750511443"]]
     same = [ints, ints]
     assert _ids_of_one_type(same) is same  # nothing to change
+    floats = pd.DataFrame({"x": [4.0]}, index=pd.Index([12.5], name="customer_id"))
+    assert pd.concat(_ids_of_one_type([floats, text])).sort_index().index.tolist() == ["0750511443", "12.5"]
 
 
 def test_parquet_parts_with_ids_of_different_types_are_refused_in_one_line(tmp_path):
@@ -471,8 +473,11 @@ def test_parquet_parts_with_ids_of_different_types_are_refused_in_one_line(tmp_p
     pd.DataFrame({"user_id": [1, 2]}).to_parquet(tmp_path / "a.parquet")
     pd.DataFrame({"user_id": pd.Categorical(["3"])}).to_parquet(tmp_path / "b.parquet")
     pd.DataFrame({"user_id": ["4"]}).to_parquet(tmp_path / "c.parquet")
+    pd.DataFrame({"user_id": [5.0, np.nan]}).to_parquet(tmp_path / "d.parquet")  # a missing id makes floats
+    pd.DataFrame({"user_id": [None, None]}).to_parquet(tmp_path / "e.parquet")  # all empty: no type to compare
     _refuse_mixed_id_types([tmp_path / "b.parquet", tmp_path / "c.parquet"], ["user_id"])  # text, coded or not
-    with pytest.raises(DataError, match="'user_id' is integers in a.parquet and text in b.parquet"):
+    _refuse_mixed_id_types([tmp_path / n for n in ("a.parquet", "d.parquet", "e.parquet")], ["user_id"])
+    with pytest.raises(DataError, match="'user_id' is numbers in a.parquet and text in b.parquet"):
         _refuse_mixed_id_types([tmp_path / "a.parquet", tmp_path / "b.parquet"], ["user_id"])
 
 

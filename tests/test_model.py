@@ -436,6 +436,7 @@ _VALUE = {"status": "ok", "horizon_days": 365.0, "discount_rate": 0.1, "margin":
     (lambda d: d["value"]["bgnbd"].__setitem__("r", -5.0), "bgnbd"),  # negative purchases
     (lambda d: d["value"].__setitem__("bgnbd", {}), "bgnbd"),  # a KeyError traceback
     (lambda d: d["value"]["gamma_gamma"].__setitem__("v", 1e308), "gamma_gamma"),  # inf predicted_clv
+    (lambda d: d["value"].__setitem__("horizon_days", 0.0), "horizon_days"),
     (lambda d: d["clean"].__setitem__("outlier_fence", ["a", "b"]), "outlier_fence"),  # a TypeError traceback
     (lambda d: d["confidence"].__setitem__("within", -1.0), "within"),  # everyone low confidence
 ])
@@ -448,6 +449,9 @@ def test_data_values_a_forger_could_write_are_refused(change, words):
     data = {"value": copy.deepcopy(_VALUE), "clean": {"outlier_fence": [0.0, 10.0]},
             "confidence": {"kind": "margin", "within": 0.1}}
     _check_data(Path("m/model.json"), copy.deepcopy(data))  # the valid one passes
+    legal = copy.deepcopy(data)  # what the config and earlier fits allow: half a day, a -> 0 before the bounds
+    legal["value"]["horizon_days"], legal["value"]["bgnbd"]["a"] = 0.5, 3e-8
+    _check_data(Path("m/model.json"), legal)
     change(data)
     with pytest.raises(ConfigError, match=words):
         _check_data(Path("m/model.json"), data)

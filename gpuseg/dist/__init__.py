@@ -171,16 +171,17 @@ def _ids_of_one_type(frames: list, column: str | None = None) -> list:
     Cleaning makes a bucket's ids int64 when every one of them is a plain integer, so one id
     with a leading zero left its bucket as text beside int64 buckets (and sorting them
     failed). Where the buckets differ, all become text: a plain integer's text is the file's
-    (it has no leading zero), as one process reading the whole column keeps it.
+    (it has no leading zero), as one process reading the whole column keeps it. (Numbers
+    stored as floats, "12346.0", read back as "12346" here: the one case that differs.)
     """
     def ids(f: Any) -> Any:
         return f.index if column is None else f[column]
 
-    if len({ids(f).dtype.kind in "iu" for f in frames}) < 2:
+    if len({ids(f).dtype.kind in "iuf" for f in frames}) < 2:
         return frames
     out = []
     for f in frames:
-        if ids(f).dtype.kind in "iu":
+        if ids(f).dtype.kind in "iuf":
             f = f.copy(deep=False)
             if column is None:
                 f.index = f.index.astype("str")
@@ -198,19 +199,21 @@ def _id_kind(typ: Any) -> str:
         typ = typ.value_type
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         return "text"
-    if pa.types.is_integer(typ):
-        return "integers"
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):  # a part with a missing id is float
+        return "numbers"
     return str(typ)
 
 
 def _refuse_mixed_id_types(files: list[Path], ids: list[str]) -> None:
     """Parquet parts that store an id column as different types cannot be shuffled together."""
+    import pyarrow as pa
+
     from ..io.readers import parquet_schemas
 
     seen: dict[str, tuple[str, str]] = {}
     for f, schema in parquet_schemas(files):
         for col in ids:
-            if col not in schema.names:
+            if col not in schema.names or pa.types.is_null(schema.field(col).type):  # an all-empty column
                 continue
             typ = _id_kind(schema.field(col).type)
             first = seen.setdefault(col, (typ, f.name))
