@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1033,13 +1034,15 @@ def _files_label(files: list[str], source: str) -> str:
     return files[0] if len(files) == 1 else f"{len(files)} files"
 
 
-def _int64_or_none(text: str) -> int | None:
-    """A truth id as the integer id it names: 7, 07, +7 or 7.0 (a spreadsheet's way), within
-    int64; None for anything else."""
-    import re
+#: A truth id that names an integer id: 7, 07, +7 or 7.0 (a spreadsheet's way).
+_INTEGER_ID = re.compile(r"[+-]?\d{1,19}(\.0*)?")
 
+
+def _int64_or_none(text: str) -> int | None:
+    """A truth id as the integer id it names (:data:`_INTEGER_ID`), within int64; None for
+    anything else."""
     text = text.strip()
-    if re.fullmatch(r"[+-]?\d{1,19}(\.0*)?", text) is None:
+    if _INTEGER_ID.fullmatch(text) is None:
         return None
     value = int(text.split(".")[0])
     return value if -(2**63) <= value < 2**63 else None

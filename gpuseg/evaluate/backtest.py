@@ -349,7 +349,7 @@ def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataF
         "customers_bought_again": int((out["purchase_days"] > 0).sum()),
         "new_customers_in_holdout": int((~outcomes.index.isin(id_text)).sum()),
         "new_customers_without_purchase": 0 if active is None else int(
-            (~(active.astype(str).isin(id_text) | active.astype(str).isin(outcomes.index))).sum()),
+            (~active.astype(str).isin(id_text.union(outcomes.index))).sum()),
         "new_customers_revenue": float(outcomes.loc[~outcomes.index.isin(id_text), "revenue"].sum()),
         "holdout_revenue_scored": float(revenue.sum()),
         "segmentations": scored,
