@@ -378,6 +378,21 @@ def series_values(s: Any) -> Any:
     return s.to_numpy()
 
 
+def rows_where(obj: Any, mask: Any) -> Any:
+    """The rows of a Series or DataFrame where ``mask`` (a boolean Series on its index) is
+    True, numbered 0..n-1 again.
+
+    On pandas each column is taken by position under a fresh RangeIndex: pandas' own boolean
+    indexing also takes the old RangeIndex row by row (about 0.1 s per 10M rows, to build an
+    index that was then reset). On cuDF, ``obj[mask].reset_index(drop=True)``."""
+    if is_gpu_frame(obj) or (isinstance(obj, pd.DataFrame) and not obj.columns.is_unique):
+        return obj[mask].reset_index(drop=True)
+    pos = np.flatnonzero(mask.to_numpy(dtype=bool))
+    if isinstance(obj, pd.Series):
+        return pd.Series(obj.array.take(pos), name=obj.name, copy=False)
+    return pd.DataFrame({c: obj[c].array.take(pos) for c in obj.columns}, columns=obj.columns, copy=False)
+
+
 def nullable_codes(s: Any) -> Any:
     """int32 codes of a Series' distinct values, missing as null: a pandas ``Int32`` Series
     (``pd.factorize``: codes in order of first appearance, as Arrow's dictionary encoding

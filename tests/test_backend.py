@@ -83,3 +83,40 @@ def test_gpu_arrays_round_trip():
     df = be.frame.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
     arr = backend.frame_to_array(df, np.float32)
     assert arr.flags.c_contiguous and backend.to_host(arr).tolist() == [[1, 3], [2, 4]]
+
+
+def _mixed_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-1, 3, n).astype(np.int32)
+    return pd.DataFrame({
+        "id": rng.integers(0, 10, n),
+        "price": rng.normal(size=n),
+        "when": pd.to_datetime(rng.integers(0, 10**9, n), unit="s").astype("datetime64[s]"),
+        "kind": pd.Categorical(rng.choice(["view", "cart", None], n)),
+        "session": pd.arrays.IntegerArray(codes, codes < 0),
+        "text": pd.array(rng.choice(["a", "b", None], n), dtype="str"),
+    })
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_rows_where_is_pandas_boolean_indexing_renumbered(share):
+    frame = _mixed_frame(200, 1)
+    # a frame whose index is not 0..n-1 (the rows of an earlier filter) as well
+    for f in (frame, frame.iloc[::2]):
+        mask = pd.Series(np.random.default_rng(2).random(len(f)) < share, index=f.index)
+        pd.testing.assert_frame_equal(backend.rows_where(f, mask), f[mask].reset_index(drop=True))
+        for col in f.columns:
+            pd.testing.assert_series_equal(backend.rows_where(f[col], mask), f[col][mask].reset_index(drop=True))
+
+
+def test_rows_where_keeps_repeated_column_names():
+    frame = pd.DataFrame([[1, 2], [3, 4], [5, 6]], columns=["a", "a"])
+    mask = pd.Series([True, False, True])
+    pd.testing.assert_frame_equal(backend.rows_where(frame, mask), frame[mask].reset_index(drop=True))
+
+
+def test_rows_where_result_does_not_write_through():
+    frame = _mixed_frame(50, 3)
+    kept = backend.rows_where(frame, pd.Series(np.ones(50, dtype=bool)))
+    kept.loc[0, "price"] = 1e9
+    assert frame.loc[0, "price"] != 1e9

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, index_values, series_values, to_host
+from ..backend import Backend, index_values, rows_where, series_values, to_host
 from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
@@ -280,8 +280,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
 
     # the canonical frame of the surviving rows, categories, brands and products coded
     keep = survivors.keep
-    frame = frame[keep].reset_index(drop=True)
-    cols = {k: (v[keep].reset_index(drop=True) if v is not None else None) for k, v in cols.items()}
+    frame = rows_where(frame, keep)
+    cols = {k: (rows_where(v, keep) if v is not None else None) for k, v in cols.items()}
     result = _base_columns(frame, data.schema, cols)
     codes = _Codes()
     _code_main_category(result, frame, kind, config, backend, fitted, codes)
@@ -428,7 +428,7 @@ def _survivors(data: LoadedData, customer, drops: _Drops) -> _Survivors:
     keep = ~drops.bad
     rows_out = int(keep.sum())
     customers_in = int(customer.nunique())
-    touched = {r: int(customer[m].nunique()) for r, m in drops.reasons.items() if drops.dropped[r]}
+    touched = {r: int(rows_where(customer, m).nunique()) for r, m in drops.reasons.items() if drops.dropped[r]}
     excluded = _excluded(customer, keep, drops.reasons) if rows_out < rows_in else no_exclusions()
     if rows_out == 0:
         dropped = drops.dropped
@@ -660,7 +660,7 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
         mode = "cap" if mode else "off"
     if mode == "off":
         return "off", None
-    return mode, _price_fence(price[~bad], config, backend)
+    return mode, _price_fence(rows_where(price, ~bad), config, backend)
 
 
 def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) -> tuple[dict[str, int], int]:
@@ -675,7 +675,7 @@ def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) ->
         cols["amount"] = cols["amount"].where(~outside, cols["amount"] * (capped / price))
     cols["price"] = price.where(~outside, capped)
     out = {"price": n, **({"amount": n} if "amount" in cols else {})}
-    return out, int(customer[outside].nunique())
+    return out, int(rows_where(customer, outside).nunique())
 
 
 def no_exclusions():
@@ -691,7 +691,7 @@ def _excluded(customer, keep, reasons: dict[str, Any]):
     the reason being the one that dropped most of their rows (the earlier rule on a tie)."""
     import pandas as pd
 
-    kept = customer[keep].unique()
+    kept = rows_where(customer, keep).unique()
     lost = customer.notna() & ~customer.isin(kept)
     if not bool(lost.any()):
         return no_exclusions()
@@ -725,7 +725,8 @@ def _price_fence(price, config: CleanConfig, backend: Backend) -> tuple[float, f
         values = _like(values, backend.xp.log1p(series_values(values)))
     if len(values) == 0:
         return None
-    return fence_from_quartiles(float(values.quantile(0.25)), float(values.quantile(0.75)), config)
+    q1, q3 = (float(q) for q in to_host(values.quantile([0.25, 0.75])).to_numpy())  # one partition for both
+    return fence_from_quartiles(q1, q3, config)
 
 
 def fence_from_quartiles(q1: float, q3: float, config: CleanConfig) -> tuple[float, float] | None:
@@ -741,8 +742,9 @@ def fence_from_quartiles(q1: float, q3: float, config: CleanConfig) -> tuple[flo
 
 
 def _like(s, values):
-    """A Series of ``values`` (an array on ``s``'s device) with ``s``'s index."""
-    return type(s)(values, index=s.index)
+    """A Series of ``values`` (a new array on ``s``'s device, not copied again) with ``s``'s
+    index."""
+    return type(s)(values, index=s.index, copy=False)
 
 
 def _as_category(s):
