@@ -38,7 +38,8 @@ it the actions, stays what the rules above say. On the map, recency ``z <= -0.5`
 *Recent* (fewer days since the last purchase than most), ``z >= 0.5`` *Lapsed*; a mean
 below 1.5 orders is *one-time*, frequency ``z >= 1.0`` *frequent*, a mean of 1.5 orders or
 more with ``z > 0`` *repeat*; spend ``z >= 0.5`` *big spenders*, ``z <= -0.5`` *low
-spenders*, else *buyers*. Recent frequent or repeat big
+spenders*, a mean of 0 *zero spenders* (every customer of the segment spent nothing, e.g.
+free items), else *buyers*. Recent frequent or repeat big
 spenders are *Champions*; one-time buyers are *one-timers* (``Lapsed one-timers``,
 ``Recent repeat buyers``, ``One-time big spenders``). A segment in the middle of all three
 stays ``Occasional``. The rule text gives the three numbers against the overall ones.
@@ -240,6 +241,8 @@ def _rfm_name(stats: SegmentStats) -> tuple[str, str] | None:
     else:
         orders = "repeat" if z["frequency"] > 0.0 else ""
     spend = "big spenders" if z["monetary"] >= 0.5 else "low spenders" if z["monetary"] <= -0.5 else "buyers"
+    if mean["monetary"] <= 0:  # every customer of it spent nothing (free items): not merely "low"
+        spend = "zero spenders"
     if recency == "Recent" and orders in ("frequent", "repeat") and spend == "big spenders":
         name = "Champions"
     elif orders == "one-time" and spend == "buyers":

@@ -248,6 +248,9 @@ ORDER_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg_o
         ({"recency_days": 0.8, "frequency": 0.2, "monetary": -0.2}, {"frequency": 3.0}, "Lapsed repeat buyers"),
         ({"recency_days": 0.8, "frequency": -0.2, "monetary": -0.2}, {"frequency": 3.0}, "Lapsed buyers"),
         ({"recency_days": 0.1, "frequency": -0.1, "monetary": 0.1}, {"frequency": 3.0}, "Occasional"),
+        # a segment that spent nothing at all (free items) is not called low spenders or buyers
+        ({"recency_days": 1.2, "monetary": -1.5}, {"frequency": 1.0, "monetary": 0.0}, "Lapsed one-time zero spenders"),
+        ({"monetary": -0.2}, {"frequency": 1.0, "monetary": 0.0}, "One-time zero spenders"),
     ],
 )
 def test_order_segments_are_named_from_recency_orders_and_spend(z, means, expected):
