@@ -466,6 +466,35 @@ def test_buckets_with_text_and_integer_ids_become_text():
     assert pd.concat(_ids_of_one_type([floats, text])).sort_index().index.tolist() == ["0750511443", "12.5"]
 
 
+def test_an_id_stored_as_an_integer_a_float_or_text_goes_to_one_bucket():
+    from gpuseg.dist.tasks import bucket_of
+
+    forms = [pd.DataFrame({"c": pd.Series([123, 4], dtype="int64")}),
+             pd.DataFrame({"c": [123.0, np.nan]}),  # a part with a missing id stores floats
+             pd.DataFrame({"c": ["123", "4.00"]}),
+             pd.DataFrame({"c": pd.Categorical(["123.0", "4"])})]
+    buckets = [bucket_of(f, "c", 97).tolist() for f in forms]
+    assert len({b[0] for b in buckets}) == 1, buckets  # 123 everywhere
+    assert buckets[0][1] == buckets[2][1] == buckets[3][1]  # 4 everywhere
+
+
+def test_parquet_parts_with_integer_and_float_ids_equal_the_single_process_run(data, scheduler, tmp_path):
+    """A part with a missing id stores its ids as floats: 123.0 was hashed as "123.0" and 123
+    of the other parts as "123", so a customer with rows in both was split between buckets,
+    counted twice, and the run crashed in the insights."""
+    (tmp_path / "parts").mkdir()
+    for i, f in enumerate(sorted((data / "parts").glob("*.parquet"))):
+        part = pd.read_parquet(f)
+        if i == 3:
+            part["user_id"] = part["user_id"].astype("float64")
+            part.loc[part.index[0], "user_id"] = np.nan
+        part.to_parquet(tmp_path / "parts" / f.name)
+    single = _run(tmp_path / "single", str(tmp_path / "parts"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    assert single.metrics["data"]["rows_dropped"]["missing_customer_id"] == 1
+    _same(single, dist)
+
+
 def test_parquet_parts_with_ids_of_different_types_are_refused_in_one_line(tmp_path):
     from gpuseg.dist import _refuse_mixed_id_types
     from gpuseg.errors import DataError

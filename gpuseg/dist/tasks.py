@@ -148,8 +148,14 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
     ids = frame[customer]
     if str(ids.dtype) == "category":
         ids = ids.astype(ids.cat.categories.dtype)
-    # the text of the id: a piece may hold 123 as an integer and another as "123"
+    # the text of the id: a piece may hold 123 as an integer and another as "123", or as the
+    # float 123.0 (a part with a missing id): "123.0" hashes as "123", as cleaning reads it
+    # (clean._plain_ids). Stripping ".0" from other text only puts "A.0" in the bucket of
+    # "A": cleaning still tells them apart.
+    whole_floats = ids.dtype.kind == "f"
     ids = ids.astype("str")
+    if whole_floats or (ids.dtype.kind not in "iu" and bool(ids.str.contains(".", regex=False).any())):
+        ids = ids.str.replace(r"\.0+$", "", regex=True)
     if hasattr(ids, "to_pandas"):
         return (ids.hash_values() % n_buckets).astype("int32")
     h = pd.util.hash_pandas_object(ids, index=False)
