@@ -471,7 +471,7 @@ def test_an_id_stored_as_an_integer_a_float_or_text_goes_to_one_bucket():
 
     forms = [pd.DataFrame({"c": pd.Series([123, 4], dtype="int64")}),
              pd.DataFrame({"c": [123.0, np.nan]}),  # a part with a missing id stores floats
-             pd.DataFrame({"c": ["123", "4.00"]}),
+             pd.DataFrame({"c": [" 123 ", "4.00"]}),  # blanks around an id: clean trims them
              pd.DataFrame({"c": pd.Categorical(["123.0", "4"])})]
     buckets = [bucket_of(f, "c", 97).tolist() for f in forms]
     assert len({b[0] for b in buckets}) == 1, buckets  # 123 everywhere

@@ -152,9 +152,11 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
     # float 123.0 (a part with a missing id): "123.0" hashes as "123", as cleaning reads it
     # (clean._plain_ids). Stripping ".0" from other text only puts "A.0" in the bucket of
     # "A": cleaning still tells them apart.
-    whole_floats = ids.dtype.kind == "f"
+    whole_floats, text = ids.dtype.kind == "f", ids.dtype.kind not in "iuf"
     ids = ids.astype("str")
-    if whole_floats or (ids.dtype.kind not in "iu" and bool(ids.str.contains(".", regex=False).any())):
+    if text:  # " 123" is customer 123 (clean._with_trimmed_ids)
+        ids = ids.str.strip()
+    if whole_floats or (text and bool(ids.str.contains(".", regex=False).any())):
         ids = ids.str.replace(r"\.0+$", "", regex=True)
     if hasattr(ids, "to_pandas"):
         return (ids.hash_values() % n_buckets).astype("int32")

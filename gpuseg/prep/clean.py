@@ -265,7 +265,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     DataError
         No row survives cleaning.
     """
-    frame = data.frame
+    frame = _with_trimmed_ids(data.frame, data.schema.customer)
     kind = data.schema.name
     customer = frame[data.schema.customer]
 
@@ -1007,6 +1007,24 @@ def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
         if reason and dropped.get(reason) and reason not in out:
             out[reason] = str(value)[:40]
     return out
+
+
+def _with_trimmed_ids(frame, column: str):
+    """``frame`` with blanks around its text customer ids removed: " 123", "123 " and "123"
+    are one customer (and, all plain, the integer 123). Integer ids, and text ids without
+    such blanks, leave the frame as it is."""
+    s = frame[column]
+    if str(s.dtype) == "category":
+        cats = s.cat.categories
+        if cats.dtype.kind in "iuf" or not bool((cats.str.strip() != cats).any()):
+            return frame
+        s = s.astype(cats.dtype)
+    elif s.dtype.kind in "iufb" or len(s) == 0:
+        return frame
+    trimmed = s.astype("str").str.strip().where(s.notna())
+    if not bool((trimmed != s).fillna(False).any()):
+        return frame
+    return frame.assign(**{column: trimmed})
 
 
 def _plain_ids(s):

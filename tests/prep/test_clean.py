@@ -143,6 +143,21 @@ def test_text_ids_written_as_floats_become_integers(cpu):
     assert sorted(to_host(c.frame)["customer_id"].tolist()) == ["12347.0", "12348", "A1.0"]
 
 
+def test_blanks_around_text_ids_do_not_split_a_customer(cpu):
+    """" 123", "123 " and "123" were three customers (and kept every id as text)."""
+    rows = [(1, " 123", "1997-01-01", 10.0, 1), (2, "123 ", "1997-01-02", 12.0, 1),
+            (3, "123", "1997-01-03", 9.0, 1), (4, "\t7", "1997-01-04", 5.0, 1)]
+    frame = _orders(rows, True)
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == [7, 123, 123, 123] and c.customers_in == 2
+    frame["customer_id"] = [" A1", "A1", "B 2 ", None]  # text ids stay text; blanks inside are kept
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == ["A1", "A1", "B 2"] and c.customers_in == 2
+    frame["customer_id"] = pd.Categorical([" 5", "5", "6", "6"])  # Parquet dictionaries arrive as categories
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == [5, 5, 6, 6] and c.customers_in == 2
+
+
 def test_a_model_saved_before_capping_drops_its_outliers(make_log, cpu):
     data = from_frame(make_log(rows_with_every_problem()), cpu)
     c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "fill": {}})
