@@ -32,6 +32,7 @@ from .evaluate.stability import run_stability
 from .evaluate.sweep import MethodRun, fit_method, score_method
 from .io.privacy import SCHEME as PSEUDONYM_SCHEME, model_entry, new_key, pseudonymise
 from .io.readers import from_frame, load_files, read_truth, resolve_paths
+from .io.schemas import read_as
 from .model import SAVABLE_METHODS, save_model
 from .prep import FeatureScaler, clean, customer_features
 from .prep.clean import describe_cleaning, no_exclusions
@@ -813,7 +814,8 @@ def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backen
         else:
             data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
             source = config.input
-        st["detail"] = f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
+        st["detail"] = (f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
+                        f"{read_as(data.column_map, rename)}")
         if backtest is not None:
             data = backtest.split(data)
             r = backtest.rows

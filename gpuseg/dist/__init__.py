@@ -41,6 +41,7 @@ import pandas as pd
 
 from .. import backend as _backend
 from ..errors import DataError, DeviceError, SchemaError
+from ..io.schemas import read_as
 from ..prep.clean import describe_cleaning, examples_of_drops, fence_from_quartiles, no_exclusions
 from . import tasks
 
@@ -343,7 +344,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
     with stage("load") as st:
         loaded = _load_buckets(session, dd, files, kind, config, be, schema, mapping, note)
         st["detail"] = (f"{loaded.rows_read:,} rows of {schema.name} from {len(files)} file(s) in {loaded.pieces} "
-                        f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers")
+                        f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers"
+                        f"{read_as(mapping, dict(config.rename))}")
     with stage("clean") as st:
         cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
         cleaned.drop_examples = examples_of_drops(loaded, cleaned.dropped)

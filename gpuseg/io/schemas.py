@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import SchemaError
 
-__all__ = ["Schema", "EVENTS", "ORDERS", "SCHEMAS", "EVENT_TYPES", "match_columns", "detect_format"]
+__all__ = ["Schema", "EVENTS", "ORDERS", "SCHEMAS", "EVENT_TYPES", "match_columns", "detect_format", "read_as"]
 
 #: Event types of the REES46 schema, in funnel order; their codes are the positions.
 EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
@@ -48,6 +48,9 @@ class Schema:
         Identifier columns, read as text so that "000027" stays "000027".
     alternatives : tuple
         (column, columns that can stand in for it).
+    aliases : tuple
+        (column, other names it often has in exported logs): compared as :func:`_norm`
+        writes them, tried in this order after the exact and the case-insensitive names.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Schema:
     categorical: tuple[str, ...]
     ids: tuple[str, ...] = ()
     alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -91,6 +95,22 @@ ORDERS = Schema(
     categorical=("category", "description"),
     ids=("customer_id", "order_id", "product_id"),
     alternatives=(("amount", ("quantity", "unit_price")),),
+    aliases=(  # UCI Online Retail (I and II), shop-system and spreadsheet exports
+        ("customer_id", ("customer", "customerno", "customernumber", "clientid", "client", "buyerid",
+                         "shopperid", "memberid", "userid", "custid")),
+        ("timestamp", ("invoicedate", "orderdate", "orderdatetime", "ordertime", "orderedat", "purchasedate",
+                       "purchasetime", "purchasedat", "orderpurchasetimestamp", "transactiondate",
+                       "transactiontime", "saledate", "createdat", "datetime", "date", "time")),
+        ("amount", ("ordertotal", "totalamount", "orderamount", "ordervalue", "total", "revenue", "sales",
+                    "salesamount", "saleamount", "linetotal", "totalprice", "paymentvalue", "spend")),
+        ("order_id", ("invoice", "invoiceno", "invoicenumber", "invoiceid", "orderno", "ordernumber",
+                      "transactionid", "receiptid", "basketid")),
+        ("quantity", ("qty", "units", "quantityordered")),
+        ("unit_price", ("price", "itemprice", "priceeach", "priceperunit")),
+        ("product_id", ("stockcode", "sku", "productcode", "itemid", "articleid")),
+        ("category", ("productcategory", "categoryname", "productcategoryname")),
+        ("description", ("productname", "itemname", "productdescription")),
+    ),
 )
 
 SCHEMAS = {"events": EVENTS, "orders": ORDERS}
@@ -140,7 +160,32 @@ def match_columns(
         if t is not None and t not in taken:
             mapping[src] = t
             taken.add(t)
+    _match_aliases(columns, schema, mapping, taken)
     return {s: d for s, d in mapping.items() if d in schema.columns}
+
+
+def _match_aliases(columns: list[str], schema: Schema, mapping: dict[str, str], taken: set[str]) -> None:
+    """Columns still unmatched, by the schema's other names for them (``InvoiceDate``)."""
+    free: dict[str, str] = {}
+    for src in columns:
+        if src not in mapping:
+            free.setdefault(_norm(src), src)
+    for target, names in schema.aliases:
+        if target in taken:
+            continue
+        src = next((free[n] for n in names if n in free and free[n] not in mapping), None)
+        if src is not None:
+            mapping[src] = target
+            taken.add(target)
+
+
+def read_as(mapping: dict[str, str], rename: dict[str, str] | None = None) -> str:
+    """What a run says of the columns matched by another name (not by the name itself in
+    other case or punctuation, nor by the user's ``rename``): ``"; columns read as
+    InvoiceDate = timestamp, InvoiceNo = order_id"``, or ``""``."""
+    rename = rename or {}
+    pairs = [f"{s} = {d}" for s, d in mapping.items() if s not in rename and _norm(s) != _norm(d)]
+    return f"; columns read as {', '.join(pairs)}" if pairs else ""
 
 
 def _missing(found: set[str], schema: Schema) -> list[str]:

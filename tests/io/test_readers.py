@@ -79,6 +79,7 @@ def test_rename_maps_uci_online_retail(tmp_path, cpu):
     assert d.timestamp_format == "%m/%d/%Y %H:%M"
     assert d.frame["timestamp"].iloc[1] == pd.Timestamp("2010-12-13 09:01")
     assert {"quantity", "unit_price"} <= set(d.frame.columns) and "amount" not in d.frame.columns
+    assert load(str(p), cpu).column_map == d.column_map  # the same without --rename: found by their names
 
 
 def test_cdnow_integer_dates(tmp_path, cpu):
@@ -262,6 +263,46 @@ def test_rename_of_absent_column(tmp_path, cpu):
 def test_forced_format_reports_missing_columns():
     with pytest.raises(SchemaError, match="lacks column.*amount"):
         detect_format(["customer_id", "timestamp"], "orders")
+
+
+@pytest.mark.parametrize(
+    "columns, expected",
+    [
+        # UCI Online Retail: no --rename needed any more
+        (["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"],
+         {"InvoiceNo": "order_id", "StockCode": "product_id", "Description": "description", "Quantity": "quantity",
+          "InvoiceDate": "timestamp", "UnitPrice": "unit_price", "CustomerID": "customer_id"}),
+        # Online Retail II
+        (["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"],
+         {"Invoice": "order_id", "StockCode": "product_id", "Description": "description", "Quantity": "quantity",
+          "InvoiceDate": "timestamp", "Price": "unit_price", "Customer ID": "customer_id"}),
+        # a spreadsheet export; the more specific name wins ("Order Date" before "Date")
+        (["Client", "Date", "Order Date", "Order Total", "Qty"],
+         {"Client": "customer_id", "Order Date": "timestamp", "Order Total": "amount", "Qty": "quantity"}),
+        # gpuseg's own names always win over another name for the same column
+        (["customer", "customer_id", "date", "timestamp", "amount"],
+         {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}),
+    ],
+)
+def test_orders_columns_are_found_by_their_common_other_names(columns, expected):
+    schema, mapping = detect_format(columns)
+    assert schema.name == "orders" and mapping == expected
+
+
+def test_the_run_says_which_columns_it_took_by_another_name():
+    from gpuseg.io.schemas import read_as
+
+    mapping = {"InvoiceDate": "timestamp", "CustomerID": "customer_id", "Sum": "amount"}
+    assert read_as(mapping, {"Sum": "amount"}) == "; columns read as InvoiceDate = timestamp"
+    assert read_as({"customer_id": "customer_id"}) == ""
+
+
+def test_event_logs_are_not_read_as_orders_by_another_name():
+    rees = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id",
+            "user_session"]
+    assert detect_format(rees)[0].name == "events"
+    with pytest.raises(SchemaError, match="looks like events input but lacks event_type"):
+        detect_format([c for c in rees if c != "event_type"])
 
 
 @pytest.mark.parametrize(
