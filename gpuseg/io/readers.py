@@ -940,9 +940,31 @@ def _to_float(s, col: str, backend: Backend, source: str):
     out = xf.to_numeric(s.astype("str") if str(s.dtype) == "category" else s, errors="coerce")
     valid = int(out.notna().sum())
     if nonnull and valid < _MIN_VALID_SHARE * nonnull:
+        money = _money_amounts(s, xf, nonnull)
+        if money is not None:
+            return money
         example = _example_invalid(s, out)
         raise SchemaError(f"{source}: column {col!r} should hold numbers, found text such as {example!r}")
     return out.astype("float64")
+
+
+#: An amount as spreadsheets and shop exports write it: a sign, a currency symbol, digits with
+#: comma thousands separators, a point before the decimals ("$1,234.50", "-£12.00", "€ 7").
+_MONEY = r"^\s*[-+]?\s*[$€£¥]?\s*(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*$"
+#: What makes such a column's commas thousands separators for certain: a currency symbol or
+#: a decimal point somewhere in it ("1,234" alone could be 1.234 written the European way).
+_MONEY_MARK = r"[$€£¥]|\.[0-9]"
+
+
+def _money_amounts(s, xf, nonnull: int):
+    """A text column of amounts with currency symbols and thousands separators as float64
+    (unreadable values missing), when nearly all of it is written so; else None."""
+    text = s.astype("str")
+    written = text.str.match(_MONEY) & s.notna()
+    if int(written.sum()) < _MIN_VALID_SHARE * nonnull or not bool(text[written].str.contains(_MONEY_MARK).any()):
+        return None
+    plain = text.str.replace(r"[\s$€£¥,]", "", regex=True)
+    return xf.to_numeric(plain.where(written), errors="coerce").astype("float64")
 
 
 def _example_invalid(raw, parsed) -> str:

@@ -229,6 +229,21 @@ def test_bad_files_raise_one_clear_error(tmp_path, cpu, text, expected):
     assert "\n" not in str(info.value)
 
 
+def test_amounts_written_with_currency_symbols_and_thousands_separators(tmp_path, cpu):
+    rows = ['c1,2021-01-01,"$1,234.50"', 'c2,2021-01-02,£12.00', 'c3,2021-01-03,€ 7', 'c4,2021-01-04,"-$3.10"',
+            'c5,2021-01-05,n/a', 'c6,2021-01-06,"2,000"']
+    p = write(tmp_path / "o.csv", "customer_id,timestamp,amount\n" + "\n".join(rows) + "\n")
+    amount = load(str(p), cpu).frame["amount"]
+    assert amount.iloc[:4].tolist() == [1234.5, 12.0, 7.0, -3.1] and np.isnan(amount.iloc[4]) and amount.iloc[5] == 2000
+    # without a symbol or a decimal point anywhere, "1,234" may be 1.234 written the European way: refused
+    p = write(tmp_path / "e.csv", 'customer_id,timestamp,amount\nc1,2021-01-01,"1,234"\nc2,2021-01-02,"2,500"\n')
+    with pytest.raises(SchemaError, match="should hold numbers, found text such as '1,234'"):
+        load(str(p), cpu)
+    p = write(tmp_path / "d.csv", 'customer_id,timestamp,amount\nc1,2021-01-01,"12,50 €"\nc2,2021-01-02,"3,99 €"\n')
+    with pytest.raises(SchemaError, match="should hold numbers"):
+        load(str(p), cpu)
+
+
 @pytest.mark.parametrize(
     "spec, expected",
     [("missing.csv", "no such file"), ("*.nothing", "no file matches"), ("notes.txt", "unsupported file type")],
