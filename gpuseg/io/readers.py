@@ -948,23 +948,40 @@ def _to_float(s, col: str, backend: Backend, source: str):
     return out.astype("float64")
 
 
-#: An amount as spreadsheets and shop exports write it: a sign, a currency symbol, digits with
-#: comma thousands separators, a point before the decimals ("$1,234.50", "-£12.00", "€ 7").
-_MONEY = r"^\s*[-+]?\s*[$€£¥]?\s*(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?\s*$"
-#: What makes such a column's commas thousands separators for certain: a currency symbol or
-#: a decimal point somewhere in it ("1,234" alone could be 1.234 written the European way).
-_MONEY_MARK = r"[$€£¥]|\.[0-9]"
+#: Amounts as spreadsheets and shop exports write them: a sign, a currency symbol before or
+#: after, digits with thousands separators, decimals. Per style: (pattern, what shows the
+#: style for certain, the characters to drop, the decimal mark). "1,234" or "1.234 €" alone
+#: fits both styles and shows neither: it may be 1234 or 1.234, and is refused.
+_SYM = "[$€£¥]"
+_POINT_DECIMALS = r"\.[0-9]{1,2}\b|\.[0-9]{4,}|,[0-9]{3}[.,]"  # $12.50, 1,234.5, 1,234,567
+_COMMA_DECIMALS = r",[0-9]{1,2}\b|,[0-9]{4,}|\.[0-9]{3}[.,]"  # 12,50 €, 1.234,5, 1.234.567
+_MONEY_STYLES = (
+    (rf"^\s*[-+]?\s*{_SYM}?\s*(?:[0-9]{{1,3}}(?:,[0-9]{{3}})+|[0-9]+)(?:\.[0-9]+)?\s*{_SYM}?\s*$",
+     _POINT_DECIMALS, _COMMA_DECIMALS, r"[\s$€£¥,]", None),
+    (rf"^\s*[-+]?\s*{_SYM}?\s*(?:[0-9]{{1,3}}(?:\.[0-9]{{3}})+|[0-9]+)(?:,[0-9]+)?\s*{_SYM}?\s*$",
+     _COMMA_DECIMALS, _POINT_DECIMALS, r"[\s$€£¥.]", ","),
+)
 
 
 def _money_amounts(s, xf, nonnull: int):
-    """A text column of amounts with currency symbols and thousands separators as float64
-    (unreadable values missing), when nearly all of it is written so; else None."""
+    """A text column of amounts written with currency symbols, thousands separators or
+    decimal commas (:data:`_MONEY_STYLES`) as float64, unreadable values missing; None unless
+    at least half of it is written in one style, and its separators (if any) show that
+    style and not the other."""
     text = s.astype("str")
-    written = text.str.match(_MONEY) & s.notna()
-    if int(written.sum()) < _MIN_VALID_SHARE * nonnull or not bool(text[written].str.contains(_MONEY_MARK).any()):
-        return None
-    plain = text.str.replace(r"[\s$€£¥,]", "", regex=True)
-    return xf.to_numeric(plain.where(written), errors="coerce").astype("float64")
+    for pattern, ours, theirs, drop, decimal in _MONEY_STYLES:
+        written = text.str.match(pattern) & s.notna()
+        if int(written.sum()) < _MIN_VALID_SHARE * nonnull:
+            continue
+        seen = text[written]
+        if bool(seen.str.contains("[.,]").any()) and not (bool(seen.str.contains(ours).any())
+                                                          and not bool(seen.str.contains(theirs).any())):
+            continue
+        plain = text.str.replace(drop, "", regex=True)
+        if decimal is not None:
+            plain = plain.str.replace(decimal, ".", regex=False)
+        return xf.to_numeric(plain.where(written), errors="coerce").astype("float64")
+    return None
 
 
 def _example_invalid(raw, parsed) -> str:

@@ -239,9 +239,19 @@ def test_amounts_written_with_currency_symbols_and_thousands_separators(tmp_path
     p = write(tmp_path / "e.csv", 'customer_id,timestamp,amount\nc1,2021-01-01,"1,234"\nc2,2021-01-02,"2,500"\n')
     with pytest.raises(SchemaError, match="should hold numbers, found text such as '1,234'"):
         load(str(p), cpu)
-    p = write(tmp_path / "d.csv", 'customer_id,timestamp,amount\nc1,2021-01-01,"12,50 €"\nc2,2021-01-02,"3,99 €"\n')
-    with pytest.raises(SchemaError, match="should hold numbers"):
-        load(str(p), cpu)
+    # decimal commas, as European spreadsheets write them (here in a semicolon-separated file)
+    p = write(tmp_path / "d.csv", 'customer_id;timestamp;amount\nc1;2021-01-01;12,50 €\nc2;2021-01-02;"1.234,5"\n'
+                                  'c3;2021-01-03;7\nc4;2021-01-04;"€ 2.000,00"\n')
+    assert load(str(p), cpu).frame["amount"].tolist() == [12.5, 1234.5, 7.0, 2000.0]
+    # a symbol does not tell 1.234 from 1234: refused; symbols without separators are plain
+    for name, amounts, ok in (("s.csv", ['"1.234 €"', '"2.500 €"'], None), ("t.csv", ["$12", "$7"], [12.0, 7.0])):
+        p = write(tmp_path / name, "customer_id,timestamp,amount\n" + "".join(
+            f"c{i},2021-01-0{i + 1},{a}\n" for i, a in enumerate(amounts)))
+        if ok is None:
+            with pytest.raises(SchemaError, match="should hold numbers"):
+                load(str(p), cpu)
+        else:
+            assert load(str(p), cpu).frame["amount"].tolist() == ok
 
 
 @pytest.mark.parametrize(
