@@ -304,6 +304,11 @@ def test_forced_format_reports_missing_columns():
         # a spreadsheet export; the more specific name wins ("Order Date" before "Date")
         (["Client", "Date", "Order Date", "Order Total", "Qty"],
          {"Client": "customer_id", "Order Date": "timestamp", "Order Total": "amount", "Qty": "quantity"}),
+        # a shop's order export (one row per line item, customers by e-mail)
+        (["Name", "Email", "Financial Status", "Paid at", "Created at", "Total", "Lineitem quantity",
+          "Lineitem price", "Lineitem sku", "Lineitem name"],
+         {"Email": "customer_id", "Created at": "timestamp", "Total": "amount", "Lineitem quantity": "quantity",
+          "Lineitem price": "unit_price", "Lineitem sku": "product_id"}),
         # gpuseg's own names always win over another name for the same column
         (["customer", "customer_id", "date", "timestamp", "amount"],
          {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}),
