@@ -6,7 +6,8 @@
 ``orders``
     One row per order or order line: ``customer_id, timestamp, amount`` and optionally
     ``order_id, quantity, unit_price, product_id, category`` (UCI Online Retail, CDNOW).
-    When ``amount`` is absent it is ``quantity * unit_price``.
+    When ``amount`` is absent it is ``quantity * unit_price`` (``unit_price`` alone without
+    quantities: one item per line).
 
 Column names match exactly, after ``--rename``, or ignoring case and punctuation
 (``CustomerID`` matches ``customer_id``).
@@ -69,9 +70,11 @@ class Schema:
         return self.required + self.optional
 
     def describe(self) -> str:
-        return f"{self.name} need {', '.join(self.required)}" + (
-            "".join(f" (or {' and '.join(alt)} instead of {col})" for col, alt in self.alternatives)
-        )
+        instead: dict[str, list[str]] = {}
+        for col, alt in self.alternatives:
+            instead.setdefault(col, []).append(" and ".join(alt))
+        return f"{self.name} need {', '.join(self.required)}" + "".join(
+            f" (or {', or '.join(alts)}, instead of {col})" for col, alts in instead.items())
 
 
 EVENTS = Schema(
@@ -94,7 +97,7 @@ ORDERS = Schema(
     numeric=("amount", "quantity", "unit_price"),
     categorical=("category", "description"),
     ids=("customer_id", "order_id", "product_id"),
-    alternatives=(("amount", ("quantity", "unit_price")),),
+    alternatives=(("amount", ("quantity", "unit_price")), ("amount", ("unit_price",))),  # one item per line
     aliases=(  # UCI Online Retail (I and II), shop-system and spreadsheet exports
         ("customer_id", ("customer", "customerno", "customernumber", "clientid", "client", "buyerid",
                          "shopperid", "memberid", "userid", "custid", "customeruserid",

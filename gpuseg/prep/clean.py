@@ -767,7 +767,8 @@ def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=st
 
 
 def _order_values(frame):
-    """Line amount and unit price of orders (amount = quantity * unit_price when absent)."""
+    """Line amount and unit price of orders (amount = quantity * unit_price when absent, or
+    unit_price alone on a log without quantities: one item per line)."""
     qty = frame["quantity"] if "quantity" in frame.columns else None
     if "amount" in frame.columns:
         amount = frame["amount"]
@@ -777,9 +778,9 @@ def _order_values(frame):
             unit = frame["unit_price"].fillna(amount)
         else:
             unit = amount
-    else:  # UCI Online Retail: Quantity and UnitPrice
+    else:  # UCI Online Retail: Quantity and UnitPrice; without a quantity, one item per line
         unit = frame["unit_price"]
-        amount = qty * unit
+        amount = qty * unit if qty is not None else unit
     return amount, unit
 
 

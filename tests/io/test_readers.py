@@ -320,6 +320,17 @@ def test_orders_columns_are_found_by_their_common_other_names(columns, expected)
     assert schema.name == "orders" and mapping == expected
 
 
+def test_orders_with_a_price_and_no_quantity_are_one_item_per_line(tmp_path, cpu):
+    from gpuseg.config import CleanConfig
+    from gpuseg.prep.clean import clean
+
+    p = write(tmp_path / "p.csv", "customer,date,price\n1,2021-01-01,10\n1,2021-02-01,12.5\n2,2021-01-03,7\n")
+    d = load(str(p), cpu)
+    assert d.schema.name == "orders" and d.column_map["price"] == "unit_price"
+    frame = clean(d, CleanConfig(), cpu).frame
+    assert frame["amount"].tolist() == [10.0, 12.5, 7.0] and frame["quantity"].tolist() == [1.0, 1.0, 1.0]
+
+
 def test_the_run_says_which_columns_it_took_by_another_name():
     from gpuseg.io.schemas import read_as
 
