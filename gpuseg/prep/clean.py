@@ -228,18 +228,23 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
     touched = summary.get("customers_touched", {})
     examples = summary.get("drop_examples", {})
     dropped = dict(sorted(((r, n) for r, n in summary["rows_dropped"].items() if n), key=lambda rn: -rn[1]))
-    rules = [f"{r} {n:,} rows" + (f" / {touched[r]:,} customers" if r in touched else "")
+    rules = [f"{r} {_count(n, 'row')}" + (f" / {_count(touched[r], 'customer')}" if r in touched else "")
              + (f", e.g. {examples[r]!r}" if r in examples else "") for r, n in dropped.items()]
-    text = f"{summary['rows_used']:,} rows kept, {sum(dropped.values()):,} dropped" + (
+    text = f"{_count(summary['rows_used'], 'row')} kept, {sum(dropped.values()):,} dropped" + (
         f" ({'; '.join(rules)})" if rules else "")
     capped = summary.get("values_capped", {}).get("price", 0)
     if capped:
-        text += f"; {capped:,} prices capped at the outlier fence ({touched.get('capped', 0):,} customers)"
+        text += f"; {_count(capped, 'price')} capped at the outlier fence ({_count(touched.get('capped', 0), 'customer')})"
     n_in, n_out = summary.get("customers_in", 0), summary.get("customers_excluded", 0)
     if n_in:
-        text += f"; {n_in - n_out:,} of {n_in:,} customers kept" + (
+        text += f"; {n_in - n_out:,} of {_count(n_in, 'customer')} kept" + (
             f", {n_out:,} excluded ({listed_in} says why)" if n_out else "")
     return text
+
+
+def _count(n: int, word: str) -> str:
+    """``"1 row"``, ``"2,500 rows"``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[str, Any] | None = None) -> CleanedData:
