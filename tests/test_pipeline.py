@@ -217,7 +217,7 @@ def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
     assert result.metrics["lifetime_value"]["status"] == "ok"  # 58 purchasers, most of them repeat
     assert segments[["p_alive", "expected_purchases", "predicted_clv"]].notna().all().all()
     assert "58 of 60 customers kept, 2 excluded (excluded.csv says why)" in details["clean"]
-    assert "bad_price 3 rows / 1 customers" in details["clean"]
+    assert "bad_price 3 rows / 1 customer" in details["clean"]
     assert "6 prices capped at the outlier fence (2 customers)" in details["clean"]
 
 

@@ -939,13 +939,21 @@ def _to_float(s, col: str, backend: Backend, source: str):
     nonnull = int(s.notna().sum())
     out = xf.to_numeric(s.astype("str") if str(s.dtype) == "category" else s, errors="coerce")
     valid = int(out.notna().sum())
-    if nonnull and valid < _MIN_VALID_SHARE * nonnull:
+    if valid < nonnull and _looks_like_money(s[out.isna() & s.notna()]):
         money = _money_amounts(s, xf, nonnull)
-        if money is not None:
-            return money
+        if money is not None:  # "1,234.50" among plain numbers too: the large amounts of an export
+            out = money.fillna(out)
+            valid = int(out.notna().sum())
+    if nonnull and valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, out)
         raise SchemaError(f"{source}: column {col!r} should hold numbers, found text such as {example!r}")
     return out.astype("float64")
+
+
+def _looks_like_money(unread) -> bool:
+    """Whether a few of the values plain parsing could not read have a digit next to a
+    thousands separator, decimal comma or currency symbol (before the whole column is tried)."""
+    return bool(unread.head(100).astype("str").str.contains(r"[0-9][.,][0-9]|[$€£¥]").any())
 
 
 #: Amounts as spreadsheets and shop exports write them: a sign, a currency symbol before or
@@ -965,9 +973,9 @@ _MONEY_STYLES = (
 
 def _money_amounts(s, xf, nonnull: int):
     """A text column of amounts written with currency symbols, thousands separators or
-    decimal commas (:data:`_MONEY_STYLES`) as float64, unreadable values missing; None unless
-    at least half of it is written in one style, and its separators (if any) show that
-    style and not the other."""
+    decimal commas (:data:`_MONEY_STYLES`; plain numbers are written so too) as float64,
+    unreadable values missing; None unless at least half of it is written in one style, and
+    its separators (if any) show that style and not the other."""
     text = s.astype("str")
     for pattern, ours, theirs, drop, decimal in _MONEY_STYLES:
         written = text.str.match(pattern) & s.notna()
