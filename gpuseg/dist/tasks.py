@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backend as _backend
+from ..prep.clean import ID_BLANKS
 from ..prep.features import price_key_names
 
 __all__ = [
@@ -152,12 +153,14 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
     # float 123.0 (a part with a missing id): "123.0" hashes as "123", as cleaning reads it
     # (clean._plain_ids). Stripping ".0" from other text only puts "A.0" in the bucket of
     # "A": cleaning still tells them apart.
-    whole_floats, text = ids.dtype.kind == "f", ids.dtype.kind not in "iuf"
+    if ids.dtype.kind == "f":  # whole floats as integers (cuDF writes 6543210987654.0 as 6.543210987654e+12)
+        whole = ids.notna() & ((ids % 1) == 0) & (ids.abs() < 2.0**63)
+        ids = ids.where(whole, 0).astype("int64").astype("str").where(whole, ids.astype("str"))
+    elif ids.dtype.kind not in "iu":
+        ids = ids.astype("str").str.strip(ID_BLANKS)  # " 123" is customer 123 (clean._with_trimmed_ids)
+        if bool(ids.str.contains(".", regex=False).any()):
+            ids = ids.str.replace(r"\.0+$", "", regex=True)
     ids = ids.astype("str")
-    if text:  # " 123" is customer 123 (clean._with_trimmed_ids)
-        ids = ids.str.strip()
-    if whole_floats or (text and bool(ids.str.contains(".", regex=False).any())):
-        ids = ids.str.replace(r"\.0+$", "", regex=True)
     if hasattr(ids, "to_pandas"):
         return (ids.hash_values() % n_buckets).astype("int32")
     h = pd.util.hash_pandas_object(ids, index=False)

@@ -914,7 +914,8 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     for col in schema.numeric:
         if col in frame.columns:
             raw = frame[col]
-            frame[col] = _to_float(raw, col, backend, source)
+            src = next((k for k, v in mapping.items() if v == col), col)
+            frame[col] = _to_float(raw, repr(col) if src == col else f"{src!r} (read as {col!r})", backend, source)
             if examples is not None and int((frame[col].isna() & raw.notna()).sum()):
                 examples[col] = _example_invalid(raw, frame[col])
     for col in schema.categorical:
@@ -929,10 +930,11 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     return frame, used
 
 
-def _to_float(s, col: str, backend: Backend, source: str):
+def _to_float(s, shown: str, backend: Backend, source: str):
+    """``s`` as float64; ``shown`` names the column in the messages (``'amount'``)."""
     kind = s.dtype.kind
     if kind == "b" or str(s.dtype) == "boolean":  # true/false is no amount: 1.0 and 0.0 would pass as prices
-        raise SchemaError(f"{source}: column {col!r} should hold numbers, found true/false values")
+        raise SchemaError(f"{source}: column {shown} should hold numbers, found true/false values")
     if kind in "fiu":
         return s.astype("float64")
     xf = backend.frame
@@ -946,7 +948,7 @@ def _to_float(s, col: str, backend: Backend, source: str):
             valid = int(out.notna().sum())
     if nonnull and valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, out)
-        raise SchemaError(f"{source}: column {col!r} should hold numbers, found text such as {example!r}")
+        raise SchemaError(f"{source}: column {shown} should hold numbers, found text such as {example!r}")
     return out.astype("float64")
 
 

@@ -110,7 +110,7 @@ ORDERS = Schema(
                     "linetotal", "totalprice", "paymentvalue", "spend")),
         ("order_id", ("invoice", "invoiceno", "invoicenumber", "invoiceid", "orderno", "ordernumber",
                       "transactionid", "receiptid", "basketid")),
-        ("quantity", ("qty", "units", "quantityordered")),
+        ("quantity", ("qty", "quantityordered")),
         ("unit_price", ("price", "itemprice", "priceeach", "priceperunit")),
         ("product_id", ("stockcode", "sku", "productcode", "itemid", "articleid")),
         ("category", ("productcategory", "categoryname", "productcategoryname")),
@@ -175,6 +175,7 @@ def _match_aliases(columns: list[str], schema: Schema, mapping: dict[str, str], 
     for src in columns:
         if src not in mapping:
             free.setdefault(_norm(src), src)
+    guessed: dict[str, str] = {}
     for target, names in schema.aliases:
         if target in taken:
             continue
@@ -182,6 +183,12 @@ def _match_aliases(columns: list[str], schema: Schema, mapping: dict[str, str], 
         if src is not None:
             mapping[src] = target
             taken.add(target)
+            guessed[target] = src
+    if "amount" in guessed and {"quantity", "unit_price"} <= taken:
+        # beside a quantity and a unit price, a "Total" may be the order's, repeated on each of
+        # its lines: the line amount is quantity * unit_price
+        del mapping[guessed["amount"]]
+        taken.discard("amount")
 
 
 def read_as(mapping: dict[str, str], rename: dict[str, str] | None = None) -> str:
@@ -242,6 +249,8 @@ def detect_format(
     for schema in candidates:
         mapping = match_columns(columns, schema, rename)
         missing = _missing(set(mapping.values()), schema)
+        if fmt == "auto" and schema is ORDERS and _has_event_types(results):
+            continue  # an event log lacking a column: say what it lacks as one
         if not missing:
             return schema, mapping
         results.append((schema, missing, mapping))
@@ -263,6 +272,12 @@ def detect_format(
         f"{source} has none of the expected columns: {EVENTS.describe()}; {ORDERS.describe()} "
         f"(columns: {_list(columns)}); map yours with --rename OLD=NEW"
     )
+
+
+def _has_event_types(tried: list) -> bool:
+    """Whether the event schema, tried first, found an ``event_type`` column: such a file is
+    an event log with a column missing, not orders (its views would count as purchases)."""
+    return any(schema is EVENTS and "event_type" in mapping.values() for schema, _, mapping in tried)
 
 
 def _list(columns: list[str], limit: int = 12) -> str:

@@ -1015,6 +1015,11 @@ def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
     return out
 
 
+#: What is trimmed from around an id: ASCII blanks (the same on pandas and cuDF, whose
+#: default whitespace differ for Unicode spaces).
+ID_BLANKS = " \t\r\n\f\v"
+
+
 def _with_trimmed_ids(frame, column: str):
     """``frame`` with blanks around its text customer ids removed: " 123", "123 " and "123"
     are one customer (and, all plain, the integer 123). Integer ids, and text ids without
@@ -1027,8 +1032,9 @@ def _with_trimmed_ids(frame, column: str):
         s = s.astype(cats.dtype)
     elif s.dtype.kind in "iufb" or len(s) == 0:
         return frame
-    trimmed = s.astype("str").str.strip().where(s.notna())
-    if not bool((trimmed != s).fillna(False).any()):
+    trimmed = s.astype("str").str.strip(ID_BLANKS)
+    trimmed = trimmed.where(s.notna() & (trimmed != ""))  # an id of blanks only is missing, not customer ""
+    if not bool((s.notna() & (trimmed != s).fillna(True)).any()):
         return frame
     return frame.assign(**{column: trimmed})
 

@@ -336,6 +336,30 @@ def test_orders_with_a_price_and_no_quantity_are_one_item_per_line(tmp_path, cpu
     assert frame["amount"].tolist() == [10.0, 12.5, 7.0] and frame["quantity"].tolist() == [1.0, 1.0, 1.0]
 
 
+def test_a_guessed_total_beside_quantity_and_price_is_left_to_them():
+    """A line-item export that repeats the order's total on each line: "Order Total" as the
+    line amount counted each order once per line."""
+    columns = ["Order Number", "Order Date", "Customer", "Order Total", "Item Name", "Qty", "Price"]
+    schema, mapping = detect_format(columns)
+    assert "Order Total" not in mapping and {"quantity", "unit_price"} <= set(mapping.values())
+    # the user can still say what the column is
+    assert detect_format(columns, rename={"Order Total": "amount"})[1]["Order Total"] == "amount"
+
+
+@pytest.mark.parametrize("columns", [["user_id", "timestamp", "event_type", "product_id", "price"],
+                                     ["user_id", "timestamp", "event_type", "product_id", "price", "quantity"]])
+def test_an_event_log_lacking_a_column_is_not_read_as_orders(columns):
+    """Its views would have counted as purchases."""
+    with pytest.raises(SchemaError, match="looks like events input but lacks event_time"):
+        detect_format(columns)
+
+
+def test_a_column_taken_by_another_name_is_named_as_the_file_names_it(tmp_path, cpu):
+    p = write(tmp_path / "q.csv", "customer_id,timestamp,amount,Qty\nc1,2021-01-01,5,box\nc2,2021-01-02,6,bag\n")
+    with pytest.raises(SchemaError, match="column 'Qty' \\(read as 'quantity'\\) should hold numbers"):
+        load(str(p), cpu)
+
+
 def test_the_run_says_which_columns_it_took_by_another_name():
     from gpuseg.io.schemas import read_as
 

@@ -153,6 +153,9 @@ def test_blanks_around_text_ids_do_not_split_a_customer(cpu):
     frame["customer_id"] = [" A1", "A1", "B 2 ", None]  # text ids stay text; blanks inside are kept
     c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
     assert sorted(to_host(c.frame)["customer_id"].tolist()) == ["A1", "A1", "B 2"] and c.customers_in == 2
+    frame["customer_id"] = [" ", "  ", "A", "A"]  # blanks only: a missing id, not a customer ""
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert to_host(c.frame)["customer_id"].tolist() == ["A", "A"] and c.dropped["missing_customer_id"] == 2
     frame["customer_id"] = pd.Categorical([" 5", "5", "6", "6"])  # Parquet dictionaries arrive as categories
     c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
     assert sorted(to_host(c.frame)["customer_id"].tolist()) == [5, 5, 6, 6] and c.customers_in == 2
