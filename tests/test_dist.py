@@ -476,7 +476,8 @@ def test_an_id_stored_as_an_integer_a_float_or_text_goes_to_one_bucket():
     buckets = [bucket_of(f, "c", 97).tolist() for f in forms]
     assert len({b[0] for b in buckets}) == 1, buckets  # 123 everywhere
     assert buckets[0][1] == buckets[2][1] == buckets[3][1]  # 4 everywhere
-    # a whole float of 13 digits (cuDF writes it as 6.543210987654e+12) hashes as its integer
+    # a whole float of 13 digits hashes as its integer: on pandas the text "6543210987654.0" did
+    # already; this guards the cuDF path, which writes it as 6.543210987654e+12
     big = [pd.DataFrame({"c": pd.Series([6543210987654], dtype="int64")}), pd.DataFrame({"c": [6543210987654.0]})]
     assert bucket_of(big[0], "c", 97).tolist() == bucket_of(big[1], "c", 97).tolist()
 

@@ -941,10 +941,13 @@ def _to_float(s, shown: str, backend: Backend, source: str):
     nonnull = int(s.notna().sum())
     out = xf.to_numeric(s.astype("str") if str(s.dtype) == "category" else s, errors="coerce")
     valid = int(out.notna().sum())
-    if valid < nonnull and _looks_like_money(s[out.isna() & s.notna()]):
+    mostly_read = valid >= _MIN_VALID_SHARE * nonnull
+    if valid < nonnull and (not mostly_read or _looks_like_money(s[out.isna() & s.notna()])):
         money = _money_amounts(s, xf, nonnull)
-        if money is not None:  # "1,234.50" among plain numbers too: the large amounts of an export
-            out = money.fillna(out)
+        # "1,234.50" among plain numbers (an export's large amounts) fills the gaps, unless the
+        # style read any number differently ("0.125" as 125 because of one "1,5"): then neither
+        if money is not None and not bool((out.notna() & money.notna() & (money != out)).any()):
+            out = out.fillna(money)
             valid = int(out.notna().sum())
     if nonnull and valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, out)
@@ -953,9 +956,10 @@ def _to_float(s, shown: str, backend: Backend, source: str):
 
 
 def _looks_like_money(unread) -> bool:
-    """Whether a few of the values plain parsing could not read have a digit next to a
-    thousands separator, decimal comma or currency symbol (before the whole column is tried)."""
-    return bool(unread.head(100).astype("str").str.contains(r"[0-9][.,][0-9]|[$€£¥]").any())
+    """Whether any of the first 100 values plain parsing could not read is written as an
+    amount of :data:`_MONEY_STYLES` (before the whole column is tried: "1.2.3" is not)."""
+    text = unread.head(100).astype("str")
+    return any(bool(text.str.match(style[0]).any()) for style in _MONEY_STYLES)
 
 
 #: Amounts as spreadsheets and shop exports write them: a sign, a currency symbol before or

@@ -184,11 +184,16 @@ def _match_aliases(columns: list[str], schema: Schema, mapping: dict[str, str], 
             mapping[src] = target
             taken.add(target)
             guessed[target] = src
-    if "amount" in guessed and {"quantity", "unit_price"} <= taken:
-        # beside a quantity and a unit price, a "Total" may be the order's, repeated on each of
-        # its lines: the line amount is quantity * unit_price
+    if "amount" in guessed and {"quantity", "unit_price"} <= taken and _norm(guessed["amount"]) in _ORDER_TOTALS:
+        # beside a quantity and a unit price, an order's total may stand on each of its lines:
+        # the line amount is quantity * unit_price ("Line Total" is one, and is kept)
         del mapping[guessed["amount"]]
         taken.discard("amount")
+
+
+#: Other names of ``amount`` that may be an order's total rather than its line's.
+_ORDER_TOTALS = frozenset({"ordertotal", "totalamount", "orderamount", "ordervalue", "total", "grandtotal",
+                           "ordertotalamount", "amountpaid", "totalpaid", "paymentvalue"})
 
 
 def read_as(mapping: dict[str, str], rename: dict[str, str] | None = None) -> str:

@@ -1017,7 +1017,7 @@ def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
 
 #: What is trimmed from around an id: ASCII blanks (the same on pandas and cuDF, whose
 #: default whitespace differ for Unicode spaces).
-ID_BLANKS = " \t\r\n\f\v"
+ID_BLANKS = " \t\r\n\f\v\xa0"  # and the no-break space of spreadsheet exports
 
 
 def _with_trimmed_ids(frame, column: str):
@@ -1027,7 +1027,10 @@ def _with_trimmed_ids(frame, column: str):
     s = frame[column]
     if str(s.dtype) == "category":
         cats = s.cat.categories
-        if cats.dtype.kind in "iuf" or not bool((cats.str.strip() != cats).any()):
+        if cats.dtype.kind in "iuf":
+            return frame
+        stripped = cats.str.strip(ID_BLANKS)
+        if not bool(((stripped == "") | (stripped != cats)).any()):
             return frame
         s = s.astype(cats.dtype)
     elif s.dtype.kind in "iufb" or len(s) == 0:

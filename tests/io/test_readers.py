@@ -248,6 +248,16 @@ def test_amounts_written_with_currency_symbols_and_thousands_separators(tmp_path
         f"c{i},2021-01-01,{a}\n" for i, a in enumerate(["999.00", "12.50", '"1,234.50"', "7", "about 5"])))
     amount = load(str(p), cpu).frame["amount"]
     assert amount.iloc[:4].tolist() == [999.0, 12.5, 1234.5, 7.0] and np.isnan(amount.iloc[4])
+    # one "1,5" does not turn a column of three-decimal prices into thousands: it stays unread
+    p = write(tmp_path / "y.csv", "customer_id,timestamp,amount\n" + "".join(
+        f"c{i},2021-01-01,{a}\n" for i, a in enumerate(["0.125"] * 5 + ['"1,5"'])))
+    amount = load(str(p), cpu).frame["amount"]
+    assert amount.iloc[:5].tolist() == [0.125] * 5 and np.isnan(amount.iloc[5])
+    # most of a column unreadable dashes beside decimal commas: read as before
+    p = write(tmp_path / "z.csv", "customer_id,timestamp,amount\n" + "".join(
+        f"c{i},2021-01-01,{a}\n" for i, a in enumerate(["-"] * 150 + ['"12,50"'] * 400 + ["5"] * 10)))
+    amount = load(str(p), cpu).frame["amount"]
+    assert amount.isna().sum() == 150 and amount.iloc[150] == 12.5
     # a symbol does not tell 1.234 from 1234: refused; symbols without separators are plain
     for name, amounts, ok in (("s.csv", ['"1.234 €"', '"2.500 €"'], None), ("t.csv", ["$12", "$7"], [12.0, 7.0])):
         p = write(tmp_path / name, "customer_id,timestamp,amount\n" + "".join(
@@ -342,6 +352,9 @@ def test_a_guessed_total_beside_quantity_and_price_is_left_to_them():
     columns = ["Order Number", "Order Date", "Customer", "Order Total", "Item Name", "Qty", "Price"]
     schema, mapping = detect_format(columns)
     assert "Order Total" not in mapping and {"quantity", "unit_price"} <= set(mapping.values())
+    # a line's total is the line amount (after its discount): kept
+    assert detect_format(["Order ID", "Order Date", "Customer ID", "Qty", "Price", "Discount", "Line Total"]
+                         )[1]["Line Total"] == "amount"
     # the user can still say what the column is
     assert detect_format(columns, rename={"Order Total": "amount"})[1]["Order Total"] == "amount"
 

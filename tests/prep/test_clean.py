@@ -159,6 +159,9 @@ def test_blanks_around_text_ids_do_not_split_a_customer(cpu):
     frame["customer_id"] = pd.Categorical([" 5", "5", "6", "6"])  # Parquet dictionaries arrive as categories
     c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
     assert sorted(to_host(c.frame)["customer_id"].tolist()) == [5, 5, 6, 6] and c.customers_in == 2
+    frame["customer_id"] = pd.Categorical(["", "7\xa0", "7", "8"])  # "" is missing; a no-break space is a blank
+    c = clean(from_frame(frame, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert sorted(to_host(c.frame)["customer_id"].tolist()) == [7, 7, 8] and c.dropped["missing_customer_id"] == 1
 
 
 def test_a_model_saved_before_capping_drops_its_outliers(make_log, cpu):
