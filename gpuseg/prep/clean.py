@@ -234,7 +234,8 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
         f" ({'; '.join(rules)})" if rules else "")
     capped = summary.get("values_capped", {}).get("price", 0)
     if capped:
-        text += f"; {_count(capped, 'price')} capped at the outlier fence ({_count(touched.get('capped', 0), 'customer')})"
+        text += (f"; {_count(capped, 'price')} capped at the outlier fence "
+                 f"({_count(touched.get('capped', 0), 'customer')})")
     n_in, n_out = summary.get("customers_in", 0), summary.get("customers_excluded", 0)
     if n_in:
         text += f"; {n_in - n_out:,} of {_count(n_in, 'customer')} kept" + (
@@ -1015,9 +1016,9 @@ def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
     return out
 
 
-#: What is trimmed from around an id: ASCII blanks (the same on pandas and cuDF, whose
-#: default whitespace differ for Unicode spaces).
-ID_BLANKS = " \t\r\n\f\v\xa0"  # and the no-break space of spreadsheet exports
+#: What is trimmed from around an id: ASCII blanks and the no-break space of spreadsheet
+#: exports, named so that pandas and cuDF (whose default whitespace differ) trim the same.
+ID_BLANKS = " \t\r\n\f\v\xa0"
 
 
 def _with_trimmed_ids(frame, column: str):
