@@ -590,6 +590,7 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
     ``check(model)`` runs before the data are read (refusals that need only the model)."""
     from . import backend as _backend
     from .dynamic import clean_like_model, load_input
+    from .io.schemas import read_as
     from .model import load_model
 
     t0 = time.perf_counter()
@@ -602,8 +603,11 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
                             f"{len(model.feature_names)} features")
     _backend.warm_up(be)
     t0 = time.perf_counter()
-    loaded = load_input(model, args.input, be, _rename_pairs(args.rename), exclude=exclude)
-    progress.stage_finished("load", time.perf_counter() - t0, f"{loaded.rows_read:,} rows")
+    rename = _rename_pairs(args.rename)
+    loaded = load_input(model, args.input, be, rename, exclude=exclude)
+    renamed = {**dict(model.config.get("rename", {})), **rename}
+    progress.stage_finished("load", time.perf_counter() - t0,
+                            f"{loaded.rows_read:,} rows{read_as(loaded.column_map, renamed)}")
     t0 = time.perf_counter()
     cleaned = clean_like_model(model, loaded, be)
     from .prep.clean import describe_cleaning

@@ -327,3 +327,14 @@ def test_run_refuses_a_folder_migrate_wrote(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "holds migration.json, which gpuseg migrate wrote" in err
     assert sorted(p.name for p in mig.iterdir()) == [".gpuseg-manifest.json", "migration.json"]
+
+
+def test_run_and_assign_say_which_columns_they_took_by_another_name(tmp_path, capsys):
+    _orders(tmp_path / "o.csv")
+    frame = pd.read_csv(tmp_path / "o.csv").rename(columns={"timestamp": "InvoiceDate", "amount": "Total"})
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    assert main(["run", "--input", str(tmp_path / "export.csv"), "--out", str(tmp_path / "out"), *ARGS[:-1]]) == 0
+    assert "columns read as InvoiceDate = timestamp, Total = amount" in capsys.readouterr().err
+    assert main(["assign", "--model", str(tmp_path / "out" / "model"), "--input", str(tmp_path / "export.csv"),
+                 "--out", str(tmp_path / "a.csv")]) == 0
+    assert "columns read as InvoiceDate = timestamp, Total = amount" in capsys.readouterr().err
