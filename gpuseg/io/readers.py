@@ -64,7 +64,21 @@ TIMESTAMP_FORMATS = (
     "%d.%m.%Y %H:%M",
     "%d.%m.%Y",
     "%Y%m%d",
+    # more layouts of spreadsheet and shop exports
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%d.%m.%Y %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+    "%d %b %Y",
+    "%b %d, %Y",
 )
+#: Directives the GPU parse leaves to the host (names of months, a 12-hour clock).
+_HOST_DIRECTIVES = ("%b", "%I", "%p")
 _TIME_SAMPLE = 2000
 #: Schema columns handed over as int32 codes (missing ``<NA>``) rather than categories:
 #: cleaning compares them (duplicates, sessions) and never shows a value, and a pandas
@@ -1159,7 +1173,8 @@ def _parse_time_gpu(s, fmt: str):
             s = s.str.replace(suffix, "", regex=False)
             base = base[: -len(suffix)]
     lengths = s.str.len()
-    if "%z" in base or "%Z" in base or base == "ISO8601" or int(lengths.nunique()) > 1:
+    if ("%z" in base or "%Z" in base or base == "ISO8601" or any(d in base for d in _HOST_DIRECTIVES)
+            or int(lengths.nunique()) > 1):
         return cudf.from_pandas(_parse_time_cpu(s.to_pandas(), fmt))
     ok = s.str.istimestamp(base)
     return cudf.to_datetime(s.where(ok), format=base).astype("datetime64[s]")

@@ -397,11 +397,26 @@ def test_event_logs_are_not_read_as_orders_by_another_name():
         (["12/1/2010 8:26", "12/31/2010 8:26"], "%m/%d/%Y %H:%M"),
         (["31/12/2010 8:26", "1/12/2010 8:26"], "%d/%m/%Y %H:%M"),
         (["2019-10-01"], "%Y-%m-%d"),
+        (["7/25/2021 2:05 PM", "12/1/2021 11:59 AM"], "%m/%d/%Y %I:%M %p"),
+        (["25.07.2021 14:05:09"], "%d.%m.%Y %H:%M:%S"),
+        (["2021/07/25 14:05:09"], "%Y/%m/%d %H:%M:%S"),
+        (["2021/07/25"], "%Y/%m/%d"),
+        (["25-07-2021", "01-12-2021"], "%d-%m-%Y"),
+        (["25 Jul 2021", "1 December 2021"], "%d %b %Y"),
+        (["Jul 25, 2021"], "%b %d, %Y"),
     ],
-    ids=["rees46", "iso-z", "us", "european", "date"],
+    ids=["rees46", "iso-z", "us", "european", "date", "us-12-hour", "german-seconds", "slashes-ymd", "slashes-date",
+         "dashes-dmy", "month-names", "month-first"],
 )
 def test_timestamp_format_detection(values, fmt):
     assert detect_timestamp_format(values)[0] == fmt
+
+
+def test_a_12_hour_clock_is_read_in_the_afternoon(tmp_path, cpu):
+    p = write(tmp_path / "o.csv", "customer_id,timestamp,amount\nc1,7/25/2021 2:05 PM,5\nc2,7/26/2021 12:30 AM,6\n")
+    d = load(str(p), cpu)
+    assert d.timestamp_format == "%m/%d/%Y %I:%M %p"
+    assert d.frame["timestamp"].tolist() == [pd.Timestamp("2021-07-25 14:05"), pd.Timestamp("2021-07-26 00:30")]
 
 
 def test_from_frame_matches_file(tmp_path, cpu, small_events):
