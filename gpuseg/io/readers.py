@@ -976,18 +976,19 @@ def _looks_like_money(unread) -> bool:
     return any(bool(text.str.match(style[0]).any()) for style in _MONEY_STYLES)
 
 
-#: Amounts as spreadsheets and shop exports write them: a sign, a currency symbol before or
-#: after, digits with thousands separators, decimals. Per style: (pattern, what shows the
+#: Amounts as spreadsheets and shop exports write them: a sign, a currency symbol or code
+#: before or after, digits with thousands separators, decimals. Per style: (pattern, what shows the
 #: style for certain, the characters to drop, the decimal mark). "1,234" or "1.234 €" alone
 #: fits both styles and shows neither: it may be 1234 or 1.234, and is refused.
-_SYM = "[$€£¥]"
+_CODES = "USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|SEK|NOK|DKK|PLN|CZK|HUF|INR|CNY|BRL|MXN|ZAR"
+_SYM = rf"(?:[$€£¥]|{_CODES})"
 _POINT_DECIMALS = r"\.[0-9]{1,2}\b|\.[0-9]{4,}|,[0-9]{3}[.,]"  # $12.50, 1,234.5, 1,234,567
 _COMMA_DECIMALS = r",[0-9]{1,2}\b|,[0-9]{4,}|\.[0-9]{3}[.,]"  # 12,50 €, 1.234,5, 1.234.567
 _MONEY_STYLES = (
     (rf"^\s*[-+]?\s*{_SYM}?\s*(?:[0-9]{{1,3}}(?:,[0-9]{{3}})+|[0-9]+)(?:\.[0-9]+)?\s*{_SYM}?\s*$",
-     _POINT_DECIMALS, _COMMA_DECIMALS, r"[\s$€£¥,]", None),
+     _POINT_DECIMALS, _COMMA_DECIMALS, rf"[\s$€£¥,]|{_CODES}", None),
     (rf"^\s*[-+]?\s*{_SYM}?\s*(?:[0-9]{{1,3}}(?:\.[0-9]{{3}})+|[0-9]+)(?:,[0-9]+)?\s*{_SYM}?\s*$",
-     _COMMA_DECIMALS, _POINT_DECIMALS, r"[\s$€£¥.]", ","),
+     _COMMA_DECIMALS, _POINT_DECIMALS, rf"[\s$€£¥.]|{_CODES}", ","),
 )
 
 

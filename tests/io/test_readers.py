@@ -243,6 +243,10 @@ def test_amounts_written_with_currency_symbols_and_thousands_separators(tmp_path
     p = write(tmp_path / "d.csv", 'customer_id;timestamp;amount\nc1;2021-01-01;12,50 €\nc2;2021-01-02;"1.234,5"\n'
                                   'c3;2021-01-03;7\nc4;2021-01-04;"€ 2.000,00"\n')
     assert load(str(p), cpu).frame["amount"].tolist() == [12.5, 1234.5, 7.0, 2000.0]
+    # currency codes as well as symbols
+    p = write(tmp_path / "c.csv", 'customer_id;timestamp;amount\nc1;2021-01-01;12,50 EUR\nc2;2021-01-02;EUR 3,99\n'
+                                  'c3;2021-01-03;"1.000,00 EUR"\n')
+    assert load(str(p), cpu).frame["amount"].tolist() == [12.5, 3.99, 1000.0]
     # an export that writes its large amounts with separators: those are read, not dropped
     p = write(tmp_path / "x.csv", "customer_id,timestamp,amount\n" + "".join(
         f"c{i},2021-01-01,{a}\n" for i, a in enumerate(["999.00", "12.50", '"1,234.50"', "7", "about 5"])))
