@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backend as _backend
-from ..prep.clean import ID_BLANKS
+from ..prep.clean import ID_BLANKS, WHOLE_FLOAT_TAIL
 from ..prep.features import price_key_names
 
 __all__ = [
@@ -159,7 +159,7 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
     elif ids.dtype.kind not in "iu":
         ids = ids.astype("str").str.strip(ID_BLANKS)  # " 123" is customer 123 (clean._with_trimmed_ids)
         if bool(ids.str.contains(".", regex=False).any()):
-            ids = ids.str.replace(r"\.0+$", "", regex=True)
+            ids = ids.str.replace(WHOLE_FLOAT_TAIL, "", regex=True)
     ids = ids.astype("str")
     if hasattr(ids, "to_pandas"):
         return (ids.hash_values() % n_buckets).astype("int32")

@@ -1019,6 +1019,8 @@ def examples_of_drops(data: Any, dropped: dict[str, int]) -> dict[str, str]:
 #: What is trimmed from around an id: ASCII blanks and the no-break space of spreadsheet
 #: exports, named so that pandas and cuDF (whose default whitespace differ) trim the same.
 ID_BLANKS = " \t\r\n\f\v\xa0"
+#: The tail of a whole number written as a float ("12346.0"): not part of the id.
+WHOLE_FLOAT_TAIL = r"\.0+$"
 
 
 def _with_trimmed_ids(frame, column: str):
@@ -1057,7 +1059,7 @@ def _plain_ids(s):
     if kind in "iu" or str(s.dtype) == "category" or len(s) == 0:
         return s
     text = s.astype("str")
-    digits = text.str.replace(r"\.0+$", "", regex=True)  # "12346.0": a float id written as text
+    digits = text.str.replace(WHOLE_FLOAT_TAIL, "", regex=True)  # "12346.0": a float id written as text
     # ASCII digits only: "１２３" or "²" are digits to str.isdigit, not to int64
     plain = digits.str.match(r"^[0-9]+$") & (digits.str.len() <= 18) & ~(digits.str.startswith("0")
                                                                           & (digits.str.len() > 1))
