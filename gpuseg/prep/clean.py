@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, index_values, rows_where, series_values, to_host
+from ..backend import Backend, array_namespace, index_values, nullable_codes, rows_where, series_values, to_host
 from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
@@ -274,20 +274,20 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     frame = _with_trimmed_ids(data.frame, data.schema.customer)
     kind = data.schema.name
     customer = frame[data.schema.customer]
+    who = _CustomerCodes(customer)
 
     # the row filters, in the order of the module docstring: each row counted under its first reason
     drops = _Drops.start(customer, data.rows_malformed)
-    _drop_duplicates(frame, kind, config, backend, drops)
+    _drop_duplicates(frame, data.schema, config, backend, drops)
     _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
     cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
     sessions_derived = _drop_missing_sessions(frame, kind, drops)
-    outliers = _fence_prices(cols, kind, customer, config, backend, fitted, drops)
-    survivors = _survivors(data, customer, drops)  # raises NoRowsError when none is left
+    outliers = _fence_prices(cols, kind, who, config, backend, fitted, drops)
+    survivors = _survivors(data, customer, who, drops)  # raises NoRowsError when none is left
 
     # the canonical frame of the surviving rows, categories, brands and products coded
     keep = survivors.keep
-    frame = rows_where(frame, keep)
-    cols = {k: (rows_where(v, keep) if v is not None else None) for k, v in cols.items()}
+    frame, cols = rows_where(frame[[c for c in frame.columns if c not in _READ_INTO_COLS]], keep, cols)
     result = _base_columns(frame, data.schema, cols)
     codes = _Codes()
     _code_main_category(result, frame, kind, config, backend, fitted, codes)
@@ -300,6 +300,40 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     if sessions_derived:
         result = _sessions_from_gaps(result)
     return _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
+
+
+class _CustomerCodes:
+    """Every row's customer as a code (-1: missing id), taken once: the distinct customers
+    of any set of rows are then one ``bincount`` of codes rather than another hash of the
+    ids (three such passes took 0.6 s of clean at 10M rows)."""
+
+    def __init__(self, customer) -> None:
+        codes = nullable_codes(customer)
+        self.codes = series_values(codes.fillna(-1).astype("int64"))
+        self.size = int(self.codes.max()) + 1 if len(self.codes) else 0
+
+    def _present(self, mask=None):
+        """True per code with a row in ``mask`` (a boolean Series; None: every row)."""
+        xp = array_namespace(self.codes)
+        codes = self.codes if mask is None else self.codes[series_values(mask.fillna(False)).astype(bool)]
+        return xp.bincount(codes[codes >= 0], minlength=self.size) > 0
+
+    def count(self, mask=None) -> int:
+        """Distinct customers with a row in ``mask`` (None: every row)."""
+        return int(self._present(mask).sum()) if self.size else 0
+
+    def without(self, keep):
+        """A boolean Series on the rows: True where the row's customer (an id) has no row in ``keep``."""
+        xp = array_namespace(self.codes)
+        if not self.size:
+            return _like(keep, xp.zeros(len(self.codes), dtype=bool))
+        lost = (self.codes >= 0) & ~self._present(keep)[self.codes]  # code -1 reads the last entry: masked
+        return _like(keep, lost)
+
+
+#: Input columns the row filters turned into ``cols`` (event codes, prices, amounts,
+#: quantities): the surviving rows are taken from ``cols``, not a second time from the frame.
+_READ_INTO_COLS = frozenset({"event_type", "price", "amount", "quantity", "unit_price"})
 
 
 # --- the steps of clean() ----------------------------------------------------------------
@@ -335,12 +369,13 @@ class _Drops:
         self.bad = self.bad | mask
 
 
-def _drop_duplicates(frame, kind: str, config: CleanConfig, backend: Backend, drops: _Drops) -> None:
+def _drop_duplicates(frame, schema, config: CleanConfig, backend: Backend, drops: _Drops) -> None:
     """``duplicate``: exact copies of an earlier row, where an order id or a session proves
     the two one record (:func:`_record_key`)."""
-    record_key = _record_key(frame, kind)
+    record_key = _record_key(frame, schema.name)
     if config.drop_duplicates and record_key is not None:
-        drops.drop("duplicate", _duplicate_rows(frame, backend) & frame[record_key].notna())
+        key = [c for c in (schema.customer, schema.time, "product_id") if c in frame.columns]
+        drops.drop("duplicate", _duplicate_rows(frame, backend, key) & frame[record_key].notna())
 
 
 def _drop_missing_ids_and_bad_times(frame, schema, customer, drops: _Drops) -> None:
@@ -395,7 +430,7 @@ class _Outliers:
     touched: dict[str, int] = field(default_factory=dict)
 
 
-def _fence_prices(cols: dict[str, Any], kind: str, customer, config: CleanConfig, backend: Backend,
+def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: CleanConfig, backend: Backend,
                   fitted: dict[str, Any] | None, drops: _Drops) -> _Outliers:
     """``price_outlier`` (mode "drop"), or prices outside the fence capped at it in ``cols``
     (order amounts with them), ``spent`` keeping the values before capping."""
@@ -410,7 +445,7 @@ def _fence_prices(cols: dict[str, Any], kind: str, customer, config: CleanConfig
         drops.drop("price_outlier", (price < fence[0]) | (price > fence[1]))
     else:  # free items (price 0) are not raised to the fence
         outside = (((price < fence[0]) & (price > 0)) | (price > fence[1])).fillna(False) & ~drops.bad
-        out.capped, out.touched["capped"] = _cap(cols, outside, fence, customer)
+        out.capped, out.touched["capped"] = _cap(cols, outside, fence, who)
     return out
 
 
@@ -426,16 +461,16 @@ class _Survivors:
     excluded: Any
 
 
-def _survivors(data: LoadedData, customer, drops: _Drops) -> _Survivors:
+def _survivors(data: LoadedData, customer, who: _CustomerCodes, drops: _Drops) -> _Survivors:
     """The surviving rows, the customers touched per reason and those excluded.
 
     Raises :class:`NoRowsError` when no row survives."""
     rows_in = len(data.frame)
     keep = ~drops.bad
     rows_out = int(keep.sum())
-    customers_in = int(customer.nunique())
-    touched = {r: int(rows_where(customer, m).nunique()) for r, m in drops.reasons.items() if drops.dropped[r]}
-    excluded = _excluded(customer, keep, drops.reasons) if rows_out < rows_in else no_exclusions()
+    customers_in = who.count()
+    touched = {r: who.count(m) for r, m in drops.reasons.items() if drops.dropped[r]}
+    excluded = _excluded(customer, who, keep, drops.reasons) if rows_out < rows_in else no_exclusions()
     if rows_out == 0:
         dropped = drops.dropped
         worst = max(dropped, key=dropped.get)
@@ -589,21 +624,32 @@ def _record_key(frame, kind: str) -> str | None:
     return column if _has_values(frame, column) else None
 
 
-def _duplicate_rows(frame, backend: Backend):
-    """True for every exact copy of an earlier row (the first of each kept)."""
+def _duplicate_rows(frame, backend: Backend, key: list[str] | None = None):
+    """True for every exact copy of an earlier row (the first of each kept).
+
+    On the CPU the copies are looked for among the rows whose ``key`` columns (a subset,
+    such as the customer, the time and the product) repeat, first by a hash of those columns,
+    then of the whole row, then by comparing the few rows left exactly."""
     if backend.is_gpu:
         return frame.duplicated()
     import pandas as pd
 
-    # pandas factorizes every column; one 64-bit row hash is twice as fast. Rows whose hash
-    # repeats are then compared exactly, so a hash collision never drops a distinct row.
-    h = _row_hashes(frame)
-    candidates = _repeated(h)
-    mask = pd.Series(False, index=frame.index)
-    if bool(candidates.any()):
-        dup = frame[candidates].duplicated()
-        mask[dup[dup].index] = True
-    return mask
+    # pandas factorizes every column; 64-bit row hashes are twice as fast, and hashing the
+    # key first (3 of 9 columns at 10M events: 0.2 s against 0.6-0.75 s) leaves few rows
+    # for the rest. A copy repeats its key and its hash, so every copy and its original
+    # stay among the candidates; rows are finally compared exactly, so a hash collision
+    # never drops a distinct row.
+    passes = ([key] if key and len(key) < len(frame.columns) else []) + [None]  # None: whole rows
+    rows = np.arange(len(frame))  # the candidates
+    for columns in passes:
+        if len(rows) == 0:
+            break
+        part = frame.take(rows) if len(rows) < len(frame) else frame
+        rows = rows[_repeated(_row_hashes(part if columns is None else part[columns]))]
+    mask = np.zeros(len(frame), dtype=bool)
+    if len(rows):
+        mask[rows[frame.take(rows).duplicated().to_numpy()]] = True
+    return pd.Series(mask, index=frame.index, copy=False)
 
 
 #: Rows per block of :func:`_row_hashes` and hashes per slice of :func:`_repeated`: the
@@ -669,7 +715,7 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
     return mode, _price_fence(rows_where(price, ~bad), config, backend)
 
 
-def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) -> tuple[dict[str, int], int]:
+def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], who: _CustomerCodes) -> tuple[dict[str, int], int]:
     """Cap (winsorise) unit prices outside the fence at it, order amounts in proportion;
     zero prices stay zero. Returns the values capped per column and the customers touched."""
     n = int(outside.sum())
@@ -681,7 +727,7 @@ def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], customer) ->
         cols["amount"] = cols["amount"].where(~outside, cols["amount"] * (capped / price))
     cols["price"] = price.where(~outside, capped)
     out = {"price": n, **({"amount": n} if "amount" in cols else {})}
-    return out, int(rows_where(customer, outside).nunique())
+    return out, who.count(outside)
 
 
 def no_exclusions():
@@ -692,13 +738,12 @@ def no_exclusions():
                          "rows": pd.Series([], dtype="int64")})
 
 
-def _excluded(customer, keep, reasons: dict[str, Any]):
+def _excluded(customer, who: _CustomerCodes, keep, reasons: dict[str, Any]):
     """Customers none of whose rows survived: ``customer_id, reason, rows`` (host pandas),
     the reason being the one that dropped most of their rows (the earlier rule on a tie)."""
     import pandas as pd
 
-    kept = rows_where(customer, keep).unique()
-    lost = customer.notna() & ~customer.isin(kept)
+    lost = who.without(keep)
     if not bool(lost.any()):
         return no_exclusions()
     parts = []
@@ -762,13 +807,14 @@ def _category_codes(s):
     return _as_category(s).cat.codes.astype("int64").fillna(-1)
 
 
-def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=str):
-    """Map each row's category through ``value_of(normalise(category))`` via the (few) categories."""
+def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=str, codes=None):
+    """Map each row's category through ``value_of(normalise(category))`` via the (few)
+    categories; ``codes``: :func:`_category_codes` of ``s`` where already taken."""
     if str(s.dtype) != "category":
         s = s.astype("category")
     table = [value_of(normalise(c)) for c in index_values(s.cat.categories)] + [missing]
     lut = backend.xp.asarray(np.asarray(table, dtype=np.int64))
-    codes = _category_codes(s)
+    codes = _category_codes(s) if codes is None else codes
     return _like(codes, lut[series_values(codes)])  # code -1 picks the last entry: missing
 
 
@@ -792,12 +838,14 @@ def _order_values(frame):
 
 def _mode_code(codes) -> int | None:
     """The most frequent code (>= 0), the smallest among equally frequent ones; None when
-    there is none. Explicit because ``value_counts`` orders ties differently on pandas
-    (first seen) and cuDF (hash order)."""
-    present = codes[codes >= 0]
-    if len(present) == 0:
+    there is none. A ``bincount`` and its first maximum, not ``value_counts``, which orders
+    ties differently on pandas (first seen) and cuDF (hash order)."""
+    values = series_values(codes)
+    xp = array_namespace(values)
+    counts = xp.bincount(values[values >= 0])  # the codes are few and small: counted, not hashed
+    if len(counts) == 0:
         return None
-    return int(mode_value(present))
+    return int(xp.argmax(counts))  # the first of the most frequent: the smallest code
 
 
 def mode_value(s):
@@ -834,7 +882,7 @@ def _main_category(s, fill: str, backend: Backend, fill_name: Any = _FIT):
         top = _mode_code(codes)
         fill_value = index.get(mains[top], -1) if top is not None else -1
     out = _lookup_categories(s, lambda m: index.get(m, -1), fill_value, backend,
-                             normalise=lambda c: str(c).split(".", 1)[0].strip().lower() or _UNKNOWN)
+                             normalise=lambda c: str(c).split(".", 1)[0].strip().lower() or _UNKNOWN, codes=codes)
     used = names[fill_value] if fill_value >= 0 else None
     return out.astype("int32"), names, missing, used
 

@@ -463,3 +463,26 @@ def test_row_hashes_in_blocks_and_threads_are_those_of_the_whole_frame(small_eve
     np.testing.assert_array_equal(C._row_hashes(frame), whole)
     h = np.concatenate([whole, whole[:50]])
     np.testing.assert_array_equal(C._repeated(h), pd.Series(h).duplicated(keep=False).to_numpy())
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2), st.sampled_from(["a", "b", None]),
+                          st.sampled_from([1.0, 2.5, float("nan")])), max_size=80),
+       st.integers(0, 3))
+@settings(max_examples=80, deadline=None)
+def test_duplicates_found_key_first_are_pandas_duplicated(rows, copies):
+    """Hashing the key columns first, then whole rows, then comparing exactly: the same
+    rows as pandas' ``duplicated()`` on the whole frame (keys shared by distinct rows,
+    missing values and repeated copies included)."""
+    import importlib
+
+    from gpuseg import backend as _backend
+
+    C = importlib.import_module("gpuseg.prep.clean")
+    rows = rows + rows[:copies] * 2
+    frame = pd.DataFrame(rows, columns=["user_id", "event_time", "product_id", "brand", "price"])
+    frame["brand"] = frame["brand"].astype("category")
+    expected = frame.duplicated().to_numpy()
+    for key in (["user_id", "event_time", "product_id"], ["user_id"], None):
+        got = C._duplicate_rows(frame, _backend.select("cpu"), key)
+        np.testing.assert_array_equal(got.to_numpy(), expected)
+        assert got.index.equals(frame.index)
