@@ -53,6 +53,8 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import DataError
 from .._threads import in_threads
+from ..backend import array_namespace
+from ..io.schemas import EVENT_TYPES
 from .clean import CleanedData
 
 __all__ = ["CustomerFeatures", "FeatureSpec", "customer_features", "feature_spec", "DAYPARTS"]
@@ -254,15 +256,45 @@ def check_finite(frame: Any) -> None:
         raise DataError(f"feature {bad!r} is not finite for some customers (values too large); check the input's amounts")
 
 
-def _time_columns(f, config: FeatureConfig) -> dict[str, Any]:
-    """Per-row indicator columns of the day parts and weekends."""
-    local = f["ts"] + int(round(config.utc_offset_hours * 3600))
+def _counted(codes, n: int, bins, width: int):
+    """Rows per (customer, bin): an ``(n, width)`` int64 array from one ``bincount`` of
+    ``codes * width + bins`` (``codes``: each row's customer 0..n-1; ``bins``: 0..width-1)."""
+    xp = array_namespace(codes)
+    keys = codes * width + bins.astype(codes.dtype, copy=False)
+    return xp.bincount(keys, minlength=n * width).reshape(n, width)
+
+
+def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
+    """Per customer, rows in each day part (``t_<part>``) and on weekends (``t_weekend``)."""
+    xp = array_namespace(codes)
+    local = ts + int(round(config.utc_offset_hours * 3600))
     hour = (local // 3600) % 24
     weekday = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    cols = {}
-    for name, lo, hi in DAYPARTS:
-        cols[f"t_{name}"] = ((hour >= lo) & (hour < hi)).astype("int32")
-    cols["t_weekend"] = (weekday >= 5).astype("int32")
+    part_of_hour = np.full(24, len(DAYPARTS), dtype=np.int64)  # an hour in no part: the last slot
+    for i, (_, lo, hi) in enumerate(DAYPARTS):
+        part_of_hour[lo:hi] = i
+    parts = _counted(codes, n, xp.asarray(part_of_hour)[hour], len(DAYPARTS) + 1)
+    cols = {f"t_{name}": parts[:, i] for i, (name, _, _) in enumerate(DAYPARTS)}
+    cols["t_weekend"] = _counted(codes, n, (weekday >= 5), 2)[:, 1]
+    return cols
+
+
+def _row_counts(f, codes, n: int, config: FeatureConfig, top: list[int]) -> dict[str, Any]:
+    """Per customer (``codes``: 0..n-1 per row, in the aggregates' order), the rows in each
+    time indicator and top category (``c_<i>``), counted by ``bincount`` rather than summed
+    from one indicator column each (exact: they are integers)."""
+    from ..backend import series_values
+
+    xp = array_namespace(codes)
+    cols = _time_counts(series_values(f["ts"]), codes, n, config) if "time" in set(config.groups) else {}
+    if top:
+        main = series_values(f["main_cat"]).astype(np.int64)
+        slot = np.full(int(max(top)) + 2, len(top), dtype=np.int64)  # any other category: the last slot
+        slot[np.asarray(top, dtype=np.int64)] = np.arange(len(top))
+        lut = xp.asarray(slot)
+        idx = lut[xp.clip(main, -1, len(slot) - 1)]  # -1 (unknown) and codes past the top's: last slot
+        counts = _counted(codes, n, idx, len(top) + 1)
+        cols.update({f"c_{i}": counts[:, i] for i in range(len(top))})
     return cols
 
 
@@ -293,15 +325,12 @@ def _indicator_codes(f, data: CleanedData, config: FeatureConfig, spec: FeatureS
     return []
 
 
-def _add_row_indicators(work, f, config: FeatureConfig, aggs: dict, top: list[int]) -> None:
-    """Time and top-category indicator columns to sum per customer."""
-    if "time" in set(config.groups):
-        for name, col in _time_columns(f, config).items():
-            work[name] = col
-            aggs[name] = (name, "sum")
-    for i, code in enumerate(top):
-        work[f"c_{i}"] = (f["main_cat"] == code).astype("int32")
-        aggs[f"c_{i}"] = (f"c_{i}", "sum")
+def _group_codes(groups) -> Any:
+    """Each row's group number in a ``groupby(..., sort=True)`` (its row in the aggregates),
+    as an int64 array on the frame's device."""
+    from ..backend import series_values
+
+    return series_values(groups.ngroup()).astype(np.int64, copy=False)
 
 
 def _put_rfm(b: _Builder, a, ref: int, config: FeatureConfig, spec: FeatureSpec | None) -> None:
@@ -440,32 +469,34 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
 
 def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
     """Per-customer aggregates of the rows ``f`` (every row of each of their customers)."""
+    from ..backend import series_values
+
     et = f["etype"]
     work = f[["customer_id", "ts"]].copy()
-    work["is_view"] = (et == 0).astype("int32")
     work["is_cart"] = (et == 1).astype("int32")
-    work["is_remove"] = (et == 2).astype("int32")
     work["is_purchase"] = (et == 3).astype("int32")
     work["revenue"] = f["price"] * work["is_purchase"]
-    work["view_price"] = f["price"] * work["is_view"]
+    work["view_price"] = f["price"] * (et == 0).astype("int32")
     aggs: dict[str, tuple[str, str]] = {
         "first_ts": ("ts", "min"),
         "last_ts": ("ts", "max"),
         "events": ("ts", "size"),
-        "views": ("is_view", "sum"),
-        "carts": ("is_cart", "sum"),
-        "removals": ("is_remove", "sum"),
-        "purchases": ("is_purchase", "sum"),
         "revenue": ("revenue", "sum"),
         "view_price_sum": ("view_price", "sum"),
     }
-    _add_row_indicators(work, f, config, aggs, top)
     if med is not None:
         work["ratio"] = _price_ratio(f, med)
         work["ratio_paid"] = work["ratio"] * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
         aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
-    a = work.groupby("customer_id", sort=True).agg(**aggs)
+    groups = work.groupby("customer_id", sort=True)
+    a = groups.agg(**aggs)
+    codes = _group_codes(groups)
+    funnel = _counted(codes, len(a), series_values(et), len(EVENT_TYPES))  # views, carts, removals, purchases
+    for i, name in enumerate(("views", "carts", "removals", "purchases")):
+        a[name] = funnel[:, i]
+    for name, values in _row_counts(f, codes, len(a), config, top).items():
+        a[name] = values
 
     # session level: one row per (customer, session), then per customer
     sess = (
@@ -563,14 +594,16 @@ def _order_part(f, config: FeatureConfig, top: list[int], med: Any) -> Any:
         "revenue": ("amount", "sum"),
         "items": ("quantity", "sum"),
     }
-    _add_row_indicators(work, f, config, aggs, top)
     if "price" in set(config.groups):
         work["unit_price"] = f["price"]
         aggs["unit_price_sum"] = ("unit_price", "sum")
         if med is not None:
             work["ratio"] = _price_ratio(f, med)
             aggs["ratio_sum"] = ("ratio", "sum")
-    a = work.groupby("customer_id", sort=True).agg(**aggs)
+    groups = work.groupby("customer_id", sort=True)
+    a = groups.agg(**aggs)
+    for name, values in _row_counts(f, _group_codes(groups), len(a), config, top).items():
+        a[name] = values
     a["orders"] = f[["customer_id", "order"]].drop_duplicates().groupby("customer_id", sort=True).size()
     return a
 

@@ -271,3 +271,32 @@ def test_customer_parts_spread_ids_that_share_a_stride(monkeypatch):
     monkeypatch.setattr(_backend, "RUN_THREADS", 1)
     F._by_customer_parts(f, lambda rows: sizes.append(len(rows)) or rows.groupby("customer_id").size(), ("customer_id",))
     assert len(sizes) == 4 and min(sizes) > 0.2 * len(f)  # not all in one part, as id % 4 would give
+
+
+@pytest.mark.parametrize("offset", [0.0, 5.5, -8.0])
+def test_row_counts_are_the_sums_of_indicator_columns(offset):
+    """The day-part, weekend and top-category counts by ``bincount`` equal the per-customer
+    sums of one indicator column each (the way they were computed before), in the order of
+    ``groupby(sort=True)``; unknown categories (-1) and codes past the top ones count nowhere."""
+    import importlib
+
+    F = importlib.import_module("gpuseg.prep.features")
+    rng = np.random.default_rng(3)
+    n = 5000
+    f = pd.DataFrame({"customer_id": rng.choice([907, 5, 33, 1200, 64, 2], n),
+                      "ts": rng.integers(1_500_000_000, 1_700_000_000, n),
+                      "main_cat": rng.integers(-1, 9, n)})
+    config = FeatureConfig(utc_offset_hours=offset)
+    top = [4, 0, 7]
+    groups = f.groupby("customer_id", sort=True)
+    got = F._row_counts(f, F._group_codes(groups), groups.ngroups, config, top)
+
+    local = f["ts"] + int(round(offset * 3600))
+    hour, weekday = (local // 3600) % 24, ((local // 86400) + 3) % 7
+    expected = {f"t_{name}": (hour >= lo) & (hour < hi) for name, lo, hi in F.DAYPARTS}
+    expected["t_weekend"] = weekday >= 5
+    expected.update({f"c_{i}": f["main_cat"] == code for i, code in enumerate(top)})
+    assert set(got) == set(expected)
+    for name, indicator in expected.items():
+        sums = indicator.astype("int32").groupby(f["customer_id"], sort=True).sum()
+        np.testing.assert_array_equal(got[name], sums.to_numpy(), err_msg=name)
