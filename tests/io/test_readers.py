@@ -839,3 +839,54 @@ def test_an_inherited_format_the_new_times_are_not_in_gives_way_to_detection(tmp
     np.testing.assert_array_equal(got.frame["timestamp"].to_numpy(), times.to_numpy().astype("datetime64[s]"))
     with pytest.raises(SchemaError, match="should hold format '%d/%m/%Y %H:%M'"):  # the user's own format decides
         load_files([path], "csv", cpu, "orders", timestamp_format="%d/%m/%Y %H:%M")
+
+
+@pytest.mark.parametrize("times, expected", [
+    (["2019-10-01 00:00:00 UTC", "2019-10-13 23:59:59 UTC"], "%Y-%m-%d %H:%M:%S UTC"),
+    (["13/02/2019 10:00", "01/03/2019 11:30"], "%d/%m/%Y %H:%M"),
+    (["01/02/2019 10:00", "03/04/2019 11:30"], None),  # day/month or month/day: the whole column decides
+    (["2019-10-01 00:00:00", "2019-10-02 10:00:00"], None),  # ISO 8601: Arrow's reader types it itself
+    (["19970101", "19970102"], None),  # numbers: read as dates after the reader
+    (["2019-10-01 00:00:00 UTC", "tomorrow"], None),  # no format reads every one
+    (["2019-10-01 00:00:00+0200", "2019-10-02 00:00:00+0200"], None),  # a zone: parsed after the reader
+])
+def test_typed_time_format_of_a_csv_head(tmp_path, times, expected):
+    from gpuseg.io.readers import typed_time_format
+
+    p = tmp_path / "t.csv"
+    p.write_text("user_id,event_time,price\n" + "".join(f"{i},{t},1.5\n" for i, t in enumerate(times)))
+    assert typed_time_format(p, "event_time") == expected
+    assert typed_time_format(p, "missing") is None
+
+
+@pytest.mark.parametrize("late", [None, "garbage", "2019-10-05T10:00:00Z", ""])
+def test_times_typed_while_reading_are_those_parsed_after(tmp_path, monkeypatch, late):
+    """The reader's typed times (:func:`typed_time_format`) give the frame, format and
+    examples of a parse of the text after reading, also when a later time is bad, ISO 8601
+    or missing (the file is then read again as before)."""
+    from gpuseg import backend as _backend
+    from gpuseg.io import readers
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    ts = pd.Timestamp("2019-10-01") + pd.to_timedelta(rng.integers(0, 30 * 86400, n), unit="s")
+    frame = pd.DataFrame({"event_time": ts.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                          "event_type": rng.choice(["view", "cart", "purchase"], n),
+                          "product_id": rng.integers(1, 50, n), "category_id": 7, "category_code": "a.b",
+                          "brand": "x", "price": rng.random(n).round(2), "user_id": rng.integers(1, 90, n),
+                          "user_session": rng.integers(1, 400, n).astype(str)})
+    if late is not None:
+        frame.loc[n - 10, "event_time"] = late
+    p = tmp_path / "events.csv"
+    frame.to_csv(p, index=False)
+    cpu = _backend.select("cpu")
+    parsed_after = []
+    real_parse = readers._parse_time_cpu
+    monkeypatch.setattr(readers, "_parse_time_cpu", lambda s, fmt: parsed_after.append(fmt) or real_parse(s, fmt))
+    typed = load(p, cpu)
+    assert bool(parsed_after) == (late not in (None, "")), "the typed read was not used (or not left)"
+    monkeypatch.setattr(readers, "typed_time_format", lambda path, column: None)
+    text = load(p, cpu)
+    pd.testing.assert_frame_equal(typed.frame, text.frame)
+    assert typed.timestamp_format == text.timestamp_format == "%Y-%m-%d %H:%M:%S UTC"
+    assert typed.examples == text.examples and typed.rows_read == text.rows_read
