@@ -257,11 +257,12 @@ def check_finite(frame: Any) -> None:
 
 
 def _counted(codes, n: int, bins, width: int):
-    """Rows per (customer, bin): an ``(n, width)`` int64 array from one ``bincount`` of
-    ``codes * width + bins`` (``codes``: each row's customer 0..n-1; ``bins``: 0..width-1)."""
+    """Rows per (bin, customer): a ``(width, n)`` int64 array, one contiguous row per bin (a
+    column for pandas or cuDF), from one ``bincount`` of ``codes * width + bins``
+    (``codes``: each row's customer 0..n-1; ``bins``: 0..width-1)."""
     xp = array_namespace(codes)
     keys = codes * width + bins.astype(codes.dtype, copy=False)
-    return xp.bincount(keys, minlength=n * width).reshape(n, width)
+    return xp.ascontiguousarray(xp.bincount(keys, minlength=n * width).reshape(n, width).T)
 
 
 def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
@@ -274,8 +275,8 @@ def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
     for i, (_, lo, hi) in enumerate(DAYPARTS):
         part_of_hour[lo:hi] = i
     parts = _counted(codes, n, xp.asarray(part_of_hour)[hour], len(DAYPARTS) + 1)
-    cols = {f"t_{name}": parts[:, i] for i, (name, _, _) in enumerate(DAYPARTS)}
-    cols["t_weekend"] = _counted(codes, n, (weekday >= 5), 2)[:, 1]
+    cols = {f"t_{name}": parts[i] for i, (name, _, _) in enumerate(DAYPARTS)}
+    cols["t_weekend"] = _counted(codes, n, (weekday >= 5), 2)[1]
     return cols
 
 
@@ -294,7 +295,7 @@ def _row_counts(f, codes, n: int, config: FeatureConfig, top: list[int]) -> dict
         lut = xp.asarray(slot)
         idx = lut[xp.clip(main, -1, len(slot) - 1)]  # -1 (unknown) and codes past the top's: last slot
         counts = _counted(codes, n, idx, len(top) + 1)
-        cols.update({f"c_{i}": counts[:, i] for i in range(len(top))})
+        cols.update({f"c_{i}": counts[i] for i in range(len(top))})
     return cols
 
 
@@ -497,7 +498,7 @@ def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool
     codes = _group_codes(groups)
     funnel = _counted(codes, len(a), series_values(et), len(EVENT_TYPES))  # views, carts, removals, purchases
     for i, name in enumerate(("views", "carts", "removals", "purchases")):
-        a[name] = funnel[:, i]
+        a[name] = funnel[i]
     for name, values in _row_counts(f, codes, len(a), config, top).items():
         a[name] = values
 
