@@ -733,6 +733,22 @@ def _quiet_row_handler(handler: Any):
 _RAGGED = re.compile(r"Expected \d+ columns, got \d+")
 
 
+def _csv_types(columns: list[str], ids: list[str], text: list[str], time: tuple[str, str] | None,
+               as_text: bool) -> dict[str, Any]:
+    """``column_types`` (and ``timestamp_parsers``) of Arrow's CSV reader for
+    :func:`_read_csv_cpu`. Types are inferred except for ids (text), ``text`` columns
+    (dictionaries) and a ``time`` (column, format) read in that format; when a later block
+    breaks the inference, the file is read again ``as_text`` and bad values are counted
+    while cleaning."""
+    import pyarrow as pa
+
+    types = {c: pa.string() for c in (columns if as_text else ids)}
+    types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in text if c in columns})
+    if time is None:
+        return {"column_types": types}
+    return {"column_types": {**types, time[0]: pa.timestamp("s")}, "timestamp_parsers": [time[1]]}
+
+
 def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: list[str] = (),
                   time: tuple[str, str] | None = None):
     """A CSV as an Arrow table, and the malformed rows skipped. ``ids`` are read as text,
@@ -757,21 +773,13 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
 
     def parse(encoding: str, as_text: bool, counting: bool, typed: bool):
         bad_rows[0] = 0
-        # Types are inferred except for ids; when a later block breaks the inference, the
-        # file is read again as text and bad values are counted while cleaning.
-        types = {c: pa.string() for c in (columns if as_text else ids)}
-        types.update({c: pa.dictionary(pa.int32(), pa.string()) for c in text if c in columns})
-        parsers = {}
-        if typed:
-            types[time[0]] = pa.timestamp("s")
-            parsers = {"timestamp_parsers": [time[1]]}
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
             parse_options=pacsv.ParseOptions(delimiter=_delimiter(path),
                                              invalid_row_handler=skip if counting else None),
-            convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True, column_types=types,
-                                                 **parsers),
+            convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
+                                                 **_csv_types(columns, ids, text, time if typed else None, as_text)),
         )
 
     def attempt(encoding: str, as_text: bool, typed: bool = False):

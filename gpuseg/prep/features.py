@@ -53,6 +53,7 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import DataError
 from .._threads import in_threads
+from .._xp import bincount
 from ..backend import array_namespace
 from ..io.schemas import EVENT_TYPES
 from .clean import CleanedData
@@ -262,7 +263,7 @@ def _counted(codes, n: int, bins, width: int):
     (``codes``: each row's customer 0..n-1; ``bins``: 0..width-1)."""
     xp = array_namespace(codes)
     keys = codes * width + bins.astype(codes.dtype, copy=False)
-    return xp.ascontiguousarray(xp.bincount(keys, minlength=n * width).reshape(n, width).T)
+    return xp.ascontiguousarray(bincount(keys, minlength=n * width).reshape(n, width).T)
 
 
 def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
@@ -282,20 +283,23 @@ def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
 
 def _row_counts(f, codes, n: int, config: FeatureConfig, top: list[int]) -> dict[str, Any]:
     """Per customer (``codes``: 0..n-1 per row, in the aggregates' order), the rows in each
-    time indicator and top category (``c_<i>``), counted by ``bincount`` rather than summed
-    from one indicator column each (exact: they are integers)."""
+    time indicator and top category (``c_<i>``; a code of ``top`` below 0, such as -2 for a
+    model's category these data lack, matches no row), counted by ``bincount`` rather than
+    summed from one indicator column each (exact: they are integers)."""
     from ..backend import series_values
 
     xp = array_namespace(codes)
     cols = _time_counts(series_values(f["ts"]), codes, n, config) if "time" in set(config.groups) else {}
     if top:
         main = series_values(f["main_cat"]).astype(np.int64)
-        slot = np.full(int(max(top)) + 2, len(top), dtype=np.int64)  # any other category: the last slot
-        slot[np.asarray(top, dtype=np.int64)] = np.arange(len(top))
+        present = [(i, code) for i, code in enumerate(top) if code >= 0]  # -2: a model's category these data lack
+        slot = np.full(max((code for _, code in present), default=-1) + 2, len(top), dtype=np.int64)
+        for i, code in present:  # any other category: the last slot
+            slot[code] = i
         lut = xp.asarray(slot)
         idx = lut[xp.clip(main, -1, len(slot) - 1)]  # -1 (unknown) and codes past the top's: last slot
         counts = _counted(codes, n, idx, len(top) + 1)
-        cols.update({f"c_{i}": counts[i] for i in range(len(top))})
+        cols.update({f"c_{i}": counts[i] for i in range(len(top))})  # an absent category's row: zeros
     return cols
 
 
@@ -493,7 +497,7 @@ def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool
         work["ratio_paid"] = work["ratio"] * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
         aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
-    groups = work.groupby("customer_id", sort=True)
+    groups = work.groupby("customer_id", sort=True, observed=True)  # ngroup numbers observed ids only
     a = groups.agg(**aggs)
     codes = _group_codes(groups)
     funnel = _counted(codes, len(a), series_values(et), len(EVENT_TYPES))  # views, carts, removals, purchases
@@ -604,7 +608,7 @@ def _order_part(f, config: FeatureConfig, top: list[int], med: Any) -> Any:
         if med is not None:
             work["ratio"] = _price_ratio(f, med)
             aggs["ratio_sum"] = ("ratio", "sum")
-    groups = work.groupby("customer_id", sort=True)
+    groups = work.groupby("customer_id", sort=True, observed=True)  # ngroup numbers observed ids only
     a = groups.agg(**aggs)
     for name, values in _row_counts(f, _group_codes(groups), len(a), config, top).items():
         a[name] = values

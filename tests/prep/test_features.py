@@ -287,7 +287,7 @@ def test_row_counts_are_the_sums_of_indicator_columns(offset):
                       "ts": rng.integers(1_500_000_000, 1_700_000_000, n),
                       "main_cat": rng.integers(-1, 9, n)})
     config = FeatureConfig(utc_offset_hours=offset)
-    top = [4, 0, 7]
+    top = [4, 0, 7, -2]  # -2: a model's category these data lack
     groups = f.groupby("customer_id", sort=True)
     got = F._row_counts(f, F._group_codes(groups), groups.ngroups, config, top)
 
@@ -300,3 +300,32 @@ def test_row_counts_are_the_sums_of_indicator_columns(offset):
     for name, indicator in expected.items():
         sums = indicator.astype("int32").groupby(f["customer_id"], sort=True).sum()
         np.testing.assert_array_equal(got[name], sums.to_numpy(), err_msg=name)
+
+
+def test_row_counts_of_categories_all_absent():
+    import importlib
+
+    F = importlib.import_module("gpuseg.prep.features")
+    f = pd.DataFrame({"customer_id": [3, 1, 3], "ts": [0, 10, 20], "main_cat": [0, -1, 2]})
+    groups = f.groupby("customer_id", sort=True)
+    got = F._row_counts(f, F._group_codes(groups), groups.ngroups, FeatureConfig(groups=("rfm",)), [-2, -2])
+    assert set(got) == {"c_0", "c_1"}
+    np.testing.assert_array_equal(got["c_0"], [0, 0])
+    np.testing.assert_array_equal(got["c_1"], [0, 0])
+
+
+def test_categorical_customer_ids_with_unused_categories(cpu):
+    """Customers are the observed ids only, each with its own counts, whatever pandas' default
+    for unused categories (a categorical id column from Parquet or a frame)."""
+    T = pd.Timestamp("2024-01-02 10:00:00")
+    events = pd.DataFrame({
+        "event_time": [T, T + pd.Timedelta(minutes=1), T + pd.Timedelta(hours=1), T, T],
+        "event_type": ["view", "view", "purchase", "cart", "view"], "product_id": [1, 2, 3, 4, 5],
+        "category_id": 1, "category_code": "a.b", "brand": "x", "price": [5.0, 6.0, 7.0, 8.0, 9.0],
+        "user_id": pd.Categorical(["a", "a", "c", "c", "e"], categories=["a", "b", "c", "d", "e"]),
+        "user_session": ["s1", "s1", "s2", "s3", "s4"]})
+    feats = customer_features(clean(from_frame(events, cpu), CleanConfig(), cpu), FeatureConfig())
+    frame = to_host(feats.frame)
+    assert [str(i) for i in frame.index] == ["a", "c", "e"]
+    assert frame["views"].tolist() == [2, 0, 1] and frame["purchases"].tolist() == [0, 1, 0]
+    assert frame["carts"].tolist() == [0, 1, 0]
