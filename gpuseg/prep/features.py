@@ -468,11 +468,8 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
     # Fibonacci hashing: ids sharing a stride (all even, all multiples of 100) still spread evenly
     mixed = (codes.astype(np.uint64, copy=False) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
     part = mixed % np.uint64(parts)
-
-    def one(i: int) -> Any:  # each thread takes its own part's rows
-        return aggregate(f.take(np.flatnonzero(part == i)))
-
-    return pd.concat(in_threads(one, list(range(parts)), "gpuseg-features")).sort_index()
+    pieces = [f.take(np.flatnonzero(part == i)) for i in range(parts)]
+    return pd.concat(in_threads(aggregate, pieces, "gpuseg-features")).sort_index()
 
 
 def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
