@@ -13,7 +13,6 @@ import numpy as np
 from .backend import array_namespace
 
 __all__ = [
-    "bincount",
     "row_blocks",
     "block_rows",
     "one_hot",
@@ -28,15 +27,6 @@ CPU_BLOCK_ELEMENTS = 1 << 18
 GPU_BLOCK_ELEMENTS = 1 << 24
 #: Up to this many clusters, per-cluster sums on the CPU are a one-hot GEMM (else bincounts).
 _CPU_GEMM_MAX_K = 32
-
-
-def bincount(x: Any, minlength: int = 0) -> Any:
-    """``xp.bincount(x, minlength=minlength)`` (int64 counts), an empty ``x`` included: CuPy's
-    raises on one (it takes the maximum first), NumPy's gives ``minlength`` zeros."""
-    xp = array_namespace(x)
-    if x.size == 0:
-        return xp.zeros(minlength, dtype=xp.int64)
-    return xp.bincount(x, minlength=minlength)
 
 
 def row_blocks(n_rows: int, block: int) -> Iterator[tuple[int, int]]:

@@ -445,12 +445,3 @@ def test_gpu_reader_fallback_keeps_every_column_as_text(tmp_path, fake_cudf):
     frame, _ = readers._read_gpu([p], "csv", COLUMNS, ["user_id"])
     assert all(pd.api.types.is_string_dtype(frame[c]) for c in frame.columns), frame.dtypes
 
-
-def test_bincount_of_nothing_is_zeros():
-    """CuPy's bincount raises on an empty array (it takes the maximum first); the helper
-    gives the zeros NumPy gives, which counting the customers of no row relies on."""
-    from gpuseg._xp import bincount
-
-    np.testing.assert_array_equal(bincount(np.zeros(0, dtype=np.int64), minlength=3), [0, 0, 0])
-    assert bincount(np.zeros(0, dtype=np.int64)).shape == (0,)
-    np.testing.assert_array_equal(bincount(np.array([2, 0, 2]), minlength=4), [1, 0, 2, 0])

@@ -55,7 +55,6 @@ from ..errors import DataError
 from ..io.readers import LoadedData
 from ..io.schemas import EVENT_TYPES
 from .._threads import in_threads
-from .._xp import bincount
 
 __all__ = ["CleanedData", "NoRowsError", "ProductLabels", "clean", "describe_cleaning", "no_exclusions",
            "DROP_REASONS", "SESSION_GAP_SECONDS"]
@@ -316,7 +315,7 @@ class _CustomerCodes:
     def _present(self, mask=None):
         """True per code with a row in ``mask`` (a boolean Series; None: every row)."""
         codes = self.codes if mask is None else self.codes[series_values(mask.fillna(False)).astype(bool)]
-        return bincount(codes[codes >= 0], minlength=self.size) > 0
+        return array_namespace(codes).bincount(codes[codes >= 0], minlength=self.size) > 0  # none: zeros
 
     def count(self, mask=None) -> int:
         """Distinct customers with a row in ``mask`` (None: every row)."""
@@ -841,10 +840,11 @@ def _mode_code(codes) -> int | None:
     there is none. A ``bincount`` and its first maximum, not ``value_counts``, which orders
     ties differently on pandas (first seen) and cuDF (hash order)."""
     values = series_values(codes)
-    counts = bincount(values[values >= 0])  # the codes are few and small: counted, not hashed
+    xp = array_namespace(values)
+    counts = xp.bincount(values[values >= 0])  # the codes are few and small: counted, not hashed
     if len(counts) == 0:
         return None
-    return int(array_namespace(counts).argmax(counts))  # the first of the most frequent: the smallest code
+    return int(xp.argmax(counts))  # the first of the most frequent: the smallest code
 
 
 def mode_value(s):

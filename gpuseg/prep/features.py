@@ -53,7 +53,6 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import DataError
 from .._threads import in_threads
-from .._xp import bincount
 from ..backend import array_namespace
 from ..io.schemas import EVENT_TYPES
 from .clean import CleanedData
@@ -263,7 +262,7 @@ def _counted(codes, n: int, bins, width: int):
     (``codes``: each row's customer 0..n-1; ``bins``: 0..width-1)."""
     xp = array_namespace(codes)
     keys = codes * width + bins.astype(codes.dtype, copy=False)
-    return xp.ascontiguousarray(bincount(keys, minlength=n * width).reshape(n, width).T)
+    return xp.ascontiguousarray(xp.bincount(keys, minlength=n * width).reshape(n, width).T)
 
 
 def _time_counts(ts, codes, n: int, config: FeatureConfig) -> dict[str, Any]:
