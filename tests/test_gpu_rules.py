@@ -444,4 +444,3 @@ def test_gpu_reader_fallback_keeps_every_column_as_text(tmp_path, fake_cudf):
     p = _write(tmp_path / "m.csv", HEADER + ROWS[0] + "2019-10-01 00:00:05 UTC,view,1\n" + "".join(ROWS[1:]))
     frame, _ = readers._read_gpu([p], "csv", COLUMNS, ["user_id"])
     assert all(pd.api.types.is_string_dtype(frame[c]) for c in frame.columns), frame.dtypes
-
