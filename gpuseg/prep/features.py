@@ -53,7 +53,7 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import DataError
 from .._threads import in_threads
-from ..backend import array_namespace
+from ..backend import array_namespace, series_values
 from ..io.schemas import EVENT_TYPES
 from .clean import CleanedData
 
@@ -285,8 +285,6 @@ def _row_counts(f, codes, n: int, config: FeatureConfig, top: list[int]) -> dict
     time indicator and top category (``c_<i>``; a code of ``top`` below 0, such as -2 for a
     model's category these data lack, matches no row), counted by ``bincount`` rather than
     summed from one indicator column each (exact: they are integers)."""
-    from ..backend import series_values
-
     xp = array_namespace(codes)
     cols = _time_counts(series_values(f["ts"]), codes, n, config) if "time" in set(config.groups) else {}
     if top:
@@ -332,8 +330,6 @@ def _indicator_codes(f, data: CleanedData, config: FeatureConfig, spec: FeatureS
 def _group_codes(groups) -> Any:
     """Each row's group number in a ``groupby(..., sort=True)`` (its row in the aggregates),
     as an int64 array on the frame's device."""
-    from ..backend import series_values
-
     return series_values(groups.ngroup()).astype(np.int64, copy=False)
 
 
@@ -473,8 +469,6 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
 
 def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
     """Per-customer aggregates of the rows ``f`` (every row of each of their customers)."""
-    from ..backend import series_values
-
     et = f["etype"]
     work = f[["customer_id", "ts"]].copy()
     work["is_cart"] = (et == 1).astype("int32")
