@@ -542,26 +542,71 @@ def arrow_to_pandas(table, categorical: list[str] = (), ids: list[str] = (), cod
                     in_order: bool = False) -> pd.DataFrame:
     """An Arrow table of input columns as pandas: dates as timestamps, plain-integer ids as
     int64, ``codes`` text columns as int32 codes (:func:`text_codes`, ``in_order`` passed
-    on), categorical text as categories."""
-    import pyarrow as pa
+    on), categorical text as categories.
 
+    The columns convert independently (Arrow's kernels release the GIL), so from
+    ``_CONVERT_THREADS_ROWS`` rows they convert in the run's threads."""
+    jobs = [(i, job) for i, fld in enumerate(table.schema)
+            if (job := _column_job(fld, categorical, ids, codes)) is not None]
+
+    def convert(item):
+        i, job = item
+        return job(table.column(i), in_order)
+
+    threaded = table.num_rows >= _CONVERT_THREADS_ROWS and len(jobs) > 1
+    done = in_threads(convert, jobs, "gpuseg-read") if threaded else [convert(item) for item in jobs]
     coded = {}
-    for i, fld in enumerate(table.schema):
-        if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
-            table = table.set_column(i, fld.name, table.column(i).cast(pa.timestamp("s")))
-        elif fld.name in codes and _is_text(fld.type):
-            coded[fld.name] = (i, text_codes(table.column(i), in_order))
-        elif fld.name in ids and fld.name not in categorical and (ints := _plain_integers(table.column(i))) is not None:
-            table = table.set_column(i, fld.name, ints)
-        elif fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
-            # text columns become categories here: Arrow encodes them several times faster
-            # than pandas' astype("category")
-            table = table.set_column(i, fld.name, table.column(i).dictionary_encode())
+    for (i, job), out in zip(jobs, done):
+        name = table.schema.field(i).name
+        if job is _coded:
+            coded[name] = (i, out)
+        elif out is not None:
+            table = table.set_column(i, name, out)
     table = table.drop_columns(list(coded))
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     for name, (i, values) in coded.items():  # back in place: columns keep the file's order
         frame.insert(i, name, pd.Series(values, index=frame.index, name=name))
     return frame
+
+
+#: Rows from which :func:`arrow_to_pandas` converts its columns in the run's threads.
+_CONVERT_THREADS_ROWS = 1_000_000
+
+
+def _column_job(fld, categorical, ids, codes):
+    """What :func:`arrow_to_pandas` does to one column (a function of the column and
+    ``in_order`` giving the new column, or None to keep it), or None for nothing."""
+    import pyarrow as pa
+
+    if pa.types.is_date(fld.type):  # CSV dates inferred by Arrow ("2011-01-01")
+        return _date_as_timestamp
+    if fld.name in codes and _is_text(fld.type):
+        return _coded
+    if fld.name in ids and fld.name not in categorical:
+        return _id_integers
+    if fld.name in categorical and (pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type)):
+        # text columns become categories here: Arrow encodes them several times faster
+        # than pandas' astype("category")
+        return _dictionary
+    return None
+
+
+def _date_as_timestamp(col, in_order: bool):
+    import pyarrow as pa
+
+    return col.cast(pa.timestamp("s"))
+
+
+def _coded(col, in_order: bool):
+    return text_codes(col, in_order)
+
+
+def _id_integers(col, in_order: bool):
+    return _plain_integers(col)
+
+
+def _dictionary(col, in_order: bool):
+    return col.dictionary_encode()
 
 
 def _is_text(typ) -> bool:

@@ -753,13 +753,21 @@ def test_times_parsed_in_pieces_and_threads_equal_one_parse(monkeypatch, fmt):
     assert got.isna().sum() == text.isna().sum() + (text == "not a time").sum()
 
 
-def test_arrow_columns_converted_keep_their_order_and_values():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_arrow_columns_converted_keep_their_order_and_values(monkeypatch, threads):
     """The reader's per-column conversions (codes, integer ids, categories, dates) give each
-    column its type and values, in the file's order."""
+    column its type and values, in the file's order, in one thread or in the run's threads."""
     import pyarrow as pa
 
+    from gpuseg import backend as _backend
+    from gpuseg.io import readers as R
     from gpuseg.io.readers import arrow_to_pandas
 
+    monkeypatch.setattr(_backend, "RUN_THREADS", threads)
+    monkeypatch.setattr(R, "_CONVERT_THREADS_ROWS", 0 if threads > 1 else 10**9)
+    ran = []
+    real = R.in_threads
+    monkeypatch.setattr(R, "in_threads", lambda *a, **k: ran.append(1) or real(*a, **k))
     table = pa.table({
         "day": pa.array([0, 1, 2, None], type=pa.date32()),
         "session": pa.array(["s1", "s2", None, "s1"]),
@@ -777,6 +785,7 @@ def test_arrow_columns_converted_keep_their_order_and_values():
     assert got["code"].tolist() == ["007", "8", "9", "9"]  # a leading zero keeps the ids text
     assert str(got["kind"].dtype) == "category" and got["kind"].tolist()[:3] == ["view", "cart", "view"]
     assert got["price"].tolist()[:2] == [1.0, 2.5]
+    assert bool(ran) == (threads > 1)
 
 
 @pytest.mark.parametrize("forms", [
