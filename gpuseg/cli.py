@@ -638,6 +638,9 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress, listed_in=str(side))
+    ahead = _as_of_ahead(reference, int(cleaned.reference_time))
+    if ahead:
+        progress.note(ahead)
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned, reference)
     listed = prepared.cleaned.excluded  # cleaning's, and --as-of's customers without events before it
@@ -673,8 +676,23 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         + (f"{n_excluded:,} customers of the input excluded while cleaning"
            + (" or for having no events before --as-of" if args.as_of else "")
            + f": listed with the reason in {side}\n" if n_excluded else "")
+        + (ahead + "\n" if ahead else "")
     )
     return 0
+
+
+def _as_of_ahead(reference: int | None, last_event: int) -> str:
+    """A line when ``--as-of`` lies more than a day after the input's last event (a typo in
+    the year, or scoring "as of today" on an old extract): recency then counts from it, and
+    every customer looks that much less recent. Empty otherwise."""
+    if reference is None or reference - last_event <= 86_400:
+        return ""
+    import pandas as pd
+
+    days = (reference - last_event) // 86_400
+    last = pd.Timestamp(last_event, unit="s").strftime("%Y-%m-%d %H:%M")
+    return (f"--as-of is {days:,} days after the input's last event ({last}): recency counts from --as-of, "
+            f"so every customer looks {days:,} days less recent than at the end of the data")
 
 
 def _cmd_update(args: argparse.Namespace) -> int:

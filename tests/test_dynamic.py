@@ -753,3 +753,22 @@ def test_migrate_and_update_list_the_customers_cleaning_excluded(events, kmeans_
     assert main(["update", "--model", str(kmeans_run / "model"), "--input", str(data), "--out", str(upd)]) == 0
     assert f"({tmp_path / 'upd.excluded.csv'} says why)" in capsys.readouterr().err
     assert sorted(pd.read_csv(tmp_path / "upd.excluded.csv")["customer_id"]) == [111111111, 222222222]
+
+
+def test_assign_says_when_as_of_lies_after_the_data(events, kmeans_run, tmp_path, capsys):
+    """An --as-of long after the input's last event is taken (scoring "as of today"), but
+    the run says how many days of recency it adds to every customer."""
+    from gpuseg.cli import _as_of_ahead
+    from gpuseg.dynamic import as_of_time
+
+    last = int(pd.read_parquet(events / "new.parquet")["event_time"].max().timestamp())
+    day = pd.Timestamp(last, unit="s").strftime("%Y-%m-%d")
+    assert _as_of_ahead(None, last) == "" and _as_of_ahead(as_of_time(day), last) == ""
+    out = tmp_path / "late.parquet"
+    rc = main(["assign", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+               "--out", str(out), "--as-of", "2091-01-01", "-q"])
+    assert rc == 0 and len(pd.read_parquet(out)) == 1500
+    said = capsys.readouterr().out
+    assert "--as-of is" in said and "days after the input's last event" in said
+    days = int(said.split("--as-of is ")[1].split(" days")[0].replace(",", ""))
+    assert days == (as_of_time("2091-01-01") - last) // 86_400
