@@ -301,17 +301,33 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
             labels, A, more = self._adapt(X, T, mean, active, labels, steps=(self.shrinkage,))
             W, centers, _ = _within(T, mean, X, labels, self.n_clusters)
             n_iter += more
-        self.labels_ = labels
         self.metric_ = A
         self.cluster_centers_ = xp.asarray(to_namespace(centers, xp), dtype=X.dtype)
-        self.embedding_ = X @ xp.asarray(to_namespace(A, xp), dtype=X.dtype)
-        self.embedding_centers_ = self.cluster_centers_ @ xp.asarray(to_namespace(A, xp), dtype=X.dtype)
+        self.n_features_in_ = X.shape[1]
+        labels, W = self._final_assignment(X, T, mean, labels, W)
+        self.labels_ = labels
+        self.embedding_ = X @ self._metric_on(xp, X.dtype)
+        self.embedding_centers_ = self._latent_centers(xp, X.dtype)
         # in the input space, so that inertia compares across k (each k learns its own metric)
         self.inertia_ = float(np.trace(W) * X.shape[0])
         self.criterion_ = trace_criterion(T, active, W)
         self.n_iter_ = n_iter
-        self.n_features_in_ = X.shape[1]
         return self
+
+    def _final_assignment(self, X: Any, T: np.ndarray, mean: np.ndarray, labels: Any,
+                          W: np.ndarray) -> tuple[Any, np.ndarray]:
+        """The fitted model's own segments, :meth:`predict` of the training samples (as
+        scikit-learn's K-means ends), and their within-segment covariance. The adaptation
+        stops when fewer than ``tol`` of the samples move, so its last labels can differ from
+        the model's assignment for a few (20 of CDNOW's 23,570 customers); without this step a
+        saved model would not give the run's segments back. Where the model's assignment would
+        empty a segment, the adaptation's labels stay."""
+        xp = array_namespace(X)
+        final = self.predict(X)
+        if bool((final == labels).all()) or bool((xp.bincount(final, minlength=self.n_clusters) == 0).any()):
+            return labels, W
+        W, _, _ = _within(T, mean, X, final, self.n_clusters)
+        return final, W
 
     def _rough_starts(self, S: Any, seeds: np.ndarray) -> list[Any]:
         """Labels of the ``n_init`` best of the rough K-means starts (least within-segment sum
@@ -359,26 +375,31 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     def _metric_on(self, xp: Any, dtype: Any) -> Any:
         return xp.asarray(to_namespace(self.metric_, xp), dtype=dtype)
 
+    def _latent_centers(self, xp: Any, dtype: Any) -> Any:
+        """The centres in the learned metric's space, ``centres @ metric`` in float64 then
+        ``dtype``: computed as a saved model computes them (:mod:`gpuseg.model`), so that
+        its assignment and :meth:`predict` agree to the last bit."""
+        C = np.asarray(to_host(self.cluster_centers_), dtype=np.float64) @ np.asarray(self.metric_, dtype=np.float64)
+        return xp.asarray(to_namespace(C, xp), dtype=dtype)
+
     def predict(self, X: Any) -> Any:
         """Index (int32) of the closest centre in the learned metric."""
-        X, centers = self._centers_for(X)
-        A = self._metric_on(array_namespace(X), X.dtype)
-        return nearest_center(X @ A, centers @ A)[0]
+        X, _ = self._centers_for(X)
+        xp = array_namespace(X)
+        return nearest_center(X @ self._metric_on(xp, X.dtype), self._latent_centers(xp, X.dtype))[0]
 
     def transform(self, X: Any) -> Any:
         """Distances to every centre in the learned metric, shape (n_samples, n_clusters)."""
         from .._xp import squared_distances
 
-        X, centers = self._centers_for(X)
+        X, _ = self._centers_for(X)
         xp = array_namespace(X)
-        A = self._metric_on(xp, X.dtype)
-        return xp.sqrt(squared_distances(X @ A, centers @ A))
+        return xp.sqrt(squared_distances(X @ self._metric_on(xp, X.dtype), self._latent_centers(xp, X.dtype)))
 
     def score(self, X: Any, y: Any = None) -> float:
         """Opposite of the sum of squared distances of X to its nearest centre in the learned
         metric (what the fit decreases)."""
-        X, centers = self._centers_for(X)
+        X, _ = self._centers_for(X)
         xp = array_namespace(X)
-        A = self._metric_on(xp, X.dtype)
-        _, dist = nearest_center(X @ A, centers @ A)
+        _, dist = nearest_center(X @ self._metric_on(xp, X.dtype), self._latent_centers(xp, X.dtype))
         return -float(dist.astype(xp.float64).sum())

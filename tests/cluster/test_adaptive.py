@@ -62,11 +62,26 @@ def test_on_long_bands_it_does_no_worse_than_kmeans():
 def test_predict_in_the_learned_metric_reproduces_the_labels():
     X, _ = parallel_bands(seed=1)
     est = AdaptiveKMeans(3, random_state=0).fit(X)
-    assert np.mean(est.predict(X) == est.labels_) > 0.995
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
     d = est.transform(X)
     assert d.shape == (X.shape[0], 3)
     np.testing.assert_array_equal(d.argmin(axis=1), est.predict(X))
     np.testing.assert_allclose(est.embedding_, X @ est.metric_.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [{"tol": 0.05}, {"tol": 0.05, "max_samples": 1000}, {"max_iter": 1}])
+def test_the_labels_are_the_models_own_assignment(personas, params):
+    """The adaptation stops while a few samples would still move (``tol``, ``max_iter``);
+    the labels are then the fitted model's assignment, so that predict (and a saved model)
+    gives them back exactly, and the inertia is that of those segments."""
+    X, _ = personas
+    est = AdaptiveKMeans(6, random_state=0, **params).fit(X)
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    T, mean, _ = _moments(X)
+    W, _, _ = _within(T, mean, X, est.labels_, 6)
+    assert est.inertia_ == pytest.approx(np.trace(W) * X.shape[0], rel=1e-9)
+    np.testing.assert_allclose(est.embedding_centers_, est.cluster_centers_ @ est.metric_.astype(np.float32),
+                               rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(5))
