@@ -32,6 +32,15 @@ timing       an activity grid             the busiest 3 consecutive weekdays and
 
 A signal whose numbers the data lack (``views`` and ``carts`` in order logs, z-scores or the
 revenue share when not given) does not fire.
+
+A segment named from its place on the recency, frequency and spend map (order logs, and
+segments no persona rule names: :mod:`gpuseg.segments.naming`) also gets the action its
+name's words stand for, when the signals above have not given it already: *Champions*
+loyalty, *Lapsed ...* win-back, *Recent one-timers* onboarding (a second purchase),
+*... repeat* or *frequent ...* cross-sell. So "Lapsed one-timers" get a win-back series
+even where their recency is under the Lapsed persona's 1.5 times the overall one, and
+a name and its advice never disagree. :func:`segment_actions` needs the naming for that
+(``naming=``); without it only the signals decide.
 """
 
 from __future__ import annotations
@@ -43,7 +52,8 @@ import pandas as pd
 
 from .signals import SIGNALS, SegmentStats, segment_stats, signal_holds
 
-__all__ = ["suggest_actions", "segment_actions", "ACTION_RULES", "BROAD_ACTION_RULES", "WEEKDAYS"]
+__all__ = ["suggest_actions", "segment_actions", "ACTION_RULES", "BROAD_ACTION_RULES", "MAP_ACTION_RULES",
+           "WEEKDAYS"]
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -149,7 +159,8 @@ def suggest_actions(
     return _suggest_actions(stats, activity)
 
 
-def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = None) -> dict[int, list[dict]]:
+def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = None,
+                    naming: Mapping[int, Mapping[str, Any]] | None = None) -> dict[int, list[dict]]:
     """:func:`suggest_actions` for every segment of a summary.
 
     Parameters
@@ -158,18 +169,27 @@ def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = 
         From :func:`~gpuseg.segments.profiles.segment_summary`.
     activity : mapping, optional
         Segment -> (7, 24) grid, from :func:`~gpuseg.segments.profiles.activity_grid`.
+    naming : mapping, optional
+        :func:`~gpuseg.segments.naming.name_segments` of the same summary: a segment named
+        from the recency, frequency and spend map also gets its words' action (module doc).
 
     Returns
     -------
     dict of int to list of dict
         Segment -> actions; unassigned customers (-1) get an empty list.
     """
-    return {seg: [] if seg < 0 else _suggest_actions(stats, (activity or {}).get(seg))
+    return {seg: [] if seg < 0 else _suggest_actions(stats, (activity or {}).get(seg),
+                                                     (naming or {}).get(seg, {}).get("map"))
             for seg, stats in segment_stats(summary).items()}
 
 
-def _suggest_actions(stats: SegmentStats, activity: Any) -> list[dict[str, str]]:
-    actions = _fired(ACTION_RULES, stats) or _fired(BROAD_ACTION_RULES, stats)
+def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str] | None = None
+                     ) -> list[dict[str, str]]:
+    actions = _fired(ACTION_RULES, stats)
+    kinds = {a["kind"] for a in actions}
+    actions += [a for a in _map_actions(stats, words) if a["kind"] not in kinds]
+    if not actions:
+        actions = _fired(BROAD_ACTION_RULES, stats)
     if not actions:
         actions.append({"kind": "nurture", "text": "no value, lapse, cart, browsing, tenure or frequency signal "
                         "(see the persona rules): regular newsletter, test offers"})
@@ -186,6 +206,35 @@ def _suggest_actions(stats: SegmentStats, activity: Any) -> list[dict[str, str]]
         if timing:
             actions.append({"kind": "timing", "text": timing})
     return actions
+
+
+#: (kind, the map's words that give it, advice) for segments named from the recency,
+#: frequency and spend map; the first that matches applies (module doc).
+MAP_ACTION_RULES: tuple[tuple[str, Mapping[str, tuple[str, ...]], str], ...] = (
+    ("loyalty", {"recency": ("Recent",), "orders": ("frequent", "repeat"), "spend": ("big spenders",)},
+     "VIP tier, early access to new products and loyalty rewards; keep them away from blanket discounts"),
+    ("win-back", {"recency": ("Lapsed",)},
+     "win-back series ('we miss you' with a time-limited incentive), then reduce frequency if they stay quiet"),
+    ("onboarding", {"recency": ("Recent",), "orders": ("one-time",)},
+     "second-purchase incentive and best-sellers of their first order, while the first one is recent"),
+    ("cross-sell", {"orders": ("frequent", "repeat")},
+     "cross-sell the items bought with their favourites (see the recommendations) and invite them to a "
+     "loyalty tier"),
+)
+
+
+def _map_actions(stats: SegmentStats, words: Mapping[str, str] | None) -> list[dict[str, str]]:
+    """The action of a map-named segment's words (:data:`MAP_ACTION_RULES`), its text led by
+    the segment's recency, orders and spend against the overall ones; [] for other segments."""
+    if not words:
+        return []
+    for kind, wanted, advice in MAP_ACTION_RULES:
+        if all(words.get(part, "") in options for part, options in wanted.items()):
+            numbers = ", ".join(_vs(stats, f) for f in ("recency_days", "frequency", "monetary") if f in stats.mean)
+            place = ", ".join(w for w in (words.get("recency"), words.get("orders"), words.get("spend")) if w)
+            return [{"kind": kind, "text": f"{numbers} ({place.lower()} on the recency, orders and spend map): "
+                                           f"{advice}"}]
+    return []
 
 
 def _fired(rules: tuple[tuple[str, tuple[str, ...], str], ...], stats: SegmentStats) -> list[dict[str, str]]:

@@ -114,7 +114,7 @@ def segment_insights(
         rfm = rfm_scores(features, bins=rfm_bins, cuts=rfm_cuts)
         crosstab = rfm_crosstab(labels, rfm["rfm_segment"])
 
-    behaviour = _behaviour(features, labels, cleaned, summary, utc_offset_hours, top_items)
+    behaviour = _behaviour(features, labels, cleaned, summary, utc_offset_hours, top_items, naming)
     low = _low_confidence(labels, confidence, low_confidence) if confidence is not None else {}
     segments = []
     for s, g in sorted({int(s): g for s, g in summary.groupby("segment")}.items()):
@@ -149,7 +149,7 @@ def segment_insights(
 
 
 def _behaviour(features: Any, labels: Any, cleaned: Any, summary: Any, utc_offset_hours: float,
-               top_items: int) -> dict[str, Any]:
+               top_items: int, naming: Mapping[int, Any] | None = None) -> dict[str, Any]:
     """What the segments' customers did: weekday x hour activity, categories and brands by
     lift, actions, recommended products (each a mapping segment -> value)."""
     frame = cleaned.frame
@@ -164,7 +164,7 @@ def _behaviour(features: Any, labels: Any, cleaned: Any, summary: Any, utc_offse
                                                product_names=cleaned.product_names),
                        getattr(cleaned, "product_labels", {}), cleaned.product_names)
     return {"activity": activity, "categories": categories, "brands": brands,
-            "actions": segment_actions(summary, activity), "recommendations": recs}
+            "actions": segment_actions(summary, activity, naming), "recommendations": recs}
 
 
 def _low_confidence(labels: Any, confidence: Any, threshold: float) -> dict[int, dict[str, Any]]:

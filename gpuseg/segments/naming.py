@@ -192,7 +192,7 @@ def _name_segments(
                         "rule": f"label {seg}: customers no segment took"}
             continue
         persona, rule_text, strength, used = _match(seg_stats, rules)
-        name = persona
+        name, rfm = persona, None
         if persona == FALLBACK_NAME:
             strength = seg_stats.share if seg_stats.share is not None else strength
         if persona == FALLBACK_NAME or orders_only and persona in RFM_PERSONAS:
@@ -202,6 +202,8 @@ def _name_segments(
                 rule_text = rfm[1] + ("" if persona == FALLBACK_NAME else f"; persona {persona}: {rule_text}")
                 used = used | set(RFM_FEATURES)
         out[seg] = {"name": name, "persona": persona, "rule": rule_text}
+        if rfm is not None:  # named from the map: its actions follow the map's words
+            out[seg]["map"] = rfm[2]
         groups[name].append((strength, seg))
         used_features[seg] = used
 
@@ -226,9 +228,11 @@ RFM_FEATURES = ("recency_days", "frequency", "monetary")
 _RFM_WORDS = {"recency_days": ("recency", " days"), "frequency": ("orders", ""), "monetary": ("spend", "")}
 
 
-def _rfm_name(stats: SegmentStats) -> tuple[str, str] | None:
-    """(name, why) from the segment's place on the recency, frequency and spend map (module
-    doc); None without the three features, or in the middle of all three."""
+def _rfm_name(stats: SegmentStats) -> tuple[str, str, dict[str, str]] | None:
+    """(name, why, words) from the segment's place on the recency, frequency and spend map
+    (module doc); ``words``: its ``recency``, ``orders`` and ``spend`` words ("" for the
+    middle), which :mod:`gpuseg.segments.actions` follows. None without the three features,
+    or in the middle of all three."""
     z = {f: stats.z.get(f) for f in RFM_FEATURES}
     mean = {f: stats.mean.get(f) for f in RFM_FEATURES}
     if any(v is None or pd.isna(v) for v in [*z.values(), *mean.values()]):
@@ -253,7 +257,8 @@ def _rfm_name(stats: SegmentStats) -> tuple[str, str] | None:
         name = " ".join(filter(None, (recency, orders, spend)))
     name = name[0].upper() + name[1:]
     why = ", ".join(_versus(stats, f) for f in RFM_FEATURES)
-    return name, f"{why}: named from recency, orders and spend"
+    return name, f"{why}: named from recency, orders and spend", {"recency": recency, "orders": orders,
+                                                                   "spend": spend}
 
 
 def _versus(stats: SegmentStats, feature: str) -> str:

@@ -273,3 +273,47 @@ def test_rfm_names_are_unique_and_recency_means_days_since_the_last_purchase():
         names[s]["name"] for s in (0, 1)} == {"Lapsed one-timers", "Lapsed one-timers (high tenure)"}
     assert names[2]["name"] == "Recent one-timers"
     assert len({v["name"] for v in names.values()}) == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    profiles=st.lists(st.fixed_dictionaries({f: z_values for f in ORDER_FEATURES}), min_size=2, max_size=8),
+    recency=st.lists(st.sampled_from([5.0, 10.0, 12.0, 14.0, 30.0]), min_size=8, max_size=8),
+    frequency=st.lists(st.sampled_from([1.0, 1.2, 2.0, 10.0]), min_size=8, max_size=8),
+)
+def test_map_names_and_actions_agree(profiles, recency, frequency):
+    """In an order log the recency, frequency and spend map names the segments; with the
+    naming, a segment gets win-back exactly when its name says Lapsed (or its persona is
+    Lapsed), loyalty when it is called Champions, and never the bare nurture under a name
+    from the map that stands for an action (lapsed, recent one-timers, repeat or frequent)."""
+    segments = dict(enumerate(profiles))
+    means = {i: {"recency_days": recency[i], "frequency": frequency[i]} for i in segments}
+    summary = make_summary(segments, features=ORDER_FEATURES, means=means)
+    names = name_segments(summary)
+    actions = segment_actions(summary, naming=names)
+    for seg, v in names.items():
+        kinds = [a["kind"] for a in actions[seg]]
+        lapsed = v.get("map", {}).get("recency") == "Lapsed" or v["persona"] == "Lapsed"
+        assert lapsed == ("win-back" in kinds), (v, kinds)
+        assert v["name"].startswith("Lapsed") <= lapsed
+        if v["name"].split(" (")[0] == "Champions":
+            assert "loyalty" in kinds, (v, kinds)
+        words = v.get("map", {})
+        if words.get("orders") in ("repeat", "frequent") or words.get("recency") == "Lapsed" or (
+                words.get("recency") == "Recent" and words.get("orders") == "one-time"):
+            assert "nurture" not in kinds, (v, kinds)
+
+
+def test_lapsed_one_timers_below_the_lapsed_persona_get_win_back():
+    """CDNOW's case: one-time buyers whose recency is 1.27 times the overall one (z +0.63)
+    are named Lapsed one-timers by the map, under the Lapsed persona's 1.5 times; the
+    advice follows the name."""
+    summary = make_summary({0: {"recency_days": 0.63}, 1: {}}, features=ORDER_FEATURES,
+                           means={0: {"recency_days": 12.7, "frequency": 1.0}})
+    names = name_segments(summary)
+    assert names[0]["name"] == "Lapsed one-timers" and names[0]["persona"] == "Occasional"
+    assert [a["kind"] for a in segment_actions(summary)[0]] == ["nurture"]  # the signals alone
+    got = segment_actions(summary, naming=names)[0]
+    assert [a["kind"] for a in got] == ["win-back"]
+    assert got[0]["text"].startswith("days since last activity 12.7 vs 10 overall (1.3x, z=+0.63)")
+    assert "lapsed, one-time, buyers on the recency, orders and spend map" in got[0]["text"]
