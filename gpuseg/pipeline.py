@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, backend as _backend
-from .cluster import METHODS, check_method_params, consensus_members, resolve_methods
+from .cluster import DEEP_METHODS, METHODS, check_method_params, consensus_members, resolve_methods
 from .config import ClusterConfig, RunConfig
 from .errors import ConfigError
 from .evaluate.comparison import METHOD_RULE, choose_method, comparison_table, sensitivity_table
@@ -348,7 +348,10 @@ def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     consensus_params = dict(dict(config.params).get("consensus", ()))
-    methods = resolve_methods(config.cluster.methods, consensus_params, deep_available=_torch_available())
+    deep = _torch_available()
+    methods = resolve_methods(config.cluster.methods, consensus_params, deep_available=deep)
+    if not deep and "all" in [str(m).strip().lower() for m in config.cluster.methods]:
+        progress.note(f"--methods all: {', '.join(DEEP_METHODS)} left out, they need PyTorch: {_backend.TORCH_HINT}")
     if config.select is not None and config.select not in methods:
         raise ConfigError(f"--select {config.select}: that method did not run; add it to --methods")
     for method, table in config.params:  # wrong values fail here, before the data are read

@@ -582,3 +582,25 @@ def test_a_run_allocates_arrow_memory_from_jemalloc_and_gives_the_pool_back(monk
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")  # the user's choice stands
     with arrow_pool() as name:
         assert name == before == pa.default_memory_pool().backend_name
+
+
+def test_all_without_torch_leaves_the_deep_methods_out_and_says_so(tmp_path, monkeypatch):
+    """--methods all on an install without PyTorch runs every other method (the README:
+    without it everything else works) and names what it left out, instead of stopping."""
+    import gpuseg.pipeline as P
+    from gpuseg.cluster import AVAILABLE, DEEP_METHODS
+
+    monkeypatch.setattr(P, "_torch_available", lambda: False)
+    notes = []
+
+    class Notes(Progress):
+        def note(self, text):
+            notes.append(text)
+
+    cfg = build_config({"params": {"pso_kmeans": {"n_particles": 4, "max_iter": 5}, "som": {"n_epochs": 2}}},
+                       out=str(tmp_path), synthetic_customers=300, k="3", methods="all", device="cpu", stability=0,
+                       report=False)
+    result = run(cfg, Notes())
+    assert list(result.metrics["methods"]) == [m for m in AVAILABLE if m not in DEEP_METHODS]
+    said = [n for n in notes if n.startswith("--methods all:")]
+    assert len(said) == 1 and all(m in said[0] for m in DEEP_METHODS) and "PyTorch" in said[0]

@@ -37,6 +37,7 @@ __all__ = [
     "METHODS",
     "AVAILABLE",
     "DEFAULT_METHODS",
+    "DEEP_METHODS",
     "MethodSpec",
     "make_estimator",
     "resolve_methods",
@@ -161,6 +162,10 @@ AVAILABLE = tuple(m for m in METHOD_NAMES if m in METHODS)
 DEFAULT_METHODS = ("adaptive_kmeans",)
 
 
+#: The methods that need PyTorch.
+DEEP_METHODS = ("deep_kmeans", "dec", "idec")
+
+
 def consensus_members(params: Mapping[str, Any] | None = None, deep_available: bool = True) -> tuple[str, ...]:
     """The consensus' members: ``[params.consensus] members`` or the default hybrid, without
     the deep members when torch is missing (only for the default).
@@ -175,8 +180,7 @@ def consensus_members(params: Mapping[str, Any] | None = None, deep_available: b
 
     given = (params or {}).get("members")
     if given is None:
-        members = DEFAULT_MEMBERS if deep_available else tuple(
-            m for m in DEFAULT_MEMBERS if m not in ("deep_kmeans", "dec", "idec"))
+        members = DEFAULT_MEMBERS if deep_available else tuple(m for m in DEFAULT_MEMBERS if m not in DEEP_METHODS)
         return tuple(members)
     if isinstance(given, str) or not all(isinstance(m, str) for m in given):
         raise ConfigError(f"config [params.consensus] members must be a list of method names, not {given!r}")
@@ -194,7 +198,8 @@ def resolve_methods(
     names: tuple[str, ...] | list[str], consensus_params: Mapping[str, Any] | None = None,
     deep_available: bool = True,
 ) -> tuple[str, ...]:
-    """Validate ``--methods`` names; ``all`` expands to every available method; the
+    """Validate ``--methods`` names; ``all`` expands to every available method (without the
+    deep ones, :data:`DEEP_METHODS`, when ``deep_available`` is False: torch is missing); the
     consensus brings its members (placed before it).
 
     Raises
@@ -208,7 +213,7 @@ def resolve_methods(
     for name in names:
         name = name.strip().lower()
         if name == "all":
-            out.extend(m for m in AVAILABLE if m not in out)
+            out.extend(m for m in AVAILABLE if m not in out and (deep_available or m not in DEEP_METHODS))
             continue
         if name not in METHOD_NAMES:
             raise ConfigError(f"--methods: unknown method {name!r}; choose from {', '.join(METHOD_NAMES)} or all")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuseg.cluster import AVAILABLE, METHOD_NAMES, METHODS, make_estimator, method_params, resolve_methods
+from gpuseg.cluster import AVAILABLE, DEEP_METHODS, METHOD_NAMES, METHODS, make_estimator, method_params, resolve_methods
 from gpuseg.errors import ConfigError
 
 
@@ -14,6 +14,10 @@ def test_resolve_methods():
     assert resolve_methods(["consensus"], deep_available=False) == (
         "adaptive_kmeans", "kmeans", "minibatch_kmeans", "consensus")
     assert resolve_methods(["all"]) == AVAILABLE
+    # without torch, all leaves the deep methods out (named ones stay: they then say what to install)
+    assert resolve_methods(["all"], deep_available=False) == tuple(m for m in AVAILABLE if m not in DEEP_METHODS)
+    assert set(DEEP_METHODS) <= set(AVAILABLE)
+    assert resolve_methods(["kmeans", "dec"], deep_available=False) == ("kmeans", "dec")
     assert resolve_methods(["KMeans_Random", "kmeans", "kmeans"]) == ("kmeans_random", "kmeans")
     # members already listed keep their place; the rest go right before the consensus
     assert resolve_methods(["gmm", "consensus", "ward"], {"members": ["kmeans", "gmm", "som"]}) == (
