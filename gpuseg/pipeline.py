@@ -1185,16 +1185,18 @@ def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _bac
 
 
 def _value_profiles(profiles: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
-    """The segment means of the lifetime-value columns (over customers with a purchase) and
-    each segment's share of the total predicted value, added to the profiles."""
+    """The segment means of the lifetime-value columns (over customers with a purchase, counted
+    in ``value_customers``) and each segment's share of the total predicted value, added to
+    the profiles."""
     seg = _backend.to_host(segments[["segment", *VALUE_COLUMNS]])
     if seg["predicted_clv"].isna().all():
         return profiles
     means = seg.groupby("segment")[list(VALUE_COLUMNS)].mean()
     total = seg["predicted_clv"].sum()
     means["predicted_clv_share"] = seg.groupby("segment")["predicted_clv"].sum() / total if total > 0 else np.nan
-    return profiles.merge(means.add_prefix("mean_").rename(columns={"mean_predicted_clv_share":
-                                                                     "predicted_clv_share"}),
+    means["value_customers"] = seg.groupby("segment")["predicted_clv"].count()  # those with a purchase
+    return profiles.merge(means.add_prefix("mean_").rename(columns={"mean_predicted_clv_share": "predicted_clv_share",
+                                                                     "mean_value_customers": "value_customers"}),
                           left_on="segment", right_index=True, how="left")
 
 

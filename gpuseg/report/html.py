@@ -450,14 +450,15 @@ def _segments(run: RunOutputs, names: Mapping[int, str]) -> dict[str, Any]:
     n_total = len(run.segments)
     segments = sorted(set(prof_rows) | {int(s) for s in counts.index} | set(by_segment))
     n_assigned = sum(s >= 0 for s in segments)
-    cards = [_card(s, names, prof_rows.get(s), by_segment.get(s, {}), int(counts.get(s, 0)), n_total, n_assigned)
-             for s in segments]
+    fit = _dict(run.metrics.get("lifetime_value"))
+    cards = [_card(s, names, prof_rows.get(s), by_segment.get(s, {}), int(counts.get(s, 0)), n_total, n_assigned,
+                   fit) for s in segments]
     return {"cards": cards, "explanation": _explanation(_dict(insights.get("explanation"))),
             "crosstab": _crosstab(_dict(_dict(insights.get("rfm")).get("crosstab")), names)}
 
 
 def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None, ins: Mapping[str, Any],
-          count: int, n_total: int, n_assigned: int) -> dict[str, Any]:
+          count: int, n_total: int, n_assigned: int, fit: Mapping[str, Any] | None = None) -> dict[str, Any]:
     name = names.get(segment, "unassigned" if segment < 0 else f"segment {segment}")
     size = _int(ins.get("size")) if ins.get("size") is not None else None
     if size is None:
@@ -472,7 +473,7 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
         "show_id": name != f"segment {segment}",
         "size": _num(size), "share": _pct(share),
         "revenue_share": _pct(ins["revenue_share"]) if ins.get("revenue_share") is not None else None,
-        "value": _value_line(prof),
+        "value": _value_line(prof, fit, size),
         "low_confidence": {
             "count": _num(_int(low["count"])),
             "share": _pct(low["share"]) if low.get("share") is not None else None,
@@ -515,8 +516,12 @@ def _card_insights(ins: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _value_line(prof: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The segment's lifetime value from profiles.csv (BG/NBD + Gamma-Gamma), or None."""
+def _value_line(prof: Mapping[str, Any] | None, fit: Mapping[str, Any] | None = None,
+                size: int | None = None) -> dict[str, Any] | None:
+    """The segment's lifetime value from profiles.csv (BG/NBD + Gamma-Gamma), or None: its
+    means over the customers with a purchase (the others have no value), over the fit's
+    horizon (metrics.json ``lifetime_value``), with a warning when that horizon is more than
+    twice the history the models were fitted on."""
     if prof is None or _float(prof.get("mean_predicted_clv")) is None:
         return None
 
@@ -524,11 +529,20 @@ def _value_line(prof: Mapping[str, Any] | None) -> dict[str, Any] | None:
         v = _float(prof.get(key))
         return None if v is None else fmt(v)
 
+    fit = fit or {}
+    horizon, history = _float(fit.get("horizon_days")), _float(fit.get("history_days"))
+    buyers = _int(prof.get("value_customers")) if _float(prof.get("value_customers")) is not None else None
     return {
         "clv": _num(_float(prof["mean_predicted_clv"])),
         "clv_share": optional("predicted_clv_share", _pct),
         "p_alive": optional("mean_p_alive", _num),
         "purchases": optional("mean_expected_purchases", _num),
+        "horizon": f"{horizon:,.0f} days" if horizon is not None else None,
+        "base": (f"{_num(buyers)} of its {_num(size)} customers, those with a purchase" if buyers is not None
+                 and size is not None and buyers < size else None),
+        "stretch": (f"the {horizon:,.0f}-day horizon is {horizon / history:.1f} times the {history:,.0f} days of "
+                    "purchases the models were fitted on: read these values as a ranking more than as amounts"
+                    if horizon is not None and history and horizon > 2 * history else None),
     }
 
 

@@ -256,6 +256,7 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
     bg = BGNBD().fit(x, t_x, T)
     r, alpha, a, b = bg.params_
     summary = {"status": "ok", **settings, "customers": len(history), "repeat_customers": repeaters,
+               "history_days": float(history["T"].max()),
                "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
                          "converged": bg.converged_},
                "gamma_gamma": _fit_spend(history, xp)}

@@ -347,3 +347,18 @@ def test_number_array_formats_each_value_and_writes_null_for_non_finite(fmt):
 def test_the_notes_say_what_stability_does_not_prove(page):
     assert "<strong>Stability:</strong>" in page and "not that the customers form distinct groups" in page
     assert "A starting point, not a finding" in page
+
+
+def test_value_line_states_its_horizon_its_base_and_a_stretched_horizon():
+    """The card's lifetime value says over how many days, over which customers (those with a
+    purchase), and warns when the horizon is more than twice the fitted history."""
+    prof = {"mean_predicted_clv": 120.0, "mean_p_alive": 0.8, "mean_expected_purchases": 2.0,
+            "predicted_clv_share": 0.25, "value_customers": 40}
+    got = report._value_line(prof, {"horizon_days": 365.0, "history_days": 60.0}, 100)
+    assert got["horizon"] == "365 days" and got["base"] == "40 of its 100 customers, those with a purchase"
+    assert got["stretch"].startswith("the 365-day horizon is 6.1 times the 60 days of purchases")
+    fits = report._value_line(prof, {"horizon_days": 365.0, "history_days": 540.0}, 40)
+    assert fits["stretch"] is None and fits["base"] is None  # every customer bought: no base to state
+    old = report._value_line(prof)  # a run from before: no fit or size known
+    assert old["horizon"] is None and old["stretch"] is None and old["clv"] == "120.0"
+    assert report._value_line({"mean_predicted_clv": float("nan")}) is None
