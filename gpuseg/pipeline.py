@@ -818,7 +818,7 @@ def _local_stages(config: RunConfig, files: list, kind: str, be: _backend.Backen
             data = load_files(files, kind, be, config.format, rename, config.clean.timestamp_format, config.input)
             source = config.input
         st["detail"] = (f"{data.rows_read:,} rows of {data.schema.name} from {_files_label(data.files, source)}"
-                        f"{read_as(data.column_map, rename)}")
+                        f"{read_as(data.column_map, rename)}" + "".join(f"; {n}" for n in data.notes))
         if backtest is not None:
             data = backtest.split(data)
             r = backtest.rows

@@ -109,6 +109,9 @@ class LoadedData:
         CSV rows with the wrong number of fields, skipped while reading.
     examples : dict
         Column -> one value that could not be read as a time or a number.
+    notes : list of str
+        What the user should know of how the data were read (two timestamp formats that
+        read every time alike, and which was taken).
     """
 
     frame: Any
@@ -119,6 +122,7 @@ class LoadedData:
     timestamp_format: str = ""
     rows_malformed: int = 0
     examples: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _is_csv(name: str) -> bool:
@@ -439,8 +443,9 @@ def load_files(
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
+    notes: list[str] = []
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
-                                    examples=examples, codes=True, strict=times_as_text)
+                                    examples=examples, codes=True, strict=times_as_text, notes=notes)
     used_fmt = typed_fmt or used_fmt  # times the reader typed in a detected format: that format, not "native"
     return LoadedData(
         frame=frame,
@@ -451,6 +456,7 @@ def load_files(
         timestamp_format=used_fmt,
         rows_malformed=malformed,
         examples=examples,
+        notes=notes,
     )
 
 
@@ -473,11 +479,12 @@ def from_frame(
     if backend.is_gpu:
         frame = backend.frame.from_pandas(frame)
     examples: dict[str, str] = {}
+    notes: list[str] = []
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples,
-                                    codes=True)
+                                    codes=True, notes=notes)
     return LoadedData(
         frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt,
-        examples=examples,
+        examples=examples, notes=notes,
     )
 
 
@@ -1026,7 +1033,8 @@ def csv_field_check(lines: Any, sep: str, n_fields: int | None = None) -> tuple[
 
 
 def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str,
-                  examples: dict[str, str] | None = None, codes: bool = False, strict: bool | None = None):
+                  examples: dict[str, str] | None = None, codes: bool = False, strict: bool | None = None,
+                  notes: list[str] | None = None):
     """Schema names, parsed times, numbers and categories. ``examples`` (when given) gets,
     per column, one value that could not be read (cleaning then drops its row and says why).
     ``strict`` (default: whether ``ts_format`` is given): the format is the user's and reads
@@ -1040,7 +1048,8 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     frame = frame.rename(columns=mapping)[[mapping[c] for c in mapping]]
     raw_time = frame[schema.time]
     strict = bool(ts_format) if strict is None else strict
-    frame, used = _parse_time(frame, schema.time, backend, ts_format, source, strict)
+    shown = next((src for src, dst in mapping.items() if dst == schema.time), schema.time)
+    frame, used = _parse_time(frame, schema.time, backend, ts_format, source, strict, notes, shown)
     if examples is not None and int((frame[schema.time].isna() & raw_time.notna()).sum()):
         examples[schema.time] = _example_invalid(raw_time, frame[schema.time])
     for col in schema.numeric:
@@ -1175,7 +1184,16 @@ def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
     return ranked[0]
 
 
-def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, strict: bool = True):
+def _ambiguous_time(col: str, fmt: str, rival: str, example: list[str]) -> str:
+    """The line for a time column that two formats read alike (no day above 12 tells month
+    first from day first): which was taken, and how to take the other."""
+    shown = f" such as {example[0]!r}" if example else ""
+    return (f"column {col!r}: every time{shown} reads as {fmt!r} and as {rival!r} alike; took {fmt!r}. If that is "
+            f"wrong, give --config [clean] timestamp_format = '{rival}'")
+
+
+def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, strict: bool = True,
+                notes: list[str] | None = None, shown: str | None = None):
     s = frame[col]
     kind = s.dtype.kind
     if kind == "M":  # typed timestamps (Parquet, generated data)
@@ -1201,14 +1219,18 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
         elif len(tied) == 1:
             fmt = tied[0]
         else:  # e.g. day/month vs month/day on a sample: decide on the whole column
-            fmt = max(tied, key=lambda f: (int(_parse_time_on(s, f, backend).notna().sum()), -tied.index(f)))
+            reads = {f: int(_parse_time_on(s, f, backend).notna().sum()) for f in tied}
+            fmt = max(tied, key=lambda f: (reads[f], -tied.index(f)))
+            rival = next((f for f in tied if f != fmt and reads[f] == reads[fmt]), None)
+            if rival is not None and notes is not None:
+                notes.append(_ambiguous_time(shown or col, fmt, rival, _host_sample(s, 1)))
     parsed = _parse_time_on(s, fmt, backend)
     valid = int(parsed.notna().sum())
     if not (ts_format and strict) and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside a detected format
         parsed = _iso_leftovers(s, parsed, backend)
         valid = int(parsed.notna().sum())
     if ts_format and not strict and valid < _MIN_VALID_SHARE * nonnull:  # a model's format these times are not in
-        return _parse_time(frame, col, backend, "", source, strict=False)
+        return _parse_time(frame, col, backend, "", source, strict=False, notes=notes, shown=shown)
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
         readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())

@@ -899,3 +899,25 @@ def test_times_typed_while_reading_are_those_parsed_after(tmp_path, monkeypatch,
     pd.testing.assert_frame_equal(typed.frame, text.frame)
     assert typed.timestamp_format == text.timestamp_format == "%Y-%m-%d %H:%M:%S UTC"
     assert typed.examples == text.examples and typed.rows_read == text.rows_read
+
+
+@pytest.mark.parametrize("days, noted", [(range(1, 13), True), (range(1, 29), False)])
+def test_dates_that_read_month_or_day_first_alike_say_which_was_taken(cpu, tmp_path, days, noted):
+    """No day above 12: month first and day first read every date, so the run says which it
+    took and how to take the other; one day above 12 decides, and nothing is said."""
+    from gpuseg.io.readers import load_files, resolve_paths
+
+    rng = np.random.default_rng(0)
+    d = rng.choice(list(days), 200)
+    m = rng.integers(1, 13, 200)
+    text = [f"{a:02d}/{b:02d}/2021" for a, b in zip(m, d)]
+    path = tmp_path / "orders.csv"
+    pd.DataFrame({"customer_id": np.arange(200) % 9, "Order Date": text, "amount": 3.5}).to_csv(path, index=False)
+    files, kind = resolve_paths(str(path))
+    data = load_files(files, kind, cpu)
+    assert data.timestamp_format == "%m/%d/%Y"
+    if noted:
+        assert len(data.notes) == 1 and data.notes[0].startswith("column 'Order Date': every time such as ")
+        assert "took '%m/%d/%Y'" in data.notes[0] and "timestamp_format = '%d/%m/%Y'" in data.notes[0]
+    else:
+        assert data.notes == []
