@@ -607,7 +607,8 @@ def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any 
     loaded = load_input(model, args.input, be, rename, exclude=exclude)
     renamed = {**dict(model.config.get("rename", {})), **rename}
     progress.stage_finished("load", time.perf_counter() - t0,
-                            f"{loaded.rows_read:,} rows{read_as(loaded.column_map, renamed)}")
+                            f"{loaded.rows_read:,} rows{read_as(loaded.column_map, renamed)}"
+                            + "".join(f"; {n}" for n in loaded.notes))
     t0 = time.perf_counter()
     cleaned = clean_like_model(model, loaded, be)
     from .prep.clean import describe_cleaning

@@ -38,7 +38,7 @@ import pandas as pd
 from .._threads import in_threads
 from ..backend import Backend, gpu_module, is_gpu_frame, nullable_codes
 from ..errors import DataError, SchemaError
-from .schemas import Schema, detect_format
+from .schemas import Schema, detect_format, unused_time_column
 
 __all__ = ["LoadedData", "resolve_paths", "read_header", "load", "from_frame", "TIMESTAMP_FORMATS"]
 
@@ -443,7 +443,7 @@ def load_files(
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
-    notes: list[str] = []
+    notes = _time_of_day_notes(first, mapping, schema)
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
                                     examples=examples, codes=True, strict=times_as_text, notes=notes)
     used_fmt = typed_fmt or used_fmt  # times the reader typed in a detected format: that format, not "native"
@@ -479,13 +479,24 @@ def from_frame(
     if backend.is_gpu:
         frame = backend.frame.from_pandas(frame)
     examples: dict[str, str] = {}
-    notes: list[str] = []
+    notes = _time_of_day_notes([str(c) for c in df.columns], mapping, schema)
     frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples,
                                     codes=True, notes=notes)
     return LoadedData(
         frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt,
         examples=examples, notes=notes,
     )
+
+
+def _time_of_day_notes(columns: list[str], mapping: dict[str, str], schema: Schema) -> list[str]:
+    """The line for a ``Time`` column beside the ``Date`` read as the timestamp, which gpuseg
+    does not combine (:func:`~gpuseg.io.schemas.unused_time_column`), in a list; else []."""
+    extra = unused_time_column(columns, mapping, schema)
+    if extra is None:
+        return []
+    date = next(src for src, dst in mapping.items() if dst == schema.time)
+    return [f"column {extra!r} not used: the times come from {date!r} alone, so the features of the time of day "
+            f"are left out; write date and time into one column to use them"]
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -196,6 +196,17 @@ _ORDER_TOTALS = frozenset({"ordertotal", "totalamount", "orderamount", "orderval
                            "ordertotalamount", "amountpaid", "totalpaid", "paymentvalue"})
 
 
+def unused_time_column(columns: list[str], mapping: dict[str, str], schema: Schema) -> str | None:
+    """A column of times of day that the time read does not hold: ``Time`` (or ``Order Time``)
+    beside the ``Date`` (or ``Order Date``) column read as the timestamp. gpuseg reads one
+    time column, so the times of day are left out; None when there is no such pair."""
+    date = next((src for src, dst in mapping.items() if dst == schema.time), None)
+    if date is None or not _norm(date).endswith("date"):
+        return None
+    wanted = {"time", _norm(date)[: -len("date")] + "time"}
+    return next((c for c in columns if c not in mapping and _norm(c) in wanted), None)
+
+
 def read_as(mapping: dict[str, str], rename: dict[str, str] | None = None) -> str:
     """What a run says of the columns matched by another name (not by the name itself in
     other case or punctuation, nor by the user's ``rename``): ``"; columns read as

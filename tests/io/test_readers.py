@@ -921,3 +921,30 @@ def test_dates_that_read_month_or_day_first_alike_say_which_was_taken(cpu, tmp_p
         assert "took '%m/%d/%Y'" in data.notes[0] and "timestamp_format = '%d/%m/%Y'" in data.notes[0]
     else:
         assert data.notes == []
+
+
+@pytest.mark.parametrize("columns, expected", [
+    (["customer_id", "Date", "Time", "amount"], "Time"),
+    (["Customer", "Order Date", "Order Time", "Total"], "Order Time"),
+    (["customer_id", "Date", "amount"], None),
+    (["customer_id", "timestamp", "Time", "amount"], None),  # the time read is not a date column
+    (["customer_id", "Time", "amount"], None),  # Time alone is the timestamp
+])
+def test_a_time_column_beside_the_date_read_is_found(columns, expected):
+    from gpuseg.io.schemas import ORDERS, match_columns, unused_time_column
+
+    assert unused_time_column(columns, match_columns(columns, ORDERS), ORDERS) == expected
+
+
+def test_a_time_column_not_used_is_said(cpu, tmp_path):
+    """Date and Time in two columns: the date is the timestamp, and the load says the time
+    of day is left out, instead of dropping it without a word."""
+    from gpuseg.io.readers import load_files, resolve_paths
+
+    path = tmp_path / "orders.csv"
+    pd.DataFrame({"customer_id": [1, 2, 1], "Date": ["2021-03-01", "2021-03-02", "2021-03-05"],
+                  "Time": ["14:22:05", "09:01:00", "22:10:00"], "amount": [10.5, 5.0, 7.0]}).to_csv(path, index=False)
+    data = load_files(*resolve_paths(str(path)), cpu)
+    assert data.column_map == {"customer_id": "customer_id", "Date": "timestamp", "amount": "amount"}
+    assert data.notes == ["column 'Time' not used: the times come from 'Date' alone, so the features of the time "
+                          "of day are left out; write date and time into one column to use them"]
