@@ -993,6 +993,8 @@ def write_report(
         plots = _draw_plots(out_dir, insights, [p for p in PLOTS if umap or p != "umap"], worker, note)
         if not umap:
             plots["umap"] = "left out by default (umap-learn takes 30-50 s on a CPU); add it with gpuseg report OUT_DIR --umap"
+        elif isinstance(plots.get("umap"), str) and note:  # asked for and not drawn: say why, not only in the page
+            note(f"UMAP plot left out: {plots['umap']}")
     except DeviceError as exc:
         plots = {}
         if note:

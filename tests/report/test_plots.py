@@ -160,6 +160,22 @@ def test_umap_is_skipped_with_a_reason_without_umap_learn(run_dir, monkeypatch):
     assert isinstance(got["umap"], str) and "umap" in got["umap"].lower()
 
 
+def test_report_with_umap_asked_for_says_on_the_console_why_it_is_missing(run_dir, tmp_path, monkeypatch, capsys):
+    """`gpuseg report OUT --umap` without umap-learn: the page lists the plot as left out,
+    and the console says so too (it said nothing and exited 0)."""
+    import shutil
+
+    from gpuseg.cli import main
+
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    monkeypatch.setitem(sys.modules, "umap", None)
+    assert main(["report", str(out), "--umap"]) == 0
+    err = capsys.readouterr().err
+    assert "note: UMAP plot left out:" in err and "umap" in err.split("UMAP plot left out:")[1].lower()
+    assert not (out / "plots" / "umap.png").exists()
+
+
 def test_segment_tree_leaves_in_the_segments_colours(monkeypatch):
     """The report's tree of the chosen segments: each leaf label in its segment's colour
     of the scatter plots (segment 0 the first colour, ...)."""
