@@ -135,7 +135,8 @@ def _add_data_commands(sub: Any) -> None:
                    help="length of the time window (default: 61; a scenario has its own)")
     g.add_argument("--start", default="2019-10-01", help="first day (default: 2019-10-01)")
     g.add_argument("--out", required=True, metavar="FILE", help=".csv, .csv.gz or .parquet")
-    g.add_argument("--truth", metavar="FILE", help="where to write user_id,persona (.csv or .parquet)")
+    g.add_argument("--truth", metavar="FILE", help="where to write each customer's planted persona: user_id,persona "
+                   "for event scenarios, customer_id,persona for order ones (.csv or .parquet)")
     g.add_argument("--force", action="store_true", help="replace existing files")
 
     rep = sub.add_parser(
