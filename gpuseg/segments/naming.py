@@ -46,10 +46,11 @@ stays ``Occasional``. The rule text gives the three numbers against the overall 
 
 Names are unique within a run. When several segments match the same persona, the strongest
 (largest :attr:`PersonaRule.strength` value, ties by the lower segment number) keeps the
-plain name; each other one is qualified, in the same order, by its most distinctive feature
-not used by the rule (largest ``|z|``), e.g. ``Window shoppers (evening)`` or
-``Occasional (low spend)``; a segment with no usable feature, or whose qualified name is
-taken, gets a numeral instead (``Occasional 2``).
+plain name; each other one is qualified, in the same order, by the feature not used by the
+rule that most separates it from that segment (largest difference of ``z``), e.g.
+``Window shoppers (evening)`` or ``Occasional (low spend)``: "low spend" means less than
+the segment with the plain name spends; a segment with no usable feature, or whose
+qualified name is taken, gets a numeral instead (``Occasional 2``).
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ def _name_segments(
         members.sort(key=lambda m: (-m[0], m[1]))
         leader = members[0][1]
         for _, seg in members[1:]:
-            name, why = _qualified(persona, z_table.loc[seg], used_features[seg], category_columns, taken)
+            name, why = _qualified(persona, z_table.loc[seg], z_table.loc[leader], used_features[seg],
+                                   category_columns, taken)
             taken.add(name)
             out[seg]["name"] = name
             out[seg]["rule"] += f"; {why}, segment {leader} being the stronger {persona}"
@@ -283,19 +285,23 @@ def _match(stats: SegmentStats, rules: tuple[PersonaRule, ...]) -> tuple[str, st
 
 
 def _qualified(
-    persona: str, z_row: pd.Series, exclude: set[str], category_columns: dict[str, str], taken: set[str]
+    persona: str, z_row: pd.Series, z_leader: pd.Series, exclude: set[str], category_columns: dict[str, str],
+    taken: set[str],
 ) -> tuple[str, str]:
-    """A free ``"persona (qualifier)"`` name from the most distinctive feature, else a numeral."""
-    z_row = z_row.dropna()
-    z_row = z_row[[f for f in z_row.index if f not in exclude]]
-    order = sorted(z_row.index, key=lambda f: (-abs(float(z_row[f])), f))
+    """A free ``"persona (qualifier)"`` name from the feature that most separates the segment
+    from the one that keeps the plain name (largest ``|z - z_leader|``; "low tenure" means
+    lower than that segment's), else a numeral."""
+    gap = (z_row - z_leader.reindex(z_row.index)).dropna()
+    gap = gap[[f for f in gap.index if f not in exclude]]
+    order = sorted(gap.index, key=lambda f: (-abs(float(gap[f])), f))
     for feature in order:
-        value = float(z_row[feature])
+        value = float(gap[feature])
         if value == 0.0:
             break
         name = f"{persona} ({_qualifier(feature, value, category_columns)})"
         if name not in taken:
-            return name, f"named after its most distinctive other feature, {feature} z={value:+.2f}"
+            return name, (f"named after what most separates it from the plain-named segment, {feature} "
+                          f"z={float(z_row[feature]):+.2f} against {float(z_leader[feature]):+.2f}")
     i = 2
     while f"{persona} {i}" in taken:
         i += 1

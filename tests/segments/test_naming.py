@@ -118,6 +118,20 @@ def test_duplicate_personas_are_qualified_by_their_most_distinctive_feature():
     assert "share_evening z=+1.40" in names[2]["rule"] and "segment 1" in names[2]["rule"]
 
 
+def test_a_qualifier_compares_with_the_plain_named_segment():
+    """Both window-shopper segments are above the overall tenure; the weaker one has less of
+    it than the one that keeps the plain name, so it is the "low tenure" one (by the overall
+    z alone it would have been "high tenure", beside a plainly named segment with more)."""
+    summary = make_summary({
+        0: {"views": 1.5, "purchases": -0.5, "tenure_days": 1.6, "share_evening": 0.3},
+        1: {"views": 0.9, "purchases": -0.5, "tenure_days": 0.8, "share_evening": 0.5},
+    })
+    names = name_segments(summary)
+    assert names[0]["name"] == "Window shoppers"
+    assert names[1]["name"] == "Window shoppers (low tenure)"
+    assert "tenure_days z=+0.80 against +1.60" in names[1]["rule"]
+
+
 def test_numerals_when_no_feature_distinguishes():
     names = name_segments(make_summary({0: {}, 1: {}, 2: {}}))
     assert [names[s]["name"] for s in range(3)] == ["Occasional", "Occasional 2", "Occasional 3"]
