@@ -16,7 +16,7 @@ A config file holds the same keys as the command line plus the stage sections::
 
     [clean]
     drop_duplicates = true         # exact duplicates, where an order id or session proves them one record
-    price_outliers = "cap"         # IQR fence on prices / amounts: cap (winsorise) | drop | off
+    price_outliers = "cap"         # IQR fence on prices / amounts: cap the top (winsorise) | drop | off
     iqr_factor = 3.0
     iqr_on_log = true              # fence on log1p(price): prices are log-normal
     fill_missing = "unknown"       # unknown | mode (category_code, brand)

@@ -431,8 +431,9 @@ class _Outliers:
 
 def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: CleanConfig, backend: Backend,
                   fitted: dict[str, Any] | None, drops: _Drops) -> _Outliers:
-    """``price_outlier`` (mode "drop"), or prices outside the fence capped at it in ``cols``
-    (order amounts with them), ``spent`` keeping the values before capping."""
+    """``price_outlier`` (mode "drop": below or above the fence), or prices above the fence
+    capped at it in ``cols`` (order amounts with them; prices below it stay as they are),
+    ``spent`` keeping the values before capping."""
     mode, fence = _outlier_fence(cols["price"], drops.bad, config, backend, fitted)
     out = _Outliers(mode, fence)
     if fence is None:
@@ -442,8 +443,8 @@ def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: 
     price = cols["price"]
     if mode == "drop":
         drops.drop("price_outlier", (price < fence[0]) | (price > fence[1]))
-    else:  # free items (price 0) are not raised to the fence
-        outside = (((price < fence[0]) & (price > 0)) | (price > fence[1])).fillna(False) & ~drops.bad
+    else:  # only the top is capped: a cheap item or a small order is real, and raising it would invent spend
+        outside = (price > fence[1]).fillna(False) & ~drops.bad
         out.capped, out.touched["capped"] = _cap(cols, outside, fence, who)
     return out
 
@@ -715,13 +716,13 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
 
 
 def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], who: _CustomerCodes) -> tuple[dict[str, int], int]:
-    """Cap (winsorise) unit prices outside the fence at it, order amounts in proportion;
-    zero prices stay zero. Returns the values capped per column and the customers touched."""
+    """Cap (winsorise) the unit prices ``outside`` (above the fence) at its top, order
+    amounts in proportion. Returns the values capped per column and the customers touched."""
     n = int(outside.sum())
     if n == 0:
         return {}, 0
     price = cols["price"]
-    capped = price.clip(lower=fence[0], upper=fence[1])
+    capped = price.clip(upper=fence[1])
     if "amount" in cols:
         cols["amount"] = cols["amount"].where(~outside, cols["amount"] * (capped / price))
     cols["price"] = price.where(~outside, capped)

@@ -83,7 +83,8 @@ def test_iqr_factor_controls_the_fence(make_log, cpu):
     assert tight.dropped["price_outlier"] > loose.dropped["price_outlier"] == 0
     assert tight.outlier_fence[1] < 400
     capped = clean(from_frame(make_log(rows), cpu), CleanConfig(iqr_factor=0.5), cpu)
-    assert capped.capped["price"] == tight.dropped["price_outlier"] and capped.rows_out == 10
+    above = sum(p > tight.outlier_fence[1] for p in (r[6] for r in rows))
+    assert capped.capped["price"] == above and capped.rows_out == 10  # only the top is capped
 
 
 def _orders(rows, with_order_id: bool):
@@ -486,3 +487,18 @@ def test_duplicates_found_key_first_are_pandas_duplicated(rows, copies):
         got = C._duplicate_rows(frame, _backend.select("cpu"), key)
         np.testing.assert_array_equal(got.to_numpy(), expected)
         assert got.index.equals(frame.index)
+
+
+def test_capping_leaves_cheap_items_and_small_orders_as_they_are(cpu):
+    """Below the fence is a real small order, not an error: capping raises nothing (it would
+    add spend that never happened); only the top is capped. Drop mode drops both sides."""
+    amounts = [1.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 5000.0]
+    rows = [(i, i % 3, f"1997-01-{i + 1:02d}", a, 1) for i, a in enumerate(amounts)]
+    c = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(iqr_factor=1.0), cpu)
+    assert c.outlier_fence[0] > 1.0  # the small order is below the fence
+    f = to_host(c.frame)
+    assert f["amount"].min() == 1.0 and c.capped == {"price": 1, "amount": 1}
+    assert f["amount"].max() == pytest.approx(c.outlier_fence[1])
+    dropped = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(iqr_factor=1.0,
+                                                                                       price_outliers="drop"), cpu)
+    assert dropped.dropped["price_outlier"] == 2
