@@ -101,7 +101,8 @@ class CleanConfig:
     #: exact duplicate rows are dropped only where an order id (orders) or a session
     #: (events) makes them provably one record; an order log without order ids keeps them
     drop_duplicates: bool = True
-    #: prices outside the IQR fence: "cap" them at the fence (winsorise), "drop" their rows, "off"
+    #: prices outside the IQR fence: "cap" those above it at its top (winsorise; those below it
+    #: stay), "drop" the rows outside it on either side, "off"
     price_outliers: str = "cap"
     iqr_factor: float = 3.0
     iqr_on_log: bool = True

@@ -30,8 +30,9 @@ before 1990-01-01 or more than a day after now: placeholders such as 1900-01-01 
 ``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
 (price or amount missing, non-numeric, negative or infinite), ``missing_session``,
 ``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
-prices outside the fence are capped at it, and order amounts with them, so the largest
-orders stay in; no fence when the prices have no spread).
+prices above the fence are capped at its top, and order amounts with them, so the largest
+orders stay in, and prices below it stay as they are; no fence when the prices have no
+spread).
 
 No customer disappears without a record: :attr:`CleanedData.excluded` lists every customer
 of the input none of whose rows survived, with the reason most of their rows were dropped
@@ -134,8 +135,9 @@ class CleanedData:
         The column prices are compared within (``price_index``).
     outlier_fence : tuple of float or None
         Accepted price range when the IQR fence is on.
-    price_outliers : {"cap", "drop", "off"}
-        What was done with prices outside the fence.
+    price_outliers : {"cap", "drop", "off", "cap_both"}
+        What was done with prices outside the fence ("cap": those above it capped at its top;
+        "cap_both": also those below it raised, as a model saved before 2026-12-07 did).
     capped : dict
         Values capped at the fence per column (``price``; orders also ``amount``).
     customers_in : int
@@ -194,7 +196,9 @@ class CleanedData:
         (plain JSON)."""
         return {
             "outlier_fence": list(self.outlier_fence) if self.outlier_fence else None,
-            "price_outliers": self.price_outliers,
+            # a legacy cap is saved as a model saved before 2026-12-07 has it: "cap" alone
+            "price_outliers": "cap" if self.price_outliers == LEGACY_CAP else self.price_outliers,
+            **({"cap_top_only": True} if self.price_outliers == "cap" else {}),
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
         }
@@ -429,6 +433,12 @@ class _Outliers:
     touched: dict[str, int] = field(default_factory=dict)
 
 
+#: The capping of a model saved before 2026-12-07: prices below the fence raised to its
+#: bottom as well as those above it lowered to its top (the state's ``"cap"`` without
+#: ``cap_top_only``).
+LEGACY_CAP = "cap_both"
+
+
 def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: CleanConfig, backend: Backend,
                   fitted: dict[str, Any] | None, drops: _Drops) -> _Outliers:
     """``price_outlier`` (mode "drop": below or above the fence), or prices above the fence
@@ -443,9 +453,15 @@ def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: 
     price = cols["price"]
     if mode == "drop":
         drops.drop("price_outlier", (price < fence[0]) | (price > fence[1]))
-    else:  # only the top is capped: a cheap item or a small order is real, and raising it would invent spend
-        outside = (price > fence[1]).fillna(False) & ~drops.bad
-        out.capped, out.touched["capped"] = _cap(cols, outside, fence, who)
+        return out
+    # only the top is capped: a cheap item or a small order is real, and raising it would invent
+    # spend; a model saved before 2026-12-07 raised them to the bottom too (LEGACY_CAP), and new
+    # data placed with it are cleaned as its training data were
+    outside = price > fence[1]
+    if mode == LEGACY_CAP:
+        outside = outside | ((price < fence[0]) & (price > 0))
+    out.capped, out.touched["capped"] = _cap(cols, outside.fillna(False) & ~drops.bad, fence, who,
+                                             both=mode == LEGACY_CAP)
     return out
 
 
@@ -706,7 +722,10 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
     capping dropped them), else fitted on the prices that survived so far."""
     if fitted is not None:
         fence = tuple(fitted["outlier_fence"]) if fitted.get("outlier_fence") else None
-        return fitted.get("price_outliers", "drop"), fence
+        mode = fitted.get("price_outliers", "drop")
+        if mode == "cap" and not fitted.get("cap_top_only"):  # saved before the fence capped only the top
+            mode = LEGACY_CAP
+        return mode, fence
     mode = config.price_outliers
     if isinstance(mode, bool):  # CleanConfig(price_outliers=True/False) from older code
         mode = "cap" if mode else "off"
@@ -715,14 +734,16 @@ def _outlier_fence(price, bad, config: CleanConfig, backend: Backend,
     return mode, _price_fence(rows_where(price, ~bad), config, backend)
 
 
-def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], who: _CustomerCodes) -> tuple[dict[str, int], int]:
-    """Cap (winsorise) the unit prices ``outside`` (above the fence) at its top, order
-    amounts in proportion. Returns the values capped per column and the customers touched."""
+def _cap(cols: dict[str, Any], outside, fence: tuple[float, float], who: _CustomerCodes,
+         both: bool = False) -> tuple[dict[str, int], int]:
+    """Cap (winsorise) the unit prices ``outside`` (above the fence) at its top (``both``: and
+    those below it at its bottom), order amounts in proportion. Returns the values capped per
+    column and the customers touched."""
     n = int(outside.sum())
     if n == 0:
         return {}, 0
     price = cols["price"]
-    capped = price.clip(upper=fence[1])
+    capped = price.clip(lower=fence[0] if both else None, upper=fence[1])
     if "amount" in cols:
         cols["amount"] = cols["amount"].where(~outside, cols["amount"] * (capped / price))
     cols["price"] = price.where(~outside, capped)

@@ -502,3 +502,19 @@ def test_capping_leaves_cheap_items_and_small_orders_as_they_are(cpu):
     dropped = clean(from_frame(_orders(rows, True), cpu, fmt="orders"), CleanConfig(iqr_factor=1.0,
                                                                                        price_outliers="drop"), cpu)
     assert dropped.dropped["price_outlier"] == 2
+
+
+def test_a_model_saved_when_capping_raised_small_prices_still_raises_them(cpu):
+    """A model saved before the fence capped only the top ("cap" without ``cap_top_only``)
+    cleans new data as it cleaned its training data, small prices raised too, so that assign
+    gives its segments back; a model saved now caps only the top, and says so in its state."""
+    amounts = [1.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 5000.0]
+    rows = [(i, i % 3, f"1997-01-{i + 1:02d}", a, 1) for i, a in enumerate(amounts)]
+    data = from_frame(_orders(rows, True), cpu, fmt="orders")
+    old = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [5.0, 100.0], "price_outliers": "cap", "fill": {}})
+    assert to_host(old.frame)["amount"].min() == 5.0 and old.capped == {"price": 2, "amount": 2}
+    assert old.state()["price_outliers"] == "cap" and "cap_top_only" not in old.state()  # saved again as it was
+    new = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [5.0, 100.0], "price_outliers": "cap",
+                                                  "cap_top_only": True, "fill": {}})
+    assert to_host(new.frame)["amount"].min() == 1.0 and new.capped == {"price": 1, "amount": 1}
+    assert clean(data, CleanConfig(), cpu).state()["cap_top_only"] is True
