@@ -1199,8 +1199,8 @@ def _ambiguous_time(col: str, fmt: str, rival: str, example: list[str]) -> str:
     """The line for a time column that two formats read alike (no day above 12 tells month
     first from day first): which was taken, and how to take the other."""
     shown = f" such as {example[0]!r}" if example else ""
-    return (f"column {col!r}: every time{shown} reads as {fmt!r} and as {rival!r} alike; took {fmt!r}. If that is "
-            f"wrong, give --config [clean] timestamp_format = '{rival}'")
+    return (f"column {col!r}: every time{shown} reads as {fmt!r} and as {rival!r}, to different dates; took "
+            f"{fmt!r}. If that is wrong, run with a --config file that sets [clean] timestamp_format = '{rival}'")
 
 
 def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, strict: bool = True,
@@ -1230,9 +1230,13 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
         elif len(tied) == 1:
             fmt = tied[0]
         else:  # e.g. day/month vs month/day on a sample: decide on the whole column
-            reads = {f: int(_parse_time_on(s, f, backend).notna().sum()) for f in tied}
+            parses = {f: _parse_time_on(s, f, backend) for f in tied}
+            reads = {f: int(p.notna().sum()) for f, p in parses.items()}
             fmt = max(tied, key=lambda f: (reads[f], -tied.index(f)))
-            rival = next((f for f in tied if f != fmt and reads[f] == reads[fmt]), None)
+            # another format that reads as many times, to other instants (month first and day
+            # first), not to the same ones ("...Z" and "...%z")
+            rival = next((f for f in tied if f != fmt and reads[f] == reads[fmt]
+                          and bool((parses[f] != parses[fmt]).fillna(False).any())), None)
             if rival is not None and notes is not None:
                 notes.append(_ambiguous_time(shown or col, fmt, rival, _host_sample(s, 1)))
     parsed = _parse_time_on(s, fmt, backend)

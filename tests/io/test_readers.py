@@ -923,6 +923,16 @@ def test_dates_that_read_month_or_day_first_alike_say_which_was_taken(cpu, tmp_p
         assert data.notes == []
 
 
+def test_formats_that_read_the_same_instants_are_not_called_ambiguous(cpu):
+    """'...Z' and '...%z' both read '2021-03-04T10:00:00Z', to the same instant: no note."""
+    from gpuseg.io.readers import from_frame
+
+    df = pd.DataFrame({"customer_id": [1, 2, 3] * 10, "timestamp": ["2021-03-04T10:00:00Z"] * 30, "amount": 1.0})
+    assert from_frame(df, cpu, "orders").notes == []
+    df["timestamp"] = "01/01/2021"  # the same date either way round
+    assert from_frame(df, cpu, "orders").notes == []
+
+
 @pytest.mark.parametrize("columns, expected", [
     (["customer_id", "Date", "Time", "amount"], "Time"),
     (["Customer", "Order Date", "Order Time", "Total"], "Order Time"),
