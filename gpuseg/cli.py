@@ -640,9 +640,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
     progress = ConsoleProgress(quiet=args.quiet)
     t_all = time.perf_counter()
     model, be, cleaned = _load_for(args, progress, listed_in=str(side))
-    ahead = _as_of_ahead(reference, int(cleaned.reference_time))
-    if ahead:
-        progress.note(ahead)
+    ahead = _as_of_ahead(reference, int(cleaned.reference_time))  # said once, in the summary below
     t0 = time.perf_counter()
     prepared = prepare(model, cleaned, reference)
     listed = prepared.cleaned.excluded  # cleaning's, and --as-of's customers without events before it
@@ -691,10 +689,10 @@ def _as_of_ahead(reference: int | None, last_event: int) -> str:
         return ""
     import pandas as pd
 
-    days = (reference - last_event) // 86_400
+    days = (reference - last_event) / 86_400
     last = pd.Timestamp(last_event, unit="s").strftime("%Y-%m-%d %H:%M")
-    return (f"--as-of is {days:,} days after the input's last event ({last}): recency counts from --as-of, "
-            f"so every customer looks {days:,} days less recent than at the end of the data")
+    return (f"--as-of is {days:,.1f} days after the input's last event ({last}): recency counts from --as-of, "
+            f"so every customer looks {days:,.1f} days less recent than at the end of the data")
 
 
 def _cmd_update(args: argparse.Namespace) -> int:

@@ -350,8 +350,9 @@ def _start(config: RunConfig, progress: Progress, stack: Any, backtest: Any) -> 
     consensus_params = dict(dict(config.params).get("consensus", ()))
     deep = _torch_available()
     methods = resolve_methods(config.cluster.methods, consensus_params, deep_available=deep)
-    if not deep and "all" in [str(m).strip().lower() for m in config.cluster.methods]:
-        progress.note(f"--methods all: {', '.join(DEEP_METHODS)} left out, they need PyTorch: {_backend.TORCH_HINT}")
+    left_out = [m for m in DEEP_METHODS if m not in methods]
+    if not deep and left_out and "all" in [str(m).strip().lower() for m in config.cluster.methods]:
+        progress.note(f"--methods all: {', '.join(left_out)} left out, they need PyTorch: {_backend.TORCH_HINT}")
     if config.select is not None and config.select not in methods:
         raise ConfigError(f"--select {config.select}: that method did not run; add it to --methods")
     for method, table in config.params:  # wrong values fail here, before the data are read

@@ -604,3 +604,8 @@ def test_all_without_torch_leaves_the_deep_methods_out_and_says_so(tmp_path, mon
     assert list(result.metrics["methods"]) == [m for m in AVAILABLE if m not in DEEP_METHODS]
     said = [n for n in notes if n.startswith("--methods all:")]
     assert len(said) == 1 and all(m in said[0] for m in DEEP_METHODS) and "PyTorch" in said[0]
+    # a deep method named beside all stays (and says what to install when it runs): not "left out"
+    from gpuseg.cluster import resolve_methods
+
+    kept = resolve_methods(["all", "dec"], deep_available=False)
+    assert kept[-1] == "dec" and [m for m in DEEP_METHODS if m not in kept] == ["deep_kmeans", "idec"]

@@ -33,9 +33,10 @@ timing       an activity grid             the busiest 3 consecutive weekdays and
 A signal whose numbers the data lack (``views`` and ``carts`` in order logs, z-scores or the
 revenue share when not given) does not fire.
 
-A segment named from its place on the recency, frequency and spend map (order logs, and
-segments no persona rule names: :mod:`gpuseg.segments.naming`) also gets the action its
-name's words stand for, when the signals above have not given it already: *Champions*
+A segment named from its place on the recency, frequency and spend map (in order logs the
+segments of the recency-frequency-spend personas, in event data those no persona rule names:
+:mod:`gpuseg.segments.naming`) also gets the action its name's words stand for, when the
+signals above have not given it already (and then no broad action): *Champions*
 loyalty, *Lapsed ...* win-back, *Recent one-timers* onboarding (a second purchase),
 *... repeat* or *frequent ...* cross-sell. So "Lapsed one-timers" get a win-back series
 even where their recency is under the Lapsed persona's 1.5 times the overall one, and
@@ -73,8 +74,9 @@ ACTION_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 #: Actions of the broad signals, as :data:`ACTION_RULES`; they fire only when none of
-#: :data:`ACTION_RULES` did (a lapsed or a high-value segment gets win-back or loyalty, not
-#: also conversion or cross-sell).
+#: :data:`ACTION_RULES` did and a map-named segment got no action of its words
+#: (:data:`MAP_ACTION_RULES`): a lapsed or a high-value segment gets win-back or loyalty, not
+#: also conversion or cross-sell.
 BROAD_ACTION_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("cross-sell", ("regular_buyers",),
      "cross-sell the items bought with their favourites (see the recommendations) and invite them to a "
