@@ -523,3 +523,18 @@ def test_the_example_of_a_bad_value_is_named_as_in_one_process(data, scheduler, 
     dist = _run(tmp_path / "dist", str(tmp_path / "bad.csv"), scheduler)
     assert single.metrics["data"]["drop_examples"] == {"bad_timestamp": "garbage"}
     assert dist.metrics["data"]["drop_examples"] == single.metrics["data"]["drop_examples"]
+
+
+def test_a_dask_run_names_a_time_column_it_leaves_out(tmp_path):
+    """The Dask load line says what the single-process one says of a Time column beside the
+    Date taken as the timestamp (from the header, before any piece is read)."""
+    from pathlib import Path
+
+    from gpuseg.dist import _header_notes
+    from gpuseg.io.schemas import ORDERS, match_columns
+
+    path = Path(tmp_path / "orders.csv")
+    path.write_text("customer_id,Date,Time,amount\n1,2021-03-01,14:22:05,10.5\n")
+    mapping = match_columns(["customer_id", "Date", "Time", "amount"], ORDERS)
+    notes = _header_notes(path, "csv", ORDERS, mapping)
+    assert len(notes) == 1 and notes[0].startswith("column 'Time' not used")

@@ -212,8 +212,12 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     Attributes
     ----------
     cluster_centers_ : array of shape (n_clusters, n_features)
-        Segment means in the input space.
+        The model's centres in the input space: the segment means of the adaptation's last
+        step (``labels_`` is the model's assignment to them, which may have moved a few
+        samples since).
     labels_ : array of shape (n_samples,), int32
+        :meth:`predict` of the training samples, unless that would empty a segment (then
+        the adaptation's last labels, which a saved model may not all give back).
     metric_ : ndarray of shape (n_features, n_features)
         Host array ``A``: distances are Euclidean between ``X @ A`` and ``centers @ A``.
     embedding_ : array of shape (n_samples, n_features)

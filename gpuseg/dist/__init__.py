@@ -345,7 +345,8 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         loaded = _load_buckets(session, dd, files, kind, config, be, schema, mapping, note)
         st["detail"] = (f"{loaded.rows_read:,} rows of {schema.name} from {len(files)} file(s) in {loaded.pieces} "
                         f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers"
-                        f"{read_as(mapping, dict(config.rename))}")
+                        f"{read_as(mapping, dict(config.rename))}"
+                        + "".join(f"; {n}" for n in _header_notes(files[0], kind, schema, mapping)))
     with stage("clean") as st:
         cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
         cleaned.drop_examples = examples_of_drops(loaded, cleaned.dropped)
@@ -368,6 +369,14 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
              "tasks again")
     return DistData(cleaned_all, feats, loaded.rows_read, mapping, loaded.formats[0] if loaded.formats else "",
                     loaded.pieces, loaded.n_buckets, session.workers, n_sample, cleaned.hold, peak, replaced)
+
+
+def _header_notes(path: Path, kind: str, schema: Any, mapping: dict[str, str]) -> list[str]:
+    """What the single-process load line says of the columns (a Time column left out). The
+    pieces parse their times apart, so a month/day ambiguity is not noted here."""
+    from ..io.readers import _time_of_day_notes, read_header
+
+    return _time_of_day_notes(read_header(path, kind), mapping, schema)
 
 
 def _detect_schema(files: list[Path], kind: str, config: Any) -> tuple[Any, dict[str, str]]:

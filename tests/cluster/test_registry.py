@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuseg.cluster import AVAILABLE, DEEP_METHODS, METHOD_NAMES, METHODS, make_estimator, method_params, resolve_methods
+from gpuseg.cluster import (AVAILABLE, DEEP_METHODS, METHOD_NAMES, METHODS, make_estimator, method_params,
+                            resolve_methods)
 from gpuseg.errors import ConfigError
 
 
