@@ -67,6 +67,19 @@ def test_round_trip_labels(tmp_path, data, method):
     np.testing.assert_array_equal(labels, to_host(est.labels_))
 
 
+def test_adaptive_model_stopped_early_gives_its_labels_back(tmp_path):
+    """Overlapping groups and an adaptation stopped while samples still move (``tol``): the
+    saved model's assignment is still the run's labels, every one."""
+    X, _ = make_blobs(1500, n_features=4, centers=5, cluster_std=2.5, random_state=3)
+    scaler = FeatureScaler().fit(X)
+    Z = scaler.transform(X)
+    est = make_estimator("adaptive_kmeans", 5, 0, {"tol": 0.05, "max_iter": 2}).fit(Z)
+    folder = save_model(tmp_path / "model", estimator=est, method="adaptive_kmeans", scaler=scaler,
+                        feature_names=["a", "b", "c", "d"], config_dict={"seed": 0},
+                        segment_names=[f"segment {i}" for i in range(5)])
+    np.testing.assert_array_equal(load_model(folder).predict(Z), to_host(est.labels_))
+
+
 def test_round_trip_gmm_proba(tmp_path, data):
     _, _, Z = data
     est, folder = _save(tmp_path, data, "gmm", covariance_type="full")
