@@ -525,16 +525,17 @@ def test_the_example_of_a_bad_value_is_named_as_in_one_process(data, scheduler, 
     assert dist.metrics["data"]["drop_examples"] == single.metrics["data"]["drop_examples"]
 
 
-def test_a_dask_run_names_a_time_column_it_leaves_out(tmp_path):
-    """The Dask load line says what the single-process one says of a Time column beside the
-    Date taken as the timestamp (from the header, before any piece is read)."""
-    from pathlib import Path
-
-    from gpuseg.dist import _header_notes
+def test_a_dask_piece_joins_a_date_and_a_time_column(tmp_path):
+    """A Dask piece joins a Time column to the Date read as the timestamp, as one process
+    does, and says so for the load line."""
+    from gpuseg.dist.tasks import read_piece
     from gpuseg.io.schemas import ORDERS, match_columns
 
-    path = Path(tmp_path / "orders.csv")
-    path.write_text("customer_id,Date,Time,amount\n1,2021-03-01,14:22:05,10.5\n")
+    path = tmp_path / "orders.csv"
+    path.write_text("customer_id,Date,Time,amount\n1,2021-03-01,14:22:05,10.5\n2,2021-03-02,,4.0\n")
     mapping = match_columns(["customer_id", "Date", "Time", "amount"], ORDERS)
-    notes = _header_notes(path, "csv", ORDERS, mapping)
-    assert len(notes) == 1 and notes[0].startswith("column 'Time' not used")
+    frame, info = read_piece((str(path), "file"), kind="csv", columns=[*mapping, "Time"], categorical=[],
+                             ids=["customer_id"], schema_name="orders", mapping=mapping, ts_format="", backend="cpu",
+                             pair=("Date", "Time"))
+    assert info["notes"] == ["columns 'Date' and 'Time' joined into the timestamp"]
+    assert list(frame["timestamp"]) == [pd.Timestamp("2021-03-01 14:22:05"), pd.Timestamp("2021-03-02")]

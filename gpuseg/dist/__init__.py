@@ -345,8 +345,7 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
         loaded = _load_buckets(session, dd, files, kind, config, be, schema, mapping, note)
         st["detail"] = (f"{loaded.rows_read:,} rows of {schema.name} from {len(files)} file(s) in {loaded.pieces} "
                         f"pieces, hashed into {loaded.n_buckets} customer buckets on {session.workers} workers"
-                        f"{read_as(mapping, dict(config.rename))}"
-                        + "".join(f"; {n}" for n in _header_notes(files[0], kind, schema, mapping)))
+                        f"{read_as(mapping, dict(config.rename))}" + "".join(f"; {n}" for n in loaded.notes))
     with stage("clean") as st:
         cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
         cleaned.drop_examples = examples_of_drops(loaded, cleaned.dropped)
@@ -369,14 +368,6 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
              "tasks again")
     return DistData(cleaned_all, feats, loaded.rows_read, mapping, loaded.formats[0] if loaded.formats else "",
                     loaded.pieces, loaded.n_buckets, session.workers, n_sample, cleaned.hold, peak, replaced)
-
-
-def _header_notes(path: Path, kind: str, schema: Any, mapping: dict[str, str]) -> list[str]:
-    """What the single-process load line says of the columns (a Time column left out). The
-    pieces parse their times apart, so a month/day ambiguity is not noted here."""
-    from ..io.readers import _time_of_day_notes, read_header
-
-    return _time_of_day_notes(read_header(path, kind), mapping, schema)
 
 
 def _detect_schema(files: list[Path], kind: str, config: Any) -> tuple[Any, dict[str, str]]:
@@ -406,6 +397,8 @@ class _Loaded:
     size: int
     #: one unreadable value per input column (the pieces' first)
     examples: dict = field(default_factory=dict)
+    #: what the load line says of the columns (a Date and a Time column joined), the pieces' first
+    notes: list = field(default_factory=list)
 
 
 def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
@@ -422,10 +415,14 @@ def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: A
     size = input_bytes(files, read_kind)
     n_buckets = dk.partitions or max(2 * session.workers, min(len(pieces), 256), 2,
                                      math.ceil(size / budget) if budget else 0)
-    read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=list(mapping),
+    from ..io.readers import date_time_pair, read_header
+
+    pair = date_time_pair(read_header(files[0], kind), mapping, schema)  # a Time column beside the Date
+    read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=list(mapping) + ([pair[1]] if pair else []),
                       categorical=[src for src, dst in mapping.items() if dst in schema.categorical],
                       ids=[src for src, dst in mapping.items() if dst in schema.ids], schema_name=schema.name,
-                      mapping=mapping, ts_format=config.clean.timestamp_format, backend=be.name, pure=False)
+                      mapping=mapping, ts_format=config.clean.timestamp_format, backend=be.name, pair=pair,
+                      pure=False)
     infos = _gather(client, client.map(operator.itemgetter(1), read), "reading the input")
     rows_read = sum(i["rows"] for i in infos)
     malformed = sum(i["malformed"] for i in infos)
@@ -459,7 +456,8 @@ def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: A
     for i in infos:
         for col, value in (i.get("examples") or {}).items():
             examples.setdefault(col, value)
-    return _Loaded(buckets, rows_read, malformed, formats, len(pieces), n_buckets, size, examples)
+    notes = next((i["notes"] for i in infos if i.get("notes")), [])  # the pieces' first
+    return _Loaded(buckets, rows_read, malformed, formats, len(pieces), n_buckets, size, examples, notes)
 
 
 @dataclass

@@ -35,28 +35,31 @@ def _be(name: str) -> Any:
 
 
 def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[str], ids: list[str],
-               schema_name: str, mapping: dict[str, str], ts_format: str, backend: str) -> tuple[Any, dict]:
+               schema_name: str, mapping: dict[str, str], ts_format: str, backend: str,
+               pair: tuple[str, str] | None = None) -> tuple[Any, dict]:
     """One piece of the input (a file, Parquet row groups or a CSV byte range) as a
-    canonical frame, and {rows, malformed, timestamp_format}."""
+    canonical frame, and {rows, malformed, timestamp_format, notes}. ``pair``: a Date and a
+    Time column, read as text and joined (:func:`gpuseg.io.readers.canonicalize_pair`)."""
     from ..io import readers
     from ..io.schemas import SCHEMAS
 
     be = _be(backend)
     path = Path(piece[0])
-    frame, malformed = read_piece_frame(piece, be, kind, columns, categorical, ids)
+    # the pair is read as text, as the ids are (int64 ids are made per bucket, after cleaning)
+    frame, malformed = read_piece_frame(piece, be, kind, columns, categorical, [*ids, *(pair or ())])
     rows = len(frame)
     if rows == 0:
         return None, {"rows": 0, "malformed": malformed, "timestamp_format": "", "categories": {}}
     examples: dict[str, str] = {}  # one unreadable value per column, for the clean line (as one process says it)
-    frame, used = readers._canonicalize(frame, SCHEMAS[schema_name], mapping, be, ts_format, source=str(path),
-                                        examples=examples)
+    frame, used, notes = readers.canonicalize_pair(frame, pair, SCHEMAS[schema_name], mapping, be, ts_format,
+                                                   source=str(path), examples=examples)
     categories = {}
     if not be.is_gpu:  # the few values of the low-cardinality text columns, for one global encoding
         for col in SHUFFLE_CODED:
             if col in frame.columns and str(frame[col].dtype) == "category":
                 categories[col] = [str(c) for c in frame[col].cat.categories]
     return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used,
-                   "categories": categories, "examples": examples}
+                   "categories": categories, "examples": examples, "notes": notes}
 
 
 def read_piece_frame(piece: tuple, be: Any, kind: str, columns: list[str], categorical: list[str],

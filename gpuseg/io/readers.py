@@ -40,7 +40,8 @@ from ..backend import Backend, gpu_module, is_gpu_frame, nullable_codes
 from ..errors import DataError, SchemaError
 from .schemas import Schema, detect_format, unused_time_column
 
-__all__ = ["LoadedData", "resolve_paths", "read_header", "load", "from_frame", "TIMESTAMP_FORMATS"]
+__all__ = ["LoadedData", "resolve_paths", "read_header", "load", "from_frame", "TIMESTAMP_FORMATS", "date_time_pair",
+           "join_date_time", "canonicalize_pair"]
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -425,15 +426,21 @@ def load_files(
     if times_as_text is None:
         times_as_text = bool(timestamp_format)
     times = [src for src, dst in mapping.items() if dst == schema.time] if times_as_text else []
+    # a Time column beside the Date read as the timestamp: both read as text, then joined
+    pair = date_time_pair(first, mapping, schema)
+    columns = list(mapping) + ([pair[1]] if pair else [])
+    if pair:
+        times = list(dict.fromkeys([*times, *pair]))
     typed_fmt = None
     if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
-        frame, malformed = _read_gpu(files, kind, list(mapping),
+        frame, malformed = _read_gpu(files, kind, columns,
                                      [*ids, *(c for c in categorical if c not in ids), *times])
     else:
         codes = [src for src, dst in mapping.items() if dst in CODED]
         # with no format given or inherited (a model's), times may be typed while reading
-        time = _time_to_type(files, kind, mapping, schema) if not (times_as_text or timestamp_format) else None
-        frame, malformed = _read_cpu(files, kind, list(mapping), categorical, ids, codes=codes, strings=times,
+        typed = not (times_as_text or timestamp_format or pair)
+        time = _time_to_type(files, kind, mapping, schema) if typed else None
+        frame, malformed = _read_cpu(files, kind, columns, categorical, ids, codes=codes, strings=times,
                                      time=time)
         typed_fmt = time[1] if time is not None and frame[time[0]].dtype.kind == "M" else None  # read in it
     rows = len(frame)
@@ -443,9 +450,9 @@ def load_files(
     if rows == 0:
         raise DataError(f"{source or files[0]}: no data rows (only a header)")
     examples: dict[str, str] = {}
-    notes = _time_of_day_notes(first, mapping, schema)
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source or str(files[0]),
-                                    examples=examples, codes=True, strict=times_as_text, notes=notes)
+    frame, used_fmt, notes = canonicalize_pair(frame, pair, schema, mapping, backend, timestamp_format,
+                                               source=source or str(files[0]), examples=examples, codes=True,
+                                               strict=times_as_text)
     used_fmt = typed_fmt or used_fmt  # times the reader typed in a detected format: that format, not "native"
     return LoadedData(
         frame=frame,
@@ -475,28 +482,73 @@ def from_frame(
     if len(df) == 0:
         raise DataError(f"{source}: no rows")
     schema, mapping = detect_format([str(c) for c in df.columns], fmt, rename, source=source)
-    frame = df[list(mapping)]
+    pair = date_time_pair([str(c) for c in df.columns], mapping, schema)
+    frame = df[list(mapping) + ([pair[1]] if pair else [])]
     if backend.is_gpu:
         frame = backend.frame.from_pandas(frame)
     examples: dict[str, str] = {}
-    notes = _time_of_day_notes([str(c) for c in df.columns], mapping, schema)
-    frame, used_fmt = _canonicalize(frame, schema, mapping, backend, timestamp_format, source=source, examples=examples,
-                                    codes=True, notes=notes)
+    frame, used_fmt, notes = canonicalize_pair(frame, pair, schema, mapping, backend, timestamp_format, source=source,
+                                               examples=examples, codes=True)
     return LoadedData(
         frame=frame, schema=schema, files=[], rows_read=len(df), column_map=mapping, timestamp_format=used_fmt,
         examples=examples, notes=notes,
     )
 
 
-def _time_of_day_notes(columns: list[str], mapping: dict[str, str], schema: Schema) -> list[str]:
-    """The line for a ``Time`` column beside the ``Date`` read as the timestamp, which gpuseg
-    does not combine (:func:`~gpuseg.io.schemas.unused_time_column`), in a list; else []."""
+def date_time_pair(columns: list[str], mapping: dict[str, str], schema: Schema) -> tuple[str, str] | None:
+    """(the Date column read as the timestamp, the Time column beside it) of
+    :func:`~gpuseg.io.schemas.unused_time_column`, or None."""
     extra = unused_time_column(columns, mapping, schema)
     if extra is None:
-        return []
-    date = next(src for src, dst in mapping.items() if dst == schema.time)
-    return [f"column {extra!r} not used: the times come from {date!r} alone, so the features of the time of day "
-            f"are left out; write date and time into one column to use them"]
+        return None
+    return next(src for src, dst in mapping.items() if dst == schema.time), extra
+
+
+def join_date_time(frame, pair: tuple[str, str]) -> Any:
+    """A new frame with the Date column's text followed by the Time column's (a space
+    between; the date alone where the time is missing or blank) and the Time column
+    dropped; None when they are not both text (typed Parquet dates or times)."""
+    date, time = pair
+    d, t = frame[date], frame[time]
+    if not (_is_text_series(d) and _is_text_series(t)):
+        return None
+    joined = frame.drop(columns=[time])
+    d, t = d.str.strip(), t.str.strip()
+    joined[date] = d.str.cat(t, sep=" ").where(t.notna() & (t != ""), d)
+    return joined
+
+
+def canonicalize_pair(frame, pair: tuple[str, str] | None, schema: Schema, mapping: dict[str, str],
+                      backend: Backend, ts_format: str, source: str, **kw) -> tuple[Any, str, list[str]]:
+    """:func:`_canonicalize` (its ``kw``), with a Date and a Time column (``pair``) joined
+    into the timestamp first (:func:`join_date_time`); (frame, format, notes). Where they
+    cannot be joined (not both text) or their joined text is in no layout gpuseg reads, the
+    Date column alone is the timestamp, and a note says the times of day are left out."""
+    notes: list[str] = []
+    why = ""
+    if pair is not None:
+        joined = join_date_time(frame, pair)
+        if joined is not None:
+            try:
+                out, used = _canonicalize(joined, schema, mapping, backend, ts_format, source, notes=notes, **kw)
+                return out, used, [f"columns {pair[0]!r} and {pair[1]!r} joined into the timestamp", *notes]
+            except SchemaError:  # read as before: the date alone
+                notes, why = [], " (joined, they are in no layout gpuseg reads)"
+                if kw.get("examples") is not None:
+                    kw["examples"].clear()
+        else:
+            why = " (they are not both text)"
+        frame = frame.drop(columns=[pair[1]])
+        notes.append(f"column {pair[1]!r} not used: the times come from {pair[0]!r} alone{why}, so the features of "
+                     "the time of day are left out; write date and time into one column to use them")
+    out, used = _canonicalize(frame, schema, mapping, backend, ts_format, source, notes=notes, **kw)
+    return out, used, notes
+
+
+def _is_text_series(s) -> bool:
+    """Whether a pandas or cuDF column holds text (object or string dtype, not categories)."""
+    dtype = str(s.dtype)
+    return dtype in ("object", "string", "str") or dtype.startswith("string")
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -1195,6 +1247,13 @@ def detect_timestamp_format(sample: list[str]) -> tuple[str | None, float]:
     return ranked[0]
 
 
+def _read_apart(a, b) -> bool:
+    """Whether two parses of one column read some of the same values to different instants
+    (month first against day first), not merely different values."""
+    both = a.notna() & b.notna()
+    return bool(both.any()) and bool((a[both] != b[both]).any())
+
+
 def _ambiguous_time(col: str, fmt: str, rival: str, example: list[str]) -> str:
     """The line for a time column that two formats read alike (no day above 12 tells month
     first from day first): which was taken, and how to take the other."""
@@ -1236,7 +1295,7 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
             # another format that reads as many times, to other instants (month first and day
             # first), not to the same ones ("...Z" and "...%z")
             rival = next((f for f in tied if f != fmt and reads[f] == reads[fmt]
-                          and bool((parses[f] != parses[fmt]).fillna(False).any())), None)
+                          and _read_apart(parses[f], parses[fmt])), None)
             if rival is not None and notes is not None:
                 notes.append(_ambiguous_time(shown or col, fmt, rival, _host_sample(s, 1)))
     parsed = _parse_time_on(s, fmt, backend)

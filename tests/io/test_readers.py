@@ -946,15 +946,48 @@ def test_a_time_column_beside_the_date_read_is_found(columns, expected):
     assert unused_time_column(columns, match_columns(columns, ORDERS), ORDERS) == expected
 
 
-def test_a_time_column_not_used_is_said(cpu, tmp_path):
-    """Date and Time in two columns: the date is the timestamp, and the load says the time
-    of day is left out, instead of dropping it without a word."""
+def test_a_date_and_a_time_column_are_joined(cpu, tmp_path):
+    """Date and Time in two columns (a CSV, or text in a frame): one timestamp, so the time
+    of day is not lost; a missing time leaves the date; the load says what it joined."""
+    from gpuseg.io.readers import from_frame, load_files, resolve_paths
+
+    df = pd.DataFrame({"customer_id": [1, 2, 1, 3], "Date": ["2021-03-01", "2021-03-02", "2021-03-05", "2021-03-06"],
+                       "Time": ["14:22:05", "09:01", "22:10:00 ", None], "amount": [10.5, 5.0, 7.0, 1.0]})
+    path = tmp_path / "orders.csv"
+    df.to_csv(path, index=False)
+    expected = [pd.Timestamp(t) for t in ("2021-03-01 14:22:05", "2021-03-02 09:01", "2021-03-05 22:10", "2021-03-06")]
+    for data in (load_files(*resolve_paths(str(path)), cpu), from_frame(df, cpu, "orders")):
+        assert data.column_map == {"customer_id": "customer_id", "Date": "timestamp", "amount": "amount"}
+        assert data.notes == ["columns 'Date' and 'Time' joined into the timestamp"]
+        assert list(data.frame["timestamp"]) == list(expected)
+
+
+def test_a_date_and_time_joined_in_no_layout_leave_the_date_as_before(cpu, tmp_path):
+    """ISO dates with 12-hour times: joined, they are in no layout gpuseg detects; rather
+    than fail a file that read before, the date alone is the timestamp and the load says so."""
     from gpuseg.io.readers import load_files, resolve_paths
 
-    path = tmp_path / "orders.csv"
-    pd.DataFrame({"customer_id": [1, 2, 1], "Date": ["2021-03-01", "2021-03-02", "2021-03-05"],
-                  "Time": ["14:22:05", "09:01:00", "22:10:00"], "amount": [10.5, 5.0, 7.0]}).to_csv(path, index=False)
-    data = load_files(*resolve_paths(str(path)), cpu)
-    assert data.column_map == {"customer_id": "customer_id", "Date": "timestamp", "amount": "amount"}
-    assert data.notes == ["column 'Time' not used: the times come from 'Date' alone, so the features of the time "
-                          "of day are left out; write date and time into one column to use them"]
+    df = pd.DataFrame({"customer_id": [1, 2, 1], "Date": ["2021-03-01", "2021-03-02", "2021-03-05"],
+                       "Time": ["2:22:05 PM", "9:01:00 AM", "10:10:00 PM"], "amount": [10.5, 5.0, 7.0]})
+    df.to_csv(tmp_path / "orders.csv", index=False)
+    data = load_files(*resolve_paths(str(tmp_path / "orders.csv")), cpu)
+    assert data.notes == ["column 'Time' not used: the times come from 'Date' alone (joined, they are in no layout "
+                          "gpuseg reads), so the features of the time of day are left out; write date and time into "
+                          "one column to use them"]
+    assert list(data.frame["timestamp"]) == list(pd.to_datetime(["2021-03-01", "2021-03-02", "2021-03-05"]))
+    assert data.examples == {}
+
+
+def test_a_typed_date_and_time_are_not_joined_and_that_is_said(cpu, tmp_path):
+    """Parquet date and time types (not text): the date alone is the timestamp, and the
+    load says the times of day are left out, instead of dropping them without a word."""
+    import datetime as dt
+
+    from gpuseg.io.readers import load_files, resolve_paths
+
+    df = pd.DataFrame({"customer_id": [1, 2, 1], "Date": pd.to_datetime(["2021-03-01", "2021-03-02", "2021-03-05"]),
+                       "Time": [dt.time(14, 22), dt.time(9, 1), dt.time(22, 10)], "amount": [10.5, 5.0, 7.0]})
+    df.to_parquet(tmp_path / "orders.parquet")
+    data = load_files(*resolve_paths(str(tmp_path / "orders.parquet")), cpu)
+    assert len(data.notes) == 1 and data.notes[0].startswith("column 'Time' not used")
+    assert list(data.frame["timestamp"].dt.hour) == [0, 0, 0]
