@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .._threads import in_threads
-from ..backend import Backend, gpu_module, is_gpu_frame, nullable_codes
+from ..backend import Backend, gpu_module, index_values, is_gpu_frame, nullable_codes
 from ..errors import DataError, SchemaError
 from .schemas import Schema, detect_format, unused_time_column
 
@@ -704,8 +704,12 @@ def text_codes(col, in_order: bool = False) -> Any:
     if pa.types.is_dictionary(col.type) and in_order:
         encoded = col.unify_dictionaries()
     else:
+        import pyarrow.compute as pc
+
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
+        # blanks missing, as Arrow's CSV reader makes an empty field (a Parquet file's "")
+        col = pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""), pa.scalar(None, col.type), col)
         encoded = col.dictionary_encode()
     chunks = [c.indices.cast(pa.int32()) for c in encoded.chunks]
     indices = pa.chunked_array(chunks, type=pa.int32())
@@ -1125,6 +1129,7 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     for col in schema.categorical:
         if col not in frame.columns:
             continue
+        frame[col] = _blank_as_missing(frame[col])
         is_category = str(frame[col].dtype) == "category"
         if codes and col in CODED:
             if is_category or frame[col].dtype.kind not in "iu":  # the CPU reader's codes are int32 already
@@ -1132,6 +1137,19 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
         elif not is_category:
             frame[col] = frame[col].astype("category")
     return frame, used
+
+
+def _blank_as_missing(s):
+    """A text or category column with its blank values ("", spaces) missing, as Arrow's CSV
+    reader makes an empty field: a Parquet file or a frame with "" for a brand reads as a CSV
+    of the same data does (filled as a gap, not counted as a brand). Codes stay as they are."""
+    if str(s.dtype) == "category":
+        blank = [c for c in index_values(s.cat.categories) if isinstance(c, str) and not c.strip()]
+        return s.cat.remove_categories(blank) if blank else s
+    if s.dtype.kind in "OSU" or str(s.dtype).startswith(("str", "string")):
+        blank = s.str.strip() == ""
+        return s.where(~blank.fillna(False)) if bool(blank.any()) else s
+    return s
 
 
 def _to_float(s, shown: str, backend: Backend, source: str):

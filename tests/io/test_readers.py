@@ -991,3 +991,28 @@ def test_a_typed_date_and_time_are_not_joined_and_that_is_said(cpu, tmp_path):
     data = load_files(*resolve_paths(str(tmp_path / "orders.parquet")), cpu)
     assert len(data.notes) == 1 and data.notes[0].startswith("column 'Time' not used")
     assert list(data.frame["timestamp"].dt.hour) == [0, 0, 0]
+
+def test_blank_text_is_missing_in_parquet_as_in_csv(cpu, tmp_path):
+    """A Parquet file (or a frame) with "" or spaces for a brand, a category or a session
+    reads as the CSV of the same data: missing, so filled (or dropped) and counted as a gap,
+    not a brand named ''."""
+    from gpuseg.config import CleanConfig
+    from gpuseg.io.readers import from_frame, load_files, resolve_paths
+    from gpuseg.io.synthetic import generate_events
+    from gpuseg.prep.clean import clean
+
+    ev, _ = generate_events(200, seed=1)
+    for col in ("brand", "category_code", "user_session"):
+        ev[col] = ev[col].astype(object).where(ev[col].notna(), "")
+    ev.loc[::40, "user_session"] = ""
+    ev.loc[1::40, "brand"] = "  "
+    ev.to_csv(tmp_path / "e.csv", index=False)
+    ev.to_parquet(tmp_path / "e.parquet")
+    got = {}
+    for name, data in (("csv", load_files(*resolve_paths(str(tmp_path / "e.csv")), cpu)),
+                       ("parquet", load_files(*resolve_paths(str(tmp_path / "e.parquet")), cpu)),
+                       ("frame", from_frame(ev, cpu, "events"))):
+        c = clean(data, CleanConfig(), cpu)
+        got[name] = (c.filled, c.dropped["missing_session"], c.rows_out, sorted(c.brand_names))
+    assert got["parquet"] == got["frame"] and got["parquet"][:3] == got["csv"][:3]
+    assert "" not in got["parquet"][3] and got["parquet"][0]["brand"] > 0 and got["parquet"][1] > 0
