@@ -354,6 +354,8 @@ class _Drops:
     bad: Any
     #: reason -> the rows it dropped (each row under its first reason), in the order the rules ran
     reasons: dict[str, Any] = field(default_factory=dict)
+    #: reason -> one input value it dropped, where cleaning (not the reader) found it wanting
+    examples: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, customer, rows_malformed: int) -> _Drops:
@@ -396,7 +398,11 @@ def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
         frame["event_type"], lambda c: EVENT_TYPES.index(c) if c in EVENT_TYPES else -1, -1, backend,
         normalise=lambda c: str(c).strip().lower(),
     )
-    drops.drop("unknown_event_type", etype < 0)
+    unknown = etype < 0
+    drops.drop("unknown_event_type", unknown)
+    named = unknown.fillna(False) & frame["event_type"].notna()
+    if bool(named.any()):  # a type gpuseg does not know, for the console's example
+        drops.examples["unknown_event_type"] = str(to_host(frame["event_type"][named].head(1)).iloc[0])[:40]
     cols = {"etype": etype.astype("int8"), "price": frame["price"]}
     drops.drop("bad_price", _not_a_price(frame["price"]))
     return cols
@@ -606,7 +612,7 @@ def _cleaned_data(data: LoadedData, result, drops: _Drops, outliers: _Outliers, 
         main_categories=codes.main_categories,
         product_names=codes.product_names,
         product_labels=codes.product_labels,
-        drop_examples=examples_of_drops(data, drops.dropped),
+        drop_examples={**drops.examples, **examples_of_drops(data, drops.dropped)},
         brand_names=codes.brand_names,
         price_group=codes.price_group,
         outlier_fence=outliers.fence,

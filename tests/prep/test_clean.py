@@ -518,3 +518,13 @@ def test_a_model_saved_when_capping_raised_small_prices_still_raises_them(cpu):
                                                   "cap_top_only": True, "fill": {}})
     assert to_host(new.frame)["amount"].min() == 1.0 and new.capped == {"price": 1, "amount": 1}
     assert clean(data, CleanConfig(), cpu).state()["cap_top_only"] is True
+
+
+def test_an_unknown_event_type_is_shown_by_example(make_log, cpu):
+    """The console's line for unknown event types names one, as the reader's examples do for
+    unreadable prices and times."""
+    rows = [(T, "view", 1, 10, "a.b", "x", 10.0, 1, "s"), (T, "wishlist", 2, 10, "a.b", "x", 10.0, 2, "s2"),
+            (T, "purchase", 3, 10, "a.b", "x", 10.0, 3, "s3")]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+    assert c.dropped["unknown_event_type"] == 1 and c.drop_examples["unknown_event_type"] == "wishlist"
+    assert "e.g. 'wishlist'" in describe_cleaning(c.summary())
