@@ -54,7 +54,7 @@ def test_every_reason_counted_once(make_log, backend):
     assert c.customers_in == 4
     assert c.excluded.to_dict("records") == [{"customer_id": 2, "reason": "bad_price", "rows": 7},
                                              {"customer_id": 4, "reason": "implausible_time", "rows": 2}]
-    assert c.drop_examples == {"bad_timestamp": "yesterday"}  # what the console shows beside the count
+    assert c.drop_examples == {"bad_timestamp": "yesterday", "unknown_event_type": "click"}  # what the console shows beside the count
     assert "bad_timestamp 1 row / 1 customer, e.g. 'yesterday'" in describe_cleaning(c.summary())
     assert c.customers_touched["bad_price"] == 1 and c.customers_touched["duplicate"] == 1
 
