@@ -275,7 +275,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     DataError
         No row survives cleaning.
     """
-    frame = _with_trimmed_ids(data.frame, data.schema.customer)
+    frame = _with_plain_ids(_with_trimmed_ids(data.frame, data.schema.customer), data.schema.customer)
     kind = data.schema.name
     customer = frame[data.schema.customer]
     who = _CustomerCodes(customer)
@@ -1118,6 +1118,17 @@ def _with_trimmed_ids(frame, column: str):
     if not bool((s.notna() & (trimmed != s).fillna(True)).any()):
         return frame
     return frame.assign(**{column: trimmed})
+
+
+def _with_plain_ids(frame, column: str):
+    """``frame`` with its text customer ids as int64 where :func:`_plain_ids` makes them so
+    ("123" and "123.0" one customer), before any customer is counted: the counts of the
+    customers read, excluded and kept are then of the customers the segments have."""
+    s = frame[column]
+    if s.dtype.kind in "iu" or str(s.dtype) == "category" or len(s) == 0:
+        return frame
+    ids = _plain_ids(s)
+    return frame.assign(**{column: ids}) if ids.dtype.kind in "iu" else frame
 
 
 def _plain_ids(s):

@@ -528,3 +528,13 @@ def test_an_unknown_event_type_is_shown_by_example(make_log, cpu):
     c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
     assert c.dropped["unknown_event_type"] == 1 and c.drop_examples["unknown_event_type"] == "wishlist"
     assert "e.g. 'wishlist'" in describe_cleaning(c.summary())
+
+
+def test_ids_written_as_floats_are_counted_as_the_customers_they_become(cpu):
+    """"12" and "12.0" are one customer in the segments, so they are one in the counts of
+    customers read and kept too (120 read, 60 segmented, none excluded, was the console)."""
+    df = pd.DataFrame({"customer_id": [f"{i % 60}" + (".0" if i % 2 else "") for i in range(120)],
+                       "timestamp": [f"2021-03-{i % 28 + 1:02d}" for i in range(120)], "amount": 10.0})
+    c = clean(from_frame(df, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert c.customers_in == to_host(c.frame)["customer_id"].nunique() == 60
+    assert c.frame["customer_id"].dtype == np.int64 and c.excluded.empty
