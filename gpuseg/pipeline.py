@@ -598,6 +598,8 @@ def _segment_table(r: _Run, chosen_labels: Any, names: dict, rfm: Any) -> pd.Dat
     r.value_info = _add_value(segments, r.cleaned, r.config, r.be)
     if r.value_info.get("status") == "skipped":
         r.progress.note(f"no lifetime value (p_alive, expected_purchases, predicted_clv): {r.value_info['reason']}")
+    elif r.value_info.get("no_dropout"):
+        r.progress.note(f"lifetime value: {r.value_info['no_dropout']}")
     for method, lab in r.labels.items():
         segments[f"label_{method}"] = lab
     return segments

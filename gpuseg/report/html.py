@@ -543,6 +543,7 @@ def _value_line(prof: Mapping[str, Any] | None, fit: Mapping[str, Any] | None = 
         "stretch": (f"the {horizon:,.0f}-day horizon is {horizon / history:.1f} times the {history:,.0f} days of "
                     "purchases the models were fitted on: read these values as a ranking more than as amounts"
                     if horizon is not None and history and horizon > 2 * history else None),
+        "no_dropout": fit.get("no_dropout") or None,
     }
 
 

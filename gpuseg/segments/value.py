@@ -266,12 +266,30 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
         summary["bgnbd"]["note"] = (f"{', '.join(at_bound)} at the end of the search range "
                                     f"{BOUNDS[0]:g}..{BOUNDS[1]:g}: the purchases do not pin it down")
     values = predict_value(history, summary, xp)
+    dropout = _no_dropout_note(values["p_alive"][history["x"].to_numpy() > 0], summary)
+    if dropout:
+        summary["no_dropout"] = dropout
     if not np.isfinite(values.to_numpy(np.float64)).all():  # e.g. 20 customers: r 1e4, a at its bound
         why = summary["bgnbd"].get("note", "")
         return empty, {**summary, "status": "skipped",
                        "reason": "BG/NBD's predictions are not finite at the fitted parameters" + (f" ({why})" if why
                                                                                                    else "")}
     return values, summary
+
+
+#: Every repeat buyer's p_alive at least this: the fit sees no dropout to speak of.
+NO_DROPOUT_P_ALIVE = 0.99
+
+
+def _no_dropout_note(p_alive: pd.Series, summary: dict[str, Any]) -> str:
+    """The warning when BG/NBD gives every repeat buyer a p_alive of
+    :data:`NO_DROPOUT_P_ALIVE` or more (a short history, or customers who never stop): its
+    p_alive then cannot tell a lapsed customer from an active one. Empty otherwise."""
+    if len(p_alive) == 0 or not float(p_alive.min()) >= NO_DROPOUT_P_ALIVE:
+        return ""
+    return (f"every repeat buyer's p_alive is {float(p_alive.min()):.3f} or more: over {summary['history_days']:,.0f} "
+            f"days of purchases BG/NBD sees almost no dropout (a = {summary['bgnbd']['a']:.3g}), so p_alive cannot "
+            "tell lapsed customers from active ones here; judge them by recency")
 
 
 def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> pd.DataFrame:

@@ -359,6 +359,8 @@ def test_value_line_states_its_horizon_its_base_and_a_stretched_horizon():
     assert got["stretch"].startswith("the 365-day horizon is 6.1 times the 60 days of purchases")
     fits = report._value_line(prof, {"horizon_days": 365.0, "history_days": 540.0}, 40)
     assert fits["stretch"] is None and fits["base"] is None  # every customer bought: no base to state
+    warned = report._value_line(prof, {"horizon_days": 365.0, "no_dropout": "every repeat buyer's p_alive is ..."}, 100)
+    assert warned["no_dropout"].startswith("every repeat buyer's p_alive") and got["no_dropout"] is None
     old = report._value_line(prof)  # a run from before: no fit or size known
     assert old["horizon"] is None and old["stretch"] is None and old["clv"] == "120.0"
     assert report._value_line({"mean_predicted_clv": float("nan")}) is None

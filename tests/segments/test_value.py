@@ -247,3 +247,17 @@ def test_a_run_on_orders_that_are_all_free_saves_its_model(tmp_path):
     assert result.metrics["lifetime_value"]["bgnbd"]["log_likelihood"] < 0  # a and b ran off to 1e34 here once
     seg = pd.read_parquet(tmp_path / "out" / "segments.parquet")
     assert (seg["predicted_clv"] == 0.0).all() and np.isfinite(seg["expected_purchases"]).all()
+
+
+def test_a_fit_that_sees_no_dropout_says_so():
+    """Every repeat buyer's p_alive at 0.99 or more: the fit cannot tell lapsed from active
+    customers, and its summary says so (the console and the report show it); one lower
+    p_alive, and it says nothing."""
+    from gpuseg.segments.value import _no_dropout_note
+
+    summary = {"history_days": 60.0, "bgnbd": {"a": 0.0017}}
+    said = _no_dropout_note(pd.Series([0.9994, 0.9999, 1.0]), summary)
+    assert said.startswith("every repeat buyer's p_alive is 0.999 or more: over 60 days")
+    assert "a = 0.0017" in said and "judge them by recency" in said
+    assert _no_dropout_note(pd.Series([0.4, 0.9999]), summary) == ""
+    assert _no_dropout_note(pd.Series([], dtype=float), summary) == ""
