@@ -28,8 +28,9 @@ separate purchases), ``missing_customer_id``, ``bad_timestamp``, ``implausible_t
 before 1990-01-01 or more than a day after now: placeholders such as 1900-01-01 or
 2100-01-01 that would set the reference time), ``unknown_event_type``,
 ``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
-(price or amount missing, non-numeric, negative or infinite), ``missing_session``,
-``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
+(price or amount missing, non-numeric, negative or infinite), ``missing_session`` (none
+since 2026-12-07: a row without a session gets one cut at inactivity gaps, counted in
+``filled["user_session"]``), ``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
 prices above the fence are capped at its top, and order amounts with them, so the largest
 orders stay in, and prices below it stay as they are; no fence when the prices have no
 spread).
@@ -236,6 +237,9 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
              + (f", e.g. {examples[r]!r}" if r in examples else "") for r, n in dropped.items()]
     text = f"{_count(summary['rows_used'], 'row')} kept, {sum(dropped.values()):,} dropped" + (
         f" ({'; '.join(rules)})" if rules else "")
+    sessions = summary.get("values_filled", {}).get("user_session", 0)
+    if sessions:
+        text += f"; {_count(sessions, 'row')} without a session in sessions cut at 30-minute gaps"
     capped = summary.get("values_capped", {}).get("price", 0)
     if capped:
         text += (f"; {_count(capped, 'price')} capped at the outlier fence "
@@ -303,6 +307,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     _code_products(result, frame, kind, backend, codes)
     if sessions_derived:
         result = _sessions_from_gaps(result)
+    elif kind == "events" and (filled := _fill_missing_sessions(result, frame["user_session"].isna())):
+        codes.filled["user_session"] = filled  # rows without a session among rows with one: cut at gaps
     return _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
 
 
@@ -420,12 +426,11 @@ def _order_line_values(frame, drops: _Drops) -> dict[str, Any]:
 
 
 def _drop_missing_sessions(frame, kind: str, drops: _Drops) -> bool:
-    """``missing_session`` (events with session values); True when sessions are to come
-    from inactivity gaps (events without any)."""
-    sessions_derived = kind == "events" and not _has_values(frame, "user_session")
-    if kind == "events" and not sessions_derived:
-        drops.drop("missing_session", frame["user_session"].isna())
-    return sessions_derived
+    """True when every session is to come from inactivity gaps (events without any session
+    value). Rows without a session among rows with one are kept (their sessions are cut at
+    gaps: :func:`_fill_missing_sessions`); ``missing_session`` drops none since 2026-12-07,
+    when it dropped them, purchases included."""
+    return kind == "events" and not _has_values(frame, "user_session")
 
 
 @dataclass
@@ -1150,6 +1155,27 @@ def _plain_ids(s):
     plain = digits.str.match(r"^[0-9]+$") & (digits.str.len() <= 18) & ~(digits.str.startswith("0")
                                                                           & (digits.str.len() > 1))
     return digits.astype("int64") if bool(plain.all()) else text
+
+
+def _fill_missing_sessions(frame, missing) -> int:
+    """Sessions for the rows without one (``missing``, aligned with ``frame``'s rows), in
+    place: per customer, a new one after SESSION_GAP_SECONDS of inactivity among those rows,
+    as for a log without sessions. They are numbered -2, -3, ...: apart from the log's own
+    codes (small non-negative ones, or the 64-bit hashes of a Dask bucket), which is all the
+    features need (sessions are told apart within a customer). The rows keep their order.
+    Returns how many rows got one."""
+    missing = missing.reset_index(drop=True)  # by position: a Dask bucket's rows share one index label
+    n = int(missing.sum())
+    if n == 0:
+        return 0
+    part = frame[["customer_id", "ts"]].reset_index(drop=True)[missing]
+    part = part.sort_values(["customer_id", "ts"], kind="stable")
+    cust, ts = part["customer_id"], part["ts"]
+    new = ((cust != cust.shift(1)) | ((ts - ts.shift(1)) > SESSION_GAP_SECONDS)).fillna(True)
+    session = frame["session"].astype("int64").reset_index(drop=True)
+    session.loc[part.index] = series_values(-1 - new.astype("int64").cumsum())
+    frame["session"] = series_values(session)
+    return n
 
 
 def _sessions_from_gaps(frame):

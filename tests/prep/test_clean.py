@@ -26,7 +26,7 @@ def rows_with_every_problem():
         (T, "view", 1, 10, "electronics.phone", "apple", -1.0, 2, "s2"),      # negative price
         (T, "view", 1, 10, "electronics.phone", "apple", np.inf, 2, "s3"),    # infinite price
         (T, "view", 1, 10, "electronics.phone", "apple", None, 2, "s3"),      # missing price
-        (T, "view", 1, 10, "electronics.phone", "apple", 5.0, 2, None),       # missing session
+        (T, "view", 1, 10, "electronics.phone", "apple", 5.0, 2, None),       # missing session: kept, but an outlier
         (T, "view", 1, 10, "electronics.phone", "apple", 1e9, 2, "s3"),       # price outlier
         (T, " Purchase ", 1, 10, None, None, 120.0, 3, "s4"),                 # kept: type normalised, gaps filled
         ("1900-01-01 00:00:00 UTC", "view", 1, 10, "electronics.phone", "apple", 5.0, 4, "s5"),  # implausible
@@ -41,7 +41,7 @@ def test_every_reason_counted_once(make_log, backend):
     assert list(c.dropped) == list(DROP_REASONS)
     assert c.dropped == {
         "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1, "implausible_time": 2,
-        "unknown_event_type": 1, "bad_price": 3, "bad_quantity": 0, "missing_session": 1, "price_outlier": 1,
+        "unknown_event_type": 1, "bad_price": 3, "bad_quantity": 0, "missing_session": 0, "price_outlier": 2,
     }
     assert c.rows_in == 32 and c.rows_out == 21
     # the reference time comes from the plausible rows, not from 2100
@@ -63,7 +63,8 @@ def test_outliers_are_capped_by_default(make_log, backend):
     data = from_frame(make_log(rows_with_every_problem()), backend)
     c = clean(data, CleanConfig(), backend)
     assert c.price_outliers == "cap" and c.dropped["price_outlier"] == 0
-    assert c.rows_out == 22 and c.capped == {"price": 1} and c.customers_touched["capped"] == 1
+    assert c.rows_out == 23 and c.capped == {"price": 1} and c.customers_touched["capped"] == 1
+    assert c.filled["user_session"] == 1  # the row without a session kept, its session cut at gaps
     f = to_host(c.frame)
     assert f["price"].max() == pytest.approx(c.outlier_fence[1])  # the 1e9 price, at the fence
     assert c.state()["price_outliers"] == "cap"
@@ -73,7 +74,7 @@ def test_outlier_fence_can_be_switched_off(make_log, cpu):
     data = from_frame(make_log(rows_with_every_problem()), cpu)
     c = clean(data, CleanConfig(price_outliers="off"), cpu)
     assert c.dropped["price_outlier"] == 0 and c.outlier_fence is None and not c.capped
-    assert c.rows_out == 22
+    assert c.rows_out == 23
 
 
 def test_iqr_factor_controls_the_fence(make_log, cpu):
@@ -168,9 +169,9 @@ def test_blanks_around_text_ids_do_not_split_a_customer(cpu):
 def test_a_model_saved_before_capping_drops_its_outliers(make_log, cpu):
     data = from_frame(make_log(rows_with_every_problem()), cpu)
     c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "fill": {}})
-    assert c.price_outliers == "drop" and c.dropped["price_outlier"] == 1
+    assert c.price_outliers == "drop" and c.dropped["price_outlier"] == 2  # 1e9, and 5.0 (without a session)
     c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "price_outliers": "cap", "fill": {}})
-    assert c.dropped["price_outlier"] == 0 and c.capped["price"] == 1
+    assert c.dropped["price_outlier"] == 0 and c.capped["price"] == 2  # a legacy cap raises the 5.0 too
 
 
 def test_fill_with_mode(make_log, cpu):
@@ -394,8 +395,9 @@ def test_product_labels_from_description_and_from_brand_and_category(cpu):
 
 
 def test_session_codes_drop_the_same_duplicates_and_missing_sessions_as_text(make_log, cpu):
-    """Cleaning sees the session as int32 codes (<NA> missing): the same duplicates, missing
-    sessions and session groups as the text gave."""
+    """Cleaning sees the session as int32 codes (<NA> missing): the same duplicates and
+    session groups as the text gave; rows without a session are kept (two at one moment:
+    no session proves them one record), in one session cut at gaps, apart from the log's."""
     rows = [(T, "view", 1, 10, "a.b", "x", 10.0, 1, "s1"), (T, "view", 1, 10, "a.b", "x", 10.0, 1, "s1"),  # duplicate
             (T, "view", 1, 10, "a.b", "x", 10.0, 1, "s2"),  # another session: kept
             (T, "view", 1, 10, "a.b", "x", 10.0, 2, None), (T, "view", 1, 10, "a.b", "x", 10.0, 2, None),  # missing
@@ -405,8 +407,8 @@ def test_session_codes_drop_the_same_duplicates_and_missing_sessions_as_text(mak
         loaded = from_frame(frame.assign(user_session=sessions), cpu)
         assert str(loaded.frame["user_session"].dtype) == "Int32"
         c = clean(loaded, CleanConfig(price_outliers=False), cpu)
-        assert c.dropped["duplicate"] == 1 and c.dropped["missing_session"] == 2 and c.rows_out == 3
-        assert to_host(c.frame)["session"].tolist() == [0, 1, 2]
+        assert c.dropped["duplicate"] == 1 and c.dropped["missing_session"] == 0 and c.rows_out == 5
+        assert to_host(c.frame)["session"].tolist() == [0, 1, -2, -2, 2] and c.filled["user_session"] == 2
 
 
 def test_product_labels_are_counted_when_asked_and_agree_with_the_whole_table(cpu):
@@ -538,3 +540,24 @@ def test_ids_written_as_floats_are_counted_as_the_customers_they_become(cpu):
     c = clean(from_frame(df, cpu, fmt="orders"), CleanConfig(), cpu)
     assert c.customers_in == to_host(c.frame)["customer_id"].nunique() == 60
     assert c.frame["customer_id"].dtype == np.int64 and c.excluded.empty
+
+
+def test_rows_without_a_session_are_kept_in_sessions_cut_at_gaps(make_log, cpu):
+    """A REES46 export with some blank sessions: those rows (a purchase among them) are kept,
+    not dropped, and get sessions cut at 30-minute gaps per customer, as a log without any
+    session column gets; the rows keep their order and the sessions the log has."""
+    t0 = pd.Timestamp("2019-10-01 10:00:00")
+
+    def at(minutes):
+        return (t0 + pd.Timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    rows = [(at(0), "view", 1, 10, "a.b", "x", 10.0, 1, "s1"),
+            (at(1), "view", 1, 10, "a.b", "x", 10.0, 2, None), (at(5), "purchase", 1, 10, "a.b", "x", 10.0, 2, None),
+            (at(90), "view", 1, 10, "a.b", "x", 10.0, 2, None),  # 85 minutes later: a new session
+            (at(2), "view", 1, 10, "a.b", "x", 10.0, 3, None), (at(3), "cart", 1, 10, "a.b", "x", 10.0, 1, "s2")]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu)
+    f = to_host(c.frame)
+    assert c.rows_out == 6 and c.dropped["missing_session"] == 0 and c.filled["user_session"] == 4
+    assert f["customer_id"].tolist() == [1, 2, 2, 2, 3, 1] and int((f["etype"] == 3).sum()) == 1
+    assert f["session"].tolist() == [0, -2, -2, -3, -4, 1]
+    assert "; 4 rows without a session in sessions cut at 30-minute gaps" in describe_cleaning(c.summary())
