@@ -727,6 +727,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
     record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "input": args.input,
               "customers": len(prepared.ids), "how": how, "movement": movement}
     t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)  # as run makes its --out's folders
     save_updated(model, out, arrays, record)
     key, listed = key_of_model(model), cleaned.excluded
     side = excluded_path(out)
@@ -746,8 +747,26 @@ def _cmd_update(args: argparse.Namespace) -> int:
         "\nCentre movement (in scaled units; relative: over the distance to the nearest other "
         "centre):\n" + _table(headers, rows) + "\n"
         f"\nWrote model version {version} to {out} (segment ids and names kept; {model_dir} unchanged)\n"
+        + _moved_far(movement)
     )
     return 0
+
+
+#: A centre that moved at least this share of the way to the nearest other centre (updates on
+#: the same population moved up to about a third in the tests).
+FAR_MOVEMENT = 0.5
+
+
+def _moved_far(movement: list[dict[str, Any]]) -> str:
+    """The line for centres that moved at least :data:`FAR_MOVEMENT` of the way to their
+    nearest neighbour: the kept names may no longer fit those segments. Empty otherwise."""
+    far = [r for r in movement if r.get("relative") is not None and r["relative"] >= FAR_MOVEMENT]
+    if not far:
+        return ""
+    names = ", ".join(f"{r['segment_name'] if r['segment_name'] is not None else r['label']} "
+                      f"({r['relative']:.0%})" for r in far)
+    return (f"{len(far)} segment(s) moved at least {FAR_MOVEMENT:.0%} of the way to the nearest other one: {names}. "
+            "Their names and profiles describe the old customers; check them, or segment afresh with gpuseg run\n")
 
 
 def _updated_out(out_arg: str | None, model_dir: Path, version: int) -> Path:
@@ -760,10 +779,14 @@ def _updated_out(out_arg: str | None, model_dir: Path, version: int) -> Path:
     stem = re.sub(r"-v\d+$", "", base.name)
     out = Path(out_arg).expanduser() if out_arg else base.with_name(f"{stem}-v{version}")
     check_outside(out, model_dir, "the model folder")
-    if out.exists():
+    if out.exists() and out_arg:
         raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
-    if not out.parent.is_dir():
-        raise ConfigError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists():  # the default name is taken: this version was updated before
+        raise ConfigError(f"{out} exists; an updated model goes to a new folder: this model was updated before, so "
+                          f"update {out} to go on from that version, or give --out")
+    blocked = next((p for p in [out.parent, *out.parent.parents] if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"--out {out}: {blocked} is a file, not a folder")
     return out
 
 

@@ -773,3 +773,29 @@ def test_assign_says_when_as_of_lies_after_the_data(events, kmeans_run, tmp_path
     assert said.count("--as-of is") == 1
     days = float(said.split("--as-of is ")[1].split(" days")[0].replace(",", ""))
     assert days == pytest.approx((as_of_time("2091-01-01") - last) / 86_400, abs=0.05)
+
+
+def test_update_makes_its_out_folders_and_says_how_to_go_on(events, kmeans_run, tmp_path, capsys):
+    """--out in folders that do not exist yet is made (as run's is); updating the same model
+    again says that it was updated before and how to go on from there."""
+    nested = tmp_path / "a" / "b" / "v2"
+    assert main(["update", "--model", str(kmeans_run / "model"), "--input", str(events / "new.parquet"),
+                 "--out", str(nested), "-q"]) == 0
+    assert load_model(nested).manifest["model_version"] == 2
+    run_dir = _run(tmp_path / "run", str(events / "train.parquet"), "kmeans")
+    assert main(["update", "--model", str(run_dir / "model"), "--input", str(events / "new.parquet"), "-q"]) == 0
+    capsys.readouterr()
+    rc = main(["update", "--model", str(run_dir / "model"), "--input", str(events / "new.parquet"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "this model was updated before" in err and f"update {run_dir / 'model-v2'}" in err
+
+
+def test_far_centre_movement_is_said():
+    from gpuseg.cli import _moved_far
+
+    rows = [{"segment_name": "Lapsed", "label": 0, "relative": 0.62}, {"segment_name": "Champions", "label": 1,
+                                                                        "relative": 0.2},
+            {"segment_name": None, "label": 2, "relative": None}]
+    said = _moved_far(rows)
+    assert said.startswith("1 segment(s) moved at least 50% of the way to the nearest other one: Lapsed (62%)")
+    assert _moved_far(rows[1:]) == ""
