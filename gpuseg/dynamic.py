@@ -125,7 +125,10 @@ def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, st
     chosen = bool(ts_format)  # the user's own setting decides over Arrow's reading of a CSV, as in the run
     if not ts_format and "%" in str(data.get("timestamp_format", "")):
         ts_format = data["timestamp_format"]  # the training data's format: no day/month guess on new data
-    loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec, times_as_text=chosen)
+    # a model saved before the reader joined Date and Time saw the date alone: so do its new data
+    joined = bool((data.get("clean") or {}).get("join_time"))
+    loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec, times_as_text=chosen,
+                        join_time=joined)
     if loaded.schema.name != data["kind"]:  # pragma: no cover - load_files enforces the format
         raise SchemaError(f"{spec}: {loaded.schema.name} data; the model was trained on {data['kind']}")
     have = set(map(str, loaded.frame.columns))

@@ -348,9 +348,11 @@ def load_clean_features(session: Any, files: list[Path], kind: str, config: Any,
                         f"{read_as(mapping, dict(config.rename))}" + "".join(f"; {n}" for n in loaded.notes))
     with stage("clean") as st:
         cleaned = _clean_buckets(session, loaded, config, be, schema, mapping)
-        cleaned.drop_examples = examples_of_drops(loaded, cleaned.dropped)
+        found = {k: v for s in cleaned.full for k, v in s.get("drop_examples", {}).items()}  # cleaning's own
+        cleaned.drop_examples = {**found, **examples_of_drops(loaded, cleaned.dropped)}
         st["detail"] = describe_cleaning({"rows_used": cleaned.rows_out, "rows_dropped": cleaned.dropped,
-                                          "drop_examples": cleaned.drop_examples, **cleaned.accounts})
+                                          "drop_examples": cleaned.drop_examples, "values_filled": cleaned.filled,
+                                          **cleaned.accounts})
     with stage("features") as st:
         cleaned_all, feats, n_sample, n_customers = _bucket_features(client, loaded, cleaned, config, be)
         st["detail"] = f"{len(feats):,} customers x {len(feats.names)} features"
@@ -482,7 +484,8 @@ def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: 
                    mapping: dict[str, str]) -> _Cleaned:
     """The global outlier fence, then every bucket cleaned (the raw buckets leave ``loaded``)."""
     client = session.client
-    fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "cap_top_only": True, "fill": {}}
+    fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "cap_top_only": True,
+              "sessions_kept": True, "join_time": True, "fill": {}}
     buckets, loaded.buckets = loaded.buckets, None
     if config.clean.price_outliers != "off":
         counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,

@@ -254,7 +254,8 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
     pairs["price_key"] = price_key_names(cleaned, pairs["price_key"].to_numpy())
     out = {
         "rows_in": cleaned.rows_in, "rows_out": cleaned.rows_out, "dropped": dict(cleaned.dropped),
-        "filled": dict(cleaned.filled), "reference_time": int(cleaned.reference_time), "main": main,
+        "filled": dict(cleaned.filled), "drop_examples": dict(cleaned.drop_examples),
+        "reference_time": int(cleaned.reference_time), "main": main,
         "capped": dict(cleaned.capped), "customers_in": cleaned.customers_in,
         "customers_touched": dict(cleaned.customers_touched), "excluded": cleaned.excluded,
         "price_pairs": pairs, "kind": cleaned.kind, "price_group": cleaned.price_group,

@@ -400,8 +400,13 @@ def load_files(
     timestamp_format: str = "",
     source: str = "",
     times_as_text: bool | None = None,
+    join_time: bool = True,
 ) -> LoadedData:
     """:func:`load` for files already found by :func:`resolve_paths`.
+
+    ``join_time`` (default True): a Time column beside the Date read as the timestamp is
+    joined to it (:func:`canonicalize_pair`); False for a model saved before gpuseg joined
+    them, whose features saw the date alone (the Time column is then said to be unused).
 
     ``times_as_text`` (default: whether ``timestamp_format`` is given): read a CSV's time
     column as text, so that the format decides, not Arrow's own inference. A format only
@@ -428,9 +433,11 @@ def load_files(
     times = [src for src, dst in mapping.items() if dst == schema.time] if times_as_text else []
     # a Time column beside the Date read as the timestamp: both read as text, then joined
     pair = date_time_pair(first, mapping, schema)
+    if pair and not join_time:
+        pair = (pair[0], pair[1], False)  # read, and left out with a note
     columns = list(mapping) + ([pair[1]] if pair else [])
     if pair:
-        times = list(dict.fromkeys([*times, *pair]))
+        times = list(dict.fromkeys([*times, *pair[:2]]))
     typed_fmt = None
     if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
         frame, malformed = _read_gpu(files, kind, columns,
@@ -504,36 +511,52 @@ def date_time_pair(columns: list[str], mapping: dict[str, str], schema: Schema) 
     return next(src for src, dst in mapping.items() if dst == schema.time), extra
 
 
-def join_date_time(frame, pair: tuple[str, str]) -> Any:
+def join_date_time(frame, pair: tuple[str, ...]) -> Any:
     """A new frame with the Date column's text followed by the Time column's (a space
-    between; the date alone where the time is missing or blank) and the Time column
-    dropped; None when they are not both text (typed Parquet dates or times)."""
-    date, time = pair
+    between; a missing or blank time written as midnight in the layout of the others, which
+    is what the date alone means) and the Time column dropped; None when they are not both
+    text (typed Parquet dates or times, Python times from a spreadsheet)."""
+    date, time = pair[:2]
     d, t = frame[date], frame[time]
     if not (_is_text_series(d) and _is_text_series(t)):
         return None
     joined = frame.drop(columns=[time])
     d, t = d.str.strip(), t.str.strip()
-    joined[date] = d.str.cat(t, sep=" ").where(t.notna() & (t != ""), d)
+    present = t.notna() & (t != "")
+    joined[date] = d.str.cat(t.where(present, _midnight_like(t[present])), sep=" ").where(d.notna())
     return joined
 
 
-def canonicalize_pair(frame, pair: tuple[str, str] | None, schema: Schema, mapping: dict[str, str],
+def _midnight_like(times) -> str:
+    """Midnight written as the first of ``times`` is ("00:00:00", "00:00", "12:00:00 AM",
+    "12:00 AM"), for the rows without a time."""
+    first = str(times.iloc[0]) if len(times) else "00:00:00"
+    hms = "00:00:00" if first.count(":") >= 2 else "00:00"
+    if first.upper().endswith(("AM", "PM")):
+        return ("12" + hms[2:]) + " AM"
+    return hms
+
+
+def canonicalize_pair(frame, pair: tuple[str, ...] | None, schema: Schema, mapping: dict[str, str],
                       backend: Backend, ts_format: str, source: str, **kw) -> tuple[Any, str, list[str]]:
     """:func:`_canonicalize` (its ``kw``), with a Date and a Time column (``pair``) joined
     into the timestamp first (:func:`join_date_time`); (frame, format, notes). Where they
     cannot be joined (not both text) or their joined text is in no layout gpuseg reads, the
-    Date column alone is the timestamp, and a note says the times of day are left out."""
+    Date column alone is the timestamp, and a note says the times of day are left out; so
+    too for a ``pair`` of three (date, time, False): a model's that saw the date alone."""
     notes: list[str] = []
     why = ""
     if pair is not None:
-        joined = join_date_time(frame, pair)
-        if joined is not None:
+        joined = join_date_time(frame, pair) if len(pair) == 2 else None
+        if len(pair) > 2:
+            why = " (the model was trained on the date alone)"
+        elif joined is not None:
             try:
                 out, used = _canonicalize(joined, schema, mapping, backend, ts_format, source, notes=notes, **kw)
                 return out, used, [f"columns {pair[0]!r} and {pair[1]!r} joined into the timestamp", *notes]
             except SchemaError:  # read as before: the date alone
-                notes, why = [], " (joined, they are in no layout gpuseg reads)"
+                notes, why = [], (" (joined, they are not in the [clean] timestamp_format given)" if ts_format
+                                  else " (joined, they are in no layout gpuseg reads)")
                 if kw.get("examples") is not None:
                     kw["examples"].clear()
         else:
@@ -546,9 +569,16 @@ def canonicalize_pair(frame, pair: tuple[str, str] | None, schema: Schema, mappi
 
 
 def _is_text_series(s) -> bool:
-    """Whether a pandas or cuDF column holds text (object or string dtype, not categories)."""
+    """Whether a pandas or cuDF column holds text (string dtype, or object values that are all
+    strings; not categories, not Python times)."""
     dtype = str(s.dtype)
-    return dtype in ("object", "string", "str") or dtype.startswith("string")
+    if dtype in ("string", "str") or dtype.startswith("string"):
+        return True
+    if dtype != "object":
+        return False
+    if hasattr(s, "to_pandas"):  # a cuDF object column holds strings
+        return True
+    return pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
 
 
 # --- reading -----------------------------------------------------------------------------

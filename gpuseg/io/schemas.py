@@ -198,8 +198,8 @@ _ORDER_TOTALS = frozenset({"ordertotal", "totalamount", "orderamount", "orderval
 
 def unused_time_column(columns: list[str], mapping: dict[str, str], schema: Schema) -> str | None:
     """A column of times of day that the time read does not hold: ``Time`` (or ``Order Time``)
-    beside the ``Date`` (or ``Order Date``) column read as the timestamp. gpuseg reads one
-    time column, so the times of day are left out; None when there is no such pair."""
+    beside the ``Date`` (or ``Order Date``) column read as the timestamp, which the readers
+    join to it (:func:`gpuseg.io.readers.canonicalize_pair`); None when there is no such pair."""
     date = next((src for src, dst in mapping.items() if dst == schema.time), None)
     if date is None or not _norm(date).endswith("date"):
         return None

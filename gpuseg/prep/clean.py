@@ -174,6 +174,10 @@ class CleanedData:
     customers_touched: dict[str, int] = field(default_factory=dict)
     excluded: Any = None
     sessions_derived: bool = False
+    #: rows without a session dropped, as a model saved before 2026-12-07 cleaned them
+    legacy_sessions: bool = False
+    #: whether the reader joins a Time column to the Date (False: a model saved before that)
+    join_time: bool = True
     date_only: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
@@ -200,6 +204,11 @@ class CleanedData:
             # a legacy cap is saved as a model saved before 2026-12-07 has it: "cap" alone
             "price_outliers": "cap" if self.price_outliers == LEGACY_CAP else self.price_outliers,
             **({"cap_top_only": True} if self.price_outliers == "cap" else {}),
+            # what a model saved before 2026-12-07 lacks: rows without a session kept (not
+            # dropped), and a Time column joined to the Date by the reader (new data are read
+            # and cleaned as the model's training data were)
+            **({} if self.legacy_sessions else {"sessions_kept": True}),
+            "join_time": self.join_time,
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
         }
@@ -289,7 +298,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     _drop_duplicates(frame, data.schema, config, backend, drops)
     _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
     cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
-    sessions_derived = _drop_missing_sessions(frame, kind, drops)
+    legacy_sessions = fitted is not None and not fitted.get("sessions_kept")
+    sessions_derived = _drop_missing_sessions(frame, kind, drops, legacy_sessions)
     outliers = _fence_prices(cols, kind, who, config, backend, fitted, drops)
     survivors = _survivors(data, customer, who, drops)  # raises NoRowsError when none is left
 
@@ -309,7 +319,10 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         result = _sessions_from_gaps(result)
     elif kind == "events" and (filled := _fill_missing_sessions(result, frame["user_session"].isna())):
         codes.filled["user_session"] = filled  # rows without a session among rows with one: cut at gaps
-    return _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
+    out = _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
+    out.legacy_sessions = legacy_sessions
+    out.join_time = fitted is None or bool(fitted.get("join_time"))
+    return out
 
 
 class _CustomerCodes:
@@ -405,8 +418,8 @@ def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
         normalise=lambda c: str(c).strip().lower(),
     )
     unknown = etype < 0
+    named = unknown.fillna(False) & frame["event_type"].notna() & ~drops.bad  # rows this rule drops
     drops.drop("unknown_event_type", unknown)
-    named = unknown.fillna(False) & frame["event_type"].notna()
     if bool(named.any()):  # a type gpuseg does not know, for the console's example
         drops.examples["unknown_event_type"] = str(to_host(frame["event_type"][named].head(1)).iloc[0])[:40]
     cols = {"etype": etype.astype("int8"), "price": frame["price"]}
@@ -425,12 +438,15 @@ def _order_line_values(frame, drops: _Drops) -> dict[str, Any]:
     return {"amount": amount, "quantity": qty, "price": unit}
 
 
-def _drop_missing_sessions(frame, kind: str, drops: _Drops) -> bool:
+def _drop_missing_sessions(frame, kind: str, drops: _Drops, legacy: bool = False) -> bool:
     """True when every session is to come from inactivity gaps (events without any session
     value). Rows without a session among rows with one are kept (their sessions are cut at
-    gaps: :func:`_fill_missing_sessions`); ``missing_session`` drops none since 2026-12-07,
-    when it dropped them, purchases included."""
-    return kind == "events" and not _has_values(frame, "user_session")
+    gaps: :func:`_fill_missing_sessions`); ``missing_session`` drops them only for a model
+    saved before 2026-12-07 (``legacy``), which dropped them, purchases included."""
+    derived = kind == "events" and not _has_values(frame, "user_session")
+    if kind == "events" and not derived and legacy:
+        drops.drop("missing_session", frame["user_session"].isna())
+    return derived
 
 
 @dataclass
@@ -1126,14 +1142,20 @@ def _with_trimmed_ids(frame, column: str):
 
 
 def _with_plain_ids(frame, column: str):
-    """``frame`` with its text customer ids as int64 where :func:`_plain_ids` makes them so
-    ("123" and "123.0" one customer), before any customer is counted: the counts of the
-    customers read, excluded and kept are then of the customers the segments have."""
+    """``frame`` with the whole-float tail of its text customer ids removed ("123.0" is
+    "123") where every id present is then a plain number, before any customer is counted:
+    the counts of the customers read, excluded and kept are then of the customers the
+    segments have (cleaning makes such ids int64 at its end, :func:`_plain_ids`)."""
     s = frame[column]
-    if s.dtype.kind in "iu" or str(s.dtype) == "category" or len(s) == 0:
+    if s.dtype.kind in "iuf" or str(s.dtype) == "category" or len(s) == 0:
         return frame
-    ids = _plain_ids(s)
-    return frame.assign(**{column: ids}) if ids.dtype.kind in "iu" else frame
+    digits = s.str.replace(WHOLE_FLOAT_TAIL, "", regex=True)
+    present = digits[s.notna()]
+    if len(present) == 0 or not bool((present != s[s.notna()]).any()):
+        return frame
+    plain = present.str.match(r"^[0-9]+$") & (present.str.len() <= 18) & ~(present.str.startswith("0")
+                                                                              & (present.str.len() > 1))
+    return frame.assign(**{column: digits}) if bool(plain.all()) else frame
 
 
 def _plain_ids(s):
@@ -1169,7 +1191,7 @@ def _fill_missing_sessions(frame, missing) -> int:
     if n == 0:
         return 0
     part = frame[["customer_id", "ts"]].reset_index(drop=True)[missing]
-    part = part.sort_values(["customer_id", "ts"], kind="stable")
+    part = part.sort_values(["customer_id", "ts"])  # ties (one moment) fall in one session either way
     cust, ts = part["customer_id"], part["ts"]
     new = ((cust != cust.shift(1)) | ((ts - ts.shift(1)) > SESSION_GAP_SECONDS)).fillna(True)
     session = frame["session"].astype("int64").reset_index(drop=True)

@@ -1015,4 +1015,42 @@ def test_blank_text_is_missing_in_parquet_as_in_csv(cpu, tmp_path):
         c = clean(data, CleanConfig(), cpu)
         got[name] = (c.filled, c.dropped["missing_session"], c.rows_out, sorted(c.brand_names))
     assert got["parquet"] == got["frame"] and got["parquet"][:3] == got["csv"][:3]
-    assert "" not in got["parquet"][3] and got["parquet"][0]["brand"] > 0 and got["parquet"][1] > 0
+    assert "" not in got["parquet"][3] and got["parquet"][0]["brand"] > 0 and got["parquet"][0]["user_session"] > 0
+
+
+def test_a_blank_time_keeps_its_date_in_any_layout(cpu, tmp_path):
+    """A row without a time is its date at midnight, in the other rows' layout: day-first
+    dates keep it too (not only ISO ones)."""
+    from gpuseg.io.readers import load_files, resolve_paths
+
+    df = pd.DataFrame({"customer_id": [1, 2, 1, 3], "Date": ["15/01/2024", "16/01/2024", "17/01/2024", "18/01/2024"],
+                       "Time": ["10:00", None, " ", "12:00"], "amount": 1.0})
+    df.to_csv(tmp_path / "o.csv", index=False)
+    data = load_files(*resolve_paths(str(tmp_path / "o.csv")), cpu)
+    assert data.notes == ["columns 'Date' and 'Time' joined into the timestamp"]
+    assert list(data.frame["timestamp"]) == [pd.Timestamp(t) for t in (
+        "2024-01-15 10:00", "2024-01-16", "2024-01-17", "2024-01-18 12:00")]
+
+
+def test_python_times_beside_a_text_date_are_not_joined(cpu):
+    """A frame from a spreadsheet: text dates, datetime.time values (not text): no error, the
+    date alone, and the note."""
+    import datetime as dt
+
+    from gpuseg.io.readers import from_frame
+
+    df = pd.DataFrame({"customer_id": [1, 2], "Date": ["2021-03-01", "2021-03-02"],
+                       "Time": [dt.time(10, 0), dt.time(11, 0)], "amount": 1.0})
+    data = from_frame(df, cpu, "orders")
+    assert data.notes[0].startswith("column 'Time' not used") and "not both text" in data.notes[0]
+
+
+def test_a_model_trained_on_the_date_alone_reads_new_data_so(cpu, tmp_path):
+    """join_time=False (a model saved before the reader joined them): the date alone, said."""
+    from gpuseg.io.readers import load_files, resolve_paths
+
+    pd.DataFrame({"customer_id": [1, 2], "Date": ["2021-03-01", "2021-03-02"], "Time": ["10:00", "11:00"],
+                  "amount": 1.0}).to_csv(tmp_path / "o.csv", index=False)
+    data = load_files(*resolve_paths(str(tmp_path / "o.csv")), cpu, join_time=False)
+    assert list(data.frame["timestamp"].dt.hour) == [0, 0]
+    assert "the model was trained on the date alone" in data.notes[0]

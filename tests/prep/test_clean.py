@@ -54,7 +54,8 @@ def test_every_reason_counted_once(make_log, backend):
     assert c.customers_in == 4
     assert c.excluded.to_dict("records") == [{"customer_id": 2, "reason": "bad_price", "rows": 7},
                                              {"customer_id": 4, "reason": "implausible_time", "rows": 2}]
-    assert c.drop_examples == {"bad_timestamp": "yesterday", "unknown_event_type": "click"}  # what the console shows beside the count
+    # what the console shows beside the count
+    assert c.drop_examples == {"bad_timestamp": "yesterday", "unknown_event_type": "click"}
     assert "bad_timestamp 1 row / 1 customer, e.g. 'yesterday'" in describe_cleaning(c.summary())
     assert c.customers_touched["bad_price"] == 1 and c.customers_touched["duplicate"] == 1
 
@@ -169,9 +170,13 @@ def test_blanks_around_text_ids_do_not_split_a_customer(cpu):
 def test_a_model_saved_before_capping_drops_its_outliers(make_log, cpu):
     data = from_frame(make_log(rows_with_every_problem()), cpu)
     c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "fill": {}})
-    assert c.price_outliers == "drop" and c.dropped["price_outlier"] == 2  # 1e9, and 5.0 (without a session)
+    # a model that old drops the row without a session too (price 5.0, below its fence)
+    assert c.price_outliers == "drop" and c.dropped["price_outlier"] == 1 and c.dropped["missing_session"] == 1
     c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "price_outliers": "cap", "fill": {}})
-    assert c.dropped["price_outlier"] == 0 and c.capped["price"] == 2  # a legacy cap raises the 5.0 too
+    assert c.dropped["price_outlier"] == 0 and c.capped["price"] == 1
+    c = clean(data, CleanConfig(), cpu, fitted={"outlier_fence": [50.0, 200.0], "price_outliers": "cap", "fill": {},
+                                                "sessions_kept": True})
+    assert c.dropped["missing_session"] == 0 and c.capped["price"] == 2  # kept, and raised by the legacy cap
 
 
 def test_fill_with_mode(make_log, cpu):
@@ -535,11 +540,15 @@ def test_an_unknown_event_type_is_shown_by_example(make_log, cpu):
 def test_ids_written_as_floats_are_counted_as_the_customers_they_become(cpu):
     """"12" and "12.0" are one customer in the segments, so they are one in the counts of
     customers read and kept too (120 read, 60 segmented, none excluded, was the console)."""
-    df = pd.DataFrame({"customer_id": [f"{i % 60}" + (".0" if i % 2 else "") for i in range(120)],
+    df = pd.DataFrame({"customer_id": [f"{i % 60}" + (".0" if i >= 60 else "") for i in range(120)],
                        "timestamp": [f"2021-03-{i % 28 + 1:02d}" for i in range(120)], "amount": 10.0})
     c = clean(from_frame(df, cpu, fmt="orders"), CleanConfig(), cpu)
     assert c.customers_in == to_host(c.frame)["customer_id"].nunique() == 60
     assert c.frame["customer_id"].dtype == np.int64 and c.excluded.empty
+    # a missing id among them (dropped as such) does not keep "12" and "12.0" apart
+    df.loc[0, "customer_id"] = None
+    c = clean(from_frame(df, cpu, fmt="orders"), CleanConfig(), cpu)
+    assert c.customers_in == 60 and c.dropped["missing_customer_id"] == 1
 
 
 def test_rows_without_a_session_are_kept_in_sessions_cut_at_gaps(make_log, cpu):
