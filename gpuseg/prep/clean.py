@@ -1153,9 +1153,7 @@ def _with_plain_ids(frame, column: str):
     present = digits[s.notna()]
     if len(present) == 0 or not bool((present != s[s.notna()]).any()):
         return frame
-    plain = present.str.match(r"^[0-9]+$") & (present.str.len() <= 18) & ~(present.str.startswith("0")
-                                                                              & (present.str.len() > 1))
-    return frame.assign(**{column: digits}) if bool(plain.all()) else frame
+    return frame.assign(**{column: digits}) if bool(_plain_digits(present).all()) else frame
 
 
 def _plain_ids(s):
@@ -1173,10 +1171,14 @@ def _plain_ids(s):
         return s
     text = s.astype("str")
     digits = text.str.replace(WHOLE_FLOAT_TAIL, "", regex=True)  # "12346.0": a float id written as text
-    # ASCII digits only: "１２３" or "²" are digits to str.isdigit, not to int64
-    plain = digits.str.match(r"^[0-9]+$") & (digits.str.len() <= 18) & ~(digits.str.startswith("0")
-                                                                          & (digits.str.len() > 1))
-    return digits.astype("int64") if bool(plain.all()) else text
+    return digits.astype("int64") if bool(_plain_digits(digits).all()) else text
+
+
+def _plain_digits(digits):
+    """True for text that int64 holds exactly as written: ASCII digits only ("１２３" or "²"
+    are digits to str.isdigit, not to int64), at most 18 of them, no leading zero."""
+    return digits.str.match(r"^[0-9]+$") & (digits.str.len() <= 18) & ~(digits.str.startswith("0")
+                                                                         & (digits.str.len() > 1))
 
 
 def _fill_missing_sessions(frame, missing) -> int:
