@@ -779,8 +779,20 @@ def _write(r: _Run) -> None:
         remove = (("model",) if r.model_kwargs is None else ()) + (
             ("sensitivity.csv",) if r.sensitivity is None else ()) + (
             ("backtest.csv", "backtest.json") if r.backtest_result is None else ()) + ("report.html", "plots")
+        replaced = (r.out_dir / "model").is_dir()
         r.written = write_outputs(r.out_dir, outputs, remove=remove)
         st["detail"] = str(r.out_dir)
+    if replaced:
+        _note_updated_models(r.out_dir, r.progress)
+
+
+def _note_updated_models(out_dir: Path, progress: Progress) -> None:
+    """Say which ``update`` versions beside ``model/`` (``model-v2/``, ...) came from the model
+    this run replaced: they are the user's to keep or delete, and no longer match it."""
+    left = sorted(p.name for p in out_dir.glob("model-v*") if (p / "model.json").is_file())
+    if left:
+        progress.note(f"{', '.join(left)} in {out_dir} came from the model this run replaced: they no longer match "
+                      "model/ (kept; delete them, or keep them as the older model's versions)")
 
 
 def _report(r: _Run) -> None:

@@ -799,3 +799,23 @@ def test_far_centre_movement_is_said():
     said = _moved_far(rows)
     assert said.startswith("1 segment(s) moved at least 50% of the way to the nearest other one: Lapsed (62%)")
     assert _moved_far(rows[1:]) == ""
+
+
+def test_a_run_that_replaces_an_updated_model_names_its_versions(events, tmp_path):
+    """run -> update (model-v2 beside model/) -> run again into the folder: the new model/
+    no longer matches model-v2/, which stays (the user's to keep) and is named."""
+    from gpuseg.pipeline import Progress
+
+    out = _run(tmp_path / "run", str(events / "train.parquet"), "kmeans")
+    assert main(["update", "--model", str(out / "model"), "--input", str(events / "new.parquet"), "-q"]) == 0
+    notes = []
+
+    class Notes(Progress):
+        def note(self, text):
+            notes.append(text)
+
+    run(build_config(input=str(events / "train.parquet"), out=str(out), methods="kmeans", k="3", stability=0,
+                     report=False, device="cpu"), Notes())
+    said = [n for n in notes if n.startswith("model-v2 in ")]
+    assert len(said) == 1 and "came from the model this run replaced" in said[0]
+    assert (out / "model-v2" / "model.json").is_file()
