@@ -433,11 +433,9 @@ def load_files(
     times = [src for src, dst in mapping.items() if dst == schema.time] if times_as_text else []
     # a Time column beside the Date read as the timestamp: both read as text, then joined
     pair = date_time_pair(first, mapping, schema)
-    if pair and not join_time:
-        pair = (pair[0], pair[1], False)  # read, and left out with a note
     columns = list(mapping) + ([pair[1]] if pair else [])
     if pair:
-        times = list(dict.fromkeys([*times, *pair[:2]]))
+        times = list(dict.fromkeys([*times, *pair]))
     typed_fmt = None
     if backend.is_gpu:  # categorical columns as text too, as the CPU reader keeps them
         frame, malformed = _read_gpu(files, kind, columns,
@@ -459,7 +457,7 @@ def load_files(
     examples: dict[str, str] = {}
     frame, used_fmt, notes = canonicalize_pair(frame, pair, schema, mapping, backend, timestamp_format,
                                                source=source or str(files[0]), examples=examples, codes=True,
-                                               strict=times_as_text)
+                                               strict=times_as_text, join=join_time)
     used_fmt = typed_fmt or used_fmt  # times the reader typed in a detected format: that format, not "native"
     return LoadedData(
         frame=frame,
@@ -511,12 +509,12 @@ def date_time_pair(columns: list[str], mapping: dict[str, str], schema: Schema) 
     return next(src for src, dst in mapping.items() if dst == schema.time), extra
 
 
-def join_date_time(frame, pair: tuple[str, ...]) -> Any:
+def join_date_time(frame, pair: tuple[str, str]) -> Any:
     """A new frame with the Date column's text followed by the Time column's (a space
     between; a missing or blank time written as midnight in the layout of the others, which
     is what the date alone means) and the Time column dropped; None when they are not both
     text (typed Parquet dates or times, Python times from a spreadsheet)."""
-    date, time = pair[:2]
+    date, time = pair
     d, t = frame[date], frame[time]
     if not (_is_text_series(d) and _is_text_series(t)):
         return None
@@ -537,18 +535,19 @@ def _midnight_like(times) -> str:
     return hms
 
 
-def canonicalize_pair(frame, pair: tuple[str, ...] | None, schema: Schema, mapping: dict[str, str],
-                      backend: Backend, ts_format: str, source: str, **kw) -> tuple[Any, str, list[str]]:
+def canonicalize_pair(frame, pair: tuple[str, str] | None, schema: Schema, mapping: dict[str, str],
+                      backend: Backend, ts_format: str, source: str, join: bool = True,
+                      **kw) -> tuple[Any, str, list[str]]:
     """:func:`_canonicalize` (its ``kw``), with a Date and a Time column (``pair``) joined
     into the timestamp first (:func:`join_date_time`); (frame, format, notes). Where they
     cannot be joined (not both text) or their joined text is in no layout gpuseg reads, the
     Date column alone is the timestamp, and a note says the times of day are left out; so
-    too for a ``pair`` of three (date, time, False): a model's that saw the date alone."""
+    too without ``join`` (a model's that saw the date alone)."""
     notes: list[str] = []
     why = ""
     if pair is not None:
-        joined = join_date_time(frame, pair) if len(pair) == 2 else None
-        if len(pair) > 2:
+        joined = join_date_time(frame, pair) if join else None
+        if not join:
             why = " (the model was trained on the date alone)"
         elif joined is not None:
             try:
