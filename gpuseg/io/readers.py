@@ -731,7 +731,7 @@ def text_codes(col, in_order: bool = False) -> Any:
     import pyarrow as pa
 
     if pa.types.is_dictionary(col.type) and in_order:
-        encoded = col.unify_dictionaries()
+        encoded = _blank_entries_missing(col.unify_dictionaries())
     else:
         import pyarrow.compute as pc
 
@@ -743,6 +743,27 @@ def text_codes(col, in_order: bool = False) -> Any:
     chunks = [c.indices.cast(pa.int32()) for c in encoded.chunks]
     indices = pa.chunked_array(chunks, type=pa.int32())
     return pa.table({"codes": indices}).to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get)["codes"].array
+
+
+def _blank_entries_missing(encoded) -> Any:
+    """A dictionary column (one dictionary shared by its chunks) whose rows holding a blank
+    value (spaces only: Arrow's CSV reader makes only an empty field missing) are missing,
+    as the other readers make them (:func:`_blank_as_missing`). The blank value's code is
+    left unused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if encoded.num_chunks == 0:
+        return encoded
+    dictionary = encoded.chunk(0).dictionary
+    blank = pc.indices_nonzero(pc.equal(pc.utf8_trim_whitespace(dictionary), "")).cast(pa.int32())
+    if len(blank) == 0:
+        return encoded
+    chunks = []
+    for c in encoded.chunks:
+        indices = pc.if_else(pc.is_in(c.indices, value_set=blank), pa.scalar(None, pa.int32()), c.indices)
+        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
+    return pa.chunked_array(chunks, type=encoded.type)
 
 
 def _plain_integers(col) -> Any:

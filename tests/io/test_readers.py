@@ -995,7 +995,7 @@ def test_a_typed_date_and_time_are_not_joined_and_that_is_said(cpu, tmp_path):
 def test_blank_text_is_missing_in_parquet_as_in_csv(cpu, tmp_path):
     """A Parquet file (or a frame) with "" or spaces for a brand, a category or a session
     reads as the CSV of the same data: missing, so filled (or dropped) and counted as a gap,
-    not a brand named ''."""
+    not a brand named '' (nor a session of spaces, in a CSV either)."""
     from gpuseg.config import CleanConfig
     from gpuseg.io.readers import from_frame, load_files, resolve_paths
     from gpuseg.io.synthetic import generate_events
@@ -1006,6 +1006,7 @@ def test_blank_text_is_missing_in_parquet_as_in_csv(cpu, tmp_path):
         ev[col] = ev[col].astype(object).where(ev[col].notna(), "")
     ev.loc[::40, "user_session"] = ""
     ev.loc[1::40, "brand"] = "  "
+    ev.loc[2::40, "user_session"] = "   "  # spaces: missing in a CSV too, not one session
     ev.to_csv(tmp_path / "e.csv", index=False)
     ev.to_parquet(tmp_path / "e.parquet")
     got = {}
