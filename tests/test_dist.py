@@ -539,3 +539,54 @@ def test_a_dask_piece_joins_a_date_and_a_time_column(tmp_path):
                              pair=("Date", "Time"))
     assert info["notes"] == ["columns 'Date' and 'Time' joined into the timestamp"]
     assert list(frame["timestamp"]) == [pd.Timestamp("2021-03-01 14:22:05"), pd.Timestamp("2021-03-02")]
+
+
+def test_parts_of_which_only_some_lack_a_session_equal_the_single_process_run(data, scheduler, tmp_path):
+    """A part with an empty session made its session hashes float64 (missing as NaN), which the
+    shuffle could not concatenate with the other parts' int64 hashes above 2**53: the run
+    crashed. The rows without a session are kept in both runs, in sessions cut at gaps."""
+    (tmp_path / "parts").mkdir()
+    for i, f in enumerate(sorted((data / "parts").glob("*.parquet"))[:3]):
+        part = pd.read_parquet(f)
+        if i == 1:
+            part["user_session"] = part["user_session"].astype(object)
+            part.loc[part.index[:5], "user_session"] = None
+        part.to_csv(tmp_path / "parts" / f"part{i}.csv", index=False)
+    single = _run(tmp_path / "single", str(tmp_path / "parts"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    assert single.metrics["data"]["values_filled"]["user_session"] == 5
+    _same(single, dist)
+
+
+def test_pieces_whose_days_are_all_twelve_or_less_read_as_the_others(data, scheduler, tmp_path):
+    """Day-first dates in two parts, one with days 1-12 only: that part alone reads month first,
+    and its customers' recency moved by months. The pieces now read in one format, the one
+    every piece reads, as one process reads the whole column."""
+    orders = pd.read_csv(data / "orders.csv", parse_dates=["timestamp"])
+    orders = orders[orders["customer_id"].astype(int) < 200]
+    early = orders["timestamp"].dt.day <= 12
+    (tmp_path / "parts").mkdir()
+    for name, part in (("a.csv", orders[early]), ("b.csv", orders[~early])):
+        part.assign(timestamp=part["timestamp"].dt.strftime("%d/%m/%Y %H:%M")).to_csv(tmp_path / "parts" / name,
+                                                                                    index=False)
+    single = _run(tmp_path / "single", str(tmp_path / "parts"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    assert single.metrics["data"]["timestamp_format"] == "%d/%m/%Y %H:%M"
+    assert dist.metrics["data"]["timestamp_format"] == single.metrics["data"]["timestamp_format"]
+    a = pd.read_parquet(single.out_dir / "features.parquet")
+    b = pd.read_parquet(dist.out_dir / "features.parquet")
+    np.testing.assert_allclose(b["recency_days"].to_numpy(), a["recency_days"].to_numpy(), atol=1e-9)
+
+
+def test_pieces_in_formats_that_read_no_other_piece_are_refused(data, scheduler, tmp_path):
+    """A part written day first (with days above 12) beside one written month first: no one
+    format reads both, so the run stops and asks for the format, as one process does."""
+    from gpuseg.errors import DataError
+
+    orders = pd.read_csv(data / "orders.csv", parse_dates=["timestamp"])
+    orders = orders[orders["timestamp"].dt.day > 12]
+    (tmp_path / "parts").mkdir()
+    for name, fmt, part in (("a.csv", "%d/%m/%Y %H:%M", orders.iloc[::2]), ("b.csv", "%m/%d/%Y %H:%M", orders.iloc[1::2])):
+        part.assign(timestamp=part["timestamp"].dt.strftime(fmt)).to_csv(tmp_path / "parts" / name, index=False)
+    with pytest.raises(DataError, match="timestamp_format"):
+        _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)

@@ -403,6 +403,37 @@ class _Loaded:
     notes: list = field(default_factory=list)
 
 
+def _one_time_format(client: Any, pieces: list, read: list, infos: list[dict], args: dict,
+                     note: Callable[[str], None]) -> tuple[list, list[dict]]:
+    """One detected time format for every piece, as one process detects one for the column.
+
+    Pieces detect their own: a piece whose days are all 12 or less reads month first, one with
+    a 13th day first, and their customers' recency would disagree. Where the text pieces'
+    formats differ, the format that reads the most of the piece reading the least of it (on
+    their samples) is taken, and the other pieces are read again in it; where none reads at
+    least half of every piece, the run stops and asks for ``[clean] timestamp_format``."""
+    from ..io.readers import rank_timestamp_formats
+
+    text = [i for i, info in enumerate(infos) if info.get("time_sample")]
+    used = {infos[i]["timestamp_format"] for i in text}
+    if len(used) < 2:
+        return read, infos
+    shares = [dict(rank_timestamp_formats(infos[i]["time_sample"])) for i in text]
+    best = max(sorted(used), key=lambda f: (min(s.get(f, 0.0) for s in shares), sum(s.get(f, 0.0) for s in shares)))
+    if min(s.get(best, 0.0) for s in shares) < 0.5:
+        raise DataError(f"the input's pieces hold timestamps in different formats ({', '.join(sorted(used))}); give "
+                        "the one to read them all in with --config [clean] timestamp_format")
+    again = [i for i in text if infos[i]["timestamp_format"] != best]
+    redone = client.map(tasks.read_piece, [pieces[i] for i in again], **{**args, "ts_format": best}, strict=False)
+    new_infos = _gather(client, client.map(operator.itemgetter(1), redone), "reading the input again")
+    read, infos = list(read), list(infos)
+    for i, future, info in zip(again, redone, new_infos):
+        read[i], infos[i] = future, info
+    note(f"timestamps read as {best!r} in every piece ({len(again)} of {len(pieces)} pieces alone read them "
+         "otherwise, as a time column is read in one format)")
+    return read, infos
+
+
 def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,
                   mapping: dict[str, str], note: Callable[[str], None]) -> _Loaded:
     """Read the pieces and hash every row into the bucket of its customer (``dd``:
@@ -420,16 +451,18 @@ def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: A
     from ..io.readers import date_time_pair, read_header
 
     pair = date_time_pair(read_header(files[0], kind), mapping, schema)  # a Time column beside the Date
-    read = client.map(tasks.read_piece, pieces, kind=read_kind, columns=list(mapping) + ([pair[1]] if pair else []),
-                      categorical=[src for src, dst in mapping.items() if dst in schema.categorical],
-                      ids=[src for src, dst in mapping.items() if dst in schema.ids], schema_name=schema.name,
-                      mapping=mapping, ts_format=config.clean.timestamp_format, backend=be.name, pair=pair,
-                      pure=False)
+    args = dict(kind=read_kind, columns=list(mapping) + ([pair[1]] if pair else []),
+                categorical=[src for src, dst in mapping.items() if dst in schema.categorical],
+                ids=[src for src, dst in mapping.items() if dst in schema.ids], schema_name=schema.name,
+                mapping=mapping, ts_format=config.clean.timestamp_format, backend=be.name, pair=pair, pure=False)
+    read = client.map(tasks.read_piece, pieces, **args)
     infos = _gather(client, client.map(operator.itemgetter(1), read), "reading the input")
     rows_read = sum(i["rows"] for i in infos)
     malformed = sum(i["malformed"] for i in infos)
     if rows_read == 0:
         raise DataError(f"{config.input}: no data rows")
+    if not config.clean.timestamp_format:
+        read, infos = _one_time_format(client, pieces, read, infos, args, note)
     formats = sorted({i["timestamp_format"] for i in infos if i["timestamp_format"]})
     if len(formats) > 1:
         note(f"the pieces' timestamps were read with {len(formats)} formats: {', '.join(formats)}")

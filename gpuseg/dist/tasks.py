@@ -36,10 +36,14 @@ def _be(name: str) -> Any:
 
 def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[str], ids: list[str],
                schema_name: str, mapping: dict[str, str], ts_format: str, backend: str,
-               pair: tuple[str, str] | None = None) -> tuple[Any, dict]:
+               pair: tuple[str, str] | None = None, strict: bool | None = None) -> tuple[Any, dict]:
     """One piece of the input (a file, Parquet row groups or a CSV byte range) as a
-    canonical frame, and {rows, malformed, timestamp_format, notes}. ``pair``: a Date and a
-    Time column, read as text and joined (:func:`gpuseg.io.readers.canonicalize_pair`)."""
+    canonical frame, and {rows, malformed, timestamp_format, notes, time_sample}. ``pair``: a
+    Date and a Time column, read as text and joined (:func:`gpuseg.io.readers.canonicalize_pair`).
+    ``strict`` (default: whether ``ts_format`` is given): False for a format chosen for all
+    pieces (:func:`gpuseg.dist._one_time_format`), which reads ISO 8601 times beside it as a
+    detected format does. ``time_sample``: some of the time column's text (none for typed
+    times or a Date and Time pair), for that choice."""
     from ..io import readers
     from ..io.schemas import SCHEMAS
 
@@ -51,15 +55,19 @@ def read_piece(piece: tuple, kind: str, columns: list[str], categorical: list[st
     if rows == 0:
         return None, {"rows": 0, "malformed": malformed, "timestamp_format": "", "categories": {}}
     examples: dict[str, str] = {}  # one unreadable value per column, for the clean line (as one process says it)
-    frame, used, notes = readers.canonicalize_pair(frame, pair, SCHEMAS[schema_name], mapping, be, ts_format,
-                                                   source=str(path), examples=examples)
+    schema = SCHEMAS[schema_name]
+    time = next((src for src, dst in mapping.items() if dst == schema.time), None)
+    text = pair is None and time in frame.columns and readers._is_text_series(frame[time])
+    time_sample = readers._host_sample(frame[time], 200) if text else []
+    frame, used, notes = readers.canonicalize_pair(frame, pair, schema, mapping, be, ts_format,
+                                                   source=str(path), examples=examples, strict=strict)
     categories = {}
     if not be.is_gpu:  # the few values of the low-cardinality text columns, for one global encoding
         for col in SHUFFLE_CODED:
             if col in frame.columns and str(frame[col].dtype) == "category":
                 categories[col] = [str(c) for c in frame[col].cat.categories]
     return frame, {"rows": rows + malformed, "malformed": malformed, "timestamp_format": used,
-                   "categories": categories, "examples": examples, "notes": notes}
+                   "categories": categories, "examples": examples, "notes": notes, "time_sample": time_sample}
 
 
 def read_piece_frame(piece: tuple, be: Any, kind: str, columns: list[str], categorical: list[str],
@@ -392,10 +400,12 @@ def for_shuffle(read: tuple, customer: str, n_buckets: int, vocab: dict[str, lis
         s = frame["user_session"]
         if str(s.dtype) == "category":
             s = s.astype(s.cat.categories.dtype)
-        if hasattr(s, "to_pandas"):
+        if hasattr(s, "to_pandas"):  # cuDF's int64 holds missing values itself
             hashed = s.astype("str").hash_values(method="xxhash64").astype("int64")
         else:
-            hashed = pd.util.hash_pandas_object(s.astype("str"), index=False).astype("int64")
+            # nullable in every piece, with or without a missing session: a float64 column in
+            # some pieces could not hold the others' 64-bit hashes in the shuffle's concat
+            hashed = pd.util.hash_pandas_object(s.astype("str"), index=False).astype("int64").astype("Int64")
         frame["user_session"] = hashed.where(s.notna())
     for col in frame.columns:
         if str(frame[col].dtype) == "category":
