@@ -42,6 +42,9 @@ __all__ = ["FeatureWeights", "feature_weights", "spearman", "average_ranks", "RE
 
 #: K-means clusters of the other features that a feature's relevance is measured against.
 RELEVANCE_CLUSTERS = 8
+#: Relevance, as a share of the best, under which a feature counts as down-weighted in the
+#: summary line (its weight is then multiplied by less than 1/2).
+LOW_RELEVANCE = 0.25
 #: Customers in the relevance K-means at most (a subsample of the correlation sample).
 RELEVANCE_SAMPLE = 5000
 
@@ -71,14 +74,17 @@ class FeatureWeights:
         """One line for the progress display."""
         out = [r["feature"] for r in self.rows if r["weight"] == 0]
         merged = sum(1 for r in self.rows if r["redundancy_group"] and r["weight"] > 0)
-        low = [r["feature"] for r in self.rows if 0 < r["weight"] and (r["relevance"] or 1) < 0.05]
+        top = max((r["relevance"] for r in self.rows if r["relevance"] is not None), default=0.0)
+        # as the weights are set: relative to the best relevance (a factor under 1/2 on the weight)
+        low = [r["feature"] for r in self.rows if 0 < r["weight"] and r["relevance"] is not None
+               and r["relevance"] < LOW_RELEVANCE * top]
         parts = [f"{len(self.kept)} of {len(self.rows)} features define the segments"]
         if out:
             parts.append(f"{len(out)} left out ({_names(out)})")
         if merged:
             parts.append(f"{merged} share weight with redundant ones")
         if low:
-            parts.append(f"{len(low)} down-weighted for lack of shared structure ({_names(low)})")
+            parts.append(f"{len(low)} down-weighted to under half for lack of shared structure ({_names(low)})")
         return "; ".join(parts)
 
 
@@ -169,7 +175,8 @@ def feature_weights(
     label = _redundancy_groups(spearman(sub), redundancy) if redundancy is not None else np.arange(idx.size)
     size = np.bincount(label)[label]
     w[idx] = 1.0 / np.sqrt(size)
-    rel = _relevance(sub, label, random_state) if relevance and len(set(label)) > 1 else np.ones(idx.size)
+    family = _share_families(sub, names, groups, idx)
+    rel = _relevance(sub, label, random_state, family) if relevance and len(set(label)) > 1 else np.ones(idx.size)
     top = rel.max()
     if top > 0:
         w[idx] *= np.sqrt(np.maximum(rel, 0.0) / top)
@@ -217,7 +224,34 @@ def _redundancy_groups(C: np.ndarray, redundancy: float) -> np.ndarray:
     return np.unique(fcluster(tree, 1.0 - redundancy, criterion="distance"), return_inverse=True)[1]
 
 
-def _relevance(S: np.ndarray, label: np.ndarray, seed: int) -> np.ndarray:
+def _share_families(S: np.ndarray, names: Sequence[str], groups: Mapping[str, str], idx: np.ndarray) -> np.ndarray:
+    """Per active column, the number of its family of shares whose within-family structure is
+    the counting's (-1 for none): a :data:`SHARE_GROUPS` group where most customers' shares
+    sit at a corner (every share at its lowest or highest value: one order, or one event, in
+    one day part). Their corners are perfect clusters of the other shares, and would make
+    each share look relevant whatever the customers do; they are measured against the other
+    features alone (:func:`_relevance`)."""
+    out = np.full(len(idx), -1)
+    by_group: dict[str, list[int]] = {}
+    for pos, j in enumerate(idx):
+        if groups.get(names[j]) in SHARE_GROUPS:
+            by_group.setdefault(groups[names[j]], []).append(pos)
+    for number, members in enumerate(by_group.values()):
+        part = S[:, members]
+        corner = ((part == part.min(axis=0)) | (part == part.max(axis=0))).all(axis=1)
+        if len(members) > 1 and corner.mean() >= CORNER_SHARE:
+            out[members] = number
+    return out
+
+
+#: Feature groups whose members are shares of one whole (day parts and the weekend,
+#: categories), which one event or order puts at a corner (:func:`_share_families`).
+SHARE_GROUPS = ("time", "category")
+#: Share of customers at a corner from which a share group's own structure is not counted.
+CORNER_SHARE = 0.5
+
+
+def _relevance(S: np.ndarray, label: np.ndarray, seed: int, family: np.ndarray | None = None) -> np.ndarray:
     """Per column, eta squared against K-means groups of the columns outside its
     redundancy group (module doc, step 4)."""
     from sklearn.cluster import KMeans  # host K-means on a small sample: scikit-learn's is the fastest
@@ -228,7 +262,13 @@ def _relevance(S: np.ndarray, label: np.ndarray, seed: int) -> np.ndarray:
     total = ((S - S.mean(axis=0)) ** 2).sum(axis=0)
     rel = np.zeros(S.shape[1])
     for g in np.unique(label):
-        rest = np.ascontiguousarray(S[:, label != g], dtype=np.float32)
+        inside = label == g
+        if family is not None:
+            fam = family[inside]
+            inside = inside | np.isin(family, fam[fam >= 0])
+        if inside.all():
+            inside = label == g
+        rest = np.ascontiguousarray(S[:, ~inside], dtype=np.float32)
         groups = KMeans(k, n_init=1, max_iter=100, random_state=seed).fit(rest).labels_
         counts = np.bincount(groups, minlength=k)
         for j in np.flatnonzero(label == g):

@@ -99,3 +99,36 @@ def test_a_sample_gives_the_same_decisions_and_is_seeded():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="5 names"):
         feature_weights(np.zeros((10, 6)), NAMES[:5])
+
+
+def test_the_summary_names_the_features_down_weighted_relative_to_the_best():
+    """The weights follow relevance relative to the best; the line named only those under an
+    absolute 0.05, missing a feature whose weight was cut to 0.43 of the best's."""
+    from gpuseg.prep.represent import FeatureWeights
+
+    rows = [{"feature": f, "weight": w, "relevance": rel, "redundancy_group": []}
+            for f, w, rel in (("recency", 1.0, 0.8), ("tenure", 0.43, 0.15), ("share_x", 0.19, 0.03))]
+    line = FeatureWeights(np.array([1.0, 0.43, 0.19]), rows).summary()
+    assert "2 down-weighted to under half for lack of shared structure (tenure, share_x)" in line
+
+
+def test_day_part_shares_of_one_order_each_do_not_outweigh_what_tells_customers_apart():
+    """Most customers with one order: their day-part shares are 0 or 1, corners of the share
+    simplex that K-means on the other shares finds perfectly, so each share looked relevant
+    (CDNOW with random order hours: the afternoon share outweighed recency and split one-time
+    buyers by the hour they bought). Measured against the other features alone, random hours
+    carry no structure and recency, which does, keeps its weight."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    lapsed = rng.random(n) < 0.5
+    recency = np.where(lapsed, rng.normal(300, 20, n), rng.normal(10, 5, n))
+    spend = rng.lognormal(np.where(lapsed, 3.0, 4.0), 0.5, n)  # the active ones spend more
+    part = rng.integers(0, 5, n)  # the day part of each customer's one order, at random
+    shares = np.eye(5)[part]
+    X = np.column_stack([recency, spend, shares])
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
+    names = ["recency_days", "monetary", *(f"share_{p}" for p in ("night", "morning", "afternoon", "evening", "late"))]
+    groups = {"recency_days": "rfm", "monetary": "rfm", **{n_: "time" for n_ in names[2:]}}
+    fw = feature_weights(X, names, groups)
+    w = dict(zip(names, fw.weights))
+    assert max(w[n_] for n_ in names[2:]) < 0.5 * w["recency_days"]
