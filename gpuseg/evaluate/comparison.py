@@ -143,6 +143,9 @@ def method_checks(method_metrics: Mapping[str, dict[str, Any]], order: Sequence[
             stab = _value(e, "stability")
             if np.isfinite(stab) and stab < MIN_STABILITY:
                 why.append(f"unstable: refits agree {stab:.2f} < {MIN_STABILITY}")
+            st = e.get("stability") or {}
+            if st.get("resamples") and st.get("failed_refits") == st["resamples"]:
+                why.append(f"not refittable: all {st['resamples']} stability refits at k={e.get('k')} failed")
             if e.get("largest_share", 0.0) > MAX_LARGEST_SHARE:
                 why.append(f"degenerate: one segment holds {e['largest_share']:.0%} of the customers")
             if (e.get("k_choice") or {}).get("at_range_end"):

@@ -124,6 +124,19 @@ def _log_inertia(inertia: Sequence[float]) -> np.ndarray:
     return np.log(np.maximum(y, 1e-6 * y.max()))
 
 
+def _perfect_as_best(calinski_harabasz: Sequence[float], inertia: Sequence[float]) -> np.ndarray:
+    """Calinski-Harabasz per k, with the best value of the sweep where the inertia is 0 (every
+    customer on its centre). The index is B / W there, infinite; scikit-learn's convention,
+    kept by :func:`~gpuseg.evaluate.metrics.calinski_harabasz_score`, gives 1.0, which would
+    rank a perfect partition last."""
+    ch = np.asarray(calinski_harabasz, dtype=float).copy()
+    perfect = np.asarray(inertia, dtype=float) <= 0
+    if perfect.any() and len(ch) == len(perfect):
+        others = ch[~perfect & np.isfinite(ch)]
+        ch[perfect] = (others.max() if others.size else 0.0) + 1.0
+    return ch
+
+
 def choose_k(
     ks: Sequence[int],
     inertia: Sequence[float],
@@ -140,7 +153,7 @@ def choose_k(
     ks = [int(k) for k in ks]
     if not ks:
         raise ValueError("choose_k needs at least one k")
-    comp = composite_scores(ks, silhouette, davies_bouldin, calinski_harabasz)
+    comp = composite_scores(ks, silhouette, davies_bouldin, _perfect_as_best(calinski_harabasz, inertia))
     if len(ks) == 1:
         return KChoice(ks[0], None, comp, f"k={ks[0]} was given")
     knee = knee_point(ks, _log_inertia(inertia))

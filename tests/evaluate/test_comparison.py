@@ -69,6 +69,9 @@ def test_euclidean_scores_do_not_veto_a_method_of_another_distance():
     ({"k": 2}, "degenerate: k=2 while kmeans found k=5"),
     ({"k": 12, "k_choice": {"at_range_end": True}}, "no k settled: the lowest BIC is at the largest k tried (12)"),
     ({"status": "failed", "reason": "found 1 segment"}, None),
+    # every refit failed (k=8 of 10 customers on half samples of 5): stability not measured
+    ({"stability": {"mean": None, "std": None, "pairs": 0, "resamples": 10, "failed_refits": 10}},
+     "not refittable: all 10 stability refits at k=4 failed"),
 ])
 def test_checks_veto_the_preferred_method(change, check):
     m = {"adaptive_kmeans": {**_entry(0.5, 1.0, 2000, 0.9), **change}, "kmeans": _entry(0.3, 1.4, 900, 0.8, k=5)}

@@ -81,3 +81,25 @@ def test_the_elbow_wins_over_better_scores_nearby(best):
     sil[best - 2] = 0.5
     c = choose_k(KS, inertia_curve(5), sil, [1.0] * 9, [900 - 50 * i for i in range(9)])
     assert c.knee == 5 and c.k == 5
+
+
+def test_a_perfect_partition_is_not_ranked_last_by_calinski_harabasz():
+    """Four groups of identical customers: at k=4 every customer sits on its centre (inertia
+    0), where Calinski-Harabasz is infinite and scikit-learn's convention returns 1.0. Taken
+    at face value that ranked k=4 last on the index and the composite chose k=3."""
+    from gpuseg.evaluate.selection import choose_k
+
+    choice = choose_k([2, 3, 4], inertia=[120.0, 40.0, 0.0], silhouette=[0.55, 0.9, 1.0],
+                      davies_bouldin=[0.8, 0.1, 0.0], calinski_harabasz=[30.0, 45.0, 1.0])
+    assert choice.k == 4
+    assert choice.composite[4] == max(choice.composite.values())
+
+
+def test_every_failed_k_of_a_sweep_is_explained():
+    from gpuseg.cli import _failed_ks
+
+    sweep = [{"k": 2, "status": "ok"}, {"k": 3, "status": "ok"}]
+    sweep += [{"k": k, "status": "failed", "reason": f"found 4 segments for k={k}"} for k in range(5, 13)]
+    sweep += [{"k": 13, "status": "failed", "reason": None}]
+    assert _failed_ks(sweep) == "  k=5..12 failed: found 4 segments\n  k=13 failed: no reason recorded\n"
+    assert _failed_ks(sweep[:2]) == ""
