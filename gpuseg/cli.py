@@ -310,7 +310,7 @@ def print_summary(result: Any, out: TextIO) -> None:
         f"\nChosen{' ' + by if by else ''}: {chosen['method']} with k={chosen['k']} "
         f"(silhouette {best['silhouette']:.3f}, Davies-Bouldin {best['davies_bouldin']:.3f}{extra})\n"
     )
-    out.write(_k_hint(best, chosen["k"]))
+    out.write(_k_hint(best, chosen["k"], "this backtest's numbers" if m.get("backtest") else "`gpuseg backtest`"))
     conf = chosen.get("confidence_summary")
     if conf:
         out.write(
@@ -339,7 +339,7 @@ def print_summary(result: Any, out: TextIO) -> None:
         out.write(f"Report: {result.out_dir / 'report.html'} (open it in any browser; works offline)\n")
 
 
-def _k_hint(mm: dict, k: int) -> str:
+def _k_hint(mm: dict, k: int, evidence: str = "`gpuseg backtest`") -> str:
     """A line that puts a k from the sweep in its place ("" where k was given, chosen by
     density, or by a BIC that settled inside the range)."""
     swept = [r["k"] for r in mm.get("sweep") or [] if r.get("status") == "ok"]
@@ -351,11 +351,11 @@ def _k_hint(mm: dict, k: int) -> str:
     around = " and ".join(f"--k {j}" for j in (k - 1, k + 1) if j in swept) or "another --k"
     if (mm.get("k_choice") or {}).get("knee") is None:
         return (f"k={k} has the best composite of the scores: the inertia has no elbow over k={swept[0]}..{swept[-1]}, "
-                f"so read it as a starting point; compare {around}, and `gpuseg backtest`\n")
+                f"so read it as a starting point; compare {around}, and {evidence}\n")
     null = (" (over 2..12 the elbow lands near 4-7 even in data without segments)"
             if (swept[0], swept[-1]) == (2, 12) else "")
     return (f"k={k} is where the log inertia bends, a starting point rather than a finding{null}: compare {around}, "
-            f"and `gpuseg backtest` (docs/data-and-outputs.md, 'Choosing k')\n")
+            f"and {evidence} (docs/data-and-outputs.md, 'Choosing k')\n")
 
 
 def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
@@ -392,6 +392,22 @@ def _print_sweep(method: str, mm: dict, has_truth: bool, out: TextIO) -> None:
         rows.append(cells)
     out.write(f"\nScores by k for {method} (* = chosen; {mm['k_choice']['reason']}):\n")
     out.write(_table(headers, rows) + "\n")
+    out.write(_failed_ks(mm["sweep"]))
+
+
+def _failed_ks(sweep: list[dict]) -> str:
+    """A line per reason the sweep's failed k gave ("k=5..12 failed: found 4 segments ..."), so
+    that "failed" in the table is never left unexplained."""
+    by_reason: dict[str, list[int]] = {}
+    for r in sweep:
+        if r["status"] != "ok":
+            reason = re.sub(r" for k=\d+", "", str(r.get("reason") or "no reason recorded"))
+            by_reason.setdefault(reason, []).append(int(r["k"]))
+    lines = []
+    for reason, ks in by_reason.items():
+        shown = f"{ks[0]}..{ks[-1]}" if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)) else ", ".join(map(str, ks))
+        lines.append(f"  k={shown} failed: {reason}\n")
+    return "".join(lines)
 
 
 def _print_comparison(m: dict, has_truth: bool, out: TextIO) -> None:
@@ -713,7 +729,7 @@ def _cmd_update(args: argparse.Namespace) -> int:
 
     def check(model: Any) -> None:
         where["version"] = int(model.manifest.get("model_version", 1)) + 1
-        where["out"] = _updated_out(args.out, model_dir, where["version"])
+        where["out"] = _updated_out(args.out, model_dir, where["version"], args.input)
 
     model, be, cleaned = _load_for(args, progress, check=check,
                                    listed_in=lambda: str(excluded_path(where["out"])))
@@ -769,9 +785,10 @@ def _moved_far(movement: list[dict[str, Any]]) -> str:
             "Their names and profiles describe the old customers; check them, or segment afresh with gpuseg run\n")
 
 
-def _updated_out(out_arg: str | None, model_dir: Path, version: int) -> Path:
+def _updated_out(out_arg: str | None, model_dir: Path, version: int, input_arg: str | None = None) -> Path:
     """``update --out`` (default: the model folder's name with ``-vN``): a new folder
-    outside the model folder."""
+    outside the model folder, and outside a folder given as ``--input`` (its
+    ``NAME.excluded.csv`` beside it would be read as data by the next command)."""
     from .errors import ConfigError
     from .report.files import check_outside
 
@@ -779,15 +796,48 @@ def _updated_out(out_arg: str | None, model_dir: Path, version: int) -> Path:
     stem = re.sub(r"-v\d+$", "", base.name)
     out = Path(out_arg).expanduser() if out_arg else base.with_name(f"{stem}-v{version}")
     check_outside(out, model_dir, "the model folder")
+    try:
+        check_outside(out, input_arg, "the input folder")
+    except ConfigError:
+        if out_arg:
+            raise
+        raise ConfigError(f"{out} (the default beside the model) is inside the input folder {input_arg}; "
+                          "give --out outside it") from None
     if out.exists() and out_arg:
         raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
-    if out.exists():  # the default name is taken: this version was updated before
-        raise ConfigError(f"{out} exists; an updated model goes to a new folder: this model was updated before, so "
-                          f"update {out} to go on from that version, or give --out")
+    if out.exists():  # the default name is taken: by an update of this model, or of one since replaced
+        raise ConfigError(_default_out_taken(out, model_dir))
     blocked = next((p for p in [out.parent, *out.parent.parents] if p.exists() and not p.is_dir()), None)
     if blocked is not None:
         raise ConfigError(f"--out {out}: {blocked} is a file, not a folder")
     return out
+
+
+def _default_out_taken(out: Path, model_dir: Path) -> str:
+    """Why ``update``'s default folder ``out`` cannot be used: it holds an earlier update of
+    this model (its ``model.json`` ``parent.sha256`` is that of ``model_dir``'s), so go on
+    from there; or it does not, e.g. an update of a model a later ``run`` replaced."""
+    import hashlib
+    import json
+
+    def digest(path: Path) -> str | None:
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    try:
+        parent = json.loads((out / "model.json").read_text(encoding="utf-8")).get("parent") or {}
+    except (OSError, ValueError, AttributeError):
+        parent = {}
+    theirs = parent.get("sha256") if isinstance(parent, dict) else None
+    if theirs is not None and theirs == digest(model_dir / "model.json"):
+        return (f"{out} exists; an updated model goes to a new folder: this model was updated before, so "
+                f"update {out} to go on from that version, or give --out")
+    if theirs is not None:
+        return (f"{out} exists and is an update of a model that has since been replaced, not of {model_dir}; "
+                f"give --out for this model's update, or remove {out}")
+    return f"{out} exists and is not an update of {model_dir}; give --out, or move {out} away"
 
 
 def _migration_out(out_arg: str, model: str) -> Path:

@@ -416,9 +416,14 @@ def _ingest(r: _Run) -> None:
                         f"{config.cluster.k_max}: the data has {r.n_customers} customers")
     elif config.cluster.k_max >= r.n_customers:
         raise ConfigError(
-            f"--k {config.cluster.k_min}-{config.cluster.k_max}: the data has {r.n_customers} customers; "
+            f"--k {_k_spec(config.cluster.k_min, config.cluster.k_max)}: the data has {r.n_customers} customers; "
             f"k must be below that"
         )
+
+
+def _k_spec(k_min: int, k_max: int) -> str:
+    """--k as the user would write it: "5", or "3-8"."""
+    return str(k_min) if k_min == k_max else f"{k_min}-{k_max}"
 
 
 def _scale(r: _Run) -> None:
@@ -532,8 +537,11 @@ def _stability(r: _Run) -> None:
         for m, value in stab.items():
             mm[m]["stability"] = value
         per = min(r.n_customers // 2, ev.stability_sample) if ev.stability_scheme == "half" else None
+        unmeasured = [m for m, v in stab.items() if v.get("mean") is None]
         st["detail"] = (f"{ev.stability_resamples} {ev.stability_scheme} samples per method"
-                        + (f" of {per:,} customers" if per else ""))
+                        + (f" of {per:,} customers" if per else "")
+                        + (f"; not measured for {', '.join(unmeasured)} (too few refits succeeded)" if unmeasured
+                           else ""))
 
 
 def _choose(r: _Run) -> None:
@@ -541,6 +549,11 @@ def _choose(r: _Run) -> None:
     r.chosen_method, r.ranking = choose_method(r.method_metrics, r.methods, r.config.select)
     r.comparison = comparison_table(r.method_metrics, r.ranking, r.chosen_method)
     r.chosen_est = r.chosen_fit().estimator
+    asked = {str(m).strip().lower() for m in r.config.cluster.methods}
+    if "consensus" in asked and not r.config.select and r.chosen_method not in asked and "all" not in asked:
+        r.progress.note(f"{r.chosen_method}, a member of the consensus, was chosen by the method rule ahead of the "
+                        "consensus itself (its members run as methods of their own); --select consensus keeps the "
+                        "consensus")
 
 
 def _sensitivity(r: _Run) -> None:
@@ -787,12 +800,20 @@ def _write(r: _Run) -> None:
 
 
 def _note_updated_models(out_dir: Path, progress: Progress) -> None:
-    """Say which ``update`` versions beside ``model/`` (``model-v2/``, ...) came from the model
-    this run replaced: they are the user's to keep or delete, and no longer match it."""
+    """Say which ``update`` versions beside ``model/`` (``model-v2/``, ...) and their lists of
+    excluded customers (``model-v2.excluded.csv``) came from the model this run replaced or
+    removed: they are the user's to keep or delete, no longer match this run, and are not to
+    be shared (a version's model.json may hold the --anonymize key, its list customer ids)."""
     left = sorted(p.name for p in out_dir.glob("model-v*") if (p / "model.json").is_file())
-    if left:
-        progress.note(f"{', '.join(left)} in {out_dir} came from the model this run replaced: they no longer match "
-                      "model/ (kept; delete them, or keep them as the older model's versions)")
+    lists = sorted(p.name for p in out_dir.glob("model-v*.excluded.csv") if p.is_file())
+    if not left and not lists:
+        return
+    also = f", with {', '.join(lists)}," if left and lists else ""
+    now = ("the model this run replaced: they no longer match model/" if (out_dir / "model").is_dir()
+           else "the model this run removed (it saved no model): nothing here matches them now")
+    progress.note(f"{', '.join(left or lists)} in {out_dir}{also} came from {now} (kept; delete them, or keep them "
+                  "as the older model's versions, and leave them out when sharing the folder: a version's "
+                  "model.json may hold the key of --anonymize, its .excluded.csv customer ids)")
 
 
 def _report(r: _Run) -> None:

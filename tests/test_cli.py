@@ -383,3 +383,81 @@ def test_report_check_counts_segments_without_the_unassigned(tmp_path):
     pd.DataFrame({"customer_id": ids[::-1], "x": 1.0}).to_parquet(tmp_path / "features.parquet")  # any order
     _check_one_run(tmp_path, "o", {"data": {"customers": 6}, "chosen": {"k": 2}})
     _check_one_run(tmp_path, "o", {"data": {"customers": None}, "chosen": {}})  # a hand-edited file: no check
+
+
+# --- update's output and the versions a later run leaves ---------------------------------------
+
+
+def _small_run(tmp_path, out, k="3"):
+    """A quick kmeans run of 300 synthetic customers into ``out`` (its input: tmp_path/data/e.parquet)."""
+    from gpuseg.io.synthetic import generate_events
+
+    data = tmp_path / "data"
+    if not data.is_dir():
+        data.mkdir()
+        generate_events(300, seed=3)[0].to_parquet(data / "e.parquet")
+    assert main(["run", "--input", str(data / "e.parquet"), "--out", str(out), "--methods", "kmeans", "--k", k,
+                 "--stability", "0", "--no-report", "-q"]) == 0
+    return data
+
+
+def test_update_after_a_rerun_says_the_default_folder_is_an_update_of_a_replaced_model(tmp_path, capsys):
+    """run -> update (model-v2) -> run again (model/ replaced) -> update: model-v2 is not an
+    update of this model/, so the refusal must not send the user on from it."""
+    out = tmp_path / "r1"
+    data = _small_run(tmp_path, out, k="3")
+    update = ["update", "--model", str(out / "model"), "--input", str(data / "e.parquet"), "-q"]
+    assert main(update) == 0
+    assert main(update) == 2 and "this model was updated before" in capsys.readouterr().err  # same model: go on
+    _small_run(tmp_path, out, k="4")
+    capsys.readouterr()
+    rc = main(update)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{out / 'model-v2'} exists and is an update of a model that has since been replaced" in err
+    assert "give --out" in err and "updated before" not in err and f"update {out / 'model-v2'}" not in err
+    assert main([*update, "--out", str(tmp_path / "v2")]) == 0
+
+
+def test_update_out_inside_the_input_folder_is_refused(tmp_path, capsys):
+    """Its NAME.excluded.csv would land in the input folder and be read as data by the next run."""
+    out = tmp_path / "r1"
+    data = _small_run(tmp_path, out)
+    capsys.readouterr()
+    rc = main(["update", "--model", str(out / "model"), "--input", str(data), "--out", str(data / "v2"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "is inside the input folder" in err
+    assert sorted(p.name for p in data.iterdir()) == ["e.parquet"]
+
+
+def _leftover_versions(tmp_path, model: bool):
+    out = tmp_path / "o"
+    (out / "model-v2").mkdir(parents=True)
+    (out / "model-v2" / "model.json").write_text("{}")
+    (out / "model-v2.excluded.csv").write_text("customer_id,reason\n")
+    if model:
+        (out / "model").mkdir()
+    notes = []
+
+    class Notes:
+        def note(self, text):
+            notes.append(text)
+
+    from gpuseg.pipeline import _note_updated_models
+
+    _note_updated_models(out, Notes())
+    assert len(notes) == 1
+    return notes[0]
+
+
+def test_the_note_on_leftover_versions_names_their_excluded_lists(tmp_path):
+    """model-v2.excluded.csv (customer ids) stays beside model-v2/ (the --anonymize key):
+    the note names both, so neither is shared with an anonymised folder by mistake."""
+    said = _leftover_versions(tmp_path, model=True)
+    assert said.startswith("model-v2 in ") and "model-v2.excluded.csv" in said
+    assert "no longer match model/" in said and "sharing" in said
+
+
+def test_the_note_on_leftover_versions_after_a_run_without_a_model(tmp_path):
+    said = _leftover_versions(tmp_path, model=False)
+    assert "model/" not in said.replace("model-v2", "") and "saved no model" in said

@@ -609,3 +609,26 @@ def test_all_without_torch_leaves_the_deep_methods_out_and_says_so(tmp_path, mon
 
     kept = resolve_methods(["all", "dec"], deep_available=False)
     assert kept[-1] == "dec" and [m for m in DEEP_METHODS if m not in kept] == ["deep_kmeans", "idec"]
+
+
+def test_a_consensus_asked_for_alone_says_when_a_member_is_chosen_instead(tmp_path):
+    """`--methods consensus` runs its members as methods of their own, and the method rule may
+    prefer one of them: the run says so and how to keep the consensus."""
+    from gpuseg.pipeline import Progress
+
+    class Notes(Progress):
+        def __init__(self):
+            self.notes = []
+
+        def note(self, text):
+            self.notes.append(text)
+
+    cfg = build_config({"params": {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}}}, out=str(tmp_path),
+                       synthetic_customers=600, k="3-4", methods="consensus", device="cpu", stability=0, report=False)
+    progress = Notes()
+    result = run(cfg, progress=progress)
+    said = [n for n in progress.notes if "--select consensus" in n]
+    if result.metrics["chosen"]["method"] == "consensus":
+        assert not said
+    else:
+        assert said and said[0].startswith(f"{result.metrics['chosen']['method']}, a member of the consensus")
