@@ -185,6 +185,17 @@ def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = 
             for seg, stats in segment_stats(summary).items()}
 
 
+def _stands_out(stats: SegmentStats) -> str:
+    """", though it stands out on avg_order_value (z=+1.50)": the segment's most distinctive
+    number where one is at least a standard deviation from the overall mean, so that a
+    nurture card does not read as a segment without anything to it."""
+    far = [(abs(v), f, v) for f, v in stats.z.items() if np.isfinite(v) and abs(v) >= 1.0]
+    if not far:
+        return ""
+    _, feature, v = max(far)
+    return f", though it stands out on {feature} (z={v:+.2f}), which no rule covers"
+
+
 def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str] | None = None
                      ) -> list[dict[str, str]]:
     actions = _fired(ACTION_RULES, stats)
@@ -193,8 +204,9 @@ def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str
     if not actions:
         actions = _fired(BROAD_ACTION_RULES, stats)
     if not actions:
-        actions.append({"kind": "nurture", "text": "no value, lapse, cart, browsing, tenure or frequency signal "
-                        "(see the persona rules): regular newsletter, test offers"})
+        actions.append({"kind": "nurture", "text": "no action rule fired (the spend, lapse, cart, browsing, tenure "
+                        f"and frequency thresholds of the persona rules){_stands_out(stats)}: regular newsletter, "
+                        "test offers"})
     price = stats.mean.get("price_index")
     if signal_holds(SIGNALS["low_prices"], stats):
         actions.append({"kind": "price", "text": f"price_index {price:.2f} <= {_threshold('low_prices')} (buys "

@@ -3,7 +3,9 @@
 A signal is a set of conditions on one segment's numbers, all of which must hold. The
 persona rules of :mod:`gpuseg.segments.naming` and the actions of
 :mod:`gpuseg.segments.actions` both read :data:`SIGNALS`, so a segment named "Lapsed" always
-gets the win-back action and no segment gets it without the Lapsed signal:
+gets the win-back action. Apart from the words of the recency, frequency and spend map
+(``MAP_ACTION_RULES`` of :mod:`gpuseg.segments.actions`: a "Lapsed one-timers" segment gets
+win-back from its name), no segment gets it without the Lapsed signal:
 
 ================  ================  ===========  ===========================================================
 signal            persona name      action       conditions (all must hold)

@@ -145,3 +145,18 @@ def test_date_only_activity_gets_no_hour_advice(peak, expected):
     text = suggest_actions({}, {}, grid)[-1]["text"]
     assert text.startswith(expected), text
     assert "00:00" not in text and "dates without times of day" in text
+
+
+def test_a_nurture_card_names_what_the_segment_stands_out_on():
+    """CDNOW's "Occasional" segment (average order value 2.35x overall, z=+1.5) was told it had
+    "no value ... signal": no rule fired, but the segment is not without anything to it."""
+    from gpuseg.segments.actions import suggest_actions
+
+    acts = suggest_actions({"avg_order_value": 90.0, "recency_days": 400.0},
+                           {"avg_order_value": 38.0, "recency_days": 330.0},
+                           z={"avg_order_value": 1.5, "recency_days": 0.3})
+    assert [a["kind"] for a in acts] == ["nurture"]
+    assert "stands out on avg_order_value (z=+1.50)" in acts[0]["text"]
+    assert "no value" not in acts[0]["text"]
+    plain = suggest_actions({"recency_days": 330.0}, {"recency_days": 330.0}, z={"recency_days": 0.0})
+    assert "stands out" not in plain[0]["text"]
