@@ -1208,14 +1208,16 @@ def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _bac
     elif config.dask.cluster and cleaned.purchases is None:
         info = {"status": "skipped", "reason": "no purchase histories came back from the Dask workers"}
     else:
-        from .segments.value import customer_value, purchase_history
+        from .segments.value import customer_value, purchase_history, repeat_buyers
 
         history = (cleaned.purchases if cleaned.purchases is not None  # from the Dask workers
                    else purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time))
         values, info = customer_value(history, be.xp, vc.horizon_days, vc.discount_rate, vc.margin)
-        values = values.reindex(_backend.to_host(segments["customer_id"]).to_numpy())
+        ids = _backend.to_host(segments["customer_id"]).to_numpy()
+        values = values.reindex(ids)
         for col in VALUE_COLUMNS:
             segments[col] = values[col].to_numpy()
+        segments["repeat_buyer"] = repeat_buyers(history, ids)  # for _value_profiles, which takes it out
         return info
     for col in VALUE_COLUMNS:
         segments[col] = np.nan
@@ -1223,19 +1225,18 @@ def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _bac
 
 
 def _value_profiles(profiles: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
-    """The segment means of the lifetime-value columns (over customers with a purchase, counted
-    in ``value_customers``) and each segment's share of the total predicted value, added to
-    the profiles."""
-    seg = _backend.to_host(segments[["segment", *VALUE_COLUMNS]])
-    if seg["predicted_clv"].isna().all():
+    """The segment means of the lifetime-value columns (:func:`gpuseg.segments.value.segment_value_means`:
+    p_alive over repeat buyers only, the others over customers with a purchase) and each
+    segment's share of the predicted value, added to the profiles; the temporary
+    ``repeat_buyer`` column leaves ``segments``."""
+    from .segments.value import segment_value_means
+
+    if "repeat_buyer" not in segments.columns:  # no purchase histories: no lifetime value
         return profiles
-    means = seg.groupby("segment")[list(VALUE_COLUMNS)].mean()
-    total = seg["predicted_clv"].sum()
-    means["predicted_clv_share"] = seg.groupby("segment")["predicted_clv"].sum() / total if total > 0 else np.nan
-    means["value_customers"] = seg.groupby("segment")["predicted_clv"].count()  # those with a purchase
-    return profiles.merge(means.add_prefix("mean_").rename(columns={"mean_predicted_clv_share": "predicted_clv_share",
-                                                                     "mean_value_customers": "value_customers"}),
-                          left_on="segment", right_index=True, how="left")
+    seg = _backend.to_host(segments[["segment", *VALUE_COLUMNS, "repeat_buyer"]])
+    del segments["repeat_buyer"]
+    means = segment_value_means(seg)
+    return profiles if means is None else profiles.merge(means, left_on="segment", right_index=True, how="left")
 
 
 def _representation_entry(weighting: Any, config: RunConfig) -> dict[str, Any]:

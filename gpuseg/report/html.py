@@ -413,6 +413,14 @@ def _comparison(df: pd.DataFrame, chosen: Mapping[str, Any]) -> dict[str, Any]:
     return {"headers": [c[1] for c in cols], "rows": rows}
 
 
+def _unmeasured(stability: Any) -> str | None:
+    """Why the chosen method has no stability (refits failed), or None where it has one."""
+    st = _dict(stability)
+    if not st or st.get("mean") is not None:
+        return None
+    return f"{st.get('failed_refits', 0)} of {st.get('resamples', 0)} refits failed"
+
+
 def _method_notes(m: Mapping[str, Any]) -> dict[str, Any]:
     """The notes under the comparison; None for each that does not apply."""
     ev, chosen, methods = _dict(m.get("evaluation")), _dict(m.get("chosen")), _dict(m.get("methods"))
@@ -425,7 +433,8 @@ def _method_notes(m: Mapping[str, Any]) -> dict[str, Any]:
         "method_rule": ev.get("method_rule") or None,
         "k_rule": ev.get("k_rule") or None,
         "sample": _num(sil.get("sample_size")) if sil and sil.get("exact") is False else None,
-        "stability": {"score": stab["score"], "resamples": _num(stab.get("resamples"))}
+        "stability": {"score": stab["score"], "resamples": _num(stab.get("resamples")),
+                      "unmeasured": _unmeasured(_dict(methods.get(chosen.get("method"))).get("stability"))}
         if stab.get("score") else None,
         "confidence": chosen.get("confidence") or None,
     }
@@ -521,7 +530,8 @@ def _value_line(prof: Mapping[str, Any] | None, fit: Mapping[str, Any] | None = 
     """The segment's lifetime value from profiles.csv (BG/NBD + Gamma-Gamma), or None: its
     means over the customers with a purchase (the others have no value), over the fit's
     horizon (metrics.json ``lifetime_value``), with a warning when that horizon is more than
-    twice the history the models were fitted on."""
+    twice the history the models were fitted on, and the probability still active over the
+    repeat buyers only (:func:`_alive_line`)."""
     if prof is None or _float(prof.get("mean_predicted_clv")) is None:
         return None
 
@@ -535,7 +545,7 @@ def _value_line(prof: Mapping[str, Any] | None, fit: Mapping[str, Any] | None = 
     return {
         "clv": _num(_float(prof["mean_predicted_clv"])),
         "clv_share": optional("predicted_clv_share", _pct),
-        "p_alive": optional("mean_p_alive", _num),
+        **_alive_line(prof, buyers),
         "purchases": optional("mean_expected_purchases", _num),
         "horizon": f"{horizon:,.0f} days" if horizon is not None else None,
         "base": (f"{_num(buyers)} of its {_num(size)} customers, those with a purchase" if buyers is not None
@@ -545,6 +555,31 @@ def _value_line(prof: Mapping[str, Any] | None, fit: Mapping[str, Any] | None = 
                     if horizon is not None and history and horizon > 2 * history else None),
         "no_dropout": fit.get("no_dropout") or None,
     }
+
+
+def _alive_line(prof: Mapping[str, Any], buyers: int | None) -> dict[str, Any]:
+    """The card's probability still active: the mean p_alive of the segment's repeat buyers,
+    with their count, and a note on its one-time buyers, whose p_alive BG/NBD sets to 1 (it
+    lets customers drop out only after a repeat purchase), so it cannot tell whether they are
+    still active. A profiles.csv without ``repeat_customers`` (runs from before) averaged them
+    in: no mean then."""
+    mean = _float(prof.get("mean_p_alive"))
+    repeat = _int(prof.get("repeat_customers")) if _float(prof.get("repeat_customers")) is not None else None
+    why = "BG/NBD cannot tell whether one-time buyers are still active (it lets a customer drop out only after a " \
+          "repeat purchase and gives them a probability of 1)"
+    if repeat is None:
+        return {"p_alive": None, "p_alive_base": None, "one_time": (
+            f"{why}; this run's mean probability still active counts them in, so it is not shown"
+            if mean is not None else None)}
+    one_time = buyers - repeat if buyers is not None else None
+    if repeat == 0:
+        note = f"{why}, and every buyer in this segment bought once: judge them by recency"
+    elif one_time:
+        note = f"{why}: its {_num(one_time)} one-time buyers are left out of the probability still active"
+    else:
+        note = None
+    return {"p_alive": _num(mean) if repeat and mean is not None else None,
+            "p_alive_base": f"its {_num(repeat)} repeat buyers" if repeat else None, "one_time": note}
 
 
 def _key_numbers(prof: Mapping[str, Any] | None, profile: Mapping[str, Any]) -> list[dict[str, Any]] | None:

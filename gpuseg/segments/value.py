@@ -5,7 +5,8 @@ From each customer's purchases (order lines, or ``purchase`` events) on distinct
 - ``x``: repeat purchase days (distinct purchase days - 1);
 - ``t_x``: days from the first to the last purchase day;
 - ``T``: days from the first purchase day to the end of the data;
-- ``m``: mean spend per repeat purchase day (the first day left out, as ``lifetimes`` does).
+- ``m``: mean spend per repeat purchase day (the first day left out, as ``lifetimes`` does);
+- ``total``: spend over all purchase days, the first included (only to tell who never spent).
 
 **BG/NBD** (Fader, Hardie & Lee 2005, "Counting your customers the easy way"): while alive a
 customer buys at a Poisson rate (Gamma(r, alpha) across customers) and after every purchase
@@ -21,8 +22,13 @@ Per customer: ``p_alive`` (probability the customer is still active), ``expected
 over ``horizon_days``, and ``predicted_clv``: expected purchases in each 30-day step times
 the Gamma-Gamma expected spend per purchase, discounted at ``discount_rate`` a year, times
 ``margin``. Customers without a purchase (event logs: browsers) get none of them (NaN): the
-model describes purchasers. Parameters are in days (``alpha`` and hence the rates); the
-published CDNOW values, in weeks, compare after ``alpha / 7`` (``bench/clv.py``).
+model describes purchasers. Two conventions: ``p_alive`` is 1 for one-time buyers (``x = 0``;
+BG/NBD lets a customer drop out only after a repeat purchase, so it cannot tell whether they
+are still active), and :func:`segment_value_means` averages it over repeat buyers only; the
+expected spend of a customer whose purchases add up to no positive value (``total <= 0``) is
+0, not Gamma-Gamma's population mean (Gamma-Gamma is defined for positive spend).
+Parameters are in days (``alpha`` and hence the rates); the published CDNOW values, in
+weeks, compare after ``alpha / 7`` (``bench/clv.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ import pandas as pd
 
 from ..backend import array_namespace, special_module, to_host, to_namespace
 
-__all__ = ["BGNBD", "GammaGamma", "purchase_history", "customer_value", "predict_value", "MIN_PURCHASERS",
-           "MIN_REPEATERS"]
+__all__ = ["BGNBD", "GammaGamma", "purchase_history", "customer_value", "predict_value", "repeat_buyers",
+           "segment_value_means", "MIN_PURCHASERS", "MIN_REPEATERS"]
 
 _DAY = 86_400
 #: Fewer customers with a purchase than this: no BG/NBD fit (the parameters would be noise).
@@ -62,8 +68,8 @@ def purchase_rows(frame: Any, kind: str) -> Any:
 
 
 def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame:
-    """``x, t_x, T, m`` per customer with at least one purchase (host pandas, indexed by
-    ``customer_id``; ``m`` NaN without repeat purchases) from a cleaned frame
+    """``x, t_x, T, m, total`` per customer with at least one purchase (host pandas, indexed
+    by ``customer_id``; ``m`` NaN without repeat purchases) from a cleaned frame
     (:mod:`gpuseg.prep.clean`)."""
     rows = purchase_rows(frame, kind)
     rows = rows.assign(day=rows["ts"] // _DAY)
@@ -81,6 +87,7 @@ def purchase_history(frame: Any, kind: str, reference_time: int) -> pd.DataFrame
         "t_x": (per["last"] - per["first"]).astype("float64"),
         "T": (reference_time // _DAY - per["first"]).astype("float64"),
         "m": ((per["total"] - first_value.reindex(per.index)) / x).where(x > 0),
+        "total": per["total"].astype("float64"),
     })
     return out
 
@@ -260,11 +267,10 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
                "bgnbd": {"r": r, "alpha_days": alpha, "a": a, "b": b, "log_likelihood": bg.log_likelihood_,
                          "converged": bg.converged_},
                "gamma_gamma": _fit_spend(history, xp)}
-    at_bound = [f"{name} = {value:.3g}" for name, value in zip(("r", "alpha", "a", "b"), bg.params_)
-                if np.isclose(np.log(value), np.log(BOUNDS), atol=1e-6).any()]
+    at_bound = _bound_note(("r", "alpha", "a", "b"), bg.params_, [BOUNDS] * 4, "purchases")
     if at_bound:
-        summary["bgnbd"]["note"] = (f"{', '.join(at_bound)} at the end of the search range "
-                                    f"{BOUNDS[0]:g}..{BOUNDS[1]:g}: the purchases do not pin it down")
+        summary["bgnbd"]["note"] = at_bound
+    summary.update(_one_time_note(len(history) - repeaters))
     values = predict_value(history, summary, xp)
     dropout = _no_dropout_note(values["p_alive"][history["x"].to_numpy() > 0], summary)
     if dropout:
@@ -277,6 +283,29 @@ def customer_value(history: pd.DataFrame, xp: Any = np, horizon_days: float = 36
     return values, summary
 
 
+def _bound_note(names: tuple[str, ...], params: Any, bounds: list[tuple[float, float]], what: str) -> str:
+    """Which fitted parameters sit at an end of their search range (the data do not pin them
+    down), for the fit's ``note``; empty when none does."""
+    hits = [(name, value, lo, hi) for name, value, (lo, hi) in zip(names, params, bounds)
+            if np.isclose(np.log(value), np.log([lo, hi]), atol=1e-6).any()]
+    if not hits:
+        return ""
+    ranges = " and ".join(dict.fromkeys(f"{lo:g}..{hi:g}" for _, _, lo, hi in hits))
+    return (f"{', '.join(f'{name} = {value:.3g}' for name, value, _, _ in hits)} at the end of the search range "
+            f"{ranges}: the {what} do not pin {'it' if len(hits) == 1 else 'them'} down")
+
+
+def _one_time_note(one_time: int) -> dict[str, Any]:
+    """The ``lifetime_value`` entries on one-time buyers: how many, and why their p_alive of 1
+    says nothing."""
+    out: dict[str, Any] = {"one_time_customers": int(one_time)}
+    if one_time:
+        out["p_alive_note"] = (f"p_alive is 1 for the {one_time:,} one-time buyers: BG/NBD lets a customer drop out "
+                               "only after a repeat purchase, so it cannot tell whether a one-time buyer is still "
+                               "active (judge them by recency); segment means of p_alive cover repeat buyers only")
+    return out
+
+
 #: Every repeat buyer's p_alive at least this: the fit sees no dropout to speak of.
 NO_DROPOUT_P_ALIVE = 0.99
 
@@ -287,7 +316,8 @@ def _no_dropout_note(p_alive: pd.Series, summary: dict[str, Any]) -> str:
     p_alive then cannot tell a lapsed customer from an active one. Empty otherwise."""
     if len(p_alive) == 0 or not float(p_alive.min()) >= NO_DROPOUT_P_ALIVE:
         return ""
-    return (f"every repeat buyer's p_alive is {float(p_alive.min()):.3f} or more: over {summary['history_days']:,.0f} "
+    floor = np.floor(float(p_alive.min()) * 1000.0) / 1000.0  # rounded, 0.9995 would read 1.000
+    return (f"every repeat buyer's p_alive is at least {floor:.3f}: over {summary['history_days']:,.0f} "
             f"days of purchases BG/NBD sees almost no dropout (a = {summary['bgnbd']['a']:.3g}), so p_alive cannot "
             "tell lapsed customers from active ones here; judge them by recency")
 
@@ -295,7 +325,10 @@ def _no_dropout_note(p_alive: pd.Series, summary: dict[str, Any]) -> str:
 def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> pd.DataFrame:
     """``p_alive, expected_purchases, predicted_clv`` of :func:`purchase_history` customers
     from a fit :func:`customer_value` made (its summary; a saved model keeps it, so
-    ``gpuseg assign`` predicts for new customers with the training parameters)."""
+    ``gpuseg assign`` predicts for new customers with the training parameters). A customer
+    whose purchases add up to no positive value (``total <= 0``, where ``history`` has it)
+    has an expected spend of 0: Gamma-Gamma models positive spend, and its population mean
+    would credit them with spend they never showed."""
     x, t_x, T = (xp.asarray(history[c].to_numpy(np.float64)) for c in ("x", "t_x", "T"))
     m = xp.asarray(history["m"].fillna(0.0).clip(lower=0.0).to_numpy(np.float64))
     p = fit["bgnbd"]
@@ -305,6 +338,8 @@ def predict_value(history: pd.DataFrame, fit: dict[str, Any], xp: Any = np) -> p
         spend = GammaGamma(params_=(gg["p"], gg["q"], gg["v"])).expected_spend(x, xp.where(x > 0, m, 0.0))
     else:  # no finite population mean, or too few repeat customers: own mean, else the repeat customers'
         spend = xp.where(x > 0, m, gg["mean_spend"]) if gg["status"] == "ok" else xp.full(x.shape, gg["mean_spend"])
+    if "total" in history.columns:
+        spend = xp.where(xp.asarray(history["total"].to_numpy(np.float64)) > 0, spend, 0.0)
     expected, discounted = discounted_purchases(bg, fit["horizon_days"], fit["discount_rate"], x, t_x, T)
     return pd.DataFrame({
         "p_alive": to_host(bg.p_alive(x, t_x, T)),
@@ -329,6 +364,36 @@ def _fit_spend(history: pd.DataFrame, xp: Any) -> dict[str, Any]:
     p, q, v = gg.params_
     info = {"status": "ok", "p": p, "q": q, "v": v, "log_likelihood": gg.log_likelihood_, "converged": gg.converged_,
             "repeat_customers": len(rep), "mean_spend": mean_spend}
-    if q <= 1.0:
-        info["note"] = "q <= 1: the population mean spend is infinite; each customer's own mean spend is used"
+    notes = [_bound_note(("p", "q", "v"), gg.params_, [BOUNDS, BOUNDS, SPEND_SCALE_BOUNDS], "spends"),
+             "q <= 1: the population mean spend is infinite; each customer's own mean spend is used" if q <= 1.0
+             else ""]
+    if any(notes):
+        info["note"] = "; ".join(n for n in notes if n)
     return info
+
+
+def repeat_buyers(history: pd.DataFrame, customer_ids: Any) -> np.ndarray:
+    """Whether each of ``customer_ids`` bought on more than one day (``x > 0`` in
+    :func:`purchase_history`; False without a purchase): the customers whose p_alive says
+    something."""
+    return (history["x"] > 0).reindex(pd.Index(to_host(customer_ids)), fill_value=False).to_numpy(bool)
+
+
+def segment_value_means(segments: pd.DataFrame) -> pd.DataFrame | None:
+    """Per segment (the index) of host ``segments`` (``segment, p_alive, expected_purchases,
+    predicted_clv, repeat_buyer``): ``mean_p_alive`` over its repeat buyers only (NaN when it
+    has none: one-time buyers' p_alive of 1 says nothing), ``mean_expected_purchases`` and
+    ``mean_predicted_clv`` over its customers with a purchase (``value_customers``),
+    ``predicted_clv_share`` (of the total) and ``repeat_customers``; None without values."""
+    if segments["predicted_clv"].isna().all():
+        return None
+    bought = segments["predicted_clv"].notna()
+    repeat = bought & segments["repeat_buyer"].fillna(False).astype(bool)
+    by = segments.groupby("segment")
+    means = by[["expected_purchases", "predicted_clv"]].mean().add_prefix("mean_")
+    means.insert(0, "mean_p_alive", segments["p_alive"].where(repeat).groupby(segments["segment"]).mean())
+    total = segments["predicted_clv"].sum()
+    means["predicted_clv_share"] = by["predicted_clv"].sum() / total if total > 0 else np.nan
+    means["value_customers"] = by["predicted_clv"].count()
+    means["repeat_customers"] = repeat.groupby(segments["segment"]).sum().astype("int64")
+    return means

@@ -364,3 +364,42 @@ def test_value_line_states_its_horizon_its_base_and_a_stretched_horizon():
     old = report._value_line(prof)  # a run from before: no fit or size known
     assert old["horizon"] is None and old["stretch"] is None and old["clv"] == "120.0"
     assert report._value_line({"mean_predicted_clv": float("nan")}) is None
+
+
+def test_value_line_shows_p_alive_over_repeat_buyers_only():
+    """BG/NBD gives every one-time buyer p_alive 1, and CDNOW's "Lapsed one-timers" card read
+    "probability still active 0.944", above Champions. The card's mean covers the segment's
+    repeat buyers (with their count), and says BG/NBD cannot tell whether one-time buyers are
+    still active; a profiles.csv from before (1s averaged in, no repeat_customers) shows none."""
+    jinja2 = pytest.importorskip("jinja2")  # noqa: F841
+    from gpuseg.report import templating
+
+    base = {"mean_predicted_clv": 20.0, "mean_expected_purchases": 0.1, "predicted_clv_share": 0.1}
+    mixed = report._value_line({**base, "mean_p_alive": 0.335, "value_customers": 6791, "repeat_customers": 572},
+                               {}, 6791)
+    assert mixed["p_alive"] == "0.335" and mixed["p_alive_base"] == "its 572 repeat buyers"
+    assert mixed["one_time"].startswith("BG/NBD cannot tell whether one-time buyers are still active")
+    assert mixed["one_time"].endswith("its 6,219 one-time buyers are left out of the probability still active")
+    once = report._value_line({**base, "mean_p_alive": float("nan"), "value_customers": 500, "repeat_customers": 0},
+                              {}, 500)
+    assert once["p_alive"] is None and once["p_alive_base"] is None
+    assert once["one_time"].startswith("BG/NBD cannot tell whether one-time buyers are still active")
+    assert once["one_time"].endswith("every buyer in this segment bought once: judge them by recency")
+    repeat = report._value_line({**base, "mean_p_alive": 0.758, "value_customers": 80, "repeat_customers": 80}, {}, 80)
+    assert repeat["p_alive"] == "0.758" and repeat["one_time"] is None
+    old = report._value_line({**base, "mean_p_alive": 0.944, "value_customers": 6791}, {}, 6791)
+    assert old["p_alive"] is None and old["one_time"].endswith("counts them in, so it is not shown")
+    macros = templating.environment().get_template("parts/segments.html.j2").module
+    card = " ".join(str(macros.value_line(mixed)).split())
+    assert "probability still active 0.335 <span class=\"muted\">(over its 572 repeat buyers)</span>" in card
+    assert "Note: BG/NBD cannot tell whether one-time buyers are still active" in card
+    card = " ".join(str(macros.value_line(once)).split())
+    assert "probability still active" not in card.split("Note:")[0] and "bought once" in card
+
+
+def test_the_chosen_methods_unmeasured_stability_is_said():
+    from gpuseg.report.html import _unmeasured
+
+    assert _unmeasured({"mean": None, "resamples": 10, "failed_refits": 10}) == "10 of 10 refits failed"
+    assert _unmeasured({"mean": 0.9, "resamples": 10, "failed_refits": 0}) is None
+    assert _unmeasured(None) is None

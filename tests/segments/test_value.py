@@ -96,9 +96,9 @@ def test_purchase_history_from_orders_and_events():
                            "amount": [10.0, 5.0, 30.0, 7.0, 4.0, 6.0]})
     h = purchase_history(orders, "orders", reference_time=20 * day)
     # customer 1: days 0 (15) and 10 (30); 2: one day; 3: one day (two lines)
-    assert h.loc[1].tolist() == [1.0, 10.0, 20.0, 30.0]
+    assert h.loc[1].tolist() == [1.0, 10.0, 20.0, 30.0, 45.0]  # total: the first day's 15 included
     assert h.loc[2, ["x", "t_x", "T"]].tolist() == [0.0, 0.0, 15.0] and np.isnan(h.loc[2, "m"])
-    assert h.loc[3, "x"] == 0.0
+    assert h.loc[3, "x"] == 0.0 and h.loc[3, "total"] == 10.0
     events = pd.DataFrame({"customer_id": [1, 1, 2], "ts": [0, 3 * day, day], "etype": [3, 0, 0],
                            "price": [9.0, 9.0, 9.0]})
     assert purchase_history(events, "events", 4 * day).index.tolist() == [1]  # views are not purchases
@@ -257,7 +257,78 @@ def test_a_fit_that_sees_no_dropout_says_so():
 
     summary = {"history_days": 60.0, "bgnbd": {"a": 0.0017}}
     said = _no_dropout_note(pd.Series([0.9994, 0.9999, 1.0]), summary)
-    assert said.startswith("every repeat buyer's p_alive is 0.999 or more: over 60 days")
+    assert said.startswith("every repeat buyer's p_alive is at least 0.999: over 60 days")
     assert "a = 0.0017" in said and "judge them by recency" in said
     assert _no_dropout_note(pd.Series([0.4, 0.9999]), summary) == ""
     assert _no_dropout_note(pd.Series([], dtype=float), summary) == ""
+
+
+def test_the_no_dropout_note_never_puts_p_alive_above_one():
+    """A minimum p_alive of 0.9995 read "1.000 or more": a probability above 1."""
+    from gpuseg.segments.value import _no_dropout_note
+
+    said = _no_dropout_note(pd.Series([0.9995, 0.99999]), {"history_days": 545.0, "bgnbd": {"a": 0.001}})
+    assert said.startswith("every repeat buyer's p_alive is at least 0.999: over 545 days") and "1.000" not in said
+
+
+def test_gamma_gamma_at_the_end_of_its_search_range_says_so():
+    """Every repeat buyer spending the same drives p and q to 1e6: the entry names them in its
+    ``note``, as BG/NBD's does (the docs promise it for every parameter)."""
+    history = _histories()
+    history["m"] = np.where(history["x"] > 0, 25.0, np.nan)
+    _, info = customer_value(history)
+    gg = info["gamma_gamma"]
+    assert gg["status"] == "ok" and gg["p"] == pytest.approx(BOUNDS[1]) and gg["q"] == pytest.approx(BOUNDS[1])
+    assert gg["note"] == ("p = 1e+06, q = 1e+06 at the end of the search range 1e-06..1e+06: the spends do not pin "
+                          "them down")
+    assert "note" not in customer_value(_histories())[1]["gamma_gamma"]  # a fit inside the range says nothing
+
+
+def test_a_customer_who_never_spent_is_not_given_the_population_mean_spend():
+    """A customer whose only purchase was $0 got Gamma-Gamma's population mean spend per purchase
+    (167.8 in the tester's run): they showed no positive spend, so their expected spend is 0."""
+    day = 86_400
+    rng = np.random.default_rng(4)
+    rows = [(c, int(d) * day, float(rng.uniform(10, 60))) for c in range(40) for d in
+            rng.choice(300, 1 + c % 4, replace=False)]
+    orders = pd.DataFrame(rows + [(100, 50 * day, 0.0), (101, 60 * day, 0.0), (101, 61 * day, 0.0),
+                                  (102, 70 * day, 30.0)], columns=["customer_id", "ts", "amount"])
+    history = purchase_history(orders, "orders", 301 * day)
+    frame, info = customer_value(history)
+    assert info["status"] == "ok" and info["gamma_gamma"]["status"] == "ok"
+    assert frame.loc[100, "predicted_clv"] == 0.0 and frame.loc[101, "predicted_clv"] == 0.0  # never spent
+    assert frame.loc[100, "expected_purchases"] > 0  # they may buy again; their purchases are worth nothing so far
+    assert frame.loc[102, "predicted_clv"] > 0  # a one-time buyer who spent: the population mean, as lifetimes
+    with_total = frame.loc[[c for c in history.index if c < 100]]
+    without = customer_value(history.drop(columns="total"))[0].loc[with_total.index]  # the column is optional
+    pd.testing.assert_frame_equal(with_total, without)
+
+
+def test_one_time_buyers_p_alive_is_no_evidence():
+    """BG/NBD gives every one-time buyer p_alive 1: the column keeps it, metrics.json says so
+    (count and note), and the segment means of p_alive cover repeat buyers only (NaN for a
+    segment of one-time buyers), the other means every customer with a purchase."""
+    from gpuseg.segments.value import repeat_buyers, segment_value_means
+
+    history = _histories()
+    frame, info = customer_value(history)
+    one_time = int((history["x"] == 0).sum())
+    assert (frame.loc[history["x"] == 0, "p_alive"] == 1.0).all()
+    assert info["one_time_customers"] == one_time and info["repeat_customers"] + one_time == len(history)
+    assert info["p_alive_note"].startswith(f"p_alive is 1 for the {one_time:,} one-time buyers")
+    ids = np.array([*history.index, 9999])  # 9999: no purchase
+    seg = frame.reindex(ids).reset_index(drop=True)
+    seg["segment"] = np.where(history["x"].reindex(ids, fill_value=0).to_numpy() > 0, ids % 2, 2)
+    seg["repeat_buyer"] = repeat_buyers(history, ids)
+    assert seg["repeat_buyer"].tolist() == [*(history["x"] > 0), False]
+    means = segment_value_means(seg)
+    assert list(means.columns) == ["mean_p_alive", "mean_expected_purchases", "mean_predicted_clv",
+                                   "predicted_clv_share", "value_customers", "repeat_customers"]
+    assert np.isnan(means.loc[2, "mean_p_alive"]) and means.loc[2, "repeat_customers"] == 0  # one-time buyers only
+    assert means.loc[2, "value_customers"] == one_time and means.loc[2, "mean_predicted_clv"] > 0
+    repeat = seg[seg["repeat_buyer"]]
+    np.testing.assert_allclose(means.loc[[0, 1], "mean_p_alive"], repeat.groupby("segment")["p_alive"].mean())
+    assert means["repeat_customers"].sum() == info["repeat_customers"]
+    assert means["predicted_clv_share"].sum() == pytest.approx(1.0)
+    no_value = seg.assign(predicted_clv=np.nan)
+    assert segment_value_means(no_value) is None
