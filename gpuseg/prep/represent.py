@@ -20,7 +20,9 @@ each scaled feature counts in the clustering space:
    groups a fixed-seed sample, and the share of each member's variance between those
    groups (eta squared) is its ``relevance``. A feature that varies independently of
    everything else (noise) scores near 0. The weight is multiplied by
-   ``sqrt(relevance / max relevance)``.
+   ``sqrt(relevance / max relevance)``. A group of shares of one whole (:data:`SHARE_GROUPS`)
+   where most customers sit at a corner (one order: every share 0 or 1) is measured against
+   the features outside that group only (:func:`_share_families`).
 
 The statistics come from a fixed-seed sample of at most ``sample`` customers, moved to the
 host (a few MB); the weights then apply to every customer on its device.
