@@ -279,9 +279,15 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def _where(device: dict) -> str:
+def _where(device: dict, dask: dict | None = None) -> str:
     label = device["label"]
-    return label if device["backend"] == "cpu" else f"GPU, {label}"
+    where = label if device["backend"] == "cpu" else f"GPU, {label}"
+    if not dask:
+        return where
+    # load, clean and features ran on the workers; the rest in this process
+    local = dask.get("cluster") == "local"
+    return (f"{dask.get('workers', '?')} Dask worker(s) ({'local' if local else dask.get('cluster')}: load, clean, "
+            f"features{', K-means' if dask.get('kmeans') == 'workers' else ''}) and {where}")
 
 
 def print_summary(result: Any, out: TextIO) -> None:
@@ -329,7 +335,7 @@ def print_summary(result: Any, out: TextIO) -> None:
     out.write("\nSegments (feature means):\n" + _table(headers, rows) + "\n")
     t = m["timings"]
     out.write(
-        f"\nRan on {_where(m['device'])} in {t['total']:.1f} s; "
+        f"\nRan on {_where(m['device'], m.get('dask'))} in {t['total']:.1f} s; "
         f"{m['data']['rows_used']:,} of {m['data']['rows_read']:,} rows used, {m['data']['customers']:,} customers"
         + (f", {n_out:,} excluded (excluded.csv says why)" if (n_out := m["data"].get("customers_excluded", 0)) else "")
         + ".\n"

@@ -265,9 +265,12 @@ def test_local_cluster_from_the_command_line(data, tmp_path, capfd):
     rc = main(["run", "--input", str(data / "parts"), "--methods", "kmeans", "--k", "4", "--stability", "0",
                "--no-report", "--out", str(tmp_path / "o"), "--cluster", "local", "--workers", "2",
                "--memory-limit", "1GB"])
-    err = capfd.readouterr().err
+    captured = capfd.readouterr()
+    err = captured.err
     assert rc == 0, err
     assert "a local Dask cluster of 2 worker(s)" in err
+    # the last line says where the work ran, not only this process's CPU
+    assert "Ran on 2 Dask worker(s) (local: load, clean, features) and " in captured.out + err
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["dask"]["kind"] == "dask" and m["data"]["customers"] == 2500
 
