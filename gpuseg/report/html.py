@@ -462,8 +462,10 @@ def _segments(run: RunOutputs, names: Mapping[int, str]) -> dict[str, Any]:
     fit = _dict(run.metrics.get("lifetime_value"))
     cards = [_card(s, names, prof_rows.get(s), by_segment.get(s, {}), int(counts.get(s, 0)), n_total, n_assigned,
                    fit) for s in segments]
+    capped = _dict(_dict(run.metrics.get("data")).get("values_capped"))
     return {"cards": cards, "explanation": _explanation(_dict(insights.get("explanation"))),
-            "crosstab": _crosstab(_dict(_dict(insights.get("rfm")).get("crosstab")), names)}
+            "crosstab": _crosstab(_dict(_dict(insights.get("rfm")).get("crosstab")), names),
+            "capped": _num(_int(capped.get("price"))) if _int(capped.get("price")) else None}
 
 
 def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None, ins: Mapping[str, Any],

@@ -403,3 +403,21 @@ def test_the_chosen_methods_unmeasured_stability_is_said():
     assert _unmeasured({"mean": None, "resamples": 10, "failed_refits": 10}) == "10 of 10 refits failed"
     assert _unmeasured({"mean": 0.9, "resamples": 10, "failed_refits": 0}) is None
     assert _unmeasured(None) is None
+
+
+def test_the_segments_say_their_spend_counts_capped_prices(run_dir, plots, tmp_path):
+    """Revenue shares and mean spend come from the features, which see prices capped at the
+    outlier fence, while lifetime value counts what was spent: the section says so."""
+    import json
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    m = json.loads((out / "metrics.json").read_text())
+    m["data"]["values_capped"] = {"price": 917}
+    (out / "metrics.json").write_text(json.dumps(m))
+    text = report.report_html(out, fake_insights(out), plots=plots)
+    assert "count the 917 prices above the outlier fence (and their order amounts) at the fence" in text
+    m["data"]["values_capped"] = {"price": 0}
+    (out / "metrics.json").write_text(json.dumps(m))
+    assert "above the outlier fence (and their" not in report.report_html(out, fake_insights(out), plots=plots)
