@@ -411,7 +411,8 @@ def _failed_ks(sweep: list[dict]) -> str:
             by_reason.setdefault(reason, []).append(int(r["k"]))
     lines = []
     for reason, ks in by_reason.items():
-        shown = f"{ks[0]}..{ks[-1]}" if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)) else ", ".join(map(str, ks))
+        run_of_ks = len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1))
+        shown = f"{ks[0]}..{ks[-1]}" if run_of_ks else ", ".join(map(str, ks))
         lines.append(f"  k={shown} failed: {reason}\n")
     return "".join(lines)
 
@@ -795,6 +796,7 @@ def _updated_out(out_arg: str | None, model_dir: Path, version: int, input_arg: 
     """``update --out`` (default: the model folder's name with ``-vN``): a new folder
     outside the model folder, and outside a folder given as ``--input`` (its
     ``NAME.excluded.csv`` beside it would be read as data by the next command)."""
+    from .dynamic import excluded_path
     from .errors import ConfigError
     from .report.files import check_outside
 
@@ -802,13 +804,10 @@ def _updated_out(out_arg: str | None, model_dir: Path, version: int, input_arg: 
     stem = re.sub(r"-v\d+$", "", base.name)
     out = Path(out_arg).expanduser() if out_arg else base.with_name(f"{stem}-v{version}")
     check_outside(out, model_dir, "the model folder")
-    try:
-        check_outside(out, input_arg, "the input folder")
-    except ConfigError:
-        if out_arg:
-            raise
-        raise ConfigError(f"{out} (the default beside the model) is inside the input folder {input_arg}; "
-                          "give --out outside it") from None
+    if _read_as_input(excluded_path(out), input_arg):
+        where = "" if out_arg else " (the default beside the model)"
+        raise ConfigError(f"--out {out}{where}: its list of excluded customers would be inside the input folder "
+                          f"{input_arg}, where the next command would read it as data; give --out outside it")
     if out.exists() and out_arg:
         raise ConfigError(f"{out} exists; an updated model goes to a new folder (choose another --out)")
     if out.exists():  # the default name is taken: by an update of this model, or of one since replaced
@@ -817,6 +816,18 @@ def _updated_out(out_arg: str | None, model_dir: Path, version: int, input_arg: 
     if blocked is not None:
         raise ConfigError(f"--out {out}: {blocked} is a file, not a folder")
     return out
+
+
+def _read_as_input(path: Path, input_arg: str | None) -> bool:
+    """Whether a file at ``path`` would be read as data from ``--input`` (a folder): inside it,
+    and not in a folder a gpuseg command wrote (its manifest; the readers skip those)."""
+    if not input_arg or not Path(input_arg).expanduser().is_dir():
+        return False
+    root, p = Path(input_arg).expanduser().resolve(), path.expanduser().resolve()
+    if not p.is_relative_to(root):
+        return False
+    folders = [p.parent, *p.parent.parents]
+    return not any((f / ".gpuseg-manifest.json").is_file() for f in folders[:folders.index(root)])
 
 
 def _default_out_taken(out: Path, model_dir: Path) -> str:

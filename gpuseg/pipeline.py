@@ -550,7 +550,8 @@ def _choose(r: _Run) -> None:
     r.comparison = comparison_table(r.method_metrics, r.ranking, r.chosen_method)
     r.chosen_est = r.chosen_fit().estimator
     asked = {str(m).strip().lower() for m in r.config.cluster.methods}
-    if "consensus" in asked and not r.config.select and r.chosen_method not in asked and "all" not in asked:
+    if ("consensus" in asked and not r.config.select and r.chosen_method not in asked and "all" not in asked
+            and r.method_metrics.get("consensus", {}).get("status") == "ok"):
         r.progress.note(f"{r.chosen_method}, a member of the consensus, was chosen by the method rule ahead of the "
                         "consensus itself (its members run as methods of their own); --select consensus keeps the "
                         "consensus")
@@ -1189,7 +1190,8 @@ def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
     on = fc.weighting
     weights = feature_weights(X, names, feats.groups, near_constant=fc.near_constant if on else None,
                               redundancy=fc.redundancy if on else None, describe_only=fc.describe_only,
-                              relevance=on, random_state=0)  # a property of the data, not of --seed
+                              relevance=on, random_state=0,  # a property of the data, not of --seed
+                              bounded=sorted(feats.bounded))
     if not weights.kept:
         raise ConfigError("no feature is left to define the segments ([features] describe_only lists them all, or "
                           "every feature is near-constant)")

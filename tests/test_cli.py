@@ -426,8 +426,22 @@ def test_update_out_inside_the_input_folder_is_refused(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["update", "--model", str(out / "model"), "--input", str(data), "--out", str(data / "v2"), "-q"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "is inside the input folder" in err
+    assert rc == 2 and err.count("\n") == 1 and "would be inside the input folder" in err
     assert sorted(p.name for p in data.iterdir()) == ["e.parquet"]
+
+
+def test_update_of_a_run_kept_inside_its_input_folder_goes_beside_the_model(tmp_path, capsys):
+    """A run's folder inside the input folder carries a manifest, so the readers skip it: the
+    default model-v2 and its list there are not read as data, and update goes ahead."""
+    out = tmp_path / "r1"
+    data = _small_run(tmp_path, out)
+    inner = data / "seg"
+    assert main(["run", "--input", str(data), "--out", str(inner), "--methods", "kmeans", "--k", "3",
+                 "--stability", "0", "--no-report", "-q"]) == 0
+    capsys.readouterr()
+    rc = main(["update", "--model", str(inner / "model"), "--input", str(data), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert (inner / "model-v2" / "model.json").is_file()
 
 
 def _leftover_versions(tmp_path, model: bool):

@@ -19,7 +19,7 @@ from sklearn.metrics import adjusted_rand_score  # noqa: E402
 from gpuseg.cli import main  # noqa: E402
 from gpuseg.config import build_config  # noqa: E402
 from gpuseg.dist import _fence, plan_pieces, weighted_quantile  # noqa: E402
-from gpuseg.errors import ConfigError  # noqa: E402
+from gpuseg.errors import ConfigError, DataError  # noqa: E402
 from gpuseg.io.synthetic import generate_events  # noqa: E402
 from gpuseg.pipeline import run  # noqa: E402
 from gpuseg.prep.clean import _price_fence  # noqa: E402
@@ -581,15 +581,58 @@ def test_pieces_whose_days_are_all_twelve_or_less_read_as_the_others(data, sched
     np.testing.assert_allclose(b["recency_days"].to_numpy(), a["recency_days"].to_numpy(), atol=1e-9)
 
 
-def test_pieces_in_formats_that_read_no_other_piece_are_refused(data, scheduler, tmp_path):
-    """A part written day first (with days above 12) beside one written month first: no one
-    format reads both, so the run stops and asks for the format, as one process does."""
-    from gpuseg.errors import DataError
-
+def test_pieces_each_in_a_format_of_its_own_that_no_other_reads_keep_it(data, scheduler, tmp_path):
+    """A part written day first (days above 12) beside one written month first (days above
+    12): no time reads in both formats, each piece's own format reads it right, so nothing is
+    read again; the features are those of the same orders written in one format."""
     orders = pd.read_csv(data / "orders.csv", parse_dates=["timestamp"])
-    orders = orders[orders["timestamp"].dt.day > 12]
+    orders = orders[(orders["timestamp"].dt.day > 12) & (orders["customer_id"].astype(int) < 150)]
     (tmp_path / "parts").mkdir()
-    for name, fmt, part in (("a.csv", "%d/%m/%Y %H:%M", orders.iloc[::2]), ("b.csv", "%m/%d/%Y %H:%M", orders.iloc[1::2])):
+    (tmp_path / "one").mkdir()
+    for name, fmt, part in (("a.csv", "%d/%m/%Y %H:%M", orders.iloc[::2]),
+                            ("b.csv", "%m/%d/%Y %H:%M", orders.iloc[1::2])):
         part.assign(timestamp=part["timestamp"].dt.strftime(fmt)).to_csv(tmp_path / "parts" / name, index=False)
-    with pytest.raises(DataError, match="timestamp_format"):
-        _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    orders.assign(timestamp=orders["timestamp"].dt.strftime("%Y-%m-%d %H:%M")).to_csv(tmp_path / "one" / "o.csv",
+                                                                                   index=False)
+    dist = _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    single = _run(tmp_path / "single", str(tmp_path / "one"))
+    x = pd.read_parquet(single.out_dir / "features.parquet")
+    y = pd.read_parquet(dist.out_dir / "features.parquet")
+    np.testing.assert_allclose(y["recency_days"].to_numpy(), x["recency_days"].to_numpy(), atol=1e-9)
+
+
+def test_pieces_whose_formats_differ_only_in_layout_read_as_before(data, scheduler, tmp_path):
+    """"... UTC" in one part and plain ISO 8601 (with a bad value, so it stays text) in the
+    other read the same instants: nothing to reconcile, and no refusal (a reviewer's case)."""
+    orders = pd.read_csv(data / "orders.csv", parse_dates=["timestamp"]).iloc[:3000]
+    a, b = orders.iloc[:2000], orders.iloc[2000:]
+    (tmp_path / "parts").mkdir()
+    a.assign(timestamp=a["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")).to_csv(tmp_path / "parts" / "a.csv",
+                                                                                 index=False)
+    bad = b["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S").where(np.arange(len(b)) != 5, "garbage")
+    b.assign(timestamp=bad).to_csv(tmp_path / "parts" / "b.csv", index=False)
+    single = _run(tmp_path / "single", str(tmp_path / "parts"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "parts"), scheduler)
+    assert dist.metrics["data"]["rows_dropped"]["bad_timestamp"] == single.metrics["data"]["rows_dropped"][
+        "bad_timestamp"] == 1
+    x = pd.read_parquet(single.out_dir / "features.parquet")
+    y = pd.read_parquet(dist.out_dir / "features.parquet")
+    np.testing.assert_allclose(y["recency_days"].to_numpy(), x["recency_days"].to_numpy(), atol=1e-9)
+
+
+def test_pieces_whose_formats_read_each_others_times_to_other_dates_and_each_other_little_are_refused():
+    """Month first in one piece, day first in another, and each reads some of the other's
+    times to another date: no format reads half of both, so the run asks for the format."""
+    from gpuseg.dist import _one_time_format
+
+    ambiguous = [f"0{d}/0{m}/2021 10:00" for d in range(1, 4) for m in range(1, 3)]  # 6 both ways
+    month_first = [f"02/{d}/2021 10:00" for d in range(13, 29)] + ambiguous
+    day_first = [f"{d}/02/2021 10:00" for d in range(13, 29)] + ambiguous
+    infos = [{"timestamp_format": "%m/%d/%Y %H:%M", "time_sample": month_first},
+             {"timestamp_format": "%d/%m/%Y %H:%M", "time_sample": day_first}]
+    with pytest.raises(DataError, match="read the same times to different dates"):
+        _one_time_format(None, ["a", "b"], [None, None], infos, {}, print)
+    # a layout difference alone is left as it is, without reading anything again
+    same = [{"timestamp_format": "%Y-%m-%d %H:%M:%S UTC", "time_sample": ["2021-01-02 10:00:00 UTC"]},
+            {"timestamp_format": "%Y-%m-%d %H:%M:%S", "time_sample": ["2021-01-03 10:00:00"]}]
+    assert _one_time_format(None, ["a", "b"], ["r0", "r1"], same, {}, print) == (["r0", "r1"], same)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -623,12 +624,15 @@ def test_a_consensus_asked_for_alone_says_when_a_member_is_chosen_instead(tmp_pa
         def note(self, text):
             self.notes.append(text)
 
-    cfg = build_config({"params": {"consensus": {"members": ["kmeans", "minibatch_kmeans"]}}}, out=str(tmp_path),
+    # adaptive K-means comes first in the preference order, and wins here
+    cfg = build_config({"params": {"consensus": {"members": ["adaptive_kmeans", "kmeans"]}}}, out=str(tmp_path),
                        synthetic_customers=600, k="3-4", methods="consensus", device="cpu", stability=0, report=False)
     progress = Notes()
     result = run(cfg, progress=progress)
     said = [n for n in progress.notes if "--select consensus" in n]
-    if result.metrics["chosen"]["method"] == "consensus":
-        assert not said
-    else:
-        assert said and said[0].startswith(f"{result.metrics['chosen']['method']}, a member of the consensus")
+    assert result.metrics["chosen"]["method"] == "adaptive_kmeans"
+    assert len(said) == 1 and said[0].startswith("adaptive_kmeans, a member of the consensus")
+    # with the consensus asked for among the members, or chosen with --select, nothing to say
+    progress = Notes()
+    run(replace(cfg, select="consensus", out=str(tmp_path / "s")), progress=progress)
+    assert not [n for n in progress.notes if "--select consensus" in n]

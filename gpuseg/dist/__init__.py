@@ -405,24 +405,25 @@ class _Loaded:
 
 def _one_time_format(client: Any, pieces: list, read: list, infos: list[dict], args: dict,
                      note: Callable[[str], None]) -> tuple[list, list[dict]]:
-    """One detected time format for every piece, as one process detects one for the column.
+    """One detected time format for every piece where the pieces' own would read the same
+    text to different dates, as one process detects one format for the whole column.
 
     Pieces detect their own: a piece whose days are all 12 or less reads month first, one with
-    a 13th day first, and their customers' recency would disagree. Where the text pieces'
-    formats differ, the format that reads the most of the piece reading the least of it (on
-    their samples) is taken, and the other pieces are read again in it; where none reads at
-    least half of every piece, the run stops and asks for ``[clean] timestamp_format``."""
-    from ..io.readers import rank_timestamp_formats
-
+    a 13th day first, and their customers' recency would disagree. Where two of the formats
+    the pieces took read some sampled time to different instants, the one that reads the most
+    of the piece it reads least of (ISO 8601 times beside it count as read, as the reader
+    reads them) is taken and the other pieces are read again in it; where that is less than
+    half of some piece, the run stops and asks for ``[clean] timestamp_format``. Formats that
+    only differ in layout ("... UTC" beside plain ISO 8601) are left as they are."""
     text = [i for i, info in enumerate(infos) if info.get("time_sample")]
-    used = {infos[i]["timestamp_format"] for i in text}
-    if len(used) < 2:
+    used = sorted({infos[i]["timestamp_format"] for i in text})
+    if len(used) < 2 or not _rival_formats(used, [v for i in text for v in infos[i]["time_sample"]]):
         return read, infos
-    shares = [dict(rank_timestamp_formats(infos[i]["time_sample"])) for i in text]
-    best = max(sorted(used), key=lambda f: (min(s.get(f, 0.0) for s in shares), sum(s.get(f, 0.0) for s in shares)))
-    if min(s.get(best, 0.0) for s in shares) < 0.5:
-        raise DataError(f"the input's pieces hold timestamps in different formats ({', '.join(sorted(used))}); give "
-                        "the one to read them all in with --config [clean] timestamp_format")
+    shares = [{f: _read_share(infos[i]["time_sample"], f) for f in used} for i in text]
+    best = max(used, key=lambda f: (min(s[f] for s in shares), sum(s[f] for s in shares)))
+    if min(s[best] for s in shares) < 0.5:
+        raise DataError(f"the input's pieces hold timestamps in formats that read the same times to different dates "
+                        f"({', '.join(used)}); give the one to read them all in with --config [clean] timestamp_format")
     again = [i for i in text if infos[i]["timestamp_format"] != best]
     redone = client.map(tasks.read_piece, [pieces[i] for i in again], **{**args, "ts_format": best}, strict=False)
     new_infos = _gather(client, client.map(operator.itemgetter(1), redone), "reading the input again")
@@ -432,6 +433,38 @@ def _one_time_format(client: Any, pieces: list, read: list, infos: list[dict], a
     note(f"timestamps read as {best!r} in every piece ({len(again)} of {len(pieces)} pieces alone read them "
          "otherwise, as a time column is read in one format)")
     return read, infos
+
+
+def _parsed(sample: list[str], fmt: str) -> pd.Series:
+    """The sample's times in ``fmt``, NaT where it does not read them (``ISO8601``, numeric
+    and native formats read nothing here)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        out = pc.strptime(pa.array(sample, type=pa.string()), format=fmt, unit="s", error_is_null=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.Series(pd.NaT, index=range(len(sample)), dtype="datetime64[s]")
+    return out.to_pandas()
+
+
+def _rival_formats(formats: list[str], sample: list[str]) -> bool:
+    """Whether two of ``formats`` read some of ``sample`` to different instants (month first
+    and day first), not merely different layouts of the same times."""
+    from ..io.readers import _read_apart
+
+    parsed = {f: _parsed(sample, f) for f in formats}
+    return any(_read_apart(parsed[a], parsed[b]) for i, a in enumerate(formats) for b in formats[i + 1:])
+
+
+def _read_share(sample: list[str], fmt: str) -> float:
+    """The share of ``sample`` that ``fmt``, with ISO 8601 times beside it, reads."""
+    from ..io.readers import _ISO_DATE_TIME
+
+    if not sample:
+        return 0.0
+    ok = _parsed(sample, fmt).notna().to_numpy() | pd.Series(sample).str.match(_ISO_DATE_TIME).to_numpy()
+    return float(ok.mean())
 
 
 def _load_buckets(session: Any, dd: Any, files: list[Path], kind: str, config: Any, be: Any, schema: Any,

@@ -230,7 +230,9 @@ def choose_method(
         best = max(rows, key=lambda r: (np.nan_to_num(r.get("stability", np.nan), nan=-1.0), -r["preference"]))
         rows.remove(best)
         rows.insert(0, best)
-        best["checks"] = "no method passed every check; chosen as the most stable: " + best["checks"]
+        measured = any(np.isfinite(r.get("stability", np.nan)) for r in rows)
+        how = "the most stable" if measured else "the most preferred (no stability was measured)"
+        best["checks"] = f"no method passed every check; chosen as {how}: " + best["checks"]
     for i, r in enumerate(rows, 1):
         r["position"] = i
     if select is None:

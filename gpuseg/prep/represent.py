@@ -128,6 +128,7 @@ def feature_weights(
     relevance: bool = True,
     sample: int = 20_000,
     random_state: int = 0,
+    bounded: Sequence[str] | None = None,
 ) -> FeatureWeights:
     """Weights of the scaled features (module doc).
 
@@ -148,6 +149,9 @@ def feature_weights(
         Down-weight features without shared structure (step 4).
     sample : int, default=20000
     random_state : int, default=0
+    bounded : sequence of str, optional
+        The features that are shares (0 to 1); only they count as members of a share group
+        (``brands``, a count, sits in the category group). None: every member of the group.
 
     Returns
     -------
@@ -177,7 +181,7 @@ def feature_weights(
     label = _redundancy_groups(spearman(sub), redundancy) if redundancy is not None else np.arange(idx.size)
     size = np.bincount(label)[label]
     w[idx] = 1.0 / np.sqrt(size)
-    family = _share_families(sub, names, groups, idx)
+    family = _share_families(sub, names, groups, idx, bounded)
     rel = _relevance(sub, label, random_state, family) if relevance and len(set(label)) > 1 else np.ones(idx.size)
     top = rel.max()
     if top > 0:
@@ -226,7 +230,8 @@ def _redundancy_groups(C: np.ndarray, redundancy: float) -> np.ndarray:
     return np.unique(fcluster(tree, 1.0 - redundancy, criterion="distance"), return_inverse=True)[1]
 
 
-def _share_families(S: np.ndarray, names: Sequence[str], groups: Mapping[str, str], idx: np.ndarray) -> np.ndarray:
+def _share_families(S: np.ndarray, names: Sequence[str], groups: Mapping[str, str], idx: np.ndarray,
+                    bounded: Sequence[str] | None = None) -> np.ndarray:
     """Per active column, the number of its family of shares whose within-family structure is
     the counting's (-1 for none): a :data:`SHARE_GROUPS` group where most customers' shares
     sit at a corner (every share at its lowest or highest value: one order, or one event, in
@@ -236,7 +241,7 @@ def _share_families(S: np.ndarray, names: Sequence[str], groups: Mapping[str, st
     out = np.full(len(idx), -1)
     by_group: dict[str, list[int]] = {}
     for pos, j in enumerate(idx):
-        if groups.get(names[j]) in SHARE_GROUPS:
+        if groups.get(names[j]) in SHARE_GROUPS and (bounded is None or names[j] in bounded):
             by_group.setdefault(groups[names[j]], []).append(pos)
     for number, members in enumerate(by_group.values()):
         part = S[:, members]

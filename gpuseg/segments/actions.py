@@ -186,14 +186,16 @@ def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = 
 
 
 def _stands_out(stats: SegmentStats) -> str:
-    """", though it stands out on avg_order_value (z=+1.50)": the segment's most distinctive
-    number where one is at least a standard deviation from the overall mean, so that a
-    nurture card does not read as a segment without anything to it."""
-    far = [(abs(v), f, v) for f, v in stats.z.items() if np.isfinite(v) and abs(v) >= 1.0]
+    """", though it stands out on avg_order_value (z=+1.50), ...": the segment's most
+    distinctive number among those no signal looks at, where one is at least a standard
+    deviation from the overall mean, so that a nurture card does not read as a segment
+    without anything to it (a number a signal does look at fell short of its threshold)."""
+    covered = {c.feature for conditions in SIGNALS.values() for c in conditions}
+    far = [(abs(v), f, v) for f, v in stats.z.items() if np.isfinite(v) and abs(v) >= 1.0 and f not in covered]
     if not far:
         return ""
     _, feature, v = max(far)
-    return f", though it stands out on {feature} (z={v:+.2f}), which no rule covers"
+    return f", though it stands out on {feature} (z={v:+.2f}), which no rule looks at"
 
 
 def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str] | None = None

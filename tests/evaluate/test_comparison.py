@@ -84,6 +84,16 @@ def test_checks_veto_the_preferred_method(change, check):
         assert [r["method"] for r in ranking] == ["kmeans"]  # failed methods are not ranked
 
 
+def test_when_no_stability_was_measured_the_fallback_does_not_claim_the_most_stable():
+    unmeasured = {"mean": None, "std": None, "pairs": 0, "resamples": 10, "failed_refits": 10}
+    m = {"adaptive_kmeans": {**_entry(0.5, 1.0, 2000), "stability": dict(unmeasured)},
+         "kmeans": {**_entry(0.6, 0.9, 2500), "stability": dict(unmeasured)}}
+    method, ranking = choose_method(m, list(m))
+    assert method == "adaptive_kmeans"
+    assert ranking[0]["checks"].startswith("no method passed every check; chosen as the most preferred "
+                                           "(no stability was measured): not refittable")
+
+
 def test_when_nothing_passes_the_most_stable_is_chosen_and_says_so():
     m = {"dbscan": _entry(0.9, 0.5, 5000, 0.95, noise=0.5), "gmm": _entry(0.2, 2.0, 100, 0.4)}
     method, ranking = choose_method(m, list(m))

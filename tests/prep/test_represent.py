@@ -132,3 +132,19 @@ def test_day_part_shares_of_one_order_each_do_not_outweigh_what_tells_customers_
     fw = feature_weights(X, names, groups)
     w = dict(zip(names, fw.weights))
     assert max(w[n_] for n_ in names[2:]) < 0.5 * w["recency_days"]
+
+
+def test_only_shares_count_as_members_of_a_share_group():
+    """The category group also holds ``brands``, a count: only the bounded columns are
+    shares, so a count neither keeps the shares from their corner test nor is measured as one."""
+    from gpuseg.prep.represent import _share_families
+
+    rng = np.random.default_rng(1)
+    shares = np.eye(3)[rng.integers(0, 3, 500)]
+    brands = rng.integers(1, 6, 500).astype(float)
+    S = np.column_stack([rng.normal(size=500), shares, brands])
+    names = ["recency_days", "cat_a", "cat_b", "cat_c", "brands"]
+    groups = {"recency_days": "rfm", **{n: "category" for n in names[1:]}}
+    idx = np.arange(5)
+    assert list(_share_families(S, names, groups, idx, bounded=["cat_a", "cat_b", "cat_c"])) == [-1, 0, 0, 0, -1]
+    assert list(_share_families(S, names, groups, idx)) == [-1] * 5  # brands is never at a corner

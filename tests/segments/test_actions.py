@@ -160,3 +160,6 @@ def test_a_nurture_card_names_what_the_segment_stands_out_on():
     assert "no value" not in acts[0]["text"]
     plain = suggest_actions({"recency_days": 330.0}, {"recency_days": 330.0}, z={"recency_days": 0.0})
     assert "stands out" not in plain[0]["text"]
+    # recency is the Lapsed rule's: short of its threshold, it is not a number "no rule looks at"
+    near = suggest_actions({"recency_days": 130.0}, {"recency_days": 100.0}, z={"recency_days": 1.2})
+    assert [a["kind"] for a in near] == ["nurture"] and "stands out" not in near[0]["text"]
