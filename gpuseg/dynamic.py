@@ -72,12 +72,17 @@ class Prepared:
         Scaled features on the backend's device, the model's columns.
     features : CustomerFeatures
     cleaned : CleanedData
+    until : int or None
+        The moment before which the data were taken (``--as-of``, a window's end), or None
+        for all of them: lifetime value then counts the customers' age to the day before it,
+        as a run on the data cut there counts it to their last day.
     """
 
     ids: Any
     X: Any
     features: Any
     cleaned: Any
+    until: int | None = None
 
 
 def _need_data(model: LoadedModel) -> dict[str, Any]:
@@ -187,8 +192,10 @@ def _as_of(cleaned: Any, reference_time: int) -> Any:
                                excluded=excluded)
 
 
-def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None) -> Prepared:
-    """Features (the model's definitions), scaled with the model's scaler."""
+def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None, inclusive: bool = False) -> Prepared:
+    """Features (the model's definitions), scaled with the model's scaler. ``reference_time``:
+    the data are taken before it (an exclusive bound: ``--as-of``, a window's end), or up to
+    and including it with ``inclusive`` (the data's own last moment)."""
     from .prep.features import customer_features
 
     _, feat_cfg = _model_configs(model)
@@ -200,7 +207,7 @@ def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None)
     raw = _backend.frame_to_array(feats.frame, dtype=np.float64)
     X = model.scaler.transform(raw)
     ids = _backend.to_host(feats.frame.index)
-    return Prepared(np.asarray(ids), X, feats, cleaned)
+    return Prepared(np.asarray(ids), X, feats, cleaned, None if inclusive else reference_time)
 
 
 def out_of_distribution(model: LoadedModel, X: Any) -> tuple[Any, Any]:
@@ -256,7 +263,12 @@ def _with_value(frame: pd.DataFrame, model: LoadedModel, prepared: Prepared) -> 
     if not isinstance(fit, dict) or fit.get("status") != "ok":
         return frame.assign(**{c: np.nan for c in columns})
     cleaned = prepared.cleaned
-    history = purchase_history(cleaned.frame, cleaned.kind, int(prepared.features.reference_time))
+    # an exclusive bound (the next midnight after an --as-of day): the age runs to the last
+    # moment before it, so a day-end as-of gives the run's T on the data cut at that day
+    until = prepared.until
+    reference = int(prepared.features.reference_time) if until is None else min(
+        int(prepared.features.reference_time), int(until) - 1)
+    history = purchase_history(cleaned.frame, cleaned.kind, reference)
     xp = _backend.array_namespace(prepared.X)
     values = predict_value(history, fit, xp).reindex(frame["customer_id"].to_numpy())
     return frame.assign(**{c: values[c].to_numpy() for c in columns})
@@ -720,7 +732,7 @@ def _segment_windows(model: LoadedModel, cleaned: Any, windows: Sequence[tuple[i
             continue
         part = dataclasses.replace(cleaned, frame=sub.reset_index(drop=True), rows_out=len(sub),
                                    reference_time=int(sub["ts"].max()))
-        prepared = prepare(model, part, reference_time=min(hi, last_event))
+        prepared = prepare(model, part, reference_time=min(hi, last_event), inclusive=hi > last_event)
         frame = assign_frame(model, prepared)
         frame.insert(0, "window", label)
         labels.append(frame)
