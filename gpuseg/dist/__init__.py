@@ -551,7 +551,7 @@ def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: 
     """The global outlier fence, then every bucket cleaned (the raw buckets leave ``loaded``)."""
     client = session.client
     fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "cap_top_only": True,
-              "sessions_kept": True, "join_time": True, "fill": {}}
+              "sessions_kept": True, "sessions_joined": True, "join_time": True, "fill": {}}
     buckets, loaded.buckets = loaded.buckets, None
     if config.clean.price_outliers != "off":
         counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,

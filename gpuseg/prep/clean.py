@@ -176,6 +176,9 @@ class CleanedData:
     sessions_derived: bool = False
     #: rows without a session dropped, as a model saved before 2026-12-07 cleaned them
     legacy_sessions: bool = False
+    #: rows without a session in sessions of their own only (not joined to the customer's
+    #: session beside them), as a model saved before that was added cleaned them
+    sessions_apart: bool = False
     #: whether the reader joins a Time column to the Date (False: a model saved before that)
     join_time: bool = True
     date_only: bool = False
@@ -208,6 +211,7 @@ class CleanedData:
             # dropped), and a Time column joined to the Date by the reader (new data are read
             # and cleaned as the model's training data were)
             **({} if self.legacy_sessions else {"sessions_kept": True}),
+            **({} if self.legacy_sessions or self.sessions_apart else {"sessions_joined": True}),
             "join_time": self.join_time,
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
@@ -248,7 +252,8 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
         f" ({'; '.join(rules)})" if rules else "")
     sessions = summary.get("values_filled", {}).get("user_session", 0)
     if sessions:
-        text += f"; {_count(sessions, 'row')} without a session in sessions cut at 30-minute gaps"
+        text += (f"; {_count(sessions, 'row')} without a session joined to the customer's session within 30 minutes, "
+                 "or in sessions cut at 30-minute gaps")
     capped = summary.get("values_capped", {}).get("price", 0)
     if capped:
         text += (f"; {_count(capped, 'price')} capped at the outlier fence "
@@ -317,10 +322,13 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     _code_products(result, frame, kind, backend, codes)
     if sessions_derived:
         result = _sessions_from_gaps(result)
-    elif kind == "events" and (filled := _fill_missing_sessions(result, frame["user_session"].isna())):
-        codes.filled["user_session"] = filled  # rows without a session among rows with one: cut at gaps
+    apart = fitted is not None and not fitted.get("sessions_joined")  # a model saved before joining
+    if kind == "events" and not sessions_derived and (
+            filled := _fill_missing_sessions(result, frame["user_session"].isna(), join=not apart)):
+        codes.filled["user_session"] = filled  # rows without a session among rows with one
     out = _cleaned_data(data, result, drops, outliers, survivors, codes, sessions_derived)
     out.legacy_sessions = legacy_sessions
+    out.sessions_apart = apart
     out.join_time = fitted is None or bool(fitted.get("join_time"))
     return out
 
@@ -1181,25 +1189,59 @@ def _plain_digits(digits):
                                                                          & (digits.str.len() > 1))
 
 
-def _fill_missing_sessions(frame, missing) -> int:
+def _fill_missing_sessions(frame, missing, join: bool = True) -> int:
     """Sessions for the rows without one (``missing``, aligned with ``frame``'s rows), in
-    place: per customer, a new one after SESSION_GAP_SECONDS of inactivity among those rows,
-    as for a log without sessions. They are numbered -2, -3, ...: apart from the log's own
-    codes (small non-negative ones, or the 64-bit hashes of a Dask bucket), which is all the
-    features need (sessions are told apart within a customer). The rows keep their order.
-    Returns how many rows got one."""
+    place, per customer in time order: a row within SESSION_GAP_SECONDS of the customer's
+    previous row continues that row's session, as does a run of such rows followed within
+    the gap by a row of a session (an event whose session id the export left out belongs to
+    the visit around it); other runs, cut at gaps of inactivity, get sessions of their own,
+    numbered -2, -3, ... apart from the log's own codes (small non-negative ones, or the
+    64-bit hashes of a Dask bucket). Without ``join`` (a model saved before joining), every
+    run gets a session of its own. The rows keep their order. Returns how many rows got one."""
     missing = missing.reset_index(drop=True)  # by position: a Dask bucket's rows share one index label
     n = int(missing.sum())
     if n == 0:
         return 0
-    part = frame[["customer_id", "ts"]].reset_index(drop=True)[missing]
-    part = part.sort_values(["customer_id", "ts"])  # ties (one moment) fall in one session either way
-    cust, ts = part["customer_id"], part["ts"]
-    new = ((cust != cust.shift(1)) | ((ts - ts.shift(1)) > SESSION_GAP_SECONDS)).fillna(True)
+    rows = frame[["customer_id", "ts", "session"]].reset_index(drop=True)
+    rows["missing"] = missing
+    ids = rows["customer_id"]
+    rows = rows[ids.isin(ids[missing].unique())] if join else rows[missing]
+    # ties (one moment): the rows with a session first, so that a row without one joins theirs
+    rows = rows.sort_values(["customer_id", "ts", "missing"])
+    where = series_values(rows.index.to_series())  # the rows' positions in frame
+    cust = rows["customer_id"]  # compared as a Series: text ids have no device array on cuDF
+    same = series_values((cust == cust.shift(1)).fillna(False))
+    codes = _run_sessions(same, series_values(rows["ts"]), series_values(rows["missing"]),
+                          series_values(rows["session"].astype("int64")))
     session = frame["session"].astype("int64").reset_index(drop=True)
-    session.loc[part.index] = series_values(-1 - new.astype("int64").cumsum())
+    wanted = series_values(rows["missing"])
+    session.loc[where[wanted]] = codes[wanted]
     frame["session"] = series_values(session)
     return n
+
+
+def _run_sessions(same, ts, missing, session):
+    """Per row (sorted by customer and time; ``same``: the row's customer is the previous
+    row's; NumPy or CuPy arrays), the session a row without one
+    takes (:func:`_fill_missing_sessions`): a run starts at a customer's first row, after a
+    gap, or at a row with a session; a run headed by a row with a session is that session,
+    a run of rows without one takes the session of the row that follows it within the gap,
+    else a new code."""
+    xp = array_namespace(ts)
+    n = len(ts)
+    false = xp.zeros(1, dtype=bool)
+    continues = same & xp.concatenate([false, (ts[1:] - ts[:-1]) <= SESSION_GAP_SECONDS])
+    start = ~continues | ~missing
+    run = xp.cumsum(start) - 1
+    heads = xp.flatnonzero(start)
+    last = xp.concatenate([heads[1:] - 1, xp.asarray([n - 1], dtype=heads.dtype)])
+    after = xp.minimum(last + 1, n - 1)
+    follows = ((last + 1) < n) & same[after] & ~missing[after] & (
+        (ts[after] - ts[last]) <= SESSION_GAP_SECONDS)
+    headed = ~missing[heads]
+    own = ~headed & ~follows
+    per_run = xp.where(headed, session[heads], xp.where(follows, session[after], -1 - xp.cumsum(own)))
+    return per_run[run]
 
 
 def _sessions_from_gaps(frame):
