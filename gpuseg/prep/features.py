@@ -28,8 +28,17 @@ Feature groups (``[features] groups``) and what they hold for **events** input:
     categories (first token of ``category_code``); ``brands``: distinct brands.
 ``price``
     ``avg_price_viewed``, ``avg_price_paid`` (0 without purchases) and ``price_index``:
-    mean of price / median price of the same category (``category_id``), over purchases
-    when there are any, else over all events; below 1 is the deal-seeker signal.
+    geometric mean of price / median price of the same category (``category_id``), each
+    ratio held within 0.1..10, over purchases when there are any, else over all events;
+    below 1 is the deal-seeker signal. (The arithmetic mean of models saved before
+    :data:`FEATURE_VERSION` 2 read about 1.65 for customers of ordinary products: skewed
+    prices put the mean ratio far above 1.)
+
+``cart_to_purchase`` counts each purchase as carted (purchases / max(carts, purchases)): a
+REES46 log can lack the cart event of a purchase, and a buyer whose carts were not logged
+had a rate of 0, the browsers'. (``view_to_cart`` stays carts / views as logged: counting
+purchases as carts there made it a second purchase rate, and cut the six-persona ARI of
+``bench/quality.py`` from 0.82 to 0.60.) Models saved before version 2 keep the plain ratio.
 
 **Orders** input gets what its columns allow: ``rfm``, ``time``, ``category`` (with a
 ``category`` column), ``price`` (``avg_unit_price``, ``price_index``) and, with
@@ -131,6 +140,9 @@ class FeatureSpec:
         Without ``names`` (a spec built from global statistics, :mod:`gpuseg.dist`):
         whether the features that depend on the data (``brands``, ``items_per_order``,
         ``avg_unit_price``) are computed.
+    version : int
+        The definitions the features were computed with (module doc); 1 for a model saved
+        before the version was recorded.
     """
 
     names: tuple[str, ...]
@@ -139,6 +151,7 @@ class FeatureSpec:
     category_columns: Mapping[str, str] = field(default_factory=dict)
     price_medians: Mapping[str, float] | None = None
     include: Mapping[str, bool] = field(default_factory=dict)
+    version: int = 2
 
     def wants(self, name: str) -> bool:
         """Whether a data-dependent feature is computed."""
@@ -147,7 +160,7 @@ class FeatureSpec:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (the price medians go to arrays: :meth:`price_arrays`)."""
         return {"names": list(self.names), "groups": dict(self.groups), "bounded": list(self.bounded),
-                "category_columns": dict(self.category_columns)}
+                "category_columns": dict(self.category_columns), "version": self.version}
 
     def price_arrays(self) -> dict[str, np.ndarray]:
         if not self.price_medians:
@@ -162,7 +175,17 @@ class FeatureSpec:
         if "price_keys" in arrays:
             medians = dict(zip((str(k) for k in arrays["price_keys"]), (float(v) for v in arrays["price_medians"])))
         return cls(tuple(meta["names"]), dict(meta["groups"]), tuple(meta.get("bounded", ())),
-                   dict(meta.get("category_columns", {})), medians)
+                   dict(meta.get("category_columns", {})), medians, version=int(meta.get("version", 1)))
+
+
+#: The feature definitions new models are fitted with (module doc): 2 since 2026-12-07.
+FEATURE_VERSION = 2
+#: The range each price / category-median ratio is held within for ``price_index``.
+RATIO_CLIP = (0.1, 10.0)
+
+
+def _version(spec: FeatureSpec | None) -> int:
+    return FEATURE_VERSION if spec is None else spec.version
 
 
 def feature_spec(features: CustomerFeatures) -> FeatureSpec:
@@ -397,9 +420,25 @@ def _price_medians(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any,
     return med, medians
 
 
-def _price_ratio(rows, med) -> Any:
-    """price / median price of the row's price group."""
-    return _safe_div(rows["price"], rows["price_key"].map(med))
+def _price_ratio(rows, med, logged: bool = False) -> Any:
+    """price / median price of the row's price group; with ``logged``, its log, the ratio
+    held within :data:`RATIO_CLIP` (for a geometric mean: a free item or a 1,000x outlier
+    does not decide a customer's price level)."""
+    ratio = _safe_div(rows["price"], rows["price_key"].map(med))
+    if not logged:
+        return ratio
+    clipped = ratio.clip(lower=RATIO_CLIP[0], upper=RATIO_CLIP[1])
+    return type(clipped)(array_namespace(series_values(clipped)).log(series_values(clipped)), index=clipped.index)
+
+
+def _price_level(ratio_sum, n, logged: bool) -> Any:
+    """``price_index`` from the sum of (logged) ratios over ``n`` rows: their geometric (or,
+    for older models, arithmetic) mean; 0 without rows."""
+    mean = _safe_div(ratio_sum, n)
+    if not logged:
+        return mean
+    level = type(mean)(array_namespace(series_values(mean)).exp(series_values(mean)), index=mean.index)
+    return level.where(n > 0, 0.0)
 
 
 def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
@@ -424,7 +463,7 @@ def _event_aggregates(data: CleanedData, config: FeatureConfig, spec: FeatureSpe
     brands = "category" in groups_on and (spec.wants("brands") if spec is not None else bool((f["brand"] >= 0).any()))
 
     def aggregate(rows):
-        return _event_part(rows, config, top, med, brands)
+        return _event_part(rows, config, top, med, brands, _version(spec) >= 2)
 
     used = ("customer_id", "ts", "etype", "price", "session", "main_cat", "brand", "price_key")
     return _by_customer_parts(f, aggregate, used), top, medians
@@ -467,7 +506,7 @@ def _by_customer_parts(f, aggregate, used: tuple[str, ...]) -> Any:
     return pd.concat(in_threads(aggregate, pieces, "gpuseg-features")).sort_index()
 
 
-def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool) -> Any:
+def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool, logged: bool = True) -> Any:
     """Per-customer aggregates of the rows ``f`` (every row of each of their customers)."""
     et = f["etype"]
     work = f[["customer_id", "ts"]].copy()
@@ -483,7 +522,7 @@ def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool
         "view_price_sum": ("view_price", "sum"),
     }
     if med is not None:
-        work["ratio"] = _price_ratio(f, med)
+        work["ratio"] = _price_ratio(f, med, logged)
         work["ratio_paid"] = work["ratio"] * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
         aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
@@ -533,7 +572,11 @@ def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: Featur
         b.put("removals", a["removals"], "funnel")
         b.put("purchases", a["purchases"], "funnel")
         b.put("view_to_cart", _safe_div(a["carts"], a["views"], 1.0), "funnel", True)
-        b.put("cart_to_purchase", _safe_div(a["purchases"], a["carts"], 1.0), "funnel", True)
+        if _version(spec) >= 2:  # a purchase was carted, whether or not the log says so
+            carted = a["carts"].where(a["carts"] >= a["purchases"], a["purchases"])
+            b.put("cart_to_purchase", _safe_div(a["purchases"], carted, 1.0), "funnel", True)
+        else:
+            b.put("cart_to_purchase", _safe_div(a["purchases"], a["carts"], 1.0), "funnel", True)
         b.put("cart_abandonment", _safe_div(a["abandoned"], a["cart_sessions"], 1.0), "funnel", True)
     if "sessions" in groups_on:
         b.put("sessions", a["sessions"], "sessions")
@@ -548,8 +591,9 @@ def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: Featur
         b.put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
         b.put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
         paid = a["purchases"] > 0
-        idx_paid = _safe_div(a["ratio_paid_sum"], a["purchases"])
-        idx_all = _safe_div(a["ratio_sum"], a["events"])
+        logged = _version(spec) >= 2
+        idx_paid = _price_level(a["ratio_paid_sum"], a["purchases"], logged)
+        idx_all = _price_level(a["ratio_sum"], a["events"], logged)
         b.put("price_index", idx_paid.where(paid, idx_all), "price")
 
 
@@ -561,7 +605,7 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
     med, medians = _price_medians(f, data, spec) if use_price_index else (None, None)
 
     def aggregate(rows):
-        return _order_part(rows, config, top, med)
+        return _order_part(rows, config, top, med, _version(spec) >= 2)
 
     used = ("customer_id", "ts", "amount", "quantity", "price", "order", "main_cat", "price_key")
     a = _by_customer_parts(f, aggregate, used)
@@ -578,11 +622,11 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         if spec.wants("avg_unit_price") if spec is not None else bool((f["price"] != f["amount"]).any()):
             b.put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
         if use_price_index:
-            b.put("price_index", _safe_div(a["ratio_sum"], a["lines"]), "price")
+            b.put("price_index", _price_level(a["ratio_sum"], a["lines"], _version(spec) >= 2), "price")
     return b.done(ref, medians)
 
 
-def _order_part(f, config: FeatureConfig, top: list[int], med: Any) -> Any:
+def _order_part(f, config: FeatureConfig, top: list[int], med: Any, logged: bool = True) -> Any:
     """Per-customer aggregates of the order lines ``f`` (every line of each of their customers)."""
     work = f[["customer_id", "ts", "amount", "quantity"]].copy()
     aggs: dict[str, tuple[str, str]] = {
@@ -596,7 +640,7 @@ def _order_part(f, config: FeatureConfig, top: list[int], med: Any) -> Any:
         work["unit_price"] = f["price"]
         aggs["unit_price_sum"] = ("unit_price", "sum")
         if med is not None:
-            work["ratio"] = _price_ratio(f, med)
+            work["ratio"] = _price_ratio(f, med, logged)
             aggs["ratio_sum"] = ("ratio", "sum")
     groups = work.groupby("customer_id", sort=True, observed=True)  # ngroup numbers observed ids only
     a = groups.agg(**aggs)

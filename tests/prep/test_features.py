@@ -58,6 +58,13 @@ EXPECTED = {
 }
 
 
+# before FEATURE_VERSION 2 (models saved earlier keep these): the arithmetic mean price ratio,
+# and the funnel rates as logged (customer 3's purchase had no cart event)
+EXPECTED_V1 = {c: dict(v) for c, v in EXPECTED.items()}
+EXPECTED[2]["price_index"] = 3 ** 0.75  # geometric mean of the ratios 1, 3, 3, 3
+EXPECTED[3]["cart_to_purchase"] = 1.0  # the purchase was carted, whether logged or not
+
+
 @pytest.fixture
 def feats(make_log, backend):
     data = from_frame(make_log(LOG), backend)
@@ -70,6 +77,40 @@ def test_hand_computed_event_features(feats):
     expected.index.name = "customer_id"
     assert list(got.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(got, expected.astype("float64"), check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_a_model_saved_before_version_2_keeps_its_definitions(feats, make_log, backend):
+    """A saved model's features are computed as it was trained: the arithmetic price index and
+    the funnel rates as logged, for a spec without a version (model.json before 2026-12-07)."""
+    from gpuseg.prep.features import FeatureSpec, feature_spec
+
+    spec = feature_spec(feats)
+    assert spec.version == 2 and spec.to_json()["version"] == 2
+    old = FeatureSpec.from_json({k: v for k, v in spec.to_json().items() if k != "version"}, spec.price_arrays())
+    assert old.version == 1
+    data = clean(from_frame(make_log(LOG), backend), CleanConfig(price_outliers=False), backend)
+    got = to_host(customer_features(data, FeatureConfig(), old).frame)
+    expected = pd.DataFrame.from_dict(EXPECTED_V1, orient="index")
+    expected.index.name = "customer_id"
+    pd.testing.assert_frame_equal(got, expected.astype("float64"), check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_price_index_is_the_geometric_mean_and_centred_on_one_for_skewed_prices(cpu):
+    """Lognormal prices within each category: a customer buying at random from the category
+    has a price index near 1 (the arithmetic mean of price / median is about 1.65 here)."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    df = pd.DataFrame({
+        "customer_id": rng.integers(0, 300, n),
+        "timestamp": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 86400 * 60, n), unit="s"),
+        "order_id": np.arange(n),
+        "amount": np.round(rng.lognormal(3, 1.0, n), 2),
+        "category": rng.choice(["toys", "books", "garden"], n),
+    })
+    data = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
+    idx = customer_features(data, FeatureConfig()).frame["price_index"]
+    assert 0.85 < float(np.median(idx)) < 1.15
+    assert ((idx >= 0.1) & (idx <= 10.0)).all()
 
 
 def test_groups_and_bounded_flags(feats):
