@@ -64,6 +64,7 @@ Values given on the command line override the file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -584,8 +585,11 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     for key in ("input", "format", "out", "device", "truth", "select"):
         if key in values:
             val = values[key]
+            if key in ("input", "out", "truth") and isinstance(val, os.PathLike):  # a pathlib.Path
+                val = os.fspath(val)
             if val is not None and not isinstance(val, str):
-                raise ConfigError(f"{key} must be a string, not {val!r}")
+                what = "a string or a path" if key in ("input", "out", "truth") else "a string"
+                raise ConfigError(f"{key} must be {what}, not {val!r}")
             kwargs[key] = val.strip().lower() if key == "select" and val is not None else val
     for key in ("seed", "synthetic_customers", "threads"):
         if key in values:

@@ -195,3 +195,14 @@ def test_the_documented_config_examples_are_valid_configs():
     assert build_config(example).cluster.methods == ("kmeans",)
     defaults = build_config(None)
     assert build_config(others) == defaults
+
+
+def test_paths_may_be_path_objects(tmp_path):
+    """``build_config(input=Path(...), out=Path(...))`` as the Python API is naturally called."""
+    cfg = build_config(input=tmp_path / "a.csv", out=tmp_path / "out", truth=tmp_path / "t.csv")
+    assert cfg.input == str(tmp_path / "a.csv") and isinstance(cfg.input, str)
+    assert cfg.out == str(tmp_path / "out") and cfg.truth == str(tmp_path / "t.csv")
+    with pytest.raises(ConfigError, match="input must be a string or a path, not 3"):
+        build_config(input=3)
+    with pytest.raises(ConfigError, match="device must be a string"):
+        build_config(device=tmp_path)

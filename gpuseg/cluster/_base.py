@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from typing import Any
 
 import numpy as np
@@ -54,11 +55,60 @@ def _not_fitted(est: Any) -> Exception:
     return NotFittedError(msg)
 
 
+def _feature_names(X: Any) -> np.ndarray | None:
+    """The column names of a data frame (pandas, cuDF, Dask, polars) as an object array when
+    all are strings, else None (scikit-learn's rule; mixing strings with other names is a
+    TypeError there and here). Arrays have no names."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray) or is_gpu_array(X) or len(columns) == 0:
+        return None
+    names = np.fromiter(columns, dtype=object, count=len(columns))
+    types = sorted({type(n).__qualname__ for n in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(f"Feature names are only supported if all input features have string names, but your "
+                        f"input has {types} as feature name / column name types. Convert them all to strings "
+                        "(X.columns = X.columns.astype(str)) or pass an array.")
+    return names if types == ["str"] else None
+
+
+def _check_feature_names(est: Any, X: Any, *, reset: bool) -> None:
+    """scikit-learn's ``feature_names_in_``: fitting on a frame with string column names sets
+    it, fitting on anything else removes it; later calls must give the same names in the
+    same order (ValueError, scikit-learn's message), and a warning where only one side
+    has names."""
+    names = _feature_names(X)
+    if reset:
+        if names is not None:
+            est.feature_names_in_ = names
+        elif hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+        return
+    fitted = getattr(est, "feature_names_in_", None)
+    if fitted is None or names is None:
+        if fitted is not None or names is not None:
+            warnings.warn(f"X has feature names, but {type(est).__name__} was fitted without feature names"
+                          if fitted is None else f"X does not have valid feature names, but {type(est).__name__} "
+                          "was fitted with feature names", UserWarning, stacklevel=4)
+        return
+    if len(fitted) == len(names) and bool((fitted == names).all()):
+        return
+    unseen, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+    message = "The feature names should match those that were passed during fit.\n"
+    for title, group in (("Feature names unseen at fit time:\n", unseen),
+                         ("Feature names seen at fit time, yet now missing:\n", missing)):
+        if group:
+            message += title + "".join(f"- {n}\n" for n in group[:5]) + ("- ...\n" if len(group) > 5 else "")
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
+
+
 def check_input(est: Any, X: Any, *, reset: bool) -> None:
     """What scikit-learn's ``validate_data`` checks, with its messages, without converting
     X (the method converts it): a fitted estimator and X of its width (``reset=False``),
-    dense, real, 2-D, at least one feature (and one sample when fitting). Finite values are
-    checked by :func:`as_float_array`."""
+    dense, real, 2-D, at least one feature (and one sample when fitting), and the feature
+    names of a data frame (:func:`_check_feature_names`). Finite values are checked by
+    :func:`as_float_array`."""
     if not reset and not hasattr(est, "n_features_in_"):
         raise _not_fitted(est)
     if "sparse" in type(X).__module__:  # scipy.sparse, cupyx.scipy.sparse
@@ -77,6 +127,7 @@ def check_input(est: Any, X: Any, *, reset: bool) -> None:
         raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
     if reset and isinstance(shape[0], (int, np.integer)) and shape[0] == 0:  # lazy (Dask) row counts pass
         raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    _check_feature_names(est, X, reset=reset)
     if not reset and shape[1] != est.n_features_in_:
         raise ValueError(f"X has {shape[1]} features, but {type(est).__name__} is expecting {est.n_features_in_} "
                          "features as input")
@@ -132,9 +183,10 @@ class EstimatorMixin:
             setattr(self, key, value)
         return self
 
-    def fit_predict(self, X: Any, y: Any = None) -> Any:
-        """Fit and return ``labels_``."""
-        return self.fit(X).labels_
+    def fit_predict(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fit (``fit_params`` go to ``fit``, e.g. the consensus' ``member_labels``) and
+        return ``labels_``."""
+        return self.fit(X, y, **fit_params).labels_
 
     def __sklearn_tags__(self) -> Any:
         """scikit-learn's estimator tags (scikit-learn >= 1.6 asks every estimator for them:

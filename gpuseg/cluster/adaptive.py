@@ -27,6 +27,7 @@ Written once for NumPy and CuPy; the metric is a small ``d x d`` matrix computed
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -184,6 +185,10 @@ class _Seeding:
 class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     """K-means whose distance is learned from its segments' pooled covariance (module doc).
 
+    It expects standardised features (zero mean, unit variance per column), as gpuseg's
+    pipeline gives it (:class:`~gpuseg.prep.scale.FeatureScaler`): the metric is shrunk
+    towards the identity, which weighs every column alike only on a common scale.
+
     Parameters
     ----------
     n_clusters : int, default=8
@@ -239,7 +244,8 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(0, [5, 0.3], (200, 2)), rng.normal(0, [5, 0.3], (200, 2)) + [0, 2]])
-    >>> est = AdaptiveKMeans(2, random_state=0).fit(X.astype(np.float32))
+    >>> Z = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)  # standardised
+    >>> est = AdaptiveKMeans(2, random_state=0).fit(Z)
     >>> sorted(np.bincount(est.labels_).tolist())
     [200, 200]
     """
@@ -263,7 +269,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
             raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")
-        if isinstance(self.shrinkage, bool) or not isinstance(self.shrinkage, (int, float)) or not (
+        if isinstance(self.shrinkage, bool) or not isinstance(self.shrinkage, Real) or not (
                 0.0 <= self.shrinkage <= 1.0):
             raise ValueError(f"shrinkage must be within [0, 1], got {self.shrinkage!r}")
         if self.max_samples is not None and (isinstance(self.max_samples, bool) or not isinstance(
@@ -273,7 +279,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not 0.0 <= self.tol < 1.0:
+        if isinstance(self.tol, bool) or not isinstance(self.tol, Real) or not 0.0 <= self.tol < 1.0:
             raise ValueError(f"tol must be within [0, 1), got {self.tol!r}")
         xp = array_namespace(X)
         if not bool(xp.isfinite(X).all()):
@@ -302,7 +308,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         if S is not X:  # every sample in the winner's metric, then the metric refined on all
             labels = nearest_in_metric(X, A, centers)
             T, mean, active = _moments(X)
-            labels, A, more = self._adapt(X, T, mean, active, labels, steps=(self.shrinkage,))
+            labels, A, more = self._adapt(X, T, mean, active, labels, steps=(float(self.shrinkage),))
             W, centers, _ = _within(T, mean, X, labels, self.n_clusters)
             n_iter += more
         self.metric_ = A
@@ -327,7 +333,7 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         saved model would not give the run's segments back. Where the model's assignment would
         empty a segment, the adaptation's labels stay."""
         xp = array_namespace(X)
-        final = self.predict(X)
+        final = self._assign(X)
         if bool((final == labels).all()) or bool((xp.bincount(final, minlength=self.n_clusters) == 0).any()):
             return labels, W
         W, _, _ = _within(T, mean, X, final, self.n_clusters)
@@ -360,7 +366,8 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         k, n = self.n_clusters, X.shape[0]
         n_iter = 0
         if steps is None:  # shrinkage 0: Euclidean steps to convergence, i.e. K-means
-            steps = (self.shrinkage / 2.0, self.shrinkage) if self.shrinkage > 0 else (0.0,)
+            full = float(self.shrinkage)  # a NumPy scalar would keep its own precision
+            steps = (full / 2.0, full) if full > 0 else (0.0,)
         for a in steps:
             for _ in range(int(self.max_iter)):
                 W, centers, _ = _within(T, mean, X, labels, k)
@@ -386,11 +393,15 @@ class AdaptiveKMeans(CentroidMixin, EstimatorMixin):
         C = np.asarray(to_host(self.cluster_centers_), dtype=np.float64) @ np.asarray(self.metric_, dtype=np.float64)
         return xp.asarray(to_namespace(C, xp), dtype=dtype)
 
+    def _assign(self, X: Any) -> Any:
+        """:meth:`predict` of an array already checked and converted."""
+        xp = array_namespace(X)
+        return nearest_center(X @ self._metric_on(xp, X.dtype), self._latent_centers(xp, X.dtype))[0]
+
     def predict(self, X: Any) -> Any:
         """Index (int32) of the closest centre in the learned metric."""
         X, _ = self._centers_for(X)
-        xp = array_namespace(X)
-        return nearest_center(X @ self._metric_on(xp, X.dtype), self._latent_centers(xp, X.dtype))[0]
+        return self._assign(X)
 
     def transform(self, X: Any) -> Any:
         """Distances to every centre in the learned metric, shape (n_samples, n_clusters)."""

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..backend import array_namespace, to_host, to_namespace
+from ..backend import array_namespace, series_values, to_host, to_namespace
 from ._base import EstimatorMixin, as_float_array, seed_from
 
 __all__ = [
@@ -320,6 +320,27 @@ def evidence_accumulation(
     return labels, confidence
 
 
+def _checked_labels(given: dict[str, Any], n: int, xp: Any) -> dict[str, Any]:
+    """Given member labels as ``xp`` arrays, each checked: one integer label per row of X
+    (integral floats are taken as integers; pandas/cuDF Series and lists are accepted), and
+    at least one row in a segment (a member that calls every row noise votes for nothing)."""
+    out = {}
+    for m, v in given.items():
+        v = series_values(v) if hasattr(v, "to_numpy") else v  # a pandas or cuDF Series
+        v = xp.asarray(to_namespace(v, xp))
+        if v.ndim != 1 or v.shape[0] != n:
+            got = f"{v.shape[0]} labels" if v.ndim == 1 else f"labels of shape {tuple(v.shape)}"
+            raise ValueError(f"member_labels[{m!r}] has {got} for {n} rows of X; give one label per row")
+        if v.dtype.kind not in "iub":
+            if v.dtype.kind != "f" or not bool(xp.all(v == xp.floor(v))):  # NaN is not integral either
+                raise TypeError(f"member_labels[{m!r}] must hold integer labels (-1 for noise), got dtype {v.dtype}")
+            v = v.astype(xp.int64)
+        if not bool((v >= 0).any()):
+            raise ValueError(f"member_labels[{m!r}] has no segment: every label is -1 (noise)")
+        out[m] = v
+    return out
+
+
 class ConsensusClustering(EstimatorMixin):
     """One segmentation out of several methods' segmentations.
 
@@ -367,21 +388,42 @@ class ConsensusClustering(EstimatorMixin):
         self.member_params = member_params
         self.random_state = random_state
 
-    def _validate(self, given: Any = ()) -> None:
+    def _members(self, given: dict[str, Any]) -> list[str]:
+        """The members: ``members``, of which those in ``given`` are not fitted; given labels
+        under other names are the members themselves where ``members`` is left at its default,
+        and an error otherwise (they would be silently left out)."""
+        members = [self.members] if isinstance(self.members, str) else list(self.members)
+        extra = [m for m in given if m not in members]
+        if not extra:
+            return members
+        if tuple(members) == DEFAULT_MEMBERS:
+            return list(given)
+        raise ValueError(f"member_labels: {extra[0]!r} is not one of members {members}; name every member whose "
+                         "labels are given in members, or leave members at its default to combine exactly the "
+                         "given labels")
+
+    def _validate(self, members: list[str] | None = None, given: dict[str, Any] | None = None) -> None:
+        """The parameters (``members``: those :meth:`_members` chose; default ``self.members``,
+        as :func:`gpuseg.cluster.check_method_params` checks them, before any data)."""
         from . import METHODS
 
+        given = given or {}
+        if members is None:
+            members = [self.members] if isinstance(self.members, str) else list(self.members)
         if self.strategy not in ("vote", "evidence"):
             raise ValueError(f"strategy must be 'vote' or 'evidence', got {self.strategy!r}")
-        members = list(self.members)
         if len(members) < 2:
-            raise ValueError(f"members needs at least 2 methods, got {members!r}")
+            what = "member_labels" if given and members == list(given) else "members"
+            raise ValueError(f"{what} needs at least 2 methods to combine, got {members!r}")
         # a member whose labels are given may have any name; the others are fitted here
         bad = [m for m in members if m not in given and (m not in METHODS or m == "consensus")]
         if bad:
-            raise ValueError(f"members: {bad[0]!r} is not an available method")
-        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 2:
+            raise ValueError(f"members: {bad[0]!r} is not an available method (nor are its labels given)")
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) or (
+                self.n_clusters < 2):
             raise ValueError(f"n_clusters must be an integer >= 2, got {self.n_clusters!r}")
-        if not isinstance(self.sample_size, (int, np.integer)) or self.sample_size < 10:
+        if isinstance(self.sample_size, bool) or not isinstance(self.sample_size, (int, np.integer)) or (
+                self.sample_size < 10):
             raise ValueError(f"sample_size must be an integer >= 10, got {self.sample_size!r}")
 
     def fit(
@@ -394,35 +436,56 @@ class ConsensusClustering(EstimatorMixin):
         ----------
         X : array of shape (n_samples, n_features)
         member_labels : dict, optional
-            Member name -> labels already computed on X (the pipeline passes the members'
-            fits from its sweep, so nothing is fitted twice). Members with given labels
-            may have any name and any number of clusters.
+            Member name -> labels already computed on X (integers, -1 for noise; the
+            pipeline passes the members' fits from its sweep, so nothing is fitted twice).
+            Members with given labels may have any name and any number of clusters. With
+            ``members`` left at its default, labels under other names are the members
+            (``fit(X, member_labels={"a": la, "b": lb})`` combines ``la`` and ``lb``);
+            otherwise every given name must be in ``members``.
         member_scores : dict, optional
             Method -> quality (higher is better) ranking the members; computed as the
             silhouette on a 2,000-row sample when not given.
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 members, a given name outside ``members``, or given labels that
+            are not one per row of X or hold no segment (all -1).
+        TypeError
+            Given labels that are not integers.
         """
         from . import make_estimator, method_params
-        from ..evaluate.metrics import silhouette_score
 
-        labels = dict(member_labels or {})
-        self._validate(labels)
+        given = dict(member_labels or {})
+        members = self._members(given)
+        self._validate(members, given)
         X = as_float_array(X)
         xp = array_namespace(X)
-        labels = {m: to_namespace(v, xp) for m, v in labels.items()}  # on X's device
-        for method in self.members:
+        labels = _checked_labels(given, X.shape[0], xp)  # on X's device
+        for method in members:
             if method not in labels:
                 params = method_params(method, (self.member_params or {}).get(method))
                 est = make_estimator(method, self.n_clusters, self.random_state or 0, params).fit(X)
                 labels[method] = est.labels_
-        self.member_labels_ = {m: labels[m] for m in self.members}
-        bad = [m for m, v in self.member_labels_.items() if len(v) != X.shape[0]]
-        if bad:
-            raise ValueError(f"member_labels[{bad[0]!r}] has {len(self.member_labels_[bad[0]])} labels for "
-                             f"{X.shape[0]} rows of X")
-        scores = dict(member_scores or {})
+        self.member_labels_ = {m: labels[m] for m in members}
+        self.member_scores_ = self._scores(X, dict(member_scores or {}))
+        sets = list(self.member_labels_.values())
+        if self.strategy == "vote":
+            self.labels_, self.confidence_ = majority_vote(sets, [self.member_scores_[m] for m in members])
+        else:
+            self.labels_, self.confidence_ = evidence_accumulation(
+                sets, self.n_clusters, sample_size=self.sample_size, random_state=self.random_state
+            )
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _scores(self, X: Any, scores: dict[str, float]) -> dict[str, float]:
+        """``scores``, completed by each member's silhouette on one fixed sample of customers
+        (the same customers for every member; rows are gathered once, never the whole of X)."""
+        from ..evaluate.metrics import silhouette_score
+
+        xp = array_namespace(X)
         n = X.shape[0]
-        # members ranked by their silhouette on one fixed sample of customers (the same
-        # customers for every member; rows are gathered once, never the whole of X)
         rng = np.random.default_rng(seed_from(self.random_state) if self.random_state is not None else 0)
         sample = xp.asarray(np.sort(rng.choice(n, size=min(n, 2000), replace=False)))
         Xs = X[sample]
@@ -435,13 +498,4 @@ class ConsensusClustering(EstimatorMixin):
                 scores[m] = float(silhouette_score(Xs[ok], ls[ok]))
             except ValueError:  # fewer than 2 segments in the sample
                 scores[m] = -1.0
-        self.member_scores_ = scores
-        sets = list(self.member_labels_.values())
-        if self.strategy == "vote":
-            self.labels_, self.confidence_ = majority_vote(sets, [scores[m] for m in self.members])
-        else:
-            self.labels_, self.confidence_ = evidence_accumulation(
-                sets, self.n_clusters, sample_size=self.sample_size, random_state=self.random_state
-            )
-        self.n_features_in_ = X.shape[1]
-        return self
+        return scores

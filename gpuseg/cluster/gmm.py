@@ -205,6 +205,22 @@ def _n_parameters(n_components: int, n_features: int, covariance_type: str) -> i
     return int(cov_params + n_features * n_components + n_components - 1)
 
 
+def _check_state_shapes(state: tuple[Any, Any, Any, Any], covariance_type: str) -> None:
+    """Shapes of (weights, means, covariances, precisions_cholesky) for ``covariance_type``
+    (:meth:`GaussianMixture.from_arrays`); a clear ValueError rather than a broadcast error
+    at the first predict."""
+    k, d = state[1].shape
+    cov = (k, d, d) if covariance_type == "full" else (k, d)
+    weights, _, covariances, precisions_cholesky = state
+    for name, a, want in (("weights", weights, (k,)), ("covariances", covariances, cov),
+                          ("precisions_cholesky", precisions_cholesky, cov)):
+        if tuple(a.shape) != want:
+            hint = (" (arrays of another covariance_type? pass the covariance_type they were fitted with)"
+                    if name != "weights" else "")
+            raise ValueError(f"from_arrays: {name} must have shape {want} for covariance_type="
+                             f"{covariance_type!r}, {k} components and {d} features, got {tuple(a.shape)}{hint}")
+
+
 class GaussianMixture(EstimatorMixin):
     """Gaussian mixture model fitted by expectation-maximisation, on NumPy or CuPy arrays.
 
@@ -560,14 +576,21 @@ class GaussianMixture(EstimatorMixin):
             Constructor parameters (``covariance_type``, ``reg_covar``, ``max_iter``,
             ``tol``, ...); ``n_components`` comes from ``means``.
         """
+        xp = array_namespace(means)
+        means = xp.asarray(to_namespace(means, xp), dtype=xp.float64)
+        if means.ndim != 2 or 0 in means.shape:
+            raise ValueError(f"from_arrays: means must have shape (n_components, n_features), got {means.shape}")
         est = cls(n_components=int(means.shape[0]), **params)
         if est.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {est.covariance_type!r}")
-        xp = array_namespace(means)
-        est._set_parameters(tuple(xp.asarray(to_namespace(a, xp), dtype=xp.float64)
-                                  for a in (weights, means, covariances, precisions_cholesky)))
+        state = tuple(xp.asarray(to_namespace(a, xp), dtype=xp.float64)
+                      for a in (weights, means, covariances, precisions_cholesky))
+        _check_state_shapes(state, est.covariance_type)
+        est._set_parameters(state)
         if counts is not None:
             est.counts_ = xp.asarray(to_namespace(counts, xp), dtype=xp.float64)
+            if est.counts_.shape != state[0].shape:
+                raise ValueError(f"from_arrays: counts must have shape {state[0].shape}, got {est.counts_.shape}")
         est.n_features_in_ = int(means.shape[1])
         est.converged_, est.n_iter_, est.lower_bound_ = True, 0, -np.inf
         return est

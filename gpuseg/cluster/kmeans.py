@@ -138,7 +138,7 @@ class KMeans(CentroidMixin, EstimatorMixin):
     >>> import numpy as np
     >>> X = np.array([[0, 0], [0, 1], [10, 10], [10, 11]], dtype=np.float32)
     >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
-    >>> sorted(np.bincount(km.labels_))
+    >>> sorted(np.bincount(km.labels_).tolist())
     [2, 2]
     """
 
@@ -162,7 +162,8 @@ class KMeans(CentroidMixin, EstimatorMixin):
     def _validate(self, X: Any) -> None:
         if getattr(X, "ndim", None) != 2:
             raise ValueError(f"expected a 2-D array, got shape {getattr(X, 'shape', None)}")
-        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1:
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) or (
+                self.n_clusters < 1):
             raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")

@@ -264,7 +264,8 @@ class SelfOrganizingMap(EstimatorMixin):
     def _validate(self, X: Any) -> None:
         if getattr(X, "ndim", None) != 2:
             raise ValueError(f"expected a 2-D array, got shape {getattr(X, 'shape', None)}")
-        if not isinstance(self.n_clusters, (int, np.integer)) or self.n_clusters < 1:
+        if isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, (int, np.integer)) or (
+                self.n_clusters < 1):
             raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}")

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..backend import array_namespace, to_host
+from ..backend import array_namespace, frame_to_array, to_host
 
 __all__ = ["FeatureScaler", "skewness"]
 
@@ -60,6 +60,9 @@ class FeatureScaler:
     weights_ : ndarray, shape (n_features,)
         Host array: each standardised column is multiplied by its weight (0 leaves it out).
     n_features_in_ : int
+    feature_names_in_ : ndarray of str (object), shape (n_features,)
+        Only when fitted on a DataFrame with string column names: :meth:`transform` then
+        reads a DataFrame by these names, in this order.
 
     Examples
     --------
@@ -83,17 +86,51 @@ class FeatureScaler:
         self.bounded = bounded
         self.dtype = dtype
 
-    def _check(self, X: Any) -> Any:
+    def _frame_values(self, X: Any, *, reset: bool) -> Any:
+        """A pandas/cuDF DataFrame's values as a float64 array on its device. Fitting on one
+        with string column names keeps them (``feature_names_in_``); a later frame is then
+        read by those names, in the fitted order (other columns are ignored; a missing one is
+        a ValueError). A scaler without names (fitted on an array, or a saved model's) takes
+        the frame's columns as they come."""
+        names = list(X.columns) if all(isinstance(c, str) for c in X.columns) else None
+        if reset:
+            if names:
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif names is not None and getattr(self, "feature_names_in_", None) is not None:
+            fitted = [str(n) for n in self.feature_names_in_]
+            have = set(names)
+            missing = [n for n in fitted if n not in have]
+            if missing:
+                raise ValueError(f"X lacks {len(missing)} of the {len(fitted)} features the scaler was fitted on: "
+                                 f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")
+            if names != fitted:
+                X = X[fitted]
+        try:
+            return frame_to_array(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the feature frame must hold numbers only ({exc})") from None
+
+    def _check(self, X: Any, *, reset: bool = False) -> tuple[Any, Any]:
+        """(X as an array, its namespace): a DataFrame gives its values (:meth:`_frame_values`);
+        2-D and finite."""
+        if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas or cuDF DataFrame
+            X = self._frame_values(X, reset=reset)
+        else:
+            if reset and hasattr(self, "feature_names_in_"):  # refitted on an array: no names
+                del self.feature_names_in_
+            X = X if hasattr(X, "ndim") else np.asarray(X)
         xp = array_namespace(X)
         if X.ndim != 2:
             raise ValueError(f"expected a 2-D feature matrix, got shape {X.shape}")
         if not bool(xp.isfinite(X).all()):
             raise ValueError("feature matrix contains NaN or infinite values")
-        return xp
+        return X, xp
 
     def fit(self, X: Any, y: Any = None) -> "FeatureScaler":
         """Choose the log columns and the standardisation parameters."""
-        xp = self._check(X)
+        X, xp = self._check(X, reset=True)
         n_features = X.shape[1]
         bounded = np.zeros(n_features, dtype=bool)
         if self.bounded is not None:
@@ -132,8 +169,9 @@ class FeatureScaler:
         return xp.where(mask, xp.log1p(xp.maximum(X, 0.0)), X)
 
     def transform(self, X: Any) -> Any:
-        """Scale ``X`` with the fitted parameters; returns a C-contiguous array of ``dtype``."""
-        xp = self._check(X)
+        """Scale ``X`` (an array, or a DataFrame: :meth:`_frame_values`) with the fitted
+        parameters; returns a C-contiguous array of ``dtype``."""
+        X, xp = self._check(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the scaler was fitted on {self.n_features_in_}")
         T = self._log(X.astype(xp.float64), xp)

@@ -232,6 +232,19 @@ def test_bad_parameters(params, message):
         AdaptiveKMeans(**{"n_clusters": 3, **params}).fit(X)
 
 
+@pytest.mark.parametrize("params", [{"shrinkage": np.float32(0.5)}, {"tol": np.float32(1e-3)},
+                                    {"shrinkage": np.float64(0.6), "tol": np.float64(1e-3)}])
+def test_numpy_scalar_parameters_are_numbers(params):
+    """numbers.Real as the other estimators take them; the same fit as the Python float."""
+    X, _ = parallel_bands(n=300)
+    est = AdaptiveKMeans(3, n_starts=3, n_init=2, random_state=0, **params).fit(X)
+    ref = AdaptiveKMeans(3, n_starts=3, n_init=2, random_state=0, **{k: float(v) for k, v in params.items()}).fit(X)
+    assert np.array_equal(est.labels_, ref.labels_) and np.array_equal(est.metric_, ref.metric_)
+    for bad in (True, "0.5", np.nan):
+        with pytest.raises(ValueError, match=f"{next(iter(params))} must be within"):
+            AdaptiveKMeans(3, **{next(iter(params)): bad}).fit(X)
+
+
 def test_nan_is_refused():
     X, _ = parallel_bands(n=200)
     X[0, 0] = np.nan

@@ -239,3 +239,62 @@ def test_member_labels_must_match_the_data(blobs):
         ConsensusClustering(4, members=("a", "b")).fit(X, member_labels={"a": y, "b": y[:-1]})
     with pytest.raises(ValueError, match="same length"):
         majority_vote([y, y[:-1]])
+
+
+def test_given_labels_are_the_members_when_members_is_left_at_its_default(blobs, monkeypatch):
+    """docs/api.md's call: the given labels are combined, nothing is fitted (the default
+    members used to be fitted and the given labels silently left out)."""
+    X, y = blobs
+    import gpuseg.cluster as reg
+
+    monkeypatch.setattr(reg, "make_estimator", lambda *a, **k: pytest.fail("a default member was fitted"))
+    noisy = np.where(np.arange(len(y)) % 7 == 0, (y + 1) % 4, y)
+    est = ConsensusClustering(4, random_state=0).fit(X, member_labels={"a": y, "b": noisy, "c": (y + 2) % 4})
+    assert list(est.member_labels_) == ["a", "b", "c"] and set(est.member_scores_) == {"a", "b", "c"}
+    assert adjusted_rand_score(y, est.labels_) == 1.0
+    # fit_predict forwards member_labels to fit
+    out = ConsensusClustering(4, random_state=0).fit_predict(X, member_labels={"a": y, "b": noisy})
+    assert adjusted_rand_score(y, out) > 0.9
+
+
+def test_given_labels_outside_explicit_members_are_refused(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match=r"member_labels: 'a' is not one of members \['kmeans', 'som'\]"):
+        ConsensusClustering(4, members=("kmeans", "som")).fit(X, member_labels={"a": y, "kmeans": y})
+
+
+@pytest.mark.parametrize("labels, error, match", [
+    ({"a": "y"}, ValueError, "member_labels needs at least 2 methods"),
+    ({"a": "y", "b": "short"}, ValueError, r"member_labels\['b'\] has 1499 labels for 1500 rows of X"),
+    ({"a": "y", "b": "2d"}, ValueError, r"member_labels\['b'\] has labels of shape \(1500, 1\)"),
+    ({"a": "y", "b": "noise"}, ValueError, r"member_labels\['b'\] has no segment: every label is -1"),
+    ({"a": "y", "b": "text"}, TypeError, r"member_labels\['b'\] must hold integer labels"),
+    ({"a": "y", "b": "half"}, TypeError, r"member_labels\['b'\] must hold integer labels"),
+])
+@pytest.mark.parametrize("strategy", ["vote", "evidence"])
+def test_given_labels_are_checked(blobs, labels, error, match, strategy):
+    X, y = blobs
+    make = {"y": y, "short": y[:-1], "2d": y[:, None], "noise": np.full(len(y), -1), "text": np.array(list("wxyz"))[y],
+            "half": y + 0.5}
+    with pytest.raises(error, match=match):
+        ConsensusClustering(4, strategy=strategy).fit(X, member_labels={m: make[v] for m, v in labels.items()})
+
+
+def test_given_labels_may_be_lists_series_or_integral_floats(blobs):
+    import pandas as pd
+
+    X, y = blobs
+    ref = ConsensusClustering(4, random_state=0).fit(X, member_labels={"a": y, "b": (y + 1) % 4})
+    for b in ([int(v) for v in (y + 1) % 4], pd.Series((y + 1) % 4), ((y + 1) % 4).astype(np.float64)):
+        est = ConsensusClustering(4, random_state=0).fit(X, member_labels={"a": y, "b": b})
+        np.testing.assert_array_equal(est.labels_, ref.labels_)
+
+
+def test_config_check_validates_consensus_settings_without_data():
+    """check_method_params validates the consensus' own settings (no fit): _validate() with no arguments."""
+    from gpuseg.cluster import check_method_params
+    from gpuseg.errors import ConfigError
+
+    check_method_params("consensus", {"members": ["kmeans", "gmm"]}, 8)
+    with pytest.raises(ConfigError, match="strategy"):
+        check_method_params("consensus", {"members": ["kmeans", "gmm"], "strategy": "median"}, 8)

@@ -403,3 +403,25 @@ def test_partial_fit_on_an_unfitted_mixture_fits(blobs):
     a = GaussianMixture(3, random_state=0).partial_fit(X)
     b = GaussianMixture(3, random_state=0).fit(X)
     np.testing.assert_allclose(a.means_, b.means_)
+
+
+@pytest.mark.parametrize("fitted_as, given_as", [("diag", "full"), ("full", "diag")])
+def test_from_arrays_refuses_arrays_of_another_covariance_type(blobs, fitted_as, given_as):
+    """A clear ValueError, not NumPy's AxisError at the first predict."""
+    X, _ = blobs
+    a = GaussianMixture(2, covariance_type=fitted_as, random_state=0).fit(X).to_arrays()
+    with pytest.raises(ValueError, match=r"from_arrays: covariances must have shape .* covariance_type="):
+        GaussianMixture.from_arrays(**a, covariance_type=given_as)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("means", np.zeros(3), "means must have shape"),
+    ("weights", np.ones(3) / 3, "weights must have shape"),
+    ("counts", np.ones(5), "counts must have shape"),
+    ("precisions_cholesky", np.ones((2, 1)), "precisions_cholesky must have shape"),
+])
+def test_from_arrays_checks_every_shape(blobs, name, value, match):
+    X, _ = blobs
+    a = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X).to_arrays()
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture.from_arrays(**{**a, name: value}, covariance_type="diag")

@@ -70,6 +70,13 @@ def test_invalid(kwargs, X, match):
         KMeans(**{"n_clusters": 2, **kwargs}).fit(X)
 
 
+@pytest.mark.parametrize("k", [True, False, 2.0])
+def test_n_clusters_must_be_an_integer_not_a_bool(k):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="n_clusters must be a positive integer"):
+        KMeans(k).fit(X)
+
+
 def test_predict_before_fit():
     with pytest.raises(AttributeError, match="not fitted"):
         KMeans(2).predict(np.zeros((3, 2)))

@@ -166,3 +166,57 @@ def test_dask_frames_with_lazy_row_counts_are_checked_without_computing():
 
     frame = dd.from_pandas(pd.DataFrame(X, columns=["a", "b", "c"]), npartitions=2)
     check_input(KMeans(2), frame, reset=True)  # no TypeError from the lazy row count
+
+
+@pytest.mark.parametrize("method", _methods() + ["consensus"])
+def test_frame_column_names_are_recorded_and_checked(method):
+    """scikit-learn's own check (not in check_estimator's list): a fit on a DataFrame sets
+    feature_names_in_, and every predict/transform/score/partial_fit refuses other names or
+    another order with scikit-learn's message; the same frame warns about names nowhere
+    (not from a method that calls another inside)."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from sklearn.utils.estimator_checks import check_dataframe_column_names_consistency
+
+    k = None if method in ("dbscan", "hdbscan") else 3
+    params = {"members": ("kmeans", "minibatch_kmeans")} if method == "consensus" else FAST.get(method, {})
+    est = make_estimator(method, k, 0, params)
+    check_dataframe_column_names_consistency(type(est).__name__, est)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*feature names")
+        est.fit(frame)
+        for name in ("predict", "predict_proba", "transform", "score", "score_samples", "partial_fit"):
+            if hasattr(est, name):
+                getattr(est, name)(frame)
+
+
+def test_reordered_columns_are_refused_and_an_array_fit_forgets_the_names():
+    import warnings
+
+    import pandas as pd
+
+    from gpuseg.cluster import AdaptiveKMeans, KMeans
+
+    frame = pd.DataFrame(X, columns=["recency", "frequency", "monetary"])
+    for est in (KMeans(3, random_state=0), AdaptiveKMeans(3, n_starts=2, n_init=1, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning about names inside fit (AdaptiveKMeans predicts there)
+            est.fit(frame)
+        assert est.feature_names_in_.tolist() == ["recency", "frequency", "monetary"]
+        assert est.feature_names_in_.dtype == object
+        np.testing.assert_array_equal(est.predict(frame), est.labels_)
+        with pytest.raises(ValueError, match="Feature names must be in the same order as they were in fit"):
+            est.predict(frame[["monetary", "recency", "frequency"]])
+        with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- spend\n"):
+            est.transform(frame.rename(columns={"monetary": "spend"}))
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            est.predict(X)
+        est.fit(X)
+        assert not hasattr(est, "feature_names_in_")
+        with pytest.warns(UserWarning, match="X has feature names, but"):
+            est.predict(frame)
+    with pytest.raises(TypeError, match="string names"):
+        KMeans(2).fit(pd.DataFrame(X, columns=["a", 1, "c"]))
+    assert not hasattr(KMeans(2, random_state=0).fit(pd.DataFrame(X)), "feature_names_in_")  # int names: none

@@ -77,3 +77,37 @@ def test_scaled_columns_are_centred(X):
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-6)
     std = Z.std(axis=0)
     assert np.all((np.abs(std - 1) < 1e-6) | (std < 1e-6))
+
+
+def test_a_dataframe_is_read_as_its_values():
+    """docs/api.md: ``model.predict(model.scaler.transform(raw_features))`` with the run's
+    features frame; a scaler fitted on an array (the pipeline's, a saved model's) has no
+    names and takes the columns as they come."""
+    import pandas as pd
+
+    X = data()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])], index=np.arange(len(X)) + 100)
+    sc = FeatureScaler(bounded=[2]).fit(X)
+    assert not hasattr(sc, "feature_names_in_")
+    np.testing.assert_array_equal(sc.transform(frame), sc.transform(X))
+    assert sc.transform(frame).dtype == np.float32
+    with pytest.raises(ValueError, match="numbers only"):
+        sc.transform(frame.assign(f1="x"))
+
+
+def test_a_scaler_fitted_on_a_dataframe_reads_frames_by_name():
+    import pandas as pd
+
+    X = data()
+    names = [f"f{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    sc = FeatureScaler(bounded=[2]).fit(frame)
+    assert sc.feature_names_in_.tolist() == names
+    want = FeatureScaler(bounded=[2]).fit(X).transform(X)
+    np.testing.assert_array_equal(sc.transform(frame), want)
+    shuffled = frame[names[::-1]].assign(customer_id=np.arange(len(X)))  # other order, one more column
+    np.testing.assert_array_equal(sc.transform(shuffled), want)
+    with pytest.raises(ValueError, match="X lacks 1 of the 5 features the scaler was fitted on: f3"):
+        sc.transform(frame.drop(columns="f3"))
+    np.testing.assert_array_equal(sc.transform(X), want)  # an array is taken as it comes
+    assert not hasattr(sc.fit(X), "feature_names_in_")  # refitted on an array: no names
