@@ -776,11 +776,12 @@ def _moves(labels: list[pd.DataFrame], info: list[dict[str, Any]], names: list[s
     def name_of(s: pd.Series, none: str) -> pd.Series:
         return s.map(lambda v: none if v < 0 else names[v] if v < len(names) else f"segment {v}")
 
-    transitions.insert(3, "from_name", name_of(transitions["from_segment"], "new"))
-    transitions.insert(5, "to_name", name_of(transitions["to_segment"], "lapsed"))
+    # segment -1: not a "Lapsed" or "New customers" segment but absence from a window (report.migration)
+    transitions.insert(3, "from_name", name_of(transitions["from_segment"], "new in next window"))
+    transitions.insert(5, "to_name", name_of(transitions["to_segment"], "not in next window"))
     movers_frame = pd.concat(movers, ignore_index=True)
-    movers_frame["from_name"] = name_of(movers_frame["from_segment"], "new")
-    movers_frame["to_name"] = name_of(movers_frame["to_segment"], "lapsed")
+    movers_frame["from_name"] = name_of(movers_frame["from_segment"], "new in next window")
+    movers_frame["to_name"] = name_of(movers_frame["to_segment"], "not in next window")
     movers_frame = movers_frame[["customer_id", "window_from", "window_to", "from_segment", "from_name",
                                  "to_segment", "to_name"]]
     return transitions, movers_frame

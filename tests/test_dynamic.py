@@ -837,3 +837,20 @@ def test_an_as_of_at_the_datas_last_day_gives_the_runs_lifetime_value(events, km
                                rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(as_of["predicted_clv"].to_numpy(float), plain["predicted_clv"].to_numpy(float),
                                rtol=1e-9, equal_nan=True)
+
+
+def test_migration_names_absence_not_lapsed_or_new(planted):
+    """migrate called customers absent from the next window "lapsed" (and those absent from
+    the earlier one "new"), beside segments named Lapsed and New customers: migration.html
+    read "Lapsed -> lapsed 200". migration.csv now says what -1 is, in the report's words."""
+    from gpuseg.report.migration import GONE_NAME, NEW_NAME
+
+    d, out, _ = planted
+    model = load_model(out / "model")
+    cleaned = clean_like_model(model, load_input(model, str(d / "october.parquet"), CPU), CPU)
+    t = migrate(model, cleaned, parse_windows(None, "2019-10-01..2019-10-15,2019-10-16..2019-10-30", 0, 0)).transitions
+    gone, new = t[t["to_segment"] < 0], t[t["from_segment"] < 0]
+    assert len(gone) and len(new)  # some customers are active in one half of October only
+    assert set(gone["to_name"]) == {GONE_NAME} == {"not in next window"}
+    assert set(new["from_name"]) == {NEW_NAME} == {"new in next window"}
+    assert not {"lapsed", "new"} & (set(t["from_name"]) | set(t["to_name"]))

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import DeviceError
+from ..segments.profiles import MIN_LIFT
 from .plots import KEY_FEATURES, PLOTS, RunOutputs, make_plots, read_outputs
 
 __all__ = ["build_report", "report_html", "LOOKUP_MAX_CUSTOMERS"]
@@ -460,8 +461,9 @@ def _segments(run: RunOutputs, names: Mapping[int, str]) -> dict[str, Any]:
     segments = sorted(set(prof_rows) | {int(s) for s in counts.index} | set(by_segment))
     n_assigned = sum(s >= 0 for s in segments)
     fit = _dict(run.metrics.get("lifetime_value"))
+    lift = _dict(insights.get("category_lift"))
     cards = [_card(s, names, prof_rows.get(s), by_segment.get(s, {}), int(counts.get(s, 0)), n_total, n_assigned,
-                   fit) for s in segments]
+                   fit, lift) for s in segments]
     capped = _dict(_dict(run.metrics.get("data")).get("values_capped"))
     return {"cards": cards, "explanation": _explanation(_dict(insights.get("explanation"))),
             "crosstab": _crosstab(_dict(_dict(insights.get("rfm")).get("crosstab")), names),
@@ -469,14 +471,15 @@ def _segments(run: RunOutputs, names: Mapping[int, str]) -> dict[str, Any]:
 
 
 def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None, ins: Mapping[str, Any],
-          count: int, n_total: int, n_assigned: int, fit: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          count: int, n_total: int, n_assigned: int, fit: Mapping[str, Any] | None = None,
+          lift: Mapping[str, Any] | None = None) -> dict[str, Any]:
     name = names.get(segment, "unassigned" if segment < 0 else f"segment {segment}")
     size = _int(ins.get("size")) if ins.get("size") is not None else None
     if size is None:
         size = _int(prof.get("size")) if prof is not None and prof.get("size") is not None else count
     share = ins.get("share", prof.get("share") if prof is not None else (size / n_total if n_total else None))
     low = _dict(ins.get("low_confidence"))
-    top_category = None  # profiles.csv's, where the insights list no categories
+    top_category = None  # profiles.csv's (None there where no lift reaches MIN_LIFT), where the insights list none
     if not _list(ins.get("top_categories")) and prof is not None and isinstance(prof.get("top_category"), str):
         top_category = prof["top_category"]
     return {
@@ -493,7 +496,7 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
         "persona": ins["persona"] if ins.get("persona") and str(ins["persona"]) != name else None,
         "name_rule": ins.get("name_rule") or None,
         "key_numbers": _key_numbers(prof, _dict(ins.get("profile"))),
-        **_card_insights(ins),
+        **_card_insights(ins, lift),
         "top_category": top_category,
         "recommendations": _recommendations(_dict(ins.get("recommendations"))),
         "rfm": [(k, _num(v)) for k, v in _dict(ins.get("rfm")).items()] or None,
@@ -501,18 +504,39 @@ def _card(segment: int, names: Mapping[int, str], prof: Mapping[str, Any] | None
     }
 
 
-def _card_insights(ins: Mapping[str, Any]) -> dict[str, Any]:
+def _lift_lists(ins: Mapping[str, Any], lift: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The card's "Categories (Brands) it is more active in than others": the entries with a
+    lift of at least ``min_lift`` (:data:`~gpuseg.segments.profiles.MIN_LIFT` where the
+    insights do not say; older insights listed lifts of 1.003), "buys" only where the shares
+    are of orders (in an event log they are of views, carts and purchases alike), and the
+    part of the segment's events without a category or brand, which the shares leave out.
+    A segment with none that clear gets "none" rather than no word at all."""
+    lift = lift or {}
+    least = _float(lift.get("min_lift")) or MIN_LIFT
+    orders = lift.get("over") == "orders"
+    what = "orders" if orders else "events"
+    groups = []
+    for key, noun, thing, unknown in (("top_categories", "Categories", "category", "unknown_category_share"),
+                                      ("top_brands", "Brands", "brand", "unknown_brand_share")):
+        listed = [t for t in _list(ins.get(key)) if isinstance(t, Mapping)]
+        entries = [t for t in listed if _float(t.get("lift")) is None or _float(t.get("lift")) >= least]
+        missing = _float(ins.get(unknown))
+        if not entries and not listed and ins.get(unknown) is None:
+            continue  # no such list, or data without categories (brands): nothing to say "none" about
+        groups.append({
+            "label": f"{noun} it {'buys more' if orders else 'is more active in'} than others",
+            "of": f"{what} with a known {thing}", "thing": thing, "min_lift": _num(least, 2),
+            "unknown": f"{_pct(missing)} of its {what} have no {thing} and are left out" if missing else None,
+            "entries": [{"name": t.get("name", "?"), "width": _bar_width(t.get("share")), "share": _pct(t.get("share")),
+                         "lift": _num(_float(t.get("lift")), 2) if t.get("lift") else None} for t in entries]})
+    return groups
+
+
+def _card_insights(ins: Mapping[str, Any], lift: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What the insights say about a segment: top features, rules, actions, categories
     and brands (None where the insights have no such list)."""
     tops, rules, actions = _list(ins.get("top_features")), _list(ins.get("rules")), _list(ins.get("actions"))
-    shares = []
-    for key, label in (("top_categories", "Categories it buys more than others"),
-                       ("top_brands", "Brands it buys more than others")):
-        entries = [t for t in _list(ins.get(key)) if isinstance(t, Mapping)]
-        if entries:
-            shares.append({"label": label, "entries": [
-                {"name": t.get("name", "?"), "width": _bar_width(t.get("share")), "share": _pct(t.get("share")),
-                 "lift": _num(_float(t.get("lift")), 1) if t.get("lift") else None} for t in entries]})
+    shares = _lift_lists(ins, lift)
     return {
         "stands_out": [{"direction": "up" if (_float(t.get("z")) or 0) >= 0 else "down",
                         "feature": t.get("feature", "?"), "z": _signed(t.get("z"))}

@@ -1,14 +1,17 @@
 """The migration report: how customers move between segments over successive windows.
 
 ``gpuseg migrate`` writes ``migration.csv`` in long format (one row per window pair, from
-segment and to segment; segment ``-1`` is "new" on the from side and "lapsed" on the to
-side). Two pure functions turn it into pictures and a page:
+segment and to segment; segment ``-1`` is :data:`NEW_NAME` ("new in next window": not
+active in the earlier window) on the from side and :data:`GONE_NAME` ("not in next
+window") on the to side, not to be confused with segments named "Lapsed" or "New
+customers"). Two pure functions turn it into pictures and a page:
 
 * :func:`sankey_png` draws an alluvial (Sankey-style) diagram: one column of stacked
   segment blocks per window and, between consecutive columns, bands as wide as the number
   of customers moving from one segment to another, coloured by the source segment. The
-  grey "new" block of a pair sits in its earlier column (the band's source: customers not
-  active there yet) and the grey "lapsed" block in its later column (the band's target).
+  grey "new in next window" block of a pair sits in its earlier column (the band's source:
+  customers not active there yet) and the grey "not in this window" block in its later
+  column (the band's target: customers of the earlier window who are absent here).
 * :func:`migration_html` writes a self-contained HTML page: the windows, the diagram, one
   transition matrix per window pair and the drift verdict. Like ``report.html`` it loads
   nothing (PNG as a ``data:`` URI, inline CSS, a Content-Security-Policy) and escapes all
@@ -30,12 +33,20 @@ from ..errors import DataError
 from .html import _num, _pct
 from .plots import _colours, _figure, _png
 
-__all__ = ["sankey_png", "migration_html", "MIGRATION_COLUMNS", "DRIFT_COLUMNS"]
+__all__ = ["sankey_png", "migration_html", "MIGRATION_COLUMNS", "DRIFT_COLUMNS", "NEW_NAME", "GONE_NAME"]
 
 #: Columns of ``migration.csv`` that the diagram and the page need.
 MIGRATION_COLUMNS = ("window_from", "window_to", "from_segment", "to_segment", "customers")
 #: Columns of the drift table.
 DRIFT_COLUMNS = ("feature", "window_from", "window_to", "psi_vs_previous", "psi_vs_training", "status")
+#: Name of segment -1 on the from side (``from_name`` in ``migration.csv``, the matrices' rows):
+#: customers active in the later window of a pair, not in the earlier one.
+NEW_NAME = "new in next window"
+#: Name of segment -1 on the to side (``to_name``, the matrices' columns): customers of the
+#: earlier window not active in the later one. Not "lapsed": a segment may be named Lapsed.
+GONE_NAME = "not in next window"
+#: The grey blocks of the diagram: the to side's sits in the later window, the from side's in the earlier.
+_GREY_LABELS = ("not in this window", NEW_NAME)
 
 _GREY = (0.62, 0.62, 0.62, 1.0)
 _BAR = 0.14  # bar width, in column spacings
@@ -122,7 +133,8 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
         side.set_visible(False)
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(bottom - gap, gap)
-    ax.set_title(f"Segment migration across {W} windows (band width = customers; grey: new / lapsed)")
+    ax.set_title(f"Segment migration across {W} windows (band width = customers; grey: new in the next window / "
+                 "not in this window)")
     if not any(mat.sum() > 0 for mat in pairs):
         ax.text(0.5, 0.5, "no moves between the windows", transform=ax.transAxes, ha="center", color="0.4")
     return _png(fig, path)
@@ -130,7 +142,7 @@ def sankey_png(migration: pd.DataFrame, windows: Sequence[str], segment_names: S
 
 def _pair_matrices(flows: pd.DataFrame, windows: list[str], k: int) -> list[np.ndarray]:
     """Per pair of consecutive windows, a (k + 1) x (k + 1) matrix of customers moving from
-    segment (rows) to segment (columns); index k = new (rows) / lapsed (columns)."""
+    segment (rows) to segment (columns); index k = new in the next window (rows) / not in it (columns)."""
     pairs = []
     for a, b in zip(windows[:-1], windows[1:]):
         mat = np.zeros((k + 1, k + 1))
@@ -142,8 +154,9 @@ def _pair_matrices(flows: pd.DataFrame, windows: list[str], k: int) -> list[np.n
 
 
 def _block_layout(pairs: list[np.ndarray], W: int, k: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(sizes, tops, bottom, gap) of every window's blocks: the segments, then lapsed (target
-    of the pair before), then new (source of the next), stacked downwards from 0."""
+    """(sizes, tops, bottom, gap) of every window's blocks: the segments, then not in this
+    window (target of the pair before), then new in the next (source of the next pair),
+    stacked downwards from 0."""
     sizes = np.zeros((W, k + 2))
     for t, mat in enumerate(pairs):
         sizes[t, :k] = np.maximum(sizes[t, :k], mat[:k, :].sum(axis=1))
@@ -199,7 +212,7 @@ def _draw_blocks(ax: Any, sizes: np.ndarray, tops: np.ndarray, bottom: float, na
             grey = s >= k
             ax.bar(t, h, width=_BAR, bottom=tops[t, s] - h, color=_GREY if grey else colours[s],
                    edgecolor="white", linewidth=0.6)
-            label = ("lapsed", "new")[s - k] if grey else names[s]
+            label = _GREY_LABELS[s - k] if grey else names[s]
             label = label if len(label) <= 20 else label[:19] + "\u2026"
             frac = h / max(-bottom, 1.0)
             if frac >= 0.028:
@@ -333,6 +346,7 @@ def _pairs(order: list[str], flows: pd.DataFrame, names: Mapping[int, str]) -> l
             mat = mat.drop(index=-1)
         if mat[-1].sum() == 0:
             mat = mat.drop(columns=-1)
-        matrix = _matrix(mat, [names.get(r, "new") for r in mat.index], [names.get(c, "lapsed") for c in mat.columns])
+        matrix = _matrix(mat, [names.get(r, NEW_NAME) for r in mat.index],
+                         [names.get(c, GONE_NAME) for c in mat.columns])
         pairs.append({"source": a, "target": b, "matrix": matrix})
     return pairs

@@ -24,10 +24,14 @@ conversion   browsers (Browsers)          first-order incentive on the products 
 nurture      none of the above            regular newsletter, test offers
 price        low_prices / high_prices     ``price_index <= 0.9``: discounts and bundles;
                                           ``>= 1.1``: premium lines and new arrivals
-timing       an activity grid             the busiest 3 consecutive weekdays and 3 consecutive
-                                          hours, each only when it holds at least
-                                          :data:`PEAK_LIFT` times an even spread ("any day",
-                                          "any time of day" otherwise)
+timing       an activity grid             the 3 consecutive weekdays and 3 consecutive hours
+                                          where the segment is most over-represented against
+                                          all customers' activity, each only when it holds
+                                          :data:`PEAK_LIFT` times their share and
+                                          :data:`TIMING_Z` standard errors more ("any day",
+                                          "any time of day" otherwise; :func:`_timing`); the
+                                          text names the hours' zone (UTC, or UTC+2 for
+                                          ``utc_offset_hours = 2``)
 ===========  ===========================  =========================================================
 
 A signal whose numbers the data lack (``views`` and ``carts`` in order logs, z-scores or the
@@ -105,8 +109,13 @@ TIMING_HOURS = 3
 #: without times (CDNOW: every order at midnight): no hour is advised.
 DATE_ONLY_SHARE = 0.99
 
-#: A day (hour) window holding less than this multiple of an even spread is "any day" ("any time of day").
+#: A day (hour) window holding less than this multiple of the base's share (all customers'
+#: activity, or an even spread) is "any day" ("any time of day"): :func:`_timing`.
 PEAK_LIFT = 1.15
+#: ... and so is one less than this many standard errors above it: :func:`_timing`.
+TIMING_Z = 3.0
+#: Below this effective sample size a segment gets no timing advice: :func:`_timing`.
+MIN_TIMING_SAMPLE = 30
 
 
 def suggest_actions(
@@ -117,6 +126,9 @@ def suggest_actions(
     z: Mapping[str, float] | None = None,
     share: float | None = None,
     revenue_share: float | None = None,
+    base_activity: Any = None,
+    sample_size: float | None = None,
+    utc_offset_hours: float = 0.0,
 ) -> list[dict[str, str]]:
     """Marketing actions for one segment.
 
@@ -136,6 +148,15 @@ def suggest_actions(
     share, revenue_share : float, optional
         The segment's share of customers and of revenue, for the revenue lift of
         ``high_value``.
+    base_activity : array of shape (7, 24), optional
+        The same grid of all customers' events, the timing's base (an even spread when
+        None: the calendar's weekday counts and the site's daily rhythm then pass for the
+        segment's own).
+    sample_size : float, optional
+        The segment's effective number of customers for the timing's noise test (none
+        when None; :func:`_timing`).
+    utc_offset_hours : float, default=0.0
+        The clock of the grid's hours, named in the timing text.
 
     Returns
     -------
@@ -158,11 +179,14 @@ def suggest_actions(
         mean=_numbers(segment_profile), overall=_numbers(overall), z=_numbers(z or {}),
         share=share, revenue_share=revenue_share,
     )
-    return _suggest_actions(stats, activity)
+    return _suggest_actions(stats, activity, when={"base": base_activity, "sample": sample_size,
+                                                   "utc_offset_hours": utc_offset_hours})
 
 
 def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = None,
-                    naming: Mapping[int, Mapping[str, Any]] | None = None) -> dict[int, list[dict]]:
+                    naming: Mapping[int, Mapping[str, Any]] | None = None, *, base_activity: Any = None,
+                    sample_sizes: Mapping[int, float] | None = None,
+                    utc_offset_hours: float = 0.0) -> dict[int, list[dict]]:
     """:func:`suggest_actions` for every segment of a summary.
 
     Parameters
@@ -174,14 +198,26 @@ def segment_actions(summary: pd.DataFrame, activity: Mapping[int, Any] | None = 
     naming : mapping, optional
         :func:`~gpuseg.segments.naming.name_segments` of the same summary: a segment named
         from the recency, frequency and spend map also gets its words' action (module doc).
+    base_activity : array of shape (7, 24), optional
+        The grid of all customers' events, the base the timing is judged against (an even
+        spread when None).
+    sample_sizes : mapping, optional
+        Segment -> its effective number of customers for the timing's noise test
+        (:func:`_timing`); the summary's sizes (every customer counted once) when None.
+    utc_offset_hours : float, default=0.0
+        The clock of the grids' hours, named in the timing text.
 
     Returns
     -------
     dict of int to list of dict
         Segment -> actions; unassigned customers (-1) get an empty list.
     """
+    sizes = summary.groupby("segment")["size"].first().to_dict() if "size" in summary else {}
+    samples = {int(s): float(n) for s, n in (sizes if sample_sizes is None else sample_sizes).items()}
     return {seg: [] if seg < 0 else _suggest_actions(stats, (activity or {}).get(seg),
-                                                     (naming or {}).get(seg, {}).get("map"))
+                                                     (naming or {}).get(seg, {}).get("map"),
+                                                     {"base": base_activity, "sample": samples.get(seg),
+                                                      "utc_offset_hours": utc_offset_hours})
             for seg, stats in segment_stats(summary).items()}
 
 
@@ -198,8 +234,10 @@ def _stands_out(stats: SegmentStats) -> str:
     return f", though it stands out on {feature} (z={v:+.2f}), which no rule looks at"
 
 
-def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str] | None = None
-                     ) -> list[dict[str, str]]:
+def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str] | None = None,
+                     when: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
+    """The actions of one segment; ``when``: :func:`_timing`'s ``base``, ``sample`` and
+    ``utc_offset_hours``."""
     actions = _fired(ACTION_RULES, stats)
     kinds = {a["kind"] for a in actions}
     actions += [a for a in _map_actions(stats, words) if a["kind"] not in kinds]
@@ -211,14 +249,15 @@ def _suggest_actions(stats: SegmentStats, activity: Any, words: Mapping[str, str
                         "test offers"})
     price = stats.mean.get("price_index")
     if signal_holds(SIGNALS["low_prices"], stats):
-        actions.append({"kind": "price", "text": f"price_index {price:.2f} <= {_threshold('low_prices')} (buys "
-                        "below the category's median price): lead with discounts, bundles and multi-buy offers"})
+        actions.append({"kind": "price", "text": f"price_index {price:.2f} <= {_threshold('low_prices')} (pays, or "
+                        "without purchases views, below the category's median price): lead with discounts, bundles "
+                        "and multi-buy offers"})
     elif signal_holds(SIGNALS["high_prices"], stats):
-        actions.append({"kind": "price", "text": f"price_index {price:.2f} >= {_threshold('high_prices')} (buys "
-                        "above the category's median price): feature premium lines and new arrivals rather than "
-                        "discounts"})
+        actions.append({"kind": "price", "text": f"price_index {price:.2f} >= {_threshold('high_prices')} (pays, or "
+                        "without purchases views, above the category's median price): feature premium lines and new "
+                        "arrivals rather than discounts"})
     if activity is not None:
-        timing = _timing(np.asarray(activity, dtype=np.float64))
+        timing = _timing(np.asarray(activity, dtype=np.float64), **(when or {}))
         if timing:
             actions.append({"kind": "timing", "text": timing})
     return actions
@@ -287,60 +326,120 @@ def _threshold(signal: str) -> float:
     return cond.threshold
 
 
-def _day_window(days: np.ndarray) -> tuple[str, float, float]:
-    """(``Tue-Thu``, its share of the activity, the share if spread evenly) of the busiest
-    TIMING_DAYS consecutive weekdays."""
-    d0, d_share = _best_window(days, TIMING_DAYS)
-    return f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}", d_share, TIMING_DAYS / 7
+def _zone(utc_offset_hours: float) -> str:
+    """``UTC``, ``UTC+2``, ``UTC-3:30``: the clock the activity grid's hours are on."""
+    minutes = int(round(float(utc_offset_hours) * 60))
+    if minutes == 0:
+        return "UTC"
+    sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+    return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
 
 
-def _day_timing(days: np.ndarray) -> str:
-    """Timing advice from the weekdays alone (date-only data)."""
-    day_text, d_share, d_even = _day_window(days)
-    numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly); "
-               "the data have dates without times of day")
-    if d_share >= PEAK_LIFT * d_even:
-        return f"send campaigns {day_text}, any time of day: {numbers}"
-    return f"no clear peak day, send on any day: {numbers}"
+def _window_sums(shares: np.ndarray, width: int) -> np.ndarray:
+    """The share of every consecutive (wrapping) window of ``width`` cells, by its start."""
+    n = len(shares)
+    return shares[(np.arange(n)[:, None] + np.arange(width)) % n].sum(axis=1)
 
 
-def _timing(grid: np.ndarray) -> str | None:
-    """``send campaigns Tue-Thu, 19:00-22:00: ...`` from a (7, 24) share grid.
+def _pick_window(shares: np.ndarray, base: np.ndarray, width: int) -> tuple[int, float, float]:
+    """Start, the segment's share and the base's share of the window that stands out most
+    from the base: the largest ``(share - base) / sqrt(base * (1 - base))``, the z-score
+    of :func:`_is_peak` whatever the sample size (with an even base: the busiest window).
+    Ties: the busiest (a segment that does what everyone does: its busiest), then earliest."""
+    s, b = _window_sums(shares, width), _window_sums(base, width)
+    bb = np.clip(b, 1e-12, 1.0 - 1e-12)
+    score = np.round((s - b) / np.sqrt(bb * (1.0 - bb)), 9)
+    best = int(np.lexsort((np.arange(len(s)), -np.round(s, 12), -score))[0])
+    return best, float(s[best]), float(b[best])
 
-    The day window and the hour window are judged separately: a window holding less than
-    :data:`PEAK_LIFT` times its even share is replaced by "any day" / "any time of day".
+
+def _is_peak(share: float, base: float, sample: float | None) -> bool:
+    """A window holds at least :data:`PEAK_LIFT` times the base's share and, with a sample
+    size, :data:`TIMING_Z` standard errors ``sqrt(base * (1 - base) / sample)`` above it."""
+    if share < PEAK_LIFT * base:
+        return False
+    return sample is None or share - base >= TIMING_Z * np.sqrt(max(base * (1.0 - base), 0.0) / sample)
+
+
+def _base_text(base: float, even: bool) -> str:
+    return f"{base:.0%} if spread evenly" if even else f"{base:.0%} for all customers"
+
+
+def _day_window(days: np.ndarray, base: np.ndarray, even: bool, sample: float | None
+                ) -> tuple[str, bool, str]:
+    """(``Tue-Thu``, whether it is a peak, the numbers behind it) for the TIMING_DAYS
+    consecutive weekdays that stand out most from the base."""
+    d0, d_share, d_base = _pick_window(days, base, TIMING_DAYS)
+    text = f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}"
+    numbers = f"{d_share:.0%} of the segment's activity falls on {text} ({_base_text(d_base, even)})"
+    return text, _is_peak(d_share, d_base, sample), numbers
+
+
+def _evidence(sample: float | None, even: bool) -> str:
+    """How the windows were judged, for the end of the timing text."""
+    judged = "against an even spread" if even else "against all customers' activity"
+    lift = f"a window needs {PEAK_LIFT:g}x the base"
+    if sample is None:
+        return f"; judged {judged} ({lift})"
+    return (f"; judged {judged} ({lift} and {TIMING_Z:g} standard errors on an effective "
+            f"{sample:,.0f} customers)")
+
+
+def _timing(grid: np.ndarray, base: np.ndarray | None = None, sample: float | None = None,
+            utc_offset_hours: float = 0.0) -> str | None:
+    """``send campaigns Tue-Thu, 19:00-22:00 UTC: ...`` from a (7, 24) share grid.
+
+    The segment is compared with ``base``, the same grid of all customers' events (an even
+    spread when None). Against all customers, a calendar with five Tuesdays, or a site busy
+    in the evenings, is what everyone does and no reason to time a segment's campaigns;
+    only where the segment differs from everyone is there timing advice.
+
+    The day window (and the hour window, judged separately) is the one that stands out most
+    from the base (:func:`_pick_window`). It is advised only when it holds at least
+    :data:`PEAK_LIFT` times the base's share of the activity (a difference worth acting on)
+    and, when ``sample`` is given, :data:`TIMING_Z` binomial standard errors above it (a
+    difference that is not noise); "any day" / "any time of day" otherwise. ``sample`` is
+    the segment's effective number of independent observations: Kish's ``(sum w)^2 / sum
+    w^2`` over its customers' event counts ``w``
+    (:func:`~gpuseg.segments.insights.effective_sizes`), the exact count for the variance
+    of the window's share if each customer's events all fall in one cell, the worst case of
+    events coming in sessions (the event count would take every view of a session as a new
+    observation). 3 standard errors: one-sided 5% after a Bonferroni
+    correction over the 7 day and 24 hour windows the best is picked from (z = 2.95).
+    Below :data:`MIN_TIMING_SAMPLE` (a normal approximation needs about 30) there is no
+    advice at all. Hours are on the clock of ``utc_offset_hours`` and the text says so.
     """
     if grid.shape != (7, 24):
         raise ValueError(f"activity must be a (7, 24) weekday x hour grid, not {grid.shape}")
     total = grid.sum()
     if not total > 0:
         return None
-    grid = grid / total
+    even = base is None or not np.asarray(base, dtype=np.float64).sum() > 0
+    base = np.full((7, 24), 1.0 / 168) if even else np.asarray(base, dtype=np.float64)
+    grid, base = grid / total, base / base.sum()
+    judged = _evidence(sample, even)
+    if sample is not None and sample < MIN_TIMING_SAMPLE:
+        return (f"no timing advice: an effective {sample:,.0f} customers are too few to tell the segment's "
+                f"activity from {'an even spread' if even else 'all customers'} (at least {MIN_TIMING_SAMPLE})")
     days, hours = grid.sum(axis=1), grid.sum(axis=0)
+    day_text, day_peak, day_numbers = _day_window(days, base.sum(axis=1), even, sample)
     if hours.max() >= DATE_ONLY_SHARE:  # dates without times of day: only the days can be advised
-        return _day_timing(days)
-    day_text, d_share, d_even = _day_window(days)
-    h0, h_share = _best_window(hours, TIMING_HOURS)
-    h_even = TIMING_HOURS / 24
+        numbers = f"{day_numbers}; the data have dates without times of day{judged}"
+        if day_peak:
+            return f"send campaigns {day_text}, any time of day: {numbers}"
+        return f"no clear peak day, send on any day: {numbers}"
+    h0, h_share, h_base = _pick_window(hours, base.sum(axis=0), TIMING_HOURS)
+    zone = _zone(utc_offset_hours)
     peak_day, peak_hour = np.unravel_index(int(np.argmax(grid)), grid.shape)
     hour_text = f"{h0:02d}:00-{(h0 + TIMING_HOURS) % 24:02d}:00"
-    numbers = (f"{d_share:.0%} of the segment's activity falls on {day_text} ({d_even:.0%} if spread evenly) and "
-               f"{h_share:.0%} in {hour_text} ({h_even:.1%} if even); busiest hour {WEEKDAYS[peak_day]} "
-               f"{peak_hour:02d}:00 ({grid[peak_day, peak_hour]:.1%})")
-    day_peak = d_share >= PEAK_LIFT * d_even
-    hour_peak = h_share >= PEAK_LIFT * h_even
+    h_even = f"{h_base:.1%} if even" if even else f"{h_base:.1%} for all customers"
+    numbers = (f"{day_numbers} and {h_share:.0%} in {hour_text} {zone} ({h_even}); busiest hour "
+               f"{WEEKDAYS[peak_day]} {peak_hour:02d}:00 {zone} ({grid[peak_day, peak_hour]:.1%}){judged}")
+    hour_peak = _is_peak(h_share, h_base, sample)
     if not day_peak and not hour_peak:
         return f"no clear peak, send at any time: {numbers}"
-    when = f"{day_text if day_peak else 'any day'}, {hour_text if hour_peak else 'any time of day'}"
+    when = f"{day_text if day_peak else 'any day'}, {hour_text + ' ' + zone if hour_peak else 'any time of day'}"
     return f"send campaigns {when}: {numbers}"
-
-
-def _best_window(shares: np.ndarray, width: int) -> tuple[int, float]:
-    """Start and share of the consecutive (wrapping) window with the largest share; ties: earliest."""
-    n = len(shares)
-    sums = [float(sum(shares[(i + j) % n] for j in range(width))) for i in range(n)]
-    best = int(np.argmax(sums))
-    return best, sums[best]
 
 
 def _numbers(values: Mapping[str, Any]) -> dict[str, float]:

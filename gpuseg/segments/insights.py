@@ -30,11 +30,11 @@ from ..backend import array_namespace, series_values, to_host
 from .actions import segment_actions
 from .explain import explain_segments
 from .naming import name_segments
-from .profiles import activity_grid, segment_summary, top_shares
+from .profiles import MIN_LIFT, activity_grid, segment_summary, top_shares, unknown_shares
 from .recommend import label_items, segment_recommendations
 from .rfm import rfm_crosstab, rfm_scores
 
-__all__ = ["segment_insights", "event_segments"]
+__all__ = ["segment_insights", "event_segments", "effective_sizes"]
 
 
 def event_segments(features_index: Any, event_customers: Any, labels: Any) -> tuple[Any, Any]:
@@ -144,6 +144,9 @@ def segment_insights(
             if crosstab is not None else None
         ),
         "utc_offset_hours": utc_offset_hours,
+        # what the segments' top_categories / top_brands are shares of, and the least lift listed
+        "category_lift": {"over": "orders" if cleaned.kind == "orders" else "events", "min_lift": MIN_LIFT,
+                          "min_share": 0.02},
     }
     return insights, names, rfm
 
@@ -154,17 +157,60 @@ def _behaviour(features: Any, labels: Any, cleaned: Any, summary: Any, utc_offse
     lift, actions, recommended products (each a mapping segment -> value)."""
     frame = cleaned.frame
     pos, seg = event_segments(features.index, frame["customer_id"], labels)
-    activity = activity_grid(series_values(frame["ts"]), seg, utc_offset_hours)
-    # what each segment buys more than the base does, not what every segment buys
-    categories = top_shares(series_values(frame["main_cat"]), seg, list(cleaned.main_categories), by="lift")
-    brands = (top_shares(series_values(frame["brand"]), seg, list(cleaned.brand_names), by="lift")
-              if "brand" in frame.columns and cleaned.brand_names else {})
+    ts = series_values(frame["ts"])
+    activity = activity_grid(ts, seg, utc_offset_hours)
+    # the timing's base: what every customer does (the calendar's weekdays, the site's daily rhythm)
+    base_activity = activity_grid(ts, array_namespace(seg).zeros_like(seg), utc_offset_hours).get(0)
+    # where each segment is more active than the base is (lift >= MIN_LIFT), not what every segment does
+    main_cat = series_values(frame["main_cat"])
+    categories = top_shares(main_cat, seg, list(cleaned.main_categories), by="lift")
+    has_brands = "brand" in frame.columns and bool(cleaned.brand_names)
+    brand = series_values(frame["brand"]) if has_brands else None
+    brands = top_shares(brand, seg, list(cleaned.brand_names), by="lift") if has_brands else {}
+    unknown = {"categories": unknown_shares(main_cat, seg), "brands": unknown_shares(brand, seg) if has_brands else {}}
     etype = series_values(frame["etype"]) if cleaned.kind == "events" else None
     recs = label_items(segment_recommendations(pos, series_values(frame["product"]), etype, seg, top_items=top_items,
                                                product_names=cleaned.product_names),
                        getattr(cleaned, "product_labels", {}), cleaned.product_names)
-    return {"activity": activity, "categories": categories, "brands": brands,
-            "actions": segment_actions(summary, activity, naming), "recommendations": recs}
+    return {"activity": activity, "categories": categories, "brands": brands, "unknown": unknown,
+            "actions": segment_actions(summary, activity, naming, base_activity=base_activity,
+                                       sample_sizes=effective_sizes(pos, labels),
+                                       utc_offset_hours=utc_offset_hours),
+            "recommendations": recs}
+
+
+def effective_sizes(positions: Any, labels: Any) -> dict[int, float]:
+    """Each segment's effective number of customers for the timing's noise test: Kish's
+    ``(sum w)^2 / sum w^2`` over its customers' event counts ``w``.
+
+    A segment's share of events in a window, with each customer's events all in one cell
+    (the worst case of events that come in sessions), has the variance of ``p (1 - p) / n``
+    with ``n`` this number: as many as the customers when they have as many events each,
+    fewer when a few customers hold most of the events (:func:`~gpuseg.segments.actions._timing`).
+
+    Parameters
+    ----------
+    positions : array of int
+        Each event's customer row (:func:`event_segments`; -1: none), on the labels' device.
+    labels : array
+        Segment of every customer row (NumPy or CuPy).
+
+    Returns
+    -------
+    dict of int to float
+        Segment -> effective size; segments without events are left out.
+    """
+    xp = array_namespace(labels)
+    lab = xp.asarray(labels).astype(xp.int64)
+    pos = xp.asarray(positions).astype(xp.int64)
+    if lab.size == 0:
+        return {}
+    w = xp.bincount(pos[pos >= 0], minlength=int(lab.size)).astype(xp.float64)
+    lo = int(lab.min())
+    span = int(lab.max()) - lo + 1
+    total = to_host(xp.bincount(lab - lo, weights=w, minlength=span))
+    square = to_host(xp.bincount(lab - lo, weights=w * w, minlength=span))
+    return {lo + i: float(total[i] ** 2 / square[i]) for i in range(span) if square[i] > 0}
 
 
 def _low_confidence(labels: Any, confidence: Any, threshold: float) -> dict[int, dict[str, Any]]:
@@ -198,6 +244,8 @@ def _segment_entry(s: int, g: Any, names: Mapping[int, str], naming: Mapping[int
                     for r in g.itertuples()},
         "top_categories": behaviour["categories"].get(s, []),
         "top_brands": behaviour["brands"].get(s, []),
+        "unknown_category_share": behaviour["unknown"]["categories"].get(s),
+        "unknown_brand_share": behaviour["unknown"]["brands"].get(s),
         "activity": np.asarray(activity[s]).round(6).tolist() if s in activity else None,
         "rules": [{"rule": r["text"], "support": int(r["support"]), "precision": _num(r["precision"]),
                    "conditions": r["conditions"]} for r in explanation["rules"].get(s, [])],

@@ -22,7 +22,14 @@ __all__ = [
     "summary_table",
     "activity_grid",
     "top_shares",
+    "unknown_shares",
+    "MIN_LIFT",
 ]
+
+#: The least lift (a segment's share of a category or brand over all customers') that
+#: :func:`top_shares` (``by="lift"``) lists and :func:`segment_profiles` names as
+#: ``top_category``: a lift of 1.05 is what any segment drawn at random shows, not a trait.
+MIN_LIFT = 1.2
 
 
 def size_order(labels: Any, n_labels: int = 0) -> np.ndarray:
@@ -84,7 +91,8 @@ def segment_profiles(
     top_categories : mapping, optional
         Feature column (``cat_*``) -> category name; adds ``top_category``, the category
         with the highest lift (mean share in the segment over the mean share of all
-        customers) among those with a mean share of at least 2%.
+        customers) among those with a mean share of at least 2%, where that lift is at
+        least :data:`MIN_LIFT`; None (an empty cell) where no category stands out so.
 
     Returns
     -------
@@ -107,8 +115,8 @@ def segment_profiles(
         if cols:  # the category the segment leans to most over the base, among its real shares
             base = (means[cols].mul(prof["size"], axis=0).sum() / prof["size"].sum()).replace(0.0, np.nan)
             lift = means[cols].div(base, axis=1).where(means[cols] >= 0.02).fillna(0.0)
-            pick = lift.idxmax(axis=1).where(lift.max(axis=1) > 0, means[cols].idxmax(axis=1))
-            prof["top_category"] = [top_categories[c] for c in pick]
+            pick, best = lift.idxmax(axis=1), lift.max(axis=1)
+            prof["top_category"] = [top_categories[c] if b >= MIN_LIFT else None for c, b in zip(pick, best)]
     prof = pd.concat([prof, means], axis=1)
     prof.index.name = "segment"
     return prof.reset_index()
@@ -304,16 +312,17 @@ def activity_grid(event_ts: Any, event_segment: Any, utc_offset_hours: float = 0
 
 
 def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: int = 5, by: str = "share",
-               min_share: float = 0.02) -> dict[int, list[dict]]:
+               min_share: float = 0.02, min_lift: float = MIN_LIFT) -> dict[int, list[dict]]:
     """Most frequent (``by="share"``) or most over-represented (``by="lift"``) categories
     (or brands) of each segment's events, with their shares and lift.
 
     The lift of a category in a segment is its share of the segment's events over its share
-    of all events: 2 means the segment buys it twice as much as the base does. A category
-    every segment shares ("electronics" everywhere) has lift near 1 in each, so ranking by
-    lift shows what sets a segment apart. With ``by="lift"`` only categories with lift above 1
-    that hold at least ``min_share`` of the segment's events are listed (a category of 3
-    events is not a trait).
+    of all events: 2 means the segment's events (views, carts and purchases alike in an
+    event log, orders in an order log) fall in it twice as often as all events do. A
+    category every segment shares ("electronics" everywhere) has lift near 1 in each, so
+    ranking by lift shows what sets a segment apart. With ``by="lift"`` only categories with
+    a lift of at least ``min_lift`` that hold at least ``min_share`` of the segment's events
+    are listed (a lift of 1.05 or a category of 3 events is not a trait).
 
     Parameters
     ----------
@@ -330,6 +339,8 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
     by : {"share", "lift"}, default="share"
     min_share : float, default=0.02
         With ``by="lift"``, the least share of the segment's events a listed category has.
+    min_lift : float, default=:data:`MIN_LIFT`
+        With ``by="lift"``, the least lift a listed category has.
 
     Returns
     -------
@@ -382,7 +393,7 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
         lift = np.divide(share, base, out=np.zeros(width), where=base > 0)
         if by == "lift":
             ranked = np.lexsort((np.arange(width), -lift))
-            order = [c for c in ranked if share[c] >= min_share and lift[c] > 1.0][:top]
+            order = [c for c in ranked if share[c] >= min_share and lift[c] >= min_lift and lift[c] > 1.0][:top]
         else:
             order = np.lexsort((np.arange(width), -row))[:top]
         out[lo + int(i)] = [
@@ -390,6 +401,31 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
             for c in order if row[c] > 0
         ]
     return out
+
+
+def unknown_shares(event_codes: Any, event_segment: Any) -> dict[int, float]:
+    """Share of each segment's events without a known code (-1: no category or brand),
+    the events :func:`top_shares` leaves out of its shares.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unknown_shares(np.array([0, -1, 1, -1, 0]), np.array([0, 0, 0, 0, 1]))
+    {0: 0.5, 1: 0.0}
+    """
+    event_codes, event_segment = _values(event_codes), _values(event_segment)
+    xp = array_namespace(event_codes, event_segment)
+    codes = xp.asarray(event_codes).astype(xp.int64)
+    seg = xp.asarray(event_segment).astype(xp.int64)
+    if codes.shape != seg.shape or codes.ndim != 1:
+        raise ValueError("event_codes and event_segment must be 1-D arrays of the same length")
+    if seg.size == 0:
+        return {}
+    lo = int(seg.min())
+    span = int(seg.max()) - lo + 1
+    total = to_host(xp.bincount(seg - lo, minlength=span))
+    unknown = to_host(xp.bincount(seg - lo, weights=(codes < 0).astype(xp.float64), minlength=span))
+    return {lo + i: float(unknown[i] / total[i]) for i in range(span) if total[i] > 0}
 
 
 def _values(x: Any) -> Any:

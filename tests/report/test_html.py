@@ -147,7 +147,7 @@ def test_one_card_per_segment_with_the_insights(run_dir, page):
         assert f"purchases &gt;= {seg + 1} and recency_days &lt; 12" in page
         assert f"Send offers on Friday evenings ({seg})" in page
     for text in ("monetary z &gt; 0", "93.0%", "1004856", "1005115", "Champions", "samsung",
-                 "items bought by at least 5 customers", "Categories it buys more than others", "of revenue"):
+                 "items bought by at least 5 customers", "Categories it is more active in than others", "of revenue"):
         assert text in page, text
 
 
@@ -421,3 +421,31 @@ def test_the_segments_say_their_spend_counts_capped_prices(run_dir, plots, tmp_p
     m["data"]["values_capped"] = {"price": 0}
     (out / "metrics.json").write_text(json.dumps(m))
     assert "above the outlier fence (and their" not in report.report_html(out, fake_insights(out), plots=plots)
+
+
+@pytest.mark.parametrize("over, label", [("events", "Categories it is more active in than others"),
+                                         ("orders", "Categories it buys more than others")])
+def test_cards_list_only_clear_lifts_and_say_what_the_shares_are_of(run_dir, plots, over, label):
+    """REES46 cards said "Categories it buys more than others" for segments without a
+    purchase (the shares are of views, carts and purchases alike), listed lifts of
+    1.003-1.05 as "1.0x the base" and left events without a category out unsaid."""
+    insights = fake_insights(run_dir)
+    insights["category_lift"] = {"over": over, "min_lift": 1.2, "min_share": 0.02}
+    for seg in insights["segments"]:
+        seg["top_categories"] = [{"name": "noisecat", "share": 0.135, "base_share": 0.13, "lift": 1.034},
+                                 {"name": "liftedcat", "share": 0.2, "base_share": 0.125, "lift": 1.6}]
+        seg["top_brands"] = [{"name": "noisebrand", "share": 0.1, "base_share": 0.095, "lift": 1.052}]
+        seg["unknown_category_share"] = 0.25
+    text = report.report_html(run_dir, insights, plots=plots)
+    assert label in text and "liftedcat" in text and "1.60&times;" in text
+    assert "noisecat" not in text and "1.0&times;" not in text and "noisebrand" not in text
+    assert "none: no brand with a lift of 1.20&times; or more over all customers" in text  # not silence
+    what = "events" if over == "events" else "orders"
+    assert f"25.0% of its {what} have no category and are left out" in text
+    assert "(only 1.20&times; or more)" in text
+    if over == "events":
+        assert "buys more than others" not in text
+    # insights written before the threshold was recorded: the same 1.2, "is more active in"
+    del insights["category_lift"]
+    older = report.report_html(run_dir, insights, plots=plots)
+    assert "Categories it is more active in than others" in older and "noisecat" not in older

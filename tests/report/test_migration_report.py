@@ -16,7 +16,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 W = ["2019-10-01..2019-10-31", "2019-11-01..2019-11-30", "2019-12-01..2019-12-31"]
 NAMES = ["Loyal <b>&</b> big", "Bargain hunters", "Browsers"]
 
-# (from, to) -> customers; -1 is new (from) / lapsed (to)
+# (from, to) -> customers; -1 is new in the next window (from) / not in the next window (to)
 PAIR_1 = {(0, 0): 40, (0, 1): 5, (0, -1): 5, (1, 1): 30, (1, 2): 7, (1, -1): 3, (2, 2): 20, (2, 0): 2,
           (-1, 0): 4, (-1, 2): 6}
 PAIR_2 = {(0, 0): 38, (0, 2): 8, (1, 1): 31, (1, -1): 4, (2, 2): 25, (2, 1): 6, (2, -1): 2, (-1, 1): 9}
@@ -30,8 +30,8 @@ def frame(pairs: dict[tuple[str, str], dict[tuple[int, int], int]], names=NAMES)
             totals[f] = totals.get(f, 0) + n
         for (f, t), n in flows.items():
             rows.append({"window_from": a, "window_to": b, "from_segment": f,
-                         "from_name": "new" if f < 0 else names[f], "to_segment": t,
-                         "to_name": "lapsed" if t < 0 else names[t], "customers": n,
+                         "from_name": mig.NEW_NAME if f < 0 else names[f], "to_segment": t,
+                         "to_name": mig.GONE_NAME if t < 0 else names[t], "customers": n,
                          "share_of_from": n / totals[f]})
     return pd.DataFrame(rows)
 
@@ -133,8 +133,8 @@ def test_html_has_transition_counts(page):
     # the diagonal is highlighted and holds the stayers
     assert re.findall(r'<td class="diag">([\d,]+)<', first) == ["40", "30", "20"]
     assert re.findall(r'<td class="diag">([\d,]+)<', second) == ["38", "31", "25"]
-    assert "<th>new</th>" in first and "<th>lapsed</th>" in first
-    assert "<th>new</th>" in second  # 9 new customers in the third window
+    assert "<th>new in next window</th>" in first and "<th>not in next window</th>" in first
+    assert "<th>new in next window</th>" in second  # 9 new customers in the third window
     assert '<td>7<span class="sh">17.5%</span>' in first  # 7 of 40 bargain hunters became browsers
     assert '<td>4<span class="sh">40.0%</span>' in first  # 4 of 10 new customers joined segment 0
 
@@ -168,3 +168,27 @@ def test_html_pair_without_rows_and_bad_input(migration):
         mig.migration_html(summary(), migration.drop(columns="to_segment"), drift(), None)
     with pytest.raises(DataError, match="status"):
         mig.migration_html(summary(), migration, drift().drop(columns="status"), None)
+
+
+def test_absence_is_not_called_lapsed_next_to_a_lapsed_segment(monkeypatch):
+    """migration.html showed "Lapsed -> lapsed 200": segment -1 (not active in the later
+    window) was called "lapsed" beside the segment named Lapsed, and "new" beside New
+    customers. The page, the diagram and migration.csv (gpuseg.dynamic) now say
+    "not in next window" and "new in next window"."""
+    pytest.importorskip("matplotlib")
+    names = ["Lapsed", "New customers"]
+    flows = frame({(W[0], W[1]): {(0, 0): 300, (0, -1): 200, (1, 0): 50, (-1, 1): 150}}, names)
+    assert set(flows.loc[flows["to_segment"] < 0, "to_name"]) == {"not in next window"}
+    assert set(flows.loc[flows["from_segment"] < 0, "from_name"]) == {"new in next window"}
+    page = mig.migration_html(summary(), flows, None, None)
+    (matrix,) = re.findall(r'<table class="small matrix">.*?</table>', page, re.S)
+    headers = re.findall(r"<th>([^<]*)</th>", matrix)
+    assert "not in next window" in headers and "new in next window" in headers
+    assert "lapsed" not in headers and "new" not in headers
+    figures = []
+    monkeypatch.setattr(mig, "_png", lambda fig, path=None: figures.append(fig) or b"")
+    mig.sankey_png(flows, W[:2], names)
+    ax = figures[0].axes[0]
+    labels = [re.sub(r"\s+[\d,]+$", "", t.get_text()) for t in ax.texts]  # "<label> 200": the count off
+    assert "not in this window" in labels and "new in next window" in labels
+    assert not {"lapsed", "new"} & set(labels) and "lapsed" not in ax.get_title()

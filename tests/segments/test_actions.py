@@ -84,17 +84,17 @@ def test_timing_from_the_activity_grid():
     acts = suggest_actions(OVERALL, OVERALL, grid / grid.sum())
     timing = acts[-1]
     assert timing["kind"] == "timing"
-    assert timing["text"].startswith("send campaigns Tue-Thu, 19:00-22:00: ")
+    assert timing["text"].startswith("send campaigns Tue-Thu, 19:00-22:00 UTC: ")
     assert "43% if spread evenly" in timing["text"] and "busiest hour Tue 19:00" in timing["text"]
 
 
 @pytest.mark.parametrize(
     "days, hours, expected",
     [
-        ("flat", "peak", "send campaigns any day, 19:00-22:00: "),
+        ("flat", "peak", "send campaigns any day, 19:00-22:00 UTC: "),
         ("peak", "flat", "send campaigns Tue-Thu, any time of day: "),
         ("flat", "flat", "no clear peak, send at any time: "),
-        ("peak", "peak", "send campaigns Tue-Thu, 19:00-22:00: "),
+        ("peak", "peak", "send campaigns Tue-Thu, 19:00-22:00 UTC: "),
     ],
     ids=["hours-only", "days-only", "neither", "both"],
 )
@@ -117,7 +117,7 @@ def test_timing_wraps_around_and_flat_grids():
     grid[[5, 6, 0], :] = 1.0
     grid[:, [23, 0, 1]] *= 3.0
     text = suggest_actions({}, {}, grid)[-1]["text"]
-    assert text.startswith("send campaigns Sat-Mon, 23:00-02:00")
+    assert text.startswith("send campaigns Sat-Mon, 23:00-02:00 UTC")
     assert suggest_actions({}, {}, np.ones((7, 24)))[-1]["text"].startswith("no clear peak")
     assert [a["kind"] for a in suggest_actions({}, {}, np.zeros((7, 24)))] == ["nurture"]
     with pytest.raises(ValueError, match="7, 24"):
@@ -163,3 +163,89 @@ def test_a_nurture_card_names_what_the_segment_stands_out_on():
     # recency is the Lapsed rule's: short of its threshold, it is not a number "no rule looks at"
     near = suggest_actions({"recency_days": 130.0}, {"recency_days": 100.0}, z={"recency_days": 1.2})
     assert [a["kind"] for a in near] == ["nurture"] and "stands out" not in near[0]["text"]
+
+
+# -- timing against all customers, with a noise test and the time zone ---------------------
+
+def _ten_days_calendar():
+    """Activity spread evenly over 2019-10-01..10: two Tuesdays, Wednesdays and Thursdays,
+    one of every other weekday, so flat activity already puts 60% on Tue-Thu."""
+    days = np.array([1.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+    grid = np.outer(days, np.ones(24))
+    return grid / grid.sum()
+
+
+def test_timing_is_judged_against_all_customers_not_the_calendar():
+    """On a 10-day extract every segment was told "send campaigns Tue-Thu" (58-62% against
+    43% "if spread evenly"): the calendar's two Tuesdays, not the segments. Against the grid
+    of all customers, a segment that does what everyone does gets no advice, and one that
+    leans to the weekend relative to everyone is told so."""
+    base = _ten_days_calendar()
+    feats = pd.DataFrame({"monetary": np.r_[np.full(500, 10.0), np.full(500, 12.0)]})
+    summary = segment_summary(feats, np.repeat([0, 1], 500))
+    weekend = base.copy()
+    weekend[4:7] *= 2.0
+    out = segment_actions(summary, {0: base, 1: weekend / weekend.sum()}, base_activity=base)
+    flat, leaning = out[0][-1]["text"], out[1][-1]["text"]
+    assert flat.startswith("no clear peak, send at any time: "), flat
+    assert "60% of the segment's activity falls on" in flat and "(60% for all customers)" in flat
+    assert leaning.startswith("send campaigns Fri-Sun, any time of day: "), leaning
+    assert "judged against all customers' activity" in leaning and "effective 500 customers" in leaning
+
+
+@pytest.mark.parametrize("sample, expected", [(None, "send campaigns any day, 19:00-22:00 UTC: "),
+                                              (5000.0, "send campaigns any day, 19:00-22:00 UTC: "),
+                                              (200.0, "no clear peak, send at any time: "),
+                                              (20.0, "no timing advice: an effective 20 customers are too few")],
+                         ids=["no-sample", "large", "small", "too-few"])
+def test_timing_needs_more_than_noise(sample, expected):
+    """Uniform hours gave 3 of 6 segments different hour windows: 14-17% of the activity in
+    a 3-hour window against 12.5%. A window must also stand 3 standard errors above the
+    base on the segment's effective sample: 16% against 12.5% is that for 5,000
+    customers, not for 200."""
+    hours = np.ones(24)
+    hours[19:22] = 1.4  # 16.1% of the activity in 19-22 h, 1.29x an even spread
+    grid = np.outer(np.ones(7), hours)
+    text = suggest_actions({}, {}, grid, sample_size=sample)[-1]["text"]
+    assert text.startswith(expected), text
+
+
+@pytest.mark.parametrize("offset, zone", [(0.0, "UTC"), (2.0, "UTC+2"), (5.5, "UTC+5:30"), (-3.0, "UTC-3")])
+def test_timing_names_the_time_zone_of_its_hours(offset, zone):
+    grid = np.ones((7, 24))
+    grid[:, 19:22] = 5.0
+    text = suggest_actions({}, {}, grid, utc_offset_hours=offset)[-1]["text"]
+    assert text.startswith(f"send campaigns any day, 19:00-22:00 {zone}: "), text
+    assert f"busiest hour Mon 19:00 {zone}" in text
+
+
+def test_effective_sizes_count_customers_by_their_events(backend):
+    """Kish's (sum w)^2 / sum w^2: two customers with 1 and 3 events are 1.6 independent
+    observations, two with 2 each are 2."""
+    from gpuseg.segments.insights import effective_sizes
+
+    xp = backend.xp
+    positions = xp.asarray([0, 1, 1, 1, 2, 2, 3, 3, 4, -1])
+    labels = xp.asarray([0, 0, 1, 1, -1])
+    got = effective_sizes(positions, labels)
+    assert got.keys() == {-1, 0, 1}
+    assert got[0] == pytest.approx(1.6) and got[1] == pytest.approx(2.0) and got[-1] == pytest.approx(1.0)
+
+
+def test_insights_time_random_segments_against_all_customers(cpu, small_events):
+    """A random split of the customers differs from everyone only by noise: no segment gets
+    a day or hour window; the texts compare with all customers and say the zone."""
+    from gpuseg.config import CleanConfig, FeatureConfig
+    from gpuseg.io.readers import from_frame
+    from gpuseg.prep.clean import clean
+    from gpuseg.prep.features import customer_features
+    from gpuseg.segments.insights import segment_insights
+
+    data = clean(from_frame(small_events[0], cpu), CleanConfig(), cpu)
+    feats = customer_features(data, FeatureConfig())
+    labels = np.random.default_rng(0).integers(0, 3, len(feats.frame)).astype(np.int32)
+    insights, _, _ = segment_insights(feats.frame, labels, data, category_columns=feats.category_columns)
+    for seg in insights["segments"]:
+        (timing,) = [a["text"] for a in seg["actions"] if a["kind"] == "timing"]
+        assert timing.startswith("no clear peak, send at any time: "), timing
+        assert "for all customers" in timing and " UTC " in timing

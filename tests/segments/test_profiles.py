@@ -182,3 +182,47 @@ def test_event_views_take_series_and_no_known_codes():
     ts = pd.Series([0, 3600], dtype="int64")
     assert activity_grid(ts, pd.Series([1, 1]))[1][3, :2].tolist() == [0.5, 0.5]
     assert top_shares(pd.Series([-1, -1]), pd.Series([0, 1]), ["a"]) == {0: [], 1: []}
+
+
+def test_top_shares_by_lift_lists_only_clear_lifts():
+    """REES46 cards listed lifts of 1.003-1.05 ("1.0x the base"): what any split of the
+    customers shows. Only lifts of at least MIN_LIFT (1.2) are listed."""
+    from gpuseg.segments.profiles import MIN_LIFT
+
+    names = ["electronics", "kids", "sport"]
+    seg0 = [0] * 50 + [1] * 26 + [2] * 24  # electronics 1.07x, the others below 1
+    seg1 = [0] * 50 + [1] * 24 + [2] * 26  # electronics 1.07x, sport 1.04x
+    seg2 = [0] * 40 + [1] * 35 + [2] * 25  # kids 1.24x
+    codes = np.array(seg0 + seg1 + seg2)
+    seg = np.repeat([0, 1, 2], 100)
+    by_lift = top_shares(codes, seg, names, by="lift")
+    assert MIN_LIFT == 1.2
+    assert by_lift[0] == [] and by_lift[1] == []
+    assert [(e["name"], round(e["lift"], 2)) for e in by_lift[2]] == [("kids", 1.24)]
+    assert [e["name"] for e in top_shares(codes, seg, names, by="lift", min_lift=1.0)[1]] == ["electronics", "sport"]
+
+
+def test_unknown_shares(xp):
+    """The part of each segment's events without a code, which top_shares leaves out."""
+    from gpuseg.segments.profiles import unknown_shares
+
+    codes = xp.asarray([0, -1, 1, -1, 0, -1, 2])
+    seg = xp.asarray([0, 0, 0, 0, 1, 2, -1])
+    assert unknown_shares(codes, seg) == {-1: 0.0, 0: 0.5, 1: 0.0, 2: 1.0}
+    assert unknown_shares(pd.Series([-1]), pd.Series([3])) == {3: 1.0}
+
+
+def test_top_category_only_where_a_lift_stands_out():
+    """top_category took the highest lift even below 1 (or, with no share of 2%, the
+    largest share): a segment that leans to no category has none."""
+    feats = pd.DataFrame(
+        {"cat_kids": [0.5, 0.5, 0.9, 0.8, 0.52, 0.48], "cat_auto": [0.5, 0.5, 0.1, 0.2, 0.48, 0.52]},
+        index=pd.Index(range(6), name="customer_id"),
+    )
+    prof = segment_profiles(feats, np.array([0, 0, 1, 1, 2, 2]), placeholder_names([0, 1, 2]),
+                            {"cat_kids": "kids", "cat_auto": "auto"})
+    # base kids 0.617, auto 0.383: segment 0 kids 0.81x / auto 1.30x, 1 kids 1.38x, 2 auto 1.30x
+    assert prof["top_category"].tolist() == ["auto", "kids", "auto"]
+    flat = segment_profiles(feats.iloc[[0, 1, 4, 5]], np.array([0, 0, 1, 1]), placeholder_names([0, 1]),
+                            {"cat_kids": "kids", "cat_auto": "auto"})
+    assert flat["top_category"].isna().all()  # lifts of 0.98-1.02 name no category
