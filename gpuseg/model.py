@@ -969,6 +969,9 @@ def load_model(path: str | Path) -> LoadedModel:
             members.append(LoadedModel(_member_manifest(manifest, i), sub_arrays, sub_net, None))
     scaler = _make_scaler(manifest["scaler"], arrays, folder / _ARRAYS) if manifest["scaler"] is not None else None
     model = LoadedModel(manifest, arrays, network, scaler, members, embedder)
+    if scaler is not None and len(model.feature_names) == scaler.n_features_in_:
+        # a DataFrame of the features (features.parquet) is then read by name, in the model's order
+        scaler.feature_names_in_ = np.asarray(model.feature_names, dtype=object)
     model.path = folder
     return model
 

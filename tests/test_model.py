@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
@@ -468,3 +469,19 @@ def test_data_values_a_forger_could_write_are_refused(change, words):
     change(data)
     with pytest.raises(ConfigError, match=words):
         _check_data(Path("m/model.json"), data)
+
+
+def test_a_saved_models_scaler_reads_a_frame_of_features_by_name(tmp_path):
+    """features.parquet handed to the saved model's scaler as a DataFrame, its columns in
+    another order and the id as a column: read by name, the run's segments come back."""
+    from gpuseg.config import build_config
+    from gpuseg.pipeline import run
+
+    run(build_config(None, out=str(tmp_path), synthetic_customers=400, k="3", methods="kmeans", device="cpu",
+                     stability=0, report=False))
+    model = load_model(tmp_path / "model")
+    feats = pd.read_parquet(tmp_path / "features.parquet")
+    shuffled = feats[list(reversed(feats.columns))]
+    got = model.predict(model.scaler.transform(shuffled))
+    seg = pd.read_parquet(tmp_path / "segments.parquet")
+    np.testing.assert_array_equal(got, seg["segment"].to_numpy())
