@@ -362,12 +362,7 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
         raise ValueError(f"top must be at least 1, not {top}")
     if by not in ("share", "lift"):
         raise ValueError(f"by must be 'share' or 'lift', not {by!r}")
-    event_codes, event_segment = _values(event_codes), _values(event_segment)
-    xp = array_namespace(event_codes, event_segment)
-    codes = xp.asarray(event_codes).astype(xp.int64)
-    seg = xp.asarray(event_segment).astype(xp.int64)
-    if codes.shape != seg.shape or codes.ndim != 1:
-        raise ValueError("event_codes and event_segment must be 1-D arrays of the same length")
+    xp, codes, seg = _event_arrays(event_codes, event_segment)
     if codes.size == 0:
         return {}
     n_codes = len(names)
@@ -403,6 +398,18 @@ def top_shares(event_codes: Any, event_segment: Any, names: Sequence[str], top: 
     return out
 
 
+def _event_arrays(event_codes: Any, event_segment: Any) -> tuple[Any, Any, Any]:
+    """(xp, codes, segments) as int64 arrays on the inputs' device, checked to be 1-D and of
+    one length."""
+    event_codes, event_segment = _values(event_codes), _values(event_segment)
+    xp = array_namespace(event_codes, event_segment)
+    codes = xp.asarray(event_codes).astype(xp.int64)
+    seg = xp.asarray(event_segment).astype(xp.int64)
+    if codes.shape != seg.shape or codes.ndim != 1:
+        raise ValueError("event_codes and event_segment must be 1-D arrays of the same length")
+    return xp, codes, seg
+
+
 def unknown_shares(event_codes: Any, event_segment: Any) -> dict[int, float]:
     """Share of each segment's events without a known code (-1: no category or brand),
     the events :func:`top_shares` leaves out of its shares.
@@ -413,12 +420,7 @@ def unknown_shares(event_codes: Any, event_segment: Any) -> dict[int, float]:
     >>> unknown_shares(np.array([0, -1, 1, -1, 0]), np.array([0, 0, 0, 0, 1]))
     {0: 0.5, 1: 0.0}
     """
-    event_codes, event_segment = _values(event_codes), _values(event_segment)
-    xp = array_namespace(event_codes, event_segment)
-    codes = xp.asarray(event_codes).astype(xp.int64)
-    seg = xp.asarray(event_segment).astype(xp.int64)
-    if codes.shape != seg.shape or codes.ndim != 1:
-        raise ValueError("event_codes and event_segment must be 1-D arrays of the same length")
+    xp, codes, seg = _event_arrays(event_codes, event_segment)
     if seg.size == 0:
         return {}
     lo = int(seg.min())
