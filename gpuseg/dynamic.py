@@ -74,8 +74,8 @@ class Prepared:
     cleaned : CleanedData
     until : int or None
         The moment before which the data were taken (``--as-of``, a window's end), or None
-        for all of them: lifetime value then counts the customers' age to the day before it,
-        as a run on the data cut there counts it to their last day.
+        for all of them: lifetime value then counts the customers' age to the second before
+        it, as a run on the data cut there counts it to the data's last moment.
     """
 
     ids: Any
@@ -199,8 +199,8 @@ def prepare(model: LoadedModel, cleaned: Any, reference_time: int | None = None,
     from .prep.features import customer_features
 
     _, feat_cfg = _model_configs(model)
-    if reference_time is not None and int(cleaned.reference_time) >= reference_time:
-        cleaned = _as_of(cleaned, reference_time)
+    if reference_time is not None and int(cleaned.reference_time) >= reference_time + int(inclusive):
+        cleaned = _as_of(cleaned, reference_time + int(inclusive))  # times are whole seconds
     feats = customer_features(cleaned, feat_cfg, model.feature_spec, reference_time)
     if list(feats.names) != list(model.feature_names):  # pragma: no cover - customer_features enforces it
         raise DataError("the features of these data do not match the model's")

@@ -1108,6 +1108,12 @@ def _check_data(file: Path, data: Any) -> None:
     fence = (data.get("clean") or {}).get("outlier_fence")
     if fence is not None and not (isinstance(fence, list) and len(fence) == 2 and all(_is_number(v) for v in fence)):
         raise _fail(file, "data.clean.outlier_fence is not a pair of numbers")
+    version = (data.get("features") or {}).get("version", 1)
+    from .prep.features import FEATURE_VERSION
+
+    if not (isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= FEATURE_VERSION):
+        raise _fail(file, f"data.features.version {version!r} is not one this gpuseg computes (1..{FEATURE_VERSION}): "
+                          "the model was saved by a newer gpuseg, or edited")
     within = (data.get("confidence") or {}).get("within")
     if within is not None and not (_is_number(within) and within > 0):
         raise _fail(file, "data.confidence.within is not a positive number")

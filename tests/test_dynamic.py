@@ -854,3 +854,18 @@ def test_migration_names_absence_not_lapsed_or_new(planted):
     assert set(gone["to_name"]) == {GONE_NAME} == {"not in next window"}
     assert set(new["from_name"]) == {NEW_NAME} == {"new in next window"}
     assert not {"lapsed", "new"} & (set(t["from_name"]) | set(t["to_name"]))
+
+
+def test_prepare_inclusive_keeps_the_rows_at_the_data_s_last_moment(events, kmeans_run):
+    """migrate's last window ends after the data: it is prepared up to and including their
+    last moment. The cut still took only the rows before it, so a customer whose only row
+    in the window was at the last second disappeared from it."""
+    model = load_model(kmeans_run / "model")
+    cleaned = clean_like_model(model, load_input(model, str(events / "train.parquet"), CPU), CPU)
+    last = int(cleaned.reference_time)
+    at_last = set(cleaned.frame.loc[cleaned.frame["ts"] == last, "customer_id"])
+    assert at_last
+    kept = prepare(model, cleaned, reference_time=last, inclusive=True)
+    assert len(kept.cleaned.frame) == len(cleaned.frame) and at_last <= set(kept.ids)
+    cut = prepare(model, cleaned, reference_time=last)  # an exclusive bound there leaves them out
+    assert len(cut.cleaned.frame) == len(cleaned.frame) - int((cleaned.frame["ts"] == last).sum())

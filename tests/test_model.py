@@ -485,3 +485,22 @@ def test_a_saved_models_scaler_reads_a_frame_of_features_by_name(tmp_path):
     got = model.predict(model.scaler.transform(shuffled))
     seg = pd.read_parquet(tmp_path / "segments.parquet")
     np.testing.assert_array_equal(got, seg["segment"].to_numpy())
+
+
+@pytest.mark.parametrize("version", [3, "2", 0, True])
+def test_a_feature_version_this_gpuseg_does_not_compute_is_refused(tmp_path, version):
+    """A model saved by a newer gpuseg (features version 3) would have been computed as
+    version 2 without a word; now load_model says why it cannot use it."""
+    from gpuseg.config import build_config
+    from gpuseg.errors import ConfigError
+    from gpuseg.pipeline import run
+
+    run(build_config(None, out=str(tmp_path), synthetic_customers=300, k="3", methods="kmeans", device="cpu",
+                     stability=0, report=False))
+    folder = tmp_path / "model"
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["data"]["features"]["version"] == 2
+    manifest["data"]["features"]["version"] = version
+    (folder / "model.json").write_text(_manifest_text(manifest))
+    with pytest.raises(ConfigError, match="data.features.version .* is not one this gpuseg computes"):
+        load_model(folder)

@@ -1197,7 +1197,11 @@ def _fill_missing_sessions(frame, missing, join: bool = True) -> int:
     the visit around it); other runs, cut at gaps of inactivity, get sessions of their own,
     numbered -2, -3, ... apart from the log's own codes (small non-negative ones, or the
     64-bit hashes of a Dask bucket). Without ``join`` (a model saved before joining), every
-    run gets a session of its own. The rows keep their order. Returns how many rows got one."""
+    run gets a session of its own. The rows keep their order. Returns how many rows got one.
+
+    Limit: where a customer has rows of two sessions at one second, a row without a session
+    at or right after it joins whichever of the two the sort left last, which can differ
+    between the single process, a Dask bucket's row order and cuDF's sort."""
     missing = missing.reset_index(drop=True)  # by position: a Dask bucket's rows share one index label
     n = int(missing.sum())
     if n == 0:

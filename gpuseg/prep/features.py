@@ -29,7 +29,8 @@ Feature groups (``[features] groups``) and what they hold for **events** input:
 ``price``
     ``avg_price_viewed``, ``avg_price_paid`` (0 without purchases) and ``price_index``:
     geometric mean of price / median price of the same category (``category_id``), each
-    ratio held within 0.1..10, over purchases when there are any, else over all events;
+    ratio held within 0.1..10 (free items, and groups whose median price is 0, left out; 1
+    without a priced row), over purchases when there are any, else over all events;
     below 1 is the deal-seeker signal. (The arithmetic mean of models saved before
     :data:`FEATURE_VERSION` 2 read about 1.65 for customers of ordinary products: skewed
     prices put the mean ratio far above 1.)
@@ -420,25 +421,30 @@ def _price_medians(f, data: CleanedData, spec: FeatureSpec | None) -> tuple[Any,
     return med, medians
 
 
-def _price_ratio(rows, med, logged: bool = False) -> Any:
-    """price / median price of the row's price group; with ``logged``, its log, the ratio
-    held within :data:`RATIO_CLIP` (for a geometric mean: a free item or a 1,000x outlier
-    does not decide a customer's price level)."""
-    ratio = _safe_div(rows["price"], rows["price_key"].map(med))
+def _price_ratio(rows, med, logged: bool = False) -> tuple[Any, Any]:
+    """(price / median price of the row's price group, None); with ``logged``, (its log, the
+    ratio held within :data:`RATIO_CLIP`, whether the row has a price level: a price and a
+    median above 0). A free item, or a group whose median is 0, says nothing of the price
+    level a customer pays; their rows count 0 and are left out of the count."""
+    median = rows["price_key"].map(med)
+    ratio = _safe_div(rows["price"], median)
     if not logged:
-        return ratio
+        return ratio, None
+    priced = (rows["price"] > 0) & (median > 0).fillna(False)
     clipped = ratio.clip(lower=RATIO_CLIP[0], upper=RATIO_CLIP[1])
-    return type(clipped)(array_namespace(series_values(clipped)).log(series_values(clipped)), index=clipped.index)
+    logs = type(clipped)(array_namespace(series_values(clipped)).log(series_values(clipped)), index=clipped.index)
+    return logs.where(priced, 0.0), priced.astype("int32")
 
 
 def _price_level(ratio_sum, n, logged: bool) -> Any:
-    """``price_index`` from the sum of (logged) ratios over ``n`` rows: their geometric (or,
-    for older models, arithmetic) mean; 0 without rows."""
+    """``price_index`` from the sum of (logged) ratios over ``n`` rows: their geometric mean,
+    1 (the median) without a row with a price level; for older models the arithmetic mean,
+    0 without rows."""
     mean = _safe_div(ratio_sum, n)
     if not logged:
         return mean
     level = type(mean)(array_namespace(series_values(mean)).exp(series_values(mean)), index=mean.index)
-    return level.where(n > 0, 0.0)
+    return level.where(n > 0, 1.0)
 
 
 def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
@@ -522,10 +528,13 @@ def _event_part(f, config: FeatureConfig, top: list[int], med: Any, brands: bool
         "view_price_sum": ("view_price", "sum"),
     }
     if med is not None:
-        work["ratio"] = _price_ratio(f, med, logged)
+        work["ratio"], priced = _price_ratio(f, med, logged)
         work["ratio_paid"] = work["ratio"] * work["is_purchase"]
         aggs["ratio_sum"] = ("ratio", "sum")
         aggs["ratio_paid_sum"] = ("ratio_paid", "sum")
+        if priced is not None:  # the rows with a price level, counted
+            work["priced"], work["priced_paid"] = priced, priced * work["is_purchase"]
+            aggs["priced"], aggs["priced_paid"] = ("priced", "sum"), ("priced_paid", "sum")
     groups = work.groupby("customer_id", sort=True, observed=True)  # ngroup numbers observed ids only
     a = groups.agg(**aggs)
     codes = _group_codes(groups)
@@ -590,10 +599,10 @@ def _put_event_features(b: "_Builder", a: Any, data: CleanedData, config: Featur
     if "price" in groups_on:
         b.put("avg_price_viewed", _safe_div(a["view_price_sum"], a["views"]), "price")
         b.put("avg_price_paid", _safe_div(a["revenue"], a["purchases"]), "price")
-        paid = a["purchases"] > 0
         logged = _version(spec) >= 2
-        idx_paid = _price_level(a["ratio_paid_sum"], a["purchases"], logged)
-        idx_all = _price_level(a["ratio_sum"], a["events"], logged)
+        paid = (a["priced_paid"] if logged else a["purchases"]) > 0
+        idx_paid = _price_level(a["ratio_paid_sum"], a["priced_paid"] if logged else a["purchases"], logged)
+        idx_all = _price_level(a["ratio_sum"], a["priced"] if logged else a["events"], logged)
         b.put("price_index", idx_paid.where(paid, idx_all), "price")
 
 
@@ -622,7 +631,8 @@ def _order_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec 
         if spec.wants("avg_unit_price") if spec is not None else bool((f["price"] != f["amount"]).any()):
             b.put("avg_unit_price", _safe_div(a["unit_price_sum"], a["lines"]), "price")
         if use_price_index:
-            b.put("price_index", _price_level(a["ratio_sum"], a["lines"], _version(spec) >= 2), "price")
+            logged = _version(spec) >= 2
+            b.put("price_index", _price_level(a["ratio_sum"], a["priced"] if logged else a["lines"], logged), "price")
     return b.done(ref, medians)
 
 
@@ -640,8 +650,11 @@ def _order_part(f, config: FeatureConfig, top: list[int], med: Any, logged: bool
         work["unit_price"] = f["price"]
         aggs["unit_price_sum"] = ("unit_price", "sum")
         if med is not None:
-            work["ratio"] = _price_ratio(f, med, logged)
+            work["ratio"], priced = _price_ratio(f, med, logged)
             aggs["ratio_sum"] = ("ratio", "sum")
+            if priced is not None:
+                work["priced"] = priced
+                aggs["priced"] = ("priced", "sum")
     groups = work.groupby("customer_id", sort=True, observed=True)  # ngroup numbers observed ids only
     a = groups.agg(**aggs)
     for name, values in _row_counts(f, _group_codes(groups), len(a), config, top).items():

@@ -90,8 +90,8 @@ class FeatureScaler:
         """A pandas/cuDF DataFrame's values as a float64 array on its device. Fitting on one
         with string column names keeps them (``feature_names_in_``); a later frame is then
         read by those names, in the fitted order (other columns are ignored; a missing one is
-        a ValueError). A scaler without names (fitted on an array, or a saved model's) takes
-        the frame's columns as they come."""
+        a ValueError). A saved model's scaler has its feature names (``load_model``). A
+        scaler without names (fitted on an array) takes the frame's columns as they come."""
         names = list(X.columns) if all(isinstance(c, str) for c in X.columns) else None
         if reset:
             if names:

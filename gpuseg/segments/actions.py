@@ -341,14 +341,19 @@ def _window_sums(shares: np.ndarray, width: int) -> np.ndarray:
     return shares[(np.arange(n)[:, None] + np.arange(width)) % n].sum(axis=1)
 
 
-def _pick_window(shares: np.ndarray, base: np.ndarray, width: int) -> tuple[int, float, float]:
+def _pick_window(shares: np.ndarray, base: np.ndarray, width: int, sample: float | None = None
+                 ) -> tuple[int, float, float]:
     """Start, the segment's share and the base's share of the window that stands out most
     from the base: the largest ``(share - base) / sqrt(base * (1 - base))``, the z-score
-    of :func:`_is_peak` whatever the sample size (with an even base: the busiest window).
+    of :func:`_is_peak` whatever the sample size (with an even base: the busiest window),
+    among the windows that pass :func:`_is_peak` where any does (a busy window a little
+    above the base must not hide a quiet one far above it), else among all.
     Ties: the busiest (a segment that does what everyone does: its busiest), then earliest."""
     s, b = _window_sums(shares, width), _window_sums(base, width)
     bb = np.clip(b, 1e-12, 1.0 - 1e-12)
     score = np.round((s - b) / np.sqrt(bb * (1.0 - bb)), 9)
+    passing = np.array([_is_peak(float(si), float(bi), sample) for si, bi in zip(s, b)])
+    score = np.where(passing, score, -np.inf) if passing.any() else score
     best = int(np.lexsort((np.arange(len(s)), -np.round(s, 12), -score))[0])
     return best, float(s[best]), float(b[best])
 
@@ -369,7 +374,7 @@ def _day_window(days: np.ndarray, base: np.ndarray, even: bool, sample: float | 
                 ) -> tuple[str, bool, str]:
     """(``Tue-Thu``, whether it is a peak, the numbers behind it) for the TIMING_DAYS
     consecutive weekdays that stand out most from the base."""
-    d0, d_share, d_base = _pick_window(days, base, TIMING_DAYS)
+    d0, d_share, d_base = _pick_window(days, base, TIMING_DAYS, sample)
     text = f"{WEEKDAYS[d0]}-{WEEKDAYS[(d0 + TIMING_DAYS - 1) % 7]}"
     numbers = f"{d_share:.0%} of the segment's activity falls on {text} ({_base_text(d_base, even)})"
     return text, _is_peak(d_share, d_base, sample), numbers
@@ -428,7 +433,7 @@ def _timing(grid: np.ndarray, base: np.ndarray | None = None, sample: float | No
         if day_peak:
             return f"send campaigns {day_text}, any time of day: {numbers}"
         return f"no clear peak day, send on any day: {numbers}"
-    h0, h_share, h_base = _pick_window(hours, base.sum(axis=0), TIMING_HOURS)
+    h0, h_share, h_base = _pick_window(hours, base.sum(axis=0), TIMING_HOURS, sample)
     zone = _zone(utc_offset_hours)
     peak_day, peak_hour = np.unravel_index(int(np.argmax(grid)), grid.shape)
     hour_text = f"{h0:02d}:00-{(h0 + TIMING_HOURS) % 24:02d}:00"

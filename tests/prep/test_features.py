@@ -370,3 +370,24 @@ def test_categorical_customer_ids_with_unused_categories(cpu):
     assert [str(i) for i in frame.index] == ["a", "c", "e"]
     assert frame["views"].tolist() == [2, 0, 1] and frame["purchases"].tolist() == [0, 1, 0]
     assert frame["carts"].tolist() == [0, 1, 0]
+
+
+def test_free_items_and_groups_priced_at_zero_say_nothing_of_the_price_level(cpu):
+    """A free item counted as a ratio of 0.1 (ln 0.1 in the geometric mean): one among four
+    purchases at the median gave 0.56, a deal seeker; a customer buying only in a group whose
+    median price is 0 got 0.1. Such rows are now left out, and a customer with none left sits
+    at the median (1)."""
+    df = pd.DataFrame({
+        "customer_id": [1, 1, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6],
+        "timestamp": pd.date_range("2020-01-01", periods=12, freq="D"),
+        "order_id": range(12),
+        "amount": [10.0, 10.0, 10.0, 0.0, 0.0, 10.0, 20.0, 10.0, 10.0, 5.0, 20.0, 0.0],
+        "category": ["books"] * 4 + ["gift"] + ["books", "books", "books", "books", "gift", "books", "gift"],
+    })  # the gifts' median price is 0
+    data = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
+    got = customer_features(data, FeatureConfig()).frame["price_index"]
+    assert got.loc[1] == pytest.approx(1.0)  # three books at the median, one free item
+    assert got.loc[2] == pytest.approx(1.0)  # only a free gift (the gifts' median is 0)
+    assert got.loc[3] == pytest.approx(2 ** 0.5)  # 10 and 20 against a median of 10
+    assert got.loc[5] == pytest.approx(2.0)  # a gift of 5 over a median of 0 says nothing; a book at 2x
+    assert got.loc[6] == pytest.approx(1.0)
