@@ -245,7 +245,8 @@ def run_pandas(path: str, feat_out: str) -> dict:
     for col in ("views", "carts", "removals", "purchases"):
         f[col] = c[col]
     f["view_to_cart"] = (c["carts"] / c["views"]).replace(np.inf, np.nan).fillna(0).clip(upper=1)
-    f["cart_to_purchase"] = (c["purchases"] / c["carts"]).replace(np.inf, np.nan).fillna(0).clip(upper=1)
+    carted = np.maximum(c["carts"], c["purchases"])  # a purchase counts as carted (gpuseg's version 2)
+    f["cart_to_purchase"] = (c["purchases"] / carted).replace(np.inf, np.nan).fillna(0).clip(upper=1)
     f["cart_abandonment"] = (c["abandoned"] / c["cart_sessions"]).fillna(0).clip(upper=1)
     f["sessions"] = c["sessions"]
     f["events_per_session"] = c["events"] / c["sessions"]

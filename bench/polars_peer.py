@@ -135,7 +135,8 @@ def features(lf: Any) -> Any:
         * CLV_HORIZON_DAYS,
         views=col("views"), carts=col("carts"), removals=col("removals"), purchases=col("purchases"),
         view_to_cart=_safe_div(pl, col("carts"), col("views"), 1.0),
-        cart_to_purchase=_safe_div(pl, col("purchases"), col("carts"), 1.0),
+        # a purchase counts as carted, as gpuseg's features (version 2) count it
+        cart_to_purchase=_safe_div(pl, col("purchases"), pl.max_horizontal(col("carts"), col("purchases")), 1.0),
         cart_abandonment=_safe_div(pl, col("abandoned"), col("cart_sessions"), 1.0),
         sessions=col("sessions"),
         events_per_session=_safe_div(pl, col("events"), col("sessions")),
