@@ -546,6 +546,19 @@ def _check_shadowed(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
         raise ConfigError(f"the config file is wrong, though the command line overrides it: {exc}") from None
 
 
+def _parse_methods(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """``--methods`` (or ``methods`` of the file): a comma-separated string or a list of names."""
+    methods = values.get("methods", ())
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
+        raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
+    if "methods" in values and not methods:  # "--methods ''" ran the default silently
+        raise ConfigError("--methods is empty; name methods (kmeans,gmm,...), give all, or leave it out for the "
+                          "default")
+    return tuple(methods)
+
+
 def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any) -> RunConfig:
     """Merge config-file values and command-line overrides into a validated :class:`RunConfig`.
 
@@ -604,16 +617,7 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     kwargs["rename"] = _parse_rename(values.get("rename", {}))
 
     k_min, k_max = parse_k(values["k"]) if "k" in values else (ClusterConfig.k_min, ClusterConfig.k_max)
-    methods = values.get("methods", ())
-    given = "methods" in values
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
-        raise ConfigError(f"--methods expects comma-separated method names, not {methods!r}")
-    if given and not methods:  # "--methods ''" ran the default silently
-        raise ConfigError("--methods is empty; name methods (kmeans,gmm,...), give all, or leave it out for the "
-                          "default")
-    kwargs["cluster"] = ClusterConfig(methods=tuple(methods), k_min=k_min, k_max=k_max)
+    kwargs["cluster"] = ClusterConfig(methods=_parse_methods(values), k_min=k_min, k_max=k_max)
     dask_cli = {key: values.pop(key) for key in ("cluster", "workers", "memory_limit") if key in values}
     if dask_cli:  # --cluster, --workers, --memory-limit override [dask]
         sections["dask"] = {**dict(sections["dask"]), **dask_cli}

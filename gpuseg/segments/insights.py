@@ -60,6 +60,20 @@ def event_segments(features_index: Any, event_customers: Any, labels: Any) -> tu
     return pos, seg
 
 
+def _explanation_entry(explanation: Mapping[str, Any], max_depth: int) -> dict[str, Any]:
+    """insights.json ``explanation``: the tree's fidelity, size and feature importances."""
+    return {
+        "fidelity": _num(explanation["fidelity"]),
+        "fidelity_on": explanation["fidelity_on"],
+        "max_depth": max_depth,
+        "customers": int(explanation["customers"]),
+        "sample_size": int(explanation["sample_size"]),
+        "feature_importance": explanation["feature_importances"],
+        "method": "scikit-learn DecisionTreeClassifier on the unscaled features (fitted on a fixed-seed "
+                  "sample of at most 50,000 customers); a rule per leaf",
+    }
+
+
 def segment_insights(
     features: Any,
     labels: Any,
@@ -128,16 +142,7 @@ def segment_insights(
 
     insights = {
         "segments": segments,
-        "explanation": {
-            "fidelity": _num(explanation["fidelity"]),
-            "fidelity_on": explanation["fidelity_on"],
-            "max_depth": max_depth,
-            "customers": int(explanation["customers"]),
-            "sample_size": int(explanation["sample_size"]),
-            "feature_importance": explanation["feature_importances"],
-            "method": "scikit-learn DecisionTreeClassifier on the unscaled features (fitted on a fixed-seed "
-                      "sample of at most 50,000 customers); a rule per leaf",
-        },
+        "explanation": _explanation_entry(explanation, max_depth),
         "rfm": (
             {"bins": rfm_bins, "cuts": {k: list(v) for k, v in (rfm_cuts or {}).items()}, "crosstab": {str(s): {str(k): int(v) for k, v in row.items() if v}
                                      for s, row in crosstab.iterrows()}}
