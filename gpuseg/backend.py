@@ -45,6 +45,7 @@ __all__ = [
     "frame_to_array",
     "synchronize",
     "series_values",
+    "series_like",
     "index_values",
     "library_versions",
     "warm_up",
@@ -369,6 +370,12 @@ def frame_to_array(df: Any, dtype: Any = np.float32) -> Any:
         cupy = importlib.import_module("cupy")
         return cupy.ascontiguousarray(df.to_cupy(dtype=dtype))
     return np.ascontiguousarray(df.to_numpy(dtype=dtype))
+
+
+def series_like(s: Any, values: Any) -> Any:
+    """A Series of ``values`` (an array on ``s``'s device, not copied again) with ``s``'s
+    index: pandas for NumPy values, cuDF for CuPy."""
+    return type(s)(values, index=s.index, copy=False)
 
 
 def series_values(s: Any) -> Any:

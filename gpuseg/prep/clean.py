@@ -51,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, array_namespace, index_values, nullable_codes, rows_where, series_values, to_host
+from ..backend import (Backend, array_namespace, index_values, nullable_codes, rows_where, series_like,
+                       series_values, to_host)
 from ..config import CleanConfig
 from ..errors import DataError
 from ..io.readers import LoadedData
@@ -356,9 +357,9 @@ class _CustomerCodes:
         """A boolean Series on the rows: True where the row's customer (an id) has no row in ``keep``."""
         xp = array_namespace(self.codes)
         if not self.size:
-            return _like(keep, xp.zeros(len(self.codes), dtype=bool))
+            return series_like(keep, xp.zeros(len(self.codes), dtype=bool))
         lost = (self.codes >= 0) & ~self._present(keep)[self.codes]  # code -1 reads the last entry: masked
-        return _like(keep, lost)
+        return series_like(keep, lost)
 
 
 #: Input columns the row filters turned into ``cols`` (event codes, prices, amounts,
@@ -596,7 +597,7 @@ def _order_columns(result, frame, cols: dict[str, Any], backend: Backend) -> Non
     order id, or every line without the column, an order of its own)."""
     result["amount"] = cols["amount"].astype("float64")
     result["quantity"] = cols["quantity"].astype("float64") if cols["quantity"] is not None else 1.0
-    rows = _like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
+    rows = series_like(result["ts"], backend.xp.arange(len(result), dtype=np.int64))
     if "order_id" in frame.columns:
         # a line without an order id is an order of its own
         code = _key_codes(frame["order_id"])
@@ -829,7 +830,7 @@ def _price_fence(price, config: CleanConfig, backend: Backend) -> tuple[float, f
     """IQR fence on (log1p) prices; None when the prices have no spread (IQR = 0)."""
     values = price.clip(lower=0)
     if config.iqr_on_log:
-        values = _like(values, backend.xp.log1p(series_values(values)))
+        values = series_like(values, backend.xp.log1p(series_values(values)))
     if len(values) == 0:
         return None
     q1, q3 = (float(q) for q in to_host(values.quantile([0.25, 0.75])).to_numpy())  # one partition for both
@@ -846,12 +847,6 @@ def fence_from_quartiles(q1: float, q3: float, config: CleanConfig) -> tuple[flo
     if config.iqr_on_log:
         return float(np.expm1(max(lo, 0.0))), float(np.expm1(hi))
     return max(lo, 0.0), hi
-
-
-def _like(s, values):
-    """A Series of ``values`` (a new array on ``s``'s device, not copied again) with ``s``'s
-    index."""
-    return type(s)(values, index=s.index, copy=False)
 
 
 def _as_category(s):
@@ -871,7 +866,7 @@ def _lookup_categories(s, value_of, missing: int, backend: Backend, normalise=st
     table = [value_of(normalise(c)) for c in index_values(s.cat.categories)] + [missing]
     lut = backend.xp.asarray(np.asarray(table, dtype=np.int64))
     codes = _category_codes(s) if codes is None else codes
-    return _like(codes, lut[series_values(codes)])  # code -1 picks the last entry: missing
+    return series_like(codes, lut[series_values(codes)])  # code -1 picks the last entry: missing
 
 
 def _order_values(frame):

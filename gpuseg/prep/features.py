@@ -63,7 +63,7 @@ import numpy as np
 from ..config import FeatureConfig
 from ..errors import DataError
 from .._threads import in_threads
-from ..backend import array_namespace, series_values
+from ..backend import array_namespace, series_like, series_values
 from ..io.schemas import EVENT_TYPES
 from .clean import CleanedData
 
@@ -432,7 +432,7 @@ def _price_ratio(rows, med, logged: bool = False) -> tuple[Any, Any]:
         return ratio, None
     priced = (rows["price"] > 0) & (median > 0).fillna(False)
     clipped = ratio.clip(lower=RATIO_CLIP[0], upper=RATIO_CLIP[1])
-    logs = type(clipped)(array_namespace(series_values(clipped)).log(series_values(clipped)), index=clipped.index)
+    logs = series_like(clipped, _xp_of(clipped).log(series_values(clipped)))
     return logs.where(priced, 0.0), priced.astype("int32")
 
 
@@ -443,8 +443,13 @@ def _price_level(ratio_sum, n, logged: bool) -> Any:
     mean = _safe_div(ratio_sum, n)
     if not logged:
         return mean
-    level = type(mean)(array_namespace(series_values(mean)).exp(series_values(mean)), index=mean.index)
+    level = series_like(mean, _xp_of(mean).exp(series_values(mean)))
     return level.where(n > 0, 1.0)
+
+
+def _xp_of(s) -> Any:
+    """The array namespace of a Series' values (NumPy for pandas, CuPy for cuDF)."""
+    return array_namespace(series_values(s))
 
 
 def _event_features(data: CleanedData, config: FeatureConfig, spec: FeatureSpec | None, ref: int) -> CustomerFeatures:
