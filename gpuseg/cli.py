@@ -40,6 +40,9 @@ def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--out", metavar="DIR", default=None, help="output folder (default: gpuseg-out)")
     r.add_argument("--device", choices=["auto", "gpu", "cpu"], default=None,
                    help="where to compute (default: auto: the GPU when CUDA and RAPIDS are there)")
+    r.add_argument("--currency", metavar="CODE", default=None,
+                   help="an order log with a currency column of several currencies: keep this one's orders "
+                   "(e.g. EUR); without it such a log is refused")
     r.add_argument("--methods", metavar="LIST", default=None,
                    help="comma-separated clustering methods, or all (default: adaptive_kmeans)")
     r.add_argument("--k", metavar="K", default=None, help="segments: a range like 2-12 (the default) or one k like 6")
@@ -480,6 +483,7 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
         embed=args.embed,
         select=args.select,
         stability=args.stability,
+        currency=args.currency,
         threads=args.threads,
         cluster=args.cluster,
         workers=args.workers,

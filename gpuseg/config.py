@@ -21,6 +21,7 @@ A config file holds the same keys as the command line plus the stage sections::
     iqr_on_log = true              # fence on log1p(price): prices are log-normal
     fill_missing = "unknown"       # unknown | mode (category_code, brand)
     timestamp_format = ""          # strptime format; empty = detect
+    currency = ""                  # orders with a currency column: keep this one (e.g. "EUR")
 
     [features]
     groups = ["rfm", "funnel", "sessions", "time", "category", "price"]
@@ -109,6 +110,9 @@ class CleanConfig:
     iqr_on_log: bool = True
     fill_missing: str = "unknown"
     timestamp_format: str = ""
+    #: an order log with a ``currency`` column of several currencies: the one kept (the rows
+    #: of the others are dropped as ``other_currency``); empty: the run refuses such a log
+    currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -365,7 +369,7 @@ def _size_bytes(text: str) -> float:
 
 _TOP_KEYS = {
     "input", "format", "rename", "out", "device", "methods", "k", "seed", "truth", "synthetic_customers",
-    "sensitivity", "params", "embed", "select", "stability", "report", "threads", "anonymize",
+    "sensitivity", "params", "embed", "select", "stability", "report", "threads", "anonymize", "currency",
 }
 EMBEDDINGS = ("none", "pca", "umap", "autoencoder")
 _SECTIONS = {"clean": CleanConfig, "features": FeatureConfig, "evaluate": EvaluateConfig, "segments": SegmentsConfig,
@@ -435,6 +439,8 @@ def _check_clean(cfg: RunConfig) -> None:
         raise ConfigError(f"config [clean] fill_missing must be 'unknown' or 'mode', not {c.fill_missing!r}")
     if not 0 < c.iqr_factor < float("inf"):
         raise ConfigError(f"config [clean] iqr_factor must be positive, not {c.iqr_factor!r}")
+    if not isinstance(c.currency, str) or len(c.currency.strip()) > 12:
+        raise ConfigError(f"config [clean] currency must be a currency code such as 'EUR', not {c.currency!r}")
 
 
 def _check_value(cfg: RunConfig) -> None:
@@ -621,6 +627,8 @@ def build_config(file_values: Mapping[str, Any] | None = None, **overrides: Any)
     dask_cli = {key: values.pop(key) for key in ("cluster", "workers", "memory_limit") if key in values}
     if dask_cli:  # --cluster, --workers, --memory-limit override [dask]
         sections["dask"] = {**dict(sections["dask"]), **dask_cli}
+    if "currency" in values:  # --currency CODE overrides [clean] currency
+        sections["clean"] = {**dict(sections["clean"]), "currency": values.pop("currency")}
     if "stability" in values:  # --stability N overrides [evaluate] stability_resamples
         sections["evaluate"] = {**dict(sections["evaluate"]), "stability_resamples": values["stability"]}
     if isinstance(sections["segments"], Mapping) and "rfm_cuts" in sections["segments"]:

@@ -270,6 +270,7 @@ class _Run:
     user_value: Any = None  # [value] as the user set it, when a backtest overrides its horizon
     # load, clean, features
     cleaned: Any = None
+    history: Any = None  # the cleaned rows' purchase history, once computed (_purchase_history)
     feats: Any = None
     column_map: dict = field(default_factory=dict)
     ts_format: str = ""
@@ -587,6 +588,7 @@ def _segments(r: _Run) -> None:
             utc_offset_hours=config.features.utc_offset_hours, random_state=config.seed,
             max_depth=sg.tree_depth, top_items=sg.top_items, rfm_bins=sg.rfm_bins,
             rfm_cuts=dict(sg.rfm_cuts) or None, confidence=r.confidence, low_confidence=LOW_CONFIDENCE,
+            spent=_spent_before_capping(r),
         )
         if "som" in r.labels:
             som = r.runs["som"].fits[r.method_metrics["som"]["chosen_index"]].estimator
@@ -596,6 +598,32 @@ def _segments(r: _Run) -> None:
             segment_profiles(r.feats.frame, chosen_labels, names, r.feats.category_columns), r.segments)
         st["detail"] = ", ".join(f"{p.segment_name} {int(p.size):,}" for p in r.profiles.itertuples())
         _model(r, names)
+
+
+def _purchase_history(r: _Run) -> Any:
+    """:func:`gpuseg.segments.value.purchase_history` of the cleaned rows (the Dask workers'
+    when they sent it), computed once per run; None when the Dask workers sent none."""
+    from .segments.value import purchase_history
+
+    if r.history is None:
+        cleaned = r.cleaned
+        if cleaned.purchases is not None:
+            r.history = cleaned.purchases
+        elif not r.config.dask.cluster:
+            r.history = purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time)
+    return r.history
+
+
+def _spent_before_capping(r: _Run) -> Any:
+    """Each customer's spend before the price fence capped it (the features' rows), where it
+    capped a purchase; else None (the features' ``monetary`` is what was spent)."""
+    if not r.cleaned.capped_spend:
+        return None
+    history = _purchase_history(r)
+    if history is None:
+        return None
+    ids = _backend.to_host(r.feats.frame.index.to_series()).to_numpy()
+    return history["total"].reindex(ids).fillna(0.0).to_numpy(np.float64)
 
 
 def _segment_table(r: _Run, chosen_labels: Any, names: dict, rfm: Any) -> pd.DataFrame:
@@ -609,7 +637,7 @@ def _segment_table(r: _Run, chosen_labels: Any, names: dict, rfm: Any) -> pd.Dat
     if rfm is not None:
         for col in rfm.columns:
             segments[col] = rfm[col].reset_index(drop=True)  # same row order as the features
-    r.value_info = _add_value(segments, r.cleaned, r.config, r.be)
+    r.value_info = _add_value(segments, r.cleaned, r.config, r.be, r.history)
     if r.value_info.get("status") == "skipped":
         r.progress.note(f"no lifetime value (p_alive, expected_purchases, predicted_clv): {r.value_info['reason']}")
     elif r.value_info.get("no_dropout"):
@@ -1201,9 +1229,11 @@ def _weigh_features(X: Any, feats: Any, config: RunConfig) -> Any:
 VALUE_COLUMNS = ("p_alive", "expected_purchases", "predicted_clv")
 
 
-def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _backend.Backend) -> dict[str, Any]:
+def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _backend.Backend,
+               history: Any = None) -> dict[str, Any]:
     """``p_alive, expected_purchases, predicted_clv`` per customer into ``segments`` (NaN for
-    customers without a purchase); returns the ``metrics.json`` entry."""
+    customers without a purchase); returns the ``metrics.json`` entry. ``history``: the
+    cleaned rows' purchase history, where already computed."""
     vc = config.value
     if not vc.enabled:
         info = {"status": "off", "reason": "[value] enabled = false"}
@@ -1212,8 +1242,9 @@ def _add_value(segments: pd.DataFrame, cleaned: Any, config: RunConfig, be: _bac
     else:
         from .segments.value import customer_value, purchase_history, repeat_buyers
 
-        history = (cleaned.purchases if cleaned.purchases is not None  # from the Dask workers
-                   else purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time))
+        if history is None:
+            history = (cleaned.purchases if cleaned.purchases is not None  # from the Dask workers
+                       else purchase_history(cleaned.frame, cleaned.kind, cleaned.reference_time))
         values, info = customer_value(history, be.xp, vc.horizon_days, vc.discount_rate, vc.margin)
         ids = _backend.to_host(segments["customer_id"]).to_numpy()
         values = values.reindex(ids)

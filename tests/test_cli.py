@@ -49,6 +49,15 @@ def bad_cases(tmp_path):
         "param-value": (["--input", str(tmp_path / "good.csv"), "--methods", "gmm", "--config",
                          str(_write(tmp_path / "p.toml", "[params.gmm]\ncovariance_type = 'spherical'\n"))],
                         "config [params.gmm] covariance_type"),
+        "currencies": (["--input", str(_write(tmp_path / "cur.csv", "customer_id,timestamp,amount,currency\n" + "".join(
+            f"{i},2024-01-0{i + 1},{i + 5},{'EUR' if i % 2 else 'USD'}\n" for i in range(6))))],
+                       "the amounts are in 2 currencies (USD 3 rows, EUR 3 rows): gpuseg adds amounts up as one "
+                       "currency; keep one with --currency USD"),
+        "currency-absent": (["--input", str(tmp_path / "cur.csv"), "--currency", "GBP"],
+                            "currency GBP: the currency column has no row in it"),
+        "currency-symbols": (["--input", str(_write(tmp_path / "sym.csv", "customer_id,timestamp,amount\n" + "".join(
+            f"{i},2024-01-0{i + 1},{'€' if i % 2 else '$'}{i + 5}.50\n" for i in range(6))))],
+                             "column 'amount' holds amounts in 2 currencies (EUR, USD)"),
     }
 
 
@@ -58,7 +67,7 @@ def _write(path, text):
 
 
 CASES = ["missing-file", "empty-file", "no-columns", "wrong-type", "k-range", "k-above-customers", "method",
-         "format", "config", "param-value"]
+         "format", "config", "param-value", "currencies", "currency-absent", "currency-symbols"]
 
 
 def test_the_default_k_range_fits_a_log_of_few_customers(tmp_path, out_dir, capsys):

@@ -444,3 +444,28 @@ def test_gpu_reader_fallback_keeps_every_column_as_text(tmp_path, fake_cudf):
     p = _write(tmp_path / "m.csv", HEADER + ROWS[0] + "2019-10-01 00:00:05 UTC,view,1\n" + "".join(ROWS[1:]))
     frame, _ = readers._read_gpu([p], "csv", COLUMNS, ["user_id"])
     assert all(pd.api.types.is_string_dtype(frame[c]) for c in frame.columns), frame.dtypes
+
+
+# --- integer ids with missing values, and ids of other types across parts ----------------------
+
+
+def test_integer_keys_with_missing_values_code_them_minus_one():
+    """cuDF keeps an integer key column with missing values as integers with a null mask
+    (pandas' nullable Int64 stands in for it), where the CPU reader gives floats: the codes
+    must still be int64 with -1 for missing, as the insights' integer checks need."""
+    s = pd.Series([5, None, 7], dtype="Int64")
+    codes, names = clean_mod._named_key_codes(s)
+    assert codes.tolist() == [5, -1, 7] and str(codes.dtype) == "int64" and names is None
+    codes, names = clean_mod._product_codes(s, backend.select("cpu"))
+    assert codes.tolist() == [5, -1, 7] and str(codes.dtype) == "int64" and names is None
+    codes, _ = clean_mod._product_codes(pd.Series([None, None], dtype="Int64"), backend.select("cpu"))
+    assert codes.tolist() == [-1, -1]
+
+
+def test_gpu_parts_of_other_types_keep_whole_float_ids_as_integers():
+    """A part whose id column is float (one id missing) is turned into text as the integer
+    part's ids are written: cuDF would write 6543210987654.0 as 6.543210987654e+12."""
+    ids = pd.Series([6543210987654.0, None, 1.5])
+    assert readers._as_text(ids).tolist()[0] == "6543210987654"
+    assert readers._as_text(ids).tolist()[2] == "1.5"
+    assert readers._as_text(pd.Series([6543210987654])).tolist() == ["6543210987654"]

@@ -192,7 +192,7 @@ def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
         "amount": rng.lognormal(3, 0.5, 3 * n).round(2),
     })
     rows.loc[rows.index[:6], "amount"] = 1e7  # huge orders of customers 0 and 1: capped, kept
-    rows.loc[rows["customer_id"] == 5, "amount"] = -1.0  # customer 5 loses every row
+    rows.loc[rows["customer_id"] == 5, "amount"] = -1.0  # customer 5 loses every row (refunds)
     rows.loc[rows["customer_id"] == 6, "timestamp"] = pd.NaT  # customer 6 too
     rows = pd.concat([rows, rows.iloc[[10, 10]]], ignore_index=True)  # a purchase repeated the same day
     rows.to_csv(tmp_path / "orders.csv", index=False)
@@ -207,7 +207,7 @@ def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
     segments = pd.read_parquet(result.out_dir / "segments.parquet")
     excluded = pd.read_csv(result.out_dir / "excluded.csv")
     assert segments["customer_id"].dtype.kind == "i" and excluded["customer_id"].tolist() == [5, 6]
-    assert excluded["reason"].tolist() == ["bad_price", "bad_timestamp"] and excluded["rows"].tolist() == [3, 3]
+    assert excluded["reason"].tolist() == ["returned", "bad_timestamp"] and excluded["rows"].tolist() == [3, 3]
     assert set(segments["customer_id"]) | set(excluded["customer_id"]) == set(range(n))
     data = result.metrics["data"]
     assert data["rows_dropped"]["duplicate"] == 0 and data["rows_dropped"]["price_outlier"] == 0
@@ -218,8 +218,9 @@ def test_every_customer_is_segmented_or_excluded_with_a_reason(tmp_path):
     assert result.metrics["lifetime_value"]["status"] == "ok"  # 58 purchasers, most of them repeat
     assert segments[["p_alive", "expected_purchases", "predicted_clv"]].notna().all().all()
     assert "58 of 60 customers kept, 2 excluded (excluded.csv says why)" in details["clean"]
-    assert "bad_price 3 rows / 1 customer" in details["clean"]
-    assert "6 prices capped at the outlier fence (2 customers)" in details["clean"]
+    assert "returned 3 rows / 1 customer" in details["clean"]
+    assert "6 prices capped at the outlier fence (2 customers; the spend of those purchases 60,000,000 ->" \
+        in details["clean"]
 
 
 def test_same_seed_same_segments(tmp_path, events_csv):
@@ -636,3 +637,28 @@ def test_a_consensus_asked_for_alone_says_when_a_member_is_chosen_instead(tmp_pa
     progress = Notes()
     run(replace(cfg, select="consensus", out=str(tmp_path / "s")), progress=progress)
     assert not [n for n in progress.notes if "--select consensus" in n]
+
+
+def test_revenue_shares_count_what_was_spent_where_the_fence_capped(tmp_path):
+    """Wholesale orders capped at the price fence stay what they were in the revenue shares
+    (the features' monetary is capped; the shares and lifetime value are not)."""
+    rng = np.random.default_rng(1)
+    n = 600
+    customer = np.arange(n) % 150
+    amount = np.round(rng.lognormal(4.0, 0.4, n), 2)
+    wholesale = customer < 3
+    amount[wholesale] = 55_000.0
+    days = rng.integers(0, 300, n)
+    log = pd.DataFrame({"customer_id": customer, "amount": amount, "currency": "EUR",
+                        "timestamp": (pd.Timestamp("2024-01-01") + pd.to_timedelta(days, "D")).astype(str)})
+    log.to_csv(tmp_path / "o.csv", index=False)
+    result = run(build_config(report=False, input=str(tmp_path / "o.csv"), out=str(tmp_path / "out"), k="3",
+                              device="cpu", stability=0))
+    seg = pd.read_parquet(tmp_path / "out" / "segments.parquet").set_index("customer_id")["segment"]
+    spend = log.groupby("customer_id")["amount"].sum()
+    truth = spend.groupby(seg.reindex(spend.index)).sum() / spend.sum()
+    insights = json.loads((tmp_path / "out" / "insights.json").read_text())
+    shares = {s["segment"]: s["revenue_share"] for s in insights["segments"]}
+    assert shares == pytest.approx(truth.to_dict(), abs=1e-9)
+    assert result.metrics["data"]["spend_capped"]["before"] == pytest.approx(amount[wholesale].sum())
+    assert result.metrics["data"]["currency"] == "EUR"

@@ -442,7 +442,10 @@ class DBSCAN(EstimatorMixin):
             self.k_distance_, self.knee_index_, self.eps_source_ = None, None, "given"
 
         if is_gpu_array(X_fit):
-            labels, core = self._fit_cuml(X_fit, eps, min_samples)
+            # cuML normalises the rows in place for the cosine metric and restores them only
+            # approximately: the caller's matrix (the run's shared features) must stay as it is
+            labels, core = self._fit_cuml(X_fit.copy() if self.metric == "cosine" and X_fit is X else X_fit,
+                                          eps, min_samples)
         else:
             labels, core = self._fit_sklearn(X_fit, eps, min_samples)
 

@@ -166,6 +166,20 @@ def _customer_accounts(stats: list[dict]) -> dict[str, Any]:
             "values_capped": capped, "customers_excluded": len(table), "excluded": table}
 
 
+def _order_accounts(full: list[dict]) -> dict[str, Any]:
+    """What the buckets' cleaning read of an order log's statuses and currency, and the spend
+    their capping changed, added up (``CleanedData`` fields)."""
+    spend = [s["capped_spend"] for s in full if s.get("capped_spend")]
+    unknown: dict[str, int] = {}
+    for s in full:
+        for k, v in (s.get("unknown_statuses") or {}).items():
+            unknown[k] = unknown.get(k, 0) + int(v)
+    return {"status_read": any(s.get("status_read") for s in full),
+            "currency": next((s["currency"] for s in full if s.get("currency")), None),
+            "capped_spend": (sum(b for b, _ in spend), sum(a for _, a in spend)) if spend else None,
+            "unknown_statuses": dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:5])}
+
+
 def _ids_of_one_type(frames: list, column: str | None = None) -> list:
     """The buckets' frames with their customer ids (the index, or ``column``) of one type.
 
@@ -551,7 +565,8 @@ def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: 
     """The global outlier fence, then every bucket cleaned (the raw buckets leave ``loaded``)."""
     client = session.client
     fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "cap_top_only": True,
-              "sessions_kept": True, "sessions_joined": True, "join_time": True, "fill": {}}
+              "sessions_kept": True, "sessions_joined": True, "join_time": True, "fill": {},
+              "status_read": True, "currency": config.clean.currency.strip().upper() or None}
     buckets, loaded.buckets = loaded.buckets, None
     if config.clean.price_outliers != "off":
         counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,
@@ -579,6 +594,11 @@ def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: 
             filled[k] = filled.get(k, 0) + int(v)
     dropped["malformed_row"] = dropped.get("malformed_row", 0) + loaded.malformed
     accounts = _customer_accounts(stats)  # buckets hold disjoint customers: counts add up
+    currencies = sorted({s["currency"] for s in stats if s.get("currency")})
+    if len(currencies) > 1:  # each bucket had one, not the same one
+        raise DataError(f"the amounts are in {len(currencies)} currencies ({', '.join(currencies)}): gpuseg adds "
+                        f"amounts up as one currency; keep one with --currency {currencies[0]} (or [clean] "
+                        "currency), or convert the amounts to one currency first")
     rows_out = sum(s["rows_out"] for s in stats)
     if rows_out == 0:
         worst = max(dropped, key=dropped.get)
@@ -666,5 +686,6 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
         fill_values=dict(first["fill_values"]), source_columns=tuple(first["source_columns"]),
         purchases=pd.concat(_ids_of_one_type(histories)).sort_index() if histories else None,
         product_labels=_product_labels(full, products),
+        **_order_accounts(full),
     )
     return cleaned_all, feats, int(bins[:n_bins].sum()), int(bins.sum())

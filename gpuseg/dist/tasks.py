@@ -265,6 +265,8 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
         "filled": dict(cleaned.filled), "drop_examples": dict(cleaned.drop_examples),
         "reference_time": int(cleaned.reference_time), "main": main,
         "capped": dict(cleaned.capped), "customers_in": cleaned.customers_in,
+        "capped_spend": cleaned.capped_spend, "status_read": cleaned.status_read, "currency": cleaned.currency,
+        "unknown_statuses": dict(cleaned.unknown_statuses),
         "customers_touched": dict(cleaned.customers_touched), "excluded": cleaned.excluded,
         "price_pairs": pairs, "kind": cleaned.kind, "price_group": cleaned.price_group,
         "sessions_derived": cleaned.sessions_derived, "date_only": cleaned.date_only,

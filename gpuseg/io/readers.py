@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .._threads import in_threads
-from ..backend import Backend, gpu_module, index_values, is_gpu_frame, nullable_codes
+from ..backend import Backend, gpu_module, index_values, is_gpu_frame, nullable_codes, to_host
 from ..errors import DataError, SchemaError
 from .schemas import Schema, detect_format, unused_time_column
 
@@ -1031,11 +1031,21 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] =
         return parts[0], malformed
     mixed = [c for c in columns if len({str(p[c].dtype) for p in parts}) > 1]
     for c in mixed:  # typed differently across parts: text, coerced like any text column later
-        parts = [p.assign(**{c: p[c].astype("str")}) for p in parts]
+        parts = [p.assign(**{c: _as_text(p[c])}) for p in parts]
     try:
         return cudf.concat(parts, ignore_index=True), malformed
     except Exception as exc:
         raise SchemaError(f"{files[0].parent}: the parts cannot be combined ({_first_line(exc)})") from None
+
+
+def _as_text(s):
+    """A column as text for :func:`_read_gpu`'s parts of other types, whole floats as integers:
+    cuDF writes the float 6543210987654.0 (an int id column of a part with a missing id) as
+    "6.543210987654e+12", which no longer matches the other part's "6543210987654"."""
+    if s.dtype.kind == "f":
+        whole = s.notna() & ((s % 1) == 0) & (s.abs() < 2.0**63)
+        return s.where(whole, 0).astype("int64").astype("str").where(whole, s.astype("str"))
+    return s.astype("str")
 
 
 def csv_dtypes(ids: list[str]) -> dict[str, str]:
@@ -1215,6 +1225,7 @@ def _to_float(s, shown: str, backend: Backend, source: str):
     valid = int(out.notna().sum())
     mostly_read = valid >= _MIN_VALID_SHARE * nonnull
     if valid < nonnull and (not mostly_read or _looks_like_money(s[out.isna() & s.notna()])):
+        _one_currency(s, shown, source)
         money = _money_amounts(s, xf, nonnull)
         # "1,234.50" among plain numbers (an export's large amounts) fills the gaps, unless the
         # style read any number differently ("0.125" as 125 because of one "1,5"): then neither
@@ -1225,6 +1236,22 @@ def _to_float(s, shown: str, backend: Backend, source: str):
         example = _example_invalid(s, out)
         raise SchemaError(f"{source}: column {shown} should hold numbers, found text such as {example!r}")
     return out.astype("float64")
+
+
+#: The currency a symbol or code of :data:`_SYM` stands for ("$" taken as "USD").
+_CURRENCY_OF = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+
+
+def _one_currency(s, shown: str, source: str) -> None:
+    """Refuse a column of amounts written in several currencies ("€1.234,50" beside
+    "$1,234.50"): they cannot be added up, and the ones in the rarer number style would
+    otherwise be dropped as bad prices."""
+    marks = s.astype("str").str.extract(f"({_SYM})", expand=False).dropna()
+    codes = sorted({_CURRENCY_OF.get(str(m), str(m)) for m in to_host(marks.drop_duplicates()).tolist()})
+    if len(codes) > 1:
+        raise SchemaError(f"{source}: column {shown} holds amounts in {len(codes)} currencies ({', '.join(codes)}): "
+                          "gpuseg adds amounts up as one currency; convert them to one, or keep one currency's "
+                          "rows, first")
 
 
 def _looks_like_money(unread) -> bool:

@@ -5,9 +5,11 @@
     category_code, brand, price, user_id, user_session``.
 ``orders``
     One row per order or order line: ``customer_id, timestamp, amount`` and optionally
-    ``order_id, quantity, unit_price, product_id, category`` (UCI Online Retail, CDNOW).
-    When ``amount`` is absent it is ``quantity * unit_price`` (``unit_price`` alone without
-    quantities: one item per line).
+    ``order_id, quantity, unit_price, product_id, category, description, status, currency``
+    (UCI Online Retail, CDNOW, shop exports). When ``amount`` is absent it is
+    ``quantity * unit_price`` (``unit_price`` alone without quantities: one item per line).
+    ``status`` drops orders that were not paid or were undone, ``currency`` keeps amounts of
+    one currency (:mod:`gpuseg.prep.clean`).
 
 Column names match exactly, after ``--rename``, or ignoring case and punctuation
 (``CustomerID`` matches ``customer_id``).
@@ -91,11 +93,11 @@ EVENTS = Schema(
 ORDERS = Schema(
     name="orders",
     required=("customer_id", "timestamp", "amount"),
-    optional=("order_id", "quantity", "unit_price", "product_id", "category", "description"),
+    optional=("order_id", "quantity", "unit_price", "product_id", "category", "description", "status", "currency"),
     customer="customer_id",
     time="timestamp",
     numeric=("amount", "quantity", "unit_price"),
-    categorical=("category", "description"),
+    categorical=("category", "description", "status", "currency"),
     ids=("customer_id", "order_id", "product_id"),
     alternatives=(("amount", ("quantity", "unit_price")), ("amount", ("unit_price",))),  # one item per line
     aliases=(  # UCI Online Retail (I and II), shop-system and spreadsheet exports
@@ -115,6 +117,9 @@ ORDERS = Schema(
         ("product_id", ("stockcode", "sku", "productcode", "itemid", "articleid")),
         ("category", ("productcategory", "categoryname", "productcategoryname")),
         ("description", ("productname", "itemname", "productdescription")),
+        # paid, refunded, cancelled ... (Shopify's "Financial Status"; not its "Fulfillment Status")
+        ("status", ("orderstatus", "financialstatus", "paymentstatus", "transactionstatus")),
+        ("currency", ("currencycode", "ordercurrency")),
     ),
 )
 

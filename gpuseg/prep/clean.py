@@ -26,8 +26,12 @@ Every dropped row is counted once, under the first reason that applies, in this 
 the two provably one record: an order log without order ids keeps repeated rows, which are
 separate purchases), ``missing_customer_id``, ``bad_timestamp``, ``implausible_time`` (dated
 before 1990-01-01 or more than a day after now: placeholders such as 1900-01-01 or
-2100-01-01 that would set the reference time), ``unknown_event_type``,
-``bad_quantity`` (orders: missing, zero, negative (returns) or infinite), ``bad_price``
+2100-01-01 that would set the reference time), ``not_completed`` (orders whose ``status``
+says they were never paid or were undone: :data:`NOT_COMPLETED`), ``other_currency`` (orders
+in another currency than ``[clean] currency``), ``unknown_event_type``, ``returned`` (orders:
+a negative quantity, or a negative amount on a log without quantities: returns and
+cancellations, left out rather than subtracted from spend), ``bad_quantity`` (orders:
+missing, zero or infinite), ``bad_price``
 (price or amount missing, non-numeric, negative or infinite), ``missing_session`` (none
 since 2026-12-07: a row without a session gets one cut at inactivity gaps, counted in
 ``filled["user_session"]``), ``price_outlier`` (outside the IQR fence, with ``price_outliers = "drop"`` only; by default
@@ -78,7 +82,10 @@ DROP_REASONS = (
     "missing_customer_id",
     "bad_timestamp",
     "implausible_time",
+    "not_completed",
+    "other_currency",
     "unknown_event_type",
+    "returned",
     "bad_quantity",
     "bad_price",
     "missing_session",
@@ -171,6 +178,8 @@ class CleanedData:
     outlier_fence: tuple[float, float] | None = None
     price_outliers: str = "cap"
     capped: dict[str, int] = field(default_factory=dict)
+    #: the spend of the capped purchases (order lines) before and after capping
+    capped_spend: tuple[float, float] | None = None
     customers_in: int = 0
     customers_touched: dict[str, int] = field(default_factory=dict)
     excluded: Any = None
@@ -182,6 +191,17 @@ class CleanedData:
     sessions_apart: bool = False
     #: whether the reader joins a Time column to the Date (False: a model saved before that)
     join_time: bool = True
+    #: whether an order log's ``status`` and ``currency`` were read (False: a model saved before
+    #: 2026-12-08, or an event log)
+    status_read: bool = False
+    #: the one currency of the amounts, where the log has a currency column
+    currency: str | None = None
+    #: statuses kept as purchases that gpuseg does not know -> their rows (at most five)
+    unknown_statuses: dict[str, int] = field(default_factory=dict)
+    #: customer ids that are e-mail addresses read in lower case (False: a model saved before
+    #: 2026-12-08), and how many ids that merged into another
+    emails_folded: bool = True
+    emails_merged: int = 0
     date_only: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
@@ -214,6 +234,9 @@ class CleanedData:
             **({} if self.legacy_sessions else {"sessions_kept": True}),
             **({} if self.legacy_sessions or self.sessions_apart else {"sessions_joined": True}),
             "join_time": self.join_time,
+            # what a model saved before 2026-12-08 lacks: order statuses and currencies read
+            **({"status_read": True, "currency": self.currency} if self.status_read else {}),
+            **({"emails_folded": True} if self.emails_folded else {}),
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
         }
@@ -227,6 +250,8 @@ class CleanedData:
             "rows_dropped_total": int(sum(self.dropped.values())),
             "values_filled": dict(self.filled),
             "values_capped": dict(self.capped),
+            **({"spend_capped": {"before": self.capped_spend[0], "after": self.capped_spend[1]}}
+               if self.capped_spend else {}),
             "customers_in": self.customers_in,
             "customers_excluded": 0 if self.excluded is None else len(self.excluded),
             "customers_touched": dict(self.customers_touched),
@@ -237,6 +262,9 @@ class CleanedData:
             "sessions_derived_from_gaps": self.sessions_derived,
             "date_only": self.date_only,
             "main_categories": len(self.main_categories),
+            **({"currency": self.currency} if self.currency else {}),
+            **({"unknown_statuses": dict(self.unknown_statuses)} if self.unknown_statuses else {}),
+            **({"emails_merged": self.emails_merged} if self.emails_merged else {}),
         }
 
 
@@ -255,15 +283,37 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
     if sessions:
         text += (f"; {_count(sessions, 'row')} without a session joined to the customer's session within 30 minutes, "
                  "or in sessions cut at 30-minute gaps")
-    capped = summary.get("values_capped", {}).get("price", 0)
-    if capped:
-        text += (f"; {_count(capped, 'price')} capped at the outlier fence "
-                 f"({_count(touched.get('capped', 0), 'customer')})")
+    text += _capped_note(summary)
+    if summary.get("emails_merged"):
+        text += (f"; customer e-mail addresses read in lower case ({_count(summary['emails_merged'], 'id')} "
+                 "written in other case merged)")
+    if summary["rows_dropped"].get("returned"):
+        text += "; returns and cancellations are left out, not subtracted from spend"
+    unknown = summary.get("unknown_statuses")
+    if unknown:
+        text += "; kept as paid, statuses gpuseg does not know: " + ", ".join(
+            f"{s!r} {_count(n, 'row')}" for s, n in unknown.items())
     n_in, n_out = summary.get("customers_in", 0), summary.get("customers_excluded", 0)
     if n_in:
         text += f"; {n_in - n_out:,} of {_count(n_in, 'customer')} kept" + (
             f", {n_out:,} excluded ({listed_in} says why)" if n_out else "")
     return text
+
+
+def _capped_note(summary: dict[str, Any]) -> str:
+    """``"; 398 prices capped at the outlier fence (15 customers; the spend of those purchases
+    1,234,567 -> 20,402; revenue shares count what was spent)"``, or ``""``."""
+    capped = summary.get("values_capped", {}).get("price", 0)
+    if not capped:
+        return ""
+    text = (f"; {_count(capped, 'price')} capped at the outlier fence "
+            f"({_count(summary.get('customers_touched', {}).get('capped', 0), 'customer')}")
+    spend = summary.get("spend_capped")
+    if spend and spend["before"] > 0:
+        text += (f"; the spend of those purchases {spend['before']:,.0f} -> {spend['after']:,.0f} in the features, "
+                 "revenue shares and lifetime value count what was spent; [clean] price_outliers = \"off\" keeps "
+                 "them as they are")
+    return text + ")"
 
 
 def _count(n: int, word: str) -> str:
@@ -295,6 +345,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
         No row survives cleaning.
     """
     frame = _with_plain_ids(_with_trimmed_ids(data.frame, data.schema.customer), data.schema.customer)
+    fold = fitted is None or bool(fitted.get("emails_folded"))  # not as a model saved before 2026-12-08 read them
+    frame, emails_merged = _with_folded_emails(frame, data.schema.customer) if fold else (frame, 0)
     kind = data.schema.name
     customer = frame[data.schema.customer]
     who = _CustomerCodes(customer)
@@ -303,6 +355,9 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     drops = _Drops.start(customer, data.rows_malformed)
     _drop_duplicates(frame, data.schema, config, backend, drops)
     _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
+    read_status = kind == "orders" and (fitted is None or bool(fitted.get("status_read")))
+    unknown_statuses = _drop_not_completed(frame, drops, backend) if read_status else {}
+    currency = _keep_one_currency(frame, config, fitted, drops) if read_status else None
     cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
     legacy_sessions = fitted is not None and not fitted.get("sessions_kept")
     sessions_derived = _drop_missing_sessions(frame, kind, drops, legacy_sessions)
@@ -331,6 +386,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     out.legacy_sessions = legacy_sessions
     out.sessions_apart = apart
     out.join_time = fitted is None or bool(fitted.get("join_time"))
+    out.status_read, out.currency, out.unknown_statuses = read_status, currency, unknown_statuses
+    out.emails_folded, out.emails_merged = fold, emails_merged
     return out
 
 
@@ -420,6 +477,67 @@ def _drop_missing_ids_and_bad_times(frame, schema, customer, drops: _Drops) -> N
     drops.drop("implausible_time", (when < EARLIEST) | (when > _latest()))
 
 
+#: Order statuses (lower case, letters and digits only: "on-hold" is "onhold") of orders that
+#: were never paid or were undone: their rows are dropped as ``not_completed``.
+NOT_COMPLETED = frozenset({
+    "cancelled", "canceled", "cancel", "refunded", "refund", "fullyrefunded", "failed", "failure", "paymentfailed",
+    "voided", "void", "declined", "rejected", "pending", "pendingpayment", "awaitingpayment", "unpaid", "onhold",
+    "abandoned", "fraud", "draft", "checkoutdraft", "expired", "returned", "chargeback", "chargedback", "reversed",
+})
+#: Statuses of paid orders, kept without a remark. A status in neither set is kept as a
+#: purchase and named on the console (``closed`` is a refund in some shop systems and an
+#: archived order in others; ``authorized`` is paid for only once captured).
+PAID = frozenset({
+    "paid", "completed", "complete", "processing", "shipped", "delivered", "fulfilled", "partiallyrefunded",
+    "partiallypaid", "partiallyshipped", "partiallyfulfilled", "captured", "settled", "success", "succeeded",
+    "successful", "invoiced", "approved", "confirmed",
+})
+
+
+def _status_key(value: Any) -> str:
+    return "".join(ch for ch in str(value).lower() if ch.isalnum())
+
+
+def _drop_not_completed(frame, drops: _Drops, backend: Backend) -> dict[str, int]:
+    """``not_completed``: order rows whose ``status`` is one of :data:`NOT_COMPLETED` (a
+    missing status is kept). Returns the statuses kept that neither it nor :data:`PAID`
+    knows, with their rows (at most five, most rows first), for the console."""
+    if "status" not in frame.columns:
+        return {}
+    flag = _lookup_categories(frame["status"], lambda c: 1 if c in NOT_COMPLETED else (0 if c in PAID else 2), 0,
+                              backend, normalise=_status_key)
+    dropped = (flag == 1) & ~drops.bad
+    drops.drop("not_completed", flag == 1)
+    if bool(dropped.any()):
+        drops.examples["not_completed"] = str(to_host(frame["status"][dropped].head(1)).iloc[0])[:40]
+    unknown = to_host(frame["status"][(flag == 2) & ~drops.bad].astype("str").value_counts())
+    return {str(k): int(n) for k, n in unknown[unknown > 0].head(5).items()}
+
+
+def _keep_one_currency(frame, config: CleanConfig, fitted: dict[str, Any] | None, drops: _Drops) -> str | None:
+    """The one currency of an order log's ``currency`` column (None without one). Where it
+    holds several, the rows of all but ``[clean] currency`` (a saved model's: the currency it
+    was fitted on) are dropped as ``other_currency``; without that setting the run is refused,
+    since amounts of several currencies cannot be added up."""
+    if "currency" not in frame.columns:
+        return None
+    code = frame["currency"].astype("str").str.strip().str.upper().where(frame["currency"].notna())
+    counts = to_host(code[~drops.bad].value_counts())
+    counts = counts[counts > 0]
+    wanted = (fitted.get("currency") if fitted is not None else config.currency.strip().upper()) or None
+    if wanted is None and len(counts) <= 1:
+        return str(counts.index[0]) if len(counts) else None
+    found = ", ".join(f"{c} {n:,} rows" for c, n in counts.head(6).items())
+    if wanted is None:
+        raise DataError(f"the amounts are in {len(counts)} currencies ({found}): gpuseg adds amounts up as one "
+                        f"currency; keep one with --currency {counts.index[0]} (or [clean] currency), or convert "
+                        "the amounts to one currency first")
+    if wanted not in counts.index:
+        raise DataError(f"currency {wanted}: the currency column has no row in it (found: {found})")
+    drops.drop("other_currency", code != wanted)
+    return wanted
+
+
 def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
     """Events: ``etype`` codes and ``price``; drops ``unknown_event_type``, then ``bad_price``."""
     etype = _lookup_categories(
@@ -438,11 +556,14 @@ def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
 
 def _order_line_values(frame, drops: _Drops) -> dict[str, Any]:
     """Orders: ``amount``, ``quantity`` (None when absent) and unit ``price``; drops
-    ``bad_quantity``, then ``bad_price``."""
+    ``returned``, ``bad_quantity``, then ``bad_price``."""
     qty = frame["quantity"] if "quantity" in frame.columns else None
-    if qty is not None:  # returns and cancellations: negative quantities, before their amounts
-        drops.drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
     amount, unit = _order_values(frame)
+    if qty is not None:  # returns and cancellations: negative quantities, before their amounts
+        drops.drop("returned", (qty < 0).fillna(False))
+        drops.drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
+    else:  # a refund on a log of order totals
+        drops.drop("returned", ((amount < 0) & (amount > -float("inf"))).fillna(False))
     drops.drop("bad_price", _not_a_price(amount))
     return {"amount": amount, "quantity": qty, "price": unit}
 
@@ -467,6 +588,8 @@ class _Outliers:
     fence: tuple[float, float] | None
     capped: dict[str, int] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)
+    #: the spend of the capped purchases before and after capping
+    spend: tuple[float, float] | None = None
 
 
 #: The capping of a model saved before 2026-12-07: prices below the fence raised to its
@@ -496,8 +619,12 @@ def _fence_prices(cols: dict[str, Any], kind: str, who: _CustomerCodes, config: 
     outside = price > fence[1]
     if mode == LEGACY_CAP:
         outside = outside | ((price < fence[0]) & (price > 0))
-    out.capped, out.touched["capped"] = _cap(cols, outside.fillna(False) & ~drops.bad, fence, who,
-                                             both=mode == LEGACY_CAP)
+    outside = outside.fillna(False) & ~drops.bad
+    out.capped, out.touched["capped"] = _cap(cols, outside, fence, who, both=mode == LEGACY_CAP)
+    if out.capped:
+        spent = outside if kind == "orders" else outside & (cols["etype"] == 3)  # events: purchases only
+        value = "amount" if kind == "orders" else "price"
+        out.spend = (float(cols["spent"][spent].sum()), float(cols[value][spent].sum()))
     return out
 
 
@@ -648,6 +775,7 @@ def _cleaned_data(data: LoadedData, result, drops: _Drops, outliers: _Outliers, 
         outlier_fence=outliers.fence,
         price_outliers=outliers.mode,
         capped=outliers.capped,
+        capped_spend=outliers.spend,
         customers_in=survivors.customers_in,
         customers_touched={**outliers.touched, **survivors.touched},
         excluded=survivors.excluded,
@@ -968,9 +1096,10 @@ def _key_codes(s):
 
 def _named_key_codes(s):
     """:func:`_key_codes` and the key values behind the codes (None when the codes are the
-    values: integral keys)."""
+    values: integral keys). Integer keys can be missing on cuDF (a null mask, where pandas
+    has floats): -1, as in :func:`_key_codes`."""
     if s.dtype.kind in "iu":
-        return s.astype("int64"), None
+        return s.fillna(-1).astype("int64"), None
     s = _as_category(s)
     return _category_codes(s), [str(c) for c in index_values(s.cat.categories)]
 
@@ -989,8 +1118,10 @@ def _product_codes(s, backend: Backend):
     as "85123A", "000027") gets a category code, named in the returned list.
     """
     kind = s.dtype.kind
+    if kind in "iu" and not bool(s.notna().any()):  # integers, every one missing (cuDF keeps nulls)
+        return s.fillna(-1).astype("int64"), None
     if (kind == "i" and int(s.min()) >= 0) or (kind == "u" and int(s.max()) < 2**63):
-        return s.astype("int64"), None
+        return s.fillna(-1).astype("int64"), None
     if kind == "f":
         present = s[s.notna()]
         whole = bool(((present % 1) == 0).all())
@@ -1142,6 +1273,26 @@ def _with_trimmed_ids(frame, column: str):
     if not bool((s.notna() & (trimmed != s).fillna(True)).any()):
         return frame
     return frame.assign(**{column: trimmed})
+
+
+#: An e-mail address: something, "@", a domain with a dot ("@SUM(1+1)" is not one).
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _with_folded_emails(frame, column: str) -> tuple[Any, int]:
+    """``frame`` with the customer ids that are e-mail addresses in lower case
+    ("Ann@Shop.com" and "ann@shop.com" are one customer), and how many distinct ids that
+    merged into another. Other ids, and frames without such ids, stay as they are."""
+    s = frame[column]
+    values = s.cat.categories if str(s.dtype) == "category" else s
+    if values.dtype.kind in "iufb" or len(values) == 0:
+        return frame, 0
+    values = values.astype("str")
+    if not bool((values.str.match(EMAIL) & (values.str.lower() != values)).any()):
+        return frame, 0
+    text = s.astype("str")
+    folded = text.where(~text.str.match(EMAIL), text.str.lower()).where(s.notna())
+    return frame.assign(**{column: folded}), int(s.nunique()) - int(folded.nunique())
 
 
 def _with_plain_ids(frame, column: str):

@@ -928,6 +928,8 @@ def make_plots(out_dir: str | os.PathLike | RunOutputs, insights: Mapping[str, A
         return z
 
     def activity() -> dict[str, Any] | str:
+        if (run.metrics.get("data") or {}).get("date_only"):
+            return "the data carry dates without times of day"
         grids = {}
         for seg in insights.get("segments") or []:
             if isinstance(seg, Mapping) and seg.get("activity") is not None and seg.get("segment") is not None:

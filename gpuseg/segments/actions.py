@@ -99,7 +99,7 @@ _WORDS = {
     "carts": "carts",
     "views": "views",
     "purchases": "purchases",
-    "tenure_days": "days since first seen",
+    "tenure_days": "days from first to last activity",
 }
 
 #: Width of the timing windows.

@@ -88,6 +88,7 @@ def segment_insights(
     rfm_cuts: Mapping[str, Any] | None = None,
     confidence: Any = None,
     low_confidence: float = 0.5,
+    spent: Any = None,
 ) -> tuple[dict[str, Any], dict[int, str], Any]:
     """Profiles, names, RFM, rules, activity, actions and recommendations of the segments.
 
@@ -104,6 +105,9 @@ def segment_insights(
     confidence : array, optional
         Each customer's confidence: adds each segment's count and share below
         ``low_confidence``.
+    spent : array, optional
+        Each customer's spend before the price fence capped it (same rows as ``features``):
+        the revenue shares then count it rather than the capped ``monetary``.
 
     Returns
     -------
@@ -117,6 +121,8 @@ def segment_insights(
     """
     summary = segment_summary(features, labels,
                               revenue_column="monetary" if "monetary" in features.columns else None)
+    if spent is not None:
+        summary = _revenue_shares(summary, labels, spent)
     naming = name_segments(summary, category_columns)
     names = {int(s): v["name"] for s, v in naming.items()}
     explanation = explain_segments(features, labels, naming, max_depth=max_depth, random_state=random_state,
@@ -216,6 +222,18 @@ def effective_sizes(positions: Any, labels: Any) -> dict[int, float]:
     total = to_host(xp.bincount(lab - lo, weights=w, minlength=span))
     square = to_host(xp.bincount(lab - lo, weights=w * w, minlength=span))
     return {lo + i: float(total[i] ** 2 / square[i]) for i in range(span) if square[i] > 0}
+
+
+def _revenue_shares(summary: Any, labels: Any, spent: Any) -> Any:
+    """``summary`` with each segment's revenue share of ``spent`` (a customer's spend, in
+    the rows of ``labels``)."""
+    lab = np.asarray(to_host(labels)).astype(np.int64)
+    value = np.nan_to_num(np.asarray(to_host(spent), dtype=np.float64), nan=0.0)
+    segments = np.unique(lab)
+    sums = np.array([value[lab == s].sum() for s in segments])
+    total = float(sums.sum())
+    share = dict(zip(segments.tolist(), (sums / total if total > 0 else np.zeros(len(sums))).tolist()))
+    return summary.assign(revenue_share=summary["segment"].map(share).astype("float64"))
 
 
 def _low_confidence(labels: Any, confidence: Any, threshold: float) -> dict[int, dict[str, Any]]:

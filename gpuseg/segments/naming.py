@@ -164,8 +164,8 @@ def name_segments(
     >>> names = name_segments(segment_summary(feats, np.array([0, 0, 0, 1])))
     >>> names[1]["name"], names[1]["rule"]
     ('Lapsed', 'recency_days=3.83x overall >= 1.5x and recency_days z=+1.73 >= 0.5')
-    >>> names[0]["name"]
-    'Occasional'
+    >>> names[0]["name"]  # no rule fired: qualified by its most distinctive feature
+    'Occasional (low recency)'
     """
     missing = {"segment", "feature", "z", "mean", "overall_mean"} - set(summary.columns)
     if missing:
@@ -218,7 +218,35 @@ def _name_segments(
             taken.add(name)
             out[seg]["name"] = name
             out[seg]["rule"] += f"; {why}, segment {leader} being the stronger {persona}"
+    _qualify_fallback(out, z_table, used_features, category_columns, taken)
     return out
+
+
+#: A segment no rule named is qualified by its most distinctive feature where that feature's
+#: z-score is at least this far from 0 ("Occasional (high avg order value)"); nearer, it is plain
+#: "Occasional": average on everything.
+FALLBACK_QUALIFY_Z = 0.5
+
+
+def _qualify_fallback(out: dict[int, dict[str, str]], z_table: pd.DataFrame, used: dict[int, set[str]],
+                      category_columns: dict[str, str], taken: set[str]) -> None:
+    """The plain-named :data:`FALLBACK_NAME` segment, qualified by the feature that most
+    separates it from all customers (of those giving a name not yet taken), where that
+    feature's ``|z|`` reaches :data:`FALLBACK_QUALIFY_Z`."""
+    seg = next((s for s, v in out.items() if v["name"] == FALLBACK_NAME), None)
+    if seg is None:
+        return
+    z_row = z_table.loc[seg].drop(labels=[f for f in used.get(seg, ()) if f in z_table.columns]).dropna()
+    taken = taken | {v["name"] for v in out.values()}
+    for feature in sorted(z_row.index, key=lambda f: (-abs(float(z_row[f])), f)):
+        z = float(z_row[feature])
+        if abs(z) < FALLBACK_QUALIFY_Z:
+            return
+        name = f"{FALLBACK_NAME} ({_qualifier(feature, z, category_columns)})"
+        if name not in taken:
+            out[seg]["name"] = name
+            out[seg]["rule"] += f"; named after what most separates it from all customers, {feature} z={z:+.2f}"
+            return
 
 
 #: Personas that are statements about recency, frequency and spend: in an order log the map
@@ -266,7 +294,9 @@ def _rfm_name(stats: SegmentStats) -> tuple[str, str, dict[str, str]] | None:
 def _versus(stats: SegmentStats, feature: str) -> str:
     """``recency 490 days vs 160 overall (z=+1.20)``."""
     word, unit = _RFM_WORDS[feature]
-    text = f"{word} {stats.mean[feature]:,.3g}{unit}"
+    # orders to 4 digits: a mean of 1.495 is "1.495", not the "1.5" that the one-time rule's < 1.5 denies
+    text = f"{word} {stats.mean[feature]:,.4g}{unit}" if feature == "frequency" else \
+        f"{word} {stats.mean[feature]:,.3g}{unit}"
     if stats.overall.get(feature) is not None:
         text += f" vs {stats.overall[feature]:,.3g} overall"
     return text + f" (z={stats.z[feature]:+.2f})"

@@ -230,11 +230,16 @@ def test_bad_files_raise_one_clear_error(tmp_path, cpu, text, expected):
 
 
 def test_amounts_written_with_currency_symbols_and_thousands_separators(tmp_path, cpu):
-    rows = ['c1,2021-01-01,"$1,234.50"', 'c2,2021-01-02,£12.00', 'c3,2021-01-03,€ 7', 'c4,2021-01-04,"-$3.10"',
+    rows = ['c1,2021-01-01,"$1,234.50"', 'c2,2021-01-02,$12.00', 'c3,2021-01-03,USD 7', 'c4,2021-01-04,"-$3.10"',
             'c5,2021-01-05,n/a', 'c6,2021-01-06,"2,000"']
     p = write(tmp_path / "o.csv", "customer_id,timestamp,amount\n" + "\n".join(rows) + "\n")
     amount = load(str(p), cpu).frame["amount"]
     assert amount.iloc[:4].tolist() == [1234.5, 12.0, 7.0, -3.1] and np.isnan(amount.iloc[4]) and amount.iloc[5] == 2000
+    # amounts in several currencies cannot be added up: refused, naming them
+    mixed = ['c1,2021-01-01,"$1,234.50"', 'c2,2021-01-02,£12.00', 'c3,2021-01-03,€ 7', 'c4,2021-01-04,"-$3.10"']
+    p = write(tmp_path / "m.csv", "customer_id,timestamp,amount\n" + "\n".join(mixed) + "\n")
+    with pytest.raises(SchemaError, match=r"column 'amount' holds amounts in 3 currencies \(EUR, GBP, USD\)"):
+        load(str(p), cpu)
     # without a symbol or a decimal point anywhere, "1,234" may be 1.234 written the European way: refused
     p = write(tmp_path / "e.csv", 'customer_id,timestamp,amount\nc1,2021-01-01,"1,234"\nc2,2021-01-02,"2,500"\n')
     with pytest.raises(SchemaError, match="should hold numbers, found text such as '1,234'"):
@@ -328,7 +333,7 @@ def test_forced_format_reports_missing_columns():
         # turn that total into a unit price
         (["Name", "Email", "Financial Status", "Paid at", "Created at", "Total", "Lineitem quantity",
           "Lineitem price", "Lineitem sku", "Lineitem name"],
-         {"Email": "customer_id", "Created at": "timestamp", "Total": "amount"}),
+         {"Email": "customer_id", "Created at": "timestamp", "Total": "amount", "Financial Status": "status"}),
         # gpuseg's own names always win over another name for the same column
         (["customer", "customer_id", "date", "timestamp", "amount"],
          {"customer_id": "customer_id", "timestamp": "timestamp", "amount": "amount"}),

@@ -42,6 +42,7 @@ def test_every_reason_counted_once(make_log, backend):
     assert c.dropped == {
         "malformed_row": 0, "duplicate": 1, "missing_customer_id": 1, "bad_timestamp": 1, "implausible_time": 2,
         "unknown_event_type": 1, "bad_price": 3, "bad_quantity": 0, "missing_session": 0, "price_outlier": 2,
+        "not_completed": 0, "other_currency": 0, "returned": 0,
     }
     assert c.rows_in == 32 and c.rows_out == 21
     # the reference time comes from the plausible rows, not from 2100
@@ -224,7 +225,8 @@ def test_orders_amount_from_quantity_and_unit_price(cpu):
     })
     c = clean(from_frame(df, cpu), CleanConfig(price_outliers=False), cpu)
     assert c.dropped["missing_customer_id"] == 1
-    assert c.dropped["bad_quantity"] == 1 and c.dropped["bad_price"] == 0  # the cancellation
+    assert c.dropped["returned"] == 1 and c.dropped["bad_quantity"] == 0  # the cancellation
+    assert c.dropped["bad_price"] == 0
     f = c.frame
     assert f["customer_id"].dtype == np.int64
     np.testing.assert_allclose(f["amount"], [15.3, 6.78])

@@ -331,3 +331,31 @@ def test_lapsed_one_timers_below_the_lapsed_persona_get_win_back():
     assert [a["kind"] for a in got] == ["win-back"]
     assert got[0]["text"].startswith("days since last activity 12.7 vs 10 overall (1.3x, z=+0.63)")
     assert "lapsed, one-time, buyers on the recency, orders and spend map" in got[0]["text"]
+
+
+def test_a_segment_no_rule_names_is_qualified_by_what_sets_it_apart():
+    """"Occasional" alone says nothing: where the segment stands out on a feature (|z| >= 0.5)
+    its name says on which, unless another segment has that name; a segment average on
+    everything stays plain."""
+    rng = np.random.default_rng(0)
+    n = 300
+    feats = pd.DataFrame({"avg_order_value": rng.normal(50, 5, n), "items_per_order": rng.normal(3, 0.3, n)})
+    feats["recency_days"] = np.where(np.arange(n) < 100, 90.0, 5.0) + rng.normal(0, 1, n)
+    labels = np.repeat([0, 1, 2], n // 3)  # 0: lapsed; 1: big baskets, nothing a rule looks at; 2: average
+    feats.loc[labels == 1, "avg_order_value"] += 20
+    names = name_segments(segment_summary(feats, labels, revenue_column=None))
+    assert names[0]["name"] == "Lapsed"
+    assert {names[1]["name"], names[2]["name"]} == {"Occasional (high order value)", "Occasional (low order value)"}
+    leader = 1 if names[1]["name"] == "Occasional (high order value)" else 2
+    assert "most separates it from all customers, avg_order_value z=+" in names[leader]["rule"]
+    flat = pd.DataFrame({"avg_order_value": rng.normal(50, 5, n)})
+    assert name_segments(segment_summary(flat, np.zeros(n, dtype=int), revenue_column=None))[0]["name"] == \
+        "Occasional"
+
+
+def test_the_orders_in_a_one_time_rule_text_are_not_rounded_across_its_threshold():
+    feats = pd.DataFrame({"recency_days": [400.0] * 200 + [10.0] * 200,
+                          "frequency": [1.0] * 101 + [2.0] * 99 + [5.0] * 200,
+                          "monetary": [50.0] * 200 + [80.0] * 200})
+    names = name_segments(segment_summary(feats, np.repeat([0, 1], 200)))
+    assert "orders 1.495 vs" in names[0]["rule"]
