@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -1101,9 +1102,17 @@ def _draw_plots(out_dir: Path, insights: dict[str, Any] | None, include: list[st
 
 
 def _files_label(files: list[str], source: str) -> str:
+    """``data.csv``, ``12 files``, or ``2 files (in backup/ too)`` where a folder's files come
+    from its subfolders as well."""
     if not files:
         return source
-    return files[0] if len(files) == 1 else f"{len(files)} files"
+    if len(files) == 1:
+        return files[0]
+    parents = sorted({os.path.dirname(os.path.abspath(f)) for f in files})
+    root = os.path.commonpath(parents)
+    subs = [os.path.relpath(d, root) + "/" for d in parents if d != root]
+    return f"{len(files)} files" + (f" (in {', '.join(subs[:3])}{' ...' if len(subs) > 3 else ''} too)"
+                                    if subs else "")
 
 
 #: A truth id that names an integer id: 7, 07, +7 or 7.0 (a spreadsheet's way).

@@ -662,3 +662,11 @@ def test_revenue_shares_count_what_was_spent_where_the_fence_capped(tmp_path):
     assert shares == pytest.approx(truth.to_dict(), abs=1e-9)
     assert result.metrics["data"]["spend_capped"]["before"] == pytest.approx(amount[wholesale].sum())
     assert result.metrics["data"]["currency"] == "EUR"
+
+
+def test_the_load_line_names_the_subfolders_a_folder_input_read():
+    from gpuseg.pipeline import _files_label
+
+    assert _files_label(["/d/a.csv", "/d/backup/b.csv"], "/d") == "2 files (in backup/ too)"
+    assert _files_label(["/d/a.csv", "/d/b.csv"], "/d") == "2 files"
+    assert _files_label(["/d/a.csv"], "/d") == "/d/a.csv"

@@ -176,6 +176,7 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
         )
         if not files:
             raise DataError(f"{spec}: folder holds no .csv, .csv.gz or .parquet files")
+        _refuse_copies(files, p)
     elif p.is_file():
         files = [p]
     elif p.exists() or p.is_symlink():
@@ -195,6 +196,27 @@ def resolve_paths(spec: str, exclude: str | os.PathLike | None = None) -> tuple[
     if len(kinds) > 1:
         raise DataError(f"{spec}: mixes CSV and Parquet files; point --input at one kind")
     return files, kinds.pop()
+
+
+def _refuse_copies(files: list[Path], folder: Path) -> None:
+    """Refuse a folder two of whose files hold the same bytes (a backup copy beside the data
+    would count every row twice; an order log without order ids keeps repeated rows)."""
+    import hashlib
+
+    by_size: dict[int, list[Path]] = {}
+    for f in files:
+        by_size.setdefault(f.stat().st_size, []).append(f)
+    for same in (g for g in by_size.values() if len(g) > 1):
+        seen: dict[str, Path] = {}
+        for f in same:
+            h = hashlib.sha1()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            first = seen.setdefault(h.hexdigest(), f)
+            if first is not f:
+                raise DataError(f"{folder}: {first.relative_to(folder)} and {f.relative_to(folder)} hold the same "
+                                "data: every row would count twice; move the copy out of the folder")
 
 
 def _not_a_file(p: Path) -> str:
@@ -282,6 +304,16 @@ def _raw_header(path: Path) -> list[str] | None:
         raise DataError(f"{path}: cannot be read as CSV ({_first_line(exc)})") from None
     except csv.Error as exc:
         raise DataError(f"{path}: not a CSV file ({exc})") from None
+
+
+def _names_after_bom(path: Path) -> dict[str, Any]:
+    """``column_names`` and ``skip_rows`` for Arrow's reader of a CSV that starts with a UTF-8
+    byte-order mark but is read as Latin-1 (a stray byte elsewhere in it): the header's names
+    without the mark; ``{}`` for a file without one."""
+    row = _raw_header(path) or []
+    if not row or not row[0].startswith("\ufeff"):
+        return {}
+    return {"column_names": [row[0].lstrip("\ufeff"), *row[1:]], "skip_rows": 1}
 
 
 def padded_header(path: Path) -> list[str] | None:
@@ -937,14 +969,18 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
     names = {} if padded is None else {"column_names": padded, "skip_rows": 1}
 
     def skip(row) -> str:  # rows with the wrong number of fields
-        bad_rows[0] += 1
+        # a quote left open runs the field over the lines after it, to the next quote or the
+        # end of the file: every line it swallowed is a row lost, counted as malformed
+        bad_rows[0] += 1 + (row.text or "").count("\n")
         return "skip"
 
     def parse(encoding: str, as_text: bool, counting: bool, typed: bool):
         bad_rows[0] = 0
+        # read as Latin-1, a UTF-8 byte-order mark would become "ï»¿" before the first name
+        bom = {} if names or encoding == "utf8" else _names_after_bom(path)
         return pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names),
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, **names, **bom),
             parse_options=pacsv.ParseOptions(delimiter=_delimiter(path),
                                              invalid_row_handler=skip if counting else None),
             convert_options=pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
@@ -996,6 +1032,8 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
             raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)})") from None
         except OSError as exc:
             raise DataError(f"{path}: cannot be read ({_first_line(exc)})") from None
+        except pa.ArrowKeyError as exc:  # a column the header named that the reader did not find
+            raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)})") from None
     raise DataError(f"{path}: cannot be parsed as CSV")  # pragma: no cover
 
 
@@ -1376,6 +1414,7 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
     if nonnull == 0:
         raise SchemaError(f"{source}: column {col!r} is empty; expected timestamps")
     fmt = ts_format
+    ranked: list[tuple[str, float]] = []
     if not fmt:
         ranked = rank_timestamp_formats(_host_sample(s))
         tied = [f for f, share in ranked if share == ranked[0][1] and share >= _MIN_VALID_SHARE]
@@ -1397,6 +1436,9 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
     valid = int(parsed.notna().sum())
     if not (ts_format and strict) and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside a detected format
         parsed = _iso_leftovers(s, parsed, backend)
+        valid = int(parsed.notna().sum())
+    if ranked and valid < nonnull:  # half in one layout, half in another (REES46's beside ISO 8601)
+        parsed = _format_leftovers(s, parsed, _compatible_formats(s, fmt, ranked), backend)
         valid = int(parsed.notna().sum())
     if ts_format and not strict and valid < _MIN_VALID_SHARE * nonnull:  # a model's format these times are not in
         return _parse_time(frame, col, backend, "", source, strict=False, notes=notes, shown=shown)
@@ -1433,6 +1475,30 @@ def _iso_leftovers(s, parsed, backend: Backend):
     if len(iso) == 0:
         return parsed
     return parsed.fillna(_parse_time_on(iso, "ISO8601", backend))
+
+
+def _compatible_formats(s, fmt: str, ranked: list[tuple[str, float]]) -> list[str]:
+    """The formats of ``ranked`` that read some of a sample of ``s`` and read none of its
+    values to another instant than ``fmt`` does: day first is never filled in beside month
+    first (that would mix the two conventions in one column)."""
+    sample = pd.Series(_host_sample(s))
+    base = _parse_time_cpu(sample, fmt)
+    swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")  # day and month exchanged
+    return [f for f, share in ranked if share > 0 and f not in (fmt, swapped)
+            and not _read_apart(_parse_time_cpu(sample, f), base)]
+
+
+def _format_leftovers(s, parsed, formats: list[str], backend: Backend):
+    """``parsed`` (ISO 8601) with the values it did not read filled in by each of ``formats``
+    in turn (at most three): a log whose times are half ISO 8601 and half
+    ``2019-10-01 00:00:00 UTC`` has no format that reads half of a sample, and lost the
+    latter as bad."""
+    for fmt in formats[:3]:
+        missed = s[parsed.isna() & s.notna()]
+        if len(missed) == 0:
+            break
+        parsed = parsed.fillna(_parse_time_on(missed, fmt, backend))
+    return parsed
 
 
 def _parse_time_on(s, fmt: str, backend: Backend):

@@ -221,6 +221,18 @@ def read_as(mapping: dict[str, str], rename: dict[str, str] | None = None) -> st
     return f"; columns read as {', '.join(pairs)}" if pairs else ""
 
 
+def _refuse_ambiguous(columns: list[str], mapping: dict[str, str], rename: dict[str, str], source: str) -> None:
+    """Refuse two columns that differ only in case or punctuation (``User ID`` and ``USER_ID``)
+    where one was matched that way: which of them holds the data is a guess."""
+    for src, dst in mapping.items():
+        if src in rename or src == dst:
+            continue
+        other = next((c for c in columns if c != src and c not in mapping and _norm(c) == _norm(src)), None)
+        if other is not None:
+            raise SchemaError(f"{source}: columns {src!r} and {other!r} could both be {dst}; say which with "
+                              f"--rename '{src}={dst}' '{other}={other}_other'")
+
+
 def _missing(found: set[str], schema: Schema) -> list[str]:
     missing = [c for c in schema.required if c not in found]
     for col, alt in schema.alternatives:
@@ -273,6 +285,7 @@ def detect_format(
         if fmt == "auto" and schema is ORDERS and _has_event_types(results):
             continue  # an event log lacking a column: say what it lacks as one
         if not missing:
+            _refuse_ambiguous(columns, mapping, rename, source)
             return schema, mapping
         results.append((schema, missing, mapping))
     if fmt != "auto":

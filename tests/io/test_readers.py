@@ -102,6 +102,24 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path, cpu):
     assert d.rows_malformed == 1 and d.rows_read == 4 and len(d.frame) == 3
 
 
+def test_a_quote_left_open_counts_every_line_it_swallowed(tmp_path, cpu):
+    """An unclosed quote runs its field to the end of the file: one malformed row to Arrow,
+    but every line in it is a row lost, and counted."""
+    rest = "".join(f"2019-10-01 00:01:{i:02d} UTC,view,1,2,,b,3.0,541312140,s9\n" for i in range(20))
+    p = write(tmp_path / "q.csv", REES + '2019-10-01 00:00:05 UTC,view,1,2,,"acme,3.0,541312140,s9\n' + rest)
+    d = load(str(p), cpu)
+    assert len(d.frame) == 3 and d.rows_malformed == 21
+
+
+def test_a_byte_order_mark_on_a_file_read_as_latin1(tmp_path, cpu):
+    """A UTF-8 byte-order mark on a file with a Latin-1 byte: the mark is not part of the
+    first column's name."""
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + REES.replace("shiseido", "nestl\xe9").encode("latin-1"))
+    d = load(str(p), cpu)
+    assert len(d.frame) == 3 and d.frame["brand"].astype(str).iloc[0] == "nestl\xe9"
+
+
 def test_ragged_rows_of_both_kinds_are_counted_beside_a_type_break(tmp_path, cpu):
     # a short row, a long row, and a price that breaks Arrow's inferred float type: the file
     # is read again with the row handler, and again as text, and the count stays right
@@ -1060,3 +1078,41 @@ def test_a_model_trained_on_the_date_alone_reads_new_data_so(cpu, tmp_path):
     data = load_files(*resolve_paths(str(tmp_path / "o.csv")), cpu, join_time=False)
     assert list(data.frame["timestamp"].dt.hour) == [0, 0]
     assert "the model was trained on the date alone" in data.notes[0]
+
+
+def test_two_columns_that_differ_only_in_case_are_refused_unless_renamed():
+    from gpuseg.io.schemas import detect_format
+
+    cols = ["event_time", "event_type", "price", "User ID", "USER_ID"]
+    with pytest.raises(SchemaError, match="columns 'User ID' and 'USER_ID' could both be user_id; say which with "
+                                          "--rename 'User ID=user_id' 'USER_ID=USER_ID_other'"):
+        detect_format(cols)
+    mapping = detect_format(cols, rename={"User ID": "user_id", "USER_ID": "USER_ID_other"})[1]
+    assert mapping["User ID"] == "user_id" and "USER_ID" not in mapping
+
+
+def test_a_folder_with_a_copy_of_a_file_is_refused(tmp_path):
+    from gpuseg.io.readers import resolve_paths
+
+    (tmp_path / "backup").mkdir()
+    write(tmp_path / "a.csv", REES)
+    write(tmp_path / "backup" / "a_old.csv", REES)
+    with pytest.raises(DataError, match="a.csv and backup/a_old.csv hold the same data: every row would count twice"):
+        resolve_paths(str(tmp_path))
+    write(tmp_path / "backup" / "a_old.csv", REES.replace("35.79", "35.80"))  # same size, other data: read
+    assert len(resolve_paths(str(tmp_path))[0]) == 2
+
+
+def test_times_half_in_one_layout_half_in_another_are_all_read(cpu):
+    from gpuseg.io.readers import _parse_time
+
+    t = pd.date_range("2019-10-01", periods=400, freq="37min")
+    iso = t.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
+    rees = t.strftime("%Y-%m-%d %H:%M:%S UTC").tolist()
+    s = pd.Series([iso[i] if i % 2 == 0 else rees[i] for i in range(len(t))])  # ISO first: no layout reads half
+    out, _ = _parse_time(pd.DataFrame({"t": s}), "t", cpu, "", "x", strict=False)
+    assert out["t"].notna().all() and (out["t"].to_numpy() == t.to_numpy().astype("datetime64[s]")).all()
+    # month first is never filled in with day first: "13/01/2020" stays unread beside "01/25/2020"
+    mixed = pd.Series(["01/25/2020 10:00"] * 300 + ["13/01/2020 10:00"] * 10)
+    out, fmt = _parse_time(pd.DataFrame({"t": mixed}), "t", cpu, "", "x", strict=False)
+    assert int(out["t"].isna().sum()) == 10
