@@ -217,6 +217,31 @@ def test_orders_equal_the_single_process_run(data, scheduler, tmp_path):
     _same(single, dist)
 
 
+def test_shop_exports_equal_the_single_process_run(data, scheduler, tmp_path):
+    """Order statuses, e-mail ids in other case and capped spend read on the workers as in
+    one process; ids that differ in case only share a bucket, so the e-mails merge."""
+    orders = pd.read_csv(data / "orders.csv")
+    rng = np.random.default_rng(3)
+    orders["customer_id"] = [f"C{c}@Shop.com" if rng.random() < 0.3 else f"c{c}@shop.com"
+                             for c in orders["customer_id"]]
+    orders["status"] = rng.choice(["paid", "paid", "paid", "refunded", "Paid"], len(orders))
+    orders.loc[:4, "amount"] = 1e6
+    orders.to_csv(tmp_path / "shop.csv", index=False)
+    single = _run(tmp_path / "single", str(tmp_path / "shop.csv"))
+    dist = _run(tmp_path / "dist", str(tmp_path / "shop.csv"), scheduler, {"piece_mb": 1, "partitions": 4})
+    a = pd.read_parquet(single.out_dir / "features.parquet")
+    b = pd.read_parquet(dist.out_dir / "features.parquet")
+    assert (a["customer_id"].to_numpy() == b["customer_id"].to_numpy()).all()
+    np.testing.assert_allclose(b.drop(columns="customer_id").to_numpy(), a.drop(columns="customer_id").to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+    ma, mb = single.metrics["data"], dist.metrics["data"]
+    for key in ("rows_read", "rows_used", "rows_dropped", "customers", "values_capped"):
+        assert ma[key] == mb[key], key
+    assert ma["rows_dropped"]["not_completed"] > 0 and ma["emails_merged"] > 0
+    for key in ("emails_merged", "spend_capped", "customers_in"):
+        assert ma[key] == pytest.approx(mb[key]), key
+
+
 def test_kmeans_on_the_workers_equals_kmeans_in_process(data, scheduler, single_parquet, tmp_path):
     """``[dask] kmeans = "workers"``: the customer table goes to the workers in row blocks
     and K-means runs there as map-reduce Lloyd iterations; the segments equal the

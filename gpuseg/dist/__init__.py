@@ -167,8 +167,9 @@ def _customer_accounts(stats: list[dict]) -> dict[str, Any]:
 
 
 def _order_accounts(full: list[dict]) -> dict[str, Any]:
-    """What the buckets' cleaning read of an order log's statuses and currency, and the spend
-    their capping changed, added up (``CleanedData`` fields)."""
+    """What the buckets' cleaning read of an order log's statuses and currency, the spend
+    their capping changed, the e-mail ids merged and whether exact copies were kept for a
+    clock of whole minutes, added up (``CleanedData`` fields)."""
     spend = [s["capped_spend"] for s in full if s.get("capped_spend")]
     unknown: dict[str, int] = {}
     for s in full:
@@ -177,7 +178,9 @@ def _order_accounts(full: list[dict]) -> dict[str, Any]:
     return {"status_read": any(s.get("status_read") for s in full),
             "currency": next((s["currency"] for s in full if s.get("currency")), None),
             "capped_spend": (sum(b for b, _ in spend), sum(a for _, a in spend)) if spend else None,
-            "unknown_statuses": dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:5])}
+            "unknown_statuses": dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:5]),
+            "emails_merged": sum(int(s.get("emails_merged", 0)) for s in full),
+            "coarse_copies_kept": any(s.get("coarse_copies_kept") for s in full)}
 
 
 def _ids_of_one_type(frames: list, column: str | None = None) -> list:
@@ -566,7 +569,8 @@ def _clean_buckets(session: Any, loaded: _Loaded, config: Any, be: Any, schema: 
     client = session.client
     fitted = {"outlier_fence": None, "price_outliers": config.clean.price_outliers, "cap_top_only": True,
               "sessions_kept": True, "sessions_joined": True, "join_time": True, "fill": {},
-              "status_read": True, "currency": config.clean.currency.strip().upper() or None}
+              "status_read": True, "currency": config.clean.currency.strip().upper() or None,
+              "emails_folded": True, "coarse_times_keep_copies": True}
     buckets, loaded.buckets = loaded.buckets, None
     if config.clean.price_outliers != "off":
         counts = _gather(client, client.map(tasks.fence_counts, buckets, schema_name=schema.name, mapping=mapping,

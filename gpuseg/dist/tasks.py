@@ -171,6 +171,9 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
         ids = ids.astype("str").str.strip(ID_BLANKS)  # " 123" is customer 123 (clean._with_trimmed_ids)
         if bool(ids.str.contains(".", regex=False).any()):
             ids = ids.str.replace(WHOLE_FLOAT_TAIL, "", regex=True)
+        # "Ann@Shop.com" and "ann@shop.com" are one customer (clean._with_folded_emails): one
+        # bucket; other ids that differ in case only share a bucket, and cleaning keeps them apart
+        ids = ids.str.lower()
     ids = ids.astype("str")
     if hasattr(ids, "to_pandas"):
         return (ids.hash_values() % n_buckets).astype("int32")
@@ -266,7 +269,8 @@ def cleaned_stats(cleaned: Any, seed: int = 0) -> dict[str, Any]:
         "reference_time": int(cleaned.reference_time), "main": main,
         "capped": dict(cleaned.capped), "customers_in": cleaned.customers_in,
         "capped_spend": cleaned.capped_spend, "status_read": cleaned.status_read, "currency": cleaned.currency,
-        "unknown_statuses": dict(cleaned.unknown_statuses),
+        "unknown_statuses": dict(cleaned.unknown_statuses), "emails_merged": cleaned.emails_merged,
+        "coarse_copies_kept": cleaned.coarse_copies_kept,
         "customers_touched": dict(cleaned.customers_touched), "excluded": cleaned.excluded,
         "price_pairs": pairs, "kind": cleaned.kind, "price_group": cleaned.price_group,
         "sessions_derived": cleaned.sessions_derived, "date_only": cleaned.date_only,

@@ -202,6 +202,10 @@ class CleanedData:
     #: 2026-12-08), and how many ids that merged into another
     emails_folded: bool = True
     emails_merged: int = 0
+    #: exact copies of rows kept because the event times are whole minutes (or dates)
+    coarse_copies_kept: bool = False
+    #: whether that rule applies (False: a model saved before 2026-12-08, which dropped them)
+    coarse_copies_read: bool = True
     date_only: bool = False
     reference_time: int = 0
     columns: tuple[str, ...] = ()
@@ -237,6 +241,7 @@ class CleanedData:
             # what a model saved before 2026-12-08 lacks: order statuses and currencies read
             **({"status_read": True, "currency": self.currency} if self.status_read else {}),
             **({"emails_folded": True} if self.emails_folded else {}),
+            **({"coarse_times_keep_copies": True} if self.coarse_copies_read else {}),
             "fill": dict(self.fill_values),
             "price_group": self.price_group,
         }
@@ -265,6 +270,7 @@ class CleanedData:
             **({"currency": self.currency} if self.currency else {}),
             **({"unknown_statuses": dict(self.unknown_statuses)} if self.unknown_statuses else {}),
             **({"emails_merged": self.emails_merged} if self.emails_merged else {}),
+            **({"exact_copies_kept": "times in whole minutes"} if self.coarse_copies_kept else {}),
         }
 
 
@@ -287,6 +293,8 @@ def describe_cleaning(summary: dict[str, Any], listed_in: str = "excluded.csv") 
     if summary.get("emails_merged"):
         text += (f"; customer e-mail addresses read in lower case ({_count(summary['emails_merged'], 'id')} "
                  "written in other case merged)")
+    if summary.get("exact_copies_kept"):
+        text += "; exact copies of rows kept (the times are whole minutes: they cannot prove two rows one event)"
     if summary["rows_dropped"].get("returned"):
         text += "; returns and cancellations are left out, not subtracted from spend"
     unknown = summary.get("unknown_statuses")
@@ -353,7 +361,9 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
 
     # the row filters, in the order of the module docstring: each row counted under its first reason
     drops = _Drops.start(customer, data.rows_malformed)
-    _drop_duplicates(frame, data.schema, config, backend, drops)
+    # a model saved before 2026-12-08 dropped exact copies whatever its clock's resolution
+    coarse = _drop_duplicates(frame, data.schema, config, backend, drops,
+                              keep_coarse=fitted is None or bool(fitted.get("coarse_times_keep_copies")))
     _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
     read_status = kind == "orders" and (fitted is None or bool(fitted.get("status_read")))
     unknown_statuses = _drop_not_completed(frame, drops, backend) if read_status else {}
@@ -388,6 +398,8 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     out.join_time = fitted is None or bool(fitted.get("join_time"))
     out.status_read, out.currency, out.unknown_statuses = read_status, currency, unknown_statuses
     out.emails_folded, out.emails_merged = fold, emails_merged
+    out.coarse_copies_kept = coarse
+    out.coarse_copies_read = fitted is None or bool(fitted.get("coarse_times_keep_copies"))
     return out
 
 
@@ -459,13 +471,26 @@ class _Drops:
         self.bad = self.bad | mask
 
 
-def _drop_duplicates(frame, schema, config: CleanConfig, backend: Backend, drops: _Drops) -> None:
+def _drop_duplicates(frame, schema, config: CleanConfig, backend: Backend, drops: _Drops,
+                     keep_coarse: bool = True) -> bool:
     """``duplicate``: exact copies of an earlier row, where an order id or a session proves
-    the two one record (:func:`_record_key`)."""
+    the two one record (:func:`_record_key`). An event log whose times are all whole minutes
+    (or dates) keeps them (``keep_coarse``): its clock cannot tell two purchases of one product
+    in a minute from one purchase logged twice. Returns whether it kept them so."""
     record_key = _record_key(frame, schema.name)
-    if config.drop_duplicates and record_key is not None:
-        key = [c for c in (schema.customer, schema.time, "product_id") if c in frame.columns]
-        drops.drop("duplicate", _duplicate_rows(frame, backend, key) & frame[record_key].notna())
+    if not config.drop_duplicates or record_key is None:
+        return False
+    if keep_coarse and schema.name == "events" and _whole_minutes(frame[schema.time]):
+        return True
+    key = [c for c in (schema.customer, schema.time, "product_id") if c in frame.columns]
+    drops.drop("duplicate", _duplicate_rows(frame, backend, key) & frame[record_key].notna())
+    return False
+
+
+def _whole_minutes(when) -> bool:
+    """Every time present falls on a whole minute (a log of minutes or of dates)."""
+    present = when[when.notna()]
+    return len(present) > 0 and bool((present.dt.second == 0).all())
 
 
 def _drop_missing_ids_and_bad_times(frame, schema, customer, drops: _Drops) -> None:

@@ -12,7 +12,7 @@ from gpuseg.errors import DataError
 from gpuseg.io.readers import from_frame
 from gpuseg.prep.clean import DROP_REASONS, SESSION_GAP_SECONDS, clean, describe_cleaning
 
-T = "2019-10-01 10:00:00 UTC"
+T = "2019-10-01 10:00:07 UTC"  # not a whole minute: exact copies are dropped (whole-minute logs keep them)
 
 
 def rows_with_every_problem():
@@ -598,3 +598,18 @@ def test_a_row_without_a_session_inside_a_visit_joins_that_visits_session(make_l
     apart = clean(from_frame(make_log(rows), cpu), CleanConfig(), cpu, fitted=old)
     assert to_host(apart.frame)["session"].tolist() == [0, -2, 0, -3, -3, 1, -4]
     assert "sessions_joined" not in apart.state()
+
+
+def test_exact_copies_are_kept_where_the_clock_counts_whole_minutes(make_log, cpu):
+    """Times in whole minutes cannot prove two equal rows one event (two purchases of one
+    product in a minute): they stay, and the console says so; a model saved before this rule
+    drops them as it did."""
+    t = "2019-10-01 10:01:00 UTC"
+    rows = [(t, "purchase", 1, 10, "a.b", "x", 10.0, 1, "s"), (t, "purchase", 1, 10, "a.b", "x", 10.0, 1, "s"),
+            ("2019-10-01 10:05:00 UTC", "view", 2, 10, "a.b", "x", 5.0, 2, "s2")]
+    c = clean(from_frame(make_log(rows), cpu), CleanConfig(price_outliers=False), cpu)
+    assert c.dropped["duplicate"] == 0 and c.rows_out == 3 and c.coarse_copies_kept
+    assert "exact copies of rows kept (the times are whole minutes" in describe_cleaning(c.summary())
+    assert c.state()["coarse_times_keep_copies"] is True
+    old = {k: v for k, v in c.state().items() if k != "coarse_times_keep_copies"}
+    assert clean(from_frame(make_log(rows), cpu), CleanConfig(price_outliers=False), cpu, fitted=old).rows_out == 2
