@@ -219,6 +219,7 @@ class ConsoleProgress:
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._t0 = time.perf_counter()
         self._last = 0.0
+        self.threads_note = ""  # the run's device line adds it (a capped --threads)
 
     def _write(self, text: str) -> None:
         if not self.quiet:
@@ -231,8 +232,9 @@ class ConsoleProgress:
     def run_started(self, backend: Any, config: Any, methods: tuple[str, ...]) -> None:
         from . import backend as _backend
 
-        threads = f" ({_backend.RUN_THREADS} CPU thread{'s' if _backend.RUN_THREADS != 1 else ''})" if (
-            _backend.RUN_THREADS) else ""
+        n = _backend.RUN_THREADS
+        capped = f"; {self.threads_note}" if self.threads_note else ""  # --threads above the usable cores
+        threads = f" ({n} CPU thread{'s' if n != 1 else ''}{capped})" if n else ""
         self._write(f"gpuseg {__version__} running on "
                     f"{_where({'backend': backend.name, 'label': backend.device_label})}{threads}\n")
 
@@ -493,7 +495,9 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
     if args.customers is not None and config.input:  # it would be ignored (--input or the config file's input)
         raise ConfigError("--customers sizes the built-in data; drop it when you give --input "
                           "(or input in the config file)")
+    config, capped = _cap_threads(config)
     progress = ConsoleProgress(quiet=args.quiet)
+    progress.threads_note = capped
     try:
         result = run(config, progress, backtest=backtest)
     finally:
@@ -502,6 +506,21 @@ def _cmd_run(args: argparse.Namespace, backtest: Any = None) -> int:
     if backtest is not None:
         print_backtest(result.metrics["backtest"], sys.stdout, report=(result.out_dir / "report.html").is_file())
     return 0
+
+
+def _cap_threads(config: Any) -> tuple[Any, str]:
+    """``--threads`` (or the config's ``threads``) above the cores this process may use is
+    capped at them: more threads than cores only oversubscribe them. Returns the config and
+    the note for the device line ("" when not capped)."""
+    import dataclasses
+
+    from .pipeline import usable_cores
+
+    cores = usable_cores()
+    if not config.threads or config.threads <= cores:
+        return config, ""
+    note = f"{config.threads} asked for, capped at the {cores} usable core{'s' if cores != 1 else ''}"
+    return dataclasses.replace(config, threads=cores), note
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -522,15 +541,23 @@ def print_backtest(bt: dict, out: TextIO, report: bool = True) -> None:
     dropped = w.get("holdout_rows_dropped") or {}
     if dropped:
         out.write("Holdout rows dropped by cleaning: " + ", ".join(f"{r} {n:,}" for r, n in dropped.items()) + "\n")
-    rows = [[name, str(v["k"]), _fmt(v["eta_squared"]), _fmt(v["eta_squared_repeat"])]
+    rows = [[name, str(v["k"]), _eta(v["eta_squared"]), _eta(v["eta_squared_repeat"])]
             for name, v in bt["segmentations"].items()]
     out.write(_table(["segmentation", "k", "eta2 revenue", "eta2 repeat"], rows) + "\n")
+    if bt.get("eta_squared_undefined"):  # nothing varies: no share of it to explain, and not 0
+        out.write(bt["eta_squared_undefined"].capitalize() + "\n")
     if bt.get("value"):
         v = bt["value"]
         out.write(f"predicted_clv against holdout revenue: Spearman {_fmt(v['spearman'])}; total predicted "
                   f"{v['total_predicted']:,.0f} against {v['total_actual']:,.0f} spent\n")
     out.write("Per segment and decile: backtest.csv, backtest.json"
               + (", report.html (Backtest)" if report else "") + "\n")
+
+
+def _eta(v: Any) -> str:
+    """An eta squared for the backtest's table; ``undefined`` where nothing varied (NaN, or
+    null read back from JSON)."""
+    return "undefined" if v is None or (isinstance(v, float) and math.isnan(v)) else _fmt(v)
 
 
 def _check_one_run(out: Path, shown: str, metrics: dict) -> None:
@@ -610,6 +637,23 @@ def _rename_pairs(values: list[str] | None) -> dict[str, str]:
     from .config import _parse_rename
 
     return dict(_parse_rename(values or []))
+
+
+def _check_model_arg(model: str) -> None:
+    """Refuse ``--model OUT_DIR`` (a run's output folder, whose model is OUT_DIR/model) with
+    the folder to give, rather than with "model.json: missing".
+
+    Raises
+    ------
+    ConfigError
+    """
+    from .errors import ConfigError
+
+    folder = Path(model).expanduser()
+    inner = folder / "model" / "model.json"
+    if not (folder / "model.json").exists() and not (folder / "model.json").is_symlink() and inner.is_file():
+        raise ConfigError(f"--model {model}: is a run's output folder, not a model folder; give --model "
+                          f"{Path(model) / 'model'}")
 
 
 def _load_for(args: argparse.Namespace, progress: ConsoleProgress, exclude: Any = None,
@@ -1088,6 +1132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_generate(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command in ("assign", "update", "migrate"):
+            _check_model_arg(args.model)  # before any other check reads the folder
         if args.command == "assign":
             return _cmd_assign(args)
         if args.command == "update":

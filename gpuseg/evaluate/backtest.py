@@ -10,7 +10,10 @@ of the data):
   segment that bought again in the holdout);
 - **eta squared**: the share of the variance of holdout revenue per customer that lies
   between segments (``sum n_s (mean_s - mean)^2 / sum (x - mean)^2``; 1 when segments
-  separate future spend perfectly, 0 when they say nothing about it);
+  separate future spend perfectly, 0 when they say nothing about it). Undefined (NaN, null
+  in the JSON files, with the reason in ``eta_squared_undefined``) when there is no
+  variance to explain: no scored customer bought in the holdout (a log of one-time buyers,
+  a log of views only), or every one spent the same, or every one bought again;
 - the same for two baselines an analyst would build by hand, side by side:
 
   * ``rfm_map``: RFM quintile scores and the standard named R x FM grid (Champions, Loyal
@@ -42,7 +45,7 @@ from ..backend import to_host
 from ..errors import ConfigError, DataError
 
 __all__ = ["Window", "parse_window", "BacktestPlan", "BacktestResult", "eta_squared", "holdout_outcomes",
-           "rfm_log_matrix", "value_calibration", "segment_table", "BASELINES"]
+           "undefined_reason", "rfm_log_matrix", "value_calibration", "segment_table", "BASELINES"]
 
 _DAY = 86_400
 _DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
@@ -221,9 +224,9 @@ def holdout_outcomes(frame: Any, kind: str) -> pd.DataFrame:
     return per.astype({"revenue": "float64", "purchase_days": "int64"})
 
 
-def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:
-    """Share of the variance of ``values`` between the groups of ``labels`` (0 when the
-    values do not vary)."""
+def eta_squared(values: np.ndarray, labels: np.ndarray, constant: float = 0.0) -> float:
+    """Share of the variance of ``values`` between the groups of ``labels`` (``constant``
+    when the values do not vary: 0 by default, NaN where that means "undefined")."""
     v = np.asarray(values, dtype=np.float64)
     top = float(np.abs(v).max()) if v.size else 0.0
     if not np.isfinite(top):
@@ -235,7 +238,7 @@ def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:
     means = np.bincount(inverse, weights=v, minlength=codes.size) / counts
     total = float(((v - v.mean()) ** 2).sum())
     between = float((counts * (means - v.mean()) ** 2).sum())
-    return between / total if total > 0 else 0.0
+    return between / total if total > 0 else float(constant)
 
 
 def rfm_log_matrix(features: pd.DataFrame) -> np.ndarray:
@@ -308,9 +311,24 @@ class BacktestResult:
 
     @property
     def headline(self) -> str:
+        undefined = self.summary.get("eta_squared_undefined")
+        if undefined and not np.isfinite(self.summary["segmentations"]["gpuseg"]["eta_squared"]):
+            return undefined
         s = self.summary["segmentations"]
         parts = [f"{name} {v['eta_squared']:.3f}" for name, v in s.items()]
         return "holdout revenue variance explained (eta squared): " + ", ".join(parts)
+
+
+def undefined_reason(revenue: np.ndarray, bought: np.ndarray) -> str | None:
+    """Why eta squared is undefined for these holdout outcomes (nothing varies: a share of
+    no variance is not 0), or None when both measures are defined."""
+    if len(bought) == 0 or not bought.any():
+        return "no customer bought in the holdout: eta squared undefined"
+    if np.ptp(revenue) == 0:
+        return "every customer spent the same in the holdout: eta squared of revenue undefined"
+    if bought.all():
+        return "every customer bought again in the holdout: eta squared of the repeat rate undefined"
+    return None
 
 
 def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataFrame, k_values: list[int],
@@ -338,15 +356,19 @@ def evaluate_backtest(seg: pd.DataFrame, feats: pd.DataFrame, outcomes: pd.DataF
             if lab is not None:
                 labelings[key] = (lab, np.char.add("cluster ", lab.astype(str)), int(len(np.unique(lab))))
     revenue = out["revenue"].to_numpy()
+    bought = out["purchase_days"].to_numpy() > 0
     tables, scored = [], {}
     for name, (labels, names, k) in labelings.items():
         tables.append(segment_table(name, labels, names, out, predicted))
-        scored[name] = {"k": k, "what": BASELINES[name], "eta_squared": round(eta_squared(revenue, labels), 6),
-                        "eta_squared_repeat": round(eta_squared(out["purchase_days"].to_numpy() > 0, labels), 6)}
+        # no variance, nothing to explain: undefined (NaN), not 0
+        scored[name] = {"k": k, "what": BASELINES[name],
+                        "eta_squared": round(eta_squared(revenue, labels, np.nan), 6),
+                        "eta_squared_repeat": round(eta_squared(bought, labels, np.nan), 6)}
     summary = {
         "window": window,
         "customers_scored": int(len(seg)),
-        "customers_bought_again": int((out["purchase_days"] > 0).sum()),
+        "customers_bought_again": int(bought.sum()),
+        "eta_squared_undefined": undefined_reason(revenue, bought),
         "new_customers_in_holdout": int((~outcomes.index.isin(id_text)).sum()),
         "new_customers_without_purchase": 0 if active is None else int(
             (~active.astype(str).isin(id_text.union(outcomes.index))).sum()),

@@ -115,6 +115,10 @@ def check_out_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise ConfigError(
                 f"--out {out}: holds {present[0]} that gpuseg did not write; choose another folder or move it away"
             )
+        unlisted = _unlisted(p, present)
+        if unlisted:
+            raise ConfigError(f"--out {out}: holds {unlisted[0]}, which the previous gpuseg run there did not write "
+                              "(its manifest does not list it); move it away or choose another folder")
     if p.is_dir() and (p / "migration.json").is_file():  # migrate's summary: its files and a run's would mix
         raise ConfigError(f"--out {out}: holds migration.json, which gpuseg migrate wrote; give the run a folder "
                           "of its own")
@@ -169,6 +173,31 @@ def check_output_dir(folder: Path) -> None:
         )
 
 
+def _unlisted(folder: Path, names: Iterable[str]) -> list[str]:
+    """The ``names`` present in ``folder`` that its manifest does not list and no commit under
+    way there moves (a journal's names, settled by :func:`recover`): a user's files that carry
+    gpuseg's output names. Without a readable manifest (a folder an older gpuseg wrote) none."""
+    listed = _listed(folder)
+    if listed is None:
+        return []
+    for journal in folder.glob(f".gpuseg-tmp-*/{_JOURNAL}"):
+        try:
+            moving = json.loads(journal.read_text())
+            listed |= {str(n) for n in list(moving.get("names", [])) + list(moving.get("remove", []))}
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+    return [n for n in names if n not in listed and ((folder / n).exists() or (folder / n).is_symlink())]
+
+
+def _listed(folder: Path) -> set[str] | None:
+    """The names the folder's manifest lists; None when it has no readable manifest."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        return {str(n) for n in files} if isinstance(files, list) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _written_by_gpuseg(folder: Path) -> bool:
     """True when the folder's metrics.json is one a gpuseg run wrote, or the folder holds a
     gpuseg commit's manifest or an interrupted commit's journal (which recover() settles)."""
@@ -216,7 +245,12 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
     remove : iterable of str
         gpuseg's files of an earlier run that this commit takes away (a stale report,
         model or backtest), moved aside with the rest so they go if and only if the new
-        files come.
+        files come. A name the folder's manifest does not list is the user's file and stays.
+
+    Raises
+    ------
+    ConfigError
+        A file to be replaced is one the folder's manifest does not list (the user's).
 
     Returns
     -------
@@ -231,7 +265,10 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
         for name, write in writers.items():
             write(tmp / name)
         names = list(writers)
-        gone = [n for n in remove if n not in writers and ((out / n).exists() or (out / n).is_symlink())]
+        _refuse_unlisted(out, names)
+        listed = _listed(out)  # a file the manifest does not list is the user's: never taken away
+        gone = [n for n in remove if n not in writers and (listed is None or n in listed)
+                and ((out / n).exists() or (out / n).is_symlink())]
         had_old = [n for n in names if (out / n).exists() or (out / n).is_symlink()] + gone
         run_id = f"{os.getpid()}-{time.time_ns()}"
         manifest = json.dumps({"run_id": run_id, "files": sorted(set(_manifest_files(out)) - set(gone) | set(names))})
@@ -255,6 +292,20 @@ def write_outputs(out: str | os.PathLike, writers: Mapping[str, Callable[[Path],
         if settled or not (tmp / _JOURNAL).exists():
             shutil.rmtree(tmp, ignore_errors=True)
         # else: a journal of moves not undone stays for recover()
+
+
+def _refuse_unlisted(out: Path, names: list[str]) -> None:
+    """Refuse to replace a file of ``names`` that the folder's manifest does not list (the
+    user's, not a previous run's); nothing has moved yet.
+
+    Raises
+    ------
+    ConfigError
+    """
+    unlisted = _unlisted(out, names)
+    if unlisted:
+        raise ConfigError(f"{out}: holds {unlisted[0]}, which no gpuseg run there wrote (the folder's manifest "
+                          "does not list it); move it away first")
 
 
 @contextlib.contextmanager

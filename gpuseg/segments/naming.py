@@ -9,11 +9,11 @@ Unassigned             label -1, always
 Lapsed                 ``recency_days >= 1.5 x overall`` and ``recency_days z >= 0.5`` (gone
                        quiet; checked first because being gone is what a campaign must react
                        to, whatever they used to spend)
-High-value loyal       ``monetary z >= 1.0`` and ``frequency z >= 0.5``
+High-value loyal       ``monetary z >= 1.0`` and ``frequency z >= 0.5`` (mean frequency >= 1.5)
 High-value             ``revenue_share / share >= 2.0`` and ``monetary z >= 0.5`` (brings at
                        least twice its share of revenue)
 Cart abandoners        ``cart_abandonment z >= 0.5`` and ``carts z >= 0.0``
-Deal seekers           ``price_index <= 0.9`` (segment mean) and ``frequency z >= 0.0``
+Deal seekers           ``price_index <= 0.9`` (segment mean) and ``frequency z >= 0.0`` (mean > 0)
 Window shoppers        ``views z >= 0.25`` and ``purchases z <= -0.25``
 New customers          ``tenure_days z <= -0.75`` and ``recency_days z <= 0.0``
 Regular buyers         ``frequency z >= 0.25`` (more orders than the average customer)

@@ -12,9 +12,11 @@ signal            persona name      action       conditions (all must hold)
 ================  ================  ===========  ===========================================================
 lapsed            Lapsed            win-back     ``recency_days >= 1.5 x overall`` and ``recency_days z >= 0.5``
 high_value_loyal  High-value loyal  loyalty      ``monetary z >= 1.0`` and ``frequency z >= 0.5``
+                                                 (floor: ``frequency >= 1.5``, repeat buying)
 high_value        High-value        loyalty      ``revenue_share / share >= 2.0`` and ``monetary z >= 0.5``
 cart_abandoners   Cart abandoners   checkout     ``cart_abandonment z >= 0.5`` and ``carts z >= 0.0``
 deal_seekers      Deal seekers                   ``price_index <= 0.9`` and ``frequency z >= 0.0``
+                                                 (floor: ``frequency > 0``, they do buy)
 low_prices                          price        ``price_index <= 0.9`` (discounts and bundles)
 high_prices                         price        ``price_index >= 1.1`` (premium lines, new arrivals)
 window_shoppers   Window shoppers   retargeting  ``views z >= 0.25`` and ``purchases z <= -0.25``
@@ -35,6 +37,13 @@ What the numbers are, for the segment:
 - ``revenue_share / share``: its share of revenue over its share of customers, the revenue
   lift (2.0: it brings at least twice its share of revenue). With revenue measured by
   ``monetary``, this is the segment's mean spend over the overall mean spend.
+
+A *floor* is an absolute test on the segment's mean of the same feature that must hold too
+(:attr:`Condition.floor`): a z-score says where a segment stands among the customers, not
+what they did, so on a log where every customer bought once (or nobody bought) the segment
+"above the average" frequency may still not buy again (or at all). Loyal needs repeat buying,
+a mean of 1.5 orders or more (the map's one-time threshold, :mod:`gpuseg.segments.naming`);
+a deal seeker needs purchases. The rule text names the z-score, as before.
 
 A condition on a number the data lack (order logs have no ``views`` or ``carts``; no
 revenue share without a ``monetary`` feature) does not hold, so its signal does not fire.
@@ -110,18 +119,23 @@ class Condition:
         (with ``feature="revenue_share"``) ``revenue_share / share``.
     op : {">=", "<=", ">", "<"}
     threshold : float
+    floor : (op, threshold) or None
+        A test on the segment's mean of the same feature that must hold too (module doc),
+        e.g. ``(">=", 1.5)``; not written in :meth:`describe`'s text.
     """
 
     feature: str
     stat: str
     op: str
     threshold: float
+    floor: tuple[str, float] | None = None
 
     def __post_init__(self):
         if self.stat not in ("z", "mean", "ratio", "lift"):
             raise ValueError(f"unknown stat {self.stat!r}")
-        if self.op not in _OPS:
-            raise ValueError(f"unknown op {self.op!r}")
+        for op in (self.op, *((self.floor[0],) if self.floor is not None else ())):
+            if op not in _OPS:
+                raise ValueError(f"unknown op {op!r}")
 
     def value(self, stats: SegmentStats) -> float | None:
         """The tested number, or None when the data lack it."""
@@ -135,9 +149,17 @@ class Condition:
         return bool(_OPS[self.op](value, self.threshold))
 
     def check(self, stats: SegmentStats) -> str | None:
-        """:meth:`describe` of the segment's number when the condition holds, else None."""
+        """:meth:`describe` of the segment's number when the condition (and its floor) holds, else None."""
         v = self.value(stats)
-        return self.describe(v) if v is not None and self.holds(v) else None
+        return self.describe(v) if v is not None and self.holds(v) and self.floor_holds(stats) else None
+
+    def floor_holds(self, stats: SegmentStats) -> bool:
+        """True without a floor, or when the segment's mean of the feature passes it (a
+        missing mean does not)."""
+        if self.floor is None:
+            return True
+        mean = _finite(stats.mean.get(self.feature))
+        return mean is not None and bool(_OPS[self.floor[0]](mean, self.floor[1]))
 
     def describe(self, value: float) -> str:
         """``"monetary z=+1.78 >= 1.0"``, ``"price_index=0.72 <= 0.9"``,
@@ -152,8 +174,12 @@ class Condition:
         return f"{self.feature}={value:.3g} {self.op} {t}"
 
 
-def _z(feature: str, op: str, threshold: float) -> Condition:
-    return Condition(feature, "z", op, threshold)
+def _z(feature: str, op: str, threshold: float, floor: tuple[str, float] | None = None) -> Condition:
+    return Condition(feature, "z", op, threshold, floor)
+
+
+#: Loyal buys again: a mean of at least this many orders (the map's one-time threshold).
+LOYAL_MIN_ORDERS = 1.5
 
 
 def _mean(feature: str, op: str, threshold: float) -> Condition:
@@ -163,11 +189,11 @@ def _mean(feature: str, op: str, threshold: float) -> Condition:
 #: Signal -> its conditions (all must hold); see the module docstring.
 SIGNALS: Mapping[str, tuple[Condition, ...]] = MappingProxyType({
     "lapsed": (Condition("recency_days", "ratio", ">=", 1.5), _z("recency_days", ">=", 0.5)),
-    "high_value_loyal": (_z("monetary", ">=", 1.0), _z("frequency", ">=", 0.5)),
+    "high_value_loyal": (_z("monetary", ">=", 1.0), _z("frequency", ">=", 0.5, (">=", LOYAL_MIN_ORDERS))),
     "high_value": (Condition("revenue_share", "lift", ">=", 2.0), _z("monetary", ">=", 0.5)),
     "cart_abandoners": (_z("cart_abandonment", ">=", 0.5), _z("carts", ">=", 0.0)),
     "low_prices": (_mean("price_index", "<=", 0.9),),
-    "deal_seekers": (_mean("price_index", "<=", 0.9), _z("frequency", ">=", 0.0)),
+    "deal_seekers": (_mean("price_index", "<=", 0.9), _z("frequency", ">=", 0.0, (">", 0.0))),
     "high_prices": (_mean("price_index", ">=", 1.1),),
     "window_shoppers": (_z("views", ">=", 0.25), _z("purchases", "<=", -0.25)),
     "new_customers": (_z("tenure_days", "<=", -0.75), _z("recency_days", "<=", 0.0)),

@@ -29,7 +29,8 @@ def kinds(profile=None, z=None, overall=OVERALL, activity=None, **shares):
         ({"frequency": 1.6}, {"frequency": 0.3}, {}, ["cross-sell"]),
         ({"frequency": 0.05}, {"frequency": -0.5}, {}, ["conversion"]),
         ({"price_index": 0.75}, {}, {}, ["nurture", "price"]),
-        ({"price_index": 1.3, "monetary": 800.0}, {"monetary": 1.2, "frequency": 0.6}, {}, ["loyalty", "price"]),
+        ({"price_index": 1.3, "monetary": 800.0, "frequency": 2.0}, {"monetary": 1.2, "frequency": 0.6}, {},
+         ["loyalty", "price"]),
         ({}, {}, {}, ["nurture"]),
         # the broad signals give way to the specific ones
         ({"frequency": 0.05, "recency_days": 45.0}, {"frequency": -0.5, "recency_days": 0.9}, {}, ["win-back"]),
