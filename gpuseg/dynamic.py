@@ -132,8 +132,10 @@ def load_input(model: LoadedModel, spec: str, backend: Any, rename: dict[str, st
         ts_format = data["timestamp_format"]  # the training data's format: no day/month guess on new data
     # a model saved before the reader joined Date and Time saw the date alone: so do its new data
     joined = bool((data.get("clean") or {}).get("join_time"))
+    # and one saved before times in a second layout were read drops them, as its training did
+    layouts = bool((data.get("clean") or {}).get("time_layouts"))
     loaded = load_files(files, kind, backend, data["kind"], names, ts_format, spec, times_as_text=chosen,
-                        join_time=joined)
+                        join_time=joined, time_layouts=layouts)
     if loaded.schema.name != data["kind"]:  # pragma: no cover - load_files enforces the format
         raise SchemaError(f"{spec}: {loaded.schema.name} data; the model was trained on {data['kind']}")
     have = set(map(str, loaded.frame.columns))

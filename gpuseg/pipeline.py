@@ -1145,6 +1145,14 @@ def _truth_keys_like(truth: pd.Series, ids: pd.Index) -> pd.Series:
                               "numbers (such as '07' and '7'); give each customer once")
     elif not pd.api.types.is_integer_dtype(ids) and pd.api.types.is_integer_dtype(keys):
         truth = truth.set_axis(keys.astype(str))
+    elif text_keys:  # e-mail ids in lower case, as cleaning reads the data's (clean._with_folded_emails)
+        from .prep.clean import EMAIL
+
+        text = truth.index.astype(str)
+        mail = text.str.match(EMAIL)
+        if mail.any():
+            truth = truth.set_axis(text.where(~mail, text.str.lower()))
+            truth = truth[~truth.index.duplicated()]
     return truth
 
 

@@ -869,3 +869,25 @@ def test_prepare_inclusive_keeps_the_rows_at_the_data_s_last_moment(events, kmea
     assert len(kept.cleaned.frame) == len(cleaned.frame) and at_last <= set(kept.ids)
     cut = prepare(model, cleaned, reference_time=last)  # an exclusive bound there leaves them out
     assert len(cut.cleaned.frame) == len(cleaned.frame) - int((cleaned.frame["ts"] == last).sum())
+
+
+def test_a_model_reads_its_training_times_in_two_layouts_again(tmp_path):
+    """Times half ISO 8601 and half another layout: the run read them all, and its model's
+    assign reads the same file whole (the model's format alone would drop the other half)."""
+    rng = np.random.default_rng(4)
+    n = 400
+    when = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300 * 86400, n), unit="s")
+    text = [w.strftime("%Y-%m-%dT%H:%M:%SZ") if i % 5 < 3 else w.strftime("%d.%m.%Y %H:%M:%S")
+            for i, w in enumerate(when)]
+    pd.DataFrame({"customer_id": rng.integers(0, 60, n), "timestamp": text,
+                  "amount": rng.lognormal(3, 0.5, n).round(2)}).to_csv(tmp_path / "o.csv", index=False)
+    assert main(["run", "--input", str(tmp_path / "o.csv"), "--out", str(tmp_path / "r"), "--k", "3",
+                 "--no-report", "--stability", "0", "--device", "cpu", "-q"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["data"]["rows_used"] == n
+    assert main(["assign", "--model", str(tmp_path / "r" / "model"), "--input", str(tmp_path / "o.csv"),
+                 "--out", str(tmp_path / "a.csv"), "-q"]) == 0
+    assigned = pd.read_csv(tmp_path / "a.csv")
+    segments = pd.read_parquet(tmp_path / "r" / "segments.parquet")
+    assert len(assigned) == len(segments) == 60
+    assert (assigned.set_index("customer_id")["segment"].reindex(segments["customer_id"]).to_numpy()
+            == segments["segment"].to_numpy()).all()

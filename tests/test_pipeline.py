@@ -670,3 +670,11 @@ def test_the_load_line_names_the_subfolders_a_folder_input_read():
     assert _files_label(["/d/a.csv", "/d/backup/b.csv"], "/d") == "2 files (in backup/ too)"
     assert _files_label(["/d/a.csv", "/d/b.csv"], "/d") == "2 files"
     assert _files_label(["/d/a.csv"], "/d") == "/d/a.csv"
+
+
+def test_truth_ids_that_are_e_mails_match_the_data_read_in_lower_case():
+    from gpuseg.pipeline import _truth_keys_like
+
+    truth = pd.Series(["a", "b", "c"], index=["Ann@Shop.com", "bob@x.org", "Plain"])
+    got = _truth_keys_like(truth, pd.Index(["ann@shop.com", "bob@x.org", "Plain"]))
+    assert got.reindex(["ann@shop.com", "bob@x.org", "Plain"]).tolist() == ["a", "b", "c"]

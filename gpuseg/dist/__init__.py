@@ -657,7 +657,9 @@ def _bucket_features(client: Any, loaded: _Loaded, cleaned: _Cleaned, config: An
     futures = client.map(
         tasks.features_rows, parts, clean_args=None if cleaned.hold else tuple(cleaned.clean_kw.values()),
         feature_cfg=config.features, spec=spec, reference_time=reference, seed=config.seed, sample_bins=n_bins,
-        main_categories=main_names, brands=brand_names, products=products, value=bool(config.value.enabled))
+        main_categories=main_names, brands=brand_names, products=products,
+        # the histories give lifetime value, and the spend before capping that revenue shares count
+        value=bool(config.value.enabled) or any(s.get("capped_spend") for s in full))
     del parts  # each bucket is released as soon as its feature task is done
     results = _gather(client, futures, "computing features")
     del futures

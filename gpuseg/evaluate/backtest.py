@@ -164,7 +164,8 @@ class BacktestPlan:
         # date-only data measured from the calibration's last day, as the lifetimes
         # literature does; timed data from the cut itself
         self.reference_time = w.cut - _DAY if (w.whole_days and cleaned.date_only) else w.cut
-        config = dataclasses.replace(clean_config, price_outliers="off")
+        # the calibration's currency: a holdout of other currencies is not the revenue measured
+        config = dataclasses.replace(clean_config, price_outliers="off", currency=cleaned.currency or "")
         try:
             self.holdout_cleaned = clean(self.holdout_data, config, backend)
         except NoRowsError:

@@ -208,7 +208,7 @@ def _refuse_copies(files: list[Path], folder: Path) -> None:
         by_size.setdefault(f.stat().st_size, []).append(f)
     for same in (g for g in by_size.values() if len(g) > 1):
         seen: dict[str, Path] = {}
-        for f in same:
+        for f in (f for f in same if _has_rows(f)):  # empty parts (a header alone) are alike by nature
             h = hashlib.sha1()
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
@@ -217,6 +217,21 @@ def _refuse_copies(files: list[Path], folder: Path) -> None:
             if first is not f:
                 raise DataError(f"{folder}: {first.relative_to(folder)} and {f.relative_to(folder)} hold the same "
                                 "data: every row would count twice; move the copy out of the folder")
+
+
+def _has_rows(f: Path) -> bool:
+    """Whether a data file holds a row: a Parquet file's metadata says; a CSV has a line
+    after its header."""
+    if _is_parquet(f.name):
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_metadata(f).num_rows > 0
+        except Exception:  # not readable: the reader says why
+            return True
+    with _open_text(f) as fh:
+        lines = [line for _, line in zip(range(2), fh)]
+    return len(lines) > 1 and bool(lines[1].strip())
 
 
 def _not_a_file(p: Path) -> str:
@@ -433,8 +448,12 @@ def load_files(
     source: str = "",
     times_as_text: bool | None = None,
     join_time: bool = True,
+    time_layouts: bool = True,
 ) -> LoadedData:
     """:func:`load` for files already found by :func:`resolve_paths`.
+
+    ``time_layouts`` (default True): times in a second layout are read too (:func:`_parse_time`);
+    False for a model saved before that.
 
     ``join_time`` (default True): a Time column beside the Date read as the timestamp is
     joined to it (:func:`canonicalize_pair`); False for a model saved before gpuseg joined
@@ -489,7 +508,7 @@ def load_files(
     examples: dict[str, str] = {}
     frame, used_fmt, notes = canonicalize_pair(frame, pair, schema, mapping, backend, timestamp_format,
                                                source=source or str(files[0]), examples=examples, codes=True,
-                                               strict=times_as_text, join=join_time)
+                                               strict=times_as_text, join=join_time, layouts=time_layouts)
     used_fmt = typed_fmt or used_fmt  # times the reader typed in a detected format: that format, not "native"
     return LoadedData(
         frame=frame,
@@ -1018,7 +1037,7 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
                 # Arrow keeps text that is not UTF-8 as bytes: a Latin-1 file (UCI Online Retail)
                 encoding = "latin-1"
                 table = attempt(encoding, as_text, typed)
-            return table, bad_rows[0]
+            return table, bad_rows[0] + swallowed_lines(table)
         except pa.ArrowInvalid as exc:
             msg = str(exc)
             if "UTF8" in msg or "UTF-8" in msg:
@@ -1035,6 +1054,30 @@ def _read_csv_cpu(path: Path, columns: list[str], ids: list[str] = (), text: lis
         except pa.ArrowKeyError as exc:  # a column the header named that the reader did not find
             raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(exc)})") from None
     raise DataError(f"{path}: cannot be parsed as CSV")  # pragma: no cover
+
+
+#: A text field this long is checked for the lines of a quote left open (:func:`swallowed_lines`).
+_LONG_FIELD = 1000
+
+
+def swallowed_lines(table) -> int:
+    """Lines that a quote left open in a row's last field ran into it: the row has its fields,
+    so Arrow keeps it, and the rows after it vanish into that field. Counted as malformed
+    rows (the newlines inside text fields of :data:`_LONG_FIELD` characters or more; a
+    product description over a few lines is shorter)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lost = 0
+    for chunk in (c for col in table.columns for c in col.chunks):
+        arr = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) == 0:
+            continue
+        if (pc.max(pc.binary_length(arr)).as_py() or 0) >= _LONG_FIELD:
+            long = arr.filter(pc.greater_equal(pc.binary_length(arr), _LONG_FIELD))
+            # the file's last newline, inside the open quote too, ends a line rather than starting one
+            lost += int(pc.sum(pc.count_substring(pc.utf8_rtrim(long, characters="\r\n"), "\n")).as_py() or 0)
+    return lost
 
 
 def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] = ()):
@@ -1199,7 +1242,7 @@ def csv_field_check(lines: Any, sep: str, n_fields: int | None = None) -> tuple[
 
 def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backend, ts_format: str, source: str,
                   examples: dict[str, str] | None = None, codes: bool = False, strict: bool | None = None,
-                  notes: list[str] | None = None):
+                  notes: list[str] | None = None, layouts: bool = True):
     """Schema names, parsed times, numbers and categories. ``examples`` (when given) gets,
     per column, one value that could not be read (cleaning then drops its row and says why).
     ``strict`` (default: whether ``ts_format`` is given): the format is the user's and reads
@@ -1214,7 +1257,7 @@ def _canonicalize(frame, schema: Schema, mapping: dict[str, str], backend: Backe
     raw_time = frame[schema.time]
     strict = bool(ts_format) if strict is None else strict
     shown = next((src for src, dst in mapping.items() if dst == schema.time), schema.time)
-    frame, used = _parse_time(frame, schema.time, backend, ts_format, source, strict, notes, shown)
+    frame, used = _parse_time(frame, schema.time, backend, ts_format, source, strict, notes, shown, layouts)
     if examples is not None and int((frame[schema.time].isna() & raw_time.notna()).sum()):
         examples[schema.time] = _example_invalid(raw_time, frame[schema.time])
     for col in schema.numeric:
@@ -1396,7 +1439,10 @@ def _ambiguous_time(col: str, fmt: str, rival: str, example: list[str]) -> str:
 
 
 def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, strict: bool = True,
-                notes: list[str] | None = None, shown: str | None = None):
+                notes: list[str] | None = None, shown: str | None = None, layouts: bool = True):
+    """``frame`` with ``col`` parsed to datetime64[s] (UTC), and the format used. ``layouts``
+    (False: a model saved before 2026-12-08): times the format does not read are tried in the
+    other layouts that read some of them (:func:`_compatible_formats`)."""
     s = frame[col]
     kind = s.dtype.kind
     if kind == "M":  # typed timestamps (Parquet, generated data)
@@ -1437,11 +1483,12 @@ def _parse_time(frame, col: str, backend: Backend, ts_format: str, source: str, 
     if not (ts_format and strict) and fmt != "ISO8601" and valid < nonnull:  # ISO 8601 beside a detected format
         parsed = _iso_leftovers(s, parsed, backend)
         valid = int(parsed.notna().sum())
-    if ranked and valid < nonnull:  # half in one layout, half in another (REES46's beside ISO 8601)
+    if layouts and not (ts_format and strict) and valid < nonnull:  # two layouts (REES46's beside ISO 8601)
+        ranked = ranked or rank_timestamp_formats(_host_sample(s))  # a model's format: ranked here
         parsed = _format_leftovers(s, parsed, _compatible_formats(s, fmt, ranked), backend)
         valid = int(parsed.notna().sum())
     if ts_format and not strict and valid < _MIN_VALID_SHARE * nonnull:  # a model's format these times are not in
-        return _parse_time(frame, col, backend, "", source, strict=False, notes=notes, shown=shown)
+        return _parse_time(frame, col, backend, "", source, strict=False, notes=notes, shown=shown, layouts=layouts)
     if valid < _MIN_VALID_SHARE * nonnull:
         example = _example_invalid(s, parsed)
         readable = bool(pd.to_datetime(pd.Series([example]), errors="coerce", format="mixed", utc=True).notna().all())
@@ -1483,9 +1530,15 @@ def _compatible_formats(s, fmt: str, ranked: list[tuple[str, float]]) -> list[st
     first (that would mix the two conventions in one column)."""
     sample = pd.Series(_host_sample(s))
     base = _parse_time_cpu(sample, fmt)
-    swapped = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")  # day and month exchanged
-    return [f for f, share in ranked if share > 0 and f not in (fmt, swapped)
-            and not _read_apart(_parse_time_cpu(sample, f), base)]
+    found = [f for f, share in ranked if share > 0 and f not in (fmt, _day_month_swapped(fmt))
+             and not _read_apart(_parse_time_cpu(sample, f), base)]
+    # a layout whose day-first and month-first readings are both candidates is ambiguous: neither
+    return [f for f in found if _day_month_swapped(f) not in found or _day_month_swapped(f) == f]
+
+
+def _day_month_swapped(fmt: str) -> str:
+    """``fmt`` with day and month exchanged (``%d/%m/%Y`` -> ``%m/%d/%Y``)."""
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
 def _format_leftovers(s, parsed, formats: list[str], backend: Backend):

@@ -238,6 +238,7 @@ class CleanedData:
             **({} if self.legacy_sessions else {"sessions_kept": True}),
             **({} if self.legacy_sessions or self.sessions_apart else {"sessions_joined": True}),
             "join_time": self.join_time,
+            "time_layouts": True,  # a model saved before 2026-12-08 lacks it: one layout of times
             # what a model saved before 2026-12-08 lacks: order statuses and currencies read
             **({"status_read": True, "currency": self.currency} if self.status_read else {}),
             **({"emails_folded": True} if self.emails_folded else {}),
@@ -367,7 +368,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     _drop_missing_ids_and_bad_times(frame, data.schema, customer, drops)
     read_status = kind == "orders" and (fitted is None or bool(fitted.get("status_read")))
     unknown_statuses = _drop_not_completed(frame, drops, backend) if read_status else {}
-    currency = _keep_one_currency(frame, config, fitted, drops) if read_status else None
+    currency = _keep_one_currency(frame, config, fitted, drops, backend) if read_status else None
     cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
     legacy_sessions = fitted is not None and not fitted.get("sessions_kept")
     sessions_derived = _drop_missing_sessions(frame, kind, drops, legacy_sessions)
@@ -520,7 +521,9 @@ PAID = frozenset({
 
 
 def _status_key(value: Any) -> str:
-    return "".join(ch for ch in str(value).lower() if ch.isalnum())
+    """``"On-Hold"`` -> ``"onhold"``; WooCommerce's ``wc-`` prefix left out (``wc-refunded``)."""
+    key = "".join(ch for ch in str(value).lower() if ch.isalnum())
+    return key[2:] if str(value).lower().startswith("wc-") else key
 
 
 def _drop_not_completed(frame, drops: _Drops, backend: Backend) -> dict[str, int]:
@@ -539,28 +542,44 @@ def _drop_not_completed(frame, drops: _Drops, backend: Backend) -> dict[str, int
     return {str(k): int(n) for k, n in unknown[unknown > 0].head(5).items()}
 
 
-def _keep_one_currency(frame, config: CleanConfig, fitted: dict[str, Any] | None, drops: _Drops) -> str | None:
+def _keep_one_currency(frame, config: CleanConfig, fitted: dict[str, Any] | None, drops: _Drops,
+                       backend: Backend) -> str | None:
     """The one currency of an order log's ``currency`` column (None without one). Where it
     holds several, the rows of all but ``[clean] currency`` (a saved model's: the currency it
-    was fitted on) are dropped as ``other_currency``; without that setting the run is refused,
-    since amounts of several currencies cannot be added up."""
+    was fitted on) are dropped as ``other_currency`` (a blank currency is kept: the file's
+    own); without that setting the run is refused, since amounts of several currencies cannot
+    be added up. Worked on the column's categories, not on every row's text."""
     if "currency" not in frame.columns:
         return None
-    code = frame["currency"].astype("str").str.strip().str.upper().where(frame["currency"].notna())
-    counts = to_host(code[~drops.bad].value_counts())
-    counts = counts[counts > 0]
+    s = frame["currency"] if str(frame["currency"].dtype) == "category" else frame["currency"].astype("category")
+    names = sorted({_currency_key(c) for c in index_values(s.cat.categories)} - {""})
+    idx = _lookup_categories(s, lambda c: names.index(c) if c in names else -1, -1, backend, normalise=_currency_key)
+    n = to_host(idx[~drops.bad & (idx >= 0)].value_counts())
+    counts = _int_series({names[int(i)]: int(c) for i, c in n.items() if c > 0}).sort_values(ascending=False, kind="stable")
     wanted = (fitted.get("currency") if fitted is not None else config.currency.strip().upper()) or None
     if wanted is None and len(counts) <= 1:
         return str(counts.index[0]) if len(counts) else None
-    found = ", ".join(f"{c} {n:,} rows" for c, n in counts.head(6).items())
+    found = ", ".join(f"{c} {n:,} rows" for c, n in counts.head(6).items()) or "none"
     if wanted is None:
+        how = (f"keep one with --currency {counts.index[0]} (or [clean] currency)" if fitted is None
+               else "keep the rows of one currency")
         raise DataError(f"the amounts are in {len(counts)} currencies ({found}): gpuseg adds amounts up as one "
-                        f"currency; keep one with --currency {counts.index[0]} (or [clean] currency), or convert "
-                        "the amounts to one currency first")
+                        f"currency; {how}, or convert the amounts to one currency first")
     if wanted not in counts.index:
         raise DataError(f"currency {wanted}: the currency column has no row in it (found: {found})")
-    drops.drop("other_currency", code != wanted)
+    drops.drop("other_currency", (idx >= 0) & (idx != names.index(wanted)))
     return wanted
+
+
+def _currency_key(value: Any) -> str:
+    return str(value).strip().upper()
+
+
+def _int_series(values: dict[str, int]):
+    """A host pandas Series of ``values`` (int64)."""
+    import pandas as pd
+
+    return pd.Series(values, dtype="int64")
 
 
 def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
@@ -1313,6 +1332,8 @@ def _with_folded_emails(frame, column: str) -> tuple[Any, int]:
     if values.dtype.kind in "iufb" or len(values) == 0:
         return frame, 0
     values = values.astype("str")
+    if not bool(values.str.contains("@", regex=False).any()):  # the common case, without a regex per row
+        return frame, 0
     if not bool((values.str.match(EMAIL) & (values.str.lower() != values)).any()):
         return frame, 0
     text = s.astype("str")

@@ -1101,6 +1101,10 @@ def test_a_folder_with_a_copy_of_a_file_is_refused(tmp_path):
         resolve_paths(str(tmp_path))
     write(tmp_path / "backup" / "a_old.csv", REES.replace("35.79", "35.80"))  # same size, other data: read
     assert len(resolve_paths(str(tmp_path))[0]) == 2
+    header = REES.splitlines()[0] + "\n"  # empty partitions (a header alone), as Spark and Dask write them
+    write(tmp_path / "part-0.csv", header)
+    write(tmp_path / "part-1.csv", header)
+    assert len(resolve_paths(str(tmp_path))[0]) == 4
 
 
 def test_times_half_in_one_layout_half_in_another_are_all_read(cpu):
@@ -1116,3 +1120,16 @@ def test_times_half_in_one_layout_half_in_another_are_all_read(cpu):
     mixed = pd.Series(["01/25/2020 10:00"] * 300 + ["13/01/2020 10:00"] * 10)
     out, fmt = _parse_time(pd.DataFrame({"t": mixed}), "t", cpu, "", "x", strict=False)
     assert int(out["t"].isna().sum()) == 10
+    # beside ISO 8601, "03/01/2020" could be either: left unread rather than guessed
+    iso_and_slashes = pd.Series(iso[:28] + ["03/01/2020 10:00"] * 24)
+    out, _ = _parse_time(pd.DataFrame({"t": iso_and_slashes}), "t", cpu, "", "x", strict=False)
+    assert int(out["t"].isna().sum()) == 24
+
+
+def test_a_quote_left_open_in_the_last_field_counts_the_lines_it_swallowed(tmp_path, cpu):
+    """The row keeps its fields (the open quote is in the last one), so Arrow keeps it; the
+    rows after it vanish into that field, and are counted."""
+    rest = "".join(f"2019-10-01 00:01:{i:02d} UTC,view,1,2,,b,3.0,541312140,s{i}{'x' * 60}\n" for i in range(30))
+    p = write(tmp_path / "q.csv", REES + '2019-10-01 00:00:05 UTC,view,1,2,,b,3.0,541312140,"s8\n' + rest)
+    d = load(str(p), cpu)
+    assert len(d.frame) == 4 and d.rows_malformed == 30 and d.rows_read == 34

@@ -106,3 +106,24 @@ def test_capping_says_how_much_spend_it_took_from_the_features(cpu):
     assert to_host(c.frame)["spent"].sum() == pytest.approx(amount.sum())
     line = describe_cleaning(c.summary())
     assert "the spend of those purchases 165,000 ->" in line and 'price_outliers = "off"' in line
+
+
+def test_a_blank_currency_is_the_file_s_own_in_training_and_with_its_model(cpu):
+    df = _orders(currency=["EUR", None, "EUR", " ", "EUR"])
+    c = clean(from_frame(df, cpu), CleanConfig(price_outliers="off"), cpu)
+    assert c.rows_out == 5 and c.currency == "EUR"
+    again = clean(from_frame(df, cpu), CleanConfig(price_outliers="off"), cpu, fitted=c.state())
+    assert again.rows_out == 5 and again.dropped["other_currency"] == 0
+
+
+def test_a_model_without_a_currency_refuses_several_without_naming_an_option_it_lacks(cpu):
+    fitted = clean(from_frame(_orders(status=["paid"] * 4), cpu), CleanConfig(price_outliers="off"), cpu).state()
+    with pytest.raises(DataError, match="keep the rows of one currency, or convert"):
+        clean(from_frame(_orders(currency=["EUR", "USD", "EUR"]), cpu), CleanConfig(price_outliers="off"), cpu,
+              fitted=fitted)
+
+
+def test_woocommerce_statuses_with_their_prefix_are_known(cpu):
+    df = _orders(status=["wc-completed", "wc-refunded", "wc-cancelled", "wc-processing"])
+    c = clean(from_frame(df, cpu), CleanConfig(price_outliers="off"), cpu)
+    assert c.dropped["not_completed"] == 2 and c.unknown_statuses == {}

@@ -112,7 +112,8 @@ def test_the_summary_names_the_features_down_weighted_relative_to_the_best():
     assert "2 down-weighted to under half for lack of shared structure (tenure, share_x)" in line
 
 
-def test_day_part_shares_of_one_order_each_do_not_outweigh_what_tells_customers_apart():
+@pytest.mark.parametrize("one_time", [1.0, 0.35])
+def test_day_part_shares_of_one_order_each_do_not_outweigh_what_tells_customers_apart(one_time):
     """Most customers with one order: their day-part shares are 0 or 1, corners of the share
     simplex that K-means on the other shares finds perfectly, so each share looked relevant
     (CDNOW with random order hours: the afternoon share outweighed recency and split one-time
@@ -125,6 +126,9 @@ def test_day_part_shares_of_one_order_each_do_not_outweigh_what_tells_customers_
     spend = rng.lognormal(np.where(lapsed, 3.0, 4.0), 0.5, n)  # the active ones spend more
     part = rng.integers(0, 5, n)  # the day part of each customer's one order, at random
     shares = np.eye(5)[part]
+    # the others (repeat buyers) spread over the day parts (a shop of 35% one-time buyers)
+    repeat = rng.random(n) >= one_time
+    shares[repeat] = rng.dirichlet(np.ones(5) * 3, int(repeat.sum()))
     X = np.column_stack([recency, spend, shares])
     X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
     names = ["recency_days", "monetary", *(f"share_{p}" for p in ("night", "morning", "afternoon", "evening", "late"))]
