@@ -145,7 +145,7 @@ def test_only_shares_count_as_members_of_a_share_group():
 
     rng = np.random.default_rng(1)
     shares = np.eye(3)[rng.integers(0, 3, 500)]
-    brands = rng.integers(1, 6, 500).astype(float)
+    brands = rng.integers(1, 21, 500).astype(float)  # at its lowest or highest for a tenth of customers
     S = np.column_stack([rng.normal(size=500), shares, brands])
     names = ["recency_days", "cat_a", "cat_b", "cat_c", "brands"]
     groups = {"recency_days": "rfm", **{n: "category" for n in names[1:]}}
