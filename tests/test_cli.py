@@ -51,8 +51,8 @@ def bad_cases(tmp_path):
                         "config [params.gmm] covariance_type"),
         "currencies": (["--input", str(_write(tmp_path / "cur.csv", "customer_id,timestamp,amount,currency\n" + "".join(
             f"{i},2024-01-0{i + 1},{i + 5},{'EUR' if i % 2 else 'USD'}\n" for i in range(6))))],
-                       "the amounts are in 2 currencies (USD 3 rows, EUR 3 rows): gpuseg adds amounts up as one "
-                       "currency; keep one with --currency USD"),
+                       "the amounts are in 2 currencies (EUR 3 rows, USD 3 rows): gpuseg adds amounts up as one "
+                       "currency; keep one with --currency EUR"),
         "currency-absent": (["--input", str(tmp_path / "cur.csv"), "--currency", "GBP"],
                             "currency GBP: the currency column has no row in it"),
         "currency-symbols": (["--input", str(_write(tmp_path / "sym.csv", "customer_id,timestamp,amount\n" + "".join(

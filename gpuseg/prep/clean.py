@@ -555,17 +555,17 @@ def _keep_one_currency(frame, config: CleanConfig, fitted: dict[str, Any] | None
     names = sorted({_currency_key(c) for c in index_values(s.cat.categories)} - {""})
     idx = _lookup_categories(s, lambda c: names.index(c) if c in names else -1, -1, backend, normalise=_currency_key)
     n = to_host(idx[~drops.bad & (idx >= 0)].value_counts())
-    counts = _int_series({names[int(i)]: int(c) for i, c in n.items() if c > 0}).sort_values(ascending=False, kind="stable")
+    counts = dict(sorted(((names[int(i)], int(c)) for i, c in n.items() if c > 0), key=lambda nc: (-nc[1], nc[0])))
     wanted = (fitted.get("currency") if fitted is not None else config.currency.strip().upper()) or None
     if wanted is None and len(counts) <= 1:
-        return str(counts.index[0]) if len(counts) else None
-    found = ", ".join(f"{c} {n:,} rows" for c, n in counts.head(6).items()) or "none"
+        return next(iter(counts), None)
+    found = ", ".join(f"{c} {k:,} rows" for c, k in list(counts.items())[:6]) or "none"
     if wanted is None:
-        how = (f"keep one with --currency {counts.index[0]} (or [clean] currency)" if fitted is None
+        how = (f"keep one with --currency {next(iter(counts))} (or [clean] currency)" if fitted is None
                else "keep the rows of one currency")
         raise DataError(f"the amounts are in {len(counts)} currencies ({found}): gpuseg adds amounts up as one "
                         f"currency; {how}, or convert the amounts to one currency first")
-    if wanted not in counts.index:
+    if wanted not in counts:
         raise DataError(f"currency {wanted}: the currency column has no row in it (found: {found})")
     drops.drop("other_currency", (idx >= 0) & (idx != names.index(wanted)))
     return wanted
@@ -573,13 +573,6 @@ def _keep_one_currency(frame, config: CleanConfig, fitted: dict[str, Any] | None
 
 def _currency_key(value: Any) -> str:
     return str(value).strip().upper()
-
-
-def _int_series(values: dict[str, int]):
-    """A host pandas Series of ``values`` (int64)."""
-    import pandas as pd
-
-    return pd.Series(values, dtype="int64")
 
 
 def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
