@@ -369,7 +369,7 @@ def clean(data: LoadedData, config: CleanConfig, backend: Backend, fitted: dict[
     read_status = kind == "orders" and (fitted is None or bool(fitted.get("status_read")))
     unknown_statuses = _drop_not_completed(frame, drops, backend) if read_status else {}
     currency = _keep_one_currency(frame, config, fitted, drops, backend) if read_status else None
-    cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops)
+    cols = _event_values(frame, backend, drops) if kind == "events" else _order_line_values(frame, drops, read_status)
     legacy_sessions = fitted is not None and not fitted.get("sessions_kept")
     sessions_derived = _drop_missing_sessions(frame, kind, drops, legacy_sessions)
     outliers = _fence_prices(cols, kind, who, config, backend, fitted, drops)
@@ -591,15 +591,17 @@ def _event_values(frame, backend: Backend, drops: _Drops) -> dict[str, Any]:
     return cols
 
 
-def _order_line_values(frame, drops: _Drops) -> dict[str, Any]:
+def _order_line_values(frame, drops: _Drops, returns: bool = True) -> dict[str, Any]:
     """Orders: ``amount``, ``quantity`` (None when absent) and unit ``price``; drops
-    ``returned``, ``bad_quantity``, then ``bad_price``."""
+    ``returned``, ``bad_quantity``, then ``bad_price``. ``returns`` False (a model saved
+    before 2026-12-08): returns are counted as bad quantities or prices, as it counted them."""
     qty = frame["quantity"] if "quantity" in frame.columns else None
     amount, unit = _order_values(frame)
     if qty is not None:  # returns and cancellations: negative quantities, before their amounts
-        drops.drop("returned", (qty < 0).fillna(False))
+        if returns:
+            drops.drop("returned", (qty < 0).fillna(False))
         drops.drop("bad_quantity", qty.isna() | (qty <= 0) | (qty == float("inf")))
-    else:  # a refund on a log of order totals
+    elif returns:  # a refund on a log of order totals
         drops.drop("returned", ((amount < 0) & (amount > -float("inf"))).fillna(False))
     drops.drop("bad_price", _not_a_price(amount))
     return {"amount": amount, "quantity": qty, "price": unit}

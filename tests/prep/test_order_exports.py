@@ -127,3 +127,13 @@ def test_woocommerce_statuses_with_their_prefix_are_known(cpu):
     df = _orders(status=["wc-completed", "wc-refunded", "wc-cancelled", "wc-processing"])
     c = clean(from_frame(df, cpu), CleanConfig(price_outliers="off"), cpu)
     assert c.dropped["not_completed"] == 2 and c.unknown_statuses == {}
+
+
+def test_a_model_saved_before_returns_were_named_counts_them_as_it_did(cpu):
+    fitted = {"outlier_fence": None, "price_outliers": "off", "fill": {}, "sessions_kept": True}
+    lines = _orders(quantity=[2, -2, 0, 1], unit_price=[5.0, 5.0, 5.0, 3.0]).drop(columns="amount")
+    c = clean(from_frame(lines, cpu), CleanConfig(price_outliers="off"), cpu, fitted=fitted)
+    assert c.dropped["returned"] == 0 and c.dropped["bad_quantity"] == 2
+    totals = _orders(amount=[20.0, -20.0, 5.0])
+    c = clean(from_frame(totals, cpu), CleanConfig(price_outliers="off"), cpu, fitted=fitted)
+    assert c.dropped["returned"] == 0 and c.dropped["bad_price"] == 1
