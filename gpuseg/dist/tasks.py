@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backend as _backend
+from ..io.readers import whole_floats_as_text
 from ..prep.clean import ID_BLANKS, WHOLE_FLOAT_TAIL
 from ..prep.features import price_key_names
 
@@ -165,8 +166,7 @@ def bucket_of(frame: Any, customer: str, n_buckets: int) -> Any:
     # (clean._plain_ids). Stripping ".0" from other text only puts "A.0" in the bucket of
     # "A": cleaning still tells them apart.
     if ids.dtype.kind == "f":  # whole floats as integers (cuDF writes 6543210987654.0 as 6.543210987654e+12)
-        whole = ids.notna() & ((ids % 1) == 0) & (ids.abs() < 2.0**63)
-        ids = ids.where(whole, 0).astype("int64").astype("str").where(whole, ids.astype("str"))
+        ids = whole_floats_as_text(ids)
     elif ids.dtype.kind not in "iu":
         ids = ids.astype("str").str.strip(ID_BLANKS)  # " 123" is customer 123 (clean._with_trimmed_ids)
         if bool(ids.str.contains(".", regex=False).any()):

@@ -1119,14 +1119,17 @@ def _read_gpu(files: list[Path], kind: str, columns: list[str], ids: list[str] =
         raise SchemaError(f"{files[0].parent}: the parts cannot be combined ({_first_line(exc)})") from None
 
 
+def whole_floats_as_text(s):
+    """A float column as text, whole floats as integers: cuDF writes the float 6543210987654.0
+    (an int id column of a part with a missing id) as "6.543210987654e+12", which no longer
+    matches another part's "6543210987654" (the Dask buckets hash ids so too)."""
+    whole = s.notna() & ((s % 1) == 0) & (s.abs() < 2.0**63)
+    return s.where(whole, 0).astype("int64").astype("str").where(whole, s.astype("str"))
+
+
 def _as_text(s):
-    """A column as text for :func:`_read_gpu`'s parts of other types, whole floats as integers:
-    cuDF writes the float 6543210987654.0 (an int id column of a part with a missing id) as
-    "6.543210987654e+12", which no longer matches the other part's "6543210987654"."""
-    if s.dtype.kind == "f":
-        whole = s.notna() & ((s % 1) == 0) & (s.abs() < 2.0**63)
-        return s.where(whole, 0).astype("int64").astype("str").where(whole, s.astype("str"))
-    return s.astype("str")
+    """A column as text for :func:`_read_gpu`'s parts of other types (:func:`whole_floats_as_text`)."""
+    return whole_floats_as_text(s) if s.dtype.kind == "f" else s.astype("str")
 
 
 def csv_dtypes(ids: list[str]) -> dict[str, str]:
